@@ -1,0 +1,381 @@
+#include "core/config.h"
+
+#include <arpa/inet.h>
+
+#include <toml++/toml.h>
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "core/duration.h"
+#include "core/ticket.h"
+
+namespace qabox {
+namespace {
+
+constexpr std::string_view kDefaultToml = R"(# qaboxd default configuration
+state_dir = "/var/lib/qabox"
+images_dir = "/usr/share/qabox/images"
+default_image = "busybox"
+
+[api]
+listen = ["unix:///run/qabox/qabox.sock"]
+
+[network]
+bridge = "qabox0"
+subnet = "10.44.0.0/24"
+
+[routing]
+domain = "qa.company.int"
+listen = "0.0.0.0:80"
+
+[limits]
+max_environments = 200
+
+[reaper]
+interval = "10m"
+idle_after = "72h"
+max_age = "336h"
+reclaim_merged = true
+reclaim_deleted = true
+)";
+
+// Reads typed keys out of one table and remembers which it saw, so unknown
+// keys (typos) are reported instead of silently ignored.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string prefix)
+      : table_(table), prefix_(std::move(prefix)) {}
+
+  Status string(std::string_view key, std::string& out) {
+    return read(key, [&](const toml::node& n) -> Status {
+      auto v = n.value<std::string>();
+      if (!v) return bad(key, "must be a string");
+      out = *v;
+      return Status::ok();
+    });
+  }
+  Status boolean(std::string_view key, bool& out) {
+    return read(key, [&](const toml::node& n) -> Status {
+      auto v = n.value<bool>();
+      if (!n.is_boolean() || !v) return bad(key, "must be true or false");
+      out = *v;
+      return Status::ok();
+    });
+  }
+  Status count(std::string_view key, uint32_t& out, int64_t min, int64_t max) {
+    return read(key, [&](const toml::node& n) -> Status {
+      auto v = n.value<int64_t>();
+      if (!n.is_integer() || !v) return bad(key, "must be a whole number");
+      if (*v < min || *v > max) {
+        return bad(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      }
+      out = static_cast<uint32_t>(*v);
+      return Status::ok();
+    });
+  }
+  Status duration(std::string_view key, std::chrono::milliseconds& out) {
+    return read(key, [&](const toml::node& n) -> Status {
+      auto v = n.value<std::string>();
+      if (!n.is_string() || !v) return bad(key, "must be a duration string such as \"10m\"");
+      auto d = parseDuration(*v);
+      if (!d) return invalidArgument(name(key) + ": " + d.status().message());
+      out = *d;
+      return Status::ok();
+    });
+  }
+  Status stringList(std::string_view key, std::vector<std::string>& out) {
+    return read(key, [&](const toml::node& n) -> Status {
+      if (auto s = n.value<std::string>(); n.is_string() && s) {
+        out = {*s};
+        return Status::ok();
+      }
+      const toml::array* arr = n.as_array();
+      if (!arr) return bad(key, "must be a list of strings");
+      out.clear();
+      for (const auto& item : *arr) {
+        auto s = item.value<std::string>();
+        if (!item.is_string() || !s) return bad(key, "must be a list of strings");
+        out.push_back(*s);
+      }
+      return Status::ok();
+    });
+  }
+  Status noUnknownKeys(const std::set<std::string>& tables = {}) const {
+    for (const auto& [k, v] : table_) {
+      std::string key(k.str());
+      if (!seen_.count(key) && !tables.count(key)) {
+        return invalidArgument(name(key) + ": unknown key (check its spelling)");
+      }
+    }
+    return Status::ok();
+  }
+
+  std::string name(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+  }
+
+ private:
+  template <typename F>
+  Status read(std::string_view key, F&& f) {
+    seen_.insert(std::string(key));
+    const toml::node* n = table_.get(key);
+    if (!n) return Status::ok();  // keep the default
+    return f(*n);
+  }
+  Status bad(std::string_view key, const std::string& rule) const {
+    return invalidArgument(name(key) + ": " + rule);
+  }
+
+  const toml::table& table_;
+  std::string prefix_;
+  std::set<std::string> seen_;
+};
+
+Status parseSection(const toml::table& root, std::string_view name,
+                    const std::function<Status(TableReader&)>& body) {
+  const toml::node* n = root.get(name);
+  if (!n) return Status::ok();
+  const toml::table* t = n->as_table();
+  if (!t)
+    return invalidArgument(std::string(name) + ": must be a table ([" + std::string(name) + "])");
+  TableReader r(*t, std::string(name));
+  QABOX_RETURN_IF_ERROR(body(r));
+  return r.noUnknownKeys();
+}
+
+bool parseIpv4(const std::string& s, uint32_t& out) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
+  out = ntohl(a.s_addr);
+  return true;
+}
+
+Status checkListenAddress(const std::string& key, const std::string& value, bool allowUnix) {
+  if (allowUnix && value.rfind("unix://", 0) == 0) {
+    if (value.size() <= 7 || value[7] != '/') {
+      return invalidArgument(key + " \"" + value +
+                             "\": a unix socket needs an absolute path, "
+                             "as unix:///run/qabox/qabox.sock");
+    }
+    return Status::ok();
+  }
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
+    return invalidArgument(key + " \"" + value + "\": use host:port" +
+                           (allowUnix ? " or unix:///path" : ""));
+  }
+  std::string port = value.substr(colon + 1);
+  for (char c : port) {
+    if (c < '0' || c > '9')
+      return invalidArgument(key + " \"" + value + "\": port must be a number");
+  }
+  if (port.size() > 5 || std::stoi(port) > 65535) {
+    return invalidArgument(key + " \"" + value + "\": port must be between 0 and 65535");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string Config::urlFor(std::string_view slug) const {
+  std::string host = std::string(slug) + "." + routing.domain;
+  auto colon = routing.listen.rfind(':');
+  std::string port = colon == std::string::npos ? "80" : routing.listen.substr(colon + 1);
+  if (port != "80") host += ":" + port;
+  return "http://" + host;
+}
+
+const RepoConfig* Config::findRepo(std::string_view nameOrUrl) const {
+  for (const auto& r : repos) {
+    if (r.name == nameOrUrl || r.url == nameOrUrl) return &r;
+  }
+  return nullptr;
+}
+
+Status validateConfig(const Config& c) {
+  if (c.stateDir.empty() || c.stateDir.front() != '/') {
+    return invalidArgument("state_dir \"" + c.stateDir + "\": must be an absolute path");
+  }
+  if (c.imagesDir.empty() || c.imagesDir.front() != '/') {
+    return invalidArgument("images_dir \"" + c.imagesDir + "\": must be an absolute path");
+  }
+  if (auto s = checkImageName(c.defaultImage); !s.isOk()) {
+    return s.withContext("default_image");
+  }
+  if (c.api.listen.empty()) return invalidArgument("api.listen: must name at least one address");
+  for (const auto& l : c.api.listen)
+    QABOX_RETURN_IF_ERROR(checkListenAddress("api.listen", l, true));
+  if (c.api.tlsCert.empty() != c.api.tlsKey.empty()) {
+    return invalidArgument("api.tls_cert and api.tls_key: set both or neither");
+  }
+  const auto& b = c.network.bridge;
+  if (b.empty() || b.size() > 15) {
+    return invalidArgument("network.bridge \"" + b +
+                           "\": must be 1 to 15 characters (a Linux interface name)");
+  }
+  for (char ch : b) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') {
+      return invalidArgument("network.bridge \"" + b +
+                             "\": only letters, digits, '-' and '_' are allowed");
+    }
+  }
+  {
+    const auto& s = c.network.subnet;
+    auto slash = s.find('/');
+    uint32_t addr = 0;
+    if (slash == std::string::npos || !parseIpv4(s.substr(0, slash), addr)) {
+      return invalidArgument("network.subnet \"" + s + "\": use an IPv4 CIDR such as 10.44.0.0/24");
+    }
+    std::string len = s.substr(slash + 1);
+    if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != std::string::npos) {
+      return invalidArgument("network.subnet \"" + s + "\": prefix length must be a number");
+    }
+    int prefix = std::stoi(len);
+    if (prefix < 8 || prefix > 30) {
+      return invalidArgument("network.subnet \"" + s +
+                             "\": prefix length must be between 8 and 30");
+    }
+    uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    if ((addr & ~mask) != 0) {
+      return invalidArgument("network.subnet \"" + s +
+                             "\": host bits must be zero (the network address)");
+    }
+  }
+  {
+    const auto& d = c.routing.domain;
+    if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' ||
+        d.find("..") != std::string::npos) {
+      return invalidArgument("routing.domain \"" + d +
+                             "\": must be a DNS name such as qa.company.int");
+    }
+    for (char ch : d) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') {
+        return invalidArgument("routing.domain \"" + d +
+                               "\": only letters, digits, '-' and '.' are allowed");
+      }
+    }
+  }
+  QABOX_RETURN_IF_ERROR(checkListenAddress("routing.listen", c.routing.listen, false));
+  if (!c.routing.tlsListen.empty()) {
+    QABOX_RETURN_IF_ERROR(checkListenAddress("routing.tls_listen", c.routing.tlsListen, false));
+    if (c.routing.tlsCert.empty() || c.routing.tlsKey.empty()) {
+      return invalidArgument("routing.tls_listen: needs routing.tls_cert and routing.tls_key");
+    }
+  }
+  if (c.limits.maxEnvironments == 0) {
+    return invalidArgument("limits.max_environments: must be at least 1");
+  }
+  std::set<std::string> names;
+  for (const auto& r : c.repos) {
+    if (r.name.empty() || r.url.empty())
+      return invalidArgument("repos: every entry needs name and url");
+    if (auto s = checkImageName(r.name); !s.isOk()) {
+      return invalidArgument("repos.name \"" + r.name +
+                             "\": only lower-case letters, digits and '-', starting with a letter");
+    }
+    if (r.url.front() == '-')
+      return invalidArgument("repos.url \"" + r.url + "\": must not start with '-'");
+    if (!names.insert(r.name).second)
+      return invalidArgument("repos.name \"" + r.name + "\": listed twice");
+  }
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(c.logLevel)) {
+    return invalidArgument("log_level \"" + c.logLevel +
+                           "\": use trace, debug, info, warn, error or off");
+  }
+  return Status::ok();
+}
+
+Result<Config> parseConfig(std::string_view text) {
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << "config: line " << e.source().begin.line << ", column " << e.source().begin.column
+        << ": " << e.description();
+    return invalidArgument(msg.str());
+  }
+  Config c;
+  TableReader top(root, "");
+  QABOX_RETURN_IF_ERROR(top.string("state_dir", c.stateDir));
+  QABOX_RETURN_IF_ERROR(top.string("images_dir", c.imagesDir));
+  QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
+  QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
+  QABOX_RETURN_IF_ERROR(
+      top.noUnknownKeys({"api", "network", "routing", "limits", "deploy", "reaper", "repos"}));
+
+  QABOX_RETURN_IF_ERROR(parseSection(root, "api", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.stringList("listen", c.api.listen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.api.tlsCert));
+    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.api.tlsKey));
+    QABOX_RETURN_IF_ERROR(r.string("client_ca", c.api.clientCa));
+    return r.count("max_message_bytes", c.api.maxMessageBytes, 1024, 64 * 1024 * 1024);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "network", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.string("bridge", c.network.bridge));
+    return r.string("subnet", c.network.subnet);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "routing", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.string("domain", c.routing.domain));
+    QABOX_RETURN_IF_ERROR(r.string("listen", c.routing.listen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_listen", c.routing.tlsListen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.routing.tlsCert));
+    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.routing.tlsKey));
+    QABOX_RETURN_IF_ERROR(r.duration("idle_timeout", c.routing.idleTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("header_timeout", c.routing.headerTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("backend_timeout", c.routing.backendTimeout));
+    return r.duration("stats_flush_interval", c.routing.statsFlushInterval);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "limits", [&](TableReader& r) {
+    return r.count("max_environments", c.limits.maxEnvironments, 1, 100000);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "deploy", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("hook_timeout", c.deploy.hookTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("health_timeout", c.deploy.healthTimeout));
+    return r.duration("start_timeout", c.deploy.startTimeout);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "reaper", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("interval", c.reaper.interval));
+    QABOX_RETURN_IF_ERROR(r.duration("idle_after", c.reaper.idleAfter));
+    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.reaper.maxAge));
+    QABOX_RETURN_IF_ERROR(r.duration("sleep_after", c.reaper.sleepAfter));
+    QABOX_RETURN_IF_ERROR(r.duration("wake_timeout", c.reaper.wakeTimeout));
+    QABOX_RETURN_IF_ERROR(r.boolean("reclaim_merged", c.reaper.reclaimMerged));
+    return r.boolean("reclaim_deleted", c.reaper.reclaimDeleted);
+  }));
+  if (const toml::node* n = root.get("repos")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) return invalidArgument("repos: must be a list of tables ([[repos]])");
+    for (const auto& item : *arr) {
+      const toml::table* t = item.as_table();
+      if (!t) return invalidArgument("repos: must be a list of tables ([[repos]])");
+      RepoConfig repo;
+      TableReader r(*t, "repos");
+      QABOX_RETURN_IF_ERROR(r.string("name", repo.name));
+      QABOX_RETURN_IF_ERROR(r.string("url", repo.url));
+      QABOX_RETURN_IF_ERROR(r.noUnknownKeys());
+      c.repos.push_back(std::move(repo));
+    }
+  }
+  QABOX_RETURN_IF_ERROR(validateConfig(c));
+  return c;
+}
+
+Result<Config> loadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return invalidArgument("config " + path + ": cannot be read (does the file exist?)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = parseConfig(ss.str());
+  if (!c) return c.status().withContext("config " + path);
+  return c;
+}
+
+std::string_view defaultConfigToml() { return kDefaultToml; }
+
+}  // namespace qabox

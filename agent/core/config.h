@@ -1,0 +1,91 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace qabox {
+
+struct RepoConfig {
+  std::string name;
+  std::string url;
+};
+
+// Everything qaboxd reads from its TOML file. Defaults are the production
+// layout; tests and quickstart point state_dir, sockets, bridge, subnet and
+// router port elsewhere so several agents run side by side.
+struct Config {
+  std::string stateDir = "/var/lib/qabox";
+  std::string imagesDir = "/usr/share/qabox/images";
+  std::string defaultImage = "busybox";
+
+  struct Api {
+    std::vector<std::string> listen = {"unix:///run/qabox/qabox.sock"};
+    std::string tlsCert;
+    std::string tlsKey;
+    std::string clientCa;
+    uint32_t maxMessageBytes = 4 * 1024 * 1024;
+  } api;
+
+  struct Network {
+    std::string bridge = "qabox0";
+    std::string subnet = "10.44.0.0/24";
+  } network;
+
+  struct Routing {
+    std::string domain = "qa.company.int";
+    std::string listen = "0.0.0.0:80";
+    std::string tlsListen;
+    std::string tlsCert;
+    std::string tlsKey;
+    std::chrono::milliseconds idleTimeout{60'000};
+    std::chrono::milliseconds headerTimeout{10'000};
+    std::chrono::milliseconds backendTimeout{30'000};
+    std::chrono::milliseconds statsFlushInterval{10'000};
+  } routing;
+
+  struct Limits {
+    uint32_t maxEnvironments = 200;
+  } limits;
+
+  struct Deploy {
+    std::chrono::milliseconds fetchTimeout{120'000};
+    std::chrono::milliseconds hookTimeout{600'000};
+    std::chrono::milliseconds healthTimeout{60'000};
+    std::chrono::milliseconds startTimeout{30'000};
+  } deploy;
+
+  struct Reaper {
+    std::chrono::milliseconds interval{600'000};
+    std::chrono::milliseconds idleAfter{72 * 3'600'000LL};
+    std::chrono::milliseconds maxAge{336 * 3'600'000LL};
+    std::chrono::milliseconds sleepAfter{0};
+    std::chrono::milliseconds wakeTimeout{30'000};
+    bool reclaimMerged = true;
+    bool reclaimDeleted = true;
+  } reaper;
+
+  std::vector<RepoConfig> repos;
+
+  std::string logLevel = "info";
+
+  // The host part of router URLs: http://<slug>.<domain>, with the port when
+  // the router does not listen on 80.
+  std::string urlFor(std::string_view slug) const;
+  const RepoConfig* findRepo(std::string_view nameOrUrl) const;
+};
+
+// Parses and validates. Every error names the key and the problem:
+//   network.subnet "10.44.0.0/33": prefix length must be between 8 and 30
+Result<Config> parseConfig(std::string_view toml);
+Result<Config> loadConfig(const std::string& path);
+Status validateConfig(const Config& config);
+
+// The config quickstart and a bare `qaboxd` start with.
+std::string_view defaultConfigToml();
+
+}  // namespace qabox

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qabox {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+enum class EnvState { kCreating, kDeploying, kReady, kFailed, kDeleting, kSleeping };
+
+std::string_view stateName(EnvState s);  // "CREATING", ...
+std::optional<EnvState> parseState(std::string_view s);
+
+// What was asked for: two deploys with an equal spec (and the same merge
+// result) are the same deploy.
+struct DeploySpec {
+  std::string image;
+  std::string repo;
+  std::string sourceBranch;
+  std::string targetBranch;
+  std::map<std::string, std::string> env;
+  std::vector<std::string> secretKeys;  // values never leave memory
+  std::optional<std::chrono::milliseconds> ttl;
+
+  bool operator==(const DeploySpec&) const = default;
+};
+
+// One row of the environments table.
+struct Environment {
+  std::string ticket;
+  std::string slug;
+  EnvState state = EnvState::kCreating;
+  std::string ip;
+  std::string container;  // qabox-<slug>
+  uint32_t imageVersion = 0;
+  DeploySpec spec;
+  std::string commit;
+  uint32_t port = 80;
+  std::string message;
+  bool pinned = false;
+  TimePoint createdAt{};
+  TimePoint updatedAt{};
+  TimePoint deployedAt{};
+  std::optional<TimePoint> lastAccessAt;
+  std::optional<TimePoint> expiresAt;
+  uint64_t requestCount = 0;
+  uint64_t bytesIn = 0;
+  uint64_t bytesOut = 0;
+};
+
+std::string containerNameFor(std::string_view slug);  // qabox-<slug>
+
+int64_t toUnixMillis(TimePoint t);
+TimePoint fromUnixMillis(int64_t ms);
+
+}  // namespace qabox

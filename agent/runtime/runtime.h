@@ -1,0 +1,68 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "sys/process.h"
+
+namespace qabox {
+
+// Where a container plugs into the agent's bridge. The address is leased
+// before the clone, so it is in the config before the container starts.
+struct NetSpec {
+  std::string bridge;
+  std::string address;  // CIDR, e.g. 10.44.0.7/24
+  std::string gateway;  // e.g. 10.44.0.1
+};
+
+struct ExecSpec {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // the whole environment of the command
+  std::string cwd = "/";
+  std::string stdinData;
+  std::chrono::milliseconds timeout{0};
+  std::function<void(bool isStderr, std::string_view data)> onOutput;
+};
+
+enum class ContainerState { kMissing, kStopped, kRunning, kOther };
+
+// The containers of one lxcpath. Every OS call on containers goes through
+// this interface; the agent never touches containers outside its lxcpath.
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  // An overlay snapshot of `image` (a container in `imageLxcPath`) named
+  // `name`, with its network set to `net`. The image's rootfs is the clone's
+  // lower layer and must never change afterwards.
+  virtual Status clone(const std::string& imageLxcPath, const std::string& image,
+                       const std::string& name, const NetSpec& net) = 0;
+  virtual Status start(const std::string& name) = 0;
+  virtual Status stop(const std::string& name) = 0;
+  // Stops (if running) and destroys, with its overlay. A missing container
+  // is not an error: destroy is what recovery repeats.
+  virtual Status destroy(const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> list() = 0;
+  virtual Result<ContainerState> state(const std::string& name) = 0;
+  // Runs a command inside a running container and waits for it.
+  virtual Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) = 0;
+  // The host path of the clone's writable upper layer, where files may be
+  // placed before the container starts.
+  virtual std::string upperDir(const std::string& name) const = 0;
+};
+
+// The agent's bridge: created with the subnet's gateway address if missing.
+class Bridge {
+ public:
+  virtual ~Bridge() = default;
+  virtual Status ensure(const std::string& name, const std::string& gatewayCidr) = 0;
+  virtual Status remove(const std::string& name) = 0;
+  // Interfaces attached to the bridge (the containers' host-side veths).
+  virtual Result<std::vector<std::string>> ports(const std::string& name) = 0;
+};
+
+}  // namespace qabox

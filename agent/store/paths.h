@@ -1,0 +1,49 @@
+#pragma once
+
+#include <string>
+
+// The state dir, drawn once. Every path the agent writes is made here.
+//
+//   <state_dir>/
+//     qabox.db               SQLite (WAL): environments, journal, events, leases, images, tokens
+//     lxc/                   the agent's own lxcpath: environment containers only
+//       qabox-<slug>/        config, overlay/delta (the clone's writes), rootfs mount point
+//     images/                a second lxcpath: immutable base image versions
+//       <name>-v<N>/         config, rootfs/ (the lower layer of every clone of it)
+//     git/<repo>.git         one bare mirror per configured repo
+//     work/                  scratch for exports and builds, emptied on start
+//     logs/<slug>/deploy.log the last deploy's hook output
+//     run/                   pid file, helper sockets
+namespace qabox::paths {
+
+inline std::string database(const std::string& stateDir) { return stateDir + "/qabox.db"; }
+inline std::string lxcPath(const std::string& stateDir) { return stateDir + "/lxc"; }
+inline std::string imagesLxcPath(const std::string& stateDir) { return stateDir + "/images"; }
+inline std::string imageContainer(const std::string& name, unsigned version) {
+  return name + "-v" + std::to_string(version);
+}
+inline std::string imageRootfs(const std::string& stateDir, const std::string& name,
+                               unsigned version) {
+  return imagesLxcPath(stateDir) + "/" + imageContainer(name, version) + "/rootfs";
+}
+inline std::string containerDir(const std::string& stateDir, const std::string& container) {
+  return lxcPath(stateDir) + "/" + container;
+}
+inline std::string gitMirror(const std::string& stateDir, const std::string& repo) {
+  return stateDir + "/git/" + repo + ".git";
+}
+inline std::string workDir(const std::string& stateDir) { return stateDir + "/work"; }
+inline std::string logDir(const std::string& stateDir, const std::string& slug) {
+  return stateDir + "/logs/" + slug;
+}
+inline std::string deployLog(const std::string& stateDir, const std::string& slug) {
+  return logDir(stateDir, slug) + "/deploy.log";
+}
+inline std::string runDir(const std::string& stateDir) { return stateDir + "/run"; }
+
+// Inside every container.
+inline constexpr const char* kAppDir = "/srv/app";
+inline constexpr const char* kAppLog = "/var/log/qabox/app.log";
+inline constexpr const char* kAppEnvFile = "/etc/qabox/app.env";
+
+}  // namespace qabox::paths

@@ -1,0 +1,124 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/environment.h"
+#include "core/status.h"
+
+namespace qabox {
+
+// One entry of the operations journal: the intent is written before the host
+// is touched, the outcome after. Recovery reads the unfinished ones.
+struct Operation {
+  int64_t id = 0;
+  std::string slug;
+  std::string kind;       // create, redeploy, delete, image.build
+  std::string container;  // the container the operation makes or destroys
+  std::string ip;         // the address it leased for it, if any
+  TimePoint startedAt{};
+  std::optional<TimePoint> finishedAt;
+  std::string outcome;  // "" while unfinished; ok, error, rolled-back
+  std::string detail;
+};
+
+struct Event {
+  int64_t id = 0;
+  TimePoint at{};
+  std::string ticket;
+  std::string action;  // deploy, delete, reap, image.build, auth ...
+  std::string actor;
+  std::string outcome;  // ok, error, started
+  std::string detail;
+};
+
+struct Lease {
+  std::string ip;
+  std::string owner;  // the container that holds it
+  TimePoint createdAt{};
+};
+
+struct ImageVersion {
+  std::string name;
+  uint32_t version = 0;
+  TimePoint builtAt{};
+  bool current = false;  // what new environments are cloned from
+  std::string description;
+};
+
+struct TokenRecord {
+  std::string name;
+  std::string role;
+  std::string hash;  // SHA-256 hex of the secret; the secret itself is never stored
+  TimePoint createdAt{};
+  std::optional<TimePoint> expiresAt;
+  bool revoked = false;
+};
+
+// Per-environment use counters the router accumulates and flushes.
+struct AccessStats {
+  std::string slug;
+  TimePoint lastAccessAt{};
+  uint64_t requests = 0;  // added to the stored count
+  uint64_t bytesIn = 0;
+  uint64_t bytesOut = 0;
+};
+
+// All agent state, in one SQLite file (WAL, busy timeout, BEGIN IMMEDIATE
+// writers, numbered schema migrations in user_version). Safe to use from
+// many threads: calls are serialised on one connection.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `body` in one write transaction; commits when it returns ok.
+  virtual Status transaction(const std::function<Status()>& body) = 0;
+
+  // Environments, keyed by slug.
+  virtual Result<std::optional<Environment>> getEnvironment(const std::string& slug) = 0;
+  virtual Result<std::vector<Environment>> listEnvironments() = 0;
+  virtual Status putEnvironment(const Environment& env) = 0;  // insert or replace
+  virtual Status deleteEnvironment(const std::string& slug) = 0;
+  virtual Result<uint32_t> countEnvironments() = 0;
+
+  // Static IPAM: the lowest free host address of `subnet` (CIDR) above
+  // `first` offset, skipping the network, gateway (.1) and broadcast.
+  // RESOURCE_EXHAUSTED when none is left.
+  virtual Result<std::string> leaseAddress(const std::string& subnet, const std::string& owner) = 0;
+  virtual Status releaseAddress(const std::string& ip) = 0;
+  virtual Status releaseAddressesOf(const std::string& owner) = 0;
+  virtual Result<std::vector<Lease>> listLeases() = 0;
+
+  // Operations journal.
+  virtual Result<int64_t> beginOperation(const Operation& op) = 0;
+  virtual Status finishOperation(int64_t id, const std::string& outcome,
+                                 const std::string& detail) = 0;
+  virtual Result<std::vector<Operation>> unfinishedOperations() = 0;
+
+  // Events / audit, newest first.
+  virtual Status addEvent(const Event& event) = 0;
+  virtual Result<std::vector<Event>> listEvents(const std::string& ticket, uint32_t limit) = 0;
+
+  // Images.
+  virtual Status putImage(const ImageVersion& image) = 0;  // setting current clears the others
+  virtual Result<std::vector<ImageVersion>> listImages() = 0;
+  virtual Result<std::optional<ImageVersion>> currentImage(const std::string& name) = 0;
+  virtual Status deleteImage(const std::string& name, uint32_t version) = 0;
+
+  // Tokens.
+  virtual Status putToken(const TokenRecord& token) = 0;
+  virtual Result<std::optional<TokenRecord>> findTokenByHash(const std::string& hash) = 0;
+  virtual Result<std::vector<TokenRecord>> listTokens() = 0;
+
+  // Router use counters, applied in one transaction.
+  virtual Status recordAccess(const std::vector<AccessStats>& stats) = 0;
+};
+
+// Opens (creating if needed) and migrates the database at `path`.
+Result<std::unique_ptr<Store>> openSqliteStore(const std::string& path);
+
+}  // namespace qabox

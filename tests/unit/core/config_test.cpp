@@ -1,0 +1,90 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+namespace qabox {
+namespace {
+
+TEST(Config, DefaultConfigParses) {
+  auto c = parseConfig(defaultConfigToml());
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->stateDir, "/var/lib/qabox");
+  EXPECT_EQ(c->network.subnet, "10.44.0.0/24");
+  EXPECT_EQ(c->limits.maxEnvironments, 200u);
+  EXPECT_EQ(c->urlFor("exmp-113"), "http://exmp-113.qa.company.int");
+}
+
+TEST(Config, ReadsEveryContractKey) {
+  auto c = parseConfig(R"(
+state_dir = "/tmp/q"
+images_dir = "/src/images"
+[api]
+listen = ["unix:///tmp/q/s.sock", "127.0.0.1:7443"]
+[network]
+bridge = "qbt0"
+subnet = "10.45.3.0/24"
+[routing]
+domain = "qa.example.test"
+listen = "127.0.0.1:8080"
+[limits]
+max_environments = 3
+[reaper]
+interval = "0"
+idle_after = "1h"
+reclaim_deleted = false
+[[repos]]
+name = "shop"
+url = "/tmp/shop.git"
+)");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->api.listen.size(), 2u);
+  EXPECT_EQ(c->network.bridge, "qbt0");
+  EXPECT_EQ(c->limits.maxEnvironments, 3u);
+  EXPECT_EQ(c->reaper.interval.count(), 0);
+  EXPECT_FALSE(c->reaper.reclaimDeleted);
+  ASSERT_EQ(c->repos.size(), 1u);
+  EXPECT_EQ(c->findRepo("shop")->url, "/tmp/shop.git");
+  EXPECT_EQ(c->findRepo("/tmp/shop.git")->name, "shop");
+  EXPECT_EQ(c->findRepo("other"), nullptr);
+  EXPECT_EQ(c->urlFor("a"), "http://a.qa.example.test:8080");
+}
+
+struct BadCase {
+  const char* toml;
+  const char* mustSay;
+};
+
+TEST(Config, ErrorsNameTheKeyAndTheProblem) {
+  BadCase cases[] = {
+      {"state_dir = \"relative\"", "state_dir \"relative\": must be an absolute path"},
+      {"state_dir = 3", "state_dir: must be a string"},
+      {"[network]\nsubnet = \"10.44.0.0/33\"", "network.subnet \"10.44.0.0/33\": prefix length"},
+      {"[network]\nsubnet = \"10.44.0.5/24\"", "host bits must be zero"},
+      {"[network]\nsubnet = \"banana\"", "network.subnet \"banana\": use an IPv4 CIDR"},
+      {"[network]\nbridge = \"a-very-long-bridge-name\"", "network.bridge"},
+      {"[limits]\nmax_environments = 0", "limits.max_environments: must be between 1"},
+      {"[limits]\nmax_environments = \"many\"", "limits.max_environments: must be a whole number"},
+      {"[reaper]\ninterval = \"10 minutes\"", "reaper.interval"},
+      {"[reaper]\nreclaim_merged = 1", "reaper.reclaim_merged: must be true or false"},
+      {"[routing]\nlisten = \"nowhere\"", "routing.listen \"nowhere\": use host:port"},
+      {"[routing]\ndomain = \"..\"", "routing.domain"},
+      {"[api]\nlisten = []", "api.listen: must name at least one address"},
+      {"[api]\nlisten = [\"unix://relative\"]", "absolute path"},
+      {"stat_dir = \"/x\"", "stat_dir: unknown key"},
+      {"[network]\nbrige = \"x\"", "network.brige: unknown key"},
+      {"[[repos]]\nname = \"shop\"", "repos: every entry needs name and url"},
+      {"[[repos]]\nname = \"shop\"\nurl = \"/a\"\n[[repos]]\nname = \"shop\"\nurl = \"/b\"",
+       "listed twice"},
+      {"this is not toml", "config: line 1"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.toml);
+    ASSERT_FALSE(r.isOk()) << c.toml;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(c.mustSay), std::string::npos)
+        << "for " << c.toml << " got: " << r.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace qabox
