@@ -1,0 +1,220 @@
+// qaboxd: the per-host agent. Reads its config, recovers, then serves the
+// gRPC API and the HTTP router until SIGTERM or SIGINT.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "core/config.h"
+#include "deploy/git.h"
+#include "deploy/health.h"
+#include "deploy/image_builder.h"
+#include "proxy/router.h"
+#include "runtime/lxc_runtime.h"
+#include "server/environments.h"
+#include "server/service.h"
+#include "store/paths.h"
+#include "store/store.h"
+
+namespace fs = std::filesystem;
+using namespace qabox;
+
+namespace {
+
+int fatal(const std::string& message) {
+  std::cerr << "qaboxd: " << message << "\n";
+  return 1;
+}
+
+Status prepareDirs(const Config& c) {
+  std::error_code ec;
+  for (const auto& dir : {c.stateDir, paths::lxcPath(c.stateDir), paths::imagesLxcPath(c.stateDir),
+                          c.stateDir + "/git", paths::workDir(c.stateDir), c.stateDir + "/logs",
+                          paths::runDir(c.stateDir)}) {
+    fs::create_directories(dir, ec);
+    if (ec) return failedPrecondition("state_dir: cannot create " + dir + ": " + ec.message());
+  }
+  // Scratch from an earlier run is never needed again.
+  for (const auto& e : fs::directory_iterator(paths::workDir(c.stateDir), ec)) {
+    fs::remove_all(e.path(), ec);
+  }
+  ::chmod(c.stateDir.c_str(), 0711);
+  return Status::ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "qaboxd: the qabox agent. Gives every ticket an LXC environment with the merge "
+      "result of its pull request, routed at http://<ticket>.<domain>."};
+  std::string configPath;
+  std::string stateDir, imagesDir, listen, routerListen, bridge, subnet, domain, logLevel;
+  std::vector<std::string> repoFlags;
+  bool printConfig = false;
+  app.add_option("-c,--config", configPath,
+                 "TOML config file; without it the embedded default config is used");
+  app.add_option("--state-dir", stateDir, "overrides state_dir");
+  app.add_option("--images-dir", imagesDir, "overrides images_dir");
+  app.add_option("--listen", listen, "overrides api.listen (unix:///path or host:port)");
+  app.add_option("--router-listen", routerListen, "overrides routing.listen (host:port)");
+  app.add_option("--bridge", bridge, "overrides network.bridge");
+  app.add_option("--subnet", subnet, "overrides network.subnet");
+  app.add_option("--domain", domain, "overrides routing.domain");
+  app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off");
+  app.add_option("--repo", repoFlags, "adds NAME=URL to the repo allowlist (repeatable)");
+  app.add_flag("--print-default-config", printConfig, "print the embedded default config and exit");
+  app.footer(
+      "Example:\n  qaboxd --config /etc/qabox/qaboxd.toml\n  qaboxd --print-default-config > "
+      "/etc/qabox/qaboxd.toml");
+  CLI11_PARSE(app, argc, argv);
+  if (printConfig) {
+    std::cout << defaultConfigToml();
+    return 0;
+  }
+
+  auto loaded = configPath.empty() ? parseConfig(defaultConfigToml()) : loadConfig(configPath);
+  if (!loaded) return fatal(loaded.status().message());
+  Config config = *loaded;
+  if (!stateDir.empty()) config.stateDir = stateDir;
+  if (!imagesDir.empty()) config.imagesDir = imagesDir;
+  if (!listen.empty()) config.api.listen = {listen};
+  if (!routerListen.empty()) config.routing.listen = routerListen;
+  if (!bridge.empty()) config.network.bridge = bridge;
+  if (!subnet.empty()) config.network.subnet = subnet;
+  if (!domain.empty()) config.routing.domain = domain;
+  if (!logLevel.empty()) config.logLevel = logLevel;
+  for (const auto& r : repoFlags) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos) return fatal("--repo \"" + r + "\": use NAME=URL");
+    config.repos.push_back({r.substr(0, eq), r.substr(eq + 1)});
+  }
+  if (auto s = validateConfig(config); !s.isOk()) return fatal(s.message());
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("qaboxd"));
+  spdlog::set_level(spdlog::level::from_str(config.logLevel));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Signals are taken by one thread with sigwait; every other thread,
+  // including gRPC's, inherits the block.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (auto s = prepareDirs(config); !s.isOk()) return fatal(s.message());
+  auto store = openSqliteStore(paths::database(config.stateDir));
+  if (!store) return fatal(store.status().message());
+
+  RealProcessRunner runner;
+  LxcRuntime runtime(paths::lxcPath(config.stateDir), defaultLxcHelperPath(), runner,
+                     config.deploy.startTimeout);
+  IpBridge bridgeImpl(runner);
+  ImageBuilder images(config, **store, runner);
+  GitRepos git(runner, config.stateDir, config.deploy.fetchTimeout);
+  auto routes = std::make_shared<RouteTable>();
+  EnvironmentManager envs(
+      config, **store, runtime, bridgeImpl, images, &git, *routes,
+      [](const std::string& ip, uint16_t port, const std::string& path,
+         std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
+
+  spdlog::info("qaboxd {} starting: state_dir {}, bridge {} {}, routing *.{}", QABOX_VERSION,
+               config.stateDir, config.network.bridge, config.network.subnet,
+               config.routing.domain);
+  auto started = std::chrono::steady_clock::now();
+  if (auto s = envs.recover(); !s.isOk()) return fatal("recovery failed: " + s.toString());
+  spdlog::info("recovered in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count());
+
+  RouterOptions ro;
+  ro.domain = config.routing.domain;
+  ro.listen = config.routing.listen;
+  ro.tlsListen = config.routing.tlsListen;
+  ro.tlsCert = config.routing.tlsCert;
+  ro.tlsKey = config.routing.tlsKey;
+  ro.headerTimeout = config.routing.headerTimeout;
+  ro.idleTimeout = config.routing.idleTimeout;
+  ro.backendTimeout = config.routing.backendTimeout;
+  Router router(ro, routes);
+  if (auto s = router.start(); !s.isOk()) return fatal("routing.listen: " + s.message());
+  spdlog::info("router listening on {} (port {})", config.routing.listen, router.port());
+
+  HostInfo host;
+  std::atomic<uint64_t> routed{0};
+  host.requestsRouted = [&routed] { return routed.load(); };
+  QaboxService service(envs, images, **store, host);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.api.maxMessageBytes));
+  for (const auto& l : config.api.listen) {
+    if (l.rfind("unix://", 0) == 0) {
+      std::string path = l.substr(7);
+      std::error_code ec;
+      fs::create_directories(fs::path(path).parent_path(), ec);
+      fs::remove(path, ec);  // a stale socket from an earlier run
+    }
+    builder.AddListeningPort(l, grpc::InsecureServerCredentials());
+  }
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) return fatal("api.listen: cannot listen on every address given (in use?)");
+  for (const auto& l : config.api.listen) {
+    if (l.rfind("unix://", 0) == 0) ::chmod(l.substr(7).c_str(), 0660);
+  }
+  spdlog::info("API listening on {}", fmt::join(config.api.listen, ", "));
+
+  // Router use counters reach SQLite at intervals and on shutdown.
+  std::mutex flushMu;
+  std::condition_variable flushCv;
+  bool stopping = false;
+  auto flush = [&] {
+    auto stats = router.takeStats();
+    for (const auto& s : stats) routed += s.requests;
+    if (!stats.empty()) {
+      if (auto s = (*store)->recordAccess(stats); !s.isOk()) {
+        spdlog::warn("recording router use: {}", s.toString());
+      }
+    }
+  };
+  std::thread flusher([&] {
+    std::unique_lock l(flushMu);
+    while (!flushCv.wait_for(l, config.routing.statsFlushInterval, [&] { return stopping; })) {
+      flush();
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: finishing in-flight operations, then exiting", sig);
+  envs.beginShutdown();
+  // In-flight deploys run to their end (or the journal rolls them back on
+  // the next start); containers keep running across agent restarts.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  server->Wait();
+  {
+    std::lock_guard l(flushMu);
+    stopping = true;
+  }
+  flushCv.notify_all();
+  flusher.join();
+  flush();
+  router.stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,147 @@
+// qabox-lxc: runs one liblxc call in a short-lived process of its own.
+//
+// liblxc's clone, start and attach fork (and clone unshares the calling
+// thread's mount namespace). Doing that inside the multithreaded agent could
+// copy a lock held by another thread into the child, so the agent runs them
+// here instead, as LXD does with its forkstart helper.
+//
+//   qabox-lxc clone   IMAGE_LXCPATH IMAGE LXCPATH NAME BRIDGE ADDRESS/PREFIX GATEWAY
+//   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
+//   qabox-lxc stop    LXCPATH NAME
+//   qabox-lxc destroy LXCPATH NAME
+//   qabox-lxc attach  LXCPATH NAME CWD [KEY=VALUE ...] -- PROGRAM [ARG ...]
+//
+// Exit 0 on success; on failure a message on stderr and exit 125. attach
+// exits with the command's own exit code (128+N when killed by signal N).
+#include <lxc/attach_options.h>
+#include <lxc/lxccontainer.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int kHelperFailed = 125;
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "qabox-lxc: %s\n", message.c_str());
+  return kHelperFailed;
+}
+
+struct Container {
+  lxc_container* c = nullptr;
+  Container(const char* name, const char* lxcpath) : c(lxc_container_new(name, lxcpath)) {}
+  ~Container() {
+    if (c) lxc_container_put(c);
+  }
+};
+
+int cloneCmd(char** a) {
+  const char *imagePath = a[0], *image = a[1], *lxcpath = a[2], *name = a[3], *bridge = a[4],
+             *address = a[5], *gateway = a[6];
+  Container src(image, imagePath);
+  if (!src.c || !src.c->is_defined(src.c)) {
+    return fail(std::string("image container ") + image + " not found in " + imagePath);
+  }
+  Container existing(name, lxcpath);
+  if (existing.c && existing.c->is_defined(existing.c)) {
+    return fail(std::string("container ") + name + " already exists");
+  }
+  // KEEPNAME: the clone's hostname comes from lxc.uts.name below, so liblxc
+  // need not mount the new rootfs to edit /etc/hostname.
+  lxc_container* clone = src.c->clone(src.c, name, lxcpath, LXC_CLONE_SNAPSHOT | LXC_CLONE_KEEPNAME,
+                                      "overlay", nullptr, 0, nullptr);
+  if (!clone) return fail(std::string("cloning ") + image + " as " + name + " failed");
+  bool ok = clone->set_config_item(clone, "lxc.uts.name", name) &&
+            clone->set_config_item(clone, "lxc.net.0.link", bridge) &&
+            clone->set_config_item(clone, "lxc.net.0.ipv4.address", address) &&
+            clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway) &&
+            clone->save_config(clone, nullptr);
+  if (!ok) {
+    clone->destroy(clone);
+    lxc_container_put(clone);
+    return fail(std::string("writing the network config of ") + name + " failed");
+  }
+  lxc_container_put(clone);
+  return 0;
+}
+
+int startCmd(char** a) {
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_defined(c.c)) return fail(std::string("container ") + a[1] + " not found");
+  if (c.c->is_running(c.c)) return 0;
+  c.c->want_daemonize(c.c, true);
+  // The monitor must not keep the agent's pipes open.
+  c.c->want_close_all_fds(c.c, true);
+  if (!c.c->start(c.c, 0, nullptr)) {
+    return fail(std::string("starting ") + a[1] + " failed (see its log: lxc-start -P " + a[0] +
+                " -n " + a[1] + " -F -l DEBUG)");
+  }
+  int timeout = std::atoi(a[2]);
+  if (!c.c->wait(c.c, "RUNNING", timeout > 0 ? timeout : 30)) {
+    return fail(std::string("container ") + a[1] + " did not reach RUNNING");
+  }
+  return 0;
+}
+
+int stopCmd(char** a) {
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_defined(c.c) || !c.c->is_running(c.c)) return 0;
+  if (!c.c->stop(c.c)) return fail(std::string("stopping ") + a[1] + " failed");
+  return 0;
+}
+
+int destroyCmd(char** a) {
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_defined(c.c)) return 0;
+  if (c.c->is_running(c.c) && !c.c->stop(c.c))
+    return fail(std::string("stopping ") + a[1] + " failed");
+  if (!c.c->destroy(c.c)) return fail(std::string("destroying ") + a[1] + " failed");
+  return 0;
+}
+
+int attachCmd(int argc, char** a) {
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_running(c.c))
+    return fail(std::string("container ") + a[1] + " is not running");
+  std::vector<char*> env;
+  int i = 3;
+  for (; i < argc && std::strcmp(a[i], "--") != 0; ++i) env.push_back(a[i]);
+  env.push_back(nullptr);
+  if (i + 1 >= argc) return fail("attach: nothing to run after --");
+  lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
+  options.env_policy = LXC_ATTACH_CLEAR_ENV;
+  options.extra_env_vars = env.data();
+  options.initial_cwd = a[2];
+  int status = c.c->attach_run_wait(c.c, &options, a[i + 1], a + i + 1);
+  if (status < 0) return fail(std::string("attaching to ") + a[1] + " failed");
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kHelperFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Dies with the agent: after a crash, recovery must not race a helper
+  // that is still creating what recovery is about to clean up.
+  pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return fail("the agent exited before the helper started");
+  if (argc < 2) return fail("usage: qabox-lxc clone|start|stop|destroy|attach ...");
+  std::string cmd = argv[1];
+  int n = argc - 2;
+  char** a = argv + 2;
+  if (cmd == "clone" && n == 7) return cloneCmd(a);
+  if (cmd == "start" && n == 3) return startCmd(a);
+  if (cmd == "stop" && n == 2) return stopCmd(a);
+  if (cmd == "destroy" && n == 2) return destroyCmd(a);
+  if (cmd == "attach" && n >= 5) return attachCmd(n, a);
+  return fail("bad arguments for " + cmd);
+}

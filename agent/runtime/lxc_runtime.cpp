@@ -1,0 +1,188 @@
+#include "runtime/lxc_runtime.h"
+
+#include <lxc/lxccontainer.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace qabox {
+namespace {
+
+constexpr int kHelperFailed = 125;
+
+std::string helperError(const ProcessResult& r) {
+  std::string msg = lastLines(r.err, 3);
+  if (msg.rfind("qabox-lxc: ", 0) == 0) msg = msg.substr(11);
+  if (r.timedOut) return "timed out";
+  if (msg.empty()) msg = "exit code " + std::to_string(r.exitCode);
+  return msg;
+}
+
+}  // namespace
+
+LxcRuntime::LxcRuntime(std::string lxcPath, std::string helperPath, ProcessRunner& runner,
+                       std::chrono::milliseconds startTimeout)
+    : lxcPath_(std::move(lxcPath)),
+      helperPath_(std::move(helperPath)),
+      runner_(runner),
+      startTimeout_(startTimeout) {}
+
+Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::string& what) {
+  ProcessSpec spec;
+  spec.argv.push_back(helperPath_);
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.timeout = startTimeout_ + std::chrono::seconds(30);
+  auto r = runner_.run(spec);
+  if (!r) return r.status().withContext(what);
+  if (!r->ok()) return internalError(what + ": " + helperError(*r));
+  return Status::ok();
+}
+
+Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
+                         const std::string& name, const NetSpec& net) {
+  return runHelper(
+      {"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway},
+      "clone " + name);
+}
+
+Status LxcRuntime::start(const std::string& name) {
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(startTimeout_).count();
+  return runHelper({"start", lxcPath_, name, std::to_string(secs < 1 ? 1 : secs)}, "start " + name);
+}
+
+Status LxcRuntime::stop(const std::string& name) {
+  return runHelper({"stop", lxcPath_, name}, "stop " + name);
+}
+
+Status LxcRuntime::destroy(const std::string& name) {
+  return runHelper({"destroy", lxcPath_, name}, "destroy " + name);
+}
+
+Result<std::vector<std::string>> LxcRuntime::list() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::exists(lxcPath_, ec)) return out;
+  char** names = nullptr;
+  int n = list_defined_containers(lxcPath_.c_str(), &names, nullptr);
+  if (n < 0) return internalError("listing containers in " + lxcPath_ + " failed");
+  for (int i = 0; i < n; ++i) {
+    out.emplace_back(names[i]);
+    std::free(names[i]);
+  }
+  std::free(names);
+  // A directory left without a config (a crash inside clone) is no defined
+  // container, but it is still ours to clean up.
+  for (const auto& entry : std::filesystem::directory_iterator(lxcPath_, ec)) {
+    std::string n2 = entry.path().filename();
+    if (entry.is_directory() && !std::filesystem::exists(entry.path() / "config")) {
+      out.push_back(n2);
+    }
+  }
+  return out;
+}
+
+Result<ContainerState> LxcRuntime::state(const std::string& name) {
+  lxc_container* c = lxc_container_new(name.c_str(), lxcPath_.c_str());
+  if (!c) return ContainerState::kMissing;
+  ContainerState s = ContainerState::kMissing;
+  if (c->is_defined(c)) {
+    std::string st = c->state(c) ? c->state(c) : "";
+    s = st == "RUNNING"   ? ContainerState::kRunning
+        : st == "STOPPED" ? ContainerState::kStopped
+                          : ContainerState::kOther;
+  }
+  lxc_container_put(c);
+  return s;
+}
+
+Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& spec) {
+  if (spec.argv.empty()) return invalidArgument("exec: argv must not be empty");
+  ProcessSpec p;
+  p.argv = {helperPath_, "attach", lxcPath_, name, spec.cwd};
+  for (const auto& [k, v] : spec.env) p.argv.push_back(k + "=" + v);
+  p.argv.push_back("--");
+  p.argv.insert(p.argv.end(), spec.argv.begin(), spec.argv.end());
+  p.stdinData = spec.stdinData;
+  p.timeout = spec.timeout;
+  p.onOutput = spec.onOutput;
+  auto r = runner_.run(p);
+  if (!r) return r.status();
+  if (r->exitCode == kHelperFailed && r->err.find("qabox-lxc: ") != std::string::npos) {
+    return failedPrecondition("exec in " + name + ": " + helperError(*r));
+  }
+  return r;
+}
+
+std::string LxcRuntime::upperDir(const std::string& name) const {
+  return lxcPath_ + "/" + name + "/overlay/delta";
+}
+
+Status IpBridge::ensure(const std::string& name, const std::string& gatewayCidr) {
+  auto run = [&](std::vector<std::string> argv) -> Result<ProcessResult> {
+    ProcessSpec s;
+    s.argv = std::move(argv);
+    s.timeout = std::chrono::seconds(10);
+    return runner_.run(s);
+  };
+  if (!std::filesystem::exists("/sys/class/net/" + name)) {
+    auto r = run({"ip", "link", "add", name, "type", "bridge"});
+    if (!r) return r.status();
+    if (!r->ok() && !std::filesystem::exists("/sys/class/net/" + name)) {
+      return failedPrecondition("network.bridge " + name +
+                                ": cannot create: " + lastLines(r->err, 2));
+    }
+  }
+  auto addr = run({"ip", "-o", "-4", "addr", "show", "dev", name});
+  if (!addr) return addr.status();
+  if (addr->out.find(" " + gatewayCidr + " ") == std::string::npos) {
+    auto r = run({"ip", "addr", "add", gatewayCidr, "dev", name});
+    if (!r) return r.status();
+    if (!r->ok() && r->err.find("File exists") == std::string::npos) {
+      return failedPrecondition("network.bridge " + name + ": cannot add " + gatewayCidr + ": " +
+                                lastLines(r->err, 2));
+    }
+  }
+  auto up = run({"ip", "link", "set", name, "up"});
+  if (!up) return up.status();
+  if (!up->ok()) return failedPrecondition("network.bridge " + name + ": cannot bring it up");
+  return Status::ok();
+}
+
+Status IpBridge::remove(const std::string& name) {
+  if (!std::filesystem::exists("/sys/class/net/" + name)) return Status::ok();
+  ProcessSpec s;
+  s.argv = {"ip", "link", "del", name};
+  s.timeout = std::chrono::seconds(10);
+  auto r = runner_.run(s);
+  if (!r) return r.status();
+  if (!r->ok()) return internalError("removing bridge " + name + ": " + lastLines(r->err, 2));
+  return Status::ok();
+}
+
+Result<std::vector<std::string>> IpBridge::ports(const std::string& name) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/sys/class/net/" + name + "/brif", ec)) {
+    out.push_back(e.path().filename());
+  }
+  return out;
+}
+
+std::string defaultLxcHelperPath() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto beside = self.parent_path() / "qabox-lxc";
+    if (std::filesystem::exists(beside)) return beside;
+    // In the build tree the helper sits in agent/runtime.
+    for (auto dir = self.parent_path(); dir != dir.root_path(); dir = dir.parent_path()) {
+      auto inBuild = dir / "agent/runtime/qabox-lxc";
+      if (std::filesystem::exists(inBuild)) return inBuild;
+    }
+  }
+  return "qabox-lxc";
+}
+
+}  // namespace qabox

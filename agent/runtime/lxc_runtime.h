@@ -1,0 +1,54 @@
+#pragma once
+
+#include <string>
+
+#include "runtime/runtime.h"
+#include "sys/process.h"
+
+namespace qabox {
+
+// Containers of one lxcpath through liblxc. Calls that fork (clone, start,
+// attach) and the ones that change state run in the qabox-lxc helper
+// process; reads (list, state) run here.
+class LxcRuntime : public ContainerRuntime {
+ public:
+  LxcRuntime(std::string lxcPath, std::string helperPath, ProcessRunner& runner,
+             std::chrono::milliseconds startTimeout = std::chrono::seconds(30));
+
+  Status clone(const std::string& imageLxcPath, const std::string& image, const std::string& name,
+               const NetSpec& net) override;
+  Status start(const std::string& name) override;
+  Status stop(const std::string& name) override;
+  Status destroy(const std::string& name) override;
+  Result<std::vector<std::string>> list() override;
+  Result<ContainerState> state(const std::string& name) override;
+  Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override;
+  std::string upperDir(const std::string& name) const override;
+
+  const std::string& lxcPath() const { return lxcPath_; }
+
+ private:
+  Status runHelper(const std::vector<std::string>& args, const std::string& what);
+
+  std::string lxcPath_;
+  std::string helperPath_;
+  ProcessRunner& runner_;
+  std::chrono::milliseconds startTimeout_;
+};
+
+// The bridge through iproute2's `ip`.
+class IpBridge : public Bridge {
+ public:
+  explicit IpBridge(ProcessRunner& runner) : runner_(runner) {}
+  Status ensure(const std::string& name, const std::string& gatewayCidr) override;
+  Status remove(const std::string& name) override;
+  Result<std::vector<std::string>> ports(const std::string& name) override;
+
+ private:
+  ProcessRunner& runner_;
+};
+
+// Where qabox-lxc lives: beside the running executable, else on PATH.
+std::string defaultLxcHelperPath();
+
+}  // namespace qabox

@@ -1,0 +1,668 @@
+#include "server/environments.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/xattr.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "deploy/manifest.h"
+#include "store/ipam.h"
+#include "store/paths.h"
+
+namespace qabox {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+milliseconds since(steady_clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(steady_clock::now() - t);
+}
+
+Status writeFile(const std::string& path, const std::string& content, fs::perms perms) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec)
+    return internalError("creating " + fs::path(path).parent_path().string() + ": " + ec.message());
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out.flush()) return internalError("writing " + tmp + " failed");
+  }
+  fs::permissions(tmp, perms, ec);
+  fs::rename(tmp, path, ec);
+  if (ec) return internalError("renaming " + tmp + ": " + ec.message());
+  return Status::ok();
+}
+
+bool sameSource(const DeploySpec& a, const DeploySpec& b) {
+  return a.image == b.image && a.repo == b.repo && a.sourceBranch == b.sourceBranch &&
+         a.targetBranch == b.targetBranch;
+}
+
+std::string describeSource(const DeploySpec& s) {
+  if (s.repo.empty()) return "image " + s.image;
+  return s.repo + " " + s.sourceBranch + " into " + s.targetBranch + " on image " + s.image;
+}
+
+}  // namespace
+
+std::string shellQuote(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+EnvironmentManager::EnvironmentManager(const Config& config, Store& store,
+                                       ContainerRuntime& runtime, Bridge& bridge,
+                                       ImageBuilder& images, GitRepos* git, RouteTable& routes,
+                                       HealthCheck health)
+    : config_(config),
+      store_(store),
+      runtime_(runtime),
+      bridge_(bridge),
+      images_(images),
+      git_(git),
+      routes_(routes),
+      health_(std::move(health)) {}
+
+std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
+  std::lock_guard l(locksMu_);
+  auto& m = locks_[slug];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+void EnvironmentManager::event(const std::string& ticket, const std::string& action,
+                               const std::string& actor, const std::string& outcome,
+                               const std::string& detail) {
+  auto s = store_.addEvent({0, Clock::now(), ticket, action, actor, outcome, detail});
+  if (!s.isOk()) spdlog::warn("recording event {} {}: {}", action, ticket, s.toString());
+}
+
+void EnvironmentManager::publishRoute(const Environment& env) {
+  Route r;
+  r.slug = env.slug;
+  r.state = env.state;
+  r.ip = env.ip;
+  r.port = static_cast<uint16_t>(env.port);
+  r.message = env.message;
+  r.generation = generation_++;
+  routes_.set(std::move(r));
+}
+
+void EnvironmentManager::drain(const std::string& ip, uint16_t port) {
+  // Requests the router already sent to a container finish before it goes;
+  // new ones go to the new route (or get the 404 page).
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (routes_.inFlight(ip, port) > 0 && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+std::string EnvironmentManager::nextContainerName(const std::string& slug,
+                                                  const std::string& current) const {
+  // Redeploys build beside the serving container. '_' never appears in a
+  // slug, so these names can not collide with another ticket's.
+  std::string base = containerNameFor(slug);
+  if (current == base) return base + "_1";
+  auto us = current.rfind('_');
+  unsigned n = 0;
+  if (us != std::string::npos) n = static_cast<unsigned>(std::stoul(current.substr(us + 1)));
+  return base + "_" + std::to_string(n + 1);
+}
+
+Status EnvironmentManager::validate(const DeployInput& in, Ticket& ticket,
+                                    std::string& image) const {
+  QABOX_ASSIGN_OR_RETURN(ticket, parseTicket(in.ticket));
+  image = in.spec.image.empty() ? config_.defaultImage : in.spec.image;
+  QABOX_RETURN_IF_ERROR(checkImageName(image));
+  const auto& s = in.spec;
+  if (s.repo.empty()) {
+    if (!s.sourceBranch.empty() || !s.targetBranch.empty()) {
+      return invalidArgument("repo: source and target branches need a repo (--repo NAME)");
+    }
+  } else {
+    if (!config_.findRepo(s.repo)) {
+      std::string names;
+      for (const auto& r : config_.repos) names += (names.empty() ? "" : ", ") + r.name;
+      return invalidArgument("repo \"" + s.repo.substr(0, 80) +
+                             "\": not in the agent's allowlist (configured: " +
+                             (names.empty() ? "none" : names) + ")");
+    }
+    QABOX_RETURN_IF_ERROR(checkBranchName("source_branch", s.sourceBranch));
+    QABOX_RETURN_IF_ERROR(checkBranchName("target_branch", s.targetBranch));
+  }
+  for (const auto& [k, v] : s.env) {
+    QABOX_RETURN_IF_ERROR(checkEnvName(k));
+    if (k.rfind("QABOX_", 0) == 0) {
+      return invalidArgument("env " + k + ": names starting with QABOX_ are set by the agent");
+    }
+    if (v.size() > 32 * 1024) return invalidArgument("env " + k + ": value longer than 32 KiB");
+  }
+  for (const auto& [k, v] : in.secrets) {
+    QABOX_RETURN_IF_ERROR(checkEnvName(k).withContext("secret"));
+    if (s.env.count(k)) return invalidArgument("secret " + k + ": also given as a plain env var");
+    if (v.size() > 32 * 1024) return invalidArgument("secret " + k + ": value longer than 32 KiB");
+  }
+  if (s.env.size() + in.secrets.size() > 256) {
+    return invalidArgument("env: at most 256 variables are allowed");
+  }
+  if (s.ttl && s.ttl->count() <= 0) return invalidArgument("ttl: must be positive");
+  return Status::ok();
+}
+
+Result<Environment> EnvironmentManager::deploy(const DeployInput& in, const ProgressFn& progress) {
+  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
+  Ticket ticket;
+  std::string image;
+  QABOX_RETURN_IF_ERROR(validate(in, ticket, image));
+  auto lock = ticketLock(ticket.slug);
+  std::lock_guard guard(*lock);
+  auto result = deployLocked(ticket, in, image, progress);
+  return result;
+}
+
+Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const DeployInput& in,
+                                                     const std::string& image,
+                                                     const ProgressFn& progress) {
+  auto phaseStart = steady_clock::now();
+  auto phase = [&](const std::string& name, const std::string& detail) {
+    if (progress) progress({name, detail, since(phaseStart)});
+    phaseStart = steady_clock::now();
+  };
+
+  DeploySpec spec = in.spec;
+  spec.image = image;
+  spec.secretKeys.clear();
+  for (const auto& [k, v] : in.secrets) spec.secretKeys.push_back(k);
+
+  QABOX_ASSIGN_OR_RETURN(auto currentImage, store_.currentImage(image));
+  if (!currentImage) {
+    return failedPrecondition("image " + image + ": not built yet (run: qabox image build " +
+                              image + ")");
+  }
+  QABOX_ASSIGN_OR_RETURN(auto existing, store_.getEnvironment(t.slug));
+  if (existing && existing->state == EnvState::kSleeping) {
+    return failedPrecondition("ticket " + t.name + ": is sleeping; wake it first (qabox wake " +
+                              t.name + ")");
+  }
+  if (existing && !sameSource(existing->spec, spec) && !in.force) {
+    return alreadyExists("ticket " + t.name + ": already deployed from " +
+                         describeSource(existing->spec) +
+                         "; delete it first, or deploy again with --force to replace it");
+  }
+
+  // The merge result decides whether there is anything to do.
+  const RepoConfig* repo = spec.repo.empty() ? nullptr : config_.findRepo(spec.repo);
+  Merge merge;
+  AppManifest app;
+  QABOX_ASSIGN_OR_RETURN(auto imageManifest, images_.manifest(image));
+  app = imageManifest.defaults;
+  if (repo) {
+    if (!git_) return unimplemented("deploying repos is not enabled on this agent");
+    auto m = git_->merge(*repo, spec.sourceBranch, spec.targetBranch);
+    if (!m) return m.status();
+    merge = *m;
+    phase("merge",
+          (merge.fastForward ? "fast-forward to " : "merge commit ") + merge.commit.substr(0, 12));
+    auto manifestText = git_->readFile(*repo, merge.commit, "qabox.toml");
+    if (manifestText) {
+      auto parsed = parseAppManifest(*manifestText);
+      if (!parsed)
+        return parsed.status().withContext("qabox.toml at " + merge.commit.substr(0, 12));
+      app = mergeManifests(imageManifest, *parsed);
+    } else if (manifestText.status().code() != Code::kNotFound) {
+      return manifestText.status();
+    }
+  }
+  if (existing && !in.force && existing->state == EnvState::kReady && existing->spec == spec &&
+      existing->commit == merge.commit && in.secrets.empty()) {
+    phase("ready", "unchanged: " + (merge.commit.empty() ? image : merge.commit.substr(0, 12)));
+    return *existing;
+  }
+
+  const bool redeploy = existing.has_value();
+  const std::string container =
+      redeploy ? nextContainerName(t.slug, existing->container) : containerNameFor(t.slug);
+  std::string ip;
+  int64_t opId = 0;
+  Environment env;
+  if (redeploy) {
+    env = *existing;
+  } else {
+    env.ticket = t.name;
+    env.slug = t.slug;
+    env.createdAt = Clock::now();
+  }
+  // Intent first: the lease, the journal entry and (for a new ticket) the
+  // row are one transaction, so a crash leaves either all or nothing.
+  QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
+    if (!redeploy) {
+      QABOX_ASSIGN_OR_RETURN(uint32_t count, store_.countEnvironments());
+      if (count >= config_.limits.maxEnvironments) {
+        return resourceExhausted("limits.max_environments: this host already runs " +
+                                 std::to_string(count) +
+                                 " environments (the maximum); delete "
+                                 "some or raise the limit");
+      }
+    }
+    QABOX_ASSIGN_OR_RETURN(ip, store_.leaseAddress(config_.network.subnet, container));
+    Operation op{
+        0,  t.slug, redeploy ? "redeploy" : "create", container, ip, Clock::now(), std::nullopt,
+        "", ""};
+    QABOX_ASSIGN_OR_RETURN(opId, store_.beginOperation(op));
+    Environment row = env;
+    if (!redeploy) {
+      row.state = EnvState::kCreating;
+      row.container = container;
+      row.ip = ip;
+      row.spec = spec;
+      row.imageVersion = currentImage->version;
+      row.port = app.port.value_or(80);
+    } else {
+      row.state = EnvState::kDeploying;
+    }
+    row.updatedAt = Clock::now();
+    return store_.putEnvironment(row);
+  }));
+  if (!redeploy) {
+    env.state = EnvState::kCreating;
+    env.container = container;
+    env.ip = ip;
+    env.spec = spec;
+    env.imageVersion = currentImage->version;
+    env.port = app.port.value_or(80);
+    publishRoute(env);
+  }
+  event(t.name, redeploy ? "redeploy" : "deploy", in.actor, "started", describeSource(spec));
+
+  QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
+  std::string failedStep;
+  std::string deployLog = paths::deployLog(config_.stateDir, t.slug);
+  std::error_code ec;
+  fs::create_directories(fs::path(deployLog).parent_path(), ec);
+  std::ofstream hookLog(deployLog, std::ios::trunc);
+
+  std::map<std::string, std::string> appEnv = spec.env;
+  appEnv["QABOX_TICKET"] = t.name;
+  appEnv["QABOX_URL"] = config_.urlFor(t.slug);
+  appEnv["QABOX_COMMIT"] = merge.commit;
+  appEnv["QABOX_SOURCE_BRANCH"] = spec.sourceBranch;
+  appEnv["QABOX_TARGET_BRANCH"] = spec.targetBranch;
+  for (const auto& [k, v] : in.secrets) appEnv[k] = v;
+  const uint16_t port = static_cast<uint16_t>(app.port.value_or(80));
+  const bool hasHooks = !app.build.empty() || !app.migrate.empty() || !app.seed.empty();
+
+  auto steps = [&]() -> Status {
+    failedStep = "clone";
+    NetSpec net{config_.network.bridge, cidrOf(subnet, ip), gatewayOf(subnet)};
+    QABOX_RETURN_IF_ERROR(runtime_.clone(paths::imagesLxcPath(config_.stateDir),
+                                         paths::imageContainer(image, currentImage->version),
+                                         container, net));
+    phase("clone", container + " from " + image + " v" + std::to_string(currentImage->version) +
+                       " at " + ip);
+
+    std::string upper = runtime_.upperDir(container);
+    if (repo) {
+      failedStep = "export";
+      std::string appDir = upper + paths::kAppDir;
+      fs::create_directories(appDir, ec);
+      if (ec) return internalError("creating " + appDir + ": " + ec.message());
+      // Opaque: the image's own /srv/app must not show through the app.
+      if (setxattr(appDir.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+        return internalError("marking " + appDir + " opaque failed");
+      }
+      QABOX_RETURN_IF_ERROR(git_->exportTree(*repo, merge.commit, appDir));
+      phase("export", merge.commit.substr(0, 12) + " into " + paths::kAppDir);
+    }
+    std::string envFile;
+    for (const auto& [k, v] : appEnv) envFile += k + "=" + shellQuote(v) + "\n";
+    QABOX_RETURN_IF_ERROR(writeFile(upper + paths::kAppEnvFile, envFile,
+                                    fs::perms::owner_read | fs::perms::owner_write));
+    // Without hooks the app may start with the container; with hooks the
+    // start command waits beside its final name until they have run.
+    std::string runFile = upper + "/etc/qabox/app.run";
+    QABOX_RETURN_IF_ERROR(writeFile(hasHooks ? runFile + ".pending" : runFile, app.start + "\n",
+                                    fs::perms::owner_all | fs::perms::group_read));
+
+    failedStep = "start";
+    QABOX_RETURN_IF_ERROR(runtime_.start(container));
+    phase("start", container + " running");
+
+    std::map<std::string, std::string> hookEnv = appEnv;
+    hookEnv["PATH"] = kPath;
+    hookEnv["HOME"] = "/root";
+    for (const auto& [name, command] : std::vector<std::pair<std::string, std::string>>{
+             {"build", app.build}, {"migrate", app.migrate}, {"seed", app.seed}}) {
+      if (command.empty()) continue;
+      failedStep = name;
+      hookLog << "==> " << name << ": " << command << "\n";
+      hookLog.flush();
+      ExecSpec ex;
+      ex.argv = {"/bin/sh", "-c", command};
+      ex.env = hookEnv;
+      ex.cwd = paths::kAppDir;
+      ex.timeout = config_.deploy.hookTimeout;
+      ex.onOutput = [&](bool, std::string_view data) {
+        hookLog.write(data.data(), static_cast<std::streamsize>(data.size()));
+        hookLog.flush();
+      };
+      QABOX_ASSIGN_OR_RETURN(auto r, runtime_.exec(container, ex));
+      if (!r.ok()) {
+        std::string tail = lastLines(r.out + r.err, 10);
+        if (r.timedOut) {
+          return deadlineExceeded("hook " + name + " did not finish within " +
+                                  std::to_string(config_.deploy.hookTimeout.count() / 1000) +
+                                  "s; last output:\n" + tail);
+        }
+        return failedPrecondition("hook " + name + " failed with exit code " +
+                                  std::to_string(r.exitCode) + "; last output:\n" + tail);
+      }
+      phase(name, command);
+    }
+    if (hasHooks) {
+      failedStep = "start";
+      ExecSpec ex;
+      ex.argv = {"/bin/mv", "/etc/qabox/app.run.pending", "/etc/qabox/app.run"};
+      ex.env = {{"PATH", kPath}};
+      ex.timeout = std::chrono::seconds(30);
+      QABOX_ASSIGN_OR_RETURN(auto r, runtime_.exec(container, ex));
+      if (!r.ok()) return internalError("starting the app failed: " + lastLines(r.err, 3));
+      phase("app", app.start);
+    }
+
+    failedStep = "health";
+    QABOX_RETURN_IF_ERROR(
+        health_(ip, port, app.health.empty() ? "/" : app.health, config_.deploy.healthTimeout));
+    phase("health", "GET http://" + ip + ":" + std::to_string(port) + app.health);
+    return Status::ok();
+  };
+
+  Status s = steps();
+  hookLog.close();
+  if (!s.isOk()) {
+    std::string message = failedStep + " failed: " + s.message();
+    spdlog::warn("deploy {}: {}", t.name, message);
+    if (redeploy) {
+      // The old container keeps serving: drop the new one, keep the row.
+      Status d = runtime_.destroy(container);
+      if (d.isOk()) (void)store_.releaseAddressesOf(container);
+      env.message = "redeploy failed: " + message;
+      env.updatedAt = Clock::now();
+      (void)store_.putEnvironment(env);
+      (void)store_.finishOperation(opId, "error", message);
+      publishRoute(env);
+    } else if (failedStep == "clone") {
+      // Nothing to inspect: roll the whole create back.
+      (void)runtime_.destroy(container);
+      (void)store_.transaction([&]() -> Status {
+        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(container));
+        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(t.slug));
+        return store_.finishOperation(opId, "rolled-back", message);
+      });
+      routes_.remove(t.slug);
+      event(t.name, "deploy", in.actor, "error", message);
+      return s;
+    } else {
+      // The container stays for inspection until deleted.
+      env.state = EnvState::kFailed;
+      env.message = message;
+      env.updatedAt = Clock::now();
+      (void)store_.putEnvironment(env);
+      (void)store_.finishOperation(opId, "error", message);
+      publishRoute(env);
+    }
+    event(t.name, redeploy ? "redeploy" : "deploy", in.actor, "error", message);
+    if (progress) progress({"failed", message, milliseconds(0)});
+    return env;
+  }
+
+  // Switch: the row and the route point at the new container, then the old
+  // one goes.
+  std::string oldContainer = redeploy ? existing->container : "";
+  env.state = EnvState::kReady;
+  env.container = container;
+  env.ip = ip;
+  env.spec = spec;
+  env.commit = merge.commit;
+  env.imageVersion = currentImage->version;
+  env.port = port;
+  env.message.clear();
+  env.deployedAt = Clock::now();
+  env.updatedAt = env.deployedAt;
+  if (spec.ttl) env.expiresAt = env.deployedAt + *spec.ttl;
+  QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
+    QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+    return store_.finishOperation(opId, "ok", merge.commit);
+  }));
+  publishRoute(env);
+  if (redeploy && oldContainer != container) {
+    drain(existing->ip, static_cast<uint16_t>(existing->port));
+    Status d = runtime_.destroy(oldContainer);
+    if (d.isOk()) {
+      (void)store_.releaseAddressesOf(oldContainer);
+    } else {
+      // Recovery's orphan sweep retries it.
+      spdlog::warn("redeploy {}: destroying {}: {}", t.name, oldContainer, d.toString());
+    }
+  }
+  event(t.name, redeploy ? "redeploy" : "deploy", in.actor, "ok",
+        describeSource(spec) + (merge.commit.empty() ? "" : " at " + merge.commit.substr(0, 12)));
+  phase("ready", config_.urlFor(t.slug));
+  return env;
+}
+
+Result<Environment> EnvironmentManager::get(const std::string& ticket) {
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  return *env;
+}
+
+Result<std::vector<Environment>> EnvironmentManager::list() { return store_.listEnvironments(); }
+
+Status EnvironmentManager::remove(const std::string& ticket, const std::string& actor,
+                                  const std::string& why) {
+  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  auto lock = ticketLock(t.slug);
+  std::lock_guard guard(*lock);
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  return removeLocked(*env, actor, why);
+}
+
+Status EnvironmentManager::removeLocked(const Environment& env, const std::string& actor,
+                                        const std::string& why) {
+  QABOX_ASSIGN_OR_RETURN(int64_t opId,
+                         store_.beginOperation({0, env.slug, "delete", env.container, env.ip,
+                                                Clock::now(), std::nullopt, "", why}));
+  Environment row = env;
+  row.state = EnvState::kDeleting;
+  row.updatedAt = Clock::now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
+  // The route goes first: no request may reach a container being destroyed.
+  routes_.remove(env.slug);
+  drain(env.ip, static_cast<uint16_t>(env.port));
+  Status s = runtime_.destroy(env.container);
+  if (!s.isOk()) {
+    row.state = EnvState::kFailed;
+    row.message = "delete failed: " + s.message();
+    (void)store_.putEnvironment(row);
+    (void)store_.finishOperation(opId, "error", s.message());
+    publishRoute(row);
+    event(env.ticket, "delete", actor, "error", s.message());
+    return s;
+  }
+  QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
+    QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(env.container));
+    QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
+    return store_.finishOperation(opId, "ok", "");
+  }));
+  std::error_code ec;
+  fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
+  event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
+  return Status::ok();
+}
+
+Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,
+                                                  const std::string& actor) {
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  auto lock = ticketLock(t.slug);
+  std::lock_guard guard(*lock);
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  env->pinned = pinned;
+  env->updatedAt = Clock::now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
+  event(env->ticket, pinned ? "pin" : "unpin", actor, "ok", "");
+  return *env;
+}
+
+Result<ProcessResult> EnvironmentManager::exec(
+    const std::string& ticket, const std::vector<std::string>& argv,
+    const std::map<std::string, std::string>& env, const std::string& stdinData,
+    milliseconds timeout, const std::function<void(bool, std::string_view)>& onOutput,
+    const std::string& actor) {
+  QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
+  if (argv.empty()) return invalidArgument("argv: give the command to run (qabox exec T -- CMD)");
+  for (const auto& [k, v] : env) QABOX_RETURN_IF_ERROR(checkEnvName(k));
+  QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
+  if (st != ContainerState::kRunning) {
+    return failedPrecondition("ticket " + e.ticket + ": container " + e.container +
+                              " is not running (state " + std::string(stateName(e.state)) + ")");
+  }
+  ExecSpec ex;
+  ex.argv = argv;
+  ex.env = env;
+  ex.env.emplace("PATH", kPath);
+  ex.env.emplace("HOME", "/root");
+  ex.env.emplace("QABOX_TICKET", e.ticket);
+  ex.cwd = paths::kAppDir;
+  ex.stdinData = stdinData;
+  ex.timeout = timeout;
+  ex.onOutput = onOutput;
+  auto r = runtime_.exec(e.container, ex);
+  event(e.ticket, "exec", actor, r ? "ok" : "error",
+        argv.front() + (r ? " exit " + std::to_string(r->exitCode) : ""));
+  return r;
+}
+
+Result<std::string> EnvironmentManager::logPath(const std::string& ticket, bool deployLog) {
+  QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
+  if (deployLog) return paths::deployLog(config_.stateDir, e.slug);
+  return runtime_.upperDir(e.container) + paths::kAppLog;
+}
+
+Status EnvironmentManager::recover() {
+  QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
+  QABOX_RETURN_IF_ERROR(bridge_.ensure(config_.network.bridge,
+                                       gatewayOf(subnet) + "/" + std::to_string(subnet.prefix)));
+  QABOX_RETURN_IF_ERROR(images_.recover());
+
+  // 1. Operations a crash left unfinished are rolled back (or, for deletes,
+  //    completed).
+  QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
+  for (const auto& op : ops) {
+    if (op.kind == "image.build") continue;
+    QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(op.slug));
+    std::string decision;
+    if (op.kind == "create") {
+      QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
+      QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+      if (env && env->container == op.container && env->state != EnvState::kReady) {
+        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      }
+      decision = "rolled back the unfinished create of " + op.container;
+    } else if (op.kind == "redeploy") {
+      if (env && env->container == op.container) {
+        decision = "kept " + op.container + ": the redeploy had already switched";
+      } else {
+        QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
+        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+        if (env) {
+          QABOX_ASSIGN_OR_RETURN(auto old, runtime_.state(env->container));
+          env->state = old == ContainerState::kMissing ? EnvState::kFailed : EnvState::kReady;
+          env->message = "redeploy interrupted by an agent restart";
+          QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
+        }
+        decision = "rolled back the unfinished redeploy into " + op.container;
+      }
+    } else if (op.kind == "delete") {
+      QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
+      QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+      if (env && env->container == op.container) {
+        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      }
+      decision = "completed the unfinished delete of " + op.container;
+    }
+    spdlog::info("recover: {}", decision);
+    QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, "rolled-back", decision));
+    event(op.slug, "recover", "qaboxd", "ok", decision);
+  }
+
+  // 2. What exists against what the store says.
+  QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
+  std::set<std::string> owned;
+  for (const auto& e : envs) owned.insert(e.container);
+  QABOX_ASSIGN_OR_RETURN(auto containers, runtime_.list());
+  for (const auto& c : containers) {
+    if (owned.count(c)) continue;
+    spdlog::info("recover: destroying {}: no environment owns it", c);
+    QABOX_RETURN_IF_ERROR(runtime_.destroy(c));
+    std::error_code ec;
+    fs::remove_all(paths::containerDir(config_.stateDir, c), ec);
+    event("", "recover", "qaboxd", "ok", "destroyed orphan container " + c);
+  }
+  QABOX_ASSIGN_OR_RETURN(auto leases, store_.listLeases());
+  for (const auto& l : leases) {
+    if (owned.count(l.owner)) continue;
+    spdlog::info("recover: releasing {}: {} no longer exists", l.ip, l.owner);
+    QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
+  }
+  for (auto& e : envs) {
+    QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
+    if (st == ContainerState::kMissing) {
+      if (e.state != EnvState::kFailed || e.message.find("is gone") == std::string::npos) {
+        e.state = EnvState::kFailed;
+        e.message = "container " + e.container + " is gone (found missing at agent start)";
+        e.updatedAt = Clock::now();
+        QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+        spdlog::warn("recover: {}: {}", e.ticket, e.message);
+      }
+    } else if (st == ContainerState::kStopped && e.state != EnvState::kSleeping) {
+      // A host reboot stops every container; bring it back.
+      Status s = runtime_.start(e.container);
+      spdlog::info("recover: starting stopped {}: {}", e.container, s.toString());
+      if (!s.isOk()) {
+        e.state = EnvState::kFailed;
+        e.message = "restarting " + e.container + " after an agent restart failed: " + s.message();
+        QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+      }
+    }
+    if (e.state == EnvState::kCreating || e.state == EnvState::kDeploying ||
+        e.state == EnvState::kDeleting) {
+      // No operation is in flight any more: whatever was half-way is over.
+      e.state = e.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
+      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+    }
+    publishRoute(e);
+  }
+  return Status::ok();
+}
+
+}  // namespace qabox

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/environment.h"
+#include "core/ticket.h"
+#include "deploy/git.h"
+#include "deploy/image_builder.h"
+#include "proxy/router.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+namespace qabox {
+
+struct DeployInput {
+  std::string ticket;
+  DeploySpec spec;
+  std::map<std::string, std::string> secrets;  // values never stored, logged or returned
+  bool force = false;
+  std::string actor;
+};
+
+struct Progress {
+  std::string phase;
+  std::string detail;
+  std::chrono::milliseconds took{0};
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+using HealthCheck = std::function<Status(const std::string& ip, uint16_t port,
+                                         const std::string& path, std::chrono::milliseconds)>;
+
+// The lifecycle of environments: deploy, redeploy, delete, exec, recovery.
+// Every mutation writes its intent to the journal before it touches the
+// host; operations on one ticket are serialised, different tickets proceed
+// in parallel.
+class EnvironmentManager {
+ public:
+  EnvironmentManager(const Config& config, Store& store, ContainerRuntime& runtime, Bridge& bridge,
+                     ImageBuilder& images, GitRepos* git, RouteTable& routes, HealthCheck health);
+
+  // Start-up, before the API listens: reconciles the journal and the store
+  // with the containers that really exist, and fills the route table.
+  Status recover();
+
+  Result<Environment> deploy(const DeployInput& in, const ProgressFn& progress);
+  Result<Environment> get(const std::string& ticket);
+  Result<std::vector<Environment>> list();
+  Status remove(const std::string& ticket, const std::string& actor, const std::string& why = "");
+  Result<Environment> setPinned(const std::string& ticket, bool pinned, const std::string& actor);
+  Result<ProcessResult> exec(const std::string& ticket, const std::vector<std::string>& argv,
+                             const std::map<std::string, std::string>& env,
+                             const std::string& stdinData, std::chrono::milliseconds timeout,
+                             const std::function<void(bool, std::string_view)>& onOutput,
+                             const std::string& actor);
+  // Host paths of the app log (in the container's upper layer) and the last
+  // deploy's hook output.
+  Result<std::string> logPath(const std::string& ticket, bool deployLog);
+
+  // New mutations are refused from now on; in-flight ones finish.
+  void beginShutdown() { stopping_ = true; }
+
+  const Config& config() const { return config_; }
+
+ private:
+  struct Target {
+    std::string container;
+    std::string ip;
+  };
+
+  std::shared_ptr<std::mutex> ticketLock(const std::string& slug);
+  Status validate(const DeployInput& in, Ticket& ticket, std::string& image) const;
+  Result<Environment> deployLocked(const Ticket& t, const DeployInput& in, const std::string& image,
+                                   const ProgressFn& progress);
+  Status removeLocked(const Environment& env, const std::string& actor, const std::string& why);
+  void publishRoute(const Environment& env);
+  void drain(const std::string& ip, uint16_t port);
+  std::string nextContainerName(const std::string& slug, const std::string& current) const;
+  void event(const std::string& ticket, const std::string& action, const std::string& actor,
+             const std::string& outcome, const std::string& detail);
+
+  const Config& config_;
+  Store& store_;
+  ContainerRuntime& runtime_;
+  Bridge& bridge_;
+  ImageBuilder& images_;
+  GitRepos* git_;
+  RouteTable& routes_;
+  HealthCheck health_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> generation_{1};
+  std::mutex locksMu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+};
+
+// Shell single-quoting for the app.env file the container's init sources.
+std::string shellQuote(std::string_view value);
+
+}  // namespace qabox

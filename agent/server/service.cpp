@@ -1,0 +1,367 @@
+#include "server/service.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <fstream>
+#include <thread>
+
+#include "core/duration.h"
+#include "core/ticket.h"
+#include "store/ipam.h"
+
+namespace qabox {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp ts(TimePoint t) {
+  return TimeUtil::MillisecondsToTimestamp(toUnixMillis(t));
+}
+
+v1::Environment::State toProtoState(EnvState s) {
+  switch (s) {
+    case EnvState::kCreating: return v1::Environment::CREATING;
+    case EnvState::kDeploying: return v1::Environment::DEPLOYING;
+    case EnvState::kReady: return v1::Environment::READY;
+    case EnvState::kFailed: return v1::Environment::FAILED;
+    case EnvState::kDeleting: return v1::Environment::DELETING;
+    case EnvState::kSleeping: return v1::Environment::SLEEPING;
+  }
+  return v1::Environment::STATE_UNSPECIFIED;
+}
+
+void toProto(const ImageVersion& im, uint32_t users, v1::Image* out) {
+  out->set_name(im.name);
+  out->set_version(im.version);
+  *out->mutable_built_at() = ts(im.builtAt);
+  out->set_environments(users);
+  out->set_current(im.current);
+  out->set_description(im.description);
+}
+
+// Reads what a file has past `offset`, at most `max` bytes.
+std::string readFrom(const std::string& path, std::streamoff& offset, size_t max) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  if (size < offset) offset = 0;  // truncated: start over
+  in.seekg(offset);
+  std::string buf(static_cast<size_t>(
+                      std::min<std::streamoff>(size - offset, static_cast<std::streamoff>(max))),
+                  '\0');
+  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+  buf.resize(static_cast<size_t>(in.gcount()));
+  offset += static_cast<std::streamoff>(buf.size());
+  return buf;
+}
+
+}  // namespace
+
+grpc::Status toGrpc(const Status& s) {
+  if (s.isOk()) return grpc::Status::OK;
+  return {static_cast<grpc::StatusCode>(s.code()), s.message()};
+}
+
+void toProto(const Environment& e, const Config& config, v1::Environment* out) {
+  out->set_ticket(e.ticket);
+  out->set_hostname(e.slug + "." + config.routing.domain);
+  out->set_url(config.urlFor(e.slug));
+  out->set_state(toProtoState(e.state));
+  out->set_ip(e.ip);
+  out->set_image(e.spec.image);
+  out->set_image_version(e.imageVersion);
+  out->set_container(e.container);
+  out->set_repo(e.spec.repo);
+  out->set_source_branch(e.spec.sourceBranch);
+  out->set_target_branch(e.spec.targetBranch);
+  out->set_commit(e.commit);
+  *out->mutable_created_at() = ts(e.createdAt);
+  *out->mutable_updated_at() = ts(e.updatedAt);
+  if (e.lastAccessAt) *out->mutable_last_access_at() = ts(*e.lastAccessAt);
+  out->set_message(e.message);
+  out->set_port(e.port);
+  out->set_pinned(e.pinned);
+  if (e.expiresAt) *out->mutable_expires_at() = ts(*e.expiresAt);
+  out->set_request_count(e.requestCount);
+  out->set_bytes_in(e.bytesIn);
+  out->set_bytes_out(e.bytesOut);
+  for (const auto& [k, v] : e.spec.env) (*out->mutable_env())[k] = v;
+  for (const auto& k : e.spec.secretKeys) out->add_secret_keys(k);
+  if (e.deployedAt != TimePoint{}) *out->mutable_deployed_at() = ts(e.deployedAt);
+}
+
+QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
+                           HostInfo host)
+    : envs_(envs), images_(images), store_(store), host_(std::move(host)) {}
+
+std::string QaboxService::actor(grpc::ServerContext* ctx) const {
+  std::string peer = ctx->peer();
+  return peer.empty() ? "unknown" : peer;
+}
+
+grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
+                                  grpc::ServerWriter<v1::DeployEvent>* writer) {
+  DeployInput in;
+  in.ticket = req->ticket();
+  in.spec.image = req->image();
+  in.spec.repo = req->repo();
+  in.spec.sourceBranch = req->source_branch();
+  in.spec.targetBranch = req->target_branch();
+  for (const auto& [k, v] : req->env()) in.spec.env[k] = v;
+  for (const auto& [k, v] : req->secrets()) in.secrets[k] = v;
+  if (req->has_ttl()) {
+    int64_t ms = TimeUtil::DurationToMilliseconds(req->ttl());
+    if (ms <= 0) return toGrpc(invalidArgument("ttl: must be positive, as 48h"));
+    in.spec.ttl = std::chrono::milliseconds(ms);
+  }
+  in.force = req->force();
+  in.actor = actor(ctx);
+  // The deploy runs to its end even when the caller goes away: a half-made
+  // environment helps no one. Writes to a gone caller just fail.
+  auto result = envs_.deploy(in, [&](const Progress& p) {
+    v1::DeployEvent ev;
+    ev.set_phase(p.phase);
+    ev.set_detail(p.detail);
+    *ev.mutable_took() = TimeUtil::MillisecondsToDuration(p.took.count());
+    writer->Write(ev);
+  });
+  if (!result) return toGrpc(result.status());
+  v1::DeployEvent last;
+  last.set_phase(result->state == EnvState::kFailed ? "failed" : "done");
+  last.set_detail(result->message);
+  toProto(*result, envs_.config(), last.mutable_environment());
+  writer->Write(last);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::GetEnvironment(grpc::ServerContext*,
+                                          const v1::GetEnvironmentRequest* req,
+                                          v1::Environment* resp) {
+  auto e = envs_.get(req->ticket());
+  if (!e) return toGrpc(e.status());
+  toProto(*e, envs_.config(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::ListEnvironments(grpc::ServerContext*,
+                                            const v1::ListEnvironmentsRequest*,
+                                            v1::ListEnvironmentsResponse* resp) {
+  auto list = envs_.list();
+  if (!list) return toGrpc(list.status());
+  for (const auto& e : *list) toProto(e, envs_.config(), resp->add_environments());
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
+                                             const v1::DeleteEnvironmentRequest* req,
+                                             v1::DeleteEnvironmentResponse* resp) {
+  Status s = envs_.remove(req->ticket(), actor(ctx));
+  if (!s.isOk()) return toGrpc(s);
+  resp->set_ticket(req->ticket());
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::StreamLogsRequest* req,
+                                      grpc::ServerWriter<v1::LogChunk>* writer) {
+  auto path = envs_.logPath(req->ticket(), req->deploy());
+  if (!path) return toGrpc(path.status());
+  std::streamoff offset = 0;
+  if (req->tail() > 0) {
+    std::streamoff all = 0;
+    std::string content = readFrom(*path, all, 64 << 20);
+    std::string tail = lastLines(content, req->tail());
+    offset = all - static_cast<std::streamoff>(tail.size());
+    while (offset > 0 && offset < all && content[static_cast<size_t>(offset)] == '\n') ++offset;
+  }
+  while (!ctx->IsCancelled()) {
+    std::string chunk = readFrom(*path, offset, 256 << 10);
+    if (!chunk.empty()) {
+      v1::LogChunk out;
+      out.set_data(std::move(chunk));
+      if (!writer->Write(out)) return grpc::Status::OK;
+      continue;
+    }
+    if (!req->follow()) break;
+    // The environment may go away while followed.
+    if (!envs_.get(req->ticket())) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
+                                grpc::ServerWriter<v1::ExecOutput>* writer) {
+  std::vector<std::string> argv(req->argv().begin(), req->argv().end());
+  for (const auto& a : argv) {
+    if (a.find('\0') != std::string::npos) {
+      return toGrpc(invalidArgument("argv: arguments must not contain NUL bytes"));
+    }
+  }
+  if (argv.size() > 1024) return toGrpc(invalidArgument("argv: at most 1024 arguments"));
+  std::map<std::string, std::string> env(req->env().begin(), req->env().end());
+  auto timeout = std::chrono::milliseconds(
+      req->has_timeout() ? TimeUtil::DurationToMilliseconds(req->timeout()) : 600'000);
+  if (timeout.count() <= 0) return toGrpc(invalidArgument("timeout: must be positive"));
+  auto r = envs_.exec(
+      req->ticket(), argv, env, req->stdin(), timeout,
+      [&](bool isErr, std::string_view data) {
+        v1::ExecOutput out;
+        if (isErr) {
+          out.set_stderr(std::string(data));
+        } else {
+          out.set_stdout(std::string(data));
+        }
+        writer->Write(out);
+      },
+      actor(ctx));
+  if (!r) return toGrpc(r.status());
+  v1::ExecOutput last;
+  last.set_exited(true);
+  last.set_exit_code(r->timedOut ? 124 : r->exitCode >= 0 ? r->exitCode : 128 + r->signal);
+  writer->Write(last);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::Reap(grpc::ServerContext*, const v1::ReapRequest*, v1::ReapResponse*) {
+  return toGrpc(unimplemented("Reap: the reaper is not part of this agent version yet"));
+}
+
+grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinnedRequest* req,
+                                     v1::Environment* resp) {
+  auto e = envs_.setPinned(req->ticket(), req->pinned(), actor(ctx));
+  if (!e) return toGrpc(e.status());
+  toProto(*e, envs_.config(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext*,
+                                            const v1::SleepEnvironmentRequest*, v1::Environment*) {
+  return toGrpc(unimplemented("SleepEnvironment: sleeping environments are not supported yet"));
+}
+
+grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext*, const v1::WakeEnvironmentRequest*,
+                                           v1::Environment*) {
+  return toGrpc(unimplemented("WakeEnvironment: sleeping environments are not supported yet"));
+}
+
+grpc::Status QaboxService::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+                                      v1::ListImagesResponse* resp) {
+  auto images = store_.listImages();
+  if (!images) return toGrpc(images.status());
+  auto envs = store_.listEnvironments();
+  if (!envs) return toGrpc(envs.status());
+  for (const auto& im : *images) {
+    uint32_t users = 0;
+    for (const auto& e : *envs) users += e.spec.image == im.name && e.imageVersion == im.version;
+    toProto(im, users, resp->add_images());
+  }
+  for (const auto& r : images_.recipes()) resp->add_recipes(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildImageRequest* req,
+                                      v1::Image* resp) {
+  auto im = images_.build(req->name(), actor(ctx));
+  if (!im) return toGrpc(im.status());
+  toProto(*im, 0, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
+                                       v1::DeleteImageResponse* resp) {
+  auto deleted = images_.remove(req->name(), req->version(), actor(ctx));
+  if (!deleted) return toGrpc(deleted.status());
+  for (const auto& im : *deleted) toProto(im, 0, resp->add_deleted());
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::GetHostStatus(grpc::ServerContext*, const v1::GetHostStatusRequest*,
+                                         v1::HostStatus* resp) {
+  const Config& c = envs_.config();
+  resp->set_version(QABOX_VERSION);
+  *resp->mutable_uptime() =
+      TimeUtil::MillisecondsToDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - host_.startedAt)
+                                           .count());
+  auto envs = store_.listEnvironments();
+  if (!envs) return toGrpc(envs.status());
+  resp->set_environments(static_cast<uint32_t>(envs->size()));
+  uint32_t sleeping = 0;
+  for (const auto& e : *envs) {
+    (*resp->mutable_environments_by_state())[std::string(stateName(e.state))]++;
+    sleeping += e.state == EnvState::kSleeping;
+  }
+  resp->set_sleeping(sleeping);
+  resp->set_max_environments(c.limits.maxEnvironments);
+  uint32_t n = static_cast<uint32_t>(envs->size());
+  resp->set_capacity_left(n >= c.limits.maxEnvironments ? 0 : c.limits.maxEnvironments - n);
+  if (auto subnet = parseSubnet(c.network.subnet); subnet) {
+    auto leases = store_.listLeases();
+    uint32_t used = leases ? static_cast<uint32_t>(leases->size()) : 0;
+    uint32_t total = hostCount(*subnet);
+    resp->set_addresses_left(used >= total ? 0 : total - used);
+  }
+  resp->set_state_dir(c.stateDir);
+  struct statvfs vfs {};
+  if (statvfs(c.stateDir.c_str(), &vfs) == 0) {
+    resp->set_disk_total_bytes(static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize);
+    resp->set_disk_free_bytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
+  }
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemTotal:") resp->set_memory_total_bytes(kb * 1024);
+    if (key == "MemAvailable:") resp->set_memory_available_bytes(kb * 1024);
+  }
+  resp->set_bridge(c.network.bridge);
+  resp->set_subnet(c.network.subnet);
+  resp->set_domain(c.routing.domain);
+  if (host_.requestsRouted) resp->set_requests_routed(host_.requestsRouted());
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::ListEvents(grpc::ServerContext*, const v1::ListEventsRequest* req,
+                                      v1::ListEventsResponse* resp) {
+  std::string ticket = req->ticket();
+  if (!ticket.empty()) {
+    auto t = parseTicket(ticket);
+    if (!t) return toGrpc(t.status());
+    ticket = t->name;
+  }
+  if (req->limit() > 10000) return toGrpc(invalidArgument("limit: at most 10000"));
+  auto events = store_.listEvents(ticket, req->limit());
+  if (!events) return toGrpc(events.status());
+  for (const auto& e : *events) {
+    auto* out = resp->add_events();
+    out->set_id(e.id);
+    *out->mutable_at() = ts(e.at);
+    out->set_ticket(e.ticket);
+    out->set_action(e.action);
+    out->set_actor(e.actor);
+    out->set_outcome(e.outcome);
+    out->set_detail(e.detail);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::CreateToken(grpc::ServerContext*, const v1::CreateTokenRequest*,
+                                       v1::CreateTokenResponse*) {
+  return toGrpc(unimplemented("CreateToken: tokens are not supported yet"));
+}
+
+grpc::Status QaboxService::ListTokens(grpc::ServerContext*, const v1::ListTokensRequest*,
+                                      v1::ListTokensResponse*) {
+  return toGrpc(unimplemented("ListTokens: tokens are not supported yet"));
+}
+
+grpc::Status QaboxService::RevokeToken(grpc::ServerContext*, const v1::RevokeTokenRequest*,
+                                       v1::RevokeTokenResponse*) {
+  return toGrpc(unimplemented("RevokeToken: tokens are not supported yet"));
+}
+
+}  // namespace qabox

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+
+#include "qabox/v1/qabox.grpc.pb.h"
+#include "server/environments.h"
+
+namespace qabox {
+
+class Reaper;
+
+// Facts about the host that GetHostStatus reports beside the store's.
+struct HostInfo {
+  std::chrono::steady_clock::time_point startedAt = std::chrono::steady_clock::now();
+  std::function<uint64_t()> requestsRouted;  // from the router, when it runs
+};
+
+grpc::Status toGrpc(const Status& s);
+void toProto(const Environment& e, const Config& config, v1::Environment* out);
+
+// The v1 API over the environment manager. Every handler checks its input
+// first and answers with a status a person can act on.
+class QaboxService final : public v1::Qabox::Service {
+ public:
+  QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, HostInfo host);
+
+  grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
+                      grpc::ServerWriter<v1::DeployEvent>* writer) override;
+  grpc::Status GetEnvironment(grpc::ServerContext* ctx, const v1::GetEnvironmentRequest* req,
+                              v1::Environment* resp) override;
+  grpc::Status ListEnvironments(grpc::ServerContext* ctx, const v1::ListEnvironmentsRequest* req,
+                                v1::ListEnvironmentsResponse* resp) override;
+  grpc::Status DeleteEnvironment(grpc::ServerContext* ctx, const v1::DeleteEnvironmentRequest* req,
+                                 v1::DeleteEnvironmentResponse* resp) override;
+  grpc::Status StreamLogs(grpc::ServerContext* ctx, const v1::StreamLogsRequest* req,
+                          grpc::ServerWriter<v1::LogChunk>* writer) override;
+  grpc::Status Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
+                    grpc::ServerWriter<v1::ExecOutput>* writer) override;
+  grpc::Status Reap(grpc::ServerContext* ctx, const v1::ReapRequest* req,
+                    v1::ReapResponse* resp) override;
+  grpc::Status SetPinned(grpc::ServerContext* ctx, const v1::SetPinnedRequest* req,
+                         v1::Environment* resp) override;
+  grpc::Status SleepEnvironment(grpc::ServerContext* ctx, const v1::SleepEnvironmentRequest* req,
+                                v1::Environment* resp) override;
+  grpc::Status WakeEnvironment(grpc::ServerContext* ctx, const v1::WakeEnvironmentRequest* req,
+                               v1::Environment* resp) override;
+  grpc::Status ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest* req,
+                          v1::ListImagesResponse* resp) override;
+  grpc::Status BuildImage(grpc::ServerContext* ctx, const v1::BuildImageRequest* req,
+                          v1::Image* resp) override;
+  grpc::Status DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
+                           v1::DeleteImageResponse* resp) override;
+  grpc::Status GetHostStatus(grpc::ServerContext* ctx, const v1::GetHostStatusRequest* req,
+                             v1::HostStatus* resp) override;
+  grpc::Status ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
+                          v1::ListEventsResponse* resp) override;
+  grpc::Status CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
+                           v1::CreateTokenResponse* resp) override;
+  grpc::Status ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest* req,
+                          v1::ListTokensResponse* resp) override;
+  grpc::Status RevokeToken(grpc::ServerContext* ctx, const v1::RevokeTokenRequest* req,
+                           v1::RevokeTokenResponse* resp) override;
+
+  void setReaper(Reaper* reaper) { reaper_ = reaper; }
+
+ private:
+  std::string actor(grpc::ServerContext* ctx) const;
+
+  EnvironmentManager& envs_;
+  ImageBuilder& images_;
+  Store& store_;
+  HostInfo host_;
+  Reaper* reaper_ = nullptr;
+};
+
+}  // namespace qabox

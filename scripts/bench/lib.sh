@@ -1,0 +1,66 @@
+# Shared by the benchmarks: a private qaboxd (own state dir, socket, bridge,
+# subnet, router port) started from the build tree, and statistics.
+# Source it; it sets $QB (the CLI with the endpoint), $STATE, $BRIDGE.
+set -euo pipefail
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+bench_build() {
+  "$REPO_ROOT/scripts/install-deps.sh"
+  cmake -S "$REPO_ROOT" -B "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$REPO_ROOT/build" -j"$(nproc)" --target qaboxd qabox qabox-lxc >/dev/null
+}
+
+# bench_start_agent [extra toml]
+bench_start_agent() {
+  local id=$((RANDOM % 200 + 20))
+  STATE=$(mktemp -d /tmp/qabox-bench-XXXXXX)
+  BRIDGE=qbb$RANDOM
+  SUBNET=10.214.$id.0/24
+  ROUTER_PORT=$((20000 + RANDOM % 20000))
+  cat > "$STATE/qaboxd.toml" <<TOML
+state_dir = "$STATE"
+images_dir = "$REPO_ROOT/images"
+log_level = "warn"
+[api]
+listen = ["unix://$STATE/qabox.sock"]
+[network]
+bridge = "$BRIDGE"
+subnet = "$SUBNET"
+[routing]
+domain = "qa.bench"
+listen = "127.0.0.1:$ROUTER_PORT"
+[limits]
+max_environments = 250
+${1:-}
+TOML
+  "$REPO_ROOT/build/agent/daemon/qaboxd" --config "$STATE/qaboxd.toml" >"$STATE/qaboxd.log" 2>&1 &
+  AGENT_PID=$!
+  QB=("$REPO_ROOT/build/agent/cli/qabox" --endpoint "unix://$STATE/qabox.sock")
+  for _ in $(seq 200); do "${QB[@]}" status -o json >/dev/null 2>&1 && break; sleep 0.05; done
+  trap bench_stop_agent EXIT
+  "${QB[@]}" image build busybox >/dev/null
+}
+
+bench_stop_agent() {
+  set +e
+  for t in $("${QB[@]}" list -o name 2>/dev/null); do "${QB[@]}" delete "$t" >/dev/null 2>&1; done
+  kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null
+  for p in "$STATE/lxc" "$STATE/images" "$STATE/raw"; do
+    for c in $(ls "$p" 2>/dev/null); do lxc-destroy -P "$p" -n "$c" -f >/dev/null 2>&1; done
+  done
+  ip link del "$BRIDGE" 2>/dev/null
+  rm -rf "$STATE"
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# stats NAME < one number a line (ms): prints p50 p95 min max
+stats() {
+  sort -n | awk -v name="$1" '{ v[NR] = $1 } END {
+    if (NR == 0) { print name ": no samples"; exit }
+    p50 = v[int((NR + 1) * 0.50)]; if (!p50) p50 = v[1]
+    i95 = int(NR * 0.95 + 0.999); if (i95 > NR) i95 = NR; p95 = v[i95]
+    printf "%-34s n=%-3d p50=%6.1f ms  p95=%6.1f ms  min=%6.1f  max=%6.1f\n", name, NR, p50, p95, v[1], v[NR] }'
+}
+
+p50_of() { sort -n | awk '{ v[NR] = $1 } END { p = v[int((NR + 1) * 0.5)]; if (!p) p = v[1]; print p }'; }

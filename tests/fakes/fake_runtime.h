@@ -1,0 +1,100 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace qabox::fakes {
+
+// Containers as a map: what unit tests of the lifecycle and recovery use in
+// place of liblxc. Failures can be injected per operation and container.
+class FakeRuntime : public ContainerRuntime {
+ public:
+  struct Container {
+    ContainerState state = ContainerState::kStopped;
+    std::string image;
+    NetSpec net;
+  };
+
+  Status clone(const std::string&, const std::string& image, const std::string& name,
+               const NetSpec& net) override {
+    std::lock_guard l(mu_);
+    calls.push_back("clone " + name);
+    if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");
+    if (containers.count(name)) return internalError("clone " + name + ": already exists");
+    containers[name] = {ContainerState::kStopped, image, net};
+    return Status::ok();
+  }
+  Status start(const std::string& name) override {
+    std::lock_guard l(mu_);
+    calls.push_back("start " + name);
+    if (failOn.count("start " + name)) return internalError("start " + name + ": injected");
+    auto it = containers.find(name);
+    if (it == containers.end()) return internalError("start " + name + ": no such container");
+    it->second.state = ContainerState::kRunning;
+    return Status::ok();
+  }
+  Status stop(const std::string& name) override {
+    std::lock_guard l(mu_);
+    calls.push_back("stop " + name);
+    auto it = containers.find(name);
+    if (it != containers.end()) it->second.state = ContainerState::kStopped;
+    return Status::ok();
+  }
+  Status destroy(const std::string& name) override {
+    std::lock_guard l(mu_);
+    calls.push_back("destroy " + name);
+    if (failOn.count("destroy " + name)) return internalError("destroy " + name + ": injected");
+    containers.erase(name);
+    return Status::ok();
+  }
+  Result<std::vector<std::string>> list() override {
+    std::lock_guard l(mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, c] : containers) out.push_back(name);
+    return out;
+  }
+  Result<ContainerState> state(const std::string& name) override {
+    std::lock_guard l(mu_);
+    auto it = containers.find(name);
+    return it == containers.end() ? ContainerState::kMissing : it->second.state;
+  }
+  Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override {
+    std::lock_guard l(mu_);
+    calls.push_back("exec " + name + " " + (spec.argv.empty() ? "" : spec.argv.back()));
+    ProcessResult r;
+    r.exitCode = execExitCode;
+    r.out = execOutput;
+    return r;
+  }
+  std::string upperDir(const std::string& name) const override { return upperRoot + "/" + name; }
+
+  std::map<std::string, Container> containers;
+  std::vector<std::string> calls;
+  std::set<std::string> failOn;
+  int execExitCode = 0;
+  std::string execOutput;
+  std::string upperRoot = "/nonexistent";
+
+ private:
+  std::mutex mu_;
+};
+
+class FakeBridge : public Bridge {
+ public:
+  Status ensure(const std::string& name, const std::string& cidr) override {
+    ensured = name + " " + cidr;
+    return Status::ok();
+  }
+  Status remove(const std::string&) override { return Status::ok(); }
+  Result<std::vector<std::string>> ports(const std::string&) override {
+    return std::vector<std::string>{};
+  }
+  std::string ensured;
+};
+
+}  // namespace qabox::fakes

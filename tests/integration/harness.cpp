@@ -1,0 +1,355 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "sys/process.h"
+
+extern char** environ;
+
+namespace qabox::testing {
+namespace fs = std::filesystem;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+std::string binDir() { return QABOX_BINARY_DIR; }
+std::string sourceDir() { return QABOX_SOURCE_DIR; }
+
+bool inCi() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+bool lxcAvailable(std::string* why) {
+  if (geteuid() != 0) {
+    *why = "not running as root";
+    return false;
+  }
+  if (!fs::exists("/usr/bin/lxc-start") || !fs::exists("/bin/busybox")) {
+    *why = "lxc or busybox-static is not installed (scripts/install-deps.sh)";
+    return false;
+  }
+  if (!fs::exists("/sys/fs/cgroup")) {
+    *why = "no cgroup filesystem";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+std::string randomId() {
+  std::random_device rd;
+  std::mt19937 gen(rd() ^ static_cast<unsigned>(getpid()));
+  const char* hex = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 6; ++i) id += hex[gen() % 16];
+  return id;
+}
+
+ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd = "") {
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  spec.argv = argv;
+  if (!cwd.empty()) spec.cwd = cwd;
+  spec.timeout = std::chrono::seconds(60);
+  auto r = runner.run(spec);
+  EXPECT_TRUE(r.isOk()) << r.status().toString();
+  if (!r) return {};
+  return *r;
+}
+
+}  // namespace
+
+uint16_t freeTcpPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
+                  const std::string& host, std::chrono::milliseconds timeout) {
+  HttpReply reply;
+  try {
+    asio::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(timeout);
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address(ip), port));
+    http::request<http::empty_body> req{http::verb::get, path, 11};
+    req.set(http::field::host, host.empty() ? ip : host);
+    req.set(http::field::connection, "close");
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    reply.status = static_cast<int>(res.result_int());
+    reply.body = res.body();
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      reply.headers[name] = std::string(f.value());
+    }
+  } catch (const std::exception& e) {
+    reply.error = e.what();
+  }
+  return reply;
+}
+
+GitFixture::GitFixture(const std::string& dir) : work_(dir + "/work"), bare_(dir + "/remote.git") {
+  fs::create_directories(work_);
+  git({"init", "-q", "-b", "develop"});
+  git({"config", "user.name", "Test"});
+  git({"config", "user.email", "test@localhost"});
+  runOrDie({"git", "init", "-q", "--bare", bare_});
+  git({"remote", "add", "origin", bare_});
+}
+
+std::string GitFixture::git(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"git", "-C", work_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = runOrDie(argv);
+  EXPECT_EQ(r.exitCode, 0) << "git " << args.front() << ": " << r.err;
+  return r.out;
+}
+
+void GitFixture::write(const std::string& path, const std::string& content) {
+  fs::create_directories(fs::path(work_ + "/" + path).parent_path());
+  std::ofstream(work_ + "/" + path) << content;
+}
+
+void GitFixture::remove(const std::string& path) { git({"rm", "-q", path}); }
+
+void GitFixture::commit(const std::string& message) {
+  git({"add", "-A"});
+  git({"commit", "-q", "-m", message});
+}
+
+void GitFixture::checkout(const std::string& branch, bool create) {
+  if (create) {
+    git({"checkout", "-q", "-b", branch});
+  } else {
+    git({"checkout", "-q", branch});
+  }
+}
+
+void GitFixture::push(const std::string& branch) { git({"push", "-q", "-f", "origin", branch}); }
+
+void GitFixture::deleteRemoteBranch(const std::string& branch) {
+  git({"push", "-q", "origin", "--delete", branch});
+}
+
+std::string GitFixture::head() {
+  std::string h = git({"rev-parse", "HEAD"});
+  while (!h.empty() && h.back() == '\n') h.pop_back();
+  return h;
+}
+
+TestHost::TestHost() : TestHost(Options{}) {}
+
+TestHost::TestHost(Options options) : options_(std::move(options)) {
+  id_ = randomId();
+  stateDir_ = "/tmp/qabox-it-" + id_;
+  bridge_ = "qbt" + id_;
+  std::random_device rd;
+  subnet_ = "10.213." + std::to_string(rd() % 250 + 1) + ".0/24";
+  routerPort_ = freeTcpPort();
+  fs::create_directories(stateDir_);
+  writeConfig(options_);
+}
+
+void TestHost::writeConfig(const Options& o) {
+  options_ = o;
+  std::ofstream cfg(stateDir_ + "/qaboxd.toml");
+  cfg << "state_dir = \"" << stateDir_ << "\"\n"
+      << "images_dir = \"" << sourceDir() << "/images\"\n"
+      << "log_level = \"debug\"\n"
+      << "[api]\nlisten = [\"unix://" << socket() << "\"]\n"
+      << "[network]\nbridge = \"" << bridge_ << "\"\nsubnet = \"" << subnet_ << "\"\n"
+      << "[routing]\ndomain = \"" << domain_ << "\"\nlisten = \"127.0.0.1:" << routerPort_
+      << "\"\nstats_flush_interval = \"1s\"\n"
+      << "[limits]\nmax_environments = " << o.maxEnvironments << "\n"
+      << "[deploy]\nhealth_timeout = \"" << o.healthTimeout << "\"\n";
+  for (const auto& [name, url] : o.repos) {
+    cfg << "[[repos]]\nname = \"" << name << "\"\nurl = \"" << url << "\"\n";
+  }
+  cfg << o.extraToml << "\n";
+}
+
+TestHost::~TestHost() { cleanup(); }
+
+void TestHost::cleanup() {
+  if (daemonPid_ > 0) killDaemon();
+  std::string helper = binDir() + "/agent/runtime/qabox-lxc";
+  std::error_code ec;
+  for (const auto& path : {lxcPath(), stateDir_ + "/images"}) {
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      RealProcessRunner runner;
+      ProcessSpec spec;
+      spec.argv = {helper, "destroy", path, e.path().filename()};
+      spec.timeout = std::chrono::seconds(30);
+      (void)runner.run(spec);
+    }
+  }
+  if (fs::exists("/sys/class/net/" + bridge_)) runOrDie({"ip", "link", "del", bridge_});
+  if (!std::getenv("QABOX_KEEP_TEST_STATE")) fs::remove_all(stateDir_, ec);
+}
+
+void TestHost::startDaemon() {
+  ASSERT_LT(daemonPid_, 0) << "daemon already running";
+  std::string log = stateDir_ + "/qaboxd.log";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::string bin = binDir() + "/agent/daemon/qaboxd";
+  std::string cfg = "--config=" + stateDir_ + "/qaboxd.toml";
+  char* argv[] = {bin.data(), cfg.data(), nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ASSERT_EQ(rc, 0) << "cannot start " << bin;
+  daemonPid_ = pid;
+  for (int i = 0; i < 300; ++i) {
+    if (cli({"status", "-o", "json"}).exitCode == 0) return;
+    int status = 0;
+    if (waitpid(daemonPid_, &status, WNOHANG) == daemonPid_) {
+      daemonPid_ = -1;
+      FAIL() << "qaboxd exited at start:\n" << logText();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL() << "qaboxd did not answer within 15s:\n" << logText();
+}
+
+bool TestHost::daemonRunning() {
+  if (daemonPid_ <= 0) return false;
+  int status = 0;
+  return waitpid(daemonPid_, &status, WNOHANG) == 0;
+}
+
+void TestHost::killDaemon() {
+  if (daemonPid_ <= 0) return;
+  kill(daemonPid_, SIGKILL);
+  int status = 0;
+  waitpid(daemonPid_, &status, 0);
+  daemonPid_ = -1;
+}
+
+int TestHost::stopDaemon() {
+  if (daemonPid_ <= 0) return -1;
+  kill(daemonPid_, SIGTERM);
+  int status = 0;
+  waitpid(daemonPid_, &status, 0);
+  daemonPid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+CliResult TestHost::cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  spec.argv = {binDir() + "/agent/cli/qabox", "--endpoint", "unix://" + socket()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.timeout = timeout;
+  std::map<std::string, std::string> env;
+  env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+  env["HOME"] = stateDir_;
+  env["NO_COLOR"] = "1";
+  spec.env = env;
+  auto r = runner.run(spec);
+  if (!r) return {-1, "", r.status().toString()};
+  return {r->exitCode, r->out, r->err};
+}
+
+int TestHost::cliAsync(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {binDir() + "/agent/cli/qabox", "--endpoint",
+                                  "unix://" + socket()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+std::optional<v1::Environment> TestHost::env(const std::string& ticket) {
+  auto r = cli({"get", ticket, "-o", "json"});
+  if (r.exitCode != 0) return std::nullopt;
+  v1::Environment e;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  auto s = google::protobuf::util::JsonStringToMessage(r.out, &e, opts);
+  EXPECT_TRUE(s.ok()) << "not protobuf JSON: " << r.out;
+  return e;
+}
+
+std::vector<std::string> TestHost::containers() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(lxcPath(), ec)) out.push_back(e.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> TestHost::bridgePorts() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/sys/class/net/" + bridge_ + "/brif", ec)) {
+    out.push_back(e.path().filename());
+  }
+  return out;
+}
+
+std::vector<std::string> TestHost::overlayDirs() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(lxcPath(), ec)) {
+    if (fs::exists(e.path() / "overlay")) out.push_back(e.path() / "overlay");
+  }
+  return out;
+}
+
+int TestHost::leaseCount() {
+  auto r = runOrDie({"sqlite3", stateDir_ + "/qabox.db", "SELECT count(*) FROM leases"});
+  return r.exitCode == 0 ? std::stoi(r.out) : -1;
+}
+
+std::string TestHost::logText() {
+  std::ifstream in(stateDir_ + "/qaboxd.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > 6000 ? s.substr(s.size() - 6000) : s;
+}
+
+}  // namespace qabox::testing

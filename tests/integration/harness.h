@@ -1,0 +1,134 @@
+#pragma once
+
+// What every integration test stands on: its own state dir, lxcpath, bridge,
+// subnet, socket and router port; the real qaboxd started as a process; the
+// real qabox CLI; real HTTP. Everything a test makes is destroyed when its
+// TestHost goes, also when the test fails.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qabox/v1/qabox.pb.h"
+
+namespace qabox::testing {
+
+// Fails (CI=true) or skips (a developer's machine) unless this process is
+// root and LXC can run containers.
+bool lxcAvailable(std::string* why);
+#define QABOX_REQUIRE_LXC()                                                         \
+  do {                                                                              \
+    std::string why_;                                                               \
+    if (!::qabox::testing::lxcAvailable(&why_)) {                                   \
+      if (::qabox::testing::inCi()) FAIL() << "needs root and LXC in CI: " << why_; \
+      GTEST_SKIP() << "needs root and LXC: " << why_;                               \
+    }                                                                               \
+  } while (0)
+bool inCi();
+
+struct CliResult {
+  int exitCode = -1;
+  std::string out;
+  std::string err;
+};
+
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string error;
+};
+
+// GET http://ip:port/path with the given Host header, over a new connection.
+HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
+                  const std::string& host = "",
+                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+uint16_t freeTcpPort();
+
+// A scratch git repository with helpers to build branches; `bare()` is the
+// remote the agent fetches from.
+class GitFixture {
+ public:
+  explicit GitFixture(const std::string& dir);
+  void write(const std::string& path, const std::string& content);
+  void remove(const std::string& path);
+  void commit(const std::string& message);
+  void checkout(const std::string& branch, bool create = false);
+  void push(const std::string& branch);  // to the bare remote
+  void deleteRemoteBranch(const std::string& branch);
+  std::string head();
+  std::string bare() const { return bare_; }
+  std::string git(const std::vector<std::string>& args);
+
+ private:
+  std::string work_;
+  std::string bare_;
+};
+
+class TestHost {
+ public:
+  struct Options {
+    uint32_t maxEnvironments = 20;
+    std::string extraToml;                                   // appended to the generated config
+    std::vector<std::pair<std::string, std::string>> repos;  // name, url
+    std::string healthTimeout = "20s";
+  };
+  TestHost();
+  explicit TestHost(Options options);
+  ~TestHost();
+  TestHost(const TestHost&) = delete;
+  TestHost& operator=(const TestHost&) = delete;
+
+  void startDaemon();  // and waits until the API answers
+  void killDaemon();   // SIGKILL, no clean-up by the agent
+  int stopDaemon();    // SIGTERM; returns the exit code
+  bool daemonRunning();
+
+  // Runs the real CLI against this host's socket.
+  CliResult cli(const std::vector<std::string>& args,
+                std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // Starts the CLI without waiting; returns its pid.
+  int cliAsync(const std::vector<std::string>& args);
+
+  // `qabox get TICKET -o json`, parsed; nullopt when the CLI says no.
+  std::optional<v1::Environment> env(const std::string& ticket);
+
+  // What is on the host right now.
+  std::vector<std::string> containers();  // in this host's lxcpath
+  std::vector<std::string> bridgePorts();
+  std::vector<std::string> overlayDirs();
+  int leaseCount();
+
+  void writeConfig(const Options& options);
+
+  const std::string& stateDir() const { return stateDir_; }
+  const std::string& bridge() const { return bridge_; }
+  const std::string& subnet() const { return subnet_; }
+  const std::string& domain() const { return domain_; }
+  uint16_t routerPort() const { return routerPort_; }
+  std::string socket() const { return stateDir_ + "/qabox.sock"; }
+  std::string lxcPath() const { return stateDir_ + "/lxc"; }
+  std::string logText();
+
+ private:
+  void cleanup();
+
+  Options options_;
+  std::string id_;
+  std::string stateDir_;
+  std::string bridge_;
+  std::string subnet_;
+  std::string domain_ = "qa.test";
+  uint16_t routerPort_ = 0;
+  int daemonPid_ = -1;
+};
+
+std::string binDir();
+std::string sourceDir();
+
+}  // namespace qabox::testing

@@ -1,0 +1,192 @@
+// Issue: environments on real LXC containers, driven over gRPC through the
+// CLI, with state in SQLite.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "harness.h"
+
+namespace qabox::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LxcLifecycle : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    QABOX_REQUIRE_LXC();
+    host_ = std::make_unique<TestHost>();
+    host_->startDaemon();
+    auto r = host_->cli({"image", "build", "busybox"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+  }
+
+  void expectNothingLeft() {
+    EXPECT_TRUE(host_->containers().empty());
+    EXPECT_TRUE(host_->overlayDirs().empty());
+    EXPECT_TRUE(host_->bridgePorts().empty());
+    EXPECT_EQ(host_->leaseCount(), 0);
+  }
+
+  std::unique_ptr<TestHost> host_;
+};
+
+TEST_F(LxcLifecycle, ThreeEnvironmentsRunReachableAndLeaveNothingBehind) {
+  std::vector<std::string> tickets = {"EXMP-1", "EXMP-2", "Shop-77"};
+  std::set<std::string> ips;
+  for (const auto& t : tickets) {
+    auto r = host_->cli({"deploy", t, "--image", "busybox", "-o", "json"});
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    auto env = host_->env(t);
+    ASSERT_TRUE(env);
+    EXPECT_EQ(env->state(), v1::Environment::READY);
+    EXPECT_EQ(env->container(), "qabox-" + std::string(t == "Shop-77"  ? "shop-77"
+                                                       : t == "EXMP-1" ? "exmp-1"
+                                                                       : "exmp-2"));
+    EXPECT_FALSE(env->ip().empty());
+    ips.insert(env->ip());
+    auto page = httpGet(env->ip(), 80, "/");
+    EXPECT_EQ(page.status, 200) << page.error;
+    EXPECT_NE(page.body.find("qabox environment"), std::string::npos);
+  }
+  EXPECT_EQ(ips.size(), 3u);
+  EXPECT_EQ(host_->containers().size(), 3u);
+  EXPECT_EQ(host_->leaseCount(), 3);
+  EXPECT_EQ(host_->bridgePorts().size(), 3u);
+
+  auto list = host_->cli({"list", "-o", "json"});
+  ASSERT_EQ(list.exitCode, 0);
+  EXPECT_NE(list.out.find("\"environments\""), std::string::npos);
+  for (const auto& t : tickets) EXPECT_NE(list.out.find(t), std::string::npos);
+
+  for (const auto& t : tickets) {
+    auto r = host_->cli({"delete", t});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+  }
+  expectNothingLeft();
+  auto events = host_->cli({"events", "-o", "json"});
+  EXPECT_NE(events.out.find("delete"), std::string::npos);
+}
+
+TEST_F(LxcLifecycle, SameSpecDeployReturnsTheEnvironmentUnchanged) {
+  ASSERT_EQ(host_->cli({"deploy", "EXMP-5"}).exitCode, 0);
+  auto first = host_->env("EXMP-5");
+  ASSERT_EQ(host_->cli({"deploy", "EXMP-5"}).exitCode, 0);
+  auto second = host_->env("EXMP-5");
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->ip(), second->ip());
+  EXPECT_EQ(first->container(), second->container());
+  EXPECT_EQ(first->updated_at().seconds(), second->updated_at().seconds());
+  EXPECT_EQ(host_->containers().size(), 1u);
+}
+
+TEST_F(LxcLifecycle, BadInputIsRefusedAndChangesNothing) {
+  auto r = host_->cli({"deploy", "../x"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.err.find("only letters, digits and '-' are allowed"), std::string::npos) << r.err;
+  r = host_->cli({"deploy", "EXMP-9", "--image", "no-such-image"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.err.find("no-such-image"), std::string::npos) << r.err;
+  r = host_->cli({"deploy", "EXMP-9", "--image", "Bad/Name"});
+  EXPECT_NE(r.exitCode, 0);
+  r = host_->cli({"get", "EXMP-404"});
+  EXPECT_EQ(r.exitCode, 3) << r.err;
+  EXPECT_TRUE(host_->containers().empty());
+  EXPECT_EQ(host_->leaseCount(), 0);
+}
+
+TEST_F(LxcLifecycle, MaximumNumberOfEnvironmentsIsEnforced) {
+  host_->stopDaemon();
+  TestHost::Options o;
+  o.maxEnvironments = 2;
+  host_->writeConfig(o);
+  host_->startDaemon();
+  ASSERT_EQ(host_->cli({"deploy", "MAX-1"}).exitCode, 0);
+  ASSERT_EQ(host_->cli({"deploy", "MAX-2"}).exitCode, 0);
+  auto r = host_->cli({"deploy", "MAX-3"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.err.find("max_environments"), std::string::npos) << r.err;
+  EXPECT_EQ(host_->containers().size(), 2u);
+  EXPECT_EQ(host_->leaseCount(), 2);
+}
+
+TEST_F(LxcLifecycle, RebuildingTheImageKeepsRunningEnvironmentsOnTheirVersion) {
+  ASSERT_EQ(host_->cli({"deploy", "OLD-1"}).exitCode, 0);
+  auto before = host_->env("OLD-1");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->image_version(), 1u);
+  ASSERT_EQ(host_->cli({"image", "build", "busybox"}).exitCode, 0);
+  EXPECT_EQ(httpGet(before->ip(), 80, "/").status, 200);
+  ASSERT_EQ(host_->cli({"deploy", "NEW-1"}).exitCode, 0);
+  EXPECT_EQ(host_->env("NEW-1")->image_version(), 2u);
+  EXPECT_EQ(httpGet(before->ip(), 80, "/").status, 200);
+  // The version in use can not be deleted.
+  EXPECT_NE(host_->cli({"image", "rm", "busybox", "--version", "1"}).exitCode, 0);
+  ASSERT_EQ(host_->cli({"delete", "OLD-1"}).exitCode, 0);
+  EXPECT_EQ(host_->cli({"image", "rm", "busybox", "--version", "1"}).exitCode, 0);
+  EXPECT_FALSE(fs::exists(host_->stateDir() + "/images/busybox-v1"));
+  EXPECT_EQ(httpGet(host_->env("NEW-1")->ip(), 80, "/").status, 200);
+}
+
+TEST_F(LxcLifecycle, ContainersSurviveAnAgentRestartAndSigtermExitsZero) {
+  ASSERT_EQ(host_->cli({"deploy", "KEEP-1"}).exitCode, 0);
+  auto env = host_->env("KEEP-1");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(host_->stopDaemon(), 0);
+  EXPECT_EQ(httpGet(env->ip(), 80, "/").status, 200);
+  host_->startDaemon();
+  auto after = host_->env("KEEP-1");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state(), v1::Environment::READY);
+  EXPECT_EQ(after->ip(), env->ip());
+}
+
+TEST_F(LxcLifecycle, KillNineAtAnyMomentOfADeployLeaksNothing) {
+  // Kill the agent at a spread of moments inside deploys, restart, and check
+  // the invariant: every container has a row, every lease a container, and
+  // nothing half-made is left.
+  for (int delayMs : {0, 5, 15, 30, 60, 120}) {
+    std::string ticket = "KILL-" + std::to_string(delayMs);
+    int pid = host_->cliAsync({"deploy", ticket});
+    std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
+    host_->killDaemon();
+    int status = 0;
+    waitpid(pid, &status, 0);
+    host_->startDaemon();
+    auto list = host_->cli({"list", "-o", "json"});
+    ASSERT_EQ(list.exitCode, 0);
+    auto env = host_->env(ticket);
+    auto containers = host_->containers();
+    if (env) {
+      // It finished before the kill: whole and READY.
+      EXPECT_EQ(env->state(), v1::Environment::READY) << ticket;
+      EXPECT_EQ(httpGet(env->ip(), 80, "/").status, 200);
+      EXPECT_EQ(host_->cli({"delete", ticket}).exitCode, 0);
+    }
+    EXPECT_TRUE(host_->containers().empty()) << ticket << ": " << containers.size();
+    EXPECT_EQ(host_->leaseCount(), 0) << ticket;
+    EXPECT_TRUE(host_->overlayDirs().empty()) << ticket;
+  }
+  EXPECT_TRUE(host_->bridgePorts().empty());
+}
+
+TEST_F(LxcLifecycle, AgentsSideBySideNeverTouchEachOthersContainers) {
+  ASSERT_EQ(host_->cli({"deploy", "MINE-1"}).exitCode, 0);
+  TestHost other;
+  other.startDaemon();
+  ASSERT_EQ(other.cli({"image", "build", "busybox"}).exitCode, 0);
+  ASSERT_EQ(other.cli({"deploy", "MINE-1"}).exitCode, 0);
+  ASSERT_EQ(other.cli({"delete", "MINE-1"}).exitCode, 0);
+  other.stopDaemon();
+  other.startDaemon();  // its recovery must not see ours
+  auto env = host_->env("MINE-1");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->state(), v1::Environment::READY);
+  EXPECT_EQ(httpGet(env->ip(), 80, "/").status, 200);
+  EXPECT_EQ(host_->containers().size(), 1u);
+}
+
+}  // namespace
+}  // namespace qabox::testing

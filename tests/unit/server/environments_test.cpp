@@ -1,0 +1,242 @@
+// The lifecycle's decisions against a fake runtime and a real SQLite file:
+// deploy, the error paths, delete, and recovery after a crash.
+#include "server/environments.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "fakes/fake_runtime.h"
+#include "sys/process.h"
+
+namespace qabox {
+namespace {
+
+namespace fs = std::filesystem;
+
+class EnvironmentsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/qabox-envs-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    config_.stateDir = dir_;
+    config_.imagesDir = std::string(QABOX_SOURCE_DIR) + "/images";
+    config_.network.subnet = "10.9.0.0/29";  // 5 addresses for containers
+    config_.limits.maxEnvironments = 3;
+    runtime_.upperRoot = dir_ + "/upper";
+    auto s = openSqliteStore(dir_ + "/qabox.db");
+    ASSERT_TRUE(s.isOk()) << s.status().toString();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->putImage({"busybox", 1, Clock::now(), true, ""}).isOk());
+    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+    makeManager();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void makeManager() {
+    envs_ = std::make_unique<EnvironmentManager>(
+        config_, *store_, runtime_, bridge_, *images_, nullptr, routes_,
+        [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
+          return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
+        });
+  }
+
+  Result<Environment> deploy(const std::string& ticket) {
+    DeployInput in;
+    in.ticket = ticket;
+    in.actor = "test";
+    return envs_->deploy(in, nullptr);
+  }
+
+  std::string dir_;
+  Config config_;
+  RealProcessRunner runner_;
+  fakes::FakeRuntime runtime_;
+  fakes::FakeBridge bridge_;
+  RouteTable routes_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ImageBuilder> images_;
+  std::unique_ptr<EnvironmentManager> envs_;
+  bool healthy_ = true;
+};
+
+TEST_F(EnvironmentsTest, DeployLeasesAnAddressClonesStartsAndRoutes) {
+  auto env = deploy("EXMP-113");
+  ASSERT_TRUE(env.isOk()) << env.status().toString();
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_EQ(env->container, "qabox-exmp-113");
+  EXPECT_EQ(env->ip, "10.9.0.2");
+  EXPECT_EQ(runtime_.containers.at("qabox-exmp-113").net.address, "10.9.0.2/29");
+  EXPECT_EQ(runtime_.containers.at("qabox-exmp-113").net.gateway, "10.9.0.1");
+  EXPECT_EQ(runtime_.containers.at("qabox-exmp-113").state, ContainerState::kRunning);
+  auto route = routes_.lookup("exmp-113");
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->state, EnvState::kReady);
+  EXPECT_EQ(route->ip, "10.9.0.2");
+  // The app's start command and environment were placed before start.
+  EXPECT_TRUE(fs::exists(runtime_.upperRoot + "/qabox-exmp-113/etc/qabox/app.run"));
+  EXPECT_TRUE(fs::exists(runtime_.upperRoot + "/qabox-exmp-113/etc/qabox/app.env"));
+}
+
+TEST_F(EnvironmentsTest, SameSpecIsUnchanged) {
+  auto a = deploy("EXMP-1");
+  ASSERT_TRUE(a.isOk());
+  size_t calls = runtime_.calls.size();
+  auto b = deploy("EXMP-1");
+  ASSERT_TRUE(b.isOk());
+  EXPECT_EQ(runtime_.calls.size(), calls);
+  EXPECT_EQ(a->ip, b->ip);
+}
+
+TEST_F(EnvironmentsTest, MaximumIsResourceExhaustedAndChangesNothing) {
+  ASSERT_TRUE(deploy("A-1").isOk());
+  ASSERT_TRUE(deploy("A-2").isOk());
+  ASSERT_TRUE(deploy("A-3").isOk());
+  auto r = deploy("A-4");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_EQ(runtime_.containers.size(), 3u);
+  EXPECT_EQ(store_->listLeases()->size(), 3u);
+}
+
+TEST_F(EnvironmentsTest, BadInputChangesNothing) {
+  for (const char* t : {"", "../x", "1abc", "a b"}) {
+    auto r = deploy(t);
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << t;
+  }
+  DeployInput in;
+  in.ticket = "OK-1";
+  in.spec.repo = "nope";
+  in.spec.sourceBranch = "a";
+  in.spec.targetBranch = "b";
+  EXPECT_EQ(envs_->deploy(in, nullptr).status().code(), Code::kInvalidArgument);
+  in.spec.repo = "";
+  in.spec.env["1BAD"] = "x";
+  EXPECT_EQ(envs_->deploy(in, nullptr).status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(runtime_.calls.empty());
+  EXPECT_TRUE(store_->listEnvironments()->empty());
+}
+
+TEST_F(EnvironmentsTest, CloneFailureRollsEverythingBack) {
+  runtime_.failOn.insert("clone qabox-bad-1");
+  auto r = deploy("BAD-1");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_TRUE(store_->listEnvironments()->empty());
+  EXPECT_TRUE(store_->listLeases()->empty());
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+  EXPECT_FALSE(routes_.lookup("bad-1"));
+}
+
+TEST_F(EnvironmentsTest, HealthFailureLeavesAFailedEnvironmentForInspection) {
+  healthy_ = false;
+  auto r = deploy("SICK-1");
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->state, EnvState::kFailed);
+  EXPECT_NE(r->message.find("health failed"), std::string::npos) << r->message;
+  EXPECT_TRUE(runtime_.containers.count("qabox-sick-1"));
+  EXPECT_EQ(routes_.lookup("sick-1")->state, EnvState::kFailed);
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+}
+
+TEST_F(EnvironmentsTest, DeleteRemovesRouteContainerAndLease) {
+  ASSERT_TRUE(deploy("DEL-1").isOk());
+  ASSERT_TRUE(envs_->remove("DEL-1", "test").isOk());
+  EXPECT_FALSE(routes_.lookup("del-1"));
+  EXPECT_TRUE(runtime_.containers.empty());
+  EXPECT_TRUE(store_->listLeases()->empty());
+  EXPECT_EQ(envs_->remove("DEL-1", "test").code(), Code::kNotFound);
+}
+
+TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) {
+  ASSERT_TRUE(deploy("KEEP-1").isOk());
+  ASSERT_TRUE(deploy("GONE-1").isOk());
+  runtime_.containers["qabox-orphan"] = {};
+  runtime_.containers.erase("qabox-gone-1");
+  ASSERT_TRUE(store_->leaseAddress(config_.network.subnet, "qabox-nobody").isOk());
+  runtime_.containers["qabox-keep-1"].state = ContainerState::kStopped;
+
+  RouteTable fresh;
+  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
+                           [](auto&&...) { return Status::ok(); });
+  ASSERT_TRUE(after.recover().isOk());
+  EXPECT_FALSE(runtime_.containers.count("qabox-orphan"));
+  EXPECT_EQ(runtime_.containers.at("qabox-keep-1").state, ContainerState::kRunning);
+  auto gone = store_->getEnvironment("gone-1");
+  ASSERT_TRUE(gone.isOk() && gone->has_value());
+  EXPECT_EQ((*gone)->state, EnvState::kFailed);
+  EXPECT_NE((*gone)->message.find("is gone"), std::string::npos);
+  for (const auto& l : *store_->listLeases()) EXPECT_NE(l.owner, "qabox-nobody");
+  EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kReady);
+  EXPECT_EQ(bridge_.ensured, config_.network.bridge + " 10.9.0.1/29");
+}
+
+TEST_F(EnvironmentsTest, RecoverRollsBackAnUnfinishedCreate) {
+  // What a crash right after clone leaves: the row, the lease, the journal
+  // entry and the container.
+  Environment row;
+  row.ticket = "HALF-1";
+  row.slug = "half-1";
+  row.state = EnvState::kCreating;
+  row.container = "qabox-half-1";
+  row.spec.image = "busybox";
+  auto ip = store_->leaseAddress(config_.network.subnet, row.container);
+  ASSERT_TRUE(ip.isOk());
+  row.ip = *ip;
+  ASSERT_TRUE(store_->putEnvironment(row).isOk());
+  ASSERT_TRUE(store_
+                  ->beginOperation({0, "half-1", "create", row.container, row.ip, Clock::now(),
+                                    std::nullopt, "", ""})
+                  .isOk());
+  runtime_.containers["qabox-half-1"] = {};
+
+  ASSERT_TRUE(envs_->recover().isOk());
+  EXPECT_TRUE(runtime_.containers.empty());
+  EXPECT_TRUE(store_->listLeases()->empty());
+  EXPECT_FALSE(store_->getEnvironment("half-1")->has_value());
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+}
+
+TEST_F(EnvironmentsTest, RecoverRollsBackAnUnfinishedRedeployAndKeepsTheOldOne) {
+  ASSERT_TRUE(deploy("RE-1").isOk());
+  auto ip = store_->leaseAddress(config_.network.subnet, "qabox-re-1_1");
+  ASSERT_TRUE(ip.isOk());
+  ASSERT_TRUE(store_
+                  ->beginOperation({0, "re-1", "redeploy", "qabox-re-1_1", *ip, Clock::now(),
+                                    std::nullopt, "", ""})
+                  .isOk());
+  runtime_.containers["qabox-re-1_1"] = {};
+  auto row = *store_->getEnvironment("re-1");
+  row->state = EnvState::kDeploying;
+  ASSERT_TRUE(store_->putEnvironment(*row).isOk());
+
+  ASSERT_TRUE(envs_->recover().isOk());
+  EXPECT_FALSE(runtime_.containers.count("qabox-re-1_1"));
+  EXPECT_TRUE(runtime_.containers.count("qabox-re-1"));
+  auto after = *store_->getEnvironment("re-1");
+  EXPECT_EQ(after->state, EnvState::kReady);
+  EXPECT_EQ(after->container, "qabox-re-1");
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
+}
+
+TEST_F(EnvironmentsTest, RecoverCompletesAnUnfinishedDelete) {
+  ASSERT_TRUE(deploy("GO-1").isOk());
+  auto env = *store_->getEnvironment("go-1");
+  ASSERT_TRUE(store_
+                  ->beginOperation({0, "go-1", "delete", env->container, env->ip, Clock::now(),
+                                    std::nullopt, "", ""})
+                  .isOk());
+  ASSERT_TRUE(envs_->recover().isOk());
+  EXPECT_TRUE(runtime_.containers.empty());
+  EXPECT_FALSE(store_->getEnvironment("go-1")->has_value());
+  EXPECT_TRUE(store_->listLeases()->empty());
+}
+
+TEST(ShellQuote, SurvivesQuotesAndNewlines) {
+  EXPECT_EQ(shellQuote("plain"), "'plain'");
+  EXPECT_EQ(shellQuote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shellQuote("a\nb $HOME `x`"), "'a\nb $HOME `x`'");
+}
+
+}  // namespace
+}  // namespace qabox

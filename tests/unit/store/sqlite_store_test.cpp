@@ -1,0 +1,250 @@
+// What only the SQLite backend has: the file, its schema versions, WAL and
+// other processes sharing it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+#include "unit/store/temp_dir.h"
+
+namespace qabox {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Bumped with every migration added to the store.
+constexpr int kSchemaVersion = 1;
+
+// A plain connection, to look at the file the way an operator's sqlite3 shell would.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+  }
+
+  // The first column of the first row, as text ("" when there is none).
+  std::string query(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    std::string out;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sql << ": " << sqlite3_errmsg(db_);
+    if (s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string dbPath() const { return dir_.path() + "/qabox.db"; }
+
+  std::unique_ptr<Store> open() {
+    auto s = openSqliteStore(dbPath());
+    EXPECT_TRUE(s.isOk()) << s.status().toString();
+    return s.isOk() ? std::move(s).value() : nullptr;
+  }
+
+  test::TempDir dir_;
+};
+
+Environment sample(const std::string& slug) {
+  Environment e;
+  e.ticket = "T-" + slug;
+  e.slug = slug;
+  e.container = containerNameFor(slug);
+  e.createdAt = fromUnixMillis(1'000);
+  return e;
+}
+
+TEST_F(SqliteStoreTest, MigratesAnEmptyDatabase) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
+  EXPECT_EQ(raw.query("PRAGMA journal_mode"), "wal");
+  for (const char* table : {"environments", "leases", "operations", "events", "images", "tokens"}) {
+    EXPECT_EQ(raw.query(std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = '") +
+                        table + "'"),
+              "1")
+        << table;
+  }
+  EXPECT_EQ(raw.query("SELECT count(*) FROM sqlite_master WHERE name = 'events_ticket'"), "1");
+}
+
+TEST_F(SqliteStoreTest, ReopeningIsIdempotentAndKeepsData) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->putEnvironment(sample("a")).isOk());
+    ASSERT_TRUE(store->leaseAddress("10.44.0.0/24", "qabox-a").isOk());
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto store = open();
+    ASSERT_TRUE(store);
+    auto e = store->getEnvironment("a");
+    ASSERT_TRUE(e.isOk());
+    EXPECT_TRUE(e->has_value());
+    auto leases = store->listLeases();
+    ASSERT_TRUE(leases.isOk());
+    EXPECT_EQ(leases->size(), 1u);
+  }
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
+}
+
+TEST_F(SqliteStoreTest, RefusesASchemaNewerThanItKnows) {
+  {
+    RawDb raw(dbPath());
+    raw.exec("PRAGMA user_version = 99");
+  }
+  auto s = openSqliteStore(dbPath());
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
+  EXPECT_THAT(s.status().message(), HasSubstr("schema version 99 is newer"));
+  EXPECT_THAT(s.status().message(), HasSubstr(dbPath()));
+}
+
+TEST_F(SqliteStoreTest, OpenFailureIsInternalAndNamesThePath) {
+  const std::string path = dir_.path() + "/missing-dir/qabox.db";
+  auto s = openSqliteStore(path);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.status().code(), Code::kInternal);
+  EXPECT_THAT(s.status().message(), HasSubstr(path));
+}
+
+TEST_F(SqliteStoreTest, EnvMapIsStoredAsJson) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Environment e = sample("j");
+  e.spec.env = {{"A", "x=\"1\",\n2"}};
+  e.spec.secretKeys = {"S1", "S2"};
+  ASSERT_TRUE(store->putEnvironment(e).isOk());
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("SELECT json_extract(env_json, '$.A') FROM environments"), "x=\"1\",\n2");
+  EXPECT_EQ(raw.query("SELECT json_array_length(secret_keys_json) FROM environments"), "2");
+}
+
+TEST_F(SqliteStoreTest, CorruptRowIsDataLossNotACrash) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putEnvironment(sample("bad")).isOk());
+  ASSERT_TRUE(store->putEnvironment(sample("worse")).isOk());
+  {
+    RawDb raw(dbPath());
+    raw.exec("UPDATE environments SET env_json = '{\"A\":' WHERE slug = 'bad'");
+    raw.exec("UPDATE environments SET state = 'PUZZLED' WHERE slug = 'worse'");
+  }
+  auto bad = store->getEnvironment("bad");
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), Code::kDataLoss);
+  EXPECT_THAT(bad.status().message(), HasSubstr("environment bad: env_json"));
+  auto worse = store->getEnvironment("worse");
+  ASSERT_FALSE(worse.isOk());
+  EXPECT_THAT(worse.status().message(), HasSubstr("unknown state \"PUZZLED\""));
+  EXPECT_FALSE(store->listEnvironments().isOk());
+}
+
+TEST_F(SqliteStoreTest, WriterWaitsForAnotherConnectionsLock) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  RawDb raw(dbPath());
+  raw.exec("BEGIN IMMEDIATE");
+  Status put;
+  std::thread writer([&] { put = store->putEnvironment(sample("late")); });
+  // The writer is now in its busy handler; committing lets it through well
+  // inside the five second timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  raw.exec("COMMIT");
+  writer.join();
+  EXPECT_TRUE(put.isOk()) << put.toString();
+  EXPECT_EQ(raw.query("SELECT count(*) FROM environments"), "1");
+}
+
+TEST_F(SqliteStoreTest, SecondProcessSharesTheFile) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putEnvironment(sample("parent")).isOk());
+  constexpr int kEach = 25;
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // The child never touches the parent's connection and leaves with
+    // _exit, so no destructor closes what the parent still uses.
+    auto child = openSqliteStore(dbPath());
+    if (!child.isOk()) _exit(10);
+    auto seen = (*child)->getEnvironment("parent");
+    if (!seen.isOk() || !seen->has_value()) _exit(11);
+    for (int i = 0; i < kEach; ++i) {
+      if (!(*child)->leaseAddress("10.44.0.0/24", "child").isOk()) _exit(12);
+    }
+    if (!(*child)->putEnvironment(sample("child")).isOk()) _exit(13);
+    _exit(0);
+  }
+  std::vector<std::string> mine;
+  for (int i = 0; i < kEach; ++i) {
+    auto ip = store->leaseAddress("10.44.0.0/24", "parent");
+    ASSERT_TRUE(ip.isOk()) << ip.status().toString();
+    mine.push_back(*ip);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+
+  auto leases = store->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  std::set<std::string> ips;
+  int child = 0;
+  for (const auto& l : *leases) {
+    ips.insert(l.ip);
+    child += l.owner == "child";
+  }
+  EXPECT_EQ(ips.size(), static_cast<size_t>(2 * kEach));
+  EXPECT_EQ(child, kEach);
+  auto e = store->getEnvironment("child");
+  ASSERT_TRUE(e.isOk());
+  EXPECT_TRUE(e->has_value());
+}
+
+TEST_F(SqliteStoreTest, TwoFreshOpensOfOneFileMigrateOnce) {
+  std::vector<std::thread> threads;
+  std::vector<Status> results(4);
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto s = openSqliteStore(dbPath());
+      results[i] = s.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) EXPECT_TRUE(r.isOk()) << r.toString();
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
+}
+
+}  // namespace
+}  // namespace qabox
