@@ -21,6 +21,7 @@
 #include "deploy/health.h"
 #include "deploy/image_builder.h"
 #include "proxy/router.h"
+#include "reaper/reaper.h"
 #include "runtime/lxc_runtime.h"
 #include "server/environments.h"
 #include "server/service.h"
@@ -157,6 +158,19 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> routed{0};
   host.requestsRouted = [&routed] { return routed.load(); };
   QaboxService service(envs, images, **store, host);
+  Reaper reaper(config, **store, &git, [&envs](const std::string& ticket, const std::string& why) {
+    // Reclaiming is the delete path; a redeploy or a pin that
+    // got the ticket's lock first wins.
+    return envs.remove(ticket, Reaper::kScheduleActor, why, [](const Environment& e) -> Status {
+      if (e.pinned) return failedPrecondition("pinned meanwhile");
+      if (e.state == EnvState::kCreating || e.state == EnvState::kDeploying ||
+          e.state == EnvState::kDeleting) {
+        return failedPrecondition("busy meanwhile");
+      }
+      return Status::ok();
+    });
+  });
+  service.setReaper(&reaper);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -199,9 +213,12 @@ int main(int argc, char** argv) {
     }
   });
 
+  reaper.start();
+
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: finishing in-flight operations, then exiting", sig);
+  reaper.stop();
   envs.beginShutdown();
   // In-flight deploys run to their end (or the journal rolls them back on
   // the next start); containers keep running across agent restarts.

@@ -476,13 +476,15 @@ Result<Environment> EnvironmentManager::get(const std::string& ticket) {
 Result<std::vector<Environment>> EnvironmentManager::list() { return store_.listEnvironments(); }
 
 Status EnvironmentManager::remove(const std::string& ticket, const std::string& actor,
-                                  const std::string& why) {
+                                  const std::string& why,
+                                  const std::function<Status(const Environment&)>& stillDue) {
   if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
   QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
   auto lock = ticketLock(t.slug);
   std::lock_guard guard(*lock);
   QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
   if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(*env));
   return removeLocked(*env, actor, why);
 }
 

@@ -54,7 +54,10 @@ class EnvironmentManager {
   Result<Environment> deploy(const DeployInput& in, const ProgressFn& progress);
   Result<Environment> get(const std::string& ticket);
   Result<std::vector<Environment>> list();
-  Status remove(const std::string& ticket, const std::string& actor, const std::string& why = "");
+  // `stillDue`, when given, is checked under the ticket's lock: the reaper's
+  // reason may no longer hold once a redeploy or pin got there first.
+  Status remove(const std::string& ticket, const std::string& actor, const std::string& why = "",
+                const std::function<Status(const Environment&)>& stillDue = {});
   Result<Environment> setPinned(const std::string& ticket, bool pinned, const std::string& actor);
   Result<ProcessResult> exec(const std::string& ticket, const std::vector<std::string>& argv,
                              const std::map<std::string, std::string>& env,

@@ -9,6 +9,7 @@
 
 #include "core/duration.h"
 #include "core/ticket.h"
+#include "reaper/reaper.h"
 #include "store/ipam.h"
 
 namespace qabox {
@@ -121,7 +122,11 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   in.actor = actor(ctx);
   // The deploy runs to its end even when the caller goes away: a half-made
   // environment helps no one. Writes to a gone caller just fail.
+  bool failed = false;
   auto result = envs_.deploy(in, [&](const Progress& p) {
+    // A failed redeploy leaves the old container serving (READY), so the
+    // final event, not the state, says the deploy failed.
+    if (p.phase == "failed") failed = true;
     v1::DeployEvent ev;
     ev.set_phase(p.phase);
     ev.set_detail(p.detail);
@@ -130,7 +135,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   });
   if (!result) return toGrpc(result.status());
   v1::DeployEvent last;
-  last.set_phase(result->state == EnvState::kFailed ? "failed" : "done");
+  last.set_phase(failed || result->state == EnvState::kFailed ? "failed" : "done");
   last.set_detail(result->message);
   toProto(*result, envs_.config(), last.mutable_environment());
   writer->Write(last);
@@ -225,8 +230,22 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::Reap(grpc::ServerContext*, const v1::ReapRequest*, v1::ReapResponse*) {
-  return toGrpc(unimplemented("Reap: the reaper is not part of this agent version yet"));
+grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest* req,
+                                v1::ReapResponse* resp) {
+  if (!reaper_) return toGrpc(unavailable("Reap: the reaper is not running on this agent"));
+  auto report = reaper_->runOnce(req->dry_run(), req->policy(), actor(ctx));
+  if (!report) return toGrpc(report.status());
+  resp->set_dry_run(report->dryRun);
+  for (const auto& d : report->reclaimed) {
+    auto* r = resp->add_reclaimed();
+    r->set_ticket(d.ticket);
+    r->set_policy(d.policy);
+    r->set_reason(d.reason);
+    r->set_done(d.done);
+    r->set_error(d.error);
+  }
+  for (const auto& w : report->warnings) resp->add_warnings(w);
+  return grpc::Status::OK;
 }
 
 grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinnedRequest* req,

@@ -35,8 +35,9 @@ class LxcDeploy : public ::testing::Test {
                 "set -e\nmkdir -p www\necho ok > www/health.txt\n"
                 "echo \"$QABOX_TICKET $QABOX_COMMIT\" > www/index.html\necho built\n");
     git_->write("www/target-only.txt", "from develop\n");
-    git_->write("www/cgi-bin/env", "#!/bin/sh\necho Content-Type: text/plain\necho\nenv\n");
-    git_->git({"update-index", "--add", "--chmod=+x", "www/cgi-bin/env"});
+    git_->write("www/cgi-bin/env",
+                "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv\n");
+    git_->makeExecutable("www/cgi-bin/env");
     git_->commit("app");
     git_->push("develop");
     git_->checkout("feature/EXMP-113", true);
@@ -186,7 +187,8 @@ TEST_F(LxcDeploy, AppSeesEnvVarsAndIsRestartedWhenKilled) {
   ASSERT_EQ(r.exitCode, 0) << r.err;
   auto env = host_->env("ENV-1");
   auto page = httpGet(env->ip(), 8080, "/cgi-bin/env");
-  EXPECT_NE(page.body.find("GREETING=hello world"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("GREETING=hello world"), std::string::npos)
+      << page.status << page.error << page.body;
   EXPECT_NE(page.body.find("QABOX_TICKET=ENV-1"), std::string::npos);
   EXPECT_NE(page.body.find("QABOX_COMMIT=" + env->commit()), std::string::npos);
   EXPECT_NE(page.body.find("QABOX_SOURCE_BRANCH=feature/EXMP-113"), std::string::npos);

@@ -141,6 +141,12 @@ void GitFixture::write(const std::string& path, const std::string& content) {
   std::ofstream(work_ + "/" + path) << content;
 }
 
+void GitFixture::makeExecutable(const std::string& path) {
+  fs::permissions(work_ + "/" + path,
+                  fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::add);
+}
+
 void GitFixture::remove(const std::string& path) { git({"rm", "-q", path}); }
 
 void GitFixture::commit(const std::string& message) {

@@ -57,6 +57,7 @@ class GitFixture {
   explicit GitFixture(const std::string& dir);
   void write(const std::string& path, const std::string& content);
   void remove(const std::string& path);
+  void makeExecutable(const std::string& path);
   void commit(const std::string& message);
   void checkout(const std::string& branch, bool create = false);
   void push(const std::string& branch);  // to the bare remote

@@ -166,7 +166,9 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
   ASSERT_TRUE(gone.isOk() && gone->has_value());
   EXPECT_EQ((*gone)->state, EnvState::kFailed);
   EXPECT_NE((*gone)->message.find("is gone"), std::string::npos);
-  for (const auto& l : *store_->listLeases()) EXPECT_NE(l.owner, "qabox-nobody");
+  auto leases = store_->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  for (const auto& l : *leases) EXPECT_NE(l.owner, "qabox-nobody");
   EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kReady);
   EXPECT_EQ(bridge_.ensured, config_.network.bridge + " 10.9.0.1/29");
 }

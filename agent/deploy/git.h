@@ -1,0 +1,150 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "sys/process.h"
+
+namespace qabox {
+
+// What a CI "merge before build" would test: the source branch merged into
+// the target branch.
+struct Merge {
+  std::string commit;      // what to deploy
+  std::string sourceHead;  // the heads it was computed from
+  std::string targetHead;
+  bool fastForward = false;    // target is an ancestor of source: commit == sourceHead
+  bool alreadyMerged = false;  // source is contained in target: commit == targetHead
+};
+
+// What the reaper needs to know about a deployed branch pair.
+struct BranchState {
+  bool sourceExists = false;  // the source branch is still on the remote
+  std::string sourceHead;     // its head, or the last known head when it is gone
+  std::string targetHead;
+  // sourceHead is an ancestor of (or equal to) targetHead. False when the
+  // branch is gone and no last known head was given or it was never fetched.
+  bool merged = false;
+  std::string containedIn;  // the target commit that contains it (targetHead) when merged
+};
+
+// The git side of a deploy, through the git CLI on one bare mirror per repo:
+//
+//   <state_dir>/git/<repo>.git    refs/remotes/origin/*  the remote's branches (fetched, pruned)
+//                                 refs/qabox/merges/<sha> every commit merge() handed out
+//
+// Branches are fetched into refs/remotes/origin/* rather than mirrored onto
+// refs/* so that a pruning fetch never deletes the refs/qabox/* pins.
+//
+// merge() pins every commit it returns under refs/qabox/merges/<sha>: the merge
+// commit it makes is otherwise unreachable, and even a fast-forward head can be
+// force-pushed away between merge() and exportTree(). Pins are dropped by
+// maintain() for commits no environment uses any more; git only prunes
+// unreachable objects older than two weeks, so dropping the pin of a deploy
+// still in flight loses nothing.
+//
+// merge() also remembers its answer per (branches, heads), so an unchanged
+// redeploy costs a fetch, a ref lookup and a pin.
+//
+// Calls on one repo are serialised around fetch, merge and ref updates by an
+// in-process mutex (git's ref locks cover the rest); different repos run in
+// parallel. exportTree() and readFile() only read immutable objects and take
+// no lock.
+class GitRepos {
+ public:
+  GitRepos(ProcessRunner& runner, std::string stateDir, std::chrono::milliseconds fetchTimeout);
+
+  // Fetches, then computes the merge of `source` into `target`. The same heads
+  // always give the same commit (fixed identity, dates from the heads), which
+  // is how a redeploy of an unchanged pair is recognised.
+  //   INVALID_ARGUMENT     a branch name git would reject or read as an option, a bad repo
+  //   NOT_FOUND            source_branch "feature/x": no such branch on repo shop
+  //   UNAVAILABLE          repo shop: cannot fetch <url>: <git's last lines>
+  //   FAILED_PRECONDITION  merging feature/x into develop conflicts in: a.txt, dir/b.txt
+  Result<Merge> merge(const RepoConfig& repo, std::string_view source, std::string_view target);
+
+  // Writes the tree of `commit` into destDir (created if missing), without .git.
+  Status exportTree(const RepoConfig& repo, const std::string& commit, const std::string& destDir);
+
+  // The content of `path` at `commit`; NOT_FOUND when there is no such file.
+  Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
+                               const std::string& path);
+
+  // Fetches the remote's branches into the mirror (creating it on first use).
+  // Fetches requested while another one runs on the same repo reuse the next
+  // one that starts after them instead of queueing one each.
+  Status fetch(const RepoConfig& repo);
+
+  enum class FetchFirst { kYes, kNo };
+  // For the reaper: fetch once per repo with fetch(), then ask with kNo for
+  // each environment. `lastSourceHead` (the head that was deployed) still
+  // answers "merged?" after the branch was deleted, as a merged pull request
+  // usually is.
+  Result<BranchState> branchState(const RepoConfig& repo, std::string_view source,
+                                  std::string_view target, FetchFirst fetchFirst = FetchFirst::kYes,
+                                  std::string_view lastSourceHead = {});
+
+  // Drops the pins of commits not in `keep` and lets git pack and prune
+  // (`git gc --auto`, in the foreground). For the reaper, once per pass.
+  Status maintain(const RepoConfig& repo, const std::set<std::string>& keep);
+
+  // Fixed identity of the merge commits made here.
+  static constexpr const char* kMergeName = "qabox";
+  static constexpr const char* kMergeEmail = "qabox@localhost";
+  // Where merge() pins the commits it hands out.
+  static constexpr const char* kPinPrefix = "refs/qabox/merges/";
+
+ private:
+  struct RepoState {
+    std::mutex mu;
+    // Written under mu, read before waiting for it: see fetch().
+    std::atomic<uint64_t> fetchesStarted{0};
+    uint64_t lastOkFetch = 0;  // guarded by mu; the number of the last good fetch, 0 for none
+    // guarded by mu; "source\ntarget\nsourceHead\ntargetHead" -> the merge made for them
+    std::map<std::string, Merge> merges;
+  };
+  struct Head {
+    std::string sha;
+    int64_t committerTime = 0;
+  };
+
+  RepoState& stateFor(const std::string& repo);
+  std::string mirror(const RepoConfig& repo) const;
+  Status ensureMirror(const RepoConfig& repo, RepoState& state);
+  // Called with state.mu held; `asked` is state.fetchesStarted read before
+  // waiting for it.
+  Status fetchLocked(const RepoConfig& repo, RepoState& state, uint64_t asked);
+  Result<std::map<std::string, Head>> heads(const RepoConfig& repo,
+                                            const std::vector<std::string>& branches);
+  Result<ProcessResult> git(const RepoConfig& repo, std::vector<std::string> args,
+                            std::chrono::milliseconds timeout, std::string stdinData = {},
+                            const std::map<std::string, std::string>& extraEnv = {});
+  Result<Merge> computeMerge(const RepoConfig& repo, const std::string& src, const std::string& tgt,
+                             const Head& s, const Head& t);
+
+  ProcessRunner& runner_;
+  std::string stateDir_;
+  std::chrono::milliseconds fetchTimeout_;
+  std::map<std::string, std::string> env_;
+
+  std::mutex reposMu_;
+  std::map<std::string, std::unique_ptr<RepoState>> repos_;
+};
+
+// 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.
+bool isCommitId(std::string_view s);
+
+// The URL without any user:password@ part, for messages and logs.
+std::string redactUrl(std::string_view url);
+
+}  // namespace qabox

@@ -1,0 +1,147 @@
+#include "deploy/health.h"
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <thread>
+
+#include "core/duration.h"
+
+namespace qabox {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kAttemptTimeout{500};
+constexpr milliseconds kRetryInterval{25};
+
+std::string describe(const boost::system::error_code& ec) {
+  if (ec == net::error::connection_refused) return "connection refused";
+  if (ec == beast::error::timeout) return "timed out";
+  if (ec == net::error::connection_reset) return "connection reset";
+  if (ec == http::error::end_of_stream || ec == net::error::eof) {
+    return "connection closed before an answer";
+  }
+  if (ec == net::error::host_unreachable) return "host unreachable";
+  if (ec == net::error::network_unreachable) return "network unreachable";
+  std::string m = ec.message();
+  if (!m.empty()) m[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(m[0])));
+  return m;
+}
+
+std::string urlFor(const std::string& ip, uint16_t port, const std::string& path) {
+  bool v6 = ip.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port) + path;
+}
+
+Status checkPath(const std::string& path) {
+  if (path.empty() || path.front() != '/') {
+    return invalidArgument("health path \"" + path.substr(0, 80) + "\": must start with '/'");
+  }
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) {
+      return invalidArgument("health path \"" + path.substr(0, 80) +
+                             "\": must not contain spaces or control characters");
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string& path,
+                        milliseconds timeout) {
+  HealthProbe probe;
+  try {
+    boost::system::error_code ec;
+    net::ip::address addr = net::ip::make_address(ip, ec);
+    if (ec) {
+      probe.detail = "bad address \"" + ip + "\"";
+      return probe;
+    }
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    // Asio's own timers bound the whole exchange; a sync socket could block
+    // in connect or read for as long as the kernel likes.
+    stream.expires_after(timeout);
+    http::request<http::empty_body> req{http::verb::get, path, 11};
+    bool v6 = addr.is_v6();
+    std::string host = v6 ? "[" + ip + "]" : ip;
+    if (port != 80) host += ":" + std::to_string(port);
+    req.set(http::field::host, host);
+    req.set(http::field::user_agent, "qabox-health");
+    req.set(http::field::connection, "close");
+    beast::flat_buffer buffer;
+    // Only the status line matters: read the header, never a body.
+    http::response_parser<http::empty_body> parser;
+
+    stream.async_connect(tcp::endpoint(addr, port), [&](beast::error_code cec) {
+      if (cec) {
+        probe.detail = describe(cec);
+        return;
+      }
+      http::async_write(stream, req, [&](beast::error_code wec, size_t) {
+        if (wec) {
+          probe.detail = describe(wec);
+          return;
+        }
+        http::async_read_header(stream, buffer, parser, [&](beast::error_code rec, size_t) {
+          if (rec) {
+            probe.detail = describe(rec);
+            return;
+          }
+          probe.httpStatus = parser.get().result_int();
+          probe.healthy = probe.httpStatus >= 200 && probe.httpStatus < 400;
+          probe.detail = "HTTP " + std::to_string(probe.httpStatus);
+        });
+      });
+    });
+    ioc.run();
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  } catch (const std::exception& e) {
+    probe.healthy = false;
+    probe.detail = e.what();
+  }
+  if (probe.detail.empty()) probe.detail = "no answer";
+  return probe;
+}
+
+Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path,
+                   milliseconds timeout, std::function<bool()> cancelled) {
+  QABOX_RETURN_IF_ERROR(checkPath(path));
+  {
+    boost::system::error_code ec;
+    net::ip::make_address(ip, ec);
+    if (ec) return invalidArgument("health check: address \"" + ip + "\": not an IP address");
+  }
+  if (port == 0) return invalidArgument("health check: port 0: must be between 1 and 65535");
+  const std::string what = "health check GET " + urlFor(ip, port, path);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last = "no attempt made";
+  while (true) {
+    if (cancelled && cancelled()) return {Code::kCancelled, what + ": cancelled"};
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    HealthProbe p = probeHealth(ip, port, path, std::min(kAttemptTimeout, left));
+    if (p.healthy) return Status::ok();
+    last = p.detail;
+    left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    std::this_thread::sleep_for(std::min(kRetryInterval, left));
+  }
+  return deadlineExceeded(what + ": no 2xx/3xx answer within " + formatDuration(timeout) +
+                          " (last: " + last + ")");
+}
+
+}  // namespace qabox

@@ -1,0 +1,218 @@
+#include "deploy/manifest.h"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "core/ticket.h"
+
+namespace qabox {
+namespace {
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s.substr(0, 80)) {
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  }
+  if (s.size() > 80) out += "...";
+  return out + "\"";
+}
+
+// Reads typed keys from one table and remembers which it saw, so a typo is an
+// error naming it rather than a setting silently ignored.
+class Reader {
+ public:
+  // `file` prefixes every message ("qabox.toml: "), `table` every key ("app.").
+  Reader(const toml::table& table, std::string file, std::string tableName)
+      : table_(table), file_(std::move(file)), tableName_(std::move(tableName)) {}
+
+  Status string(std::string_view key, std::string& out) {
+    const toml::node* n = get(key);
+    if (!n) return Status::ok();
+    const auto* v = n->as_string();
+    if (!v) return bad(key, "must be a string");
+    if (v->get().find('\0') != std::string::npos) return bad(key, "must not contain NUL");
+    out = v->get();
+    return Status::ok();
+  }
+
+  Status integer(std::string_view key, int64_t min, int64_t max, std::optional<int64_t>& out) {
+    const toml::node* n = get(key);
+    if (!n) return Status::ok();
+    const auto* v = n->as_integer();
+    if (!v) return bad(key, "must be a whole number");
+    if (v->get() < min || v->get() > max) {
+      return bad(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    out = v->get();
+    return Status::ok();
+  }
+
+  // Runs `body` on sub-table `key` if present.
+  Status table(std::string_view key, const std::function<Status(Reader&)>& body) {
+    const toml::node* n = get(key);
+    if (!n) return Status::ok();
+    const toml::table* t = n->as_table();
+    if (!t) return bad(key, "must be a table ([" + name(key) + "])");
+    Reader sub(*t, file_, name(key));
+    QABOX_RETURN_IF_ERROR(body(sub));
+    return sub.noUnknownKeys();
+  }
+
+  Status noUnknownKeys() const {
+    for (const auto& [k, v] : table_) {
+      std::string key(k.str());
+      if (!seen_.count(key)) return bad(key, "unknown key");
+    }
+    return Status::ok();
+  }
+
+  Status bad(std::string_view key, const std::string& rule) const {
+    return invalidArgument(file_ + name(key) + ": " + rule);
+  }
+  Status badValue(std::string_view key, std::string_view value, const std::string& rule) const {
+    return invalidArgument(file_ + name(key) + " " + quoted(value) + ": " + rule);
+  }
+
+ private:
+  const toml::node* get(std::string_view key) {
+    seen_.insert(std::string(key));
+    return table_.get(key);
+  }
+  std::string name(std::string_view key) const {
+    return tableName_.empty() ? std::string(key) : tableName_ + "." + std::string(key);
+  }
+
+  const toml::table& table_;
+  std::string file_;
+  std::string tableName_;
+  std::set<std::string> seen_;
+};
+
+Result<toml::table> parseToml(std::string_view text, const std::string& file) {
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << file << "line " << e.source().begin.line << ", column " << e.source().begin.column
+        << ": " << e.description();
+    return invalidArgument(msg.str());
+  } catch (const std::exception& e) {
+    return invalidArgument(file + e.what());
+  }
+}
+
+Status readApp(Reader& r, AppManifest& m) {
+  QABOX_RETURN_IF_ERROR(r.string("start", m.start));
+  std::optional<int64_t> port;
+  QABOX_RETURN_IF_ERROR(r.integer("port", 1, 65535, port));
+  if (port) m.port = static_cast<uint32_t>(*port);
+  QABOX_RETURN_IF_ERROR(r.string("health", m.health));
+  if (!m.health.empty()) {
+    if (m.health.front() != '/') return r.badValue("health", m.health, "must start with '/'");
+    if (m.health.size() > 1024) return r.bad("health", "at most 1024 characters are allowed");
+    for (char c : m.health) {
+      auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u == 0x7f) {
+        return r.badValue("health", m.health, "must not contain spaces or control characters");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status readHooks(Reader& r, AppManifest& m) {
+  QABOX_RETURN_IF_ERROR(r.string("build", m.build));
+  QABOX_RETURN_IF_ERROR(r.string("migrate", m.migrate));
+  return r.string("seed", m.seed);
+}
+
+// What LXC's memory limit takes: a number with an optional K, M or G.
+bool isMemorySize(std::string_view s) {
+  if (s.empty() || s.size() > 20) return false;
+  size_t digits = s.find_first_not_of("0123456789");
+  if (digits == 0) return false;
+  if (digits == std::string_view::npos) return s.find_first_not_of('0') != std::string_view::npos;
+  if (digits != s.size() - 1) return false;
+  char unit = s.back();
+  if (unit != 'K' && unit != 'M' && unit != 'G') return false;
+  return s.substr(0, digits).find_first_not_of('0') != std::string_view::npos;
+}
+
+}  // namespace
+
+Result<AppManifest> parseAppManifest(std::string_view text) {
+  const std::string file = std::string(kAppManifestFile) + ": ";
+  QABOX_ASSIGN_OR_RETURN(toml::table root, parseToml(text, file));
+  AppManifest m;
+  Reader top(root, file, "");
+  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m); }));
+  QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m); }));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys());
+  return m;
+}
+
+Result<ImageManifest> parseImageManifest(std::string_view text, std::string_view name) {
+  QABOX_RETURN_IF_ERROR(checkImageName(name));
+  QABOX_ASSIGN_OR_RETURN(toml::table root, parseToml(text, ""));
+  ImageManifest m;
+  m.name = std::string(name);
+  Reader top(root, "", "");
+  QABOX_RETURN_IF_ERROR(top.string("description", m.description));
+  QABOX_RETURN_IF_ERROR(top.string("provision", m.provision));
+  // Run from the image's folder: a plain file name keeps it there.
+  if (m.provision.empty() || m.provision.find('/') != std::string::npos ||
+      m.provision.front() == '.') {
+    return top.badValue("provision", m.provision,
+                        "must be the name of a script in the image's folder, such as provision.sh");
+  }
+  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m.defaults); }));
+  QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m.defaults); }));
+  QABOX_RETURN_IF_ERROR(top.table("limits", [&](Reader& r) -> Status {
+    QABOX_RETURN_IF_ERROR(r.string("memory", m.memory));
+    if (!m.memory.empty() && !isMemorySize(m.memory)) {
+      return r.badValue("memory", m.memory, "must be a size such as 256M, 1G or 524288K");
+    }
+    std::optional<int64_t> v;
+    QABOX_RETURN_IF_ERROR(r.integer("cpus", 1, 1024, v));
+    if (v) m.cpus = static_cast<uint32_t>(*v);
+    v.reset();
+    QABOX_RETURN_IF_ERROR(r.integer("pids", 1, 4194304, v));
+    if (v) m.pids = static_cast<uint32_t>(*v);
+    return Status::ok();
+  }));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys());
+  return m;
+}
+
+AppManifest mergeManifests(const ImageManifest& image, const AppManifest& app) {
+  const AppManifest& d = image.defaults;
+  auto pick = [](const std::string& mine, const std::string& fallback) {
+    return mine.empty() ? fallback : mine;
+  };
+  AppManifest m;
+  m.start = pick(app.start, d.start);
+  m.port = app.port ? app.port : d.port;
+  m.health = pick(app.health, d.health);
+  m.build = pick(app.build, d.build);
+  m.migrate = pick(app.migrate, d.migrate);
+  m.seed = pick(app.seed, d.seed);
+  return m;
+}
+
+Status checkRunnable(const AppManifest& m) {
+  if (m.start.empty()) {
+    return failedPrecondition(std::string(kAppManifestFile) +
+                              ": app.start: not set by the app nor by its image");
+  }
+  if (!m.health.empty() && !m.port) {
+    return failedPrecondition(std::string(kAppManifestFile) +
+                              ": app.port: needed to check app.health, set by neither the app "
+                              "nor its image");
+  }
+  return Status::ok();
+}
+
+}  // namespace qabox

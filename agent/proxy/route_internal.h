@@ -1,0 +1,72 @@
+#pragma once
+
+// What the route table hands the request path: immutable snapshots of
+// targets, with per-thread counters so the hot path never contends on a lock
+// or a shared cache line.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "proxy/router.h"
+
+namespace qabox::proxy_internal {
+
+constexpr size_t kCounterSlots = 8;
+
+// Each router thread counts into its own slot; readers sum the slots.
+unsigned counterSlot();
+void setCounterSlot(unsigned slot);
+
+struct SlugStats {
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> bytesIn{0};
+    std::atomic<uint64_t> bytesOut{0};
+    std::atomic<int64_t> lastAccessMs{0};  // unix ms
+  };
+  std::array<Slot, kCounterSlots> slots;
+  bool removed = false;  // guarded by the table's mutex
+
+  Slot& mine() { return slots[counterSlot() % kCounterSlots]; }
+};
+
+// One route as the request path sees it. A new Target is made on every
+// change, so the identity of a Target is the identity of a backend: pooled
+// connections are keyed by it and die with it.
+struct Target {
+  Route route;
+  boost::asio::ip::tcp::endpoint endpoint;
+  bool hasEndpoint = false;
+  std::shared_ptr<SlugStats> stats;
+  std::atomic<bool> retired{false};
+  struct alignas(64) Gauge {
+    std::atomic<int64_t> value{0};
+  };
+  std::array<Gauge, kCounterSlots> inFlight;
+
+  Gauge& myInFlight() { return inFlight[counterSlot() % kCounterSlots]; }
+  int64_t inFlightTotal() const {
+    int64_t n = 0;
+    for (const auto& g : inFlight) n += g.value.load(std::memory_order_relaxed);
+    return n;
+  }
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+struct Snapshot {
+  std::unordered_map<std::string, std::shared_ptr<Target>, StringHash, std::equal_to<>> bySlug;
+};
+
+}  // namespace qabox::proxy_internal

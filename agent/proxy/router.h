@@ -1,0 +1,138 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/environment.h"
+#include "core/status.h"
+#include "store/store.h"
+
+namespace qabox {
+
+// Where `<slug>.<domain>` goes, and what to answer while it can not go there.
+struct Route {
+  std::string slug;
+  EnvState state = EnvState::kCreating;
+  std::string ip;
+  uint16_t port = 80;
+  std::string message;  // shown on the FAILED page
+  uint64_t generation = 0;
+
+  bool operator==(const Route&) const = default;
+};
+
+namespace proxy_internal {
+struct Target;
+struct Snapshot;
+struct SlugStats;
+}  // namespace proxy_internal
+
+// The routes the router serves. Thread-safe: readers take an immutable
+// snapshot, writers build a new one and swap it in, so a request sees either
+// the old route or the new one, never half of each.
+class RouteTable {
+ public:
+  RouteTable();
+  ~RouteTable();
+  RouteTable(const RouteTable&) = delete;
+  RouteTable& operator=(const RouteTable&) = delete;
+
+  // Adds or replaces the route of `r.slug` (lower-cased). Any change retires
+  // the previous target: pooled connections to it are never reused, and a
+  // request that looked it up but has not been sent yet is routed again.
+  void set(Route r);
+  void remove(const std::string& slug);
+  std::optional<Route> lookup(std::string_view slug) const;
+  std::vector<Route> all() const;
+
+  // Requests forwarded to ip:port whose exchange has not finished yet
+  // (websocket tunnels included). After set() or remove() moved a route off a
+  // container, wait for this to reach 0 before destroying the container.
+  int64_t inFlight(std::string_view ip, uint16_t port) const;
+
+  // Use counters accumulated since the last call, one entry per slug used.
+  std::vector<AccessStats> takeStats();
+
+  // For the router's request path.
+  std::shared_ptr<const proxy_internal::Snapshot> snapshot() const;
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+
+ private:
+  void publish(std::shared_ptr<const proxy_internal::Snapshot> next,
+               const std::shared_ptr<proxy_internal::Target>& retired);
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const proxy_internal::Snapshot> snap_;
+  std::atomic<uint64_t> version_{0};
+  std::unordered_map<std::string, std::shared_ptr<proxy_internal::SlugStats>> stats_;
+  std::vector<std::weak_ptr<proxy_internal::Target>> retired_;
+};
+
+struct RouterOptions {
+  std::string domain;
+  std::string listen;  // host:port; port 0 picks a free one (see Router::port())
+  std::string tlsListen, tlsCert, tlsKey;  // all three, or none
+  // A client must send a whole request head within headerTimeout of its
+  // first byte (slowloris); a keep-alive connection may sit idle for
+  // idleTimeout; a backend must connect, accept and answer within
+  // backendTimeout of each step.
+  std::chrono::milliseconds headerTimeout{10000};
+  std::chrono::milliseconds idleTimeout{60000};
+  std::chrono::milliseconds backendTimeout{30000};
+  // Pooled backend connections idle longer than this are closed. Backends
+  // commonly drop idle keep-alive connections after 5 s; closing first avoids
+  // sending a request into a connection the backend is closing.
+  std::chrono::milliseconds backendIdleTimeout{4000};
+  // How long a request for a SLEEPING environment waits for `wake`.
+  std::chrono::milliseconds wakeTimeout{60000};
+  size_t maxHeaderBytes = 16 * 1024;
+  size_t maxHeaderCount = 100;
+  int threads = 2;
+  // Optional, for sleeping environments: called when a request arrives for a
+  // SLEEPING route (once per slug until done runs, however many requests
+  // wait); must call done(Status) when the environment is awake (route set
+  // READY again) or failed. The router holds the requests meanwhile, up to
+  // wakeTimeout. If unset, SLEEPING answers 503. done may be called from any
+  // thread, also after the router is gone.
+  std::function<void(const std::string& slug, std::function<void(Status)> done)> wake;
+};
+
+// The HTTP router: `<slug>.<domain>` -> the environment's ip:port, by Host.
+class Router {
+ public:
+  Router(RouterOptions options, std::shared_ptr<RouteTable> routes);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Binds the listeners and runs the router's own threads. Once per Router.
+  Status start();
+  // Closes the listeners and every connection, and joins the threads. Safe to
+  // call twice; must not be called from inside `wake`.
+  void stop();
+  uint16_t port() const;
+  uint16_t tlsPort() const;
+  // Drains accumulated use counters (see RouteTable::takeStats).
+  std::vector<AccessStats> takeStats();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// "EXMP-113.qa.company.int:8080" -> "exmp-113" when domain is qa.company.int.
+// Case-insensitive, the port and one trailing dot ignored; anything that is not
+// exactly one DNS label under the domain is an INVALID_ARGUMENT naming the rule.
+Result<std::string> parseHostHeader(std::string_view host, std::string_view domain);
+
+}  // namespace qabox

@@ -1,0 +1,141 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/config.h"
+#include "core/environment.h"
+#include "core/status.h"
+#include "deploy/git.h"
+#include "store/store.h"
+
+namespace qabox {
+
+// The policies, in the order decide() tries them: the first that applies
+// names the reason, so a merged branch is reported as merged even when its
+// ttl ran out as well.
+inline constexpr const char* kPolicyMerged = "merged";
+inline constexpr const char* kPolicyTtl = "ttl";
+inline constexpr const char* kPolicyMaxAge = "max_age";
+inline constexpr const char* kPolicyIdle = "idle";
+
+// "" (every policy) or one of merged, idle, ttl, max_age; otherwise
+// INVALID_ARGUMENT naming the allowed values.
+Status checkPolicy(std::string_view policy);
+
+// One environment the reaper reclaimed, or would in a dry run.
+struct ReapDecision {
+  std::string ticket;
+  std::string policy;  // merged, idle, ttl, max_age
+  std::string reason;  // for a person: what was seen, and the setting it broke
+  bool done = false;   // reclaimed; false in a dry run and when the delete failed
+  std::string error;   // why the delete failed; it is retried next pass
+};
+
+struct ReapReport {
+  std::vector<ReapDecision> reclaimed;
+  // Whatever kept the pass from judging an environment fully, e.g. a remote
+  // that could not be fetched: nothing on it is reclaimed as merged or deleted.
+  std::vector<std::string> warnings;
+  bool dryRun = false;
+};
+
+// Whether `env` is due, and why. Pure: the time and the branch state are
+// given. `branch` is null when the environment has no repo, or its repo could
+// not be fetched or asked this pass; then the merged policy does not apply.
+// Pinned environments and those in CREATING, DEPLOYING or DELETING are never
+// due. A zero idle_after or max_age turns that policy off. `policyFilter` ""
+// tries every policy, a policy name only that one, anything else none.
+std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper& policy,
+                                   TimePoint now, const BranchState* branch,
+                                   const std::string& policyFilter);
+
+// Reclaims environments by policy, every `reaper.interval` on its own thread
+// and on demand (Reap / `qabox reap`).
+//
+// A pass lists the environments, fetches each repo that the merged policy
+// needs once (in parallel, one fetch per repo however many environments use
+// it), asks the mirrors about each environment's branches without fetching
+// again, decides, and hands each due environment to `reclaim`, the delete
+// path. A failed fetch or query only turns the merged policy off for what it
+// concerns, with a warning; a failed delete is reported and retried next pass.
+// Neither stops the pass. A pass that is not a dry run ends with
+// GitRepos::maintain() on every configured repo.
+//
+// Records: for every environment reclaimed (or that failed to be) the reaper
+// writes one event itself: action "reap", the actor, outcome ok or error,
+// detail "<policy>: <reason>" (then "; <error>" on failure). `reclaim` gets
+// "reap by <actor>: <policy>: <reason>" as `why`, so the delete path's own
+// event says why and for whom as well. A dry run records nothing.
+//
+// Passes never overlap: a pass asked for while another runs fails with
+// UNAVAILABLE (the scheduled one just skips its turn) rather than queue a
+// second pass behind fetches that may take up to deploy.fetch_timeout.
+class Reaper {
+ public:
+  // The delete path: releases container, address lease and route. The reaper
+  // writes its own "reap" event, so this need not.
+  using ReclaimFn = std::function<Status(const std::string& ticket, const std::string& why)>;
+
+  // `config`, `store` and `git` must outlive the reaper. `git` may be null:
+  // then the merged policy is off, with a warning when it would have applied.
+  Reaper(const Config& config, Store& store, GitRepos* git, ReclaimFn reclaim,
+         std::function<TimePoint()> now = Clock::now);
+  ~Reaper();
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
+
+  // One pass. `policy` as in checkPolicy(). Errors: INVALID_ARGUMENT for the
+  // policy, UNAVAILABLE when a pass is already running, and the store's error
+  // when the environments cannot be listed; everything after that is in the
+  // report.
+  Result<ReapReport> runOnce(bool dryRun, const std::string& policy, const std::string& actor);
+
+  // The schedule: a pass every reaper.interval, the first one interval after
+  // start. Does nothing when the interval is 0 or the schedule already runs.
+  void start();
+  // Stops the schedule and waits for a pass in flight (the environments it has
+  // not reached yet are reported as not reclaimed). Safe to call twice.
+  void stop();
+
+  // The actor of scheduled passes, in events and logs.
+  static constexpr const char* kScheduleActor = "qaboxd/reaper";
+
+ private:
+  Result<ReapReport> pass(bool dryRun, const std::string& policy, const std::string& actor);
+  // Fills `branches` (indexed like `envs`) for the environments the merged
+  // policy may reclaim; null where the state is unknown.
+  void queryBranches(const std::vector<Environment>& envs,
+                     std::vector<std::optional<BranchState>>& branches, ReapReport& report);
+  // Reclaims one due environment and records it; false when, read again, it
+  // is no longer due (pinned, redeployed, deleted meanwhile) and not reported.
+  bool reclaimOne(ReapDecision& d, const Environment& env, const BranchState* branch, TimePoint now,
+                  const std::string& policy, const std::string& actor);
+  // Lets GitRepos drop the pins of commits no environment uses any more and
+  // pack the mirrors (its maintain(), meant to run once per pass).
+  void maintainMirrors();
+  void scheduleLoop();
+
+  const Config& config_;
+  Store& store_;
+  GitRepos* git_;
+  ReclaimFn reclaim_;
+  std::function<TimePoint()> now_;
+
+  std::mutex passMu_;  // held for the whole of a pass
+
+  std::mutex scheduleMu_;
+  std::condition_variable scheduleCv_;
+  bool stopRequested_ = false;  // guarded by scheduleMu_
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace qabox

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Time from the deploy call to READY for the sample app (merge, export,
+# build/migrate/seed hooks, start, health) on the busybox image, with the
+# per-phase breakdown the agent streams.
+#   usage: scripts/bench/deploy.sh [N]   (default 10; run as root)
+source "$(dirname "$0")/lib.sh"
+N=${1:-10}
+bench_build
+
+src=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
+git init -q -b develop "$src/app"
+cp -r "$REPO_ROOT/scripts/sample-app/." "$src/app/"
+git -C "$src/app" add -A
+git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm app
+git -C "$src/app" checkout -qb feature/BENCH
+echo "<p>feature</p>" > "$src/app/www/feature.html"
+git -C "$src/app" add -A
+git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm feature
+git -C "$src/app" checkout -q develop
+echo "develop moved" > "$src/app/www/develop.txt"
+git -C "$src/app" add -A
+git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm develop
+git clone -q --bare "$src/app" "$src/sample.git"
+
+bench_start_agent "[[repos]]
+name = \"sample\"
+url = \"$src/sample.git\""
+trap 'bench_stop_agent; rm -rf "$src"' EXIT
+out=$STATE/samples
+mkdir -p "$out"
+
+# One warm-up deploy fills the git mirror, as on a host that has deployed before.
+"${QB[@]}" deploy WARM-0 --repo sample --source feature/BENCH --target develop >/dev/null 2>&1
+for i in $(seq "$N"); do
+  t0=$(now_ms)
+  "${QB[@]}" deploy "DEP-$i" --repo sample --source feature/BENCH --target develop \
+    >/dev/null 2>"$out/progress-$i"
+  echo $(( $(now_ms) - t0 )) >> "$out/total"
+  # "clone 0.02s  ..." lines: one per phase.
+  awk '$2 ~ /^[0-9.]+s$/ { sub(/s$/, "", $2); print $2 * 1000 > "'"$out"'/phase-" $1 }' "$out/progress-$i"
+done
+
+ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l)
+echo "qabox deploy benchmark: sample app on busybox, N=$N, $(nproc) cores; READY: $ready of $((N + 1))"
+stats "deploy call -> READY (CLI wall)" < "$out/total"
+for phase in merge clone export start build migrate seed app health; do
+  [[ -f $out/phase-$phase ]] && stats "  phase $phase" < "$out/phase-$phase"
+done
+p50=$(p50_of < "$out/total")
+awk -v p="$p50" 'BEGIN { printf "p50 end to end: %.0f ms (target: under 1000 ms)\n", p }'

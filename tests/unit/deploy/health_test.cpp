@@ -1,0 +1,197 @@
+#include "deploy/health.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qabox {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
+
+// A loopback HTTP server on port 0 answering each request with the next
+// status of a script (repeating the last), or never answering at all.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::vector<unsigned> statuses, bool silent = false)
+      : statuses_(std::move(statuses)), silent_(silent), acceptor_(ioc_) {
+    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~ScriptedServer() {
+    ioc_.stop();
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  size_t requests() {
+    std::lock_guard lock(mu_);
+    return seen_.size();
+  }
+  std::vector<std::pair<std::string, std::string>> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+ private:
+  struct Conn {
+    explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::response<http::string_body> res;
+  };
+
+  void accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      auto conn = std::make_shared<Conn>(std::move(socket));
+      conns_.push_back(conn);  // silent mode keeps them open
+      http::async_read(
+          conn->stream, conn->buffer, conn->req, [this, conn](beast::error_code rec, size_t) {
+            if (rec) return;
+            unsigned status;
+            {
+              std::lock_guard lock(mu_);
+              seen_.emplace_back(std::string(conn->req.target()),
+                                 std::string(conn->req[http::field::host]));
+              size_t i = std::min(seen_.size() - 1, statuses_.size() - 1);
+              status = statuses_[i];
+            }
+            if (silent_) return;
+            conn->res.result(status);
+            conn->res.version(11);
+            conn->res.body() = "status " + std::to_string(status) + "\n";
+            conn->res.prepare_payload();
+            http::async_write(conn->stream, conn->res, [conn](beast::error_code, size_t) {
+              beast::error_code ignored;
+              conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            });
+          });
+      accept();
+    });
+  }
+
+  std::vector<unsigned> statuses_;
+  bool silent_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> seen_;
+  std::vector<std::shared_ptr<Conn>> conns_;
+};
+
+// A loopback port nothing listens on: bound, then closed.
+uint16_t closedPort() {
+  net::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  uint16_t port = a.local_endpoint().port();
+  a.close();
+  return port;
+}
+
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               t0)
+             .count() /
+         1000.0;
+}
+
+TEST(Health, ErrorThenOkIsHealthy) {
+  ScriptedServer server({500, 500, 200});
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = waitHealthy("127.0.0.1", server.port(), "/healthz", milliseconds(5'000));
+  double took = msSince(t0);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(server.requests(), 3u);
+  for (const auto& [target, host] : server.seen()) {
+    EXPECT_EQ(target, "/healthz");
+    EXPECT_EQ(host, "127.0.0.1:" + std::to_string(server.port()));
+  }
+  // Retries are tens of milliseconds apart, not seconds.
+  EXPECT_LT(took, 500.0);
+}
+
+TEST(Health, RedirectCountsAsHealthy) {
+  ScriptedServer server({302});
+  EXPECT_TRUE(waitHealthy("127.0.0.1", server.port(), "/", milliseconds(2'000)).isOk());
+}
+
+TEST(Health, NothingListeningIsDeadlineExceededWithConnectionRefused) {
+  uint16_t port = closedPort();
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = waitHealthy("127.0.0.1", port, "/", milliseconds(300));
+  double took = msSince(t0);
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(s.message(), "health check GET http://127.0.0.1:" + std::to_string(port) +
+                             "/: no 2xx/3xx answer within 300ms (last: connection refused)");
+  EXPECT_GE(took, 290.0);
+  EXPECT_LT(took, 1'500.0);
+}
+
+TEST(Health, PersistentErrorNamesTheLastStatus) {
+  ScriptedServer server({503});
+  auto s = waitHealthy("127.0.0.1", server.port(), "/", milliseconds(200));
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("(last: HTTP 503)"), std::string::npos) << s.message();
+  EXPECT_GE(server.requests(), 2u);
+}
+
+TEST(Health, SilentServerTimesOutPerAttempt) {
+  ScriptedServer server({200}, /*silent=*/true);
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = waitHealthy("127.0.0.1", server.port(), "/", milliseconds(700));
+  double took = msSince(t0);
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("(last: timed out)"), std::string::npos) << s.message();
+  // One ~500 ms attempt, then a second cut short by the overall deadline.
+  EXPECT_GE(server.requests(), 2u);
+  EXPECT_LT(took, 1'500.0);
+}
+
+TEST(Health, CancelStopsWaiting) {
+  uint16_t port = closedPort();
+  std::atomic<int> asked{0};
+  auto s = waitHealthy("127.0.0.1", port, "/", milliseconds(10'000), [&] { return ++asked > 3; });
+  EXPECT_EQ(s.code(), Code::kCancelled);
+  EXPECT_EQ(asked.load(), 4);
+}
+
+TEST(Health, BadInputIsInvalidArgument) {
+  EXPECT_EQ(waitHealthy("127.0.0.1", 80, "healthz", milliseconds(100)).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(waitHealthy("127.0.0.1", 80, "/a b", milliseconds(100)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(waitHealthy("127.0.0.1", 80, "/\r\nX: y", milliseconds(100)).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(waitHealthy("not-an-ip", 80, "/", milliseconds(100)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(waitHealthy("127.0.0.1", 0, "/", milliseconds(100)).code(), Code::kInvalidArgument);
+}
+
+TEST(Health, ProbeReportsStatus) {
+  ScriptedServer server({404});
+  HealthProbe p = probeHealth("127.0.0.1", server.port(), "/x", milliseconds(1'000));
+  EXPECT_FALSE(p.healthy);
+  EXPECT_EQ(p.httpStatus, 404u);
+  EXPECT_EQ(p.detail, "HTTP 404");
+}
+
+}  // namespace
+}  // namespace qabox
