@@ -11,12 +11,14 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "core/config.h"
+#include "core/duration.h"
 #include "deploy/git.h"
 #include "deploy/health.h"
 #include "deploy/image_builder.h"
@@ -150,6 +152,17 @@ int main(int argc, char** argv) {
   ro.headerTimeout = config.routing.headerTimeout;
   ro.idleTimeout = config.routing.idleTimeout;
   ro.backendTimeout = config.routing.backendTimeout;
+  ro.wakeTimeout = config.reaper.wakeTimeout;
+  // A request for a sleeping environment wakes it; the router holds it (and
+  // any others for it) until the app answers its health check.
+  std::atomic<int> waking{0};
+  ro.wake = [&envs, &waking](const std::string& slug, std::function<void(Status)> done) {
+    ++waking;
+    std::thread([&envs, &waking, slug, done = std::move(done)] {
+      done(envs.wakeSlug(slug));
+      --waking;
+    }).detach();
+  };
   Router router(ro, routes);
   if (auto s = router.start(); !s.isOk()) return fatal("routing.listen: " + s.message());
   spdlog::info("router listening on {} (port {})", config.routing.listen, router.port());
@@ -214,6 +227,24 @@ int main(int argc, char** argv) {
   });
 
   reaper.start();
+  // Idle environments go to sleep (reaper.sleep_after; 0 turns it off).
+  std::thread sleeper;
+  if (config.reaper.sleepAfter.count() > 0) {
+    auto every = std::clamp<std::chrono::milliseconds>(
+        config.reaper.sleepAfter / 4, std::chrono::seconds(1), std::chrono::seconds(60));
+    sleeper = std::thread([&, every] {
+      std::unique_lock l(flushMu);
+      while (!flushCv.wait_for(l, every, [&] { return stopping; })) {
+        l.unlock();
+        auto slept = envs.sleepIdle(Clock::now());
+        if (!slept) spdlog::warn("sleeping idle environments: {}", slept.status().toString());
+        for (const auto& t : slept ? *slept : std::vector<std::string>{}) {
+          spdlog::info("{} is asleep: idle for {}", t, formatDuration(config.reaper.sleepAfter));
+        }
+        l.lock();
+      }
+    });
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -230,8 +261,10 @@ int main(int argc, char** argv) {
   }
   flushCv.notify_all();
   flusher.join();
+  if (sleeper.joinable()) sleeper.join();
   flush();
   router.stop();
+  while (waking > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   spdlog::info("stopped");
   return 0;
 }

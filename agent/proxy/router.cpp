@@ -576,7 +576,9 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       if (ec || self->closed_ || self->phase_ != Phase::kWaking || token != self->wakeToken_) {
         return;
       }
-      self->replyPage(503, "Environment is asleep",
+      // Past wake_timeout the held request is a gateway timeout: the
+      // environment was asked to wake and did not answer in time.
+      self->replyPage(504, "Environment did not wake in time",
                       name + " did not wake up within " + seconds(self->r_.wakeMs) + ".",
                       kRetryAfterSleeping);
     });

@@ -14,6 +14,7 @@
 #include "core/ticket.h"
 #include "deploy/git.h"
 #include "deploy/image_builder.h"
+#include "deploy/manifest.h"
 #include "proxy/router.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -64,6 +65,15 @@ class EnvironmentManager {
                              const std::string& stdinData, std::chrono::milliseconds timeout,
                              const std::function<void(bool, std::string_view)>& onOutput,
                              const std::string& actor);
+  // Sleeping: the container stops, its rootfs, address, route and row stay.
+  // Waking starts it and waits for the app's health check.
+  Result<Environment> sleep(const std::string& ticket, const std::string& actor);
+  Result<Environment> wake(const std::string& ticket, const std::string& actor);
+  // The router's wake hook: by slug, as the route table knows it.
+  Status wakeSlug(const std::string& slug);
+  // Puts every READY, unpinned environment idle for sleep_after to sleep.
+  Result<std::vector<std::string>> sleepIdle(TimePoint now);
+
   // Host paths of the app log (in the container's upper layer) and the last
   // deploy's hook output.
   Result<std::string> logPath(const std::string& ticket, bool deployLog);
@@ -83,6 +93,9 @@ class EnvironmentManager {
   Status validate(const DeployInput& in, Ticket& ticket, std::string& image) const;
   Result<Environment> deployLocked(const Ticket& t, const DeployInput& in, const std::string& image,
                                    const ProgressFn& progress);
+  Result<Environment> wakeLocked(Environment env, const std::string& actor);
+  Result<Environment> sleepLocked(Environment env, const std::string& actor);
+  Result<AppManifest> appManifestOf(const Environment& env);
   Status removeLocked(const Environment& env, const std::string& actor, const std::string& why);
   void publishRoute(const Environment& env);
   void drain(const std::string& ip, uint16_t port);

@@ -256,14 +256,22 @@ grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinn
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext*,
-                                            const v1::SleepEnvironmentRequest*, v1::Environment*) {
-  return toGrpc(unimplemented("SleepEnvironment: sleeping environments are not supported yet"));
+grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
+                                            const v1::SleepEnvironmentRequest* req,
+                                            v1::Environment* resp) {
+  auto e = envs_.sleep(req->ticket(), actor(ctx));
+  if (!e) return toGrpc(e.status());
+  toProto(*e, envs_.config(), resp);
+  return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext*, const v1::WakeEnvironmentRequest*,
-                                           v1::Environment*) {
-  return toGrpc(unimplemented("WakeEnvironment: sleeping environments are not supported yet"));
+grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
+                                           const v1::WakeEnvironmentRequest* req,
+                                           v1::Environment* resp) {
+  auto e = envs_.wake(req->ticket(), actor(ctx));
+  if (!e) return toGrpc(e.status());
+  toProto(*e, envs_.config(), resp);
+  return grpc::Status::OK;
 }
 
 grpc::Status QaboxService::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,

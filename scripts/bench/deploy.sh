@@ -7,25 +7,12 @@ source "$(dirname "$0")/lib.sh"
 N=${1:-10}
 bench_build
 
-src=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
-git init -q -b develop "$src/app"
-cp -r "$REPO_ROOT/scripts/sample-app/." "$src/app/"
-git -C "$src/app" add -A
-git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm app
-git -C "$src/app" checkout -qb feature/BENCH
-echo "<p>feature</p>" > "$src/app/www/feature.html"
-git -C "$src/app" add -A
-git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm feature
-git -C "$src/app" checkout -q develop
-echo "develop moved" > "$src/app/www/develop.txt"
-git -C "$src/app" add -A
-git -C "$src/app" -c user.name=b -c user.email=b@localhost commit -qm develop
-git clone -q --bare "$src/app" "$src/sample.git"
+bench_sample_repo
 
 bench_start_agent "[[repos]]
 name = \"sample\"
-url = \"$src/sample.git\""
-trap 'bench_stop_agent; rm -rf "$src"' EXIT
+url = \"$SAMPLE_REPO\""
+trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
 out=$STATE/samples
 mkdir -p "$out"
 

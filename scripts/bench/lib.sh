@@ -64,3 +64,24 @@ stats() {
 }
 
 p50_of() { sort -n | awk '{ v[NR] = $1 } END { p = v[int((NR + 1) * 0.5)]; if (!p) p = v[1]; print p }'; }
+
+# bench_sample_repo: a bare repo of the sample app with develop and
+# feature/BENCH (which adds a page); sets $SAMPLE_REPO and $SAMPLE_SRC.
+bench_sample_repo() {
+  SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
+  local app=$SAMPLE_SRC/app
+  git init -q -b develop "$app"
+  cp -r "$REPO_ROOT/scripts/sample-app/." "$app/"
+  git -C "$app" add -A
+  git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm app
+  git -C "$app" checkout -qb feature/BENCH
+  echo "<p>feature</p>" > "$app/www/feature.html"
+  git -C "$app" add -A
+  git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm feature
+  git -C "$app" checkout -q develop
+  echo "develop moved" > "$app/www/develop.txt"
+  git -C "$app" add -A
+  git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm develop
+  git clone -q --bare "$app" "$SAMPLE_SRC/sample.git"
+  SAMPLE_REPO=$SAMPLE_SRC/sample.git
+}
