@@ -234,6 +234,43 @@ TEST_F(EnvironmentsTest, RecoverCompletesAnUnfinishedDelete) {
   EXPECT_TRUE(store_->listLeases()->empty());
 }
 
+TEST_F(EnvironmentsTest, SleepIdlePutsOnlyIdleUnpinnedReadyEnvironmentsToSleep) {
+  config_.reaper.sleepAfter = std::chrono::hours(2);
+  ASSERT_TRUE(deploy("IDLE-1").isOk());
+  ASSERT_TRUE(deploy("BUSY-1").isOk());
+  ASSERT_TRUE(deploy("PIN-1").isOk());
+  ASSERT_TRUE(envs_->setPinned("PIN-1", true, "test").isOk());
+  auto now = Clock::now() + std::chrono::hours(3);
+  ASSERT_TRUE(store_->recordAccess({{"busy-1", now - std::chrono::minutes(5), 1, 0, 0}}).isOk());
+  auto slept = envs_->sleepIdle(now);
+  ASSERT_TRUE(slept.isOk());
+  EXPECT_EQ(*slept, std::vector<std::string>{"IDLE-1"});
+  EXPECT_EQ(runtime_.containers.at("qabox-idle-1").state, ContainerState::kStopped);
+  EXPECT_EQ(routes_.lookup("idle-1")->state, EnvState::kSleeping);
+  EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kSleeping);
+  EXPECT_EQ(runtime_.containers.at("qabox-busy-1").state, ContainerState::kRunning);
+  EXPECT_EQ(runtime_.containers.at("qabox-pin-1").state, ContainerState::kRunning);
+
+  // Waking starts it again and checks its health before routing to it.
+  auto woke = envs_->wake("IDLE-1", "test");
+  ASSERT_TRUE(woke.isOk()) << woke.status().toString();
+  EXPECT_EQ(woke->state, EnvState::kReady);
+  EXPECT_EQ(routes_.lookup("idle-1")->state, EnvState::kReady);
+
+  config_.reaper.sleepAfter = std::chrono::milliseconds(0);
+  EXPECT_TRUE(envs_->sleepIdle(now + std::chrono::hours(10))->empty());
+}
+
+TEST_F(EnvironmentsTest, FailedWakeSaysWhy) {
+  ASSERT_TRUE(deploy("NAP-1").isOk());
+  ASSERT_TRUE(envs_->sleep("NAP-1", "test").isOk());
+  healthy_ = false;
+  auto r = envs_->wake("NAP-1", "test");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_NE(r.status().message().find("waking failed"), std::string::npos);
+  EXPECT_EQ((*store_->getEnvironment("nap-1"))->state, EnvState::kFailed);
+}
+
 TEST(ShellQuote, SurvivesQuotesAndNewlines) {
   EXPECT_EQ(shellQuote("plain"), "'plain'");
   EXPECT_EQ(shellQuote("it's"), "'it'\\''s'");
