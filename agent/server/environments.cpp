@@ -252,6 +252,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   }
   // Intent first: the lease, the journal entry and (for a new ticket) the
   // row are one transaction, so a crash leaves either all or nothing.
+  Environment row = env;
   QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
     if (!redeploy) {
       QABOX_ASSIGN_OR_RETURN(uint32_t count, store_.countEnvironments());
@@ -267,27 +268,22 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
         0,  t.slug, redeploy ? "redeploy" : "create", container, ip, Clock::now(), std::nullopt,
         "", ""};
     QABOX_ASSIGN_OR_RETURN(opId, store_.beginOperation(op));
-    Environment row = env;
-    if (!redeploy) {
+    if (redeploy) {
+      // The row keeps naming the serving container until the switch.
+      row.state = EnvState::kDeploying;
+    } else {
       row.state = EnvState::kCreating;
       row.container = container;
       row.ip = ip;
       row.spec = spec;
       row.imageVersion = currentImage->version;
       row.port = app.port.value_or(80);
-    } else {
-      row.state = EnvState::kDeploying;
     }
     row.updatedAt = Clock::now();
     return store_.putEnvironment(row);
   }));
   if (!redeploy) {
-    env.state = EnvState::kCreating;
-    env.container = container;
-    env.ip = ip;
-    env.spec = spec;
-    env.imageVersion = currentImage->version;
-    env.port = app.port.value_or(80);
+    env = row;
     publishRoute(env);
   }
   event(t.name, redeploy ? "redeploy" : "deploy", in.actor, "started", describeSource(spec));
