@@ -11,6 +11,7 @@ packages=(
   libboost-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev clang-format curl python3 openssl sqlite3
+  python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)
   # runtime: containers, their network, the base image, git
   lxc busybox-static iproute2 nftables git tar ca-certificates
 )
