@@ -24,7 +24,7 @@ for i in $(seq "$N"); do
     >/dev/null 2>"$out/progress-$i"
   echo $(( $(now_ms) - t0 )) >> "$out/total"
   # "clone 0.02s  ..." lines: one per phase.
-  awk '$2 ~ /^[0-9.]+s$/ { sub(/s$/, "", $2); print $2 * 1000 > "'"$out"'/phase-" $1 }' "$out/progress-$i"
+  awk '$2 ~ /^[0-9.]+s$/ { sub(/s$/, "", $2); print $2 * 1000 >> "'"$out"'/phase-" $1 }' "$out/progress-$i"
 done
 
 ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l)
