@@ -81,7 +81,9 @@ class Store {
   // Environments, keyed by slug.
   virtual Result<std::optional<Environment>> getEnvironment(const std::string& slug) = 0;
   virtual Result<std::vector<Environment>> listEnvironments() = 0;
-  virtual Status putEnvironment(const Environment& env) = 0;  // insert or replace
+  // Insert or replace; the use columns (last_access_at, request and byte
+  // counts) keep the larger of the stored and the given value.
+  virtual Status putEnvironment(const Environment& env) = 0;
   virtual Status deleteEnvironment(const std::string& slug) = 0;
   virtual Result<uint32_t> countEnvironments() = 0;
 

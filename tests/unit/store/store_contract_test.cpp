@@ -188,7 +188,7 @@ TEST_P(StoreContract, MissingEnvironmentIsEmptyNotAnError) {
   EXPECT_FALSE(e->has_value());
 }
 
-TEST_P(StoreContract, PutReplacesTheRowOfTheSameSlug) {
+TEST_P(StoreContract, PutReplacesTheRowOfTheSameSlugButNeverRewindsUse) {
   Environment e = sampleEnvironment("a");
   e.spec.env = {{"OLD", "1"}};
   e.lastAccessAt = at(5);
@@ -203,6 +203,9 @@ TEST_P(StoreContract, PutReplacesTheRowOfTheSameSlug) {
   EXPECT_EQ(*count, 1u);
   auto got = get("a");
   ASSERT_TRUE(got.has_value());
+  // The use columns only move forward: the router's flush of use and a put
+  // from a deploy may cross, and neither may undo the other.
+  e.lastAccessAt = at(5);
   expectSameEnvironment(*got, e);
 }
 
