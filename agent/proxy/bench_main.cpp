@@ -37,8 +37,10 @@ int main(int argc, char** argv) {
   }
   size_t colon = backend.rfind(':');
   if (backend.empty() || colon == std::string::npos) {
-    std::fprintf(stderr, "usage: %s --backend ip:port [--listen host:port] [--domain d] "
-                 "[--slug s] [--threads n]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s --backend ip:port [--listen host:port] [--domain d] "
+                 "[--slug s] [--threads n]\n",
+                 argv[0]);
     return 2;
   }
 

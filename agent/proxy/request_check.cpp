@@ -73,8 +73,7 @@ Refusal refusalForParseError(const boost::system::error_code& ec) {
   return {400, "malformed request"};
 }
 
-std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded,
-                                        size_t maxHeaderCount) {
+std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded, size_t maxHeaderCount) {
   auto& m = parser.get();
   if (folded) return Refusal{400, "header lines must not be folded (obs-fold)"};
 
@@ -101,8 +100,7 @@ std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded,
     if (lengths > 0) return Refusal{400, "both Content-Length and Transfer-Encoding"};
     if (encodings > 1) return Refusal{400, "more than one Transfer-Encoding field"};
     if (m.version() < 11) return Refusal{400, "Transfer-Encoding in an HTTP/1.0 request"};
-    if (!parser.chunked() ||
-        !iequals(trim(sv(m[http::field::transfer_encoding])), "chunked")) {
+    if (!parser.chunked() || !iequals(trim(sv(m[http::field::transfer_encoding])), "chunked")) {
       return Refusal{400, "Transfer-Encoding must be chunked"};
     }
   }
@@ -128,8 +126,8 @@ std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded,
       return Refusal{400, "invalid authority in the request target"};
     }
     std::string path = end == std::string_view::npos ? std::string("/")
-                       : rest[end] == '/'             ? std::string(rest.substr(end))
-                                                      : "/" + std::string(rest.substr(end));
+                       : rest[end] == '/'            ? std::string(rest.substr(end))
+                                                     : "/" + std::string(rest.substr(end));
     m.set(http::field::host, authority);
     m.target(path);
     hosts = 1;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,7 +15,14 @@
 
 namespace qabox::proxy_internal {
 
-using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+// Header fields live in a per-connection arena on the request path (see
+// Session), so a request costs no heap allocation for its fields.
+using FieldsAllocator = std::pmr::polymorphic_allocator<char>;
+using Fields = boost::beast::http::basic_fields<FieldsAllocator>;
+using RequestParser =
+    boost::beast::http::request_parser<boost::beast::http::buffer_body, FieldsAllocator>;
+using ResponseParser =
+    boost::beast::http::response_parser<boost::beast::http::buffer_body, FieldsAllocator>;
 
 // Beast 1.74 compares a Content-Length against a disabled (boost::none) body
 // limit as if the limit were zero; the largest limit is the working "none".
@@ -48,7 +56,7 @@ class HeadScanner {
 };
 
 struct Refusal {
-  unsigned status;     // 400, 405, 417, 431, 505
+  unsigned status;          // 400, 405, 417, 431, 505
   std::string_view reason;  // static text
 };
 
@@ -57,8 +65,7 @@ Refusal refusalForParseError(const boost::system::error_code& ec);
 
 // Checks a complete request head, and rewrites an absolute-form target into
 // origin form with the Host it names. nullopt: the head may be forwarded.
-std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded,
-                                        size_t maxHeaderCount);
+std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded, size_t maxHeaderCount);
 
 // The whole head path on a string, as the router runs it, for tests and the
 // fuzzer: the parser fed in pieces of `split` bytes (0: all at once), the

@@ -55,7 +55,7 @@ struct Target {
   Gauge& myInFlight() { return inFlight[counterSlot() % kCounterSlots]; }
   int64_t inFlightTotal() const {
     int64_t n = 0;
-    for (const auto& g : inFlight) n += g.value.load(std::memory_order_relaxed);
+    for (const auto& g : inFlight) n += g.value.load(std::memory_order_seq_cst);
     return n;
   }
 };

@@ -30,7 +30,7 @@ void RouteTable::publish(std::shared_ptr<const Snapshot> next,
   // request that sees `retired` and looks again finds the new route.
   version_.fetch_add(1, std::memory_order_acq_rel);
   if (retired) {
-    retired->retired.store(true, std::memory_order_release);
+    retired->retired.store(true, std::memory_order_seq_cst);
     retired_.push_back(retired);
   }
   std::erase_if(retired_, [](const std::weak_ptr<Target>& w) { return w.expired(); });
@@ -94,8 +94,7 @@ std::vector<Route> RouteTable::all() const {
   std::vector<Route> out;
   out.reserve(snap->bySlug.size());
   for (const auto& [slug, target] : snap->bySlug) out.push_back(target->route);
-  std::sort(out.begin(), out.end(),
-            [](const Route& a, const Route& b) { return a.slug < b.slug; });
+  std::sort(out.begin(), out.end(), [](const Route& a, const Route& b) { return a.slug < b.slug; });
   return out;
 }
 

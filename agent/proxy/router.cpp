@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory_resource>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -48,6 +49,8 @@ constexpr size_t kMaxSpareBodies = 64;
 // whether the backend closed it; older ones are checked first.
 constexpr int64_t kFreshMs = 250;
 constexpr int kMaxDispatches = 4;
+constexpr int kMaxInterimResponses = 8;
+constexpr size_t kArenaSize = 4096;
 constexpr int kRetryAfterDeploying = 5;
 constexpr int kRetryAfterSleeping = 10;
 
@@ -72,8 +75,8 @@ bool stillOpen(tcp::socket& s) {
 
 Result<tcp::endpoint> parseListen(std::string_view field, std::string_view text) {
   auto bad = [&](std::string_view rule) {
-    return invalidArgument(std::string(field) + " \"" + std::string(text) + "\": " +
-                           std::string(rule));
+    return invalidArgument(std::string(field) + " \"" + std::string(text) +
+                           "\": " + std::string(rule));
   };
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) return bad("must be host:port");
@@ -414,9 +417,11 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     res_.reset();
     reply_.reset();
     req_.reset();
+    arena_.release();
     if (body_) w_.putBody(std::move(body_));
     if (cbuf_.size() == 0 && cbuf_.capacity() > kIdleBufferKeep) cbuf_.shrink_to_fit();
-    req_.emplace();
+    req_.emplace(std::piecewise_construct, std::make_tuple(),
+                 std::make_tuple(proxy_internal::FieldsAllocator(&arena_)));
     req_->header_limit(r_.headerLimit);
     req_->body_limit(kNoBodyLimit);
     scan_.reset();
@@ -473,7 +478,8 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
 
   void onHead() {
     phase_ = Phase::kRouting;
-    if (auto refusal = proxy_internal::checkRequestHead(*req_, scan_.folded(), r_.opts.maxHeaderCount)) {
+    if (auto refusal =
+            proxy_internal::checkRequestHead(*req_, scan_.folded(), r_.opts.maxHeaderCount)) {
       return refuse(*refusal);
     }
     auto& m = req_->get();
@@ -544,8 +550,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       case EnvState::kCreating:
       case EnvState::kDeploying:
         return replyPage(503, "Environment is deploying",
-                         name + " is being deployed (state " +
-                             std::string(stateName(route.state)) +
+                         name + " is being deployed (state " + std::string(stateName(route.state)) +
                              "). Try again in a few seconds.",
                          kRetryAfterDeploying);
       case EnvState::kFailed:
@@ -597,9 +602,9 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     error_code ig;
     wakeTimer_->cancel(ig);
     if (!s.isOk()) {
-      return replyPage(502, "Environment did not wake",
-                       "Environment \"" + std::string(slug()) + "\" could not be woken: " +
-                           s.message());
+      return replyPage(
+          502, "Environment did not wake",
+          "Environment \"" + std::string(slug()) + "\" could not be woken: " + s.message());
     }
     dispatch();
   }
@@ -631,14 +636,17 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
 
   void sendRequest() {
     // The last moment before bytes go out: a route changed since the lookup
-    // sends this request to the new target, never to a removed one.
-    if (target_->retired.load(std::memory_order_acquire)) {
+    // sends this request to the new target, never to a removed one. Counting
+    // the request in flight before looking (both sequentially consistent,
+    // as RouteTable retires then reads) means a caller that removed the
+    // route and then saw inFlight() at 0 can never be followed by a send.
+    if (!inFlight_) {
+      be_->target->myInFlight().value.fetch_add(1, std::memory_order_seq_cst);
+      inFlight_ = true;
+    }
+    if (target_->retired.load(std::memory_order_seq_cst)) {
       releaseBackend(false);
       return dispatch();
-    }
-    if (!inFlight_) {
-      be_->target->myInFlight().value.fetch_add(1, std::memory_order_relaxed);
-      inFlight_ = true;
     }
     if (!st_.transformed) {
       transformRequest();
@@ -677,7 +685,8 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       m.erase(http::field::upgrade);
     }
     std::string xff;
-    for (auto it = m.find("X-Forwarded-For"); it != m.end() && beast::iequals(it->name_string(), "X-Forwarded-For"); ++it) {
+    for (auto it = m.find("X-Forwarded-For");
+         it != m.end() && beast::iequals(it->name_string(), "X-Forwarded-For"); ++it) {
       xff.append(it->value().data(), it->value().size());
       xff += ", ";
     }
@@ -745,7 +754,8 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
 
   void readResponseHead() {
     phase_ = Phase::kResponseHead;
-    res_.emplace();
+    res_.emplace(std::piecewise_construct, std::make_tuple(),
+                 std::make_tuple(proxy_internal::FieldsAllocator(&arena_)));
     res_->header_limit(kBackendHeaderLimit);
     res_->body_limit(kNoBodyLimit);
     if (st_.isHead) res_->skip(true);
@@ -784,7 +794,11 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     }
     // Interim responses (100, 103) are not forwarded: an HTTP/1.0 client
     // must not see them, and the router answered any Expect itself.
-    if (code / 100 == 1) return readResponseHead();
+    if (code / 100 == 1) {
+      // Each interim head takes arena space until the request ends.
+      if (++st_.interim > kMaxInterimResponses) return backendFailed({}, Stage::kBadResponse);
+      return readResponseHead();
+    }
     transformResponse(code);
     resSer_.emplace(m);
     phase_ = Phase::kResponseBody;
@@ -853,20 +867,20 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       return writeResponse();
     }
     arm(r_.backendMs, true);
-    be_->sock.async_read_some(be_->buf.prepare(kReadSize), [self = self(), c = be_](error_code ec,
-                                                                                  size_t n) {
-      if (self->closed_) return;
-      c->buf.commit(n);
-      if (ec == asio::error::eof) {
-        error_code e2;
-        self->res_->put_eof(e2);
-        if (e2) return self->closeNow();
-        self->st_.eofDelimited = true;
-        return self->relayResponse();
-      }
-      if (ec) return self->closeNow();
-      self->relayResponse();
-    });
+    be_->sock.async_read_some(be_->buf.prepare(kReadSize),
+                              [self = self(), c = be_](error_code ec, size_t n) {
+                                if (self->closed_) return;
+                                c->buf.commit(n);
+                                if (ec == asio::error::eof) {
+                                  error_code e2;
+                                  self->res_->put_eof(e2);
+                                  if (e2) return self->closeNow();
+                                  self->st_.eofDelimited = true;
+                                  return self->relayResponse();
+                                }
+                                if (ec) return self->closeNow();
+                                self->relayResponse();
+                              });
   }
 
   void writeResponse() {
@@ -969,8 +983,8 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     // A pooled connection the backend closed just as it was reused: safe to
     // send again on a new one only while nothing of the request body or the
     // response has been consumed.
-    bool retry = st_.reused && !st_.retried && !st_.hasBody && !st_.gotResponseBytes &&
-                 !timedOut && (stage == Stage::kSend || stage == Stage::kReceive);
+    bool retry = st_.reused && !st_.retried && !st_.hasBody && !st_.gotResponseBytes && !timedOut &&
+                 (stage == Stage::kSend || stage == Stage::kReceive);
     std::string where = target_ ? target_->route.ip + ":" + std::to_string(target_->route.port)
                                 : std::string("its address");
     releaseBackend(false);
@@ -1070,7 +1084,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
   void releaseBackend(bool reuse) {
     if (!be_) return;
     if (inFlight_) {
-      be_->target->myInFlight().value.fetch_sub(1, std::memory_order_relaxed);
+      be_->target->myInFlight().value.fetch_sub(1, std::memory_order_seq_cst);
       inFlight_ = false;
     }
     if (reuse && !r_.stopping.load(std::memory_order_relaxed)) {
@@ -1087,6 +1101,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
   struct State {
     size_t headerBytes = 0;
     int dispatches = 0;
+    int interim = 0;
     bool counted = false;
     bool isHead = false;
     bool hasBody = false;
@@ -1113,10 +1128,15 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
   Stream client_;
   std::string clientIp_;
   beast::flat_buffer cbuf_;
+  // The parsers' header fields come from arena_, which starts in arenaBuf_
+  // and is rewound for each request: typical heads never touch the heap.
+  alignas(std::max_align_t) char arenaBuf_[kArenaSize];
+  std::pmr::monotonic_buffer_resource arena_{arenaBuf_, sizeof arenaBuf_,
+                                             std::pmr::new_delete_resource()};
   std::optional<proxy_internal::RequestParser> req_;
-  std::optional<http::serializer<true, http::buffer_body>> reqSer_;
-  std::optional<http::response_parser<http::buffer_body>> res_;
-  std::optional<http::serializer<false, http::buffer_body>> resSer_;
+  std::optional<http::serializer<true, http::buffer_body, proxy_internal::Fields>> reqSer_;
+  std::optional<proxy_internal::ResponseParser> res_;
+  std::optional<http::serializer<false, http::buffer_body, proxy_internal::Fields>> resSer_;
   std::optional<http::response<http::string_body>> reply_;
   std::unique_ptr<char[]> body_;
   BackendPtr be_;
@@ -1156,8 +1176,7 @@ Status Router::Impl::start() {
   backendMs = ms(opts.backendTimeout, 30000);
   backendIdleMs = ms(opts.backendIdleTimeout, 4000);
   wakeMs = ms(opts.wakeTimeout, 60000);
-  tickMs = std::clamp<int64_t>(
-      std::min({headerMs, idleMs, backendMs, backendIdleMs}) / 4, 5, 250);
+  tickMs = std::clamp<int64_t>(std::min({headerMs, idleMs, backendMs, backendIdleMs}) / 4, 5, 250);
   opts.maxHeaderBytes = std::clamp<size_t>(opts.maxHeaderBytes, 1024, 1024 * 1024);
   opts.maxHeaderCount = std::max<size_t>(opts.maxHeaderCount, 8);
   headerLimit = static_cast<uint32_t>(opts.maxHeaderBytes);
@@ -1172,8 +1191,8 @@ Status Router::Impl::start() {
     }
     tls.emplace(ssl::context::tls_server);
     tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                     ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
     error_code ec;
     tls->use_certificate_chain_file(opts.tlsCert, ec);
     if (ec) {
@@ -1253,8 +1272,8 @@ void Router::Impl::accept(tcp::acceptor& acceptor, bool isTls) {
     if (ec == asio::error::operation_aborted || stopping.load()) return;
     if (ec) {
       // Out of descriptors and the like: back off instead of spinning.
-      auto timer = std::make_shared<asio::steady_timer>(workers[0]->ioc,
-                                                        std::chrono::milliseconds(50));
+      auto timer =
+          std::make_shared<asio::steady_timer>(workers[0]->ioc, std::chrono::milliseconds(50));
       timer->async_wait([this, timer, &acceptor, isTls](error_code e) {
         if (!e && !stopping.load()) accept(acceptor, isTls);
       });

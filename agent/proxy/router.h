@@ -56,7 +56,8 @@ class RouteTable {
 
   // Requests forwarded to ip:port whose exchange has not finished yet
   // (websocket tunnels included). After set() or remove() moved a route off a
-  // container, wait for this to reach 0 before destroying the container.
+  // container, wait (bounded) for this to reach 0 before destroying the
+  // container: once it has read 0, no request can be sent there any more.
   int64_t inFlight(std::string_view ip, uint16_t port) const;
 
   // Use counters accumulated since the last call, one entry per slug used.

@@ -29,12 +29,28 @@ std::string readFile(const std::filesystem::path& p) {
 }
 
 // Tokens the HTTP parser cares about, so random edits reach its corners.
-const std::vector<std::string> kTokens = {
-    "\r\n",  "\n",         "\r",        " ",        "\t",       ":",         ",",
-    "\r\n\r\n", std::string(1, '\0'), "0\r\n\r\n", "chunked", "HTTP/1.1", "HTTP/1.0",
-    "Host: a.qa.company.int\r\n", "Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n",
-    "Connection: Upgrade\r\nUpgrade: websocket\r\n", "Expect: 100-continue\r\n", "\r\n ",
-    "ffffffffffffffff\r\n", ";ext=\"x\"", "GET http://b.qa.company.int/ HTTP/1.1\r\n"};
+const std::vector<std::string> kTokens = {"\r\n",
+                                          "\n",
+                                          "\r",
+                                          " ",
+                                          "\t",
+                                          ":",
+                                          ",",
+                                          "\r\n\r\n",
+                                          std::string(1, '\0'),
+                                          "0\r\n\r\n",
+                                          "chunked",
+                                          "HTTP/1.1",
+                                          "HTTP/1.0",
+                                          "Host: a.qa.company.int\r\n",
+                                          "Content-Length: 5\r\n",
+                                          "Transfer-Encoding: chunked\r\n",
+                                          "Connection: Upgrade\r\nUpgrade: websocket\r\n",
+                                          "Expect: 100-continue\r\n",
+                                          "\r\n ",
+                                          "ffffffffffffffff\r\n",
+                                          ";ext=\"x\"",
+                                          "GET http://b.qa.company.int/ HTTP/1.1\r\n"};
 
 std::string mutate(std::string s, const std::vector<std::string>& corpus, std::mt19937_64& rng) {
   auto pick = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };

@@ -27,17 +27,22 @@ TEST(RequestCheck, ForwardsOrdinaryRequests) {
   for (const Case& c : std::vector<Case>{
            {"get", "GET / HTTP/1.1\r\nHost: alpha.qa.test\r\n\r\n", 0},
            {"http10", "GET / HTTP/1.0\r\nHost: alpha.qa.test\r\n\r\n", 0},
-           {"content-length", "POST /x HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 3\r\n\r\nabc",
-            0},
+           {"content-length",
+            "POST /x HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 3\r\n\r\nabc", 0},
            {"chunked",
             "POST /x HTTP/1.1\r\nHost: alpha.qa.test\r\nTransfer-Encoding: chunked\r\n\r\n"
             "3\r\nabc\r\n0\r\n\r\n",
             0},
-           {"chunked any case", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n", 0},
-           {"expect", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx", 0},
+           {"chunked any case",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n", 0},
+           {"expect",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nExpect: 100-continue\r\nContent-Length: "
+            "1\r\n\r\nx",
+            0},
            {"absolute-form", "GET http://alpha.qa.test/p?q HTTP/1.1\r\nHost: other\r\n\r\n", 0},
            {"options *", "OPTIONS * HTTP/1.1\r\nHost: alpha.qa.test\r\n\r\n", 0},
-           {"obs-text in value", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-Name: caf\xc3\xa9\r\n\r\n", 0},
+           {"obs-text in value", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-Name: caf\xc3\xa9\r\n\r\n",
+            0},
        }) {
     expectVerdict(c);
   }
@@ -54,43 +59,58 @@ TEST(RequestCheck, ForwardsOrdinaryRequests) {
 TEST(RequestCheck, RejectsSmugglingShapes) {
   for (const Case& c : std::vector<Case>{
            {"CL then TE",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 5\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n0\r\n\r\n",
             400},
            {"TE then CL",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+            "5\r\n\r\n0\r\n\r\n",
             400},
            {"two differing CL",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4\r\nContent-Length: "
+            "5\r\n\r\nabcd",
             400},
            {"two equal CL",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4\r\nContent-Length: "
+            "4\r\n\r\nabcd",
             400},
-           {"CL list", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4, 4\r\n\r\nabcd", 400},
+           {"CL list", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4, 4\r\n\r\nabcd",
+            400},
            {"CL sign", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: +4\r\n\r\nabcd", 400},
            {"TE chunked not last",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400},
-           {"TE gzip only", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked, "
+            "gzip\r\n\r\n0\r\n\r\n",
+            400},
+           {"TE gzip only", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400},
            {"TE twice chunked",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked, "
+            "chunked\r\n\r\n0\r\n\r\n",
             400},
            {"TE coding list",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400},
-           {"two TE fields",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip, "
+            "chunked\r\n\r\n0\r\n\r\n",
             400},
-           {"TE xchunked", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: xchunked\r\n\r\n", 400},
+           {"two TE fields",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n0\r\n\r\n",
+            400},
+           {"TE xchunked",
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: xchunked\r\n\r\n", 400},
            {"TE in HTTP/1.0",
-            "POST / HTTP/1.0\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+            "POST / HTTP/1.0\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400},
            {"obs-fold", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-A: 1\r\n 2\r\n\r\n", 400},
            {"obs-fold tab", "GET / HTTP/1.1\r\nX-A: 1\r\n\t2\r\nHost: a.qa.test\r\n\r\n", 400},
            {"obs-fold of TE",
-            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400},
+            "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+            400},
            {"space before colon", "GET / HTTP/1.1\r\nHost : a.qa.test\r\n\r\n", 400},
            {"space in name", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX A: 1\r\n\r\n", 400},
            {"control in name", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX\x01: 1\r\n\r\n", 400},
            {"control in value", "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-A: 1\x01 2\r\n\r\n", 400},
-           {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-A: 1\0 2\r\n\r\n", 46),
-            400},
+           {"NUL in value",
+            std::string("GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-A: 1\0 2\r\n\r\n", 46), 400},
            {"bare LF", "GET / HTTP/1.1\nHost: a.qa.test\n\n", 400},
            {"bare CR", "GET / HTTP/1.1\r\nHost: a.qa.test\rX: y\r\n\r\n", 400},
            {"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
@@ -116,8 +136,8 @@ TEST(RequestCheck, RejectsSmugglingShapes) {
 }
 
 TEST(RequestCheck, LimitsHeadSizeAndFieldCount) {
-  std::string big = "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-Big: " + std::string(20000, 'x') +
-                    "\r\n\r\n";
+  std::string big =
+      "GET / HTTP/1.1\r\nHost: a.qa.test\r\nX-Big: " + std::string(20000, 'x') + "\r\n\r\n";
   EXPECT_EQ(inspectRequest(big, kDomain, 16 * 1024, 100).status, 431u);
   EXPECT_EQ(inspectRequest(big, kDomain, 16 * 1024, 100, 1000).status, 431u);
   EXPECT_EQ(inspectRequest(big, kDomain, 32 * 1024, 100).status, 0u);

@@ -5,9 +5,12 @@
 #include <filesystem>
 #include <fstream>
 
+// Before any other Beast header: see proxy/beast.h.
+#include "proxy/beast.h"
+
+#include <gtest/gtest.h>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <gtest/gtest.h>
 
 #include "unit/proxy/router_fixture.h"
 
@@ -75,8 +78,8 @@ TEST_F(RouterTest, LargeUploadStreamsToTheBackend) {
   route("alpha", EnvState::kReady, backend.port());
   Client c(port());
   size_t rss0 = rssBytes(), rssMax = rss0;
-  c.send("POST /upload HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: " +
-         std::to_string(kBig) + "\r\n\r\n");
+  c.send("POST /upload HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: " + std::to_string(kBig) +
+         "\r\n\r\n");
   std::vector<char> chunk(256 * 1024);
   size_t sent = 0;
   while (sent < kBig) {
@@ -224,13 +227,14 @@ TEST_F(RouterTest, WebSocketUpgradeIsTunnelled) {
 class TlsRouterTest : public RouterTest {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("qabox-proxy-tls-" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("qabox-proxy-tls-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
-    std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                      "-days 1 -subj '/CN=*.qa.test' -keyout '" +
-                      (dir_ / "key.pem").string() + "' -out '" + (dir_ / "cert.pem").string() +
-                      "' >/dev/null 2>&1";
+    std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-days 1 -subj '/CN=*.qa.test' -keyout '" +
+        (dir_ / "key.pem").string() + "' -out '" + (dir_ / "cert.pem").string() +
+        "' >/dev/null 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a test certificate";
   }
   void TearDown() override {

@@ -1,5 +1,7 @@
 #include <poll.h>
 
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "unit/proxy/router_fixture.h"
@@ -129,6 +131,28 @@ TEST_F(RouterTest, WakeFailureIs502WithItsMessage) {
   EXPECT_TRUE(contains(r.body(), "container qabox-alpha did not start"));
 }
 
+TEST_F(RouterTest, WakeNotDoneInTimeIs504) {
+  std::vector<std::function<void(Status)>> pending;
+  std::mutex mu;
+  RouterOptions o;
+  o.wakeTimeout = std::chrono::milliseconds(300);
+  o.wake = [&](const std::string&, std::function<void(Status)> done) {
+    std::lock_guard lock(mu);
+    pending.push_back(std::move(done));
+  };
+  start(o);
+  route("alpha", EnvState::kSleeping, 1);
+  Client c(port());
+  auto r = c.get("alpha.qa.test");
+  EXPECT_EQ(r.result_int(), 504);
+  EXPECT_TRUE(contains(r.body(), "did not wake up within 300ms"));
+  // A late answer finds no one waiting, and harms nothing.
+  router_.reset();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(pending.size(), 1u);
+  pending[0](Status::ok());
+}
+
 TEST_F(RouterTest, BackendRefusingIs502) {
   start();
   route("alpha", EnvState::kReady, closedPort());
@@ -223,7 +247,8 @@ TEST_F(RouterTest, Http10ClientGetsACompleteBodyThenClose) {
     http::request<http::string_body> req;
     http::read(s, buf, req);
     std::string chunked =
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+        "world\r\n0\r\n\r\n";
     asio::write(s, asio::buffer(chunked));
     char b[64];
     boost::system::error_code ec;
@@ -249,8 +274,9 @@ TEST_F(RouterTest, HeadResponseHasNoBody) {
       http::read(s, buf, req, ec);
       if (ec) return;
       std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
-      std::string out = req.method() == http::verb::head ? head
-                        : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      std::string out = req.method() == http::verb::head
+                            ? head
+                            : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
       asio::write(s, asio::buffer(out), ec);
     }
   });
@@ -271,8 +297,9 @@ TEST_F(RouterTest, AnswersExpectContinueItself) {
   start();
   route("alpha", EnvState::kReady, backend.port());
   Client c(port());
-  c.send("POST /up HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 5\r\n"
-         "Expect: 100-continue\r\n\r\n");
+  c.send(
+      "POST /up HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 5\r\n"
+      "Expect: 100-continue\r\n\r\n");
   std::string head;
   while (!head.ends_with("\r\n\r\n")) {
     char ch;
@@ -290,7 +317,8 @@ TEST_F(RouterTest, BodyUntilCloseReachesHttp11ClientsChunked) {
     beast::flat_buffer buf;
     http::request<http::string_body> req;
     http::read(s, buf, req);
-    asio::write(s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world")));
+    asio::write(
+        s, asio::buffer(std::string("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world")));
     s.shutdown(tcp::socket::shutdown_send);
   });
   start();
@@ -319,11 +347,21 @@ TEST_F(RouterTest, RejectsSmugglingShapesBeforeAnyBackendSeesThem) {
   route("alpha", EnvState::kReady, backend.port());
   const std::string h = "Host: alpha.qa.test\r\n";
   for (const Smuggle& s : std::vector<Smuggle>{
-           {"CL and TE", "POST / HTTP/1.1\r\n" + h + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-           {"TE and CL", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400},
-           {"two CL differing", "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
-           {"TE chunked not last", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 400},
-           {"TE not chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\nabcd", 400},
+           {"CL and TE",
+            "POST / HTTP/1.1\r\n" + h +
+                "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400},
+           {"TE and CL",
+            "POST / HTTP/1.1\r\n" + h +
+                "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+            400},
+           {"two CL differing",
+            "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+           {"TE chunked not last",
+            "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+            400},
+           {"TE not chunked", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\nabcd",
+            400},
            {"obs-fold", "GET / HTTP/1.1\r\n" + h + "X-A: 1\r\n 2\r\n\r\n", 400},
            {"invalid name char", "GET / HTTP/1.1\r\n" + h + "X[A]: 1\r\n\r\n", 400},
            {"invalid value char", "GET / HTTP/1.1\r\n" + h + "X-A: 1\x7f\r\n\r\n", 400},
@@ -332,7 +370,8 @@ TEST_F(RouterTest, RejectsSmugglingShapesBeforeAnyBackendSeesThem) {
            {"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
            {"two Host", "GET / HTTP/1.1\r\n" + h + h + "\r\n", 400},
            {"bare LF", "GET / HTTP/1.1\n" + std::string("Host: alpha.qa.test\n\n"), 400},
-           {"bad chunk", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nx\r\n\r\n", 400},
+           {"bad chunk", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nx\r\n\r\n",
+            400},
        }) {
     Client c(port());
     c.send(s.request);
@@ -460,7 +499,8 @@ TEST_F(RouterTest, CountsRequestsBytesAndLastAccess) {
   auto before = Clock::now();
   Client c(port());
   std::string get = "GET /abc HTTP/1.1\r\nHost: alpha.qa.test\r\n\r\n";
-  std::string post = "POST /p HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 10\r\n\r\n0123456789";
+  std::string post =
+      "POST /p HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 10\r\n\r\n0123456789";
   size_t out = 0, n = 0;
   c.send(get);
   c.read(false, &n);
@@ -513,6 +553,63 @@ TEST_F(RouterTest, InFlightCountsRequestsUntilTheyFinish) {
   release.open();
   EXPECT_EQ(c.read().body(), "ok");
   EXPECT_TRUE(eventually([&] { return table_->inFlight("127.0.0.1", slow.port()) == 0; }));
+}
+
+TEST_F(RouterTest, SurvivesRandomBytesOnManyConnections) {
+  auto seen = std::make_shared<Seen>();
+  TestBackend backend(echoHandler("a", seen));
+  RouterOptions o;
+  o.maxHeaderBytes = 4096;
+  start(o);
+  route("alpha", EnvState::kReady, backend.port());
+  const std::vector<std::string> seeds = {
+      "GET / HTTP/1.1\r\nHost: alpha.qa.test\r\n\r\n",
+      "POST /p HTTP/1.1\r\nHost: alpha.qa.test\r\nContent-Length: 5\r\n\r\nhello",
+      "POST /c HTTP/1.1\r\nHost: alpha.qa.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n",
+      "GET /ws HTTP/1.1\r\nHost: alpha.qa.test\r\nConnection: Upgrade\r\nUpgrade: "
+      "websocket\r\n\r\n",
+      "GET http://alpha.qa.test/x HTTP/1.0\r\nHost: y\r\nExpect: 100-continue\r\n\r\n"};
+  const std::vector<std::string> tokens = {"\r\n",
+                                           "\n",
+                                           "\r",
+                                           " ",
+                                           ":",
+                                           "\r\n ",
+                                           "0\r\n\r\n",
+                                           "Content-Length: 3\r\n",
+                                           std::string(1, '\0'),
+                                           "Transfer-Encoding: chunked\r\n"};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t + 1));
+      for (int i = 0; i < 100; ++i) {
+        std::string s = seeds[rng() % seeds.size()];
+        for (int e = 0; e < 1 + static_cast<int>(rng() % 6); ++e) {
+          size_t at = rng() % (s.size() + 1);
+          switch (rng() % 4) {
+            case 0: s.insert(at, tokens[rng() % tokens.size()]); break;
+            case 1: s.insert(at, 1, static_cast<char>(rng())); break;
+            case 2: s.erase(at, rng() % 8); break;
+            case 3: s.append(s.substr(at)); break;
+          }
+        }
+        Client c(port());
+        boost::system::error_code ec;
+        asio::write(c.socket(), asio::buffer(s), ec);
+        // The router sees the end of the request bytes and cannot stall on
+        // them: whatever it makes of them, it answers or closes.
+        c.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (c.readAll().starts_with("HTTP/1.1 ")) answered.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(answered.load(), 0);
+  Client c(port());
+  EXPECT_EQ(c.get("alpha.qa.test").result_int(), 200);
 }
 
 TEST(RouterStart, RejectsBadOptions) {
