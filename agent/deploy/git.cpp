@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <utility>
 
 #include "core/duration.h"
 #include "core/ticket.h"
@@ -250,11 +252,15 @@ Status GitRepos::fetch(const RepoConfig& repo) {
 }
 
 Result<std::map<std::string, GitRepos::Head>> GitRepos::heads(
-    const RepoConfig& repo, const std::vector<std::string>& branches) {
+    const RepoConfig& repo, const std::vector<std::string>& branches,
+    const std::string& mergedInto) {
   // Branch names reach git only here, behind a fixed prefix and after "--":
   // nothing a user types can be read as an option or a revision expression.
   std::vector<std::string> args = {"for-each-ref",
-                                   "--format=%(objectname) %(committerdate:unix) %(refname)", "--"};
+                                   "--format=%(objectname) %(committerdate:unix) %(refname)"};
+  if (!mergedInto.empty()) args.push_back("--merged=" + mergedInto);
+  args.push_back("--");
+  if (branches.empty()) args.push_back(kRemotePrefix);
   for (const auto& b : branches) args.push_back(kRemotePrefix + b);
   QABOX_ASSIGN_OR_RETURN(auto r, git(repo, std::move(args), kLocalTimeout));
   if (!r.ok()) {
@@ -273,9 +279,15 @@ Result<std::map<std::string, GitRepos::Head>> GitRepos::heads(
     size_t s2 = s1 == std::string_view::npos ? s1 : line.find(' ', s1 + 1);
     if (s2 == std::string_view::npos) continue;
     std::string_view ref = line.substr(s2 + 1);
-    if (ref.substr(0, std::strlen(kRemotePrefix)) != kRemotePrefix) continue;
+    if (ref.size() <= std::strlen(kRemotePrefix) ||
+        ref.substr(0, std::strlen(kRemotePrefix)) != kRemotePrefix) {
+      continue;
+    }
     std::string branch(ref.substr(std::strlen(kRemotePrefix)));
-    if (std::find(branches.begin(), branches.end(), branch) == branches.end()) continue;
+    if (!branches.empty() &&
+        std::find(branches.begin(), branches.end(), branch) == branches.end()) {
+      continue;
+    }
     Head h;
     h.sha = std::string(line.substr(0, s1));
     try {
@@ -533,6 +545,94 @@ Result<BranchState> GitRepos::branchState(const RepoConfig& repo, std::string_vi
   }
   // Otherwise a last known head the mirror never had: not known to be merged.
   return st;
+}
+
+std::vector<Result<BranchState>> GitRepos::branchStates(const RepoConfig& repo,
+                                                        const std::vector<BranchQuery>& queries) {
+  std::vector<Result<BranchState>> out;
+  out.reserve(queries.size());
+  auto failAll = [&](const Status& s) {
+    out.assign(queries.size(), Result<BranchState>(s));
+    return out;
+  };
+  if (queries.empty()) return out;
+  if (Status s = checkRepo(repo); !s.isOk()) return failAll(s);
+
+  RepoState& state = stateFor(repo.name);
+  uint64_t asked = state.fetchesStarted.load();
+  // Held throughout so that no fetch moves the refs between the listing of
+  // the heads and the containment queries that name them.
+  std::lock_guard lock(state.mu);
+  std::error_code ec;
+  if (!fs::exists(mirror(repo) + "/HEAD", ec)) {
+    if (Status s = fetchLocked(repo, state, asked); !s.isOk()) return failAll(s);
+  }
+  auto all = heads(repo, {});
+  if (!all) return failAll(all.status());
+
+  // Per distinct target: which branches its head contains, asked once.
+  std::map<std::string, std::optional<Result<std::map<std::string, Head>>>> mergedInto;
+  std::vector<BranchState> states(queries.size());
+  std::vector<bool> answered(queries.size(), false);
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const BranchQuery& q = queries[i];
+    Status s = checkBranchName("source_branch", q.source);
+    if (s.isOk()) s = checkBranchName("target_branch", q.target);
+    if (s.isOk() && !q.lastSourceHead.empty() && !isCommitId(q.lastSourceHead)) {
+      s = invalidArgument("last source head \"" + q.lastSourceHead.substr(0, 80) +
+                          "\": must be a full commit id");
+    }
+    auto target = all->find(q.target);
+    if (s.isOk() && target == all->end()) {
+      s = notFound("target_branch \"" + q.target + "\": no such branch on repo " + repo.name);
+    }
+    if (!s.isOk()) {
+      out.emplace_back(std::move(s));
+      continue;
+    }
+    BranchState& st = states[i];
+    st.targetHead = target->second.sha;
+    auto source = all->find(q.source);
+    st.sourceExists = source != all->end();
+    st.sourceHead = st.sourceExists ? source->second.sha : q.lastSourceHead;
+    if (st.sourceExists) mergedInto.try_emplace(st.targetHead);
+    out.emplace_back(internalError("not answered"));  // replaced below
+    answered[i] = true;
+  }
+
+  for (auto& [targetHead, merged] : mergedInto) merged.emplace(heads(repo, {}, targetHead));
+  // Deleted sources are few (the reaper reclaims them) and no longer have a
+  // ref for --merged to list: one ancestry check per distinct pair.
+  std::map<std::pair<std::string, std::string>, bool> ancestry;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (!answered[i]) continue;
+    BranchState& st = states[i];
+    if (st.sourceExists) {
+      const auto& merged = *mergedInto[st.targetHead];
+      if (!merged) {
+        out[i] = merged.status();
+        continue;
+      }
+      // Compared by head too: a branch whose tip differs from the listed one
+      // is not the one asked about.
+      auto it = merged->find(queries[i].source);
+      st.merged = it != merged->end() && it->second.sha == st.sourceHead;
+    } else if (!st.sourceHead.empty()) {
+      auto key = std::make_pair(st.sourceHead, st.targetHead);
+      auto known = ancestry.find(key);
+      if (known == ancestry.end()) {
+        // Exit 1 (not an ancestor) and failures alike (a head the mirror never
+        // had) mean "not known to be merged", as in branchState().
+        auto r =
+            git(repo, {"merge-base", "--is-ancestor", st.sourceHead, st.targetHead}, kLocalTimeout);
+        known = ancestry.emplace(key, r.isOk() && r->exitCode == 0).first;
+      }
+      st.merged = known->second;
+    }
+    if (st.merged) st.containedIn = st.targetHead;
+    out[i] = std::move(st);
+  }
+  return out;
 }
 
 Status GitRepos::maintain(const RepoConfig& repo, const std::set<std::string>& keep) {

@@ -38,6 +38,13 @@ struct BranchState {
   std::string containedIn;  // the target commit that contains it (targetHead) when merged
 };
 
+// One branch pair for GitRepos::branchStates(), as for branchState().
+struct BranchQuery {
+  std::string source;
+  std::string target;
+  std::string lastSourceHead;  // the head that was deployed, or empty
+};
+
 // The git side of a deploy, through the git CLI on one bare mirror per repo:
 //
 //   <state_dir>/git/<repo>.git    refs/remotes/origin/*  the remote's branches (fetched, pruned)
@@ -94,6 +101,16 @@ class GitRepos {
                                   std::string_view target, FetchFirst fetchFirst = FetchFirst::kYes,
                                   std::string_view lastSourceHead = {});
 
+  // branchState(..., FetchFirst::kNo, lastSourceHead) for many pairs on one
+  // repo, answered from the mirror as last fetched (fetched only when it does
+  // not exist yet), in the same order. Costs one git process for all heads,
+  // one per distinct existing target, and one per deleted source with a last
+  // known head: a reap pass stays fast however many environments share a repo.
+  // A bad repo or an unreadable mirror fails every answer; a bad name, a bad
+  // head or a missing target only its own.
+  std::vector<Result<BranchState>> branchStates(const RepoConfig& repo,
+                                                const std::vector<BranchQuery>& queries);
+
   // Drops the pins of commits not in `keep` and lets git pack and prune
   // (`git gc --auto`, in the foreground). For the reaper, once per pass.
   Status maintain(const RepoConfig& repo, const std::set<std::string>& keep);
@@ -124,8 +141,11 @@ class GitRepos {
   // Called with state.mu held; `asked` is state.fetchesStarted read before
   // waiting for it.
   Status fetchLocked(const RepoConfig& repo, RepoState& state, uint64_t asked);
+  // The named branches on the mirror (all of them when none is named), or
+  // those whose tips `mergedInto` (a commit id) contains: branch -> head.
   Result<std::map<std::string, Head>> heads(const RepoConfig& repo,
-                                            const std::vector<std::string>& branches);
+                                            const std::vector<std::string>& branches,
+                                            const std::string& mergedInto = {});
   Result<ProcessResult> git(const RepoConfig& repo, std::vector<std::string> args,
                             std::chrono::milliseconds timeout, std::string stdinData = {},
                             const std::map<std::string, std::string>& extraEnv = {});

@@ -243,11 +243,9 @@ void Reaper::queryBranches(const std::vector<Environment>& envs,
   parallelFor(repos.size(), kMaxParallelFetches,
               [&](size_t k) { repos[k]->fetched = git_->fetch(*repos[k]->repo); });
 
-  struct Query {
-    const RepoConfig* repo;
-    size_t env;
-  };
-  std::vector<Query> queries;
+  // The fetch above is this pass's one per repo: each repo's environments are
+  // then answered from its mirror by one batch, in a few git processes.
+  std::vector<RepoWork*> fetched;
   for (RepoWork* work : repos) {
     if (!work->fetched.isOk()) {
       // Fail safe: a stale mirror would call a branch merged or deleted on
@@ -257,27 +255,31 @@ void Reaper::queryBranches(const std::vector<Environment>& envs,
                                 "branches this pass");
       continue;
     }
-    for (size_t i : work->envs) queries.push_back({work->repo, i});
+    fetched.push_back(work);
   }
-
-  // The fetch above is this pass's one per repo: the queries read the mirror.
-  std::vector<std::optional<Result<BranchState>>> answers(queries.size());
+  std::vector<std::vector<Result<BranchState>>> answers(fetched.size());
   size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParallelQueries);
-  parallelFor(queries.size(), workers, [&](size_t k) {
-    const Environment& env = envs[queries[k].env];
-    std::string_view lastHead = isCommitId(env.commit) ? env.commit : std::string_view();
-    answers[k].emplace(git_->branchState(*queries[k].repo, env.spec.sourceBranch,
-                                         env.spec.targetBranch, GitRepos::FetchFirst::kNo,
-                                         lastHead));
+  parallelFor(fetched.size(), workers, [&](size_t k) {
+    std::vector<BranchQuery> asks;
+    asks.reserve(fetched[k]->envs.size());
+    for (size_t i : fetched[k]->envs) {
+      const Environment& env = envs[i];
+      asks.push_back({env.spec.sourceBranch, env.spec.targetBranch,
+                      isCommitId(env.commit) ? env.commit : std::string()});
+    }
+    answers[k] = git_->branchStates(*fetched[k]->repo, asks);
   });
-  for (size_t k = 0; k < queries.size(); ++k) {
-    const Environment& env = envs[queries[k].env];
-    Result<BranchState>& answer = *answers[k];
-    if (answer.isOk()) {
-      branches[queries[k].env] = std::move(answer).value();
-    } else {
-      report.warnings.push_back("ticket " + env.ticket +
-                                ": checking its branches: " + answer.status().message());
+  for (size_t k = 0; k < fetched.size(); ++k) {
+    const std::vector<size_t>& indices = fetched[k]->envs;
+    for (size_t j = 0; j < indices.size() && j < answers[k].size(); ++j) {
+      const Environment& env = envs[indices[j]];
+      Result<BranchState>& answer = answers[k][j];
+      if (answer.isOk()) {
+        branches[indices[j]] = std::move(answer).value();
+      } else {
+        report.warnings.push_back("ticket " + env.ticket +
+                                  ": checking its branches: " + answer.status().message());
+      }
     }
   }
 }

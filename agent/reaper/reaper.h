@@ -62,8 +62,9 @@ std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper&
 //
 // A pass lists the environments, fetches each repo that the merged policy
 // needs once (in parallel, one fetch per repo however many environments use
-// it), asks the mirrors about each environment's branches without fetching
-// again, decides, and hands each due environment to `reclaim`, the delete
+// it), asks each mirror about all of its environments' branches in one batch
+// (GitRepos::branchStates, a few git processes whatever their number) without
+// fetching again, decides, and hands each due environment to `reclaim`, the delete
 // path. A failed fetch or query only turns the merged policy off for what it
 // concerns, with a warning; a failed delete is reported and retried next pass.
 // Neither stops the pass. A pass that is not a dry run ends with

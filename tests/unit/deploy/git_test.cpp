@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -532,6 +533,149 @@ TEST_F(GitTest, BranchStateWithoutAMirrorFetchesFirst) {
   ASSERT_TRUE(st.isOk()) << st.status().toString();
   EXPECT_EQ(runner_.count("fetch"), 1u);
   EXPECT_TRUE(st->merged);
+}
+
+// The batch must say exactly what branchState() says, pair by pair.
+void expectSameAnswer(const Result<BranchState>& batch, const Result<BranchState>& single,
+                      const std::string& what) {
+  ASSERT_EQ(batch.isOk(), single.isOk())
+      << what << ": batch " << (batch ? "ok" : batch.status().toString()) << ", single "
+      << (single ? "ok" : single.status().toString());
+  if (!single.isOk()) {
+    EXPECT_EQ(batch.status().code(), single.status().code()) << what;
+    EXPECT_EQ(batch.status().message(), single.status().message()) << what;
+    return;
+  }
+  EXPECT_EQ(batch->sourceExists, single->sourceExists) << what;
+  EXPECT_EQ(batch->sourceHead, single->sourceHead) << what;
+  EXPECT_EQ(batch->targetHead, single->targetHead) << what;
+  EXPECT_EQ(batch->merged, single->merged) << what;
+  EXPECT_EQ(batch->containedIn, single->containedIn) << what;
+}
+
+TEST_F(GitTest, BranchStatesAnswersLikeBranchStateForEveryKindOfPair) {
+  // feature/merged: merged into develop. feature/open: not merged.
+  // feature/gone-merged: merged, then deleted. feature/gone: deleted unmerged.
+  // release/1: a second target that contains feature/open only.
+  std::map<std::string, std::string> heads;
+  for (std::string b : {"feature/merged", "feature/open", "feature/gone-merged", "feature/gone"}) {
+    checkout("develop");
+    checkout(b, true);
+    write(b + ".txt", b + "\n");
+    heads[b] = commit(b);
+    push(b);
+  }
+  checkout("develop");
+  for (std::string b : {"feature/merged", "feature/gone-merged"}) {
+    git({"merge", "--quiet", "--no-ff", "-m", "merge " + b, b});
+  }
+  push("develop");
+  checkout("feature/open");
+  checkout("release/1", true);
+  push("release/1");
+  git({"push", "--quiet", "origin", "--delete", "feature/gone-merged", "feature/gone"});
+
+  GitRepos repos(runner_, state_, milliseconds(30'000));
+  ASSERT_TRUE(repos.fetch(repo_).isOk());
+  const std::string never(40, 'b');
+  std::vector<BranchQuery> queries = {
+      {"feature/merged", "develop", ""},
+      {"feature/merged", "develop", heads["feature/merged"]},
+      {"feature/open", "develop", heads["feature/open"]},
+      {"feature/open", "release/1", ""},
+      {"feature/merged", "release/1", ""},
+      {"feature/gone-merged", "develop", heads["feature/gone-merged"]},
+      {"feature/gone-merged", "develop", ""},
+      {"feature/gone", "develop", heads["feature/gone"]},
+      {"feature/gone", "develop", never},
+      {"feature/open", "main", ""},
+      {"develop", "develop", ""},
+      {"feature/open", "develop", ""},  // the same pair twice
+      {"-x", "develop", ""},
+      {"feature/open", "a..b", ""},
+      {"feature/open", "develop", "HEAD"},
+      {"feature", "develop", ""},  // a prefix of real branches, itself none
+  };
+  size_t before = runner_.calls().size();
+  auto batch = repos.branchStates(repo_, queries);
+  size_t batchProcesses = runner_.calls().size() - before;
+  ASSERT_EQ(batch.size(), queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const BranchQuery& q = queries[i];
+    auto single =
+        repos.branchState(repo_, q.source, q.target, GitRepos::FetchFirst::kNo, q.lastSourceHead);
+    expectSameAnswer(batch[i], single, q.source + " -> " + q.target + " @" + q.lastSourceHead);
+  }
+  // Spot checks, so that two wrong answers that agree do not pass.
+  EXPECT_TRUE(batch[0]->merged);
+  EXPECT_FALSE(batch[2]->merged);
+  EXPECT_TRUE(batch[3]->merged);
+  EXPECT_FALSE(batch[4]->merged);
+  EXPECT_TRUE(batch[5]->merged);
+  EXPECT_FALSE(batch[5]->sourceExists);
+  EXPECT_EQ(batch[5]->containedIn, remoteHead("develop"));
+  EXPECT_FALSE(batch[6]->merged);
+  EXPECT_FALSE(batch[7]->merged);
+  EXPECT_FALSE(batch[7]->sourceExists);
+  EXPECT_EQ(batch[9].status().code(), Code::kNotFound);
+  EXPECT_EQ(batch[12].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(batch[13].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(batch[14].status().code(), Code::kInvalidArgument);
+  EXPECT_FALSE(batch[15]->sourceExists);
+  // One listing, one --merged per distinct target (develop, release/1), one
+  // ancestry check per deleted source with a head; no fetch.
+  EXPECT_EQ(batchProcesses, 1u + 2u + 3u);
+}
+
+TEST_F(GitTest, BranchStatesCostsTheSameForOneOrManyPairs) {
+  std::vector<BranchQuery> queries;
+  for (int i = 0; i < 12; ++i) {
+    std::string b = "feature/b" + std::to_string(i);
+    checkout("develop");
+    checkout(b, true);
+    write(b + ".txt", b + "\n");
+    commit(b);
+    push(b);
+    queries.push_back({b, "develop", ""});
+  }
+  checkout("develop");
+  git({"merge", "--quiet", "--no-ff", "-m", "merge", "feature/b7"});
+  push("develop");
+  GitRepos repos(runner_, state_, milliseconds(30'000));
+  ASSERT_TRUE(repos.fetch(repo_).isOk());
+  size_t before = runner_.calls().size();
+  auto batch = repos.branchStates(repo_, queries);
+  EXPECT_EQ(runner_.calls().size() - before, 2u);
+  EXPECT_EQ(runner_.count("fetch"), 1u);
+  ASSERT_EQ(batch.size(), 12u);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    ASSERT_TRUE(batch[i].isOk()) << batch[i].status().toString();
+    EXPECT_EQ(batch[i]->merged, i == 7) << i;
+    EXPECT_TRUE(batch[i]->sourceExists);
+  }
+  EXPECT_TRUE(repos.branchStates(repo_, {}).empty());
+}
+
+TEST_F(GitTest, BranchStatesWithoutAMirrorFetchesFirstAndABadRepoFailsEveryAnswer) {
+  GitRepos repos(runner_, state_, milliseconds(30'000));
+  auto st = repos.branchStates(repo_, {{"develop", "develop", ""}});
+  ASSERT_EQ(st.size(), 1u);
+  ASSERT_TRUE(st[0].isOk()) << st[0].status().toString();
+  EXPECT_TRUE(st[0]->merged);
+  EXPECT_EQ(runner_.count("fetch"), 1u);
+
+  RepoConfig unreachable{"gone", root_ + "/no-such-remote.git"};
+  auto down = repos.branchStates(unreachable, {{"feature/x", "develop", ""}, {"a", "b", ""}});
+  ASSERT_EQ(down.size(), 2u);
+  for (const auto& r : down) EXPECT_EQ(r.status().code(), Code::kUnavailable);
+
+  RecordingRunner refusing;
+  refusing.refuseAll = true;
+  GitRepos none(refusing, state_, milliseconds(30'000));
+  auto bad = none.branchStates(RepoConfig{"../etc", remote_}, {{"feature/x", "develop", ""}});
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(refusing.calls().empty());
 }
 
 TEST_F(GitTest, ReadFile) {
