@@ -12,10 +12,10 @@ packages=(
   # tests
   libgtest-dev libgmock-dev clang-format curl python3 openssl sqlite3
   python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)
+  clang libclang-rt-14-dev  # libFuzzer over the router's request path (scripts/test.sh)
   # runtime: containers, their network, the base image, git
   lxc busybox-static iproute2 nftables git tar ca-certificates
 )
-if [[ "${QABOX_FUZZ:-}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
 if [[ "${QABOX_BENCH:-}" == 1 ]]; then packages+=(wrk nginx-light hyperfine); fi
 
 missing=()

@@ -18,5 +18,17 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest -L unit --output-on-failure -j"$jobs")
 
+echo "==> libFuzzer over the router's request path (parse, check, route), ${QABOX_FUZZ_SECONDS:-30} s"
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+  -DQABOX_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target http_fuzz
+fuzz_work=$(mktemp -d)
+trap 'rm -rf "$fuzz_work"' EXIT
+cp tests/fuzz/corpus/http/* "$fuzz_work/"
+# A crash, leak or sanitizer report exits non-zero and leaves the input in
+# build-fuzz/ (crash-*) for tests/fuzz/corpus/http once fixed.
+build-fuzz/tests/fuzz/http_fuzz -max_total_time="${QABOX_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$fuzz_work" 2>&1 | tail -n 12
+
 echo "==> every test"
 (cd build && ctest --output-on-failure)

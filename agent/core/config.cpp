@@ -40,6 +40,8 @@ idle_after = "72h"
 max_age = "336h"
 reclaim_merged = true
 reclaim_deleted = true
+sleep_after = "2h"     # stop idle containers; the first request wakes them ("0": never)
+wake_timeout = "30s"
 )";
 
 // Reads typed keys out of one table and remembers which it saw, so unknown

@@ -63,7 +63,7 @@ struct Config {
     std::chrono::milliseconds interval{600'000};
     std::chrono::milliseconds idleAfter{72 * 3'600'000LL};
     std::chrono::milliseconds maxAge{336 * 3'600'000LL};
-    std::chrono::milliseconds sleepAfter{0};
+    std::chrono::milliseconds sleepAfter{2 * 3'600'000LL};
     std::chrono::milliseconds wakeTimeout{30'000};
     bool reclaimMerged = true;
     bool reclaimDeleted = true;
