@@ -560,13 +560,9 @@ TEST_F(CliTest, UnreachableAgentExits6AndNamesTheEndpointAndWhy) {
   EXPECT_EQ(file.code, 6);
   EXPECT_TRUE(contains(file.err, "(from endpoint in " + config + ")")) << file.err;
 
-  std::filesystem::remove(config);
-  CliRun fallback = run({"status"});
-  EXPECT_EQ(fallback.code, 6);
-  EXPECT_TRUE(contains(fallback.err,
-                       "cannot reach the agent at unix:///run/qabox/qabox.sock (the default "
-                       "local socket; set --endpoint or QABOX_ENDPOINT): "))
-      << fallback.err;
+  // With none of them the default socket is chosen and named the same way
+  // (Resolve.DefaultIsTheLocalSocket); it is not dialled here, since an agent
+  // on this host may well be listening there.
 }
 
 TEST_F(CliTest, BadConfigOrCaIsAnErrorNotACrash) {
