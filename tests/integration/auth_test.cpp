@@ -400,6 +400,57 @@ TEST_F(LxcAuth, UnixSocketAsRootIsOpsAndNamedByUid) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
 }
 
+// A person in the socket's group acts as ops without a token; anyone else
+// is kept out by the socket's mode, and when that is loosened, by the
+// peer credentials the agent reads.
+TEST_F(LxcAuth, UnixSocketGroupMembersAreOpsOthersUnauthenticated) {
+  const std::string group = "qbt" + fs::path(host_->stateDir()).filename().string().substr(9);
+  ASSERT_EQ(run({"groupadd", "--system", group}).exitCode, 0);
+  struct GroupGone {
+    std::string name;
+    ~GroupGone() { (void)run({"groupdel", name}); }
+  } cleanup{group};
+  std::string gid = run({"getent", "group", group}).out;
+  gid = gid.substr(gid.find(':', gid.find(':') + 1) + 1);
+  gid = gid.substr(0, gid.find(':'));
+  host_->stopDaemon();
+  TestHost::Options o;
+  o.apiToml = "socket_group = \"" + group + "\"\n";
+  host_->writeConfig(o);
+  host_->startDaemon();
+  struct stat st {};
+  ASSERT_EQ(::stat(host_->socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(std::to_string(st.st_gid), gid);
+
+  // nobody, with and without the group; the binaries must be reachable.
+  auto asNobody = [&](const std::vector<std::string>& groups, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534"};
+    if (groups.empty()) {
+      argv.push_back("--clear-groups");
+    } else {
+      argv.push_back("--groups=" + groups[0]);
+    }
+    argv.insert(argv.end(), {"env", "HOME=/tmp", "NO_COLOR=1", binDir() + "/agent/cli/qabox",
+                             "--endpoint", "unix://" + host_->socket()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  };
+  auto member = asNobody({gid}, {"token", "create", "--role", "ci", "--name", "by-member"});
+  ASSERT_EQ(member.exitCode, 0) << member.err;
+  auto outsider = asNobody({}, {"list"});
+  EXPECT_EQ(outsider.exitCode, 6) << "the socket's mode keeps others out: " << outsider.err;
+  ASSERT_EQ(::chmod(host_->socket().c_str(), 0666), 0);
+  outsider = asNobody({}, {"list"});
+  EXPECT_EQ(outsider.exitCode, 5) << outsider.err;
+  EXPECT_TRUE(contains(outsider.err, "uid 65534")) << outsider.err;
+
+  std::set<std::string> seen;
+  for (const auto& e : events()) seen.insert(e.action() + " " + e.outcome() + " " + e.actor());
+  EXPECT_TRUE(seen.count("token.create ok uid:65534")) << ::testing::PrintToString(seen);
+  EXPECT_TRUE(seen.count("auth unauthenticated uid:65534")) << ::testing::PrintToString(seen);
+}
+
 TEST_F(LxcAuth, ReflectionAndHealthNeedNoToken) {
   // Debian's python3-grpcio speaks raw bytes here: the reflection and health
   // protos are not compiled for it, and need not be.
