@@ -31,7 +31,9 @@ constexpr const char* kGlobalHelp =
     "  --endpoint E      unix:///path, host:port or https://host:port\n"
     "  -o, --output F    table (default), json or name\n"
     "  --token T         bearer token\n"
-    "  --ca-cert FILE    CA certificate for TLS\n";
+    "  --ca-cert FILE    CA certificate for TLS\n"
+    "  --cert FILE       client certificate, when the agent asks for one (with --key)\n"
+    "  --key FILE        the client certificate's private key\n";
 
 constexpr const char* kMainFooter =
     "Examples:\n"
@@ -42,7 +44,9 @@ constexpr const char* kMainFooter =
     "The agent is found through, in order: --endpoint, QABOX_ENDPOINT, endpoint in\n"
     "~/.config/qabox/config.toml, then unix:///run/qabox/qabox.sock. The token comes\n"
     "from --token, QABOX_TOKEN or token in the same file; the CA certificate from\n"
-    "--ca-cert, QABOX_CA_CERT or ca_cert.\n"
+    "--ca-cert, QABOX_CA_CERT or ca_cert; a client certificate and key from --cert and\n"
+    "--key, QABOX_CERT and QABOX_KEY, or cert and key. On the local unix socket root and\n"
+    "members of the group qabox need no token.\n"
     "\n";
 
 // Long operations get their own deadlines; the rest use kUnaryDeadline.
@@ -162,6 +166,8 @@ class Cli {
         ->check(CLI::IsMember({"table", "json", "name"}));
     app_.add_option("--token", token_, "Bearer token (or QABOX_TOKEN)");
     app_.add_option("--ca-cert", caCert_, "CA certificate for a TLS endpoint (or QABOX_CA_CERT)");
+    app_.add_option("--cert", cert_, "Client certificate for mutual TLS (or QABOX_CERT)");
+    app_.add_option("--key", key_, "The client certificate's key (or QABOX_KEY)");
 
     defineEnvironmentCommands();
     defineOtherCommands();
@@ -284,8 +290,11 @@ class Cli {
     events->add_option("ticket", ticket_, "Only this ticket");
     events->add_option("--limit", events_.limit, "At most N events")->capture_default_str();
 
-    auto* token = command(&app_, "token", "API tokens: create, list, revoke",
-                          "  qabox token create --role ci --name jenkins --ttl 90d");
+    auto* token =
+        command(&app_, "token", "API tokens: create, list, revoke",
+                "  qabox token create --role ci --name jenkins --ttl 90d", nullptr,
+                "Roles: ci (deploy, get, list, logs, delete, sleep, wake), reaper (reap, list),\n"
+                "ops (everything). Status and events are readable with any token.");
     token->require_subcommand(1);
     auto* create =
         command(token, "create", "Create a token. The secret is printed once, on stdout; store it",
@@ -352,6 +361,8 @@ class Cli {
     if (!endpoint_.empty()) flags.endpoint = endpoint_;
     if (!token_.empty()) flags.token = token_;
     if (!caCert_.empty()) flags.caCert = caCert_;
+    if (!cert_.empty()) flags.cert = cert_;
+    if (!key_.empty()) flags.key = key_;
     auto conn = resolveConnectionFromProcess(flags);
     if (!conn) {
       err_ << "qabox: " << conn.status().message() << "\n";
@@ -850,7 +861,9 @@ class Cli {
                            {{"--output", "table json name"},
                             {"--policy", "merged idle ttl max_age"},
                             {"--role", "ci reaper ops"},
-                            {"--ca-cert", "@file"}});
+                            {"--ca-cert", "@file"},
+                            {"--cert", "@file"},
+                            {"--key", "@file"}});
     return kExitOk;
   }
 
@@ -867,6 +880,8 @@ class Cli {
   std::string output_ = "table";
   std::string token_;
   std::string caCert_;
+  std::string cert_;
+  std::string key_;
 
   std::string ticket_;
   std::string name_;

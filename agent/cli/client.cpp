@@ -7,16 +7,29 @@
 
 namespace qabox::cli {
 
+namespace {
+
+Result<std::string> readFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalidArgument(what + " " + path + ": cannot be read");
+  std::ostringstream pem;
+  pem << in.rdbuf();
+  return pem.str();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Client>> Client::create(Connection connection) {
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (connection.tls) {
     grpc::SslCredentialsOptions options;
     if (!connection.caCert.empty()) {
-      std::ifstream in(connection.caCert, std::ios::binary);
-      if (!in) return invalidArgument("CA certificate " + connection.caCert + ": cannot be read");
-      std::ostringstream pem;
-      pem << in.rdbuf();
-      options.pem_root_certs = pem.str();
+      QABOX_ASSIGN_OR_RETURN(options.pem_root_certs, readFile("CA certificate", connection.caCert));
+    }
+    if (!connection.cert.empty()) {
+      QABOX_ASSIGN_OR_RETURN(options.pem_cert_chain,
+                             readFile("client certificate", connection.cert));
+      QABOX_ASSIGN_OR_RETURN(options.pem_private_key, readFile("client key", connection.key));
     }
     creds = grpc::SslCredentials(options);
   } else {

@@ -44,9 +44,11 @@ Result<ConfigFile> parseConfigFile(std::string_view text, const std::string& pat
   QABOX_ASSIGN_OR_RETURN(out.endpoint, stringKey(table, "endpoint", path));
   QABOX_ASSIGN_OR_RETURN(out.token, stringKey(table, "token", path));
   QABOX_ASSIGN_OR_RETURN(out.caCert, stringKey(table, "ca_cert", path));
-  if (out.caCert && !out.caCert->empty() && !startsWith(*out.caCert, "/")) {
-    std::filesystem::path dir = std::filesystem::path(path).parent_path();
-    out.caCert = (dir / *out.caCert).string();
+  QABOX_ASSIGN_OR_RETURN(out.cert, stringKey(table, "cert", path));
+  QABOX_ASSIGN_OR_RETURN(out.key, stringKey(table, "key", path));
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  for (auto* file : {&out.caCert, &out.cert, &out.key}) {
+    if (*file && !(*file)->empty() && !startsWith(**file, "/")) *file = (dir / **file).string();
   }
   return out;
 }
@@ -159,7 +161,22 @@ Result<Connection> resolveConnection(const ConnectionFlags& flags, const EnvLook
     conn.caCert = *config->caCert;
   }
 
-  QABOX_RETURN_IF_ERROR(applyEndpoint(endpoint, !conn.caCert.empty(), conn));
+  auto pick = [&](const std::optional<std::string>& flag, const char* var,
+                  const std::optional<std::string>& file) -> std::string {
+    if (auto v = nonEmpty(flag)) return *v;
+    if (auto e = nonEmpty(env(var))) return *e;
+    if (config && nonEmpty(file)) return *file;
+    return {};
+  };
+  conn.cert = pick(flags.cert, "QABOX_CERT", config ? config->cert : std::nullopt);
+  conn.key = pick(flags.key, "QABOX_KEY", config ? config->key : std::nullopt);
+  if (conn.cert.empty() != conn.key.empty()) {
+    return invalidArgument(
+        "a client certificate needs its key: give both --cert and --key (or QABOX_CERT and "
+        "QABOX_KEY, or cert and key in the config file)");
+  }
+
+  QABOX_RETURN_IF_ERROR(applyEndpoint(endpoint, !conn.caCert.empty() || !conn.cert.empty(), conn));
   return conn;
 }
 

@@ -18,6 +18,8 @@ struct ConfigFile {
   std::optional<std::string> token;
   // Relative paths are resolved against the file's directory.
   std::optional<std::string> caCert;
+  std::optional<std::string> cert;  // client certificate, for agents that ask for one
+  std::optional<std::string> key;
 };
 
 // Parses the text of a config file; `path` names it in messages.
@@ -35,6 +37,8 @@ struct ConnectionFlags {
   std::optional<std::string> endpoint;
   std::optional<std::string> token;
   std::optional<std::string> caCert;
+  std::optional<std::string> cert = std::nullopt;
+  std::optional<std::string> key = std::nullopt;
 };
 
 // Where the agent is and how to talk to it.
@@ -47,6 +51,8 @@ struct Connection {
   bool tls = false;
   std::string token;   // empty: none
   std::string caCert;  // a file path; empty: the system roots when tls
+  std::string cert;    // client certificate and key files (mTLS); empty: none
+  std::string key;
 };
 
 // How an endpoint string becomes a channel target: "unix:///p" and "/p" are
@@ -56,7 +62,8 @@ struct Connection {
 Status applyEndpoint(std::string_view endpoint, bool haveCaCert, Connection& conn);
 
 // Each setting comes from the first of: flag, environment (QABOX_ENDPOINT,
-// QABOX_TOKEN, QABOX_CA_CERT), config file, default. Pure: the caller
+// QABOX_TOKEN, QABOX_CA_CERT, QABOX_CERT, QABOX_KEY), config file, default.
+// A client certificate needs its key and the reverse. Pure: the caller
 // supplies the environment and the parsed file.
 Result<Connection> resolveConnection(const ConnectionFlags& flags, const EnvLookup& env,
                                      const std::optional<ConfigFile>& config);

@@ -338,10 +338,14 @@ std::string formatTokensTable(const v1::ListTokensResponse& tokens, TimePoint no
   std::vector<std::vector<std::string>> rows;
   for (const auto& t : tokens.tokens()) {
     std::string expires = isSet(t.expires_at()) ? relativeTime(t.expires_at(), now) : "never";
+    std::string used = isSet(t.last_used_at()) ? relativeTime(t.last_used_at(), now) : "never";
+    std::string revoked = t.revoked() ? (isSet(t.revoked_at()) ? relativeTime(t.revoked_at(), now)
+                                                               : std::string("yes"))
+                                      : std::string("no");
     rows.push_back({cleanCell(t.name()), orDash(t.role()), relativeTime(t.created_at(), now),
-                    expires, yesNo(t.revoked())});
+                    expires, used, revoked});
   }
-  return renderTable({"NAME", "ROLE", "CREATED", "EXPIRES", "REVOKED"}, rows);
+  return renderTable({"NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"}, rows);
 }
 
 std::string formatReap(const v1::ReapResponse& reap) {

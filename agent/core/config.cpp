@@ -8,6 +8,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/duration.h"
 #include "core/ticket.h"
@@ -21,7 +22,15 @@ images_dir = "/usr/share/qabox/images"
 default_image = "busybox"
 
 [api]
+# unix:///path is plaintext, mode 0660, group socket_group: root and that
+# group's members act as ops. host:port serves TLS only, and every call on it
+# needs a token (qabox token create --role ci --name jenkins).
 listen = ["unix:///run/qabox/qabox.sock"]
+# listen = ["unix:///run/qabox/qabox.sock", "0.0.0.0:7443"]
+# tls_cert = "/etc/qabox/tls/server.crt"   # PEM; needed by any host:port listener
+# tls_key = "/etc/qabox/tls/server.key"
+# client_ca = "/etc/qabox/tls/clients-ca.crt"   # set: clients need a certificate it signed
+# socket_group = "qabox"   # groupadd --system qabox; members may use the socket
 
 [network]
 bridge = "qabox0"
@@ -213,6 +222,29 @@ Status validateConfig(const Config& c) {
   if (c.api.tlsCert.empty() != c.api.tlsKey.empty()) {
     return invalidArgument("api.tls_cert and api.tls_key: set both or neither");
   }
+  for (const auto& l : c.api.listen) {
+    if (l.rfind("unix://", 0) != 0 && c.api.tlsCert.empty()) {
+      return invalidArgument("api.listen \"" + l +
+                             "\": a TCP address serves TLS only: set api.tls_cert and "
+                             "api.tls_key (PEM files), or listen on a unix:///path socket");
+    }
+  }
+  for (const auto& [key, path] :
+       {std::pair{"api.tls_cert", c.api.tlsCert}, std::pair{"api.tls_key", c.api.tlsKey},
+        std::pair{"api.client_ca", c.api.clientCa}}) {
+    if (!path.empty() && path.front() != '/') {
+      return invalidArgument(std::string(key) + " \"" + path + "\": must be an absolute path");
+    }
+  }
+  if (!c.api.clientCa.empty() && c.api.tlsCert.empty()) {
+    return invalidArgument(
+        "api.client_ca: needs api.tls_cert and api.tls_key (client "
+        "certificates are checked on TLS listeners only)");
+  }
+  if (c.api.socketGroup.empty() || c.api.socketGroup.find_first_of(" :/\n") != std::string::npos) {
+    return invalidArgument("api.socket_group \"" + c.api.socketGroup +
+                           "\": must be a group name, as qabox");
+  }
   const auto& b = c.network.bridge;
   if (b.empty() || b.size() > 15) {
     return invalidArgument("network.bridge \"" + b +
@@ -315,6 +347,7 @@ Result<Config> parseConfig(std::string_view text) {
     QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.api.tlsCert));
     QABOX_RETURN_IF_ERROR(r.string("tls_key", c.api.tlsKey));
     QABOX_RETURN_IF_ERROR(r.string("client_ca", c.api.clientCa));
+    QABOX_RETURN_IF_ERROR(r.string("socket_group", c.api.socketGroup));
     return r.count("max_message_bytes", c.api.maxMessageBytes, 1024, 64 * 1024 * 1024);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "network", [&](TableReader& r) {

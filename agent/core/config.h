@@ -23,11 +23,15 @@ struct Config {
   std::string imagesDir = "/usr/share/qabox/images";
   std::string defaultImage = "busybox";
 
+  // Unix sockets are plaintext and trust the caller's uid (root or
+  // socket_group acts as ops); TCP addresses serve TLS only, every call with
+  // a bearer token, and client certificates too when client_ca is set.
   struct Api {
     std::vector<std::string> listen = {"unix:///run/qabox/qabox.sock"};
     std::string tlsCert;
     std::string tlsKey;
     std::string clientCa;
+    std::string socketGroup = "qabox";
     uint32_t maxMessageBytes = 4 * 1024 * 1024;
   } api;
 

@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "core/config.h"
@@ -25,8 +27,10 @@
 #include "proxy/router.h"
 #include "reaper/reaper.h"
 #include "runtime/lxc_runtime.h"
+#include "server/auth.h"
 #include "server/environments.h"
 #include "server/service.h"
+#include "server/unix_listener.h"
 #include "store/paths.h"
 #include "store/store.h"
 
@@ -54,6 +58,33 @@ Status prepareDirs(const Config& c) {
   }
   ::chmod(c.stateDir.c_str(), 0711);
   return Status::ok();
+}
+
+Result<std::string> readPem(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalidArgument(key + " " + path + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return invalidArgument(key + " " + path + ": not a PEM file");
+  }
+  return text.str();
+}
+
+// TCP listeners serve TLS only; with client_ca, clients need a certificate
+// signed by it (and still a token: the certificate says which machine, the
+// token which role).
+Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Api& api) {
+  QABOX_ASSIGN_OR_RETURN(std::string cert, readPem("api.tls_cert", api.tlsCert));
+  QABOX_ASSIGN_OR_RETURN(std::string key, readPem("api.tls_key", api.tlsKey));
+  grpc::SslServerCredentialsOptions options(
+      api.clientCa.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                           : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_key_cert_pairs.push_back({key, cert});
+  if (!api.clientCa.empty()) {
+    QABOX_ASSIGN_OR_RETURN(options.pem_root_certs, readPem("api.client_ca", api.clientCa));
+  }
+  return grpc::SslServerCredentials(options);
 }
 
 }  // namespace
@@ -170,7 +201,16 @@ int main(int argc, char** argv) {
   HostInfo host;
   std::atomic<uint64_t> routed{0};
   host.requestsRouted = [&routed] { return routed.load(); };
-  QaboxService service(envs, images, **store, host);
+  LocalPeers localPeers;
+  std::optional<gid_t> socketGroup = lookupGroup(config.api.socketGroup);
+  if (!socketGroup) {
+    spdlog::warn(
+        "api.socket_group {}: no such group, so only root may use the unix socket "
+        "(groupadd --system {} to let its members act as ops)",
+        config.api.socketGroup, config.api.socketGroup);
+  }
+  Authorizer auth(**store, localPeers, socketGroup);
+  QaboxService service(envs, images, **store, auth, host);
   Reaper reaper(config, **store, &git, [&envs](const std::string& ticket, const std::string& why) {
     // Reclaiming is the delete path; a redeploy or a pin that
     // got the ticket's lock first wins.
@@ -189,22 +229,31 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.api.maxMessageBytes));
+  std::vector<std::unique_ptr<UnixListener>> unixListeners;
+  std::shared_ptr<grpc::ServerCredentials> tls;
   for (const auto& l : config.api.listen) {
     if (l.rfind("unix://", 0) == 0) {
-      std::string path = l.substr(7);
-      std::error_code ec;
-      fs::create_directories(fs::path(path).parent_path(), ec);
-      fs::remove(path, ec);  // a stale socket from an earlier run
+      auto listener = std::make_unique<UnixListener>(l.substr(7), localPeers);
+      if (auto s = listener->bind(socketGroup); !s.isOk()) return fatal(s.message());
+      unixListeners.push_back(std::move(listener));
+      continue;
     }
-    builder.AddListeningPort(l, grpc::InsecureServerCredentials());
+    if (!tls) {
+      auto creds = tlsCredentials(config.api);
+      if (!creds) return fatal(creds.status().message());
+      tls = *creds;
+    }
+    builder.AddListeningPort(l, tls);
   }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(auth));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return fatal("api.listen: cannot listen on every address given (in use?)");
-  for (const auto& l : config.api.listen) {
-    if (l.rfind("unix://", 0) == 0) ::chmod(l.substr(7).c_str(), 0660);
-  }
-  spdlog::info("API listening on {}", fmt::join(config.api.listen, ", "));
+  for (auto& l : unixListeners) l->start(server.get());
+  spdlog::info("API listening on {}{}", fmt::join(config.api.listen, ", "),
+               config.api.clientCa.empty() ? "" : " (TCP: client certificates required)");
 
   // Router use counters reach SQLite at intervals and on shutdown.
   std::mutex flushMu;
@@ -251,6 +300,7 @@ int main(int argc, char** argv) {
   spdlog::info("signal {}: finishing in-flight operations, then exiting", sig);
   reaper.stop();
   envs.beginShutdown();
+  for (auto& l : unixListeners) l->stop();
   // In-flight deploys run to their end (or the journal rolls them back on
   // the next start); containers keep running across agent restarts.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(60));

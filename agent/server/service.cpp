@@ -42,6 +42,16 @@ void toProto(const ImageVersion& im, uint32_t users, v1::Image* out) {
   out->set_description(im.description);
 }
 
+void toProto(const TokenRecord& t, v1::Token* out) {
+  out->set_name(t.name);
+  out->set_role(t.role);
+  *out->mutable_created_at() = ts(t.createdAt);
+  if (t.expiresAt) *out->mutable_expires_at() = ts(*t.expiresAt);
+  out->set_revoked(t.revoked);
+  if (t.revokedAt) *out->mutable_revoked_at() = ts(*t.revokedAt);
+  if (t.lastUsedAt) *out->mutable_last_used_at() = ts(*t.lastUsedAt);
+}
+
 // Reads what a file has past `offset`, at most `max` bytes.
 std::string readFrom(const std::string& path, std::streamoff& offset, size_t max) {
   std::ifstream in(path, std::ios::binary);
@@ -95,16 +105,23 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
 }
 
 QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
-                           HostInfo host)
-    : envs_(envs), images_(images), store_(store), host_(std::move(host)) {}
+                           Authorizer& auth, HostInfo host)
+    : envs_(envs), images_(images), store_(store), auth_(auth), host_(std::move(host)) {}
 
-std::string QaboxService::actor(grpc::ServerContext* ctx) const {
-  std::string peer = ctx->peer();
-  return peer.empty() ? "unknown" : peer;
+Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
+  return auth_.callerOf(static_cast<grpc::ServerContextBase*>(ctx));
 }
+
+// First thing in every handler: `who` is the caller the interceptor let
+// through, or the handler returns the reason it did not.
+#define QABOX_AUTHORIZED(who, ctx)                         \
+  auto who##Result_ = authorized(ctx);                     \
+  if (!who##Result_) return toGrpc(who##Result_.status()); \
+  [[maybe_unused]] const Caller& who = *who##Result_
 
 grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                                   grpc::ServerWriter<v1::DeployEvent>* writer) {
+  QABOX_AUTHORIZED(caller, ctx);
   DeployInput in;
   in.ticket = req->ticket();
   in.spec.image = req->image();
@@ -119,7 +136,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
     in.spec.ttl = std::chrono::milliseconds(ms);
   }
   in.force = req->force();
-  in.actor = actor(ctx);
+  in.actor = caller.name;
   // The deploy runs to its end even when the caller goes away: a half-made
   // environment helps no one. Writes to a gone caller just fail.
   bool failed = false;
@@ -142,18 +159,20 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::GetEnvironment(grpc::ServerContext*,
+grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
                                           const v1::GetEnvironmentRequest* req,
                                           v1::Environment* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   auto e = envs_.get(req->ticket());
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::ListEnvironments(grpc::ServerContext*,
+grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
                                             const v1::ListEnvironmentsRequest*,
                                             v1::ListEnvironmentsResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   auto list = envs_.list();
   if (!list) return toGrpc(list.status());
   for (const auto& e : *list) toProto(e, envs_.config(), resp->add_environments());
@@ -163,7 +182,8 @@ grpc::Status QaboxService::ListEnvironments(grpc::ServerContext*,
 grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
                                              const v1::DeleteEnvironmentRequest* req,
                                              v1::DeleteEnvironmentResponse* resp) {
-  Status s = envs_.remove(req->ticket(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  Status s = envs_.remove(req->ticket(), caller.name);
   if (!s.isOk()) return toGrpc(s);
   resp->set_ticket(req->ticket());
   return grpc::Status::OK;
@@ -171,6 +191,7 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
 
 grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::StreamLogsRequest* req,
                                       grpc::ServerWriter<v1::LogChunk>* writer) {
+  QABOX_AUTHORIZED(caller, ctx);
   auto path = envs_.logPath(req->ticket(), req->deploy());
   if (!path) return toGrpc(path.status());
   std::streamoff offset = 0;
@@ -199,6 +220,7 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
 
 grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
                                 grpc::ServerWriter<v1::ExecOutput>* writer) {
+  QABOX_AUTHORIZED(caller, ctx);
   std::vector<std::string> argv(req->argv().begin(), req->argv().end());
   for (const auto& a : argv) {
     if (a.find('\0') != std::string::npos) {
@@ -221,7 +243,7 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
         }
         writer->Write(out);
       },
-      actor(ctx));
+      caller.name);
   if (!r) return toGrpc(r.status());
   v1::ExecOutput last;
   last.set_exited(true);
@@ -232,9 +254,23 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
 
 grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest* req,
                                 v1::ReapResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   if (!reaper_) return toGrpc(unavailable("Reap: the reaper is not running on this agent"));
-  auto report = reaper_->runOnce(req->dry_run(), req->policy(), actor(ctx));
-  if (!report) return toGrpc(report.status());
+  auto report = reaper_->runOnce(req->dry_run(), req->policy(), caller.name);
+  if (!report) {
+    (void)store_.addEvent(
+        {0, Clock::now(), "", "reap", caller.name, "error", report.status().message()});
+    return toGrpc(report.status());
+  }
+  {
+    size_t done = 0;
+    for (const auto& d : report->reclaimed) done += d.done;
+    std::string detail = report->dryRun ? "dry run: " + std::to_string(report->reclaimed.size()) +
+                                              " would be reclaimed"
+                                        : std::to_string(done) + " reclaimed";
+    if (!req->policy().empty()) detail += " (policy " + req->policy() + ")";
+    (void)store_.addEvent({0, Clock::now(), "", "reap", caller.name, "ok", detail});
+  }
   resp->set_dry_run(report->dryRun);
   for (const auto& d : report->reclaimed) {
     auto* r = resp->add_reclaimed();
@@ -250,7 +286,8 @@ grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest*
 
 grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinnedRequest* req,
                                      v1::Environment* resp) {
-  auto e = envs_.setPinned(req->ticket(), req->pinned(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  auto e = envs_.setPinned(req->ticket(), req->pinned(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
   return grpc::Status::OK;
@@ -259,7 +296,8 @@ grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinn
 grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
                                             const v1::SleepEnvironmentRequest* req,
                                             v1::Environment* resp) {
-  auto e = envs_.sleep(req->ticket(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  auto e = envs_.sleep(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
   return grpc::Status::OK;
@@ -268,14 +306,16 @@ grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
 grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
                                            const v1::WakeEnvironmentRequest* req,
                                            v1::Environment* resp) {
-  auto e = envs_.wake(req->ticket(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  auto e = envs_.wake(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::ListImages(grpc::ServerContext*, const v1::ListImagesRequest*,
+grpc::Status QaboxService::ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest*,
                                       v1::ListImagesResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   auto images = store_.listImages();
   if (!images) return toGrpc(images.status());
   auto envs = store_.listEnvironments();
@@ -291,7 +331,8 @@ grpc::Status QaboxService::ListImages(grpc::ServerContext*, const v1::ListImages
 
 grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildImageRequest* req,
                                       v1::Image* resp) {
-  auto im = images_.build(req->name(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  auto im = images_.build(req->name(), caller.name);
   if (!im) return toGrpc(im.status());
   toProto(*im, 0, resp);
   return grpc::Status::OK;
@@ -299,14 +340,16 @@ grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildI
 
 grpc::Status QaboxService::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
                                        v1::DeleteImageResponse* resp) {
-  auto deleted = images_.remove(req->name(), req->version(), actor(ctx));
+  QABOX_AUTHORIZED(caller, ctx);
+  auto deleted = images_.remove(req->name(), req->version(), caller.name);
   if (!deleted) return toGrpc(deleted.status());
   for (const auto& im : *deleted) toProto(im, 0, resp->add_deleted());
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::GetHostStatus(grpc::ServerContext*, const v1::GetHostStatusRequest*,
+grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::GetHostStatusRequest*,
                                          v1::HostStatus* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   const Config& c = envs_.config();
   resp->set_version(QABOX_VERSION);
   *resp->mutable_uptime() =
@@ -352,8 +395,9 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext*, const v1::GetHost
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::ListEvents(grpc::ServerContext*, const v1::ListEventsRequest* req,
+grpc::Status QaboxService::ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
                                       v1::ListEventsResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
   std::string ticket = req->ticket();
   if (!ticket.empty()) {
     auto t = parseTicket(ticket);
@@ -376,19 +420,66 @@ grpc::Status QaboxService::ListEvents(grpc::ServerContext*, const v1::ListEvents
   return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::CreateToken(grpc::ServerContext*, const v1::CreateTokenRequest*,
-                                       v1::CreateTokenResponse*) {
-  return toGrpc(unimplemented("CreateToken: tokens are not supported yet"));
+grpc::Status QaboxService::CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
+                                       v1::CreateTokenResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  if (auto s = checkTokenName(req->name()); !s.isOk()) return toGrpc(s);
+  auto role = parseRole(req->role());
+  if (!role) {
+    return toGrpc(invalidArgument("role \"" + req->role() + "\": use ci, reaper or ops"));
+  }
+  TokenRecord t;
+  t.name = req->name();
+  t.role = std::string(roleName(*role));
+  t.createdAt = Clock::now();
+  if (req->has_ttl()) {
+    int64_t ms = TimeUtil::DurationToMilliseconds(req->ttl());
+    if (ms <= 0) return toGrpc(invalidArgument("ttl: must be positive, as 720h"));
+    t.expiresAt = t.createdAt + std::chrono::milliseconds(ms);
+  }
+  auto secret = newTokenSecret();
+  if (!secret) return toGrpc(secret.status());
+  t.hash = hashTokenSecret(*secret);
+  // Names are never reused: the audit log names callers by token name.
+  Status s = store_.transaction([&]() -> Status {
+    QABOX_ASSIGN_OR_RETURN(auto existing, store_.getToken(t.name));
+    if (existing) {
+      return alreadyExists("token " + t.name + ": already exists" +
+                           (existing->revoked ? " (revoked); choose another name" : ""));
+    }
+    return store_.putToken(t);
+  });
+  if (!s.isOk()) return toGrpc(s);
+  (void)store_.addEvent(
+      {0, Clock::now(), "", "token.create", caller.name, "ok",
+       t.name + " (" + t.role + ")" +
+           (t.expiresAt ? ", expires in " +
+                              formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  *t.expiresAt - t.createdAt))
+                        : "")});
+  toProto(t, resp->mutable_token());
+  resp->set_secret(*secret);
+  return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::ListTokens(grpc::ServerContext*, const v1::ListTokensRequest*,
-                                      v1::ListTokensResponse*) {
-  return toGrpc(unimplemented("ListTokens: tokens are not supported yet"));
+grpc::Status QaboxService::ListTokens(grpc::ServerContext* ctx, const v1::ListTokensRequest*,
+                                      v1::ListTokensResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  auto tokens = store_.listTokens();
+  if (!tokens) return toGrpc(tokens.status());
+  for (const auto& t : *tokens) toProto(t, resp->add_tokens());
+  return grpc::Status::OK;
 }
 
-grpc::Status QaboxService::RevokeToken(grpc::ServerContext*, const v1::RevokeTokenRequest*,
-                                       v1::RevokeTokenResponse*) {
-  return toGrpc(unimplemented("RevokeToken: tokens are not supported yet"));
+grpc::Status QaboxService::RevokeToken(grpc::ServerContext* ctx, const v1::RevokeTokenRequest* req,
+                                       v1::RevokeTokenResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  if (auto s = checkTokenName(req->name()); !s.isOk()) return toGrpc(s);
+  auto t = store_.revokeToken(req->name(), Clock::now());
+  if (!t) return toGrpc(t.status());
+  (void)store_.addEvent({0, Clock::now(), "", "token.revoke", caller.name, "ok", t->name});
+  toProto(*t, resp->mutable_token());
+  return grpc::Status::OK;
 }
 
 }  // namespace qabox

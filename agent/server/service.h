@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "qabox/v1/qabox.grpc.pb.h"
+#include "server/auth.h"
 #include "server/environments.h"
 
 namespace qabox {
@@ -21,11 +22,13 @@ struct HostInfo {
 grpc::Status toGrpc(const Status& s);
 void toProto(const Environment& e, const Config& config, v1::Environment* out);
 
-// The v1 API over the environment manager. Every handler checks its input
-// first and answers with a status a person can act on.
+// The v1 API over the environment manager. Every handler first asks for the
+// caller the auth interceptor let through, then checks its input, and
+// answers with a status a person can act on.
 class QaboxService final : public v1::Qabox::Service {
  public:
-  QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, HostInfo host);
+  QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, Authorizer& auth,
+               HostInfo host);
 
   grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                       grpc::ServerWriter<v1::DeployEvent>* writer) override;
@@ -67,11 +70,13 @@ class QaboxService final : public v1::Qabox::Service {
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
 
  private:
-  std::string actor(grpc::ServerContext* ctx) const;
+  // The caller of this call, or the status to end it with.
+  Result<Caller> authorized(grpc::ServerContext* ctx) const;
 
   EnvironmentManager& envs_;
   ImageBuilder& images_;
   Store& store_;
+  Authorizer& auth_;
   HostInfo host_;
   Reaper* reaper_ = nullptr;
 };

@@ -57,6 +57,8 @@ struct TokenRecord {
   TimePoint createdAt{};
   std::optional<TimePoint> expiresAt;
   bool revoked = false;
+  std::optional<TimePoint> revokedAt;
+  std::optional<TimePoint> lastUsedAt;
 };
 
 // Per-environment use counters the router accumulates and flushes.
@@ -111,10 +113,15 @@ class Store {
   virtual Result<std::optional<ImageVersion>> currentImage(const std::string& name) = 0;
   virtual Status deleteImage(const std::string& name, uint32_t version) = 0;
 
-  // Tokens.
+  // Tokens, keyed by name; the hash is unique too.
   virtual Status putToken(const TokenRecord& token) = 0;
   virtual Result<std::optional<TokenRecord>> findTokenByHash(const std::string& hash) = 0;
+  virtual Result<std::optional<TokenRecord>> getToken(const std::string& name) = 0;
   virtual Result<std::vector<TokenRecord>> listTokens() = 0;
+  // Marks the token revoked at `at` (the first revocation time stays);
+  // NOT_FOUND when there is no such token.
+  virtual Result<TokenRecord> revokeToken(const std::string& name, TimePoint at) = 0;
+  virtual Status touchToken(const std::string& name, TimePoint at) = 0;  // last_used_at
 
   // Router use counters, applied in one transaction.
   virtual Status recordAccess(const std::vector<AccessStats>& stats) = 0;

@@ -193,7 +193,10 @@ void TestHost::writeConfig(const Options& o) {
   cfg << "state_dir = \"" << stateDir_ << "\"\n"
       << "images_dir = \"" << sourceDir() << "/images\"\n"
       << "log_level = \"debug\"\n"
-      << "[api]\nlisten = [\"unix://" << socket() << "\"]\n"
+      << "[api]\nlisten = [\"unix://" << socket() << "\"";
+  for (const auto& l : o.extraListen) cfg << ", \"" << l << "\"";
+  cfg << "]\n"
+      << o.apiToml << "\n"
       << "[network]\nbridge = \"" << bridge_ << "\"\nsubnet = \"" << subnet_ << "\"\n"
       << "[routing]\ndomain = \"" << domain_ << "\"\nlisten = \"127.0.0.1:" << routerPort_
       << "\"\nstats_flush_interval = \"1s\"\n"
@@ -276,15 +279,24 @@ int TestHost::stopDaemon() {
 }
 
 CliResult TestHost::cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  std::vector<std::string> all = {"--endpoint", "unix://" + socket()};
+  all.insert(all.end(), args.begin(), args.end());
+  return cliRaw(all, {}, timeout);
+}
+
+CliResult TestHost::cliRaw(const std::vector<std::string>& args,
+                           const std::map<std::string, std::string>& extraEnv,
+                           std::chrono::milliseconds timeout) {
   RealProcessRunner runner;
   ProcessSpec spec;
-  spec.argv = {binDir() + "/agent/cli/qabox", "--endpoint", "unix://" + socket()};
+  spec.argv = {binDir() + "/agent/cli/qabox"};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.timeout = timeout;
   std::map<std::string, std::string> env;
   env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
   env["HOME"] = stateDir_;
   env["NO_COLOR"] = "1";
+  for (const auto& [k, v] : extraEnv) env[k] = v;
   spec.env = env;
   auto r = runner.run(spec);
   if (!r) return {-1, "", r.status().toString()};

@@ -75,7 +75,9 @@ class TestHost {
  public:
   struct Options {
     uint32_t maxEnvironments = 20;
-    std::string extraToml;                                   // appended to the generated config
+    std::string extraToml;                 // appended to the generated config
+    std::vector<std::string> extraListen;  // api.listen addresses beside the unix socket
+    std::string apiToml;                   // more keys for the [api] table
     std::vector<std::pair<std::string, std::string>> repos;  // name, url
     std::string healthTimeout = "20s";
   };
@@ -93,6 +95,11 @@ class TestHost {
   // Runs the real CLI against this host's socket.
   CliResult cli(const std::vector<std::string>& args,
                 std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // Runs the real CLI with exactly these arguments (no --endpoint added)
+  // and these extra environment variables.
+  CliResult cliRaw(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env = {},
+                   std::chrono::milliseconds timeout = std::chrono::seconds(120));
   // Starts the CLI without waiting; returns its pid.
   int cliAsync(const std::vector<std::string>& args);
 

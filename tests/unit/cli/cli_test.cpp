@@ -34,9 +34,9 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 size_t lineCount(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 
-const char* const kIsolatedVars[] = {
-    "HOME",          "XDG_CONFIG_HOME", "QABOX_ENDPOINT",   "QABOX_TOKEN",
-    "QABOX_CA_CERT", "NO_COLOR",        "QABOX_TEST_SECRET"};
+const char* const kIsolatedVars[] = {"HOME",        "XDG_CONFIG_HOME", "QABOX_ENDPOINT",
+                                     "QABOX_TOKEN", "QABOX_CA_CERT",   "QABOX_CERT",
+                                     "QABOX_KEY",   "NO_COLOR",        "QABOX_TEST_SECRET"};
 
 // Every test gets its own agent, HOME and environment, so nothing on the
 // developer's machine (a real agent, a config file) leaks in.
@@ -504,7 +504,7 @@ TEST_F(CliTest, Tokens) {
 
   CliRun ls = run({"token", "ls"});
   ASSERT_EQ(ls.code, 0) << ls.err;
-  EXPECT_TRUE(contains(ls.out, "jenkins   ci     3d ago    never     no"));
+  EXPECT_TRUE(contains(ls.out, "jenkins   ci     3d ago    never     2h ago      no")) << ls.out;
   CliRun revoke = run({"token", "revoke", "jenkins"});
   ASSERT_EQ(revoke.code, 0) << revoke.err;
   EXPECT_EQ(revoke.out, "token jenkins revoked\n");

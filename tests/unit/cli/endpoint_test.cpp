@@ -112,6 +112,31 @@ TEST(Resolve, FlagsThenEnvironmentThenConfigThenDefault) {
   EXPECT_EQ(empty->endpoint, "unix:///run/qabox/qabox.sock");
 }
 
+TEST(Resolve, ClientCertificateAndKeyComeTogether) {
+  ConfigFile file;
+  file.path = "/home/u/.config/qabox/config.toml";
+  file.cert = "/file/c.pem";
+  file.key = "/file/k.pem";
+  auto env = envFrom({{"QABOX_CERT", "/env/c.pem"}, {"QABOX_KEY", "/env/k.pem"}});
+  ConnectionFlags flags{"qa1:7443", std::nullopt, std::nullopt, "/flag/c.pem", "/flag/k.pem"};
+  auto all = resolveConnection(flags, env, file);
+  ASSERT_TRUE(all.isOk()) << all.status().message();
+  EXPECT_EQ(all->cert, "/flag/c.pem");
+  EXPECT_EQ(all->key, "/flag/k.pem");
+  EXPECT_TRUE(all->tls) << "a client certificate makes host:port TLS";
+  auto fromEnv = resolveConnection({"qa1:7443", {}, {}}, env, file);
+  ASSERT_TRUE(fromEnv.isOk());
+  EXPECT_EQ(fromEnv->cert, "/env/c.pem");
+  EXPECT_EQ(fromEnv->key, "/env/k.pem");
+  auto fromFile = resolveConnection({"qa1:7443", {}, {}}, envFrom({}), file);
+  ASSERT_TRUE(fromFile.isOk());
+  EXPECT_EQ(fromFile->key, "/file/k.pem");
+
+  auto half = resolveConnection({"qa1:7443", {}, {}, "/flag/c.pem"}, envFrom({}), std::nullopt);
+  ASSERT_FALSE(half.isOk());
+  EXPECT_NE(half.status().message().find("--cert and --key"), std::string::npos);
+}
+
 TEST(Resolve, BadEndpointIsAnError) {
   auto c = resolveConnection({"nonsense", {}, {}}, envFrom({}), std::nullopt);
   ASSERT_FALSE(c.isOk());
@@ -119,9 +144,13 @@ TEST(Resolve, BadEndpointIsAnError) {
 }
 
 TEST(ConfigFileTest, ParsesKeysAndResolvesRelativeCa) {
-  auto f = parseConfigFile("endpoint = \"qa1:50051\"\ntoken = \"t\"\nca_cert = \"ca.pem\"\n",
-                           "/etc/x/config.toml");
+  auto f = parseConfigFile(
+      "endpoint = \"qa1:50051\"\ntoken = \"t\"\nca_cert = \"ca.pem\"\ncert = \"me.crt\"\n"
+      "key = \"/k/me.key\"\n",
+      "/etc/x/config.toml");
   ASSERT_TRUE(f.isOk()) << f.status().message();
+  EXPECT_EQ(*f->cert, "/etc/x/me.crt");
+  EXPECT_EQ(*f->key, "/k/me.key");
   EXPECT_EQ(*f->endpoint, "qa1:50051");
   EXPECT_EQ(*f->token, "t");
   EXPECT_EQ(*f->caCert, "/etc/x/ca.pem");

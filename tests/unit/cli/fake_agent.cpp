@@ -387,6 +387,7 @@ grpc::Status FakeAgent::ListTokens(grpc::ServerContext* ctx, const v1::ListToken
   t->set_name("jenkins");
   t->set_role("ci");
   *t->mutable_created_at() = ago(std::chrono::hours(72));
+  *t->mutable_last_used_at() = ago(std::chrono::hours(2));
   return grpc::Status::OK;
 }
 

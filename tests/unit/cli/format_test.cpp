@@ -265,9 +265,19 @@ TEST(EventsAndTokens, Tables) {
   t->set_name("jenkins");
   t->set_role("ci");
   *t->mutable_created_at() = at(kNow - hours(72));
+  auto* revoked = tokens.add_tokens();
+  revoked->set_name("old");
+  revoked->set_role("ops");
+  *revoked->mutable_created_at() = at(kNow - hours(72));
+  *revoked->mutable_expires_at() = at(kNow + hours(24));
+  *revoked->mutable_last_used_at() = at(kNow - minutes(5));
+  revoked->set_revoked(true);
+  *revoked->mutable_revoked_at() = at(kNow - minutes(1));
   auto trows = lines(formatTokensTable(tokens, kNow));
-  ASSERT_EQ(trows.size(), 2u);
-  EXPECT_EQ(trows[1], "jenkins   ci     3d ago    never     no");
+  ASSERT_EQ(trows.size(), 3u);
+  EXPECT_EQ(trows[0], "NAME      ROLE   CREATED   EXPIRES   LAST USED   REVOKED");
+  EXPECT_EQ(trows[1], "jenkins   ci     3d ago    never     never       no");
+  EXPECT_EQ(trows[2], "old       ops    3d ago    in 24h    5m ago      1m ago");
 }
 
 TEST(Reap, DryRunSaysSo) {

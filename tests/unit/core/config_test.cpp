@@ -20,6 +20,10 @@ state_dir = "/tmp/q"
 images_dir = "/src/images"
 [api]
 listen = ["unix:///tmp/q/s.sock", "127.0.0.1:7443"]
+tls_cert = "/etc/qabox/tls/server.crt"
+tls_key = "/etc/qabox/tls/server.key"
+client_ca = "/etc/qabox/tls/ca.crt"
+socket_group = "qa-ops"
 [network]
 bridge = "qbt0"
 subnet = "10.45.3.0/24"
@@ -38,6 +42,10 @@ url = "/tmp/shop.git"
 )");
   ASSERT_TRUE(c.isOk()) << c.status().toString();
   EXPECT_EQ(c->api.listen.size(), 2u);
+  EXPECT_EQ(c->api.tlsCert, "/etc/qabox/tls/server.crt");
+  EXPECT_EQ(c->api.tlsKey, "/etc/qabox/tls/server.key");
+  EXPECT_EQ(c->api.clientCa, "/etc/qabox/tls/ca.crt");
+  EXPECT_EQ(c->api.socketGroup, "qa-ops");
   EXPECT_EQ(c->network.bridge, "qbt0");
   EXPECT_EQ(c->limits.maxEnvironments, 3u);
   EXPECT_EQ(c->reaper.interval.count(), 0);
@@ -70,6 +78,15 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
       {"[routing]\ndomain = \"..\"", "routing.domain"},
       {"[api]\nlisten = []", "api.listen: must name at least one address"},
       {"[api]\nlisten = [\"unix://relative\"]", "absolute path"},
+      {"[api]\nlisten = [\"0.0.0.0:7443\"]",
+       "api.listen \"0.0.0.0:7443\": a TCP address serves TLS only: set api.tls_cert and "
+       "api.tls_key"},
+      {"[api]\nlisten = [\"0.0.0.0:7443\"]\ntls_cert = \"/a.crt\"", "set both or neither"},
+      {"[api]\nlisten = [\"0.0.0.0:7443\"]\ntls_cert = \"a.crt\"\ntls_key = \"/a.key\"",
+       "api.tls_cert \"a.crt\": must be an absolute path"},
+      {"[api]\nclient_ca = \"/ca.crt\"", "api.client_ca: needs api.tls_cert"},
+      {"[api]\nsocket_group = \"\"", "api.socket_group"},
+      {"[api]\ntls_certificate = \"/a\"", "api.tls_certificate: unknown key"},
       {"stat_dir = \"/x\"", "stat_dir: unknown key"},
       {"[network]\nbrige = \"x\"", "network.brige: unknown key"},
       {"[[repos]]\nname = \"shop\"", "repos: every entry needs name and url"},

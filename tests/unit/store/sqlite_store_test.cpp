@@ -20,7 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -229,6 +229,35 @@ TEST_F(SqliteStoreTest, SecondProcessSharesTheFile) {
   auto e = store->getEnvironment("child");
   ASSERT_TRUE(e.isOk());
   EXPECT_TRUE(e->has_value());
+}
+
+// A version 1 file (tokens without revoked_at and last_used_at) keeps its
+// tokens, and a revoked one gets a revocation time.
+TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
+  {
+    RawDb raw(dbPath());
+    raw.exec(
+        "CREATE TABLE tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL "
+        "UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER, revoked INTEGER NOT NULL "
+        "DEFAULT 0);"
+        "INSERT INTO tokens VALUES ('old', 'ops', 'h1', 1000, NULL, 1);"
+        "INSERT INTO tokens VALUES ('live', 'ci', 'h2', 2000, 9000, 0);"
+        "PRAGMA user_version = 1;");
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto old = store->getToken("old");
+  ASSERT_TRUE(old.isOk() && old->has_value());
+  EXPECT_TRUE((*old)->revoked);
+  EXPECT_EQ((*old)->revokedAt, fromUnixMillis(1000));
+  auto live = store->getToken("live");
+  ASSERT_TRUE(live.isOk() && live->has_value());
+  EXPECT_FALSE((*live)->revoked);
+  EXPECT_FALSE((*live)->revokedAt.has_value());
+  EXPECT_FALSE((*live)->lastUsedAt.has_value());
+  EXPECT_EQ((*live)->expiresAt, fromUnixMillis(9000));
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
 }
 
 TEST_F(SqliteStoreTest, TwoFreshOpensOfOneFileMigrateOnce) {

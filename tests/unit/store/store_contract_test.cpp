@@ -502,8 +502,10 @@ TEST_P(StoreContract, SettingACurrentImageClearsTheOthers) {
 }
 
 TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
-  TokenRecord jenkins{"jenkins", "deployer", "aa11", at(1'000), at(9'000), false};
-  TokenRecord ops{"ops", "admin", "bb22", at(2'000), std::nullopt, false};
+  TokenRecord jenkins{"jenkins", "deployer", "aa11",       at(1'000),
+                      at(9'000), false,      std::nullopt, std::nullopt};
+  TokenRecord ops{"ops",        "admin", "bb22",       at(2'000),
+                  std::nullopt, false,   std::nullopt, std::nullopt};
   ASSERT_TRUE(store_->putToken(jenkins).isOk());
   ASSERT_TRUE(store_->putToken(ops).isOk());
 
@@ -538,9 +540,50 @@ TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
   EXPECT_EQ((*list)[1].name, "ops");
 }
 
+TEST_P(StoreContract, TokensByNameRevokedOnceAndTouched) {
+  TokenRecord ci{"jenkins",    "ci",  "aa11",       at(1'000),
+                 std::nullopt, false, std::nullopt, std::nullopt};
+  ASSERT_TRUE(store_->putToken(ci).isOk());
+  auto got = store_->getToken("jenkins");
+  ASSERT_TRUE(got.isOk() && got->has_value());
+  EXPECT_EQ((*got)->hash, "aa11");
+  EXPECT_FALSE((*got)->lastUsedAt.has_value());
+  auto none = store_->getToken("nobody");
+  ASSERT_TRUE(none.isOk());
+  EXPECT_FALSE(none->has_value());
+
+  // Use times only move forward: requests finish out of order.
+  ASSERT_TRUE(store_->touchToken("jenkins", at(5'000)).isOk());
+  ASSERT_TRUE(store_->touchToken("jenkins", at(4'000)).isOk());
+  got = store_->getToken("jenkins");
+  ASSERT_TRUE(got.isOk() && got->has_value());
+  EXPECT_EQ((*got)->lastUsedAt, at(5'000));
+
+  auto revoked = store_->revokeToken("jenkins", at(6'000));
+  ASSERT_TRUE(revoked.isOk()) << revoked.status().toString();
+  EXPECT_TRUE(revoked->revoked);
+  EXPECT_EQ(revoked->revokedAt, at(6'000));
+  // Revoking again keeps the first time.
+  revoked = store_->revokeToken("jenkins", at(7'000));
+  ASSERT_TRUE(revoked.isOk());
+  EXPECT_EQ(revoked->revokedAt, at(6'000));
+  auto byHash = store_->findTokenByHash("aa11");
+  ASSERT_TRUE(byHash.isOk() && byHash->has_value());
+  EXPECT_TRUE((*byHash)->revoked);
+  EXPECT_EQ((*byHash)->revokedAt, at(6'000));
+
+  auto missing = store_->revokeToken("nobody", at(1));
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("token nobody"));
+}
+
 TEST_P(StoreContract, TokenHashCollisionDoesNotReplaceAnotherToken) {
-  ASSERT_TRUE(store_->putToken({"a", "admin", "same", at(1), std::nullopt, false}).isOk());
-  Status s = store_->putToken({"b", "viewer", "same", at(2), std::nullopt, false});
+  ASSERT_TRUE(
+      store_
+          ->putToken({"a", "admin", "same", at(1), std::nullopt, false, std::nullopt, std::nullopt})
+          .isOk());
+  Status s = store_->putToken(
+      {"b", "viewer", "same", at(2), std::nullopt, false, std::nullopt, std::nullopt});
   EXPECT_EQ(s.code(), Code::kAlreadyExists);
   auto found = store_->findTokenByHash("same");
   ASSERT_TRUE(found.isOk() && found->has_value());
@@ -625,7 +668,8 @@ TEST_P(StoreContract, TransactionRollsBackWhenBodyFails) {
     (void)id;
     QABOX_RETURN_IF_ERROR(store_->addEvent({0, at(1), "T", "deploy", "me", "started", ""}));
     QABOX_RETURN_IF_ERROR(store_->putImage({"busybox", 1, at(1), true, ""}));
-    QABOX_RETURN_IF_ERROR(store_->putToken({"tok", "admin", "h", at(1), std::nullopt, false}));
+    QABOX_RETURN_IF_ERROR(store_->putToken(
+        {"tok", "admin", "h", at(1), std::nullopt, false, std::nullopt, std::nullopt}));
     return resourceExhausted("limits.max_environments: full");
   });
   EXPECT_EQ(s.code(), Code::kResourceExhausted);
@@ -669,10 +713,14 @@ TEST_P(StoreContract, FailedNestedTransactionUndoesOnlyItsOwnWrites) {
 }
 
 TEST_P(StoreContract, FailedWriteInsideATransactionLeavesTheRestUsable) {
-  ASSERT_TRUE(store_->putToken({"a", "admin", "same", at(1), std::nullopt, false}).isOk());
+  ASSERT_TRUE(
+      store_
+          ->putToken({"a", "admin", "same", at(1), std::nullopt, false, std::nullopt, std::nullopt})
+          .isOk());
   Status s = store_->transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(store_->putEnvironment(sampleEnvironment("x")));
-    Status dup = store_->putToken({"b", "admin", "same", at(1), std::nullopt, false});
+    Status dup = store_->putToken(
+        {"b", "admin", "same", at(1), std::nullopt, false, std::nullopt, std::nullopt});
     if (dup.code() != Code::kAlreadyExists) return internalError("dup: " + dup.toString());
     return store_->putEnvironment(sampleEnvironment("y"));
   });

@@ -1,0 +1,301 @@
+#include "server/auth.h"
+
+#include <grpcpp/server_context.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace qabox {
+namespace {
+
+// last_used_at is for people ("is this token still used?"): once a minute
+// per token is plenty, and spares a write transaction per call.
+constexpr auto kTouchEvery = std::chrono::minutes(1);
+
+std::string toHex(const unsigned char* data, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[data[i] >> 4];
+    out += kHex[data[i] & 0xf];
+  }
+  return out;
+}
+
+std::string_view rpcName(std::string_view fullMethod) {
+  auto slash = fullMethod.rfind('/');
+  return slash == std::string_view::npos ? fullMethod : fullMethod.substr(slash + 1);
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+std::string_view roleName(Role role) {
+  switch (role) {
+    case Role::kCi: return "ci";
+    case Role::kReaper: return "reaper";
+    case Role::kOps: return "ops";
+  }
+  return "unknown";
+}
+
+std::optional<Role> parseRole(std::string_view name) {
+  for (Role r : {Role::kCi, Role::kReaper, Role::kOps}) {
+    if (roleName(r) == name) return r;
+  }
+  return std::nullopt;
+}
+
+bool isOpenMethod(std::string_view fullMethod) {
+  for (std::string_view prefix :
+       {"/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.health.v1.Health/"}) {
+    if (fullMethod.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+std::optional<uint8_t> rolesFor(std::string_view fullMethod) {
+  if (fullMethod.substr(0, kServicePrefix.size()) != kServicePrefix) return std::nullopt;
+  std::string_view rpc = fullMethod.substr(kServicePrefix.size());
+  for (const auto& a : kRpcAccess) {
+    if (a.rpc == rpc) return a.roles;
+  }
+  return std::nullopt;
+}
+
+bool mayCall(Role role, std::string_view fullMethod) {
+  auto roles = rolesFor(fullMethod);
+  return roles && (*roles & static_cast<uint8_t>(role)) != 0;
+}
+
+Result<std::string> newTokenSecret() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return internalError("token: the random number generator failed");
+  }
+  return "qbx_" + toHex(bytes, sizeof bytes);
+}
+
+std::string hashTokenSecret(std::string_view secret) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(secret.data(), secret.size(), digest, &len, EVP_sha256(), nullptr);
+  return toHex(digest, len);
+}
+
+Status checkTokenName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return invalidArgument("token name \"" + std::string(name) + "\": must be 1 to 64 characters");
+  }
+  if (!std::isalnum(static_cast<unsigned char>(name.front()))) {
+    return invalidArgument("token name \"" + std::string(name) +
+                           "\": must start with a letter or digit");
+  }
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return invalidArgument("token name \"" + std::string(name) +
+                             "\": only letters, digits, '.', '_' and '-' are allowed");
+    }
+  }
+  return Status::ok();
+}
+
+std::optional<std::string_view> bearerSecret(std::string_view authorization) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() <= kScheme.size() ||
+      !equalsIgnoreCase(authorization.substr(0, kScheme.size()), kScheme)) {
+    return std::nullopt;
+  }
+  std::string_view secret = authorization.substr(kScheme.size());
+  while (!secret.empty() && secret.front() == ' ') secret.remove_prefix(1);
+  while (!secret.empty() && secret.back() == ' ') secret.remove_suffix(1);
+  if (secret.empty()) return std::nullopt;
+  return secret;
+}
+
+void LocalPeers::add(int fd, PeerCred cred) {
+  std::lock_guard l(mu_);
+  byFd_[fd] = std::move(cred);
+}
+
+std::optional<PeerCred> LocalPeers::find(std::string_view grpcPeer) const {
+  constexpr std::string_view kPrefix = "fd:";
+  if (grpcPeer.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  std::string_view digits = grpcPeer.substr(kPrefix.size());
+  if (digits.empty() || digits.size() > 9 ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  int fd = std::stoi(std::string(digits));
+  std::lock_guard l(mu_);
+  auto it = byFd_.find(fd);
+  if (it == byFd_.end()) return std::nullopt;
+  return it->second;
+}
+
+Authorizer::Authorizer(Store& store, const LocalPeers& peers, std::optional<gid_t> socketGroup,
+                       std::function<TimePoint()> now)
+    : store_(store), peers_(peers), socketGroup_(socketGroup), now_(std::move(now)) {}
+
+Result<Caller> Authorizer::authenticate(std::string_view peer,
+                                        std::optional<std::string_view> authorization,
+                                        std::string& who) {
+  who = std::string(peer);
+  if (auto cred = peers_.find(peer)) {
+    who = "uid:" + std::to_string(cred->uid);
+    bool member = socketGroup_ &&
+                  (cred->gid == *socketGroup_ || std::find(cred->groups.begin(), cred->groups.end(),
+                                                           *socketGroup_) != cred->groups.end());
+    if (cred->uid == 0 || member) return Caller{who, Role::kOps};
+    // Not trusted by its uid; a token still identifies it.
+    if (!authorization) {
+      return Status(Code::kUnauthenticated,
+                    "uid " + std::to_string(cred->uid) +
+                        " is neither root nor in the agent's socket group: give a token");
+    }
+  }
+  if (!authorization) {
+    return Status(Code::kUnauthenticated,
+                  "no token: send the metadata \"authorization: Bearer <secret>\" "
+                  "(qabox --token or QABOX_TOKEN)");
+  }
+  auto secret = bearerSecret(*authorization);
+  if (!secret) {
+    return Status(Code::kUnauthenticated, "the authorization metadata must be \"Bearer <secret>\"");
+  }
+  QABOX_ASSIGN_OR_RETURN(auto token, store_.findTokenByHash(hashTokenSecret(*secret)));
+  if (!token) return Status(Code::kUnauthenticated, "unknown token");
+  who = "token:" + token->name;
+  if (token->revoked) {
+    return Status(Code::kUnauthenticated, "token " + token->name + " is revoked");
+  }
+  if (token->expiresAt && *token->expiresAt <= now_()) {
+    return Status(Code::kUnauthenticated, "token " + token->name + " has expired");
+  }
+  auto role = parseRole(token->role);
+  if (!role) {
+    return Status(Code::kUnauthenticated,
+                  "token " + token->name + " has an unknown role \"" + token->role + "\"");
+  }
+  touch(token->name);
+  return Caller{who, *role};
+}
+
+void Authorizer::touch(const std::string& token) {
+  TimePoint now = now_();
+  {
+    std::lock_guard l(mu_);
+    auto it = touched_.find(token);
+    if (it != touched_.end() && now - it->second < kTouchEvery) return;
+    touched_[token] = now;
+  }
+  if (auto s = store_.touchToken(token, now); !s.isOk()) {
+    spdlog::warn("recording the use of token {}: {}", token, s.toString());
+  }
+}
+
+void Authorizer::recordDenial(std::string_view fullMethod, const std::string& who,
+                              const Status& why) {
+  std::string outcome =
+      why.code() == Code::kPermissionDenied ? "permission_denied" : "unauthenticated";
+  std::string rpc(rpcName(fullMethod));
+  spdlog::info("{} {}: {}: {}", outcome, who, rpc, why.message());
+  auto s = store_.addEvent({0, now_(), "", "auth", who, outcome, rpc + ": " + why.message()});
+  if (!s.isOk()) spdlog::warn("recording an auth event: {}", s.toString());
+}
+
+AuthDecision Authorizer::decide(std::string_view fullMethod, std::string_view peer,
+                                std::optional<std::string_view> authorization) {
+  AuthDecision d;
+  if (isOpenMethod(fullMethod)) {
+    d.caller = Caller{std::string(peer), Role::kCi};
+    return d;
+  }
+  std::string who;
+  auto caller = authenticate(peer, authorization, who);
+  if (!caller) {
+    // A store failure is the agent's problem, not the caller's.
+    d.status = caller.status().code() == Code::kUnauthenticated
+                   ? caller.status()
+                   : Status(Code::kUnavailable,
+                            "cannot check the token now: " + caller.status().message());
+    recordDenial(fullMethod, who, d.status);
+    return d;
+  }
+  d.caller = *caller;
+  if (!mayCall(caller->role, fullMethod)) {
+    std::string rpc(rpcName(fullMethod));
+    d.status = Status(Code::kPermissionDenied, std::string(roleName(caller->role)) + " " +
+                                                   caller->name + " may not call " + rpc);
+    recordDenial(fullMethod, caller->name, d.status);
+  }
+  return d;
+}
+
+void Authorizer::remember(const void* call, AuthDecision decision) {
+  std::lock_guard l(mu_);
+  calls_[call] = std::move(decision);
+}
+
+void Authorizer::forget(const void* call) {
+  std::lock_guard l(mu_);
+  calls_.erase(call);
+}
+
+Result<Caller> Authorizer::callerOf(const void* call) const {
+  std::lock_guard l(mu_);
+  auto it = calls_.find(call);
+  if (it == calls_.end()) {
+    return Status(Code::kUnauthenticated, "the call was not authenticated");
+  }
+  if (!it->second.status.isOk()) return it->second.status;
+  return it->second.caller;
+}
+
+namespace {
+
+class AuthInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  AuthInterceptor(grpc::experimental::ServerRpcInfo* info, Authorizer& auth)
+      : info_(info), auth_(auth) {}
+  ~AuthInterceptor() override { auth_.forget(info_->server_context()); }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      std::optional<std::string_view> authorization;
+      auto* md = methods->GetRecvInitialMetadata();
+      if (md) {
+        auto it = md->find("authorization");
+        if (it != md->end()) authorization = std::string_view(it->second.data(), it->second.size());
+      }
+      grpc::ServerContextBase* ctx = info_->server_context();
+      auth_.remember(ctx, auth_.decide(info_->method(), ctx->peer(), authorization));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  Authorizer& auth_;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* AuthInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new AuthInterceptor(info, auth_);
+}
+
+}  // namespace qabox

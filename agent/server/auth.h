@@ -1,0 +1,171 @@
+#pragma once
+
+// Who may call what. Every call is authenticated once, by the interceptor
+// below, and answered by the service only with the caller it produced:
+//
+//   unix socket (plaintext) -> the peer's uid from SO_PEERCRED, taken when the
+//                              daemon accepted the connection (LocalPeers):
+//                              root or a member of api.socket_group is `ops`
+//   TCP (TLS, maybe mTLS)   -> `authorization: Bearer <secret>`: the SHA-256
+//                              of the secret names a token and its role
+//
+// The role table (kRpcAccess) is the one place that says which role may call
+// which RPC; README.md shows it as a table.
+
+#include <grpcpp/support/server_interceptor.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "store/store.h"
+
+namespace qabox {
+
+enum class Role : uint8_t { kCi = 1, kReaper = 2, kOps = 4 };
+
+std::string_view roleName(Role role);
+std::optional<Role> parseRole(std::string_view name);  // ci, reaper, ops
+
+// Which roles may call one RPC of qabox.v1.Qabox, as a mask of Role bits.
+struct RpcAccess {
+  std::string_view rpc;  // the method name, as Deploy
+  uint8_t roles;
+};
+
+inline constexpr uint8_t kAnyRole = 1 | 2 | 4;
+inline constexpr uint8_t kCiOrOps = 1 | 4;
+inline constexpr uint8_t kReaperOrOps = 2 | 4;
+inline constexpr uint8_t kOpsOnly = 4;
+
+// ci deploys and cleans up after pull requests; reaper is the scheduled job
+// (qabox reap from cron); ops is a person. Pinning exempts an environment
+// from every reaper policy, a decision about the host's capacity: ops only.
+// Sleep and wake stop and start a container and lose nothing: ci may, like
+// deploy and delete. Reads of the host and the audit log are for everyone.
+inline constexpr RpcAccess kRpcAccess[] = {
+    {"Deploy", kCiOrOps},           {"GetEnvironment", kCiOrOps},
+    {"ListEnvironments", kAnyRole}, {"DeleteEnvironment", kCiOrOps},
+    {"StreamLogs", kCiOrOps},       {"Exec", kOpsOnly},
+    {"Reap", kReaperOrOps},         {"SetPinned", kOpsOnly},
+    {"SleepEnvironment", kCiOrOps}, {"WakeEnvironment", kCiOrOps},
+    {"ListImages", kOpsOnly},       {"BuildImage", kOpsOnly},
+    {"DeleteImage", kOpsOnly},      {"GetHostStatus", kAnyRole},
+    {"ListEvents", kAnyRole},       {"CreateToken", kOpsOnly},
+    {"ListTokens", kOpsOnly},       {"RevokeToken", kOpsOnly},
+};
+
+inline constexpr std::string_view kServicePrefix = "/qabox.v1.Qabox/";
+
+// Server reflection and the health service answer without a token.
+bool isOpenMethod(std::string_view fullMethod);
+
+// The roles that may call `fullMethod` (/qabox.v1.Qabox/Deploy); nullopt for
+// a method the table does not know, which nobody may call.
+std::optional<uint8_t> rolesFor(std::string_view fullMethod);
+bool mayCall(Role role, std::string_view fullMethod);
+
+// "qbx_" and 64 hex digits from 32 bytes of OpenSSL's CSPRNG.
+Result<std::string> newTokenSecret();
+// Lower-case hex SHA-256: what the store keeps instead of the secret.
+std::string hashTokenSecret(std::string_view secret);
+// Token names appear in events and on command lines: 1 to 64 of letters,
+// digits, '.', '_' and '-', starting with a letter or digit.
+Status checkTokenName(std::string_view name);
+
+// The secret of an `authorization` metadata value; "Bearer" in any case.
+std::optional<std::string_view> bearerSecret(std::string_view authorization);
+
+struct Caller {
+  std::string name;  // token:<name>, or uid:<n> on the unix socket
+  Role role = Role::kCi;
+};
+
+// The kernel's word on who opened a unix socket connection.
+struct PeerCred {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
+};
+
+// The connections the daemon accepted on its unix sockets and handed to
+// gRPC, by descriptor. gRPC names such a connection's peer "fd:<n>".
+class LocalPeers {
+ public:
+  void add(int fd, PeerCred cred);
+  std::optional<PeerCred> find(std::string_view grpcPeer) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int, PeerCred> byFd_;
+};
+
+struct AuthDecision {
+  Status status;  // ok, UNAUTHENTICATED or PERMISSION_DENIED
+  Caller caller;  // set when authenticated
+};
+
+class Authorizer {
+ public:
+  // `socketGroup`: members of this group act as ops on the unix socket.
+  Authorizer(
+      Store& store, const LocalPeers& peers, std::optional<gid_t> socketGroup,
+      std::function<TimePoint()> now = [] { return Clock::now(); });
+
+  // Authenticates and authorizes one call; a denial is recorded as an event
+  // naming the caller (or the peer) and the RPC.
+  AuthDecision decide(std::string_view fullMethod, std::string_view peer,
+                      std::optional<std::string_view> authorization);
+
+  // The decision for a call in flight, keyed by its ServerContext.
+  void remember(const void* call, AuthDecision decision);
+  void forget(const void* call);
+  // The caller of a call that may proceed, or why it may not. A call the
+  // interceptor never saw is refused: forgetting to install it fails closed.
+  Result<Caller> callerOf(const void* call) const;
+
+ private:
+  Result<Caller> authenticate(std::string_view peer, std::optional<std::string_view> authorization,
+                              std::string& who);
+  void touch(const std::string& token);
+  void recordDenial(std::string_view fullMethod, const std::string& who, const Status& why);
+
+  Store& store_;
+  const LocalPeers& peers_;
+  std::optional<gid_t> socketGroup_;
+  std::function<TimePoint()> now_;
+
+  mutable std::mutex mu_;
+  std::map<const void*, AuthDecision> calls_;
+  std::map<std::string, TimePoint> touched_;  // when last_used_at was last written
+};
+
+// Runs Authorizer::decide for every call on every listener.
+//
+// An interceptor rather than an AuthMetadataProcessor: a processor can only
+// be set on secure credentials, and the unix socket is plaintext by design
+// (gRPC asserts when a processor is set on insecure credentials); nor does
+// it see the unix peer. The interceptor sees every call, its method and its
+// peer, on either transport, so one rule set covers both. gRPC 1.51's server
+// interceptors cannot end a call themselves, so the decision is kept for the
+// call and the service asks for it first thing (QaboxService::authorized),
+// refusing any call the interceptor did not pass.
+class AuthInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit AuthInterceptorFactory(Authorizer& auth) : auth_(auth) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  Authorizer& auth_;
+};
+
+}  // namespace qabox
