@@ -200,6 +200,7 @@ void TestHost::writeConfig(const Options& o) {
       << "[network]\nbridge = \"" << bridge_ << "\"\nsubnet = \"" << subnet_ << "\"\n"
       << "[routing]\ndomain = \"" << domain_ << "\"\nlisten = \"127.0.0.1:" << routerPort_
       << "\"\nstats_flush_interval = \"1s\"\n"
+      << o.routingToml << "\n"
       << "[limits]\nmax_environments = " << o.maxEnvironments << "\n"
       << "[deploy]\nhealth_timeout = \"" << o.healthTimeout << "\"\n";
   for (const auto& [name, url] : o.repos) {

@@ -76,6 +76,7 @@ class TestHost {
   struct Options {
     uint32_t maxEnvironments = 20;
     std::string extraToml;                 // appended to the generated config
+    std::string routingToml;               // appended to its [routing] table
     std::vector<std::string> extraListen;  // api.listen addresses beside the unix socket
     std::string apiToml;                   // more keys for the [api] table
     std::vector<std::pair<std::string, std::string>> repos;  // name, url
@@ -119,6 +120,7 @@ class TestHost {
   const std::string& subnet() const { return subnet_; }
   const std::string& domain() const { return domain_; }
   uint16_t routerPort() const { return routerPort_; }
+  int daemonPid() const { return daemonPid_; }  // -1 when not running
   std::string socket() const { return stateDir_ + "/qabox.sock"; }
   std::string lxcPath() const { return stateDir_ + "/lxc"; }
   std::string logText();
