@@ -35,24 +35,13 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-ProcessResult run(const std::vector<std::string>& argv, const std::string& cwd = "") {
-  RealProcessRunner runner;
-  ProcessSpec spec;
-  spec.argv = argv;
-  if (!cwd.empty()) spec.cwd = cwd;
-  spec.timeout = std::chrono::seconds(60);
-  auto r = runner.run(spec);
-  EXPECT_TRUE(r.isOk()) << r.status().toString();
-  return r ? *r : ProcessResult{};
-}
-
 // A CA, a server certificate for localhost and 127.0.0.1, a client
 // certificate from that CA, and one from a CA the agent does not trust.
 void makeCertificates(const std::string& dir) {
   fs::create_directories(dir);
   auto openssl = [&](std::vector<std::string> args) {
     args.insert(args.begin(), "openssl");
-    auto r = run(args, dir);
+    auto r = runOrDie(args, dir);
     ASSERT_EQ(r.exitCode, 0) << "openssl " << args[1] << ": " << r.err;
   };
   auto key = [&](const std::string& name) {
@@ -405,12 +394,12 @@ TEST_F(LxcAuth, UnixSocketAsRootIsOpsAndNamedByUid) {
 // peer credentials the agent reads.
 TEST_F(LxcAuth, UnixSocketGroupMembersAreOpsOthersUnauthenticated) {
   const std::string group = "qbt" + fs::path(host_->stateDir()).filename().string().substr(9);
-  ASSERT_EQ(run({"groupadd", "--system", group}).exitCode, 0);
+  ASSERT_EQ(runOrDie({"groupadd", "--system", group}).exitCode, 0);
   struct GroupGone {
     std::string name;
-    ~GroupGone() { (void)run({"groupdel", name}); }
+    ~GroupGone() { (void)runOrDie({"groupdel", name}); }
   } cleanup{group};
-  std::string gid = run({"getent", "group", group}).out;
+  std::string gid = runOrDie({"getent", "group", group}).out;
   gid = gid.substr(gid.find(':', gid.find(':') + 1) + 1);
   gid = gid.substr(0, gid.find(':'));
   host_->stopDaemon();
@@ -434,7 +423,7 @@ TEST_F(LxcAuth, UnixSocketGroupMembersAreOpsOthersUnauthenticated) {
     argv.insert(argv.end(), {"env", "HOME=/tmp", "NO_COLOR=1", binDir() + "/agent/cli/qabox",
                              "--endpoint", "unix://" + host_->socket()});
     argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv);
+    return runOrDie(argv);
   };
   auto member = asNobody({gid}, {"token", "create", "--role", "ci", "--name", "by-member"});
   ASSERT_EQ(member.exitCode, 0) << member.err;
@@ -470,8 +459,8 @@ except grpc.RpcError as e:
     print('list', e.code().name)
 )";
   std::ofstream(host_->stateDir() + "/probe.py") << script;
-  auto r = run({"/usr/bin/python3", host_->stateDir() + "/probe.py", tls_ + "/ca.crt",
-                tls_ + "/client.crt", tls_ + "/client.key", endpoint()});
+  auto r = runOrDie({"/usr/bin/python3", host_->stateDir() + "/probe.py", tls_ + "/ca.crt",
+                     tls_ + "/client.crt", tls_ + "/client.key", endpoint()});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "health 0801")) << r.out << "(SERVING)";
   EXPECT_TRUE(contains(r.out, "services True")) << r.out;

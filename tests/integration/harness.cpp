@@ -64,7 +64,9 @@ std::string randomId() {
   return id;
 }
 
-ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd = "") {
+}  // namespace
+
+ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd) {
   RealProcessRunner runner;
   ProcessSpec spec;
   spec.argv = argv;
@@ -75,8 +77,6 @@ ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& 
   if (!r) return {};
   return *r;
 }
-
-}  // namespace
 
 uint16_t freeTcpPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "qabox/v1/qabox.pb.h"
+#include "sys/process.h"
 
 namespace qabox::testing {
 
@@ -49,6 +50,10 @@ HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 uint16_t freeTcpPort();
+
+// Runs argv (in cwd when given) for at most a minute; a failure to run is a
+// test failure. The exit code and output are the caller's to check.
+ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd = "");
 
 // A scratch git repository with helpers to build branches; `bare()` is the
 // remote the agent fetches from.
