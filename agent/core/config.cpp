@@ -35,6 +35,7 @@ listen = ["unix:///run/qabox/qabox.sock"]
 [network]
 bridge = "qabox0"
 subnet = "10.44.0.0/24"
+isolate = true         # containers cannot reach each other on the bridge
 
 [routing]
 domain = "qa.company.int"
@@ -352,6 +353,7 @@ Result<Config> parseConfig(std::string_view text) {
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "network", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.string("bridge", c.network.bridge));
+    QABOX_RETURN_IF_ERROR(r.boolean("isolate", c.network.isolate));
     return r.string("subnet", c.network.subnet);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "routing", [&](TableReader& r) {

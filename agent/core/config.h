@@ -38,6 +38,7 @@ struct Config {
   struct Network {
     std::string bridge = "qabox0";
     std::string subnet = "10.44.0.0/24";
+    bool isolate = true;  // containers cannot reach each other on the bridge
   } network;
 
   struct Routing {

@@ -1,5 +1,7 @@
 #include "deploy/image_builder.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -37,8 +39,22 @@ std::string lxcConfig(const std::string& name, const std::string& dir, const Con
     << "lxc.pty.max = 16\n"
     << "lxc.signal.halt = SIGTERM\n"
     << "lxc.apparmor.profile = unconfined\n"
-    << "lxc.cap.drop = sys_module sys_rawio sys_time sys_boot mac_admin mac_override\n"
-    << "lxc.net.0.type = veth\n"
+    // What an app needs and nothing more (the set container engines grant
+    // by default): no sys_admin (mounts), no net_admin, no module loading,
+    // raw I/O, clock, reboot or MAC policy changes.
+    << "lxc.cap.keep = chown dac_override fowner fsetid kill setgid setuid setpcap setfcap "
+       "net_bind_service net_raw sys_chroot mknod audit_write\n";
+  // The standard devices only: null, zero, full, random, urandom, tty,
+  // console, ptmx and ptys; any other device node is unusable even if made.
+  const char* devices = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
+                            ? "lxc.cgroup2.devices."
+                            : "lxc.cgroup.devices.";
+  c << devices << "deny = a\n";
+  for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                           "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"}) {
+    c << devices << "allow = " << rule << "\n";
+  }
+  c << "lxc.net.0.type = veth\n"
     << "lxc.net.0.flags = up\n"
     << "lxc.net.0.link = " << config.network.bridge << "\n"
     << "lxc.net.0.hwaddr = 00:16:3e:xx:xx:xx\n"

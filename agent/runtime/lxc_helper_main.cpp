@@ -6,6 +6,7 @@
 // here instead, as LXD does with its forkstart helper.
 //
 //   qabox-lxc clone   IMAGE_LXCPATH IMAGE LXCPATH NAME BRIDGE ADDRESS/PREFIX GATEWAY
+//                     MEMORY|- CPUS PIDS       (0 or -: no limit)
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
@@ -21,8 +22,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -42,9 +45,37 @@ struct Container {
   }
 };
 
+// The cgroup keys for the limits, in the host's hierarchy: cgroup2 when it
+// is the unified one, else the v1 controllers (a hybrid host such as a
+// Debian 12 VM booted with systemd.unified_cgroup_hierarchy=0).
+std::vector<std::pair<std::string, std::string>> limitItems(const std::string& memory,
+                                                            const std::string& cpus,
+                                                            const std::string& pids) {
+  const bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+  std::vector<std::pair<std::string, std::string>> items;
+  if (memory != "-" && !memory.empty()) {
+    items.emplace_back(v2 ? "lxc.cgroup2.memory.max" : "lxc.cgroup.memory.limit_in_bytes", memory);
+  }
+  long cpu = std::atol(cpus.c_str());
+  if (cpu > 0) {
+    std::string quota = std::to_string(cpu * 100000);
+    if (v2) {
+      items.emplace_back("lxc.cgroup2.cpu.max", quota + " 100000");
+    } else {
+      items.emplace_back("lxc.cgroup.cpu.cfs_period_us", "100000");
+      items.emplace_back("lxc.cgroup.cpu.cfs_quota_us", quota);
+    }
+  }
+  if (std::atol(pids.c_str()) > 0) {
+    items.emplace_back(v2 ? "lxc.cgroup2.pids.max" : "lxc.cgroup.pids.max", pids);
+  }
+  return items;
+}
+
 int cloneCmd(char** a) {
   const char *imagePath = a[0], *image = a[1], *lxcpath = a[2], *name = a[3], *bridge = a[4],
              *address = a[5], *gateway = a[6];
+  const auto limits = limitItems(a[7], a[8], a[9]);
   Container src(image, imagePath);
   if (!src.c || !src.c->is_defined(src.c)) {
     return fail(std::string("image container ") + image + " not found in " + imagePath);
@@ -61,12 +92,15 @@ int cloneCmd(char** a) {
   bool ok = clone->set_config_item(clone, "lxc.uts.name", name) &&
             clone->set_config_item(clone, "lxc.net.0.link", bridge) &&
             clone->set_config_item(clone, "lxc.net.0.ipv4.address", address) &&
-            clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway) &&
-            clone->save_config(clone, nullptr);
+            clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway);
+  for (const auto& [key, value] : limits) {
+    ok = ok && clone->set_config_item(clone, key.c_str(), value.c_str());
+  }
+  ok = ok && clone->save_config(clone, nullptr);
   if (!ok) {
     clone->destroy(clone);
     lxc_container_put(clone);
-    return fail(std::string("writing the network config of ") + name + " failed");
+    return fail(std::string("writing the network and cgroup config of ") + name + " failed");
   }
   lxc_container_put(clone);
   return 0;
@@ -138,7 +172,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   int n = argc - 2;
   char** a = argv + 2;
-  if (cmd == "clone" && n == 7) return cloneCmd(a);
+  if (cmd == "clone" && n == 10) return cloneCmd(a);
   if (cmd == "start" && n == 3) return startCmd(a);
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);

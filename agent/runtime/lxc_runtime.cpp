@@ -3,6 +3,7 @@
 #include <lxc/lxccontainer.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -40,10 +41,12 @@ Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::st
 }
 
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
-                         const std::string& name, const NetSpec& net) {
-  return runHelper(
-      {"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway},
-      "clone " + name);
+                         const std::string& name, const NetSpec& net,
+                         const ResourceLimits& limits) {
+  return runHelper({"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address,
+                    net.gateway, limits.memory.empty() ? "-" : limits.memory,
+                    std::to_string(limits.cpus), std::to_string(limits.pids)},
+                   "clone " + name);
 }
 
 Status LxcRuntime::start(const std::string& name) {
@@ -149,7 +152,72 @@ Status IpBridge::ensure(const std::string& name, const std::string& gatewayCidr)
   return Status::ok();
 }
 
+namespace {
+
+// nft table names: the bridge's name with anything but letters, digits and
+// '_' replaced (bridge names may hold '-', '.' and more).
+std::string tableName(const std::string& bridge) {
+  std::string t = "qabox_";
+  for (char c : bridge) t += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return t;
+}
+
+}  // namespace
+
+std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard) {
+  const std::string t = tableName(bridge);
+  std::string r;
+  r += "table inet " + t + "\ndelete table inet " + t + "\n";
+  r += "table inet " + t + " {\n";
+  r += "  chain input {\n    type filter hook input priority filter; policy accept;\n";
+  if (!guard.hostTcpPorts.empty()) {
+    std::string ports;
+    for (uint16_t p : guard.hostTcpPorts) ports += (ports.empty() ? "" : ", ") + std::to_string(p);
+    r += "    iifname \"" + bridge + "\" tcp dport { " + ports + " } drop\n";
+  }
+  r += "  }\n}\n";
+  r += "table bridge " + t + "\ndelete table bridge " + t + "\n";
+  r += "table bridge " + t + " {\n";
+  r += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+  // Frames between two containers cross the bridge's forward hook; frames to
+  // and from the host do not. Matched by the subnet's addresses rather than
+  // by `meta ibrname`, which needs a kernel module not every host has.
+  if (guard.isolate && !guard.subnet.empty()) {
+    r += "    ip saddr " + guard.subnet + " ip daddr " + guard.subnet + " drop\n";
+  }
+  r += "  }\n}\n";
+  return r;
+}
+
+std::string bridgeRulesetRemoval(const std::string& bridge) {
+  const std::string t = tableName(bridge);
+  return "table inet " + t + "\ndelete table inet " + t + "\ntable bridge " + t +
+         "\ndelete table bridge " + t + "\n";
+}
+
+Status IpBridge::guard(const std::string& name, const BridgeGuard& guard) {
+  ProcessSpec s;
+  s.argv = {"nft", "-f", "-"};
+  s.stdinData = bridgeRuleset(name, guard);
+  s.timeout = std::chrono::seconds(10);
+  auto r = runner_.run(s);
+  if (!r) return r.status().withContext("network.bridge " + name + ": nft");
+  if (!r->ok()) {
+    return failedPrecondition("network.bridge " + name +
+                              ": cannot install its firewall rules (nft): " + lastLines(r->err, 3));
+  }
+  return Status::ok();
+}
+
 Status IpBridge::remove(const std::string& name) {
+  ProcessSpec rules;
+  rules.argv = {"nft", "-f", "-"};
+  rules.stdinData = bridgeRulesetRemoval(name);
+  rules.timeout = std::chrono::seconds(10);
+  if (auto r = runner_.run(rules); !r || !r->ok()) {
+    return internalError("removing the firewall rules of bridge " + name +
+                         (r ? ": " + lastLines(r->err, 2) : ": " + r.status().message()));
+  }
   if (!std::filesystem::exists("/sys/class/net/" + name)) return Status::ok();
   ProcessSpec s;
   s.argv = {"ip", "link", "del", name};

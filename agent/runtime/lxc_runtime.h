@@ -16,7 +16,7 @@ class LxcRuntime : public ContainerRuntime {
              std::chrono::milliseconds startTimeout = std::chrono::seconds(30));
 
   Status clone(const std::string& imageLxcPath, const std::string& image, const std::string& name,
-               const NetSpec& net) override;
+               const NetSpec& net, const ResourceLimits& limits) override;
   Status start(const std::string& name) override;
   Status stop(const std::string& name) override;
   Status destroy(const std::string& name) override;
@@ -36,11 +36,20 @@ class LxcRuntime : public ContainerRuntime {
   std::chrono::milliseconds startTimeout_;
 };
 
-// The bridge through iproute2's `ip`.
+// The nftables ruleset `nft -f` gets for a bridge: an inet table that drops
+// the bridge's traffic to the given host ports, and a bridge table that drops
+// IPv4 between two addresses of the subnet (container to container). Each table is declared,
+// deleted and declared again in one transaction, so applying it replaces the old rules.
+std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard);
+// Deletes both tables; not an error when they do not exist.
+std::string bridgeRulesetRemoval(const std::string& bridge);
+
+// The bridge through iproute2's `ip`, its firewall through `nft`.
 class IpBridge : public Bridge {
  public:
   explicit IpBridge(ProcessRunner& runner) : runner_(runner) {}
   Status ensure(const std::string& name, const std::string& gatewayCidr) override;
+  Status guard(const std::string& name, const BridgeGuard& guard) override;
   Status remove(const std::string& name) override;
   Result<std::vector<std::string>> ports(const std::string& name) override;
 

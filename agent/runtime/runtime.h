@@ -19,6 +19,14 @@ struct NetSpec {
   std::string gateway;  // e.g. 10.44.0.1
 };
 
+// A container's share of the host, from its image's image.toml [limits]:
+// enforced by the container's cgroup from its first process on.
+struct ResourceLimits {
+  std::string memory;  // "256M", "1G"; empty: none
+  uint32_t cpus = 0;   // whole CPUs of time per period; 0: none
+  uint32_t pids = 0;   // 0: none
+};
+
 struct ExecSpec {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;  // the whole environment of the command
@@ -37,10 +45,12 @@ class ContainerRuntime {
   virtual ~ContainerRuntime() = default;
 
   // An overlay snapshot of `image` (a container in `imageLxcPath`) named
-  // `name`, with its network set to `net`. The image's rootfs is the clone's
-  // lower layer and must never change afterwards.
+  // `name`, with its network set to `net` and its cgroup limited to
+  // `limits`. The image's rootfs is the clone's lower layer and must never
+  // change afterwards.
   virtual Status clone(const std::string& imageLxcPath, const std::string& image,
-                       const std::string& name, const NetSpec& net) = 0;
+                       const std::string& name, const NetSpec& net,
+                       const ResourceLimits& limits) = 0;
   virtual Status start(const std::string& name) = 0;
   virtual Status stop(const std::string& name) = 0;
   // Stops (if running) and destroys, with its overlay. A missing container
@@ -55,11 +65,23 @@ class ContainerRuntime {
   virtual std::string upperDir(const std::string& name) const = 0;
 };
 
-// The agent's bridge: created with the subnet's gateway address if missing.
+// What the bridge's firewall keeps containers from.
+struct BridgeGuard {
+  std::string subnet;                  // the containers' subnet (CIDR)
+  std::vector<uint16_t> hostTcpPorts;  // the agent's API ports: unreachable from containers
+  bool isolate = true;                 // containers cannot reach each other
+};
+
+// The agent's bridge: created with the subnet's gateway address if missing,
+// and its firewall (nftables tables named after the bridge, owned by the
+// agent) put in place before any container starts on it.
 class Bridge {
  public:
   virtual ~Bridge() = default;
   virtual Status ensure(const std::string& name, const std::string& gatewayCidr) = 0;
+  // Replaces the bridge's firewall rules, atomically.
+  virtual Status guard(const std::string& name, const BridgeGuard& guard) = 0;
+  // Removes the bridge and its firewall rules.
   virtual Status remove(const std::string& name) = 0;
   // Interfaces attached to the bridge (the containers' host-side veths).
   virtual Result<std::vector<std::string>> ports(const std::string& name) = 0;

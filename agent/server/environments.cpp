@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -308,9 +309,10 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   auto steps = [&]() -> Status {
     failedStep = "clone";
     NetSpec net{config_.network.bridge, cidrOf(subnet, ip), gatewayOf(subnet)};
+    ResourceLimits limits{imageManifest.memory, imageManifest.cpus, imageManifest.pids};
     QABOX_RETURN_IF_ERROR(runtime_.clone(paths::imagesLxcPath(config_.stateDir),
                                          paths::imageContainer(image, currentImage->version),
-                                         container, net));
+                                         container, net, limits));
     phase("clone", container + " from " + image + " v" + std::to_string(currentImage->version) +
                        " at " + ip);
 
@@ -700,6 +702,19 @@ Status EnvironmentManager::recover() {
   QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
   QABOX_RETURN_IF_ERROR(bridge_.ensure(config_.network.bridge,
                                        gatewayOf(subnet) + "/" + std::to_string(subnet.prefix)));
+  // Before any container starts: none may reach the API's TCP ports on the
+  // host, nor, unless network.isolate is off, another container.
+  BridgeGuard guard;
+  guard.subnet = config_.network.subnet;
+  guard.isolate = config_.network.isolate;
+  for (const auto& listen : config_.api.listen) {
+    if (listen.rfind("unix://", 0) == 0) continue;
+    size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) continue;
+    int port = std::atoi(listen.c_str() + colon + 1);
+    if (port > 0 && port < 65536) guard.hostTcpPorts.push_back(static_cast<uint16_t>(port));
+  }
+  QABOX_RETURN_IF_ERROR(bridge_.guard(config_.network.bridge, guard));
   QABOX_RETURN_IF_ERROR(images_.recover());
 
   // 1. Operations a crash left unfinished are rolled back (or, for deletes,

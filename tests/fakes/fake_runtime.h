@@ -21,7 +21,7 @@ class FakeRuntime : public ContainerRuntime {
   };
 
   Status clone(const std::string&, const std::string& image, const std::string& name,
-               const NetSpec& net) override {
+               const NetSpec& net, const ResourceLimits&) override {
     std::lock_guard l(mu_);
     calls.push_back("clone " + name);
     if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");
@@ -90,11 +90,18 @@ class FakeBridge : public Bridge {
     ensured = name + " " + cidr;
     return Status::ok();
   }
+  Status guard(const std::string& name, const BridgeGuard& g) override {
+    guarded = name;
+    guardSpec = g;
+    return Status::ok();
+  }
   Status remove(const std::string&) override { return Status::ok(); }
   Result<std::vector<std::string>> ports(const std::string&) override {
     return std::vector<std::string>{};
   }
   std::string ensured;
+  std::string guarded;
+  BridgeGuard guardSpec;
 };
 
 }  // namespace qabox::fakes

@@ -225,6 +225,10 @@ void TestHost::cleanup() {
     }
   }
   if (fs::exists("/sys/class/net/" + bridge_)) runOrDie({"ip", "link", "del", bridge_});
+  // The agent's firewall tables for the bridge (named after it; absent is fine).
+  for (const char* family : {"inet", "bridge"}) {
+    (void)runOrDie({"nft", "delete", "table", family, "qabox_" + bridge_});
+  }
   if (!std::getenv("QABOX_KEEP_TEST_STATE")) fs::remove_all(stateDir_, ec);
 }
 
