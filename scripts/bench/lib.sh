@@ -45,10 +45,12 @@ bench_stop_agent() {
   set +e
   for t in $("${QB[@]}" list -o name 2>/dev/null); do "${QB[@]}" delete "$t" >/dev/null 2>&1; done
   kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null
-  for p in "$STATE/lxc" "$STATE/images" "$STATE/raw"; do
+  for p in "$STATE/lxc" "$STATE/images" "$STATE/raw" "$STATE/unpriv"; do
     for c in $(ls "$p" 2>/dev/null); do lxc-destroy -P "$p" -n "$c" -f >/dev/null 2>&1; done
   done
   ip link del "$BRIDGE" 2>/dev/null
+  nft delete table inet "qabox_$BRIDGE" 2>/dev/null
+  nft delete table bridge "qabox_$BRIDGE" 2>/dev/null
   rm -rf "$STATE"
 }
 
