@@ -197,6 +197,13 @@ class Cli {
                      "KEY=VALUE never shown or logged; KEY alone takes our environment's value")
         ->allow_extra_args(false);
     deploy->add_option("--ttl", deploy_.ttl, "Reclaim after this long, as 48h");
+    deploy->add_option("--memory", deploy_.memory,
+                       "Memory limit, as 512M or 1G (default: the image's; at most the "
+                       "agent's limits.max_memory)");
+    deploy->add_option("--cpus", deploy_.cpus, "CPU limit in whole CPUs (default: the image's)")
+        ->check(CLI::Range(1, 1024));
+    deploy->add_option("--pids", deploy_.pids, "Process limit (default: the image's)")
+        ->check(CLI::Range(1, 4194304));
     deploy->add_flag("--force", deploy_.force, "Redeploy even when the merge result is unchanged");
     deploy->add_flag("--wait,!--no-wait", deploy_.wait,
                      "Wait until ready (default), or return once the agent started");
@@ -410,6 +417,11 @@ class Cli {
       (*req.mutable_secrets())[k] = v;
     }
     req.set_force(deploy_.force);
+    if (!deploy_.memory.empty() || deploy_.cpus || deploy_.pids) {
+      req.mutable_limits()->set_memory(deploy_.memory);
+      req.mutable_limits()->set_cpus(deploy_.cpus);
+      req.mutable_limits()->set_pids(deploy_.pids);
+    }
     if (!deploy_.ttl.empty()) {
       milliseconds ttl = durationOrUsage("--ttl", deploy_.ttl);
       if (ttl.count() <= 0) throw UsageError("--ttl: must be positive, as 48h");
@@ -886,7 +898,8 @@ class Cli {
   std::string ticket_;
   std::string name_;
   struct {
-    std::string ticket, image, repo, source, target, ttl;
+    std::string ticket, image, repo, source, target, ttl, memory;
+    uint32_t cpus = 0, pids = 0;
     std::string timeout = "10m";
     std::vector<std::string> env, secrets;
     bool force = false;

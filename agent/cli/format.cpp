@@ -34,6 +34,18 @@ std::string yesNo(bool v) { return v ? "yes" : "no"; }
 
 std::string orDash(std::string_view s) { return s.empty() ? "-" : cleanCell(s); }
 
+// "memory 256M, cpus 1, pids 256"; "-" when none is set.
+std::string describeLimits(const v1::ResourceLimits& l) {
+  std::string out;
+  auto add = [&](std::string_view name, const std::string& value) {
+    out += (out.empty() ? "" : ", ") + std::string(name) + " " + value;
+  };
+  if (!l.memory().empty()) add("memory", cleanCell(l.memory()));
+  if (l.cpus()) add("cpus", std::to_string(l.cpus()));
+  if (l.pids()) add("pids", std::to_string(l.pids()));
+  return out.empty() ? "-" : out;
+}
+
 std::string truncated(std::string_view s, size_t max) {
   std::string clean = cleanCell(s);
   if (displayWidth(clean) <= max) return clean;
@@ -259,6 +271,8 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"bytes_out", humanBytes(e.bytes_out())},
       {"env", orDash(env)},
       {"secret_keys", orDash(secrets)},
+      {"limits", describeLimits(e.limits())},
+      {"asked_limits", describeLimits(e.asked_limits())},
   });
   if (events != nullptr) {
     out += "\nEvents:\n";

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/duration.h"
+#include "core/environment.h"
 #include "core/ticket.h"
 
 namespace qabox {
@@ -43,6 +44,9 @@ listen = "0.0.0.0:80"
 
 [limits]
 max_environments = 200
+max_memory = "2G"      # the most one environment may have ("": no maximum)
+max_cpus = 0           # whole CPUs (0: no maximum)
+max_pids = 4096        # processes (0: no maximum)
 
 [reaper]
 interval = "10m"
@@ -208,6 +212,10 @@ const RepoConfig* Config::findRepo(std::string_view nameOrUrl) const {
 }
 
 Status validateConfig(const Config& c) {
+  if (!c.limits.maxMemory.empty() && !parseMemorySize(c.limits.maxMemory)) {
+    return invalidArgument("limits.max_memory \"" + c.limits.maxMemory +
+                           "\": must be a size such as 512M or 2G (\"\": no maximum)");
+  }
   if (c.stateDir.empty() || c.stateDir.front() != '/') {
     return invalidArgument("state_dir \"" + c.stateDir + "\": must be an absolute path");
   }
@@ -368,7 +376,10 @@ Result<Config> parseConfig(std::string_view text) {
     return r.duration("stats_flush_interval", c.routing.statsFlushInterval);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "limits", [&](TableReader& r) {
-    return r.count("max_environments", c.limits.maxEnvironments, 1, 100000);
+    QABOX_RETURN_IF_ERROR(r.count("max_environments", c.limits.maxEnvironments, 1, 100000));
+    QABOX_RETURN_IF_ERROR(r.string("max_memory", c.limits.maxMemory));
+    QABOX_RETURN_IF_ERROR(r.count("max_cpus", c.limits.maxCpus, 0, 1024));
+    return r.count("max_pids", c.limits.maxPids, 0, 4194304);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "deploy", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));

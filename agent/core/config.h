@@ -55,6 +55,11 @@ struct Config {
 
   struct Limits {
     uint32_t maxEnvironments = 200;
+    // The most one environment may have; a deploy (or an image) asking for
+    // more is refused. Also what an environment gets when nothing else says.
+    std::string maxMemory = "2G";  // empty: no maximum
+    uint32_t maxCpus = 0;          // 0: no maximum
+    uint32_t maxPids = 4096;       // 0: no maximum
   } limits;
 
   struct Deploy {

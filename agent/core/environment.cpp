@@ -22,6 +22,28 @@ std::optional<EnvState> parseState(std::string_view s) {
   return std::nullopt;
 }
 
+std::optional<uint64_t> parseMemorySize(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t unit = 1;
+  switch (s.back()) {
+    case 'K': unit = 1ULL << 10; break;
+    case 'M': unit = 1ULL << 20; break;
+    case 'G': unit = 1ULL << 30; break;
+    default: break;
+  }
+  std::string_view digits = unit == 1 ? s : s.substr(0, s.size() - 1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (n > (UINT64_MAX - 9) / 10) return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n == 0 || n > UINT64_MAX / unit) return std::nullopt;
+  return n * unit;
+}
+
 std::string containerNameFor(std::string_view slug) { return "qabox-" + std::string(slug); }
 
 int64_t toUnixMillis(TimePoint t) {

@@ -18,6 +18,19 @@ enum class EnvState { kCreating, kDeploying, kReady, kFailed, kDeleting, kSleepi
 std::string_view stateName(EnvState s);  // "CREATING", ...
 std::optional<EnvState> parseState(std::string_view s);
 
+// A container's share of the host, enforced by its cgroup from its first
+// process on. Empty / 0: not set.
+struct ResourceLimits {
+  std::string memory;  // "256M", "1G": a number with an optional K, M or G
+  uint32_t cpus = 0;   // whole CPUs of time per period
+  uint32_t pids = 0;
+
+  bool operator==(const ResourceLimits&) const = default;
+};
+
+// A memory size as ResourceLimits takes it, in bytes; nullopt when it is not one.
+std::optional<uint64_t> parseMemorySize(std::string_view s);
+
 // What was asked for: two deploys with an equal spec (and the same merge
 // result) are the same deploy.
 struct DeploySpec {
@@ -28,6 +41,7 @@ struct DeploySpec {
   std::map<std::string, std::string> env;
   std::vector<std::string> secretKeys;  // values never leave memory
   std::optional<std::chrono::milliseconds> ttl;
+  ResourceLimits limits;  // overrides of the image's limits, within the agent's maxima
 
   bool operator==(const DeploySpec&) const = default;
 };
@@ -53,6 +67,7 @@ struct Environment {
   uint64_t requestCount = 0;
   uint64_t bytesIn = 0;
   uint64_t bytesOut = 0;
+  ResourceLimits limits;  // in force: the deploy's, else the image's, else the maxima
 };
 
 std::string containerNameFor(std::string_view slug);  // qabox-<slug>

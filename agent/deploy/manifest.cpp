@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/environment.h"
 #include "core/ticket.h"
 
 namespace qabox {
@@ -129,18 +130,6 @@ Status readHooks(Reader& r, AppManifest& m) {
   return r.string("seed", m.seed);
 }
 
-// What LXC's memory limit takes: a number with an optional K, M or G.
-bool isMemorySize(std::string_view s) {
-  if (s.empty() || s.size() > 20) return false;
-  size_t digits = s.find_first_not_of("0123456789");
-  if (digits == 0) return false;
-  if (digits == std::string_view::npos) return s.find_first_not_of('0') != std::string_view::npos;
-  if (digits != s.size() - 1) return false;
-  char unit = s.back();
-  if (unit != 'K' && unit != 'M' && unit != 'G') return false;
-  return s.substr(0, digits).find_first_not_of('0') != std::string_view::npos;
-}
-
 }  // namespace
 
 Result<AppManifest> parseAppManifest(std::string_view text) {
@@ -172,7 +161,7 @@ Result<ImageManifest> parseImageManifest(std::string_view text, std::string_view
   QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m.defaults); }));
   QABOX_RETURN_IF_ERROR(top.table("limits", [&](Reader& r) -> Status {
     QABOX_RETURN_IF_ERROR(r.string("memory", m.memory));
-    if (!m.memory.empty() && !isMemorySize(m.memory)) {
+    if (!m.memory.empty() && !parseMemorySize(m.memory)) {
       return r.badValue("memory", m.memory, "must be a size such as 256M, 1G or 524288K");
     }
     std::optional<int64_t> v;

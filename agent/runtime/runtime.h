@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/environment.h"
 #include "core/status.h"
 #include "sys/process.h"
 
@@ -17,14 +18,6 @@ struct NetSpec {
   std::string bridge;
   std::string address;  // CIDR, e.g. 10.44.0.7/24
   std::string gateway;  // e.g. 10.44.0.1
-};
-
-// A container's share of the host, from its image's image.toml [limits]:
-// enforced by the container's cgroup from its first process on.
-struct ResourceLimits {
-  std::string memory;  // "256M", "1G"; empty: none
-  uint32_t cpus = 0;   // whole CPUs of time per period; 0: none
-  uint32_t pids = 0;   // 0: none
 };
 
 struct ExecSpec {

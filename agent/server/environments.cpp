@@ -14,6 +14,42 @@
 #include "store/paths.h"
 
 namespace qabox {
+
+Result<ResourceLimits> effectiveLimits(const ResourceLimits& asked, const ResourceLimits& image,
+                                       std::string_view imageName, const Config::Limits& max) {
+  ResourceLimits out;
+  auto above = [&](bool fromDeploy, std::string_view field, const std::string& value,
+                   std::string_view maxKey, const std::string& maxValue) -> Status {
+    std::string what = std::string(field) + " \"" + value + "\": above the agent's limits." +
+                       std::string(maxKey) + " (" + maxValue + ")";
+    if (fromDeploy) return invalidArgument("limits." + what);
+    return failedPrecondition("image " + std::string(imageName) + ": limits." + what +
+                              "; lower it in its image.toml or raise the maximum");
+  };
+
+  if (!asked.memory.empty() && !parseMemorySize(asked.memory)) {
+    return invalidArgument("limits.memory \"" + asked.memory.substr(0, 40) +
+                           "\": must be a size such as 256M, 1G or 524288K");
+  }
+  bool askedMemory = !asked.memory.empty();
+  out.memory = askedMemory ? asked.memory : !image.memory.empty() ? image.memory : max.maxMemory;
+  if (!out.memory.empty() && !max.maxMemory.empty() &&
+      *parseMemorySize(out.memory) > *parseMemorySize(max.maxMemory)) {
+    return above(askedMemory, "memory", out.memory, "max_memory", max.maxMemory);
+  }
+
+  auto pick = [&](std::string_view field, uint32_t askedN, uint32_t imageN, uint32_t maxN,
+                  std::string_view maxKey, uint32_t& dst) -> Status {
+    dst = askedN ? askedN : imageN ? imageN : maxN;
+    if (maxN && dst > maxN) {
+      return above(askedN != 0, field, std::to_string(dst), maxKey, std::to_string(maxN));
+    }
+    return Status::ok();
+  };
+  QABOX_RETURN_IF_ERROR(pick("cpus", asked.cpus, image.cpus, max.maxCpus, "max_cpus", out.cpus));
+  QABOX_RETURN_IF_ERROR(pick("pids", asked.pids, image.pids, max.maxPids, "max_pids", out.pids));
+  return out;
+}
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -196,6 +232,11 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     return failedPrecondition("image " + image + ": not built yet (run: qabox image build " +
                               image + ")");
   }
+  QABOX_ASSIGN_OR_RETURN(auto imageManifest, images_.manifest(image));
+  QABOX_ASSIGN_OR_RETURN(
+      const ResourceLimits limits,
+      effectiveLimits(spec.limits, {imageManifest.memory, imageManifest.cpus, imageManifest.pids},
+                      image, config_.limits));
   QABOX_ASSIGN_OR_RETURN(auto existing, store_.getEnvironment(t.slug));
   if (existing && existing->state == EnvState::kSleeping) {
     // A redeploy builds beside the serving container, which must be awake
@@ -212,9 +253,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   // The merge result decides whether there is anything to do.
   const RepoConfig* repo = spec.repo.empty() ? nullptr : config_.findRepo(spec.repo);
   Merge merge;
-  AppManifest app;
-  QABOX_ASSIGN_OR_RETURN(auto imageManifest, images_.manifest(image));
-  app = imageManifest.defaults;
+  AppManifest app = imageManifest.defaults;
   if (repo) {
     if (!git_) return unimplemented("deploying repos is not enabled on this agent");
     auto m = git_->merge(*repo, spec.sourceBranch, spec.targetBranch);
@@ -279,6 +318,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       row.spec = spec;
       row.imageVersion = currentImage->version;
       row.port = app.port.value_or(80);
+      row.limits = limits;
     }
     row.updatedAt = Clock::now();
     return store_.putEnvironment(row);
@@ -309,7 +349,6 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   auto steps = [&]() -> Status {
     failedStep = "clone";
     NetSpec net{config_.network.bridge, cidrOf(subnet, ip), gatewayOf(subnet)};
-    ResourceLimits limits{imageManifest.memory, imageManifest.cpus, imageManifest.pids};
     QABOX_RETURN_IF_ERROR(runtime_.clone(paths::imagesLxcPath(config_.stateDir),
                                          paths::imageContainer(image, currentImage->version),
                                          container, net, limits));
@@ -441,6 +480,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   env.commit = merge.commit;
   env.imageVersion = currentImage->version;
   env.port = port;
+  env.limits = limits;
   env.message.clear();
   env.deployedAt = Clock::now();
   env.updatedAt = env.deployedAt;

@@ -102,6 +102,13 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   for (const auto& [k, v] : e.spec.env) (*out->mutable_env())[k] = v;
   for (const auto& k : e.spec.secretKeys) out->add_secret_keys(k);
   if (e.deployedAt != TimePoint{}) *out->mutable_deployed_at() = ts(e.deployedAt);
+  auto limits = [](const ResourceLimits& l, v1::ResourceLimits* o) {
+    o->set_memory(l.memory);
+    o->set_cpus(l.cpus);
+    o->set_pids(l.pids);
+  };
+  limits(e.limits, out->mutable_limits());
+  limits(e.spec.limits, out->mutable_asked_limits());
 }
 
 QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
@@ -135,6 +142,9 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
     if (ms <= 0) return toGrpc(invalidArgument("ttl: must be positive, as 48h"));
     in.spec.ttl = std::chrono::milliseconds(ms);
   }
+  in.spec.limits.memory = req->limits().memory();
+  in.spec.limits.cpus = req->limits().cpus();
+  in.spec.limits.pids = req->limits().pids();
   in.force = req->force();
   in.actor = caller.name;
   // The deploy runs to its end even when the caller goes away: a half-made

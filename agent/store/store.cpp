@@ -98,6 +98,15 @@ ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
 ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
 UPDATE tokens SET revoked_at = created_at WHERE revoked = 1;
 )sql",
+    // Resource limits: what the deploy asked for (ask_*) and what is in force.
+    R"sql(
+ALTER TABLE environments ADD COLUMN ask_memory TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN ask_cpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN ask_pids INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN memory TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN cpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN pids INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr const char* kTokenColumns =
@@ -373,7 +382,7 @@ constexpr const char* kEnvColumns =
     "slug, ticket, state, ip, container, image_version, image, repo, source_branch, "
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
-    "bytes_out";
+    "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids";
 
 Result<Environment> readEnvironment(const Stmt& s) {
   Environment e;
@@ -409,6 +418,12 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.requestCount = static_cast<uint64_t>(s.int64(22));
   e.bytesIn = static_cast<uint64_t>(s.int64(23));
   e.bytesOut = static_cast<uint64_t>(s.int64(24));
+  e.spec.limits.memory = s.text(25);
+  e.spec.limits.cpus = static_cast<uint32_t>(s.int64(26));
+  e.spec.limits.pids = static_cast<uint32_t>(s.int64(27));
+  e.limits.memory = s.text(28);
+  e.limits.cpus = static_cast<uint32_t>(s.int64(29));
+  e.limits.pids = static_cast<uint32_t>(s.int64(30));
   return e;
 }
 
@@ -501,7 +516,8 @@ class SqliteStore final : public Store {
       // flushed since the caller read the row, and must not go back.
       std::string sql =
           std::string("INSERT INTO environments (") + kEnvColumns +
-          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(slug) DO "
+          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
+          "CONFLICT(slug) DO "
           "UPDATE SET "
           "ticket=excluded.ticket, state=excluded.state, ip=excluded.ip, "
           "container=excluded.container, image_version=excluded.image_version, "
@@ -511,7 +527,9 @@ class SqliteStore final : public Store {
           "commit_id=excluded.commit_id, port=excluded.port, message=excluded.message, "
           "pinned=excluded.pinned, created_at=excluded.created_at, "
           "updated_at=excluded.updated_at, deployed_at=excluded.deployed_at, "
-          "expires_at=excluded.expires_at, "
+          "expires_at=excluded.expires_at, ask_memory=excluded.ask_memory, "
+          "ask_cpus=excluded.ask_cpus, ask_pids=excluded.ask_pids, memory=excluded.memory, "
+          "cpus=excluded.cpus, pids=excluded.pids, "
           "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
           "WHEN excluded.last_access_at IS NULL THEN last_access_at "
           "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -544,7 +562,13 @@ class SqliteStore final : public Store {
           .bind(22, optMillis(e.expiresAt))
           .bind(23, e.requestCount)
           .bind(24, e.bytesIn)
-          .bind(25, e.bytesOut);
+          .bind(25, e.bytesOut)
+          .bind(26, e.spec.limits.memory)
+          .bind(27, e.spec.limits.cpus)
+          .bind(28, e.spec.limits.pids)
+          .bind(29, e.limits.memory)
+          .bind(30, e.limits.cpus)
+          .bind(31, e.limits.pids);
       return s.run();
     });
   }

@@ -108,6 +108,31 @@ TEST_F(LxcContainment, AForkBombStopsAtThePidsLimit) {
   EXPECT_EQ(httpGet(env_.ip(), 80, "/").status, 200);
 }
 
+TEST_F(LxcContainment, ADeployMayAskForOtherLimitsWithinTheMaxima) {
+  CliResult small = host_->cli({"deploy", "BOX-2", "--memory", "128M", "--pids", "100"});
+  ASSERT_EQ(small.exitCode, 0) << small.err;
+  auto e = host_->env("BOX-2");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->limits().memory(), "128M");
+  EXPECT_EQ(e->limits().pids(), 100u);
+  EXPECT_EQ(e->asked_limits().memory(), "128M");
+  // 200 MiB fitted under the image's 256M; under the deploy's 128M it does not.
+  CliResult hog = host_->cli(
+      {"exec", "BOX-2", "--", "sh", "-c", "dd if=/dev/zero of=/dev/null bs=200M count=1"});
+  EXPECT_EQ(hog.exitCode, 137) << hog.out << hog.err;
+
+  // Above the agent's maximum (limits.max_memory, 2G by default): refused,
+  // and nothing is made.
+  auto before = host_->containers();
+  CliResult big = host_->cli({"deploy", "BOX-3", "--memory", "8G"});
+  EXPECT_EQ(big.exitCode, 1) << big.err;
+  EXPECT_NE(big.err.find("limits.memory \"8G\": above the agent's limits.max_memory (2G)"),
+            std::string::npos)
+      << big.err;
+  EXPECT_FALSE(host_->env("BOX-3").has_value());
+  EXPECT_EQ(host_->containers(), before);
+}
+
 // The agent's nftables rules: containers reach neither the API's TCP port on
 // the host nor each other, while the host still reaches them and they still
 // reach other host ports on the bridge.

@@ -279,3 +279,53 @@ TEST(ShellQuote, SurvivesQuotesAndNewlines) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+TEST(EffectiveLimits, DeployThenImageThenMaximum) {
+  Config::Limits max;  // 2G, no CPU maximum, 4096 pids
+  auto both = effectiveLimits({"512M", 2, 0}, {"256M", 1, 256}, "busybox", max);
+  ASSERT_TRUE(both.isOk()) << both.status().toString();
+  EXPECT_EQ(*both, (ResourceLimits{"512M", 2, 256}));
+  auto image = effectiveLimits({}, {"256M", 0, 0}, "busybox", max);
+  ASSERT_TRUE(image.isOk());
+  EXPECT_EQ(*image, (ResourceLimits{"256M", 0, 4096})) << "unset: the maximum, 0: none";
+}
+
+TEST(EffectiveLimits, AboveTheMaximumNamesTheFieldAndTheMaximum) {
+  Config::Limits max;
+  max.maxCpus = 2;
+  auto memory = effectiveLimits({"3G", 0, 0}, {}, "busybox", max);
+  ASSERT_FALSE(memory.isOk());
+  EXPECT_EQ(memory.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(memory.status().message(),
+            "limits.memory \"3G\": above the agent's limits.max_memory (2G)");
+  auto cpus = effectiveLimits({"", 4, 0}, {}, "busybox", max);
+  ASSERT_FALSE(cpus.isOk());
+  EXPECT_EQ(cpus.status().message(), "limits.cpus \"4\": above the agent's limits.max_cpus (2)");
+  auto bad = effectiveLimits({"lots", 0, 0}, {}, "busybox", max);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("limits.memory \"lots\": must be a size"),
+            std::string::npos);
+  // An image asking for more than the host allows is the image's problem.
+  auto image = effectiveLimits({}, {"", 0, 9000}, "fat", max);
+  ASSERT_FALSE(image.isOk());
+  EXPECT_EQ(image.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(image.status().message().find("image fat: limits.pids \"9000\""), std::string::npos);
+}
+
+TEST(MemorySize, ParsesUnitsAndRefusesTheRest) {
+  EXPECT_EQ(parseMemorySize("512"), 512u);
+  EXPECT_EQ(parseMemorySize("4K"), 4096u);
+  EXPECT_EQ(parseMemorySize("256M"), 256u << 20);
+  EXPECT_EQ(parseMemorySize("2G"), 2ULL << 30);
+  for (const char* bad :
+       {"", "0", "0M", "M", "1.5G", "-1G", "1T", "12 M", "99999999999999999999G"}) {
+    EXPECT_FALSE(parseMemorySize(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace qabox

@@ -20,7 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -242,6 +242,8 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
         "DEFAULT 0);"
         "INSERT INTO tokens VALUES ('old', 'ops', 'h1', 1000, NULL, 1);"
         "INSERT INTO tokens VALUES ('live', 'ci', 'h2', 2000, 9000, 0);"
+        // What later migrations alter of the rest of a version 1 file.
+        "CREATE TABLE environments (slug TEXT PRIMARY KEY);"
         "PRAGMA user_version = 1;");
   }
   auto store = open();

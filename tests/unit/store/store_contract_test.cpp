@@ -40,6 +40,8 @@ Environment sampleEnvironment(const std::string& slug) {
   e.createdAt = at(1'700'000'000'000);
   e.updatedAt = at(1'700'000'000'500);
   e.deployedAt = at(1'700'000'000'400);
+  e.spec.limits = {"512M", 0, 100};
+  e.limits = {"512M", 2, 100};
   return e;
 }
 
@@ -57,6 +59,8 @@ void expectSameEnvironment(const Environment& a, const Environment& b) {
   EXPECT_EQ(a.spec.env, b.spec.env);
   EXPECT_EQ(a.spec.secretKeys, b.spec.secretKeys);
   EXPECT_EQ(a.spec.ttl, b.spec.ttl);
+  EXPECT_EQ(a.spec.limits, b.spec.limits);
+  EXPECT_EQ(a.limits, b.limits);
   EXPECT_TRUE(a.spec == b.spec);
   EXPECT_EQ(a.commit, b.commit);
   EXPECT_EQ(a.port, b.port);
