@@ -48,6 +48,10 @@ max_memory = "2G"      # the most one environment may have ("": no maximum)
 max_cpus = 0           # whole CPUs (0: no maximum)
 max_pids = 4096        # processes (0: no maximum)
 
+[containers]
+unprivileged = true    # root in a container is id_base on the host, not root
+id_base = 100000       # container ids 0-65535 map to host ids from here
+
 [reaper]
 interval = "10m"
 idle_after = "72h"
@@ -348,8 +352,8 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("images_dir", c.imagesDir));
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
-  QABOX_RETURN_IF_ERROR(
-      top.noUnknownKeys({"api", "network", "routing", "limits", "deploy", "reaper", "repos"}));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys(
+      {"api", "network", "routing", "limits", "containers", "deploy", "reaper", "repos"}));
 
   QABOX_RETURN_IF_ERROR(parseSection(root, "api", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.stringList("listen", c.api.listen));
@@ -380,6 +384,11 @@ Result<Config> parseConfig(std::string_view text) {
     QABOX_RETURN_IF_ERROR(r.string("max_memory", c.limits.maxMemory));
     QABOX_RETURN_IF_ERROR(r.count("max_cpus", c.limits.maxCpus, 0, 1024));
     return r.count("max_pids", c.limits.maxPids, 0, 4194304);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "containers", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
+    // Above the host's own system and user ids, and room for 65536 ids.
+    return r.count("id_base", c.containers.idBase, 65536, 4294967295LL - 65536);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "deploy", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));

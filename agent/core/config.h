@@ -62,6 +62,15 @@ struct Config {
     uint32_t maxPids = 4096;       // 0: no maximum
   } limits;
 
+  // Unprivileged containers run in a user namespace: root inside is
+  // id_base on the host, so a process that escapes the container holds no
+  // host privilege. Images are built with their files owned by the mapped
+  // ids; an image version keeps the mode it was built with.
+  struct Containers {
+    bool unprivileged = true;
+    uint32_t idBase = 100000;  // container ids 0-65535 are host ids id_base-id_base+65535
+  } containers;
+
   struct Deploy {
     std::chrono::milliseconds fetchTimeout{120'000};
     std::chrono::milliseconds hookTimeout{600'000};

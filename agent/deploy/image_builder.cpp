@@ -9,6 +9,7 @@
 
 #include "core/ticket.h"
 #include "store/paths.h"
+#include "sys/idshift.h"
 
 namespace qabox {
 namespace fs = std::filesystem;
@@ -53,6 +54,14 @@ std::string lxcConfig(const std::string& name, const std::string& dir, const Con
   for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
                            "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"}) {
     c << devices << "allow = " << rule << "\n";
+  }
+  if (config.containers.unprivileged) {
+    // Root inside is id_base outside; the rootfs was given to those ids.
+    // The clones' overlay is mounted inside their user namespace, where
+    // only user.overlay.* xattrs (opaque directories) can be read.
+    c << "lxc.idmap = u 0 " << config.containers.idBase << " " << kMappedIds << "\n"
+      << "lxc.idmap = g 0 " << config.containers.idBase << " " << kMappedIds << "\n"
+      << "lxc.rootfs.options = userxattr\n";
   }
   c << "lxc.net.0.type = veth\n"
     << "lxc.net.0.flags = up\n"
@@ -151,7 +160,14 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
                                    std::to_string(r->exitCode) +
                                    "): " + lastLines(r->err + r->out, 5)));
   }
-  QABOX_RETURN_IF_ERROR(writeFileAtomically(dir + "/config", lxcConfig(container, dir, config_)));
+  if (config_.containers.unprivileged) {
+    // Once per image version: every clone's lower layer is this rootfs.
+    if (Status s = shiftOwnership(dir, config_.containers.idBase); !s.isOk()) return fail(s);
+  }
+  if (Status s = writeFileAtomically(dir + "/config", lxcConfig(container, dir, config_));
+      !s.isOk()) {
+    return fail(s);
+  }
 
   ImageVersion iv{name, version, Clock::now(), true, m.description};
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);

@@ -6,6 +6,10 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sys/idshift.h"
 
 namespace qabox {
 namespace {
@@ -121,6 +125,13 @@ std::string LxcRuntime::upperDir(const std::string& name) const {
   return lxcPath_ + "/" + name + "/overlay/delta";
 }
 
+std::optional<uint32_t> LxcRuntime::mappedRoot(const std::string& name) const {
+  std::ifstream in(lxcPath_ + "/" + name + "/config");
+  std::stringstream config;
+  config << in.rdbuf();
+  return mappedRootOf(config.str());
+}
+
 Status IpBridge::ensure(const std::string& name, const std::string& gatewayCidr) {
   auto run = [&](std::vector<std::string> argv) -> Result<ProcessResult> {
     ProcessSpec s;
@@ -205,6 +216,19 @@ Status IpBridge::guard(const std::string& name, const BridgeGuard& guard) {
   if (!r->ok()) {
     return failedPrecondition("network.bridge " + name +
                               ": cannot install its firewall rules (nft): " + lastLines(r->err, 3));
+  }
+  return Status::ok();
+}
+
+Status IpBridge::forgetNeighbor(const std::string& name, const std::string& ip) {
+  ProcessSpec s;
+  s.argv = {"ip", "neigh", "flush", "to", ip, "dev", name};
+  s.timeout = std::chrono::seconds(10);
+  auto r = runner_.run(s);
+  if (!r) return r.status();
+  if (!r->ok()) {
+    return internalError("forgetting the neighbour entry of " + ip + " on " + name + ": " +
+                         lastLines(r->err, 2));
   }
   return Status::ok();
 }

@@ -24,6 +24,7 @@ class LxcRuntime : public ContainerRuntime {
   Result<ContainerState> state(const std::string& name) override;
   Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override;
   std::string upperDir(const std::string& name) const override;
+  std::optional<uint32_t> mappedRoot(const std::string& name) const override;
 
   const std::string& lxcPath() const { return lxcPath_; }
 
@@ -50,6 +51,7 @@ class IpBridge : public Bridge {
   explicit IpBridge(ProcessRunner& runner) : runner_(runner) {}
   Status ensure(const std::string& name, const std::string& gatewayCidr) override;
   Status guard(const std::string& name, const BridgeGuard& guard) override;
+  Status forgetNeighbor(const std::string& name, const std::string& ip) override;
   Status remove(const std::string& name) override;
   Result<std::vector<std::string>> ports(const std::string& name) override;
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ class ContainerRuntime {
   // The host path of the clone's writable upper layer, where files may be
   // placed before the container starts.
   virtual std::string upperDir(const std::string& name) const = 0;
+  // The host id root in the container runs as when it is unprivileged
+  // (files placed in its upper layer must belong to it); nullopt when it is
+  // privileged. A clone is what its image version was built as.
+  virtual std::optional<uint32_t> mappedRoot(const std::string& name) const = 0;
 };
 
 // What the bridge's firewall keeps containers from.
@@ -74,6 +79,10 @@ class Bridge {
   virtual Status ensure(const std::string& name, const std::string& gatewayCidr) = 0;
   // Replaces the bridge's firewall rules, atomically.
   virtual Status guard(const std::string& name, const BridgeGuard& guard) = 0;
+  // Drops the host's neighbour (ARP) entry for `ip` on the bridge: an
+  // address leased again belongs to a new container with a new MAC, which
+  // the host would not ask for while the old entry still looks reachable.
+  virtual Status forgetNeighbor(const std::string& name, const std::string& ip) = 0;
   // Removes the bridge and its firewall rules.
   virtual Status remove(const std::string& name) = 0;
   // Interfaces attached to the bridge (the containers' host-side veths).

@@ -12,6 +12,7 @@
 #include "deploy/manifest.h"
 #include "store/ipam.h"
 #include "store/paths.h"
+#include "sys/idshift.h"
 
 namespace qabox {
 
@@ -354,6 +355,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
                                          container, net, limits));
     phase("clone", container + " from " + image + " v" + std::to_string(currentImage->version) +
                        " at " + ip);
+    QABOX_RETURN_IF_ERROR(bridge_.forgetNeighbor(config_.network.bridge, ip));
 
     std::string upper = runtime_.upperDir(container);
     if (repo) {
@@ -361,9 +363,13 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       std::string appDir = upper + paths::kAppDir;
       fs::create_directories(appDir, ec);
       if (ec) return internalError("creating " + appDir + ": " + ec.message());
-      // Opaque: the image's own /srv/app must not show through the app.
-      if (setxattr(appDir.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
-        return internalError("marking " + appDir + " opaque failed");
+      // Opaque: the image's own /srv/app must not show through the app. An
+      // overlay mounted in a user namespace (unprivileged) reads the user.
+      // xattr, one mounted by host root the trusted. one.
+      for (const char* attr : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
+        if (setxattr(appDir.c_str(), attr, "y", 1, 0) != 0) {
+          return internalError("marking " + appDir + " opaque (" + attr + ") failed");
+        }
       }
       QABOX_RETURN_IF_ERROR(git_->exportTree(*repo, merge.commit, appDir));
       phase("export", merge.commit.substr(0, 12) + " into " + paths::kAppDir);
@@ -377,6 +383,10 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     std::string runFile = upper + "/etc/qabox/app.run";
     QABOX_RETURN_IF_ERROR(writeFile(hasHooks ? runFile + ".pending" : runFile, app.start + "\n",
                                     fs::perms::owner_all | fs::perms::group_read));
+    if (auto root = runtime_.mappedRoot(container)) {
+      // Unprivileged: what the agent placed belongs to root inside.
+      QABOX_RETURN_IF_ERROR(shiftOwnership(upper, *root));
+    }
 
     failedStep = "start";
     QABOX_RETURN_IF_ERROR(runtime_.start(container));

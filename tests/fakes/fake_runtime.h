@@ -72,6 +72,7 @@ class FakeRuntime : public ContainerRuntime {
     return r;
   }
   std::string upperDir(const std::string& name) const override { return upperRoot + "/" + name; }
+  std::optional<uint32_t> mappedRoot(const std::string&) const override { return std::nullopt; }
 
   std::map<std::string, Container> containers;
   std::vector<std::string> calls;
@@ -95,6 +96,7 @@ class FakeBridge : public Bridge {
     guardSpec = g;
     return Status::ok();
   }
+  Status forgetNeighbor(const std::string&, const std::string&) override { return Status::ok(); }
   Status remove(const std::string&) override { return Status::ok(); }
   Result<std::vector<std::string>> ports(const std::string&) override {
     return std::vector<std::string>{};

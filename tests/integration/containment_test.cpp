@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -131,6 +132,57 @@ TEST_F(LxcContainment, ADeployMayAskForOtherLimitsWithinTheMaxima) {
       << big.err;
   EXPECT_FALSE(host_->env("BOX-3").has_value());
   EXPECT_EQ(host_->containers(), before);
+}
+
+// The host uid a container's init runs as (what `ps` on the host shows).
+uid_t hostUidOfInit(const std::string& lxcPath, const std::string& container) {
+  ProcessResult pid = runOrDie({"lxc-info", "-P", lxcPath, "-n", container, "-p", "-H"});
+  EXPECT_EQ(pid.exitCode, 0) << pid.err;
+  struct stat st {};
+  std::string proc = "/proc/" + pid.out.substr(0, pid.out.find('\n'));
+  EXPECT_EQ(::stat(proc.c_str(), &st), 0) << proc;
+  return st.st_uid;
+}
+
+TEST_F(LxcContainment, RootInsideIsAnUnprivilegedIdOnTheHost) {
+  // Root in the container ...
+  EXPECT_EQ(sh("id -u").out, "0\n");
+  // ... is host uid 100000: its user namespace maps 0-65535 there.
+  CliResult map = sh("cat /proc/self/uid_map");
+  ASSERT_EQ(map.exitCode, 0) << map.err;
+  std::istringstream words(map.out);
+  uint64_t inside = 1, outside = 0, count = 0;
+  words >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u) << map.out;
+  EXPECT_EQ(outside, 100000u) << map.out;
+  EXPECT_EQ(count, 65536u) << map.out;
+  EXPECT_EQ(hostUidOfInit(host_->lxcPath(), env_.container()), 100000u);
+  // The image's files belong to the mapped ids on the host, and root inside
+  // owns them: it can write where the image lets root write.
+  struct stat st {};
+  std::string images = host_->stateDir() + "/images";
+  std::string busybox;
+  for (const auto& e : std::filesystem::directory_iterator(images)) {
+    busybox = e.path().string() + "/rootfs/bin/busybox";
+  }
+  ASSERT_EQ(::stat(busybox.c_str(), &st), 0) << busybox;
+  EXPECT_EQ(st.st_uid, 100000u);
+  EXPECT_EQ(sh("echo ok > /etc/qabox/written && cat /etc/qabox/written").out, "ok\n");
+  EXPECT_EQ(sh("stat -c %u /etc/qabox/app.env /srv/app").out, "0\n0\n");
+}
+
+TEST(LxcPrivileged, ContainersRunPrivilegedWhenConfiguredSo) {
+  QABOX_REQUIRE_LXC();
+  TestHost::Options o;
+  o.extraToml = "[containers]\nunprivileged = false\n";
+  TestHost host(o);
+  host.startDaemon();
+  ASSERT_EQ(host.cli({"image", "build", "busybox"}).exitCode, 0);
+  ASSERT_EQ(host.cli({"deploy", "PRIV-1"}).exitCode, 0);
+  auto e = host.env("PRIV-1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(hostUidOfInit(host.lxcPath(), e->container()), 0u);
+  EXPECT_EQ(httpGet(e->ip(), 80, "/").status, 200);
 }
 
 // The agent's nftables rules: containers reach neither the API's TCP port on

@@ -244,7 +244,8 @@ TEST_F(LxcDeploy, RedeploySwitchesWithoutAFailedRequest) {
   // Same merge result again: nothing is done; --force rebuilds.
   ASSERT_EQ(deploy("RE-1", "feature/EXMP-113").exitCode, 0);
   EXPECT_EQ(host_->env("RE-1")->container(), second->container());
-  ASSERT_EQ(deploy("RE-1", "feature/EXMP-113", {"--force"}).exitCode, 0);
+  auto forced = deploy("RE-1", "feature/EXMP-113", {"--force"});
+  ASSERT_EQ(forced.exitCode, 0) << forced.err;
   EXPECT_NE(host_->env("RE-1")->container(), second->container());
   EXPECT_EQ(host_->containers().size(), 1u);
 }

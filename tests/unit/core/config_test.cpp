@@ -12,6 +12,8 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->network.subnet, "10.44.0.0/24");
   EXPECT_EQ(c->limits.maxEnvironments, 200u);
   EXPECT_EQ(c->urlFor("exmp-113"), "http://exmp-113.qa.company.int");
+  EXPECT_TRUE(c->containers.unprivileged);
+  EXPECT_EQ(c->containers.idBase, 100000u);
 }
 
 TEST(Config, ReadsEveryContractKey) {
@@ -32,6 +34,9 @@ domain = "qa.example.test"
 listen = "127.0.0.1:8080"
 [limits]
 max_environments = 3
+[containers]
+unprivileged = false
+id_base = 200000
 [reaper]
 interval = "0"
 idle_after = "1h"
@@ -48,6 +53,8 @@ url = "/tmp/shop.git"
   EXPECT_EQ(c->api.socketGroup, "qa-ops");
   EXPECT_EQ(c->network.bridge, "qbt0");
   EXPECT_EQ(c->limits.maxEnvironments, 3u);
+  EXPECT_FALSE(c->containers.unprivileged);
+  EXPECT_EQ(c->containers.idBase, 200000u);
   EXPECT_EQ(c->reaper.interval.count(), 0);
   EXPECT_FALSE(c->reaper.reclaimDeleted);
   ASSERT_EQ(c->repos.size(), 1u);
@@ -75,6 +82,8 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
       {"[limits]\nmax_memory = \"lots\"", "limits.max_memory \"lots\": must be a size"},
       {"[limits]\nmax_memory = \"2T\"", "limits.max_memory \"2T\""},
       {"[limits]\nmax_pids = -1", "limits.max_pids"},
+      {"[containers]\nid_base = 1000", "containers.id_base: must be between 65536"},
+      {"[containers]\nunprivileged = \"yes\"", "containers.unprivileged: must be true or false"},
       {"[reaper]\ninterval = \"10 minutes\"", "reaper.interval"},
       {"[reaper]\nreclaim_merged = 1", "reaper.reclaim_merged: must be true or false"},
       {"[routing]\nlisten = \"nowhere\"", "routing.listen \"nowhere\": use host:port"},

@@ -1,0 +1,67 @@
+#include "sys/idshift.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+namespace qabox {
+
+uint32_t shiftedId(uint32_t id, uint32_t base) { return id < kMappedIds ? base + id : id; }
+
+namespace {
+
+Status shiftOne(const std::string& path, uint32_t base) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    return internalError("stat " + path + ": " + std::strerror(errno));
+  }
+  uid_t uid = shiftedId(st.st_uid, base);
+  gid_t gid = shiftedId(st.st_gid, base);
+  if (uid == st.st_uid && gid == st.st_gid) return Status::ok();
+  if (lchown(path.c_str(), uid, gid) != 0) {
+    return internalError("chown " + path + ": " + std::strerror(errno));
+  }
+  // chown clears setuid and setgid; what the image made setuid stays so.
+  if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) &&
+      chmod(path.c_str(), st.st_mode & 07777) != 0) {
+    return internalError("chmod " + path + ": " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status shiftOwnership(const std::string& root, uint32_t base) {
+  namespace fs = std::filesystem;
+  Status s = shiftOne(root, base);
+  std::error_code ec;
+  // Symlinks are not followed: the walk stays inside `root`.
+  for (fs::recursive_directory_iterator it(root, ec), end; s.isOk() && !ec && it != end;
+       it.increment(ec)) {
+    s = shiftOne(it->path().string(), base);
+  }
+  if (!s.isOk()) return s.withContext("giving " + root + " to the container's ids");
+  if (ec) return internalError("giving " + root + " to the container's ids: " + ec.message());
+  return Status::ok();
+}
+
+std::optional<uint32_t> mappedRootOf(std::string_view lxcConfig) {
+  std::istringstream in{std::string(lxcConfig)};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string key, eq, kind;
+    uint64_t inside = 1, outside = 0;
+    if (words >> key >> eq >> kind >> inside >> outside && key == "lxc.idmap" && eq == "=" &&
+        kind == "u" && inside == 0 && outside <= UINT32_MAX) {
+      return static_cast<uint32_t>(outside);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace qabox
