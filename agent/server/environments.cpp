@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "deploy/manifest.h"
+#include "server/validate.h"
 #include "store/ipam.h"
 #include "store/paths.h"
 
@@ -164,41 +165,9 @@ std::string EnvironmentManager::nextContainerName(const std::string& slug,
 
 Status EnvironmentManager::validate(const DeployInput& in, Ticket& ticket,
                                     std::string& image) const {
+  QABOX_RETURN_IF_ERROR(checkDeployInput(in, config_));
   QABOX_ASSIGN_OR_RETURN(ticket, parseTicket(in.ticket));
   image = in.spec.image.empty() ? config_.defaultImage : in.spec.image;
-  QABOX_RETURN_IF_ERROR(checkImageName(image));
-  const auto& s = in.spec;
-  if (s.repo.empty()) {
-    if (!s.sourceBranch.empty() || !s.targetBranch.empty()) {
-      return invalidArgument("repo: source and target branches need a repo (--repo NAME)");
-    }
-  } else {
-    if (!config_.findRepo(s.repo)) {
-      std::string names;
-      for (const auto& r : config_.repos) names += (names.empty() ? "" : ", ") + r.name;
-      return invalidArgument("repo \"" + s.repo.substr(0, 80) +
-                             "\": not in the agent's allowlist (configured: " +
-                             (names.empty() ? "none" : names) + ")");
-    }
-    QABOX_RETURN_IF_ERROR(checkBranchName("source_branch", s.sourceBranch));
-    QABOX_RETURN_IF_ERROR(checkBranchName("target_branch", s.targetBranch));
-  }
-  for (const auto& [k, v] : s.env) {
-    QABOX_RETURN_IF_ERROR(checkEnvName(k));
-    if (k.rfind("QABOX_", 0) == 0) {
-      return invalidArgument("env " + k + ": names starting with QABOX_ are set by the agent");
-    }
-    if (v.size() > 32 * 1024) return invalidArgument("env " + k + ": value longer than 32 KiB");
-  }
-  for (const auto& [k, v] : in.secrets) {
-    QABOX_RETURN_IF_ERROR(checkEnvName(k).withContext("secret"));
-    if (s.env.count(k)) return invalidArgument("secret " + k + ": also given as a plain env var");
-    if (v.size() > 32 * 1024) return invalidArgument("secret " + k + ": value longer than 32 KiB");
-  }
-  if (s.env.size() + in.secrets.size() > 256) {
-    return invalidArgument("env: at most 256 variables are allowed");
-  }
-  if (s.ttl && s.ttl->count() <= 0) return invalidArgument("ttl: must be positive");
   return Status::ok();
 }
 
@@ -580,12 +549,11 @@ Result<ProcessResult> EnvironmentManager::exec(
     const std::map<std::string, std::string>& env, const std::string& stdinData,
     milliseconds timeout, const std::function<void(bool, std::string_view)>& onOutput,
     const std::string& actor) {
-  if (argv.empty()) return invalidArgument("argv: give the command to run (qabox exec T -- CMD)");
+  QABOX_RETURN_IF_ERROR(checkExecInput(argv, env));
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (e.state == EnvState::kSleeping) {
     QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actor));
   }
-  for (const auto& [k, v] : env) QABOX_RETURN_IF_ERROR(checkEnvName(k));
   QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
   if (st != ContainerState::kRunning) {
     return failedPrecondition("ticket " + e.ticket + ": container " + e.container +
