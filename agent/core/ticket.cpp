@@ -8,7 +8,9 @@ namespace {
 bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
-std::string quoted(std::string_view s) {
+}  // namespace
+
+std::string quoteForMessage(std::string_view s) {
   std::string out = "\"";
   for (char c : s.substr(0, 80)) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -21,11 +23,9 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
-}  // namespace
-
 Result<Ticket> parseTicket(std::string_view text) {
   auto bad = [&](const std::string& rule) {
-    return invalidArgument("ticket " + quoted(text) + ": " + rule);
+    return invalidArgument("ticket " + quoteForMessage(text) + ": " + rule);
   };
   if (text.empty()) return invalidArgument("ticket: must not be empty (for example EXMP-113)");
   if (text.size() > 63) return bad("at most 63 characters are allowed");
@@ -46,23 +46,24 @@ Result<Ticket> parseTicket(std::string_view text) {
 Status checkImageName(std::string_view name) {
   if (name.empty()) return invalidArgument("image: must not be empty (for example busybox)");
   if (name.size() > 40) {
-    return invalidArgument("image " + quoted(name) + ": at most 40 characters are allowed");
+    return invalidArgument("image " + quoteForMessage(name) +
+                           ": at most 40 characters are allowed");
   }
   for (char c : name) {
     if (!(c >= 'a' && c <= 'z') && !isDigit(c) && c != '-') {
-      return invalidArgument("image " + quoted(name) +
+      return invalidArgument("image " + quoteForMessage(name) +
                              ": only lower-case letters, digits and '-' are allowed");
     }
   }
   if (!(name.front() >= 'a' && name.front() <= 'z')) {
-    return invalidArgument("image " + quoted(name) + ": must start with a letter");
+    return invalidArgument("image " + quoteForMessage(name) + ": must start with a letter");
   }
   return Status::ok();
 }
 
 Status checkBranchName(std::string_view field, std::string_view name) {
   auto bad = [&](const std::string& rule) {
-    return invalidArgument(std::string(field) + " " + quoted(name) + ": " + rule);
+    return invalidArgument(std::string(field) + " " + quoteForMessage(name) + ": " + rule);
   };
   if (name.empty()) return invalidArgument(std::string(field) + ": must not be empty");
   if (name.size() > 255) return bad("at most 255 characters are allowed");
@@ -95,12 +96,13 @@ Status checkBranchName(std::string_view field, std::string_view name) {
   return Status::ok();
 }
 
-Status checkEnvName(std::string_view name) {
-  if (name.empty()) return invalidArgument("env: variable name must not be empty");
+Status checkEnvName(std::string_view name, std::string_view field) {
+  if (name.empty())
+    return invalidArgument(std::string(field) + ": variable name must not be empty");
   bool ok = isAlpha(name.front()) || name.front() == '_';
   for (char c : name) ok = ok && (isAlpha(c) || isDigit(c) || c == '_');
   if (!ok || name.size() > 128) {
-    return invalidArgument("env " + quoted(name) +
+    return invalidArgument(std::string(field) + " " + quoteForMessage(name) +
                            ": names must match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters)");
   }
   return Status::ok();

@@ -14,6 +14,10 @@ struct Ticket {
   std::string slug;
 };
 
+// `text` in double quotes for an error message: at most 80 characters,
+// control characters shown as '?'.
+std::string quoteForMessage(std::string_view text);
+
 // Letters, digits and '-', starting with a letter, ending with a letter or
 // digit, at most 63 characters (one DNS label).
 Result<Ticket> parseTicket(std::string_view text);
@@ -25,7 +29,8 @@ Status checkImageName(std::string_view name);
 // starting with '-', so they can not be read as an option.
 Status checkBranchName(std::string_view field, std::string_view name);
 
-// Environment variable names: [A-Za-z_][A-Za-z0-9_]*.
-Status checkEnvName(std::string_view name);
+// Environment variable names: [A-Za-z_][A-Za-z0-9_]*. `field` names them in
+// messages: env, secret.
+Status checkEnvName(std::string_view name, std::string_view field = "env");
 
 }  // namespace qabox

@@ -10,7 +10,9 @@
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
-//   qabox-lxc attach  LXCPATH NAME CWD [KEY=VALUE ...] -- PROGRAM [ARG ...]
+//   qabox-lxc attach  LXCPATH NAME CWD -- PROGRAM [ARG ...]
+//                     the command's variables in our environment, as
+//                     QABOX_ATTACH_ENV_<n>=KEY=VALUE (runtime/helper_protocol.h)
 //
 // Exit 0 on success; on failure a message on stderr and exit 125. attach
 // exits with the command's own exit code (128+N when killed by signal N).
@@ -25,8 +27,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "runtime/helper_protocol.h"
+
+extern char** environ;
 
 namespace {
 
@@ -140,20 +147,25 @@ int destroyCmd(char** a) {
   return 0;
 }
 
-int attachCmd(int argc, char** a) {
+int attachCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_running(c.c))
     return fail(std::string("container ") + a[1] + " is not running");
+  if (std::strcmp(a[3], "--") != 0) return fail("attach: give -- PROGRAM [ARG ...] after CWD");
+  const std::string_view prefix = qabox::kAttachEnvPrefix;
   std::vector<char*> env;
-  int i = 3;
-  for (; i < argc && std::strcmp(a[i], "--") != 0; ++i) env.push_back(a[i]);
+  for (char** e = environ; e && *e; ++e) {
+    if (std::string_view(*e).substr(0, prefix.size()) != prefix) continue;
+    char* assignment = std::strchr(*e, '=');
+    if (assignment) env.push_back(assignment + 1);
+  }
   env.push_back(nullptr);
-  if (i + 1 >= argc) return fail("attach: nothing to run after --");
   lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
   options.env_policy = LXC_ATTACH_CLEAR_ENV;
   options.extra_env_vars = env.data();
   options.initial_cwd = a[2];
-  int status = c.c->attach_run_wait(c.c, &options, a[i + 1], a + i + 1);
+  char** program = a + 4;
+  int status = c.c->attach_run_wait(c.c, &options, program[0], program);
   if (status < 0) return fail(std::string("attaching to ") + a[1] + " failed");
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -176,6 +188,6 @@ int main(int argc, char** argv) {
   if (cmd == "start" && n == 3) return startCmd(a);
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);
-  if (cmd == "attach" && n >= 5) return attachCmd(n, a);
+  if (cmd == "attach" && n >= 5) return attachCmd(a);
   return fail("bad arguments for " + cmd);
 }

@@ -8,8 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
+#include "runtime/helper_protocol.h"
 #include "sys/idshift.h"
+
+extern char** environ;
 
 namespace qabox {
 namespace {
@@ -22,6 +26,23 @@ std::string helperError(const ProcessResult& r) {
   if (r.timedOut) return "timed out";
   if (msg.empty()) msg = "exit code " + std::to_string(r.exitCode);
   return msg;
+}
+
+// The helper's environment for an attach: ours, and the command's variables
+// under kAttachEnvPrefix.
+std::map<std::string, std::string> attachEnvironment(
+    const std::map<std::string, std::string>& vars) {
+  const std::string_view prefix = kAttachEnvPrefix;
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry = *e;
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || entry.substr(0, prefix.size()) == prefix) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  size_t n = 0;
+  for (const auto& [k, v] : vars) env[std::string(prefix) + std::to_string(n++)] = k + "=" + v;
+  return env;
 }
 
 }  // namespace
@@ -106,9 +127,8 @@ Result<ContainerState> LxcRuntime::state(const std::string& name) {
 Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& spec) {
   if (spec.argv.empty()) return invalidArgument("exec: argv must not be empty");
   ProcessSpec p;
-  p.argv = {helperPath_, "attach", lxcPath_, name, spec.cwd};
-  for (const auto& [k, v] : spec.env) p.argv.push_back(k + "=" + v);
-  p.argv.push_back("--");
+  p.argv = {helperPath_, "attach", lxcPath_, name, spec.cwd, "--"};
+  p.env = attachEnvironment(spec.env);
   p.argv.insert(p.argv.end(), spec.argv.begin(), spec.argv.end());
   p.stdinData = spec.stdinData;
   p.timeout = spec.timeout;

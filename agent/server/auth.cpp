@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/ticket.h"
+
 namespace qabox {
 namespace {
 
@@ -96,16 +98,16 @@ std::string hashTokenSecret(std::string_view secret) {
 
 Status checkTokenName(std::string_view name) {
   if (name.empty() || name.size() > 64) {
-    return invalidArgument("token name \"" + std::string(name) + "\": must be 1 to 64 characters");
+    return invalidArgument("token name " + quoteForMessage(name) + ": must be 1 to 64 characters");
   }
   if (!std::isalnum(static_cast<unsigned char>(name.front()))) {
-    return invalidArgument("token name \"" + std::string(name) +
-                           "\": must start with a letter or digit");
+    return invalidArgument("token name " + quoteForMessage(name) +
+                           ": must start with a letter or digit");
   }
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
-      return invalidArgument("token name \"" + std::string(name) +
-                             "\": only letters, digits, '.', '_' and '-' are allowed");
+      return invalidArgument("token name " + quoteForMessage(name) +
+                             ": only letters, digits, '.', '_' and '-' are allowed");
     }
   }
   return Status::ok();

@@ -1,15 +1,21 @@
 #include "server/environments.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include "core/redact.h"
 #include "deploy/manifest.h"
+#include "server/validate.h"
 #include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
@@ -69,11 +75,21 @@ Status writeFile(const std::string& path, const std::string& content, fs::perms 
   if (ec)
     return internalError("creating " + fs::path(path).parent_path().string() + ": " + ec.message());
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    if (!out.flush()) return internalError("writing " + tmp + " failed");
+  // Owner-only from its first byte: app.env holds the secrets.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return internalError("creating " + tmp + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return internalError("writing " + tmp + " failed");
+    }
+    done += static_cast<size_t>(n);
   }
+  ::close(fd);
   fs::permissions(tmp, perms, ec);
   fs::rename(tmp, path, ec);
   if (ec) return internalError("renaming " + tmp + ": " + ec.message());
@@ -165,41 +181,9 @@ std::string EnvironmentManager::nextContainerName(const std::string& slug,
 
 Status EnvironmentManager::validate(const DeployInput& in, Ticket& ticket,
                                     std::string& image) const {
+  QABOX_RETURN_IF_ERROR(checkDeployInput(in, config_));
   QABOX_ASSIGN_OR_RETURN(ticket, parseTicket(in.ticket));
   image = in.spec.image.empty() ? config_.defaultImage : in.spec.image;
-  QABOX_RETURN_IF_ERROR(checkImageName(image));
-  const auto& s = in.spec;
-  if (s.repo.empty()) {
-    if (!s.sourceBranch.empty() || !s.targetBranch.empty()) {
-      return invalidArgument("repo: source and target branches need a repo (--repo NAME)");
-    }
-  } else {
-    if (!config_.findRepo(s.repo)) {
-      std::string names;
-      for (const auto& r : config_.repos) names += (names.empty() ? "" : ", ") + r.name;
-      return invalidArgument("repo \"" + s.repo.substr(0, 80) +
-                             "\": not in the agent's allowlist (configured: " +
-                             (names.empty() ? "none" : names) + ")");
-    }
-    QABOX_RETURN_IF_ERROR(checkBranchName("source_branch", s.sourceBranch));
-    QABOX_RETURN_IF_ERROR(checkBranchName("target_branch", s.targetBranch));
-  }
-  for (const auto& [k, v] : s.env) {
-    QABOX_RETURN_IF_ERROR(checkEnvName(k));
-    if (k.rfind("QABOX_", 0) == 0) {
-      return invalidArgument("env " + k + ": names starting with QABOX_ are set by the agent");
-    }
-    if (v.size() > 32 * 1024) return invalidArgument("env " + k + ": value longer than 32 KiB");
-  }
-  for (const auto& [k, v] : in.secrets) {
-    QABOX_RETURN_IF_ERROR(checkEnvName(k).withContext("secret"));
-    if (s.env.count(k)) return invalidArgument("secret " + k + ": also given as a plain env var");
-    if (v.size() > 32 * 1024) return invalidArgument("secret " + k + ": value longer than 32 KiB");
-  }
-  if (s.env.size() + in.secrets.size() > 256) {
-    return invalidArgument("env: at most 256 variables are allowed");
-  }
-  if (s.ttl && s.ttl->count() <= 0) return invalidArgument("ttl: must be positive");
   return Status::ok();
 }
 
@@ -218,8 +202,11 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
                                                      const std::string& image,
                                                      const ProgressFn& progress) {
   auto phaseStart = steady_clock::now();
+  // Hooks get the secrets and may print them: whatever the deploy keeps or
+  // streams from here on passes through this first.
+  Redactor redactor(in.secrets);
   auto phase = [&](const std::string& name, const std::string& detail) {
-    if (progress) progress({name, detail, since(phaseStart)});
+    if (progress) progress({name, redactor.redact(detail), since(phaseStart)});
     phaseStart = steady_clock::now();
   };
 
@@ -336,6 +323,10 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   std::error_code ec;
   fs::create_directories(fs::path(deployLog).parent_path(), ec);
   std::ofstream hookLog(deployLog, std::ios::trunc);
+  auto logHook = [&](std::string_view text) {
+    hookLog << text;
+    hookLog.flush();
+  };
 
   std::map<std::string, std::string> appEnv = spec.env;
   appEnv["QABOX_TICKET"] = t.name;
@@ -399,27 +390,31 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
              {"build", app.build}, {"migrate", app.migrate}, {"seed", app.seed}}) {
       if (command.empty()) continue;
       failedStep = name;
-      hookLog << "==> " << name << ": " << command << "\n";
-      hookLog.flush();
+      logHook(redactor.redact("==> " + name + ": " + command + "\n"));
       ExecSpec ex;
       ex.argv = {"/bin/sh", "-c", command};
       ex.env = hookEnv;
       ex.cwd = paths::kAppDir;
       ex.timeout = config_.deploy.hookTimeout;
-      ex.onOutput = [&](bool, std::string_view data) {
-        hookLog.write(data.data(), static_cast<std::streamsize>(data.size()));
-        hookLog.flush();
+      // One redactor a stream: a value cut between two pieces of stdout
+      // must not escape because a piece of stderr came in between.
+      Redactor out(in.secrets), err(in.secrets);
+      ex.onOutput = [&](bool isErr, std::string_view data) {
+        logHook((isErr ? err : out).feed(data));
       };
-      QABOX_ASSIGN_OR_RETURN(auto r, runtime_.exec(container, ex));
-      if (!r.ok()) {
-        std::string tail = lastLines(r.out + r.err, 10);
-        if (r.timedOut) {
+      auto r = runtime_.exec(container, ex);
+      logHook(out.finish());
+      logHook(err.finish());
+      if (!r) return r.status();
+      if (!r->ok()) {
+        std::string tail = lastLines(r->out + r->err, 10);
+        if (r->timedOut) {
           return deadlineExceeded("hook " + name + " did not finish within " +
                                   std::to_string(config_.deploy.hookTimeout.count() / 1000) +
                                   "s; last output:\n" + tail);
         }
         return failedPrecondition("hook " + name + " failed with exit code " +
-                                  std::to_string(r.exitCode) + "; last output:\n" + tail);
+                                  std::to_string(r->exitCode) + "; last output:\n" + tail);
       }
       phase(name, command);
     }
@@ -444,6 +439,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   Status s = steps();
   hookLog.close();
   if (!s.isOk()) {
+    s = Status(s.code(), redactor.redact(s.message()));
     std::string message = failedStep + " failed: " + s.message();
     spdlog::warn("deploy {}: {}", t.name, message);
     if (redeploy) {
@@ -590,12 +586,11 @@ Result<ProcessResult> EnvironmentManager::exec(
     const std::map<std::string, std::string>& env, const std::string& stdinData,
     milliseconds timeout, const std::function<void(bool, std::string_view)>& onOutput,
     const std::string& actor) {
-  if (argv.empty()) return invalidArgument("argv: give the command to run (qabox exec T -- CMD)");
+  QABOX_RETURN_IF_ERROR(checkExecInput(argv, env));
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (e.state == EnvState::kSleeping) {
     QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actor));
   }
-  for (const auto& [k, v] : env) QABOX_RETURN_IF_ERROR(checkEnvName(k));
   QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
   if (st != ContainerState::kRunning) {
     return failedPrecondition("ticket " + e.ticket + ": container " + e.container +

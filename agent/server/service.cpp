@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "core/duration.h"
-#include "core/ticket.h"
 #include "reaper/reaper.h"
+#include "server/validate.h"
 #include "store/ipam.h"
 
 namespace qabox {
@@ -126,26 +126,20 @@ Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
   if (!who##Result_) return toGrpc(who##Result_.status()); \
   [[maybe_unused]] const Caller& who = *who##Result_
 
+// Second thing: every field of the request against its rules, before
+// anything is looked up or changed (server/validate.h).
+#define QABOX_VALID(req)                                                    \
+  do {                                                                      \
+    if (Status valid_ = validate(*(req), envs_.config()); !valid_.isOk()) { \
+      return toGrpc(valid_);                                                \
+    }                                                                       \
+  } while (0)
+
 grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                                   grpc::ServerWriter<v1::DeployEvent>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
-  DeployInput in;
-  in.ticket = req->ticket();
-  in.spec.image = req->image();
-  in.spec.repo = req->repo();
-  in.spec.sourceBranch = req->source_branch();
-  in.spec.targetBranch = req->target_branch();
-  for (const auto& [k, v] : req->env()) in.spec.env[k] = v;
-  for (const auto& [k, v] : req->secrets()) in.secrets[k] = v;
-  if (req->has_ttl()) {
-    int64_t ms = TimeUtil::DurationToMilliseconds(req->ttl());
-    if (ms <= 0) return toGrpc(invalidArgument("ttl: must be positive, as 48h"));
-    in.spec.ttl = std::chrono::milliseconds(ms);
-  }
-  in.spec.limits.memory = req->limits().memory();
-  in.spec.limits.cpus = req->limits().cpus();
-  in.spec.limits.pids = req->limits().pids();
-  in.force = req->force();
+  QABOX_VALID(req);
+  DeployInput in = deployInputOf(*req);
   in.actor = caller.name;
   // The deploy runs to its end even when the caller goes away: a half-made
   // environment helps no one. Writes to a gone caller just fail.
@@ -173,6 +167,7 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
                                           const v1::GetEnvironmentRequest* req,
                                           v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto e = envs_.get(req->ticket());
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
@@ -193,6 +188,7 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
                                              const v1::DeleteEnvironmentRequest* req,
                                              v1::DeleteEnvironmentResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   Status s = envs_.remove(req->ticket(), caller.name);
   if (!s.isOk()) return toGrpc(s);
   resp->set_ticket(req->ticket());
@@ -202,6 +198,7 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
 grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::StreamLogsRequest* req,
                                       grpc::ServerWriter<v1::LogChunk>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto path = envs_.logPath(req->ticket(), req->deploy());
   if (!path) return toGrpc(path.status());
   std::streamoff offset = 0;
@@ -231,17 +228,11 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
 grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
                                 grpc::ServerWriter<v1::ExecOutput>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   std::vector<std::string> argv(req->argv().begin(), req->argv().end());
-  for (const auto& a : argv) {
-    if (a.find('\0') != std::string::npos) {
-      return toGrpc(invalidArgument("argv: arguments must not contain NUL bytes"));
-    }
-  }
-  if (argv.size() > 1024) return toGrpc(invalidArgument("argv: at most 1024 arguments"));
   std::map<std::string, std::string> env(req->env().begin(), req->env().end());
   auto timeout = std::chrono::milliseconds(
       req->has_timeout() ? TimeUtil::DurationToMilliseconds(req->timeout()) : 600'000);
-  if (timeout.count() <= 0) return toGrpc(invalidArgument("timeout: must be positive"));
   auto r = envs_.exec(
       req->ticket(), argv, env, req->stdin(), timeout,
       [&](bool isErr, std::string_view data) {
@@ -265,6 +256,7 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
 grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest* req,
                                 v1::ReapResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   if (!reaper_) return toGrpc(unavailable("Reap: the reaper is not running on this agent"));
   auto report = reaper_->runOnce(req->dry_run(), req->policy(), caller.name);
   if (!report) {
@@ -297,6 +289,7 @@ grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest*
 grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinnedRequest* req,
                                      v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto e = envs_.setPinned(req->ticket(), req->pinned(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
@@ -307,6 +300,7 @@ grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
                                             const v1::SleepEnvironmentRequest* req,
                                             v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto e = envs_.sleep(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
@@ -317,6 +311,7 @@ grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
                                            const v1::WakeEnvironmentRequest* req,
                                            v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto e = envs_.wake(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
   toProto(*e, envs_.config(), resp);
@@ -342,6 +337,7 @@ grpc::Status QaboxService::ListImages(grpc::ServerContext* ctx, const v1::ListIm
 grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildImageRequest* req,
                                       v1::Image* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto im = images_.build(req->name(), caller.name);
   if (!im) return toGrpc(im.status());
   toProto(*im, 0, resp);
@@ -351,6 +347,7 @@ grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildI
 grpc::Status QaboxService::DeleteImage(grpc::ServerContext* ctx, const v1::DeleteImageRequest* req,
                                        v1::DeleteImageResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
   auto deleted = images_.remove(req->name(), req->version(), caller.name);
   if (!deleted) return toGrpc(deleted.status());
   for (const auto& im : *deleted) toProto(im, 0, resp->add_deleted());
@@ -408,14 +405,8 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::Get
 grpc::Status QaboxService::ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
                                       v1::ListEventsResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  std::string ticket = req->ticket();
-  if (!ticket.empty()) {
-    auto t = parseTicket(ticket);
-    if (!t) return toGrpc(t.status());
-    ticket = t->name;
-  }
-  if (req->limit() > 10000) return toGrpc(invalidArgument("limit: at most 10000"));
-  auto events = store_.listEvents(ticket, req->limit());
+  QABOX_VALID(req);
+  auto events = store_.listEvents(req->ticket(), req->limit());
   if (!events) return toGrpc(events.status());
   for (const auto& e : *events) {
     auto* out = resp->add_events();
@@ -433,19 +424,14 @@ grpc::Status QaboxService::ListEvents(grpc::ServerContext* ctx, const v1::ListEv
 grpc::Status QaboxService::CreateToken(grpc::ServerContext* ctx, const v1::CreateTokenRequest* req,
                                        v1::CreateTokenResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  if (auto s = checkTokenName(req->name()); !s.isOk()) return toGrpc(s);
-  auto role = parseRole(req->role());
-  if (!role) {
-    return toGrpc(invalidArgument("role \"" + req->role() + "\": use ci, reaper or ops"));
-  }
+  QABOX_VALID(req);
   TokenRecord t;
   t.name = req->name();
-  t.role = std::string(roleName(*role));
+  t.role = req->role();
   t.createdAt = Clock::now();
   if (req->has_ttl()) {
-    int64_t ms = TimeUtil::DurationToMilliseconds(req->ttl());
-    if (ms <= 0) return toGrpc(invalidArgument("ttl: must be positive, as 720h"));
-    t.expiresAt = t.createdAt + std::chrono::milliseconds(ms);
+    t.expiresAt =
+        t.createdAt + std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(req->ttl()));
   }
   auto secret = newTokenSecret();
   if (!secret) return toGrpc(secret.status());
@@ -484,7 +470,7 @@ grpc::Status QaboxService::ListTokens(grpc::ServerContext* ctx, const v1::ListTo
 grpc::Status QaboxService::RevokeToken(grpc::ServerContext* ctx, const v1::RevokeTokenRequest* req,
                                        v1::RevokeTokenResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  if (auto s = checkTokenName(req->name()); !s.isOk()) return toGrpc(s);
+  QABOX_VALID(req);
   auto t = store_.revokeToken(req->name(), Clock::now());
   if (!t) return toGrpc(t.status());
   (void)store_.addEvent({0, Clock::now(), "", "token.revoke", caller.name, "ok", t->name});

@@ -66,6 +66,17 @@ std::string randomId() {
 
 }  // namespace
 
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd) {
   RealProcessRunner runner;
   ProcessSpec spec;
@@ -323,6 +334,17 @@ int TestHost::cliAsync(const std::vector<std::string>& args) {
   posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   return pid;
+}
+
+std::unique_ptr<GitFixture> TestHost::appRepo(const std::map<std::string, std::string>& files) {
+  auto git = std::make_unique<GitFixture>(stateDir_ + "/src");
+  for (const auto& [path, content] : files) {
+    git->write(path, content);
+    if (path.find("cgi-bin/") != std::string::npos) git->makeExecutable(path);
+  }
+  git->commit("app");
+  git->push("develop");
+  return git;
 }
 
 std::optional<v1::Environment> TestHost::env(const std::string& ticket) {

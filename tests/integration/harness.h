@@ -5,10 +5,12 @@
 // real qabox CLI; real HTTP. Everything a test makes is destroyed when its
 // TestHost goes, also when the test fails.
 
+#include <grpcpp/support/sync_stream.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,19 @@ HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 uint16_t freeTcpPort();
+
+// A file's bytes; "" when it cannot be read.
+std::string readFile(const std::string& path);
+bool contains(const std::string& haystack, const std::string& needle);
+
+// Reads a server stream to its end; its status.
+template <typename Message>
+grpc::Status drain(std::unique_ptr<grpc::ClientReader<Message>> reader) {
+  Message m;
+  while (reader->Read(&m)) {
+  }
+  return reader->Finish();
+}
 
 // Runs argv (in cwd when given) for at most a minute; a failure to run is a
 // test failure. The exit code and output are the caller's to check.
@@ -108,6 +123,10 @@ class TestHost {
                    std::chrono::milliseconds timeout = std::chrono::seconds(120));
   // Starts the CLI without waiting; returns its pid.
   int cliAsync(const std::vector<std::string>& args);
+
+  // A GitFixture in this host's state dir whose develop branch, committed
+  // and pushed, holds `files` (executable below a cgi-bin/ directory).
+  std::unique_ptr<GitFixture> appRepo(const std::map<std::string, std::string>& files);
 
   // `qabox get TICKET -o json`, parsed; nullopt when the CLI says no.
   std::optional<v1::Environment> env(const std::string& ticket);
