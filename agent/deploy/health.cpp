@@ -21,7 +21,10 @@ using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kAttemptTimeout{500};
-constexpr milliseconds kRetryInterval{25};
+// An app usually answers a few milliseconds after its container starts:
+// retry soon, then back off so a slow starter is not hammered.
+constexpr milliseconds kFirstRetry{2};
+constexpr milliseconds kMaxRetry{50};
 
 std::string describe(const boost::system::error_code& ec) {
   if (ec == net::error::connection_refused) return "connection refused";
@@ -128,6 +131,7 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
   const std::string what = "health check GET " + urlFor(ip, port, path);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last = "no attempt made";
+  milliseconds retry = kFirstRetry;
   while (true) {
     if (cancelled && cancelled()) return {Code::kCancelled, what + ": cancelled"};
     auto left =
@@ -138,7 +142,8 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
     last = p.detail;
     left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    std::this_thread::sleep_for(std::min(kRetryInterval, left));
+    std::this_thread::sleep_for(std::min(retry, left));
+    retry = std::min(retry * 2, kMaxRetry);
   }
   return deadlineExceeded(what + ": no 2xx/3xx answer within " + formatDuration(timeout) +
                           " (last: " + last + ")");

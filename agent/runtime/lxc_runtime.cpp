@@ -1,7 +1,16 @@
 #include "runtime/lxc_runtime.h"
 
+#include <arpa/inet.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <lxc/lxccontainer.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cctype>
 #include <cstdlib>
@@ -241,14 +250,44 @@ Status IpBridge::guard(const std::string& name, const BridgeGuard& guard) {
 }
 
 Status IpBridge::forgetNeighbor(const std::string& name, const std::string& ip) {
-  ProcessSpec s;
-  s.argv = {"ip", "neigh", "flush", "to", ip, "dev", name};
-  s.timeout = std::chrono::seconds(10);
-  auto r = runner_.run(s);
-  if (!r) return r.status();
-  if (!r->ok()) {
-    return internalError("forgetting the neighbour entry of " + ip + " on " + name + ": " +
-                         lastLines(r->err, 2));
+  // One RTM_DELNEIGH over rtnetlink (what `ip neigh del` sends), on the
+  // deploy's path, so no process is started for it.
+  const std::string what = "forgetting the neighbour entry of " + ip + " on " + name;
+  struct {
+    nlmsghdr header;
+    ndmsg neigh;
+    rtattr dstAttr;
+    in_addr dst;
+  } req{};
+  if (inet_pton(AF_INET, ip.c_str(), &req.dst) != 1) {
+    return invalidArgument(what + ": not an IPv4 address");
+  }
+  req.neigh.ndm_ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+  if (req.neigh.ndm_ifindex == 0) return notFound(what + ": no such bridge");
+  req.header.nlmsg_len = sizeof req;
+  req.header.nlmsg_type = RTM_DELNEIGH;
+  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.neigh.ndm_family = AF_INET;
+  req.dstAttr.rta_type = NDA_DST;
+  req.dstAttr.rta_len = RTA_LENGTH(sizeof req.dst);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return internalError(what + ": netlink socket: " + std::strerror(errno));
+  struct {
+    nlmsghdr header;
+    nlmsgerr error;
+  } ack{};
+  ssize_t got = -1;
+  if (send(fd, &req, sizeof req, 0) == static_cast<ssize_t>(sizeof req)) {
+    got = recv(fd, &ack, sizeof ack, 0);
+  }
+  int err = errno;
+  close(fd);
+  if (got < static_cast<ssize_t>(sizeof ack) || ack.header.nlmsg_type != NLMSG_ERROR) {
+    return internalError(what + ": netlink: " + std::strerror(err));
+  }
+  // No entry (ENOENT) is what we want too.
+  if (ack.error.error != 0 && ack.error.error != -ENOENT) {
+    return internalError(what + ": " + std::strerror(-ack.error.error));
   }
   return Status::ok();
 }

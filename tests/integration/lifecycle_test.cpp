@@ -70,6 +70,34 @@ TEST_F(LxcLifecycle, ThreeEnvironmentsRunReachableAndLeaveNothingBehind) {
   EXPECT_NE(events.out.find("delete"), std::string::npos);
 }
 
+// The host remembers which MAC answered for an address; a new container
+// that gets the address a deleted one had must be reachable at once, not
+// when the host's neighbour entry goes stale (up to 45 s later): its
+// health check (5 s here) would fail first.
+TEST(LxcAddresses, AnAddressHandedOutAgainReachesTheNewContainerAtOnce) {
+  QABOX_REQUIRE_LXC();
+  TestHost::Options o;
+  o.healthTimeout = "5s";
+  TestHost host(o);
+  host.startDaemon();
+  ASSERT_EQ(host.cli({"image", "build", "busybox"}).exitCode, 0);
+  // Another container keeps the bridge's carrier up (a bridge left without
+  // ports drops its neighbour entries, which would hide the problem).
+  ASSERT_EQ(host.cli({"deploy", "KEEP-1"}).exitCode, 0);
+  ASSERT_EQ(host.cli({"deploy", "OLD-1"}).exitCode, 0);
+  auto old = host.env("OLD-1");
+  ASSERT_TRUE(old);
+  // The host learns OLD-1's MAC, and keeps confirming it until the delete.
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(httpGet(old->ip(), 80, "/").status, 200);
+  ASSERT_EQ(host.cli({"delete", "OLD-1"}).exitCode, 0);
+  auto r = host.cli({"deploy", "NEW-1"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto fresh = host.env("NEW-1");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->ip(), old->ip());
+  EXPECT_EQ(httpGet(fresh->ip(), 80, "/").status, 200);
+}
+
 TEST_F(LxcLifecycle, SameSpecDeployReturnsTheEnvironmentUnchanged) {
   ASSERT_EQ(host_->cli({"deploy", "EXMP-5"}).exitCode, 0);
   auto first = host_->env("EXMP-5");
