@@ -21,8 +21,7 @@ class LxcContainment : public ::testing::Test {
   void SetUp() override {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
-    host_->startDaemon();
-    ASSERT_EQ(host_->cli({"image", "build", "busybox"}).exitCode, 0);
+    host_->startWithBusybox();
     ASSERT_EQ(host_->cli({"deploy", "BOX-1"}).exitCode, 0);
     auto e = host_->env("BOX-1");
     ASSERT_TRUE(e.has_value());
@@ -176,8 +175,7 @@ TEST(LxcPrivileged, ContainersRunPrivilegedWhenConfiguredSo) {
   TestHost::Options o;
   o.extraToml = "[containers]\nunprivileged = false\n";
   TestHost host(o);
-  host.startDaemon();
-  ASSERT_EQ(host.cli({"image", "build", "busybox"}).exitCode, 0);
+  host.startWithBusybox();
   ASSERT_EQ(host.cli({"deploy", "PRIV-1"}).exitCode, 0);
   auto e = host.env("PRIV-1");
   ASSERT_TRUE(e.has_value());

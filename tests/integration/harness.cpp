@@ -243,6 +243,12 @@ void TestHost::cleanup() {
   if (!std::getenv("QABOX_KEEP_TEST_STATE")) fs::remove_all(stateDir_, ec);
 }
 
+void TestHost::startWithBusybox() {
+  startDaemon();
+  CliResult r = cli({"image", "build", "busybox"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+}
+
 void TestHost::startDaemon() {
   ASSERT_LT(daemonPid_, 0) << "daemon already running";
   std::string log = stateDir_ + "/qaboxd.log";

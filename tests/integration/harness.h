@@ -109,8 +109,10 @@ class TestHost {
   TestHost& operator=(const TestHost&) = delete;
 
   void startDaemon();  // and waits until the API answers
-  void killDaemon();   // SIGKILL, no clean-up by the agent
-  int stopDaemon();    // SIGTERM; returns the exit code
+  // startDaemon(), then the busybox image built: what most tests start from.
+  void startWithBusybox();
+  void killDaemon();  // SIGKILL, no clean-up by the agent
+  int stopDaemon();   // SIGTERM; returns the exit code
   bool daemonRunning();
 
   // Runs the real CLI against this host's socket.

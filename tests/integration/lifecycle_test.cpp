@@ -79,8 +79,7 @@ TEST(LxcAddresses, AnAddressHandedOutAgainReachesTheNewContainerAtOnce) {
   TestHost::Options o;
   o.healthTimeout = "5s";
   TestHost host(o);
-  host.startDaemon();
-  ASSERT_EQ(host.cli({"image", "build", "busybox"}).exitCode, 0);
+  host.startWithBusybox();
   // Another container keeps the bridge's carrier up (a bridge left without
   // ports drops its neighbour entries, which would hide the problem).
   ASSERT_EQ(host.cli({"deploy", "KEEP-1"}).exitCode, 0);
