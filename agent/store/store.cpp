@@ -3,10 +3,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "store/ipam.h"
@@ -467,13 +469,24 @@ class SqliteStore final : public Store {
     // The busy timeout comes first: switching to WAL itself may wait for
     // another process that holds the file.
     QABOX_RETURN_IF_ERROR(exec("PRAGMA busy_timeout=5000", "set busy_timeout"));
-    {
+    // Two connections switching a fresh file to WAL at once can deadlock on
+    // the lock upgrade; SQLite then answers BUSY at once, without waiting
+    // in the busy handler. Try again, for as long as the busy timeout.
+    const auto giveUp = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (true) {
       Stmt s(db_, "PRAGMA journal_mode=WAL", "enable WAL on " + path_);
-      QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-      std::string mode = row ? s.text(0) : "";
+      auto row = s.step();
+      if (!row && (sqlite3_errcode(db_) & 0xff) == SQLITE_BUSY &&
+          std::chrono::steady_clock::now() < giveUp) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      if (!row) return row.status();
+      std::string mode = *row ? s.text(0) : "";
       if (mode != "wal" && !(path_ == ":memory:" && mode == "memory")) {
         return internalError("enable WAL on " + path_ + ": journal_mode is \"" + mode + "\"");
       }
+      break;
     }
     QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL", "set synchronous"));
     QABOX_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
