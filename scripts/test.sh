@@ -27,8 +27,15 @@ trap 'rm -rf "$fuzz_work"' EXIT
 cp tests/fuzz/corpus/http/* "$fuzz_work/"
 # A crash, leak or sanitizer report exits non-zero and leaves the input in
 # build-fuzz/ (crash-*) for tests/fuzz/corpus/http once fixed.
-build-fuzz/tests/fuzz/http_fuzz -max_total_time="${QABOX_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ "$fuzz_work" 2>&1 | tail -n 12
+if ! build-fuzz/tests/fuzz/http_fuzz -max_total_time="${QABOX_FUZZ_SECONDS:-30}" \
+  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/ "$fuzz_work" \
+  >build-fuzz/fuzz.log 2>&1; then
+  # The sanitizer's report with its stack, then the input that caused it.
+  sed -n '/ERROR: /,$p' build-fuzz/fuzz.log | head -n 80
+  echo "fuzz: failed; the input is in build-fuzz/crash-*, the whole log in build-fuzz/fuzz.log" >&2
+  exit 1
+fi
+tail -n 12 build-fuzz/fuzz.log
 
 echo "==> every test"
 (cd build && ctest --output-on-failure)

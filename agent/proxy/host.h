@@ -18,6 +18,11 @@ enum class HostError {
   kBadLabel,
 };
 
+// ASCII case-insensitive equality, for header values and names. (Beast
+// 1.74's iequals reads one byte past its arguments when they differ in
+// case: a fuzzed "GET htTp:// HTTP/1.1" found it.)
+bool iequals(std::string_view a, std::string_view b);
+
 // The rule a HostError breaks, for pages and Status messages.
 std::string_view hostErrorText(HostError e);
 

@@ -500,7 +500,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     st_.expect100 = m.find(http::field::expect) != m.end();
     if (req_->upgrade()) {
       for (auto token : http::token_list{m[http::field::upgrade]}) {
-        if (beast::iequals(token, "websocket")) st_.websocket = true;
+        if (proxy_internal::iequals(proxy_internal::sv(token), "websocket")) st_.websocket = true;
       }
     }
     dispatch();
@@ -686,7 +686,9 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     }
     std::string xff;
     for (auto it = m.find("X-Forwarded-For");
-         it != m.end() && beast::iequals(it->name_string(), "X-Forwarded-For"); ++it) {
+         it != m.end() &&
+         proxy_internal::iequals(proxy_internal::sv(it->name_string()), "X-Forwarded-For");
+         ++it) {
       xff.append(it->value().data(), it->value().size());
       xff += ", ";
     }

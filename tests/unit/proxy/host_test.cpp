@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "proxy/host.h"
 #include "proxy/router.h"
 
 namespace qabox {
@@ -96,3 +97,21 @@ TEST(ParseHostHeader, NothingMatchesAnEmptyDomain) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox::proxy_internal {
+namespace {
+
+TEST(Iequals, ComparesAsciiWithoutCaseAndNothingPastTheEnd) {
+  EXPECT_TRUE(iequals("WebSocket", "websocket"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("htTp:/", "http://"));
+  // The views end where their bytes do: under ASan a read past them fails.
+  std::string a = "htTp://";
+  std::string b = "http://";
+  EXPECT_TRUE(iequals(std::string_view(a.data(), a.size()), std::string_view(b.data(), b.size())));
+  EXPECT_FALSE(iequals("http:/x", "http://"));
+  EXPECT_FALSE(iequals("é", "É"));  // ASCII only
+}
+
+}  // namespace
+}  // namespace qabox::proxy_internal

@@ -77,6 +77,9 @@ TEST(RequestCheck, RejectsSmugglingShapes) {
            {"CL list", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: 4, 4\r\n\r\nabcd",
             400},
            {"CL sign", "POST / HTTP/1.1\r\nHost: a.qa.test\r\nContent-Length: +4\r\n\r\nabcd", 400},
+           // Once read a byte past the target (found by the fuzzer, under ASan).
+           {"absolute-form, mixed-case scheme, no authority",
+            "GET htTp:// HTTP/1.1\r\nHost: other\r\n\r\n", 400},
            {"TE chunked not last",
             "POST / HTTP/1.1\r\nHost: a.qa.test\r\nTransfer-Encoding: chunked, "
             "gzip\r\n\r\n0\r\n\r\n",
