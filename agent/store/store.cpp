@@ -111,6 +111,9 @@ ALTER TABLE environments ADD COLUMN pids INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
+// How long a statement waits for another connection's lock before BUSY.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
+
 constexpr const char* kTokenColumns =
     "name, role, hash, created_at, expires_at, revoked, revoked_at, last_used_at";
 
@@ -468,11 +471,14 @@ class SqliteStore final : public Store {
     sqlite3_extended_result_codes(db_, 1);
     // The busy timeout comes first: switching to WAL itself may wait for
     // another process that holds the file.
-    QABOX_RETURN_IF_ERROR(exec("PRAGMA busy_timeout=5000", "set busy_timeout"));
+    if (int rc = sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count()));
+        rc != SQLITE_OK) {
+      return internalError("set busy_timeout on " + path_ + ": " + sqlite3_errstr(rc));
+    }
     // Two connections switching a fresh file to WAL at once can deadlock on
     // the lock upgrade; SQLite then answers BUSY at once, without waiting
     // in the busy handler. Try again, for as long as the busy timeout.
-    const auto giveUp = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const auto giveUp = std::chrono::steady_clock::now() + kBusyTimeout;
     while (true) {
       Stmt s(db_, "PRAGMA journal_mode=WAL", "enable WAL on " + path_);
       auto row = s.step();
