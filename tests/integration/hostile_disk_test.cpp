@@ -147,6 +147,30 @@ TEST_F(LxcHostile, ABuildThatFillsTheDiskIsRolledBackAndTheAgentKeepsServing) {
   EXPECT_EQ(viaRouter("new-1").status, 200);
 }
 
+TEST_F(LxcHostile, ARedeployThatFillsTheDiskLeavesTheOldContainerServing) {
+  start({}, std::string(kServe) + "[hooks]\nbuild = \"echo fine\"\n");
+  ASSERT_EQ(deploy("RE-1").exitCode, 0);
+  auto before = host_->env("RE-1");
+  ASSERT_TRUE(before.has_value());
+  const uint64_t space = loop_->available();
+  git_->write("qabox.toml", std::string(kServe) +
+                                "[hooks]\nbuild = \"dd if=/dev/zero of=/srv/app/fill bs=1M\"\n");
+  git_->commit("fill the disk");
+  git_->push("develop");
+  CliResult r = deploy("RE-1");
+  EXPECT_NE(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("is full"), std::string::npos) << r.out << r.err;
+  auto after = host_->env("RE-1");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state(), v1::Environment::READY);
+  EXPECT_EQ(after->container(), before->container());
+  EXPECT_NE(after->message().find("is full"), std::string::npos) << after->message();
+  EXPECT_EQ(viaRouter("re-1").status, 200);
+  EXPECT_EQ(host_->leaseCount(), 1);
+  EXPECT_EQ(host_->containers().size(), 1u);
+  EXPECT_GT(loop_->available(), space - (32u << 20));
+}
+
 TEST_F(LxcHostile, WithTheDiskFullReadsAndRoutesWorkAndWritesSayTheDiskIsFull) {
   start({}, kServe);
   ASSERT_EQ(host_->cli({"deploy", "OK-1"}).exitCode, 0);
