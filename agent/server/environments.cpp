@@ -117,9 +117,13 @@ class DiskWatch {
   void start(milliseconds every) {
     thread_ = std::thread([this, every] {
       std::unique_lock l(mu_);
-      while (!cv_.wait_for(l, every, [&] { return stopping_; })) {
+      milliseconds wait = every;
+      while (!cv_.wait_for(l, wait, [&] { return stopping_; })) {
         l.unlock();
+        auto began = steady_clock::now();
         std::string breach = check_();
+        // A big tree costs time to walk: at most a third of it goes to that.
+        wait = std::max(every, 2 * since(began));
         l.lock();
         if (!breach.empty()) {
           breach_ = breach;
