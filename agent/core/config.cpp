@@ -47,10 +47,16 @@ max_environments = 200
 max_memory = "2G"      # the most one environment may have ("": no maximum)
 max_cpus = 0           # whole CPUs (0: no maximum)
 max_pids = 4096        # processes (0: no maximum)
+max_disk = "10G"       # what one environment may write to the state dir's disk ("": no maximum)
+max_files = 1000000    # files one environment may create
+disk_check_interval = "30s"   # how often running environments are measured
 
 [containers]
 unprivileged = true    # root in a container is id_base on the host, not root
 id_base = 100000       # container ids 0-65535 map to host ids from here
+
+[deploy]
+log_max = "8M"         # deploy.log and app.log keep their first line and their last part
 
 [reaper]
 interval = "10m"
@@ -220,6 +226,20 @@ Status validateConfig(const Config& c) {
     return invalidArgument("limits.max_memory \"" + c.limits.maxMemory +
                            "\": must be a size such as 512M or 2G (\"\": no maximum)");
   }
+  if (!c.limits.maxDisk.empty() && !parseMemorySize(c.limits.maxDisk)) {
+    return invalidArgument("limits.max_disk \"" + c.limits.maxDisk +
+                           "\": must be a size such as 512M or 10G (\"\": no maximum)");
+  }
+  if (c.limits.diskCheckInterval < std::chrono::seconds(1)) {
+    return invalidArgument("limits.disk_check_interval: must be at least 1s");
+  }
+  {
+    auto logMax = parseMemorySize(c.deploy.logMax);
+    if (!logMax || *logMax < (64u << 10) || *logMax > (1ULL << 30)) {
+      return invalidArgument("deploy.log_max \"" + c.deploy.logMax +
+                             "\": must be a size between 64K and 1G, such as 8M");
+    }
+  }
   if (c.stateDir.empty() || c.stateDir.front() != '/') {
     return invalidArgument("state_dir \"" + c.stateDir + "\": must be an absolute path");
   }
@@ -383,7 +403,10 @@ Result<Config> parseConfig(std::string_view text) {
     QABOX_RETURN_IF_ERROR(r.count("max_environments", c.limits.maxEnvironments, 1, 100000));
     QABOX_RETURN_IF_ERROR(r.string("max_memory", c.limits.maxMemory));
     QABOX_RETURN_IF_ERROR(r.count("max_cpus", c.limits.maxCpus, 0, 1024));
-    return r.count("max_pids", c.limits.maxPids, 0, 4194304);
+    QABOX_RETURN_IF_ERROR(r.count("max_pids", c.limits.maxPids, 0, 4194304));
+    QABOX_RETURN_IF_ERROR(r.string("max_disk", c.limits.maxDisk));
+    QABOX_RETURN_IF_ERROR(r.count("max_files", c.limits.maxFiles, 1000, 100'000'000));
+    return r.duration("disk_check_interval", c.limits.diskCheckInterval);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "containers", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
@@ -394,7 +417,8 @@ Result<Config> parseConfig(std::string_view text) {
     QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("hook_timeout", c.deploy.hookTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("health_timeout", c.deploy.healthTimeout));
-    return r.duration("start_timeout", c.deploy.startTimeout);
+    QABOX_RETURN_IF_ERROR(r.duration("start_timeout", c.deploy.startTimeout));
+    return r.string("log_max", c.deploy.logMax);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "reaper", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("interval", c.reaper.interval));

@@ -60,6 +60,13 @@ struct Config {
     std::string maxMemory = "2G";  // empty: no maximum
     uint32_t maxCpus = 0;          // 0: no maximum
     uint32_t maxPids = 4096;       // 0: no maximum
+    // What one environment's own layer (its overlay upper directory) may
+    // hold on the state dir's disk, measured every disk_check_interval and
+    // all along its deploy's hooks; above it the environment is FAILED and
+    // its container stopped. max_files bounds its inodes the same way.
+    std::string maxDisk = "10G";  // empty: no maximum
+    uint32_t maxFiles = 1'000'000;
+    std::chrono::milliseconds diskCheckInterval{30'000};
   } limits;
 
   // Unprivileged containers run in a user namespace: root inside is
@@ -76,6 +83,9 @@ struct Config {
     std::chrono::milliseconds hookTimeout{600'000};
     std::chrono::milliseconds healthTimeout{60'000};
     std::chrono::milliseconds startTimeout{30'000};
+    // The most a deploy.log (hook output) and an app.log keep: past it,
+    // their first line and their last part.
+    std::string logMax = "8M";
   } deploy;
 
   struct Reaper {

@@ -295,6 +295,17 @@ int main(int argc, char** argv) {
     });
   }
 
+  // Running environments' own layers, against limits.max_disk and max_files.
+  std::thread diskWatcher([&] {
+    std::unique_lock l(flushMu);
+    while (!flushCv.wait_for(l, config.limits.diskCheckInterval, [&] { return stopping; })) {
+      l.unlock();
+      auto failed = envs.enforceDiskLimits();
+      if (!failed) spdlog::warn("checking disk limits: {}", failed.status().toString());
+      l.lock();
+    }
+  });
+
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: finishing in-flight operations, then exiting", sig);
@@ -312,6 +323,7 @@ int main(int argc, char** argv) {
   flushCv.notify_all();
   flusher.join();
   if (sleeper.joinable()) sleeper.join();
+  diskWatcher.join();
   flush();
   router.stop();
   while (waking > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));

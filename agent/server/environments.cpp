@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,8 @@
 #include "server/validate.h"
 #include "store/ipam.h"
 #include "store/paths.h"
+#include "sys/capped_log.h"
+#include "sys/disk_usage.h"
 #include "sys/idshift.h"
 
 namespace qabox {
@@ -78,14 +81,16 @@ Status writeFile(const std::string& path, const std::string& content, fs::perms 
   // Owner-only from its first byte: app.env holds the secrets.
   ::unlink(tmp.c_str());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return internalError("creating " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) return writeError("creating " + tmp, errno);
   size_t done = 0;
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      int err = n < 0 ? errno : ENOSPC;
       ::close(fd);
-      return internalError("writing " + tmp + " failed");
+      ::unlink(tmp.c_str());
+      return writeError("writing " + tmp, err);
     }
     done += static_cast<size_t>(n);
   }
@@ -100,6 +105,64 @@ bool sameSource(const DeploySpec& a, const DeploySpec& b) {
   return a.image == b.image && a.repo == b.repo && a.sourceBranch == b.sourceBranch &&
          a.targetBranch == b.targetBranch;
 }
+
+// Measures a deploy's container all along its hooks: a breach stops the
+// container at once (which ends the hook) instead of at the hook's end.
+class DiskWatch {
+ public:
+  DiskWatch(std::function<std::string()> check, std::function<void()> onBreach)
+      : check_(std::move(check)), onBreach_(std::move(onBreach)) {}
+  ~DiskWatch() { stop(); }
+
+  void start(milliseconds every) {
+    thread_ = std::thread([this, every] {
+      std::unique_lock l(mu_);
+      milliseconds wait = every;
+      while (!cv_.wait_for(l, wait, [&] { return stopping_; })) {
+        l.unlock();
+        auto began = steady_clock::now();
+        std::string breach = check_();
+        // A big tree costs time to walk: at most a third of it goes to that.
+        wait = std::max(every, 2 * since(began));
+        l.lock();
+        if (!breach.empty()) {
+          breach_ = breach;
+          l.unlock();
+          onBreach_();
+          return;
+        }
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // Measures now, on the caller's thread: the last word before a switch.
+  std::string checkNow() {
+    std::string breach = check_();
+    std::lock_guard l(mu_);
+    if (!breach.empty() && breach_.empty()) breach_ = breach;
+    return breach_;
+  }
+  std::string breach() {
+    std::lock_guard l(mu_);
+    return breach_;
+  }
+
+ private:
+  std::function<std::string()> check_;
+  std::function<void()> onBreach_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::string breach_;
+};
 
 std::string describeSource(const DeploySpec& s) {
   if (s.repo.empty()) return "image " + s.image;
@@ -322,11 +385,26 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   std::string deployLog = paths::deployLog(config_.stateDir, t.slug);
   std::error_code ec;
   fs::create_directories(fs::path(deployLog).parent_path(), ec);
-  std::ofstream hookLog(deployLog, std::ios::trunc);
+  const uint64_t logMax = parseMemorySize(config_.deploy.logMax).value_or(8u << 20);
+  CappedLog hookLog;
+  bool logFailed = false;
+  if (Status ls = hookLog.open(deployLog, logMax); !ls.isOk()) {
+    logFailed = true;
+    spdlog::warn("deploy {}: {}", t.name, ls.toString());
+  }
   auto logHook = [&](std::string_view text) {
-    hookLog << text;
-    hookLog.flush();
+    if (logFailed || text.empty()) return;
+    if (Status ls = hookLog.write(text); !ls.isOk()) {
+      // The deploy goes on; what it says about the disk comes from its steps.
+      logFailed = true;
+      spdlog::warn("deploy {}: {}", t.name, ls.toString());
+    }
   };
+  DiskWatch watch([&] { return diskBreach(container); },
+                  [&] {
+                    spdlog::warn("deploy {}: {}: stopping {}", t.name, watch.breach(), container);
+                    (void)runtime_.stop(container);
+                  });
 
   std::map<std::string, std::string> appEnv = spec.env;
   appEnv["QABOX_TICKET"] = t.name;
@@ -334,6 +412,8 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   appEnv["QABOX_COMMIT"] = merge.commit;
   appEnv["QABOX_SOURCE_BRANCH"] = spec.sourceBranch;
   appEnv["QABOX_TARGET_BRANCH"] = spec.targetBranch;
+  // The image's init keeps app.log under the same cap as deploy.log.
+  appEnv["QABOX_LOG_MAX"] = std::to_string(logMax);
   for (const auto& [k, v] : in.secrets) appEnv[k] = v;
   const uint16_t port = static_cast<uint16_t>(app.port.value_or(80));
   const bool hasHooks = !app.build.empty() || !app.migrate.empty() || !app.seed.empty();
@@ -347,6 +427,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     phase("clone", container + " from " + image + " v" + std::to_string(currentImage->version) +
                        " at " + ip);
     QABOX_RETURN_IF_ERROR(bridge_.forgetNeighbor(config_.network.bridge, ip));
+    watch.start(std::min<milliseconds>(config_.limits.diskCheckInterval, std::chrono::seconds(1)));
 
     std::string upper = runtime_.upperDir(container);
     if (repo) {
@@ -363,6 +444,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
         }
       }
       QABOX_RETURN_IF_ERROR(git_->exportTree(*repo, merge.commit, appDir));
+      if (std::string b = watch.checkNow(); !b.empty()) return resourceExhausted(b);
       phase("export", merge.commit.substr(0, 12) + " into " + paths::kAppDir);
     }
     std::string envFile;
@@ -405,6 +487,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       auto r = runtime_.exec(container, ex);
       logHook(out.finish());
       logHook(err.finish());
+      if (std::string b = watch.checkNow(); !b.empty()) return resourceExhausted(b);
       if (!r) return r.status();
       if (!r->ok()) {
         std::string tail = lastLines(r->out + r->err, 10);
@@ -429,6 +512,9 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       phase("app", app.start);
     }
 
+    watch.stop();
+    if (std::string b = watch.checkNow(); !b.empty()) return resourceExhausted(b);
+
     failedStep = "health";
     QABOX_RETURN_IF_ERROR(
         health_(ip, port, app.health.empty() ? "/" : app.health, config_.deploy.healthTimeout));
@@ -437,64 +523,109 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   };
 
   Status s = steps();
+  watch.stop();
   hookLog.close();
+
+  // Switch: the row and the route point at the new container, then the old
+  // one goes. A switch the store refuses (its disk is full) fails the
+  // deploy like any step.
+  std::string oldContainer = redeploy ? existing->container : "";
+  Environment ready = env;
+  if (s.isOk()) {
+    ready.state = EnvState::kReady;
+    ready.container = container;
+    ready.ip = ip;
+    ready.spec = spec;
+    ready.commit = merge.commit;
+    ready.imageVersion = currentImage->version;
+    ready.port = port;
+    ready.limits = limits;
+    ready.message.clear();
+    ready.deployedAt = Clock::now();
+    ready.updatedAt = ready.deployedAt;
+    if (spec.ttl) ready.expiresAt = ready.deployedAt + *spec.ttl;
+    s = store_.transaction([&]() -> Status {
+      QABOX_RETURN_IF_ERROR(store_.putEnvironment(ready));
+      return store_.finishOperation(opId, "ok", merge.commit);
+    });
+    if (!s.isOk()) failedStep = "switch";
+  }
+
   if (!s.isOk()) {
     s = Status(s.code(), redactor.redact(s.message()));
+    const std::string breach = watch.breach();
+    // A full disk is the host's emergency, not something this environment
+    // may keep for inspection: what the deploy wrote goes at once, so the
+    // other environments (and the agent's own writes) have room again.
+    bool full = false;
+    if (auto space = fsSpace(config_.stateDir); space && nearlyFull(*space)) {
+      full = true;
+      s = resourceExhausted(s.message() + "; the disk of the state dir " + config_.stateDir +
+                            " is full (" + formatBytes(space->available) + " left of " +
+                            formatBytes(space->total) + ")");
+    }
     std::string message = failedStep + " failed: " + s.message();
     spdlog::warn("deploy {}: {}", t.name, message);
     if (redeploy) {
-      // The old container keeps serving: drop the new one, keep the row.
+      // The old container keeps serving: drop the new one (first: its
+      // writes may be what fills the disk), keep the row.
       Status d = runtime_.destroy(container);
       if (d.isOk()) (void)store_.releaseAddressesOf(container);
       env.message = "redeploy failed: " + message;
       env.updatedAt = Clock::now();
-      (void)store_.putEnvironment(env);
-      (void)store_.finishOperation(opId, "error", message);
-      publishRoute(env);
-    } else if (failedStep == "clone") {
-      // Nothing to inspect: roll the whole create back.
-      (void)runtime_.destroy(container);
-      (void)store_.transaction([&]() -> Status {
-        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(container));
-        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(t.slug));
-        return store_.finishOperation(opId, "rolled-back", message);
+      Status w = store_.transaction([&]() -> Status {
+        QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+        return store_.finishOperation(opId, "error", message);
       });
-      routes_.remove(t.slug);
-      event(t.name, "deploy", in.actor, "error", message);
-      return s;
-    } else {
-      // The container stays for inspection until deleted.
-      env.state = EnvState::kFailed;
-      env.message = message;
-      env.updatedAt = Clock::now();
-      (void)store_.putEnvironment(env);
-      (void)store_.finishOperation(opId, "error", message);
+      if (!w.isOk()) spdlog::error("redeploy {}: recording the failure: {}", t.name, w.toString());
       publishRoute(env);
+    } else {
+      // Kept for inspection until deleted, holding its lease: a FAILED row.
+      bool keep = failedStep != "clone" && !full;
+      if (keep) {
+        // Over its disk limit: stopped, so it cannot write more.
+        if (!breach.empty()) (void)runtime_.stop(container);
+        env.state = EnvState::kFailed;
+        env.message = message;
+        env.updatedAt = Clock::now();
+        Status w = store_.transaction([&]() -> Status {
+          QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+          return store_.finishOperation(opId, "error", message);
+        });
+        if (w.isOk()) {
+          publishRoute(env);
+        } else {
+          spdlog::warn("deploy {}: recording the failure: {}; rolling it back instead", t.name,
+                       w.toString());
+          keep = false;
+        }
+      }
+      if (!keep) {
+        // Rolled back whole: no container, no lease, no row.
+        (void)runtime_.destroy(container);
+        Status w = store_.transaction([&]() -> Status {
+          QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(container));
+          QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(t.slug));
+          return store_.finishOperation(opId, "rolled-back", message);
+        });
+        if (!w.isOk()) {
+          // The journal still says create: the next start rolls it back.
+          spdlog::error("deploy {}: rolling back: {}", t.name, w.toString());
+        }
+        routes_.remove(t.slug);
+        std::error_code lec;
+        if (failedStep != "clone") fs::remove_all(paths::logDir(config_.stateDir, t.slug), lec);
+        event(t.name, "deploy", in.actor, "error", message);
+        if (failedStep == "clone" && !full) return s;
+        if (progress) progress({"failed", message + " (rolled back)", milliseconds(0)});
+        return Status(s.code(), message + " (rolled back: nothing of it is left)");
+      }
     }
     event(t.name, redeploy ? "redeploy" : "deploy", in.actor, "error", message);
     if (progress) progress({"failed", message, milliseconds(0)});
     return env;
   }
-
-  // Switch: the row and the route point at the new container, then the old
-  // one goes.
-  std::string oldContainer = redeploy ? existing->container : "";
-  env.state = EnvState::kReady;
-  env.container = container;
-  env.ip = ip;
-  env.spec = spec;
-  env.commit = merge.commit;
-  env.imageVersion = currentImage->version;
-  env.port = port;
-  env.limits = limits;
-  env.message.clear();
-  env.deployedAt = Clock::now();
-  env.updatedAt = env.deployedAt;
-  if (spec.ttl) env.expiresAt = env.deployedAt + *spec.ttl;
-  QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
-    QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-    return store_.finishOperation(opId, "ok", merge.commit);
-  }));
+  env = ready;
   publishRoute(env);
   if (redeploy && oldContainer != container) {
     drain(existing->ip, static_cast<uint16_t>(existing->port));
@@ -619,6 +750,67 @@ Result<std::string> EnvironmentManager::logPath(const std::string& ticket, bool 
   }
   if (deployLog) return paths::deployLog(config_.stateDir, e.slug);
   return runtime_.upperDir(e.container) + paths::kAppLog;
+}
+
+std::string EnvironmentManager::diskBreach(const std::string& container) const {
+  TreeBounds bounds;
+  bounds.maxEntries = config_.limits.maxFiles;
+  auto u = measureTree(runtime_.upperDir(container), bounds);
+  if (!u) return "";  // gone, or not made yet: nothing of it to hold
+  switch (u->bound) {
+    case TreeUsage::Bound::kEntries:
+      return "limits.max_files: its own layer holds more than " +
+             std::to_string(config_.limits.maxFiles) + " files (the limit)";
+    case TreeUsage::Bound::kDepth:
+      return "limits.max_disk: its own layer has " + u->why + ", which the agent does not measure";
+    case TreeUsage::Bound::kTime:  // the figures so far are a floor: judge on them
+    case TreeUsage::Bound::kNone: break;
+  }
+  auto max =
+      config_.limits.maxDisk.empty() ? std::nullopt : parseMemorySize(config_.limits.maxDisk);
+  if (max && u->bytes > *max) {
+    return "limits.max_disk: its own layer uses " + formatBytes(u->bytes) +
+           " of disk, above the limit of " + config_.limits.maxDisk;
+  }
+  return "";
+}
+
+Result<std::vector<std::string>> EnvironmentManager::enforceDiskLimits() {
+  std::vector<std::string> failed;
+  if (stopping_) return failed;
+  QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
+  for (const auto& candidate : envs) {
+    if (candidate.state == EnvState::kSleeping || candidate.state == EnvState::kDeleting) continue;
+    auto st = runtime_.state(candidate.container);
+    if (!st || *st != ContainerState::kRunning) continue;
+    // Measured without the lock (it only reads); acted on under it.
+    std::string breach = diskBreach(candidate.container);
+    if (breach.empty()) continue;
+    auto lock = ticketLock(candidate.slug);
+    std::unique_lock guard(*lock, std::try_to_lock);
+    if (!guard.owns_lock()) continue;  // a deploy measures its own; the next round sees the rest
+    QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(candidate.slug));
+    if (!env || env->container != candidate.container || env->state == EnvState::kSleeping ||
+        env->state == EnvState::kDeleting) {
+      continue;
+    }
+    env->state = EnvState::kFailed;
+    env->message = breach + "; its container is stopped (qabox delete " + env->ticket +
+                   " frees the space and the address)";
+    env->updatedAt = Clock::now();
+    publishRoute(*env);
+    drain(env->ip, static_cast<uint16_t>(env->port));
+    Status s = runtime_.stop(env->container);
+    if (!s.isOk())
+      spdlog::warn("disk {}: stopping {}: {}", env->ticket, env->container, s.toString());
+    if (Status w = store_.putEnvironment(*env); !w.isOk()) {
+      spdlog::warn("disk {}: recording the failure: {}", env->ticket, w.toString());
+    }
+    event(env->ticket, "disk", "qaboxd", "error", env->message);
+    spdlog::warn("{}: {}", env->ticket, env->message);
+    failed.push_back(env->ticket);
+  }
+  return failed;
 }
 
 Result<AppManifest> EnvironmentManager::appManifestOf(const Environment& env) {

@@ -81,6 +81,12 @@ class EnvironmentManager {
   // Puts every READY, unpinned environment idle for sleep_after to sleep.
   Result<std::vector<std::string>> sleepIdle(TimePoint now);
 
+  // Measures the own layer of every running environment against
+  // limits.max_disk and limits.max_files; one above is FAILED, with a message
+  // naming the limit and its use, and its container stopped so it cannot
+  // write more (its lease stays until it is deleted). The tickets failed.
+  Result<std::vector<std::string>> enforceDiskLimits();
+
   // Host paths of the app log (in the container's upper layer) and the last
   // deploy's hook output.
   Result<std::string> logPath(const std::string& ticket, bool deployLog);
@@ -105,6 +111,9 @@ class EnvironmentManager {
   Result<AppManifest> appManifestOf(const Environment& env);
   Status removeLocked(const Environment& env, const std::string& actor, const std::string& why);
   void publishRoute(const Environment& env);
+  // "" when the container's own layer is within the disk limits, else what
+  // is over, naming the limit.
+  std::string diskBreach(const std::string& container) const;
   void drain(const std::string& ip, uint16_t port);
   std::string nextContainerName(const std::string& slug, const std::string& current) const;
   void event(const std::string& ticket, const std::string& action, const std::string& actor,

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -305,6 +306,20 @@ class JsonReader {
   size_t i_ = 0;
 };
 
+// A full disk is the operator's to fix, not the agent's bug: RESOURCE_EXHAUSTED
+// naming the disk, so callers and clients can tell it from corruption.
+Status sqliteError(sqlite3* db, int rc, const std::string& what, const std::string& detail) {
+  int primary = rc & 0xff;
+  int sys = sqlite3_system_errno(db);
+  if (primary == SQLITE_FULL || (primary == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT))) {
+    const char* file = sqlite3_db_filename(db, "main");
+    std::string name = file && *file ? file : "the database";
+    return resourceExhausted(what + ": the disk holding " + name + " is full (" + detail +
+                             "); free space on it");
+  }
+  return internalError(what + ": " + detail);
+}
+
 // One prepared statement. Bind errors are kept and reported by step(), so
 // call sites bind in a row without checking each one.
 class Stmt {
@@ -374,7 +389,8 @@ class Stmt {
     return *this;
   }
   Status error() const {
-    return internalError(what_ + ": " + sqlite3_errstr(rc_) + " (" + sqlite3_errmsg(db_) + ")");
+    return sqliteError(db_, rc_, what_,
+                       std::string(sqlite3_errstr(rc_)) + " (" + sqlite3_errmsg(db_) + ")");
   }
 
   sqlite3* db_;
@@ -953,7 +969,7 @@ class SqliteStore final : public Store {
     if (rc == SQLITE_OK) return Status::ok();
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return internalError(what + ": " + msg);
+    return sqliteError(db_, rc, what, msg);
   }
 
   // Runs `body` in a write transaction: BEGIN IMMEDIATE at the outermost

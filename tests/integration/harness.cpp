@@ -189,7 +189,7 @@ TestHost::TestHost() : TestHost(Options{}) {}
 
 TestHost::TestHost(Options options) : options_(std::move(options)) {
   id_ = randomId();
-  stateDir_ = "/tmp/qabox-it-" + id_;
+  stateDir_ = options_.stateDirParent + "/qabox-it-" + id_;
   bridge_ = "qbt" + id_;
   std::random_device rd;
   subnet_ = "10.213." + std::to_string(rd() % 250 + 1) + ".0/24";
@@ -213,7 +213,9 @@ void TestHost::writeConfig(const Options& o) {
       << "\"\nstats_flush_interval = \"1s\"\n"
       << o.routingToml << "\n"
       << "[limits]\nmax_environments = " << o.maxEnvironments << "\n"
-      << "[deploy]\nhealth_timeout = \"" << o.healthTimeout << "\"\n";
+      << o.limitsToml << "\n"
+      << "[deploy]\nhealth_timeout = \"" << o.healthTimeout << "\"\n"
+      << o.deployToml << "\n";
   for (const auto& [name, url] : o.repos) {
     cfg << "[[repos]]\nname = \"" << name << "\"\nurl = \"" << url << "\"\n";
   }

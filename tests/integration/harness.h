@@ -101,6 +101,12 @@ class TestHost {
     std::string apiToml;                   // more keys for the [api] table
     std::vector<std::pair<std::string, std::string>> repos;  // name, url
     std::string healthTimeout = "20s";
+    std::string limitsToml;  // more keys for the [limits] table
+    std::string deployToml;  // more keys for the [deploy] table
+    // Where the state dir is made (default /tmp): a test may put it on a
+    // filesystem of its own, as a small loop mount. It must let the
+    // containers' mapped root traverse it (0755).
+    std::string stateDirParent = "/tmp";
   };
   TestHost();
   explicit TestHost(Options options);

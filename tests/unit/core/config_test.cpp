@@ -14,6 +14,24 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->urlFor("exmp-113"), "http://exmp-113.qa.company.int");
   EXPECT_TRUE(c->containers.unprivileged);
   EXPECT_EQ(c->containers.idBase, 100000u);
+  EXPECT_EQ(c->limits.maxDisk, "10G");
+  EXPECT_EQ(c->limits.maxFiles, 1000000u);
+  EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(30));
+  EXPECT_EQ(c->deploy.logMax, "8M");
+}
+
+TEST(Config, ReadsTheDiskKeys) {
+  auto c = parseConfig(
+      "[limits]\nmax_disk = \"2G\"\nmax_files = 5000\ndisk_check_interval = \"5s\"\n"
+      "[deploy]\nlog_max = \"256K\"\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->limits.maxDisk, "2G");
+  EXPECT_EQ(c->limits.maxFiles, 5000u);
+  EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(5));
+  EXPECT_EQ(c->deploy.logMax, "256K");
+  auto none = parseConfig("[limits]\nmax_disk = \"\"\n");
+  ASSERT_TRUE(none.isOk()) << none.status().toString();
+  EXPECT_EQ(none->limits.maxDisk, "");
 }
 
 TEST(Config, ReadsEveryContractKey) {
@@ -82,6 +100,11 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
       {"[limits]\nmax_memory = \"lots\"", "limits.max_memory \"lots\": must be a size"},
       {"[limits]\nmax_memory = \"2T\"", "limits.max_memory \"2T\""},
       {"[limits]\nmax_pids = -1", "limits.max_pids"},
+      {"[limits]\nmax_disk = \"a lot\"", "limits.max_disk \"a lot\": must be a size"},
+      {"[limits]\nmax_files = 10", "limits.max_files: must be between 1000"},
+      {"[limits]\ndisk_check_interval = \"10ms\"", "limits.disk_check_interval: must be at least"},
+      {"[deploy]\nlog_max = \"1K\"", "deploy.log_max \"1K\": must be a size between 64K and 1G"},
+      {"[deploy]\nlog_max = 8", "deploy.log_max: must be a string"},
       {"[containers]\nid_base = 1000", "containers.id_base: must be between 65536"},
       {"[containers]\nunprivileged = \"yes\"", "containers.unprivileged: must be true or false"},
       {"[reaper]\ninterval = \"10 minutes\"", "reaper.interval"},

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "fakes/fake_runtime.h"
 #include "sys/process.h"
@@ -325,6 +326,58 @@ TEST(MemorySize, ParsesUnitsAndRefusesTheRest) {
        {"", "0", "0M", "M", "1.5G", "-1G", "1T", "12 M", "99999999999999999999G"}) {
     EXPECT_FALSE(parseMemorySize(bad).has_value()) << bad;
   }
+}
+
+}  // namespace
+}  // namespace qabox
+
+namespace qabox {
+namespace {
+
+TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeepingItsLease) {
+  ASSERT_TRUE(deploy("A-1").isOk());
+  ASSERT_TRUE(deploy("B-1").isOk());
+  {
+    std::ofstream big(runtime_.upperRoot + "/qabox-a-1/big", std::ios::binary);
+    std::string mb(1 << 20, 'x');
+    for (int i = 0; i < 3; ++i) big << mb;
+  }
+  config_.limits.maxDisk = "1M";
+  auto failed = envs_->enforceDiskLimits();
+  ASSERT_TRUE(failed.isOk()) << failed.status().toString();
+  EXPECT_EQ(*failed, std::vector<std::string>{"A-1"});
+  auto a = envs_->get("A-1");
+  ASSERT_TRUE(a.isOk());
+  EXPECT_EQ(a->state, EnvState::kFailed);
+  EXPECT_NE(a->message.find("limits.max_disk: its own layer uses 3."), std::string::npos)
+      << a->message;
+  EXPECT_NE(a->message.find("above the limit of 1M"), std::string::npos) << a->message;
+  EXPECT_EQ(runtime_.containers.at("qabox-a-1").state, ContainerState::kStopped);
+  EXPECT_EQ(routes_.lookup("a-1")->state, EnvState::kFailed);
+  auto leases = store_->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  EXPECT_EQ(leases->size(), 2u);  // until it is deleted
+  auto b = envs_->get("B-1");
+  ASSERT_TRUE(b.isOk());
+  EXPECT_EQ(b->state, EnvState::kReady);
+  // Stopped, it is not measured again.
+  auto again = envs_->enforceDiskLimits();
+  ASSERT_TRUE(again.isOk());
+  EXPECT_TRUE(again->empty());
+  ASSERT_TRUE(envs_->remove("A-1", "test").isOk());
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
+}
+
+TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
+  ASSERT_TRUE(deploy("A-1").isOk());
+  config_.limits.maxFiles = 1000;
+  for (int i = 0; i < 1200; ++i) {
+    std::ofstream(runtime_.upperRoot + "/qabox-a-1/f" + std::to_string(i)) << "";
+  }
+  auto failed = envs_->enforceDiskLimits();
+  ASSERT_TRUE(failed.isOk());
+  EXPECT_EQ(failed->size(), 1u);
+  EXPECT_NE(envs_->get("A-1")->message.find("limits.max_files"), std::string::npos);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // other processes sharing it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -275,6 +278,45 @@ TEST_F(SqliteStoreTest, TwoFreshOpensOfOneFileMigrateOnce) {
   for (const auto& r : results) EXPECT_TRUE(r.isOk()) << r.toString();
   RawDb raw(dbPath());
   EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
+}
+
+}  // namespace
+}  // namespace qabox
+
+namespace qabox {
+namespace {
+
+// A full disk is RESOURCE_EXHAUSTED naming the database, and reads still work.
+// The disk is a 256 KiB tmpfs in a mount namespace of a child process.
+TEST_F(SqliteStoreTest, AFullDiskIsResourceExhaustedNamingTheDatabase) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root: mounts a small tmpfs in a mount namespace";
+  std::string small = dir_.path() + "/small";
+  ASSERT_EQ(::mkdir(small.c_str(), 0700), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0 || mount("", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k") != 0) {
+      _exit(2);
+    }
+    auto store = openSqliteStore(small + "/qabox.db");
+    if (!store) _exit(3);
+    Status last;
+    for (int i = 0; i < 1000 && last.isOk(); ++i) {
+      last = (*store)->addEvent(
+          {0, fromUnixMillis(i), "T-1", "exec", "test", "ok", std::string(4096, 'x')});
+    }
+    fprintf(stderr, "%s\n", last.toString().c_str());
+    if (last.code() != Code::kResourceExhausted) _exit(4);
+    if (last.message().find(small + "/qabox.db is full") == std::string::npos) _exit(5);
+    if (!(*store)->listEnvironments().isOk()) _exit(6);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: no mount namespace; 4: not RESOURCE_EXHAUSTED; "
+                                       "5: the message does not name the file; 6: reads fail";
 }
 
 }  // namespace
