@@ -101,6 +101,10 @@ class TestHost {
     std::string apiToml;                   // more keys for the [api] table
     std::vector<std::pair<std::string, std::string>> repos;  // name, url
     std::string healthTimeout = "20s";
+    std::string routerHost = "127.0.0.1";  // the address [routing] listen binds
+    // [network] egress, as TOML: none by default, so tests never turn on
+    // forwarding unless they mean to (and restore it); "" leaves it unset.
+    std::string egress = "\"none\"";
   };
   TestHost();
   explicit TestHost(Options options);
