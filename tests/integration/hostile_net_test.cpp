@@ -106,7 +106,8 @@ class FarSide {
     std::string id = shortId();
     ns_ = "qbt" + tag + id;
     hostIf_ = "qbt" + tag + id + "h";
-    std::string farIf = "qbt" + tag + id + "f";
+    farIf_ = "qbt" + tag + id + "f";
+    const std::string& farIf = farIf_;
     ok_ =
         run({"ip", "netns", "add", ns_}) &&
         run({"ip", "link", "add", hostIf_, "type", "veth", "peer", "name", farIf, "netns", ns_}) &&
@@ -131,6 +132,11 @@ class FarSide {
   }
 
   bool ok() const { return ok_; }
+  // Another pair of addresses on the same link.
+  bool addAddresses(const std::string& hostCidr, const std::string& farCidr) {
+    return run({"ip", "addr", "add", hostCidr, "dev", hostIf_}) &&
+           run({"ip", "-n", ns_, "addr", "add", farCidr, "dev", farIf_});
+  }
   ProcessResult exec(const std::vector<std::string>& argv) {
     std::vector<std::string> all = {"ip", "netns", "exec", ns_};
     all.insert(all.end(), argv.begin(), argv.end());
@@ -154,8 +160,8 @@ class FarSide {
         std::vector<std::string>{"ip", "netns", "exec", ns_, "busybox", "httpd", "-f", "-p",
                                  std::to_string(port), "-h", root}));
     for (int i = 0; i < 100; ++i) {
-      auto r = runOrDie(
-          {"ip", "netns", "exec", ns_, "busybox", "nc", "-z", "127.0.0.1", std::to_string(port)});
+      auto r = runOrDie({"ip", "netns", "exec", ns_, "busybox", "nc", "-w", "1", "127.0.0.1",
+                         std::to_string(port), "-e", "true"});
       if (r.exitCode == 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -169,7 +175,7 @@ class FarSide {
     return r.exitCode == 0;
   }
 
-  std::string ns_, hostIf_, dir_;
+  std::string ns_, hostIf_, farIf_, dir_;
   bool ok_ = false;
   std::vector<std::unique_ptr<Background>> servers_;
 };
@@ -268,10 +274,20 @@ TEST_F(LxcHostile, ContainersCannotReachEachOtherOverIpv4Ipv6OrArp) {
   EXPECT_EQ(sh("V-1", "ping -6 -c 1 -W 2 " + ll + "%eth0").exitCode, 0) << "V-1 answers itself";
   CliResult ping6 = sh("V-2", "ping -6 -c 2 -W 2 " + ll + "%eth0");
   EXPECT_NE(ping6.exitCode, 0) << ll << ": " << ping6.out << ping6.err;
-  // Nor the all-nodes multicast group, which every neighbour would answer.
+  // Nor over the all-nodes multicast group, which every neighbour would
+  // answer: only V-2 itself does.
+  CliResult own6 = sh("V-2", "ip -6 addr show dev eth0");
+  auto own = own6.out.find("inet6 fe80::");
+  ASSERT_NE(own, std::string::npos) << own6.out;
+  const std::string ownLl = own6.out.substr(own + 6, own6.out.find('/', own) - own - 6);
   CliResult all6 = sh("V-2", "ping -6 -c 2 -W 2 ff02::1%eth0");
-  EXPECT_EQ(all6.out.find("bytes from fe80"), std::string::npos) << all6.out << all6.err;
-
+  std::istringstream replies(all6.out);
+  for (std::string line; std::getline(replies, line);) {
+    auto from = line.find("bytes from ");
+    if (from == std::string::npos) continue;
+    from += 11;
+    EXPECT_EQ(line.substr(from, line.find(": ", from) - from), ownLl) << all6.out;
+  }
   // ARP: V-1 never sees V-2's request, so no unicast reply comes back.
   CliResult arp = sh("V-2", "arping -c 2 -w 3 -I eth0 " + v1_.ip());
   EXPECT_EQ(arp.out.find("Unicast reply"), std::string::npos) << arp.out << arp.err;
@@ -463,6 +479,8 @@ TEST_F(LxcHostile, TheMetadataServiceIsUnreachableUnderEveryEgressPolicy) {
   FarSide meta("m", "169.254.169.253/30", "169.254.169.254/30", "fd00:ec2::1/64",
                "fd00:ec2::254/64");
   ASSERT_TRUE(meta.ok());
+  // A control on the same link, outside link-local: egress does reach it.
+  ASSERT_TRUE(meta.addAddresses("198.18.7.254/24", "198.18.7.1/24"));
   meta.serve(80, {{"latest/meta-data/iam", "secret-credentials\n"}});
   ASSERT_EQ(httpGet("169.254.169.254", 80, "/latest/meta-data/iam").body, "secret-credentials\n");
   HttpReply six = httpGet("fd00:ec2::254", 80, "/latest/meta-data/iam");
@@ -473,6 +491,8 @@ TEST_F(LxcHostile, TheMetadataServiceIsUnreachableUnderEveryEgressPolicy) {
     SCOPED_TRACE("egress = " + egress);
     startWith(egress);
     if (v1_.ip().empty()) deployBoth();
+    CliResult control = sh("V-2", "nc -w 3 198.18.7.1 80 -e true");
+    EXPECT_EQ(control.exitCode, 0) << "egress works on that link: " << control.out << control.err;
     CliResult v4 = sh("V-2", "nc -w 3 169.254.169.254 80 -e true");
     EXPECT_NE(v4.exitCode, 0) << v4.out << v4.err;
     CliResult get = sh("V-2",
@@ -498,8 +518,9 @@ TEST_F(LxcHostile, EgressFollowsThePolicyThroughNat) {
       "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"peer=$REMOTE_ADDR\"\n";
   inet.serve(8080, {{"cgi-bin/peer", peer}});
   inet.serve(8081, {{"cgi-bin/peer", peer}});
-  ASSERT_NE(httpGet("198.51.100.1", 8080, "/cgi-bin/peer").body.find("peer=198.51.100.254"),
-            std::string::npos);
+  ASSERT_NE(
+      httpGet("198.51.100.1", 8080, "/cgi-bin/peer").body.find("peer=[::ffff:198.51.100.254]"),
+      std::string::npos);
   auto get = [&](uint16_t port) {
     return sh("V-2", "printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 198.51.100.1 " +
                          std::to_string(port));
@@ -515,8 +536,8 @@ TEST_F(LxcHostile, EgressFollowsThePolicyThroughNat) {
   startWith("\"all\"");
   CliResult all = get(8080);
   // Through NAT: the far side sees the host's address on its link.
-  EXPECT_NE(all.out.find("peer=198.51.100.254"), std::string::npos) << all.out << all.err;
-  EXPECT_NE(get(8081).out.find("peer=198.51.100.254"), std::string::npos);
+  EXPECT_NE(all.out.find("peer=[::ffff:198.51.100.254]"), std::string::npos) << all.out << all.err;
+  EXPECT_NE(get(8081).out.find("peer=[::ffff:198.51.100.254]"), std::string::npos);
   EXPECT_EQ(trim(readFile(bridgeForwarding)), "1");
   // Egress does not open a way to the other container through the host.
   CliResult peerTcp = sh("V-2", "nc -w 2 " + v1_.ip() + " 80 -e true");
@@ -524,7 +545,7 @@ TEST_F(LxcHostile, EgressFollowsThePolicyThroughNat) {
 
   startWith("[\"198.51.100.1/32:8080\"]");
   CliResult allowed = get(8080);
-  EXPECT_NE(allowed.out.find("peer=198.51.100.254"), std::string::npos)
+  EXPECT_NE(allowed.out.find("peer=[::ffff:198.51.100.254]"), std::string::npos)
       << allowed.out << allowed.err;
   CliResult denied = get(8081);
   EXPECT_EQ(denied.out.find("peer="), std::string::npos) << denied.out << denied.err;
