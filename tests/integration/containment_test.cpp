@@ -249,8 +249,11 @@ TEST(LxcFirewall, ContainersReachNeitherTheApiPortNorEachOther) {
   auto rules = runOrDie({"nft", "list", "table", "bridge", "qabox_" + host.bridge()});
   EXPECT_NE(rules.out.find(host.bridge()), std::string::npos) << rules.out << rules.err;
   // And it is those rules that keep the containers apart: without them, A
-  // reaches B; a restart of the agent puts them back.
+  // reaches B; a restart of the agent puts them back. (Both tables: where
+  // br_netfilter passes bridged IPv4 through the inet hooks, the inet
+  // table's forward chain keeps them apart too.)
   ASSERT_EQ(runOrDie({"nft", "delete", "table", "bridge", "qabox_" + host.bridge()}).exitCode, 0);
+  ASSERT_EQ(runOrDie({"nft", "delete", "table", "inet", "qabox_" + host.bridge()}).exitCode, 0);
   CliResult open = fromA("nc -w 2 " + b->ip() + " 80 -e true");
   EXPECT_EQ(open.exitCode, 0) << open.out << open.err;
   EXPECT_EQ(host.stopDaemon(), 0);
