@@ -105,6 +105,7 @@ class TestHost {
     // [network] egress, as TOML: none by default, so tests never turn on
     // forwarding unless they mean to (and restore it); "" leaves it unset.
     std::string egress = "\"none\"";
+    std::string networkToml;  // more keys for the [network] table
   };
   TestHost();
   explicit TestHost(Options options);

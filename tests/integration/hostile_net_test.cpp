@@ -472,6 +472,70 @@ TEST_F(LxcHostile, OnlyTheRoutersPortOnTheHostIsOpenToContainers) {
   }
 }
 
+// The set of port bindings follows the containers: one per container, put
+// back from the store when the agent restarts, gone with the container.
+TEST_F(LxcHostile, PortBindingsFollowTheContainersAcrossRestartsAndDeletes) {
+  startWith("\"none\"");
+  deployBoth();
+  auto bindings = [&] {
+    return runOrDie({"nft", "list", "set", "bridge", "qabox_" + host_->bridge(), "bindings"}).out;
+  };
+  const std::string mac1 = macOf("V-1"), mac2 = macOf("V-2");
+  EXPECT_EQ(mac1.rfind("02:71:", 0), 0u) << mac1;
+  std::string set = bindings();
+  EXPECT_NE(set.find(mac1 + " . " + v1_.ip()), std::string::npos) << set;
+  EXPECT_NE(set.find(mac2 + " . " + v2_.ip()), std::string::npos) << set;
+  // Each element names the container's port on this bridge.
+  auto ports = host_->bridgePorts();
+  ASSERT_EQ(ports.size(), 2u);
+  for (const auto& p : ports) EXPECT_NE(set.find("\"" + p + "\""), std::string::npos) << p << set;
+
+  // A restart replaces the rules and the set, and fills it from the rows.
+  startWith("\"none\"");
+  EXPECT_EQ(bindings(), set);
+  EXPECT_EQ(httpGet(v1_.ip(), 80, "/").status, 200);
+
+  // A redeploy's new container has its own; the old one's goes with it.
+  ASSERT_EQ(host_->cli({"deploy", "V-2", "--force"}).exitCode, 0);
+  auto v2b = host_->env("V-2");
+  ASSERT_TRUE(v2b.has_value());
+  ASSERT_NE(v2b->ip(), v2_.ip());
+  set = bindings();
+  EXPECT_EQ(set.find(" . " + v2_.ip() + "\n"), std::string::npos) << set;
+  EXPECT_EQ(set.find(" . " + v2_.ip() + ","), std::string::npos) << set;
+  EXPECT_NE(set.find(" . " + v2b->ip()), std::string::npos) << set;
+  EXPECT_EQ(httpGet(v2b->ip(), 80, "/").status, 200);
+  ASSERT_EQ(host_->cli({"delete", "V-1"}).exitCode, 0);
+  set = bindings();
+  EXPECT_EQ(set.find(v1_.ip()), std::string::npos) << set;
+  EXPECT_EQ(set.find(mac1), std::string::npos) << set;
+}
+
+// isolate = false: containers reach each other, and still cannot spoof.
+TEST_F(LxcHostile, WithoutIsolationContainersTalkButKeepTheirOwnAddresses) {
+  options_.networkToml = "isolate = false";
+  startWith("\"none\"");
+  deployBoth();
+  CliResult tcp = sh("V-2", "nc -w 2 " + v1_.ip() + " 80 -e true");
+  EXPECT_EQ(tcp.exitCode, 0) << tcp.out << tcp.err;
+  CliResult ping = sh("V-2", "ping -c 1 -W 2 " + v1_.ip());
+  EXPECT_EQ(ping.exitCode, 0) << ping.out << ping.err;
+  // Still no IPv6 between them, and no host port but the router's.
+  CliResult addr6 = sh("V-1", "ip -6 addr show dev eth0");
+  auto at = addr6.out.find("inet6 fe80::");
+  ASSERT_NE(at, std::string::npos) << addr6.out;
+  std::string ll = addr6.out.substr(at + 6, addr6.out.find('/', at) - at - 6);
+  CliResult ping6 = sh("V-2", "ping -6 -c 2 -W 2 " + ll + "%eth0");
+  EXPECT_NE(ping6.exitCode, 0) << ping6.out << ping6.err;
+  HostListener other;
+  CliResult any = sh("V-2", "nc -w 2 " + gateway_ + " " + other.port() + " -e true");
+  EXPECT_NE(any.exitCode, 0) << any.out << any.err;
+  // V-2 answers ARP for itself only: its unicast reply to V-1's arping
+  // carries its own address and MAC.
+  CliResult arp = sh("V-1", "arping -c 1 -w 3 -I eth0 " + v2_.ip());
+  EXPECT_NE(arp.out.find("[" + macOf("V-2") + "]"), std::string::npos) << arp.out << arp.err;
+}
+
 // The metadata service of a cloud, in a namespace of the test's: the host
 // reaches it, a container never does, whatever egress allows.
 TEST_F(LxcHostile, TheMetadataServiceIsUnreachableUnderEveryEgressPolicy) {
