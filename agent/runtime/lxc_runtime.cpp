@@ -394,7 +394,8 @@ std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard) {
        "iifname . ether saddr . arp saddr ip @bindings "
        "iifname . arp saddr ether . arp saddr ip @bindings accept\n";
   r += "    ether type ip iifname . ether saddr . ip saddr @bindings accept\n";
-  r += "    drop\n  }\n";
+  // Counted: what a container tried and was refused shows in `nft list`.
+  r += "    counter drop\n  }\n";
   // Between two ports of the bridge (a frame to another container, or a
   // copy of a broadcast); frames to and from the host do not pass here.
   r += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";

@@ -378,9 +378,19 @@ TEST_F(LxcHostile, AContainerCannotTakeAnotherEnvironmentsAddressOrMac) {
   fs::create_directories(dir);
   ASSERT_EQ(runOrDie({"gcc", "-static", "-O1", "-o", dir + "/rawsend", src}).exitCode, 0);
   ASSERT_EQ(runOrDie({"chown", "-R", "100000:100000", dir}).exitCode, 0);
+  // Each forged frame (5 a kind) is refused at V-2's port by the binding
+  // check: the count of what from_port dropped grows by at least that.
+  auto refused = [&] {
+    auto chain =
+        runOrDie({"nft", "list", "chain", "bridge", "qabox_" + host_->bridge(), "from_port"});
+    auto at = chain.out.find("counter packets ");
+    return at == std::string::npos ? -1L : std::stol(chain.out.substr(at + 16));
+  };
   auto send = [&](const std::string& frame) {
+    long before = refused();
     CliResult r = sh("V-2", "/qbt/rawsend " + frame + " 5");
     EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_GE(refused() - before, 5) << "not dropped by the binding check: " << frame;
   };
   const std::string bcast = "ff:ff:ff:ff:ff:ff", zero = "00:00:00:00:00:00";
   // Past the neighbour entry's lock time (1 s), so a forged ARP is taken.

@@ -68,7 +68,7 @@ TEST(BridgeRules, EachPortPassesOnlyIpv4AndArpOfItsBinding) {
   EXPECT_TRUE(contains(port, "ether type ip iifname . ether saddr . ip saddr @bindings accept"))
       << port;
   EXPECT_FALSE(contains(port, "ip6")) << "no IPv6 from containers at all: " << port;
-  EXPECT_EQ(port.substr(port.size() - 9), "\n    drop") << port;
+  EXPECT_EQ(port.substr(port.size() - 17), "\n    counter drop") << port;
   // Without bindings the set is still declared (no empty elements list: not valid nft).
   std::string none = bridgeRuleset("qabox0", guard());
   EXPECT_TRUE(contains(none, "set bindings {\n    type ifname . ether_addr . ipv4_addr\n  }"))
