@@ -37,6 +37,11 @@ listen = ["unix:///run/qabox/qabox.sock"]
 bridge = "qabox0"
 subnet = "10.44.0.0/24"
 isolate = true         # containers cannot reach each other on the bridge
+# What containers may reach beyond the host, through NAT: "all", "none", or a
+# list of "CIDR[:port]" (e.g. ["10.0.0.0/8", "198.51.100.7/32:443"]). The
+# metadata service (169.254.0.0/16, fd00:ec2::254) and the host's own ports
+# but the router's stay closed whatever it says.
+egress = "all"
 
 [routing]
 domain = "qa.company.int"
@@ -129,6 +134,11 @@ class TableReader {
       return Status::ok();
     });
   }
+  // A key read by the caller itself: only marked as known.
+  Status custom(std::string_view key) {
+    seen_.insert(std::string(key));
+    return Status::ok();
+  }
   Status noUnknownKeys(const std::set<std::string>& tables = {}) const {
     for (const auto& [k, v] : table_) {
       std::string key(k.str());
@@ -179,6 +189,34 @@ bool parseIpv4(const std::string& s, uint32_t& out) {
   return true;
 }
 
+Status readEgress(const toml::table& network, EgressPolicy& out) {
+  const toml::node* n = network.get("egress");
+  if (!n) return Status::ok();
+  const std::string use =
+      ": use \"none\", \"all\" or a list of \"CIDR[:port]\" such as "
+      "[\"10.0.0.0/8\", \"198.51.100.7/32:443\"]";
+  if (auto s = n->value<std::string>(); n->is_string() && s) {
+    if (*s == "none" || *s == "all") {
+      out.mode = *s == "none" ? EgressPolicy::Mode::kNone : EgressPolicy::Mode::kAll;
+      out.allow.clear();
+      return Status::ok();
+    }
+    return invalidArgument("network.egress \"" + *s + "\"" + use);
+  }
+  const toml::array* arr = n->as_array();
+  if (!arr) return invalidArgument("network.egress" + use);
+  EgressPolicy p;
+  p.mode = EgressPolicy::Mode::kList;
+  for (const auto& item : *arr) {
+    auto s = item.value<std::string>();
+    if (!item.is_string() || !s) return invalidArgument("network.egress: every entry" + use);
+    QABOX_ASSIGN_OR_RETURN(auto rule, parseEgressRule(*s));
+    p.allow.push_back(std::move(rule));
+  }
+  out = std::move(p);
+  return Status::ok();
+}
+
 Status checkListenAddress(const std::string& key, const std::string& value, bool allowUnix) {
   if (allowUnix && value.rfind("unix://", 0) == 0) {
     if (value.size() <= 7 || value[7] != '/') {
@@ -205,6 +243,50 @@ Status checkListenAddress(const std::string& key, const std::string& value, bool
 }
 
 }  // namespace
+
+Result<EgressPolicy::Rule> parseEgressRule(std::string_view text) {
+  const std::string quoted = "network.egress \"" + std::string(text) + "\"";
+  std::string_view rest = text;
+  EgressPolicy::Rule rule;
+  if (rest.find_first_of(":") != std::string_view::npos && rest.find(':') != rest.rfind(':')) {
+    return invalidArgument(quoted +
+                           ": IPv6 is not supported (containers have IPv4 only); "
+                           "use an IPv4 CIDR[:port] such as 198.51.100.0/24:443");
+  }
+  if (size_t colon = rest.find(':'); colon != std::string_view::npos) {
+    std::string_view port = rest.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != port.npos ||
+        std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535) {
+      return invalidArgument(quoted + ": the port after ':' must be a number from 1 to 65535");
+    }
+    rule.port = static_cast<uint16_t>(std::stoi(std::string(port)));
+    rest = rest.substr(0, colon);
+  }
+  int prefix = 32;
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    std::string_view len = rest.substr(slash + 1);
+    if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != len.npos ||
+        std::stoi(std::string(len)) > 32) {
+      return invalidArgument(quoted + ": the prefix length must be a number from 0 to 32");
+    }
+    prefix = std::stoi(std::string(len));
+    rest = rest.substr(0, slash);
+  }
+  uint32_t addr = 0;
+  if (!parseIpv4(std::string(rest), addr)) {
+    return invalidArgument(quoted + ": use an IPv4 CIDR[:port] such as 198.51.100.0/24:443");
+  }
+  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if ((addr & ~mask) != 0) {
+    in_addr net{htonl(addr & mask)};
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &net, buf, sizeof buf);
+    return invalidArgument(quoted + ": host bits must be zero (" + buf + "/" +
+                           std::to_string(prefix) + ")");
+  }
+  rule.cidr = std::string(rest) + "/" + std::to_string(prefix);
+  return rule;
+}
 
 std::string Config::urlFor(std::string_view slug) const {
   std::string host = std::string(slug) + "." + routing.domain;
@@ -386,6 +468,8 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(parseSection(root, "network", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.string("bridge", c.network.bridge));
     QABOX_RETURN_IF_ERROR(r.boolean("isolate", c.network.isolate));
+    QABOX_RETURN_IF_ERROR(r.custom("egress"));
+    QABOX_RETURN_IF_ERROR(readEgress(*root["network"].as_table(), c.network.egress));
     return r.string("subnet", c.network.subnet);
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "routing", [&](TableReader& r) {

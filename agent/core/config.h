@@ -10,6 +10,23 @@
 
 namespace qabox {
 
+// [network] egress: where containers may open connections beyond the host
+// (through NAT). Whatever it says, link-local addresses (the cloud's metadata
+// service among them), IPv6 and the host's own addresses stay closed.
+struct EgressPolicy {
+  enum class Mode { kNone, kAll, kList };
+  struct Rule {
+    std::string cidr;   // normalised: "198.51.100.0/24"
+    uint16_t port = 0;  // 0: every port; else that TCP and UDP port only
+  };
+  Mode mode = Mode::kNone;
+  std::vector<Rule> allow;  // kList only
+};
+
+// "none", "all", or one "CIDR[:port]" of a list (an address alone is a /32).
+// Errors name network.egress and the value.
+Result<EgressPolicy::Rule> parseEgressRule(std::string_view text);
+
 struct RepoConfig {
   std::string name;
   std::string url;
@@ -39,6 +56,9 @@ struct Config {
     std::string bridge = "qabox0";
     std::string subnet = "10.44.0.0/24";
     bool isolate = true;  // containers cannot reach each other on the bridge
+    // Builds fetch packages: the default lets them out (metadata and the
+    // host stay closed); "none" or an allow-list for tighter hosts.
+    EgressPolicy egress{EgressPolicy::Mode::kAll, {}};
   } network;
 
   struct Routing {

@@ -7,6 +7,7 @@
 //
 //   qabox-lxc clone   IMAGE_LXCPATH IMAGE LXCPATH NAME BRIDGE ADDRESS/PREFIX GATEWAY
 //                     MEMORY|- CPUS PIDS       (0 or -: no limit)
+//                     VETH MAC                 (the host-side veth's name, eth0's MAC)
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
@@ -81,7 +82,7 @@ std::vector<std::pair<std::string, std::string>> limitItems(const std::string& m
 
 int cloneCmd(char** a) {
   const char *imagePath = a[0], *image = a[1], *lxcpath = a[2], *name = a[3], *bridge = a[4],
-             *address = a[5], *gateway = a[6];
+             *address = a[5], *gateway = a[6], *veth = a[10], *mac = a[11];
   const auto limits = limitItems(a[7], a[8], a[9]);
   Container src(image, imagePath);
   if (!src.c || !src.c->is_defined(src.c)) {
@@ -99,7 +100,9 @@ int cloneCmd(char** a) {
   bool ok = clone->set_config_item(clone, "lxc.uts.name", name) &&
             clone->set_config_item(clone, "lxc.net.0.link", bridge) &&
             clone->set_config_item(clone, "lxc.net.0.ipv4.address", address) &&
-            clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway);
+            clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway) &&
+            clone->set_config_item(clone, "lxc.net.0.veth.pair", veth) &&
+            clone->set_config_item(clone, "lxc.net.0.hwaddr", mac);
   for (const auto& [key, value] : limits) {
     ok = ok && clone->set_config_item(clone, key.c_str(), value.c_str());
   }
@@ -184,7 +187,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   int n = argc - 2;
   char** a = argv + 2;
-  if (cmd == "clone" && n == 10) return cloneCmd(a);
+  if (cmd == "clone" && n == 12) return cloneCmd(a);
   if (cmd == "start" && n == 3) return startCmd(a);
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);

@@ -9,14 +9,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
+
+#include <spdlog/spdlog.h>
 
 #include "runtime/helper_protocol.h"
 #include "sys/idshift.h"
@@ -73,13 +79,63 @@ Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::st
   return Status::ok();
 }
 
+namespace {
+
+// The port binding a clone's config names (lxc.net.0.*), if it has one.
+std::optional<std::pair<std::string, PortBinding>> bindingInConfig(const std::string& configPath) {
+  std::ifstream in(configPath);
+  std::map<std::string, std::string> keys;
+  for (std::string line; std::getline(in, line);) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    auto trim = [](std::string v) {
+      v.erase(0, v.find_first_not_of(" \t"));
+      v.erase(v.find_last_not_of(" \t") + 1);
+      return v;
+    };
+    keys[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  std::string ip = keys["lxc.net.0.ipv4.address"];
+  ip = ip.substr(0, ip.find('/'));
+  PortBinding b{keys["lxc.net.0.veth.pair"], keys["lxc.net.0.hwaddr"], ip};
+  if (b.port.empty() || b.mac.empty() || b.ip.empty() || keys["lxc.net.0.link"].empty()) {
+    return std::nullopt;
+  }
+  return std::pair{keys["lxc.net.0.link"], b};
+}
+
+}  // namespace
+
+Status LxcRuntime::bindPort(const std::string& bridge, const PortBinding& binding, bool add) {
+  ProcessSpec s;
+  s.argv = {"nft", "-f", "-"};
+  s.stdinData = bindingUpdate(bridge, binding, add);
+  s.timeout = std::chrono::seconds(10);
+  auto r = runner_.run(s);
+  if (!r) return r.status();
+  if (!r->ok()) return internalError("nft: " + lastLines(r->err, 2));
+  return Status::ok();
+}
+
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
                          const std::string& name, const NetSpec& net,
                          const ResourceLimits& limits) {
-  return runHelper({"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address,
-                    net.gateway, limits.memory.empty() ? "-" : limits.memory,
-                    std::to_string(limits.cpus), std::to_string(limits.pids)},
-                   "clone " + name);
+  // A fixed veth name and MAC, bound to the address in the bridge's
+  // firewall before the container first starts.
+  PortBinding binding{vethName(net.bridge, lxcPath_, name),
+                      macForAddress(net.address.substr(0, net.address.find('/'))),
+                      net.address.substr(0, net.address.find('/'))};
+  QABOX_RETURN_IF_ERROR(
+      runHelper({"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway,
+                 limits.memory.empty() ? "-" : limits.memory, std::to_string(limits.cpus),
+                 std::to_string(limits.pids), binding.port, binding.mac},
+                "clone " + name));
+  if (Status s = bindPort(net.bridge, binding, true); !s.isOk()) {
+    (void)runHelper({"destroy", lxcPath_, name}, "destroy " + name);
+    return internalError("clone " + name + ": binding its port " + binding.port +
+                         " in the bridge's firewall: " + s.message());
+  }
+  return Status::ok();
 }
 
 Status LxcRuntime::start(const std::string& name) {
@@ -92,7 +148,17 @@ Status LxcRuntime::stop(const std::string& name) {
 }
 
 Status LxcRuntime::destroy(const std::string& name) {
-  return runHelper({"destroy", lxcPath_, name}, "destroy " + name);
+  auto bound = bindingInConfig(lxcPath_ + "/" + name + "/config");
+  QABOX_RETURN_IF_ERROR(runHelper({"destroy", lxcPath_, name}, "destroy " + name));
+  if (bound) {
+    // A stale binding would let the next container named so use this
+    // address; the set is rebuilt from the store on every start anyway.
+    if (Status s = bindPort(bound->first, bound->second, false); !s.isOk()) {
+      spdlog::warn("destroy {}: removing the binding of port {}: {}", name, bound->second.port,
+                   s.message());
+    }
+  }
+  return Status::ok();
 }
 
 Result<std::vector<std::string>> LxcRuntime::list() {
@@ -203,27 +269,137 @@ std::string tableName(const std::string& bridge) {
 
 }  // namespace
 
+namespace {
+
+uint64_t fnv1a(std::string_view text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string hexDigits(uint64_t value, int digits) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out(static_cast<size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0; --i, value >>= 4) out[static_cast<size_t>(i)] = kHex[value & 15];
+  return out;
+}
+
+std::string portList(const std::vector<uint16_t>& ports) {
+  std::string out;
+  for (uint16_t p : ports) out += (out.empty() ? "" : ", ") + std::to_string(p);
+  return out;
+}
+
+std::string element(const PortBinding& b) { return "\"" + b.port + "\" . " + b.mac + " . " + b.ip; }
+
+constexpr const char* kBindingsType = "type ifname . ether_addr . ipv4_addr";
+
+}  // namespace
+
+std::string vethPrefix(const std::string& bridge) { return "q" + hexDigits(fnv1a(bridge), 5); }
+
+std::string vethName(const std::string& bridge, const std::string& lxcPath,
+                     const std::string& container) {
+  return vethPrefix(bridge) + hexDigits(fnv1a(lxcPath + "\n" + container), 9);
+}
+
+std::string macForAddress(const std::string& ipv4) {
+  in_addr a{};
+  if (inet_pton(AF_INET, ipv4.c_str(), &a) != 1) return "";
+  const auto* b = reinterpret_cast<const unsigned char*>(&a.s_addr);
+  std::string mac = "02:71";
+  for (int i = 0; i < 4; ++i) mac += ":" + hexDigits(b[i], 2);
+  return mac;
+}
+
 std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard) {
   const std::string t = tableName(bridge);
+  const std::string br = "\"" + bridge + "\"";
+  const bool egress = guard.egress.mode != EgressPolicy::Mode::kNone;
   std::string r;
   r += "table inet " + t + "\ndelete table inet " + t + "\n";
   r += "table inet " + t + " {\n";
   r += "  chain input {\n    type filter hook input priority filter; policy accept;\n";
+  r += "    iifname " + br + " jump from_containers\n  }\n";
+  // The host as the containers see it: the router (an app may call another
+  // environment through its URL, as QA does), ping of the gateway, and
+  // replies to what the host opened; no other port on any host address.
+  r += "  chain from_containers {\n";
   if (!guard.hostTcpPorts.empty()) {
-    std::string ports;
-    for (uint16_t p : guard.hostTcpPorts) ports += (ports.empty() ? "" : ", ") + std::to_string(p);
-    r += "    iifname \"" + bridge + "\" tcp dport { " + ports + " } drop\n";
+    r += "    tcp dport { " + portList(guard.hostTcpPorts) + " } drop\n";
   }
-  r += "  }\n}\n";
+  r += "    ct state established,related accept\n";
+  if (!guard.routerTcpPorts.empty()) {
+    r += "    tcp dport { " + portList(guard.routerTcpPorts) + " } accept\n";
+  }
+  if (!guard.gateway.empty()) {
+    r += "    ip daddr " + guard.gateway + " icmp type echo-request accept\n";
+  }
+  r += "    drop\n  }\n";
+  // Forwarded through the host: out of the bridge as egress allows; into it
+  // only replies (the router, on the host, is the way in).
+  r += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+  r += "    iifname " + br + " jump egress\n";
+  r += "    oifname " + br + " ct state established,related accept\n";
+  r += "    oifname " + br + " drop\n  }\n";
+  r += "  chain egress {\n";
+  // Routed back into the bridge, container to container.
+  r += "    oifname " + br + (guard.isolate ? " drop\n" : " accept\n");
+  // Under every policy: link-local (the metadata service, 169.254.169.254)
+  // and anything IPv6 (fd00:ec2::254, fe80::/10); containers have no IPv6.
+  r += "    ip daddr 169.254.0.0/16 drop\n";
+  r += "    meta nfproto ipv6 drop\n";
+  if (egress) r += "    ct state established,related accept\n";
+  if (guard.egress.mode == EgressPolicy::Mode::kAll) {
+    r += "    accept\n";
+  } else if (guard.egress.mode == EgressPolicy::Mode::kList) {
+    for (const auto& rule : guard.egress.allow) {
+      r += "    ip daddr " + rule.cidr;
+      if (rule.port != 0) r += " meta l4proto { tcp, udp } th dport " + std::to_string(rule.port);
+      r += " accept\n";
+    }
+  }
+  r += "    drop\n  }\n";
+  if (egress && !guard.subnet.empty()) {
+    r += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+    r += "    ip saddr " + guard.subnet + " oifname != " + br + " masquerade\n  }\n";
+  }
+  r += "}\n";
+
+  // Layer 2. No `meta ibrname` (it needs nft_meta_bridge, which not every
+  // kernel has): our ports are the interfaces named with the bridge's prefix.
+  const std::string ports = "\"" + vethPrefix(bridge) + "*\"";
   r += "table bridge " + t + "\ndelete table bridge " + t + "\n";
   r += "table bridge " + t + " {\n";
-  r += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
-  // Frames between two containers cross the bridge's forward hook; frames to
-  // and from the host do not. Matched by the subnet's addresses rather than
-  // by `meta ibrname`, which needs a kernel module not every host has.
-  if (guard.isolate && !guard.subnet.empty()) {
-    r += "    ip saddr " + guard.subnet + " ip daddr " + guard.subnet + " drop\n";
+  r += "  set bindings {\n    " + std::string(kBindingsType) + "\n";
+  if (!guard.bindings.empty()) {
+    r += "    elements = { ";
+    for (size_t i = 0; i < guard.bindings.size(); ++i) {
+      r += (i ? ", " : "") + element(guard.bindings[i]);
+    }
+    r += " }\n";
   }
+  r += "  }\n";
+  // Prerouting: before the bridge learns the source MAC, so a forged one
+  // never moves another container's entry in its forwarding table. Static
+  // addresses, no DHCP: IPv4 and ARP from the binding, nothing else (IPv6
+  // neighbour discovery, multicast, VLAN tags, other ether types).
+  r += "  chain prerouting {\n    type filter hook prerouting priority filter; policy accept;\n";
+  r += "    iifname " + ports + " jump from_port\n  }\n";
+  r += "  chain from_port {\n";
+  r += "    ether type arp arp htype 1 arp ptype 0x0800 arp hlen 6 arp plen 4 "
+       "iifname . ether saddr . arp saddr ip @bindings "
+       "iifname . arp saddr ether . arp saddr ip @bindings accept\n";
+  r += "    ether type ip iifname . ether saddr . ip saddr @bindings accept\n";
+  // Counted: what a container tried and was refused shows in `nft list`.
+  r += "    counter drop\n  }\n";
+  // Between two ports of the bridge (a frame to another container, or a
+  // copy of a broadcast); frames to and from the host do not pass here.
+  r += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+  if (guard.isolate) r += "    iifname " + ports + " drop\n";
   r += "  }\n}\n";
   return r;
 }
@@ -232,6 +408,91 @@ std::string bridgeRulesetRemoval(const std::string& bridge) {
   const std::string t = tableName(bridge);
   return "table inet " + t + "\ndelete table inet " + t + "\ntable bridge " + t +
          "\ndelete table bridge " + t + "\n";
+}
+
+std::string bindingUpdate(const std::string& bridge, const PortBinding& binding, bool add) {
+  const std::string set = "bridge " + tableName(bridge) + " bindings";
+  // Adding an element that is there is no error; so adding it first makes
+  // the removal of one that is not there none either.
+  std::string r = "add element " + set + " { " + element(binding) + " }\n";
+  if (!add) r += "delete element " + set + " { " + element(binding) + " }\n";
+  return r;
+}
+
+namespace {
+
+struct Route {
+  uint32_t network = 0;
+  int prefix = 0;
+  bool viaGateway = false;
+  std::vector<std::string> devices;
+};
+
+bool parseCidr4(std::string_view text, uint32_t& network, int& prefix) {
+  std::string addr(text.substr(0, text.find('/')));
+  prefix = 32;
+  if (size_t slash = text.find('/'); slash != std::string_view::npos) {
+    std::string len(text.substr(slash + 1));
+    if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != len.npos) {
+      return false;
+    }
+    prefix = std::stoi(len);
+    if (prefix > 32) return false;
+  }
+  in_addr a{};
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) return false;
+  network = ntohl(a.s_addr);
+  return true;
+}
+
+bool overlaps(uint32_t a, int aLen, uint32_t b, int bLen) {
+  int len = std::min(aLen, bLen);
+  uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+  return (a & mask) == (b & mask);
+}
+
+}  // namespace
+
+std::vector<std::string> forwardingInterfaces(std::string_view routes, const EgressPolicy& egress,
+                                              const std::string& bridge,
+                                              const std::set<std::string>& bridges) {
+  std::vector<std::string> out;
+  if (egress.mode == EgressPolicy::Mode::kNone) return out;
+  std::istringstream lines{std::string(routes)};
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string word; words >> word;) w.push_back(word);
+    if (w.empty()) continue;
+    size_t i = 0;
+    if (w[0] == "unicast") i = 1;
+    if (i >= w.size()) continue;
+    Route route;
+    if (w[i] == "default") {
+      route.prefix = 0;
+    } else if (!parseCidr4(w[i], route.network, route.prefix)) {
+      continue;  // blackhole, unreachable, prohibit, ...
+    }
+    for (size_t j = i + 1; j + 1 < w.size(); ++j) {
+      if (w[j] == "via") route.viaGateway = true;
+      if (w[j] == "dev") route.devices.push_back(w[j + 1]);
+    }
+    bool allowed = egress.mode == EgressPolicy::Mode::kAll;
+    for (const auto& rule : egress.allow) {
+      uint32_t net = 0;
+      int len = 0;
+      if (parseCidr4(rule.cidr, net, len) && overlaps(net, len, route.network, route.prefix)) {
+        allowed = true;
+      }
+    }
+    if (!allowed) continue;
+    for (const auto& dev : route.devices) {
+      if (dev == bridge || dev == "lo") continue;
+      if (bridges.count(dev) && !route.viaGateway && route.prefix != 0) continue;
+      if (std::find(out.begin(), out.end(), dev) == out.end()) out.push_back(dev);
+    }
+  }
+  return out;
 }
 
 Status IpBridge::guard(const std::string& name, const BridgeGuard& guard) {
@@ -244,6 +505,44 @@ Status IpBridge::guard(const std::string& name, const BridgeGuard& guard) {
   if (!r->ok()) {
     return failedPrecondition("network.bridge " + name +
                               ": cannot install its firewall rules (nft): " + lastLines(r->err, 3));
+  }
+  if (guard.egress.mode == EgressPolicy::Mode::kNone) return Status::ok();
+  // Egress is routed: IPv4 forwarding on the bridge (where containers'
+  // packets come in) and on the interfaces the replies come in on, rather
+  // than net.ipv4.ip_forward for every interface. Never turned off again:
+  // another agent or service may rely on it.
+  ProcessSpec routes;
+  routes.argv = {"ip", "-4", "-o", "route", "show", "table", "main"};
+  routes.timeout = std::chrono::seconds(10);
+  auto table = runner_.run(routes);
+  if (!table || !table->ok()) {
+    return failedPrecondition("network.egress: cannot read the host's routes (ip route)");
+  }
+  std::set<std::string> bridges;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    if (std::filesystem::exists(e.path() / "bridge")) bridges.insert(e.path().filename());
+  }
+  std::vector<std::string> ifaces = {name};
+  for (const auto& i : forwardingInterfaces(table->out, guard.egress, name, bridges)) {
+    ifaces.push_back(i);
+  }
+  for (const auto& i : ifaces) {
+    const std::string path = "/proc/sys/net/ipv4/conf/" + i + "/forwarding";
+    std::ifstream in(path);
+    std::string value;
+    in >> value;
+    if (value == "1") continue;
+    std::ofstream out(path);
+    out << "1\n";
+    out.flush();
+    if (!out) {
+      return failedPrecondition("network.egress: cannot turn on IPv4 forwarding on " + i + " (" +
+                                path + ")");
+    }
+    spdlog::info(
+        "network.egress: turned on IPv4 forwarding on {} (net.ipv4.conf.{}.forwarding {} -> 1)", i,
+        i, value.empty() ? "?" : value);
   }
   return Status::ok();
 }

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "runtime/runtime.h"
 #include "sys/process.h"
@@ -30,6 +33,7 @@ class LxcRuntime : public ContainerRuntime {
 
  private:
   Status runHelper(const std::vector<std::string>& args, const std::string& what);
+  Status bindPort(const std::string& bridge, const PortBinding& binding, bool add);
 
   std::string lxcPath_;
   std::string helperPath_;
@@ -37,13 +41,31 @@ class LxcRuntime : public ContainerRuntime {
   std::chrono::milliseconds startTimeout_;
 };
 
-// The nftables ruleset `nft -f` gets for a bridge: an inet table that drops
-// the bridge's traffic to the given host ports, and a bridge table that drops
-// IPv4 between two addresses of the subnet (container to container). Each table is declared,
-// deleted and declared again in one transaction, so applying it replaces the old rules.
+// The nftables ruleset `nft -f` gets for a bridge, both tables declared,
+// deleted and declared again in one transaction, so applying it replaces the
+// old rules (and the bindings set, filled from guard.bindings):
+//  - bridge qabox_<bridge>: a frame from a container's port passes only as
+//    IPv4 or ARP whose source MAC and address are its binding's (before the
+//    bridge learns the MAC: prerouting); with isolate, no frame goes from one
+//    container's port to another's.
+//  - inet qabox_<bridge>: from the containers, the host accepts only the
+//    router's ports, ping of the gateway and replies; forwarding (egress)
+//    follows guard.egress, never to link-local addresses or over IPv6, with
+//    NAT; nothing from outside is forwarded to a container but replies.
 std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard);
 // Deletes both tables; not an error when they do not exist.
 std::string bridgeRulesetRemoval(const std::string& bridge);
+// Adds one port binding to the bridge's set, or removes it (also when it
+// is not there).
+std::string bindingUpdate(const std::string& bridge, const PortBinding& binding, bool add);
+
+// The interfaces whose IPv4 forwarding egress needs besides the bridge: those
+// of the routes (`ip -4 -o route show table main`) that lead to what the
+// policy allows, but other bridges (other containers' and VMs' networks)
+// reached directly, and lo. Empty for "none".
+std::vector<std::string> forwardingInterfaces(std::string_view routes, const EgressPolicy& egress,
+                                              const std::string& bridge,
+                                              const std::set<std::string>& bridges);
 
 // The bridge through iproute2's `ip`, its firewall through `nft`.
 class IpBridge : public Bridge {

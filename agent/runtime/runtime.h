@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/environment.h"
 #include "core/status.h"
 #include "sys/process.h"
@@ -63,11 +64,33 @@ class ContainerRuntime {
   virtual std::optional<uint32_t> mappedRoot(const std::string& name) const = 0;
 };
 
+// A container's port on the bridge (its host-side veth) and the only
+// source MAC and IPv4 address the bridge takes from it.
+struct PortBinding {
+  std::string port;  // the veth's host-side name
+  std::string mac;   // aa:bb:cc:dd:ee:ff
+  std::string ip;    // 10.44.0.7
+};
+
+// A container's host-side veth: 15 characters (a Linux interface name),
+// vethPrefix(bridge) then a hash of its lxcpath and name, so it is the same
+// on every start and unique on the host even with several agents.
+std::string vethPrefix(const std::string& bridge);
+std::string vethName(const std::string& bridge, const std::string& lxcPath,
+                     const std::string& container);
+// The container's MAC, derived from its address: 02:71 (locally
+// administered, unicast) and the address's four bytes.
+std::string macForAddress(const std::string& ipv4);
+
 // What the bridge's firewall keeps containers from.
 struct BridgeGuard {
-  std::string subnet;                  // the containers' subnet (CIDR)
-  std::vector<uint16_t> hostTcpPorts;  // the agent's API ports: unreachable from containers
-  bool isolate = true;                 // containers cannot reach each other
+  std::string subnet;                    // the containers' subnet (CIDR)
+  std::string gateway;                   // the bridge's own address, e.g. 10.44.0.1
+  std::vector<uint16_t> hostTcpPorts;    // the agent's API ports: unreachable from containers
+  std::vector<uint16_t> routerTcpPorts;  // the router's: the only host ports containers reach
+  bool isolate = true;                   // containers cannot reach each other
+  EgressPolicy egress;                   // beyond the host (none unless set)
+  std::vector<PortBinding> bindings;     // every container's port, as the store knows them
 };
 
 // The agent's bridge: created with the subnet's gateway address if missing,
@@ -77,7 +100,8 @@ class Bridge {
  public:
   virtual ~Bridge() = default;
   virtual Status ensure(const std::string& name, const std::string& gatewayCidr) = 0;
-  // Replaces the bridge's firewall rules, atomically.
+  // Replaces the bridge's firewall rules (with its port bindings), atomically;
+  // with egress, turns on the IPv4 forwarding it needs.
   virtual Status guard(const std::string& name, const BridgeGuard& guard) = 0;
   // Drops the host's neighbour (ARP) entry for `ip` on the bridge: an
   // address leased again belongs to a new container with a new MAC, which

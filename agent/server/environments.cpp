@@ -939,17 +939,35 @@ Status EnvironmentManager::recover() {
   QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
   QABOX_RETURN_IF_ERROR(bridge_.ensure(config_.network.bridge,
                                        gatewayOf(subnet) + "/" + std::to_string(subnet.prefix)));
-  // Before any container starts: none may reach the API's TCP ports on the
-  // host, nor, unless network.isolate is off, another container.
+  // Before any container starts: none may reach a host port but the
+  // router's, nor, unless network.isolate is off, another container, nor
+  // use an address or MAC but its own, nor go out but as network.egress says.
   BridgeGuard guard;
   guard.subnet = config_.network.subnet;
+  guard.gateway = gatewayOf(subnet);
   guard.isolate = config_.network.isolate;
-  for (const auto& listen : config_.api.listen) {
-    if (listen.rfind("unix://", 0) == 0) continue;
+  guard.egress = config_.network.egress;
+  auto portOf = [](const std::string& listen) -> std::optional<uint16_t> {
     size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) continue;
+    if (listen.rfind("unix://", 0) == 0 || colon == std::string::npos) return std::nullopt;
     int port = std::atoi(listen.c_str() + colon + 1);
-    if (port > 0 && port < 65536) guard.hostTcpPorts.push_back(static_cast<uint16_t>(port));
+    if (port <= 0 || port >= 65536) return std::nullopt;
+    return static_cast<uint16_t>(port);
+  };
+  for (const auto& listen : config_.api.listen) {
+    if (auto port = portOf(listen)) guard.hostTcpPorts.push_back(*port);
+  }
+  for (const auto& listen : {config_.routing.listen, config_.routing.tlsListen}) {
+    if (auto port = portOf(listen)) guard.routerTcpPorts.push_back(*port);
+  }
+  // Every container's port binding, from the rows (the set starts empty
+  // with the rules); recovery's destroys below take theirs out again.
+  QABOX_ASSIGN_OR_RETURN(auto rows, store_.listEnvironments());
+  for (const auto& row : rows) {
+    if (row.container.empty() || row.ip.empty()) continue;
+    guard.bindings.push_back(
+        {vethName(config_.network.bridge, paths::lxcPath(config_.stateDir), row.container),
+         macForAddress(row.ip), row.ip});
   }
   QABOX_RETURN_IF_ERROR(bridge_.guard(config_.network.bridge, guard));
   QABOX_RETURN_IF_ERROR(images_.recover());

@@ -209,8 +209,9 @@ void TestHost::writeConfig(const Options& o) {
   cfg << "]\n"
       << o.apiToml << "\n"
       << "[network]\nbridge = \"" << bridge_ << "\"\nsubnet = \"" << subnet_ << "\"\n"
-      << "[routing]\ndomain = \"" << domain_ << "\"\nlisten = \"127.0.0.1:" << routerPort_
-      << "\"\nstats_flush_interval = \"1s\"\n"
+      << (o.egress.empty() ? "" : "egress = " + o.egress + "\n") << o.networkToml << "\n"
+      << "[routing]\ndomain = \"" << domain_ << "\"\nlisten = \"" << o.routerHost << ":"
+      << routerPort_ << "\"\nstats_flush_interval = \"1s\"\n"
       << o.routingToml << "\n"
       << "[limits]\nmax_environments = " << o.maxEnvironments << "\n"
       << o.limitsToml << "\n"

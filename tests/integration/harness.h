@@ -107,6 +107,11 @@ class TestHost {
     // filesystem of its own, as a small loop mount. It must let the
     // containers' mapped root traverse it (0755).
     std::string stateDirParent = "/tmp";
+    std::string routerHost = "127.0.0.1";  // the address [routing] listen binds
+    // [network] egress, as TOML: none by default, so tests never turn on
+    // forwarding unless they mean to (and restore it); "" leaves it unset.
+    std::string egress = "\"none\"";
+    std::string networkToml;  // more keys for the [network] table
   };
   TestHost();
   explicit TestHost(Options options);

@@ -140,3 +140,70 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+Result<Config> withEgress(const std::string& value) {
+  return parseConfig("[network]\negress = " + value + "\n");
+}
+
+TEST(ConfigEgress, DefaultIsAllAndNoneAndAllAreRead) {
+  // Real apps' builds fetch packages: the default lets them out.
+  EXPECT_EQ(Config{}.network.egress.mode, EgressPolicy::Mode::kAll);
+  auto d = parseConfig(defaultConfigToml());
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_EQ(d->network.egress.mode, EgressPolicy::Mode::kAll);
+  auto none = withEgress("\"none\"");
+  ASSERT_TRUE(none.isOk()) << none.status().toString();
+  EXPECT_EQ(none->network.egress.mode, EgressPolicy::Mode::kNone);
+  auto all = withEgress("\"all\"");
+  ASSERT_TRUE(all.isOk());
+  EXPECT_EQ(all->network.egress.mode, EgressPolicy::Mode::kAll);
+}
+
+TEST(ConfigEgress, AllowListOfCidrsWithOptionalPorts) {
+  auto c = withEgress(R"(["10.0.0.0/8", "198.51.100.7:443", "0.0.0.0/0:53", "192.0.2.0/24:8080"])");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  const auto& e = c->network.egress;
+  EXPECT_EQ(e.mode, EgressPolicy::Mode::kList);
+  ASSERT_EQ(e.allow.size(), 4u);
+  EXPECT_EQ(e.allow[0].cidr, "10.0.0.0/8");
+  EXPECT_EQ(e.allow[0].port, 0);
+  EXPECT_EQ(e.allow[1].cidr, "198.51.100.7/32");  // an address alone is one host
+  EXPECT_EQ(e.allow[1].port, 443);
+  EXPECT_EQ(e.allow[2].cidr, "0.0.0.0/0");
+  EXPECT_EQ(e.allow[3].port, 8080);
+  // An empty list lets nothing out.
+  auto empty = withEgress("[]");
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_EQ(empty->network.egress.mode, EgressPolicy::Mode::kList);
+  EXPECT_TRUE(empty->network.egress.allow.empty());
+}
+
+TEST(ConfigEgress, BadValuesNameTheKeyAndTheValue) {
+  auto msg = [](const std::string& v) { return withEgress(v).status().message(); };
+  EXPECT_EQ(msg("\"some\""),
+            "network.egress \"some\": use \"none\", \"all\" or a list of \"CIDR[:port]\" such as "
+            "[\"10.0.0.0/8\", \"198.51.100.7/32:443\"]");
+  EXPECT_NE(msg("true").find("network.egress: use \"none\""), std::string::npos) << msg("true");
+  EXPECT_NE(msg("[1]").find("network.egress: every entry"), std::string::npos);
+  EXPECT_EQ(msg("[\"10.0.0.1/8\"]"),
+            "network.egress \"10.0.0.1/8\": host bits must be zero (10.0.0.0/8)");
+  EXPECT_EQ(msg("[\"10.0.0.0/33\"]"),
+            "network.egress \"10.0.0.0/33\": the prefix length must be a number from 0 to 32");
+  EXPECT_EQ(msg("[\"10.0.0.0/8:0\"]"),
+            "network.egress \"10.0.0.0/8:0\": the port after ':' must be a number from 1 to 65535");
+  EXPECT_NE(msg("[\"10.0.0.0/8:99999\"]").find("from 1 to 65535"), std::string::npos);
+  EXPECT_NE(msg("[\"10.0.0.0/8:\"]").find("from 1 to 65535"), std::string::npos);
+  EXPECT_NE(msg("[\"example.com\"]").find("use an IPv4 CIDR[:port]"), std::string::npos);
+  EXPECT_NE(msg("[\"010.0.0.0/8\"]").find("use an IPv4 CIDR[:port]"), std::string::npos);
+  EXPECT_NE(msg("[\"fd00:ec2::254\"]").find("IPv6 is not supported"), std::string::npos);
+  EXPECT_TRUE(withEgress("[\"10.0.0.0/8\"]\nbogus = 1")
+                  .status()
+                  .message()
+                  .find("network.bogus: unknown key") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace qabox

@@ -174,6 +174,29 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
   EXPECT_EQ(bridge_.ensured, config_.network.bridge + " 10.9.0.1/29");
 }
 
+TEST_F(EnvironmentsTest, RecoverGuardsTheBridgeWithEveryRowsBindingAndThePolicy) {
+  ASSERT_TRUE(deploy("NET-1").isOk());
+  ASSERT_TRUE(deploy("NET-2").isOk());
+  config_.routing.listen = "0.0.0.0:8080";
+  config_.routing.tlsListen = "0.0.0.0:8443";
+  config_.api.listen = {"unix:///tmp/x.sock", "10.9.0.1:7443"};
+  config_.network.egress = {EgressPolicy::Mode::kList, {{"198.51.100.0/24", 443}}};
+  makeManager();
+  ASSERT_TRUE(envs_->recover().isOk());
+  const BridgeGuard& g = bridge_.guardSpec;
+  EXPECT_EQ(bridge_.guarded, config_.network.bridge);
+  EXPECT_EQ(g.gateway, "10.9.0.1");
+  EXPECT_EQ(g.routerTcpPorts, (std::vector<uint16_t>{8080, 8443}));
+  EXPECT_EQ(g.hostTcpPorts, (std::vector<uint16_t>{7443}));
+  EXPECT_EQ(g.egress.mode, EgressPolicy::Mode::kList);
+  ASSERT_EQ(g.bindings.size(), 2u);
+  std::map<std::string, PortBinding> byIp;
+  for (const auto& b : g.bindings) byIp[b.ip] = b;
+  ASSERT_TRUE(byIp.count("10.9.0.2") && byIp.count("10.9.0.3"));
+  EXPECT_EQ(byIp["10.9.0.2"].mac, "02:71:0a:09:00:02");
+  EXPECT_EQ(byIp["10.9.0.2"].port, vethName(config_.network.bridge, dir_ + "/lxc", "qabox-net-1"));
+}
+
 TEST_F(EnvironmentsTest, RecoverRollsBackAnUnfinishedCreate) {
   // What a crash right after clone leaves: the row, the lease, the journal
   // entry and the container.
