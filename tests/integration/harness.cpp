@@ -185,14 +185,32 @@ std::string GitFixture::head() {
   return h;
 }
 
+namespace {
+
+// A 10.213.N.0/24 that no interface on the host has an address in, so test
+// hosts running side by side (or a bridge a crashed run left) never share a
+// route. Random among the free ones, so two hosts made at once rarely pick
+// the same one either.
+std::string unusedSubnet() {
+  std::string used = runOrDie({"ip", "-4", "-o", "addr", "show"}).out;
+  std::vector<int> free;
+  for (int n = 1; n <= 250; ++n) {
+    if (used.find(" 10.213." + std::to_string(n) + ".") == std::string::npos) free.push_back(n);
+  }
+  std::random_device rd;
+  int n = free.empty() ? static_cast<int>(rd() % 250 + 1) : free[rd() % free.size()];
+  return "10.213." + std::to_string(n) + ".0/24";
+}
+
+}  // namespace
+
 TestHost::TestHost() : TestHost(Options{}) {}
 
 TestHost::TestHost(Options options) : options_(std::move(options)) {
   id_ = randomId();
   stateDir_ = options_.stateDirParent + "/qabox-it-" + id_;
   bridge_ = "qbt" + id_;
-  std::random_device rd;
-  subnet_ = "10.213." + std::to_string(rd() % 250 + 1) + ".0/24";
+  subnet_ = unusedSubnet();
   routerPort_ = freeTcpPort();
   fs::create_directories(stateDir_);
   writeConfig(options_);
