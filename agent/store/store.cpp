@@ -109,6 +109,14 @@ ALTER TABLE environments ADD COLUMN memory TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN cpus INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE environments ADD COLUMN pids INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // The heads a deploy merged: the reaper's merged policy asks whether the
+    // source's own head is in the target. Rows from before stay '' (unknown).
+    // events_at lets pruning by age use an index.
+    R"sql(
+ALTER TABLE environments ADD COLUMN source_commit TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN target_commit TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_at ON events(at);
+)sql",
 };
 
 // How long a statement waits for another connection's lock before BUSY.
@@ -387,7 +395,7 @@ constexpr const char* kEnvColumns =
     "slug, ticket, state, ip, container, image_version, image, repo, source_branch, "
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
-    "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids";
+    "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids, source_commit, target_commit";
 
 Result<Environment> readEnvironment(const Stmt& s) {
   Environment e;
@@ -429,6 +437,8 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.limits.memory = s.text(28);
   e.limits.cpus = static_cast<uint32_t>(s.int64(29));
   e.limits.pids = static_cast<uint32_t>(s.int64(30));
+  e.sourceCommit = s.text(31);
+  e.targetCommit = s.text(32);
   return e;
 }
 
@@ -494,7 +504,10 @@ class SqliteStore final : public Store {
       }
       break;
     }
-    QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL", "set synchronous"));
+    // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a
+    // power cut can take back a commit the caller was told about: a token
+    // revocation (the token works again) or a deploy's final write.
+    QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL", "set synchronous"));
     QABOX_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
     return migrate();
   }
@@ -535,7 +548,7 @@ class SqliteStore final : public Store {
       // flushed since the caller read the row, and must not go back.
       std::string sql =
           std::string("INSERT INTO environments (") + kEnvColumns +
-          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
+          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
           "CONFLICT(slug) DO "
           "UPDATE SET "
           "ticket=excluded.ticket, state=excluded.state, ip=excluded.ip, "
@@ -548,7 +561,8 @@ class SqliteStore final : public Store {
           "updated_at=excluded.updated_at, deployed_at=excluded.deployed_at, "
           "expires_at=excluded.expires_at, ask_memory=excluded.ask_memory, "
           "ask_cpus=excluded.ask_cpus, ask_pids=excluded.ask_pids, memory=excluded.memory, "
-          "cpus=excluded.cpus, pids=excluded.pids, "
+          "cpus=excluded.cpus, pids=excluded.pids, source_commit=excluded.source_commit, "
+          "target_commit=excluded.target_commit, "
           "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
           "WHEN excluded.last_access_at IS NULL THEN last_access_at "
           "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -587,7 +601,9 @@ class SqliteStore final : public Store {
           .bind(28, e.spec.limits.pids)
           .bind(29, e.limits.memory)
           .bind(30, e.limits.cpus)
-          .bind(31, e.limits.pids);
+          .bind(31, e.limits.pids)
+          .bind(32, e.sourceCommit)
+          .bind(33, e.targetCommit);
       return s.run();
     });
   }
@@ -748,6 +764,39 @@ class SqliteStore final : public Store {
           .bind(6, e.detail);
       return s.run();
     });
+  }
+
+  Result<uint64_t> pruneEvents(TimePoint olderThan, uint64_t keepRows, uint32_t batch) override {
+    uint64_t removed = 0;
+    QABOX_RETURN_IF_ERROR(write("prune events", [&]() -> Status {
+      // By age first, then the oldest beyond keepRows: ids grow with time, so
+      // the newest keepRows rows are those above the keepRows-th highest id.
+      Stmt age(db_,
+               "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 "
+               "ORDER BY at LIMIT ?2)",
+               "prune events by age");
+      age.bind(1, olderThan).bind(2, batch);
+      QABOX_RETURN_IF_ERROR(age.run());
+      removed += static_cast<uint64_t>(sqlite3_changes(db_));
+      if (removed >= batch || keepRows == 0) return Status::ok();
+      Stmt count(db_,
+                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= "
+                 "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1) ORDER BY id "
+                 "LIMIT ?2)",
+                 "prune events by count");
+      count.bind(1, keepRows).bind(2, static_cast<uint64_t>(batch - removed));
+      QABOX_RETURN_IF_ERROR(count.run());
+      removed += static_cast<uint64_t>(sqlite3_changes(db_));
+      return Status::ok();
+    }));
+    return removed;
+  }
+
+  Result<uint64_t> countEvents() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT count(*) FROM events", "count events");
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    return row ? static_cast<uint64_t>(s.int64(0)) : uint64_t{0};
   }
 
   Result<std::vector<Event>> listEvents(const std::string& ticket, uint32_t limit) override {
