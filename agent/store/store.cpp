@@ -506,8 +506,12 @@ class SqliteStore final : public Store {
     }
     // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a
     // power cut can take back a commit the caller was told about: a token
-    // revocation (the token works again) or a deploy's final write.
+    // revocation (the token works again) or a deploy's final write. Only
+    // the frequent writes that may be lost (events, use counters) commit
+    // with NORMAL, see write(); the next FULL commit makes them durable too,
+    // as the WAL is synced in order.
     QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL", "set synchronous"));
+    sync_ = Sync::kFull;
     QABOX_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
     return migrate();
   }
@@ -751,19 +755,22 @@ class SqliteStore final : public Store {
   }
 
   Status addEvent(const Event& e) override {
-    return write("record event " + e.action, [&]() -> Status {
-      Stmt s(db_,
-             "INSERT INTO events (at, ticket, action, actor, outcome, detail) "
-             "VALUES (?, ?, ?, ?, ?, ?)",
-             "record event " + e.action);
-      s.bind(1, e.at)
-          .bind(2, e.ticket)
-          .bind(3, e.action)
-          .bind(4, e.actor)
-          .bind(5, e.outcome)
-          .bind(6, e.detail);
-      return s.run();
-    });
+    return write(
+        "record event " + e.action,
+        [&]() -> Status {
+          Stmt s(db_,
+                 "INSERT INTO events (at, ticket, action, actor, outcome, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?)",
+                 "record event " + e.action);
+          s.bind(1, e.at)
+              .bind(2, e.ticket)
+              .bind(3, e.action)
+              .bind(4, e.actor)
+              .bind(5, e.outcome)
+              .bind(6, e.detail);
+          return s.run();
+        },
+        Sync::kNormal);
   }
 
   Result<uint64_t> pruneEvents(TimePoint olderThan, uint64_t keepRows, uint32_t batch) override {
@@ -951,39 +958,62 @@ class SqliteStore final : public Store {
 
   Status touchToken(const std::string& name, TimePoint at) override {
     const std::string what = "record the use of token " + name;
-    return write(what, [&]() -> Status {
-      Stmt s(db_,
-             "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?1), ?1) "
-             "WHERE name = ?2",
-             what);
-      s.bind(1, at).bind(2, name);
-      return s.run();
-    });
+    return write(
+        what,
+        [&]() -> Status {
+          Stmt s(db_,
+                 "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?1), ?1) "
+                 "WHERE name = ?2",
+                 what);
+          s.bind(1, at).bind(2, name);
+          return s.run();
+        },
+        Sync::kNormal);
   }
 
   Status recordAccess(const std::vector<AccessStats>& stats) override {
     if (stats.empty()) return Status::ok();
-    return write("record access counters", [&]() -> Status {
-      Stmt s(db_,
-             "UPDATE environments SET "
-             "last_access_at = CASE WHEN ?1 IS NULL THEN last_access_at "
-             "ELSE max(coalesce(last_access_at, ?1), ?1) END, "
-             "request_count = request_count + ?2, bytes_in = bytes_in + ?3, "
-             "bytes_out = bytes_out + ?4 WHERE slug = ?5",
-             "record access counters");
-      for (const auto& a : stats) {
-        // A flush with no request in it carries no access time.
-        std::optional<int64_t> at;
-        if (a.lastAccessAt != TimePoint{}) at = toUnixMillis(a.lastAccessAt);
-        s.reset();
-        s.bind(1, at).bind(2, a.requests).bind(3, a.bytesIn).bind(4, a.bytesOut).bind(5, a.slug);
-        QABOX_RETURN_IF_ERROR(s.run());
-      }
-      return Status::ok();
-    });
+    return write(
+        "record access counters",
+        [&]() -> Status {
+          Stmt s(db_,
+                 "UPDATE environments SET "
+                 "last_access_at = CASE WHEN ?1 IS NULL THEN last_access_at "
+                 "ELSE max(coalesce(last_access_at, ?1), ?1) END, "
+                 "request_count = request_count + ?2, bytes_in = bytes_in + ?3, "
+                 "bytes_out = bytes_out + ?4 WHERE slug = ?5",
+                 "record access counters");
+          for (const auto& a : stats) {
+            // A flush with no request in it carries no access time.
+            std::optional<int64_t> at;
+            if (a.lastAccessAt != TimePoint{}) at = toUnixMillis(a.lastAccessAt);
+            s.reset();
+            s.bind(1, at)
+                .bind(2, a.requests)
+                .bind(3, a.bytesIn)
+                .bind(4, a.bytesOut)
+                .bind(5, a.slug);
+            QABOX_RETURN_IF_ERROR(s.run());
+          }
+          return Status::ok();
+        },
+        Sync::kNormal);
   }
 
  private:
+  // How a write transaction commits: FULL syncs the WAL at commit, NORMAL
+  // leaves it to the next sync (a power cut may lose it, never corrupt).
+  enum class Sync { kFull, kNormal };
+
+  Status setSync(Sync sync) {
+    if (sync == sync_) return Status::ok();
+    QABOX_RETURN_IF_ERROR(
+        exec(sync == Sync::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+             "set synchronous"));
+    sync_ = sync;
+    return Status::ok();
+  }
+
   Result<std::optional<TokenRecord>> oneToken(const char* column, const std::string& value,
                                               const std::string& what) {
     std::lock_guard lock(mu_);
@@ -1009,8 +1039,12 @@ class SqliteStore final : public Store {
   // level (so the write lock is taken up front and busy_timeout applies,
   // instead of a deferred reader failing to upgrade), a savepoint when
   // nested, so a failing inner call undoes only its own writes.
-  Status write(const std::string& what, const std::function<Status()>& body) {
+  // `sync` applies to an outermost transaction only: a write nested in
+  // another commits with it.
+  Status write(const std::string& what, const std::function<Status()>& body,
+               Sync sync = Sync::kFull) {
     std::lock_guard lock(mu_);
+    if (depth_ == 0) QABOX_RETURN_IF_ERROR(setSync(sync));
     Scope scope(*this);
     QABOX_RETURN_IF_ERROR(scope.begin(what));
     Status st = body();
@@ -1119,6 +1153,7 @@ class SqliteStore final : public Store {
   // Recursive: a transaction body calls the other methods on the same thread.
   std::recursive_mutex mu_;
   int depth_ = 0;
+  Sync sync_ = Sync::kFull;  // guarded by mu_
 };
 
 }  // namespace
