@@ -376,6 +376,10 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
       return Status::ok();
     };
     Status s = reclaim_(d.ticket, decisionWhy(d, actor), stillDue);
+    if (s.code() == Code::kNotFound) {
+      staleWhy = "deleted meanwhile";
+      stale = true;
+    }
     if (stale) {
       spdlog::info("reaper: {} is left alone: {}", env.ticket, staleWhy);
       return false;

@@ -618,6 +618,17 @@ TEST_F(ReaperPassTest, DeployInProgressUnderTheLockWins) {
   }
 }
 
+TEST_F(ReaperPassTest, DeletedBeforeTheLockIsNotReportedAsAFailure) {
+  expired("EXMP-1");
+  onReclaim_ = [this](const std::string&) {
+    ASSERT_TRUE(store_->deleteEnvironment("exmp-1").isOk());
+  };
+  auto r = makeReaper()->runOnce(false, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_TRUE(r->reclaimed.empty());
+  EXPECT_TRUE(reapEvents("EXMP-1").empty());
+}
+
 TEST_F(ReaperPassTest, UnchangedRowIsReclaimedUnderTheLock) {
   expired("EXMP-1");
   auto r = makeReaper()->runOnce(false, "", "alice");
