@@ -261,6 +261,37 @@ TEST_F(LxcLifecycle, ContainerRecoveryCannotDestroyIsBrokenAndTheAgentStartsAnyw
   EXPECT_EQ(host_->leaseCount(), 1);
 }
 
+// Issue 12, item 6: the events table only ever grew. [events] max_rows is
+// applied at start (and every minute after).
+TEST_F(LxcLifecycle, EventsArePrunedToMaxRowsKeepingTheNewest) {
+  ASSERT_EQ(host_->cli({"deploy", "EV-1"}).exitCode, 0);
+  for (int i = 0; i < 75; ++i) {
+    ASSERT_EQ(host_->cli({"pin", "EV-1"}).exitCode, 0);
+    ASSERT_EQ(host_->cli({"unpin", "EV-1"}).exitCode, 0);
+  }
+  std::string db = host_->stateDir() + "/qabox.db";
+  auto count = [&] {
+    auto r = runOrDie({"sqlite3", db, "SELECT count(*) || ' ' || max(id) FROM events"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    return r.out;
+  };
+  std::string before = count();
+  int rows = std::stoi(before);
+  std::string newest = before.substr(before.find(' ') + 1);
+  ASSERT_GE(rows, 150) << before;
+
+  ASSERT_EQ(host_->stopDaemon(), 0);
+  TestHost::Options o;
+  o.extraToml = "[events]\nmax_rows = 100\n";
+  host_->writeConfig(o);
+  host_->startDaemon();
+  std::string after = count();
+  EXPECT_EQ(std::stoi(after), 100) << after;
+  EXPECT_EQ(after.substr(after.find(' ') + 1), newest) << "the newest rows stay";
+  auto shown = host_->cli({"events", "EV-1", "--limit", "1"});
+  EXPECT_NE(shown.out.find("unpin"), std::string::npos) << shown.out;
+}
+
 TEST_F(LxcLifecycle, AgentsSideBySideNeverTouchEachOthersContainers) {
   ASSERT_EQ(host_->cli({"deploy", "MINE-1"}).exitCode, 0);
   TestHost other;
