@@ -203,7 +203,8 @@ std::string coloredState(v1::Environment::State state, const Style& style) {
   const char* code = "0";
   switch (state) {
     case v1::Environment::READY: code = "32"; break;
-    case v1::Environment::FAILED: code = "31"; break;
+    case v1::Environment::FAILED:
+    case v1::Environment::BROKEN: code = "31"; break;
     case v1::Environment::CREATING:
     case v1::Environment::DEPLOYING:
     case v1::Environment::DELETING: code = "33"; break;
@@ -260,6 +261,8 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"source_branch", orDash(e.source_branch())},
       {"target_branch", orDash(e.target_branch())},
       {"commit", orDash(e.commit())},
+      {"source_commit", orDash(e.source_commit())},
+      {"target_commit", orDash(e.target_commit())},
       {"pinned", yesNo(e.pinned())},
       {"created_at", withRelative(e.created_at(), now)},
       {"updated_at", withRelative(e.updated_at(), now)},

@@ -71,6 +71,10 @@ reclaim_merged = true
 reclaim_deleted = true
 sleep_after = "2h"     # stop idle containers; the first request wakes them ("0": never)
 wake_timeout = "30s"
+
+[events]
+max_age = "720h"       # the audit log keeps 30 days ("0": no age limit)
+max_rows = 100000      # and at most this many rows (0: no limit)
 )";
 
 // Reads typed keys out of one table and remembers which it saw, so unknown
@@ -430,6 +434,15 @@ Status validateConfig(const Config& c) {
     if (!names.insert(r.name).second)
       return invalidArgument("repos.name \"" + r.name + "\": listed twice");
   }
+  // Pruning below these would drop what a person is still reading about.
+  if (c.events.maxAge.count() > 0 && c.events.maxAge < std::chrono::minutes(1)) {
+    return invalidArgument("events.max_age \"" + formatDuration(c.events.maxAge) +
+                           "\": must be \"0\" (no age limit) or at least \"1m\"");
+  }
+  if (c.events.maxRows > 0 && c.events.maxRows < 100) {
+    return invalidArgument("events.max_rows " + std::to_string(c.events.maxRows) +
+                           ": must be 0 (no limit) or at least 100");
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.logLevel)) {
     return invalidArgument("log_level \"" + c.logLevel +
@@ -454,8 +467,8 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("images_dir", c.imagesDir));
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
-  QABOX_RETURN_IF_ERROR(top.noUnknownKeys(
-      {"api", "network", "routing", "limits", "containers", "deploy", "reaper", "repos"}));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "limits", "containers",
+                                           "deploy", "reaper", "events", "repos"}));
 
   QABOX_RETURN_IF_ERROR(parseSection(root, "api", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.stringList("listen", c.api.listen));
@@ -512,6 +525,10 @@ Result<Config> parseConfig(std::string_view text) {
     QABOX_RETURN_IF_ERROR(r.duration("wake_timeout", c.reaper.wakeTimeout));
     QABOX_RETURN_IF_ERROR(r.boolean("reclaim_merged", c.reaper.reclaimMerged));
     return r.boolean("reclaim_deleted", c.reaper.reclaimDeleted);
+  }));
+  QABOX_RETURN_IF_ERROR(parseSection(root, "events", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.events.maxAge));
+    return r.count("max_rows", c.events.maxRows, 0, 1'000'000'000);
   }));
   if (const toml::node* n = root.get("repos")) {
     const toml::array* arr = n->as_array();

@@ -118,6 +118,13 @@ struct Config {
     bool reclaimDeleted = true;
   } reaper;
 
+  // The audit log (qabox events) is pruned in the background: rows older
+  // than max_age, and the oldest beyond max_rows. 0 turns either off.
+  struct Events {
+    std::chrono::milliseconds maxAge{720 * 3'600'000LL};
+    uint32_t maxRows = 100'000;
+  } events;
+
   std::vector<RepoConfig> repos;
 
   std::string logLevel = "info";

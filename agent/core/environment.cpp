@@ -10,13 +10,14 @@ std::string_view stateName(EnvState s) {
     case EnvState::kFailed: return "FAILED";
     case EnvState::kDeleting: return "DELETING";
     case EnvState::kSleeping: return "SLEEPING";
+    case EnvState::kBroken: return "BROKEN";
   }
   return "FAILED";
 }
 
 std::optional<EnvState> parseState(std::string_view s) {
   for (auto st : {EnvState::kCreating, EnvState::kDeploying, EnvState::kReady, EnvState::kFailed,
-                  EnvState::kDeleting, EnvState::kSleeping}) {
+                  EnvState::kDeleting, EnvState::kSleeping, EnvState::kBroken}) {
     if (stateName(st) == s) return st;
   }
   return std::nullopt;

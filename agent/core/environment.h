@@ -13,7 +13,9 @@ namespace qabox {
 using Clock = std::chrono::system_clock;
 using TimePoint = Clock::time_point;
 
-enum class EnvState { kCreating, kDeploying, kReady, kFailed, kDeleting, kSleeping };
+// BROKEN: the agent could not destroy a container it had to (at recovery, or
+// a delete); the environment is out of service until a delete succeeds.
+enum class EnvState { kCreating, kDeploying, kReady, kFailed, kDeleting, kSleeping, kBroken };
 
 std::string_view stateName(EnvState s);  // "CREATING", ...
 std::optional<EnvState> parseState(std::string_view s);
@@ -55,7 +57,11 @@ struct Environment {
   std::string container;  // qabox-<slug>
   uint32_t imageVersion = 0;
   DeploySpec spec;
-  std::string commit;
+  std::string commit;  // what was deployed: qabox's merge commit, or a head
+  // The heads the deployed commit was made from, recorded at deploy: the
+  // source's own head is what a merged pull request leaves in its target.
+  std::string sourceCommit;
+  std::string targetCommit;
   uint32_t port = 80;
   std::string message;
   bool pinned = false;

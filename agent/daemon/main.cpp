@@ -87,6 +87,30 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Ap
   return grpc::SslServerCredentials(options);
 }
 
+// The audit log by events.max_age and events.max_rows, in batches that are
+// each a short transaction of their own, so a backlog (an upgrade, a lowered
+// limit) never holds the other writers up for long.
+void pruneEvents(Store& store, const Config::Events& cfg) {
+  constexpr uint32_t kBatch = 2000;
+  constexpr int kMaxBatches = 500;
+  if (cfg.maxAge.count() <= 0 && cfg.maxRows == 0) return;
+  TimePoint olderThan = cfg.maxAge.count() > 0 ? Clock::now() - cfg.maxAge : TimePoint{};
+  uint64_t total = 0;
+  for (int i = 0; i < kMaxBatches; ++i) {
+    auto n = store.pruneEvents(olderThan, cfg.maxRows, kBatch);
+    if (!n) {
+      spdlog::warn("pruning events: {}", n.status().toString());
+      break;
+    }
+    total += *n;
+    if (*n < kBatch) break;
+  }
+  if (total > 0) {
+    spdlog::info("events: pruned {} rows (events.max_age {}, events.max_rows {})", total,
+                 formatDuration(cfg.maxAge), cfg.maxRows);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,18 +235,14 @@ int main(int argc, char** argv) {
   }
   Authorizer auth(**store, localPeers, socketGroup);
   QaboxService service(envs, images, **store, auth, host);
-  Reaper reaper(config, **store, &git, [&envs](const std::string& ticket, const std::string& why) {
-    // Reclaiming is the delete path; a redeploy or a pin that
-    // got the ticket's lock first wins.
-    return envs.remove(ticket, Reaper::kScheduleActor, why, [](const Environment& e) -> Status {
-      if (e.pinned) return failedPrecondition("pinned meanwhile");
-      if (e.state == EnvState::kCreating || e.state == EnvState::kDeploying ||
-          e.state == EnvState::kDeleting) {
-        return failedPrecondition("busy meanwhile");
-      }
-      return Status::ok();
-    });
-  });
+  Reaper reaper(config, **store, &git,
+                [&envs](const std::string& ticket, const std::string& why,
+                        const Reaper::StillDueFn& stillDue) {
+                  // Reclaiming is the delete path; the reaper's re-check runs
+                  // under the ticket's lock, so a redeploy or a pin that got
+                  // the lock first wins.
+                  return envs.remove(ticket, Reaper::kScheduleActor, why, stillDue);
+                });
   service.setReaper(&reaper);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -268,10 +288,18 @@ int main(int argc, char** argv) {
       }
     }
   };
+  pruneEvents(**store, config.events);
   std::thread flusher([&] {
     std::unique_lock l(flushMu);
+    auto lastPrune = std::chrono::steady_clock::now();
     while (!flushCv.wait_for(l, config.routing.statsFlushInterval, [&] { return stopping; })) {
       flush();
+      if (std::chrono::steady_clock::now() - lastPrune >= std::chrono::minutes(1)) {
+        lastPrune = std::chrono::steady_clock::now();
+        l.unlock();
+        pruneEvents(**store, config.events);
+        l.lock();
+      }
     }
   });
 

@@ -557,6 +557,12 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
         return replyPage(502, "Environment failed",
                          name + " is in state " + std::string(stateName(route.state)) +
                              (route.message.empty() ? std::string(".") : ": " + route.message));
+      case EnvState::kBroken:
+        return replyPage(502, "Environment is broken",
+                         name + " is broken and out of service" +
+                             (route.message.empty() ? std::string(".") : ": " + route.message) +
+                             " The agent keeps it for an operator: deleting it retries the "
+                             "clean-up.");
       case EnvState::kSleeping: return startWake();
       case EnvState::kDeleting:
         return replyPage(404, "No such environment", name + " is being deleted.");

@@ -46,8 +46,19 @@ bool wants(const std::string& filter, const char* policy) {
 
 // Environments a deploy or delete is working on belong to that operation;
 // reclaiming one under it would race the container it is making or removing.
+// BROKEN ones wait for an operator: a reclaim would only retry a destroy
+// that already failed, every pass.
 bool busy(EnvState s) {
-  return s == EnvState::kCreating || s == EnvState::kDeploying || s == EnvState::kDeleting;
+  return s == EnvState::kCreating || s == EnvState::kDeploying || s == EnvState::kDeleting ||
+         s == EnvState::kBroken;
+}
+
+// The deployed source head the merged policy asks about: the one recorded
+// at deploy, else (rows from before it was recorded) the deployed commit,
+// which is that head only when the deploy was a fast-forward.
+std::string deployedSourceHead(const Environment& env) {
+  if (isCommitId(env.sourceCommit)) return env.sourceCommit;
+  return isCommitId(env.commit) ? env.commit : std::string();
 }
 
 // Whether the merged policy could apply at all, before asking git. A branch
@@ -93,6 +104,13 @@ struct RepoWork {
 
 }  // namespace
 
+bool sameDecisionRow(const Environment& seen, const Environment& current) {
+  return current.state == seen.state && current.pinned == seen.pinned &&
+         current.deployedAt == seen.deployedAt && current.updatedAt == seen.updatedAt &&
+         current.commit == seen.commit && current.container == seen.container &&
+         current.spec == seen.spec;
+}
+
 Status checkPolicy(std::string_view policy) {
   if (policy.empty()) return Status::ok();
   for (const char* p : kPolicies) {
@@ -126,9 +144,10 @@ std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper&
     if (!branch->sourceExists && !branch->merged && policy.reclaimDeleted) {
       std::string reason =
           "source branch " + spec.sourceBranch + " was deleted from repo " + spec.repo;
-      reason += isCommitId(env.commit) ? " and the deployed commit " + shortSha(env.commit) +
-                                             " is not in " + spec.targetBranch
-                                       : " and was not seen merged into " + spec.targetBranch;
+      std::string head = deployedSourceHead(env);
+      reason += !head.empty()
+                    ? " and its deployed head " + shortSha(head) + " is not in " + spec.targetBranch
+                    : " and was not seen merged into " + spec.targetBranch;
       return due(kPolicyMerged, std::move(reason));
     }
   }
@@ -264,8 +283,9 @@ void Reaper::queryBranches(const std::vector<Environment>& envs,
     asks.reserve(fetched[k]->envs.size());
     for (size_t i : fetched[k]->envs) {
       const Environment& env = envs[i];
-      asks.push_back({env.spec.sourceBranch, env.spec.targetBranch,
-                      isCommitId(env.commit) ? env.commit : std::string()});
+      // The source's own head, not qabox's merge commit: that one is never
+      // in the target, so a merged and deleted branch would never be seen merged.
+      asks.push_back({env.spec.sourceBranch, env.spec.targetBranch, deployedSourceHead(env)});
     }
     answers[k] = git_->branchStates(*fetched[k]->repo, asks);
   });
@@ -331,7 +351,39 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
       return false;
     }
     d = std::move(*again);
-    Status s = reclaim_(d.ticket, decisionWhy(d, actor));
+    // The read above holds no lock: a redeploy that holds the ticket's lock
+    // keeps the row READY (and idle) while it fetches and merges, and a
+    // delete queued behind it would then remove what it just deployed. So
+    // the delete path checks again under the lock, against the row as it is
+    // then: anything that changed it since this decision wins.
+    bool stale = false;
+    std::string staleWhy;
+    const Environment decided = current;
+    const BranchState* answer = sameDeploy ? branch : nullptr;
+    auto stillDue = [&](const Environment& locked) -> Status {
+      if (!sameDecisionRow(decided, locked)) {
+        stale = true;
+        staleWhy = "changed since the decision (now " + std::string(stateName(locked.state)) +
+                   (locked.deployedAt != decided.deployedAt ? ", deployed again" : "") + ")";
+        return failedPrecondition("ticket " + locked.ticket + ": " + staleWhy);
+      }
+      auto last = decide(locked, config_.reaper, now, answer, policy);
+      if (!last || last->policy != d.policy) {
+        stale = true;
+        staleWhy = "no longer due under the ticket's lock";
+        return failedPrecondition("ticket " + locked.ticket + ": " + staleWhy);
+      }
+      return Status::ok();
+    };
+    Status s = reclaim_(d.ticket, decisionWhy(d, actor), stillDue);
+    if (s.code() == Code::kNotFound) {
+      staleWhy = "deleted meanwhile";
+      stale = true;
+    }
+    if (stale) {
+      spdlog::info("reaper: {} is left alone: {}", env.ticket, staleWhy);
+      return false;
+    }
     d.done = s.isOk();
     if (!d.done) d.error = s.message();
   }

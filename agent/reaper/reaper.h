@@ -47,11 +47,15 @@ struct ReapReport {
   bool dryRun = false;
 };
 
+// Whether the two rows are the same deploy in the same state: what the
+// reaper re-checks under the ticket's lock before a reclaim.
+bool sameDecisionRow(const Environment& seen, const Environment& current);
+
 // Whether `env` is due, and why. Pure: the time and the branch state are
 // given. `branch` is null when the environment has no repo, or its repo could
 // not be fetched or asked this pass; then the merged policy does not apply.
-// Pinned environments and those in CREATING, DEPLOYING or DELETING are never
-// due. A zero idle_after or max_age turns that policy off. `policyFilter` ""
+// Pinned environments and those in CREATING, DEPLOYING, DELETING or BROKEN
+// are never due. A zero idle_after or max_age turns that policy off. `policyFilter` ""
 // tries every policy, a policy name only that one, anything else none.
 std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper& policy,
                                    TimePoint now, const BranchState* branch,
@@ -81,9 +85,16 @@ std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper&
 // second pass behind fetches that may take up to deploy.fetch_timeout.
 class Reaper {
  public:
-  // The delete path: releases container, address lease and route. The reaper
-  // writes its own "reap" event, so this need not.
-  using ReclaimFn = std::function<Status(const std::string& ticket, const std::string& why)>;
+  // Whether the row, read again under the ticket's lock, is still the one
+  // the reaper decided on and still due; an error leaves it alone.
+  using StillDueFn = std::function<Status(const Environment& current)>;
+  // The delete path: releases container, address lease and route. It must
+  // call `stillDue` with the current row while it holds the ticket's lock,
+  // before it touches anything, and give up when that fails: a deploy, wake,
+  // pin or request that got the lock first wins over the decision. The
+  // reaper writes its own "reap" event, so this need not.
+  using ReclaimFn = std::function<Status(const std::string& ticket, const std::string& why,
+                                         const StillDueFn& stillDue)>;
 
   // `config`, `store` and `git` must outlive the reaper. `git` may be null:
   // then the merged policy is off, with a warning when it would have applied.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/duration.h"
 #include "core/ticket.h"
 
 namespace qabox {
@@ -207,13 +208,101 @@ void Authorizer::touch(const std::string& token) {
   }
 }
 
+DenialLimiter::DenialLimiter(Options options) : options_(options) {}
+
+std::string DenialLimiter::peerKey(std::string_view peer) {
+  // gRPC names TCP peers ipv4:a.b.c.d:port and ipv6:[addr]:port; each new
+  // connection has a new port, the host is what floods.
+  for (std::string_view prefix : {"ipv4:", "ipv6:"}) {
+    if (peer.substr(0, prefix.size()) != prefix) continue;
+    auto colon = peer.rfind(':');
+    if (colon != std::string_view::npos && colon >= prefix.size()) {
+      return std::string(peer.substr(0, colon));
+    }
+  }
+  return std::string(peer.substr(0, 200));
+}
+
+void DenialLimiter::refill(Bucket& b, TimePoint now, double burst,
+                           std::chrono::milliseconds every) {
+  if (now > b.refilled && every.count() > 0) {
+    double add = std::chrono::duration<double, std::milli>(now - b.refilled).count() /
+                 static_cast<double>(every.count());
+    b.tokens = std::min(burst, b.tokens + add);
+  }
+  b.refilled = std::max(b.refilled, now);
+}
+
+DenialLimiter::Verdict DenialLimiter::admit(const std::string& peer, TimePoint now) {
+  std::lock_guard l(mu_);
+  if (!globalStarted_) {
+    global_.tokens = options_.globalBurst;
+    global_.refilled = now;
+    globalStarted_ = true;
+  }
+  refill(global_, now, options_.globalBurst, options_.globalRefill);
+  std::string key = peerKey(peer);
+  auto it = peers_.find(key);
+  if (it == peers_.end()) {
+    if (peers_.size() >= options_.maxPeers) {
+      // Forget the peers that are quiet again (a full bucket, nothing owed).
+      for (auto p = peers_.begin(); p != peers_.end();) {
+        refill(p->second, now, options_.perPeerBurst, options_.perPeerRefill);
+        if (p->second.suppressed == 0 && p->second.tokens >= options_.perPeerBurst) {
+          p = peers_.erase(p);
+        } else {
+          ++p;
+        }
+      }
+    }
+    if (peers_.size() >= options_.maxPeers) key = "(other peers)";
+    it = peers_.find(key);
+    if (it == peers_.end()) {
+      it = peers_.emplace(key, Bucket{options_.perPeerBurst, now, 0, {}}).first;
+    }
+  }
+  Bucket& b = it->second;
+  refill(b, now, options_.perPeerBurst, options_.perPeerRefill);
+  Verdict v;
+  if (b.tokens >= 1 && global_.tokens >= 1) {
+    b.tokens -= 1;
+    global_.tokens -= 1;
+    v.record = true;
+    v.suppressed = b.suppressed;
+    v.since = b.since;
+    b.suppressed = 0;
+  } else {
+    if (b.suppressed == 0) b.since = now;
+    ++b.suppressed;
+  }
+  return v;
+}
+
 void Authorizer::recordDenial(std::string_view fullMethod, const std::string& who,
-                              const Status& why) {
+                              const Status& why, std::string_view peer) {
   std::string outcome =
       why.code() == Code::kPermissionDenied ? "permission_denied" : "unauthenticated";
   std::string rpc(rpcName(fullMethod));
+  // Counted per uid on the unix socket, per host on TCP.
+  std::string key = who.rfind("uid:", 0) == 0 ? who : DenialLimiter::peerKey(peer);
+  TimePoint now = now_();
+  auto v = denials_.admit(key, now);
+  if (!v.record) {
+    spdlog::debug("{} {}: {}: {} (not recorded: rate limit)", outcome, who, rpc, why.message());
+    return;
+  }
   spdlog::info("{} {}: {}: {}", outcome, who, rpc, why.message());
-  auto s = store_.addEvent({0, now_(), "", "auth", who, outcome, rpc + ": " + why.message()});
+  if (v.suppressed > 0) {
+    std::string detail =
+        std::to_string(v.suppressed) + " more refused calls from " + key +
+        " suppressed over the last " +
+        formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(now - v.since)) +
+        " (the audit log records a few per minute per peer)";
+    spdlog::info("auth: {}", detail);
+    auto s = store_.addEvent({0, now, "", "auth", key, "suppressed", detail});
+    if (!s.isOk()) spdlog::warn("recording an auth event: {}", s.toString());
+  }
+  auto s = store_.addEvent({0, now, "", "auth", who, outcome, rpc + ": " + why.message()});
   if (!s.isOk()) spdlog::warn("recording an auth event: {}", s.toString());
 }
 
@@ -232,7 +321,7 @@ AuthDecision Authorizer::decide(std::string_view fullMethod, std::string_view pe
                    ? caller.status()
                    : Status(Code::kUnavailable,
                             "cannot check the token now: " + caller.status().message());
-    recordDenial(fullMethod, who, d.status);
+    recordDenial(fullMethod, who, d.status, peer);
     return d;
   }
   d.caller = *caller;
@@ -240,7 +329,7 @@ AuthDecision Authorizer::decide(std::string_view fullMethod, std::string_view pe
     std::string rpc(rpcName(fullMethod));
     d.status = Status(Code::kPermissionDenied, std::string(roleName(caller->role)) + " " +
                                                    caller->name + " may not call " + rpc);
-    recordDenial(fullMethod, caller->name, d.status);
+    recordDenial(fullMethod, caller->name, d.status, peer);
   }
   return d;
 }

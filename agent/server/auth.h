@@ -15,6 +15,7 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -108,6 +109,50 @@ class LocalPeers {
   std::map<int, PeerCred> byFd_;
 };
 
+// How many refused calls are written to the audit log: one token bucket
+// per peer (its address without the port, or its uid on the unix socket)
+// and one for all peers together, so a flood of bad calls, from one host or
+// from many, costs a bounded number of rows. What a bucket turns away is
+// counted and written as one summary event ("N more refused calls from X
+// suppressed") with the peer's next recorded refusal.
+class DenialLimiter {
+ public:
+  struct Options {
+    double perPeerBurst = 10;                        // events a peer may cause at once
+    std::chrono::milliseconds perPeerRefill{6'000};  // one more per this long
+    double globalBurst = 100;                        // for all peers together
+    std::chrono::milliseconds globalRefill{1'000};
+    size_t maxPeers = 1024;  // peers tracked; beyond that, new ones share one bucket
+  };
+  struct Verdict {
+    bool record = false;      // write this refusal's event
+    uint64_t suppressed = 0;  // refusals from this peer not written since its last event
+    TimePoint since{};        // when the first of those came
+  };
+
+  DenialLimiter() : DenialLimiter(Options{}) {}
+  explicit DenialLimiter(Options options);
+  Verdict admit(const std::string& peer, TimePoint now);
+
+  // The key a peer's refusals are counted under: "ipv4:1.2.3.4:5678" -> "ipv4:1.2.3.4".
+  static std::string peerKey(std::string_view peer);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    TimePoint refilled{};
+    uint64_t suppressed = 0;
+    TimePoint since{};
+  };
+  static void refill(Bucket& b, TimePoint now, double burst, std::chrono::milliseconds every);
+
+  Options options_;
+  std::mutex mu_;
+  std::map<std::string, Bucket> peers_;
+  Bucket global_;
+  bool globalStarted_ = false;
+};
+
 struct AuthDecision {
   Status status;  // ok, UNAUTHENTICATED or PERMISSION_DENIED
   Caller caller;  // set when authenticated
@@ -136,7 +181,8 @@ class Authorizer {
   Result<Caller> authenticate(std::string_view peer, std::optional<std::string_view> authorization,
                               std::string& who);
   void touch(const std::string& token);
-  void recordDenial(std::string_view fullMethod, const std::string& who, const Status& why);
+  void recordDenial(std::string_view fullMethod, const std::string& who, const Status& why,
+                    std::string_view peer);
 
   Store& store_;
   const LocalPeers& peers_;
@@ -146,6 +192,7 @@ class Authorizer {
   mutable std::mutex mu_;
   std::map<const void*, AuthDecision> calls_;
   std::map<std::string, TimePoint> touched_;  // when last_used_at was last written
+  DenialLimiter denials_;
 };
 
 // Runs Authorizer::decide for every call on every listener.

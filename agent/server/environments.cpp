@@ -289,6 +289,10 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       effectiveLimits(spec.limits, {imageManifest.memory, imageManifest.cpus, imageManifest.pids},
                       image, config_.limits));
   QABOX_ASSIGN_OR_RETURN(auto existing, store_.getEnvironment(t.slug));
+  if (existing && existing->state == EnvState::kBroken) {
+    return failedPrecondition("ticket " + t.name + ": BROKEN (" + existing->message +
+                              "); delete it first (qabox delete " + t.name + ")");
+  }
   if (existing && existing->state == EnvState::kSleeping) {
     // A redeploy builds beside the serving container, which must be awake
     // to keep serving if the new one fails.
@@ -537,6 +541,8 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     ready.ip = ip;
     ready.spec = spec;
     ready.commit = merge.commit;
+    ready.sourceCommit = merge.sourceHead;
+    ready.targetCommit = merge.targetHead;
     ready.imageVersion = currentImage->version;
     ready.port = port;
     ready.limits = limits;
@@ -679,8 +685,11 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   drain(env.ip, static_cast<uint16_t>(env.port));
   Status s = runtime_.destroy(env.container);
   if (!s.isOk()) {
-    row.state = EnvState::kFailed;
-    row.message = "delete failed: " + s.message();
+    // The container is still there and could not be removed: out of
+    // service until a delete gets through (each delete tries again).
+    row.state = EnvState::kBroken;
+    row.message =
+        "delete failed: " + s.message() + " (qabox delete " + env.ticket + " tries again)";
     (void)store_.putEnvironment(row);
     (void)store_.finishOperation(opId, "error", s.message());
     publishRoute(row);
@@ -972,6 +981,29 @@ Status EnvironmentManager::recover() {
   QABOX_RETURN_IF_ERROR(bridge_.guard(config_.network.bridge, guard));
   QABOX_RETURN_IF_ERROR(images_.recover());
 
+  // A container recovery cannot destroy (stuck in D state, busy mount, a
+  // failing helper) must not keep the whole host from routing: its
+  // environment becomes BROKEN, with an event and a message, its lease stays
+  // (something may still use the address), and recovery goes on.
+  std::set<std::string> stuck;
+  size_t broken = 0;
+  auto markBroken = [&](Environment& e, const std::string& container,
+                        const std::string& message) -> Status {
+    e.state = EnvState::kBroken;
+    e.message = message;
+    e.updatedAt = Clock::now();
+    QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+    spdlog::error("recover: {}: {}", e.ticket, message);
+    event(e.ticket, "recover", "qaboxd", "error", message);
+    stuck.insert(container);
+    ++broken;
+    return Status::ok();
+  };
+  auto cannotDestroy = [&](const std::string& container, const Status& why) {
+    return "recovery could not destroy container " + container + ": " + why.message() +
+           "; out of service until qabox delete gets it removed";
+  };
+
   // 1. Operations a crash left unfinished are rolled back (or, for deletes,
   //    completed).
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
@@ -979,38 +1011,67 @@ Status EnvironmentManager::recover() {
     if (op.kind == "image.build") continue;
     QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(op.slug));
     std::string decision;
+    std::string outcome = "rolled-back";
+    Status destroyed;
+    const bool ownsIt = env && env->container == op.container;
     if (op.kind == "create") {
-      QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
-      QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
-      if (env && env->container == op.container && env->state != EnvState::kReady) {
-        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      destroyed = runtime_.destroy(op.container);
+      if (destroyed.isOk()) {
+        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+        if (ownsIt && env->state != EnvState::kReady) {
+          QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+        }
+        decision = "rolled back the unfinished create of " + op.container;
       }
-      decision = "rolled back the unfinished create of " + op.container;
     } else if (op.kind == "redeploy") {
-      if (env && env->container == op.container) {
+      if (ownsIt) {
         decision = "kept " + op.container + ": the redeploy had already switched";
       } else {
-        QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
-        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+        destroyed = runtime_.destroy(op.container);
+        if (destroyed.isOk()) QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
         if (env) {
-          QABOX_ASSIGN_OR_RETURN(auto old, runtime_.state(env->container));
-          env->state = old == ContainerState::kMissing ? EnvState::kFailed : EnvState::kReady;
-          env->message = "redeploy interrupted by an agent restart";
-          QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
+          auto old = runtime_.state(env->container);
+          if (!old) {
+            QABOX_RETURN_IF_ERROR(markBroken(*env, env->container,
+                                             "recovery could not read the state of container " +
+                                                 env->container + ": " + old.status().message()));
+          } else {
+            env->state = *old == ContainerState::kMissing ? EnvState::kFailed : EnvState::kReady;
+            env->message = "redeploy interrupted by an agent restart";
+            QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
+          }
         }
-        decision = "rolled back the unfinished redeploy into " + op.container;
+        if (destroyed.isOk()) {
+          decision = "rolled back the unfinished redeploy into " + op.container;
+        } else {
+          // The environment still has its serving container; only the new
+          // one is left over, and the orphan sweep of the next start retries it.
+          stuck.insert(op.container);
+        }
       }
     } else if (op.kind == "delete") {
-      QABOX_RETURN_IF_ERROR(runtime_.destroy(op.container));
-      QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
-      if (env && env->container == op.container) {
-        QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      destroyed = runtime_.destroy(op.container);
+      if (destroyed.isOk()) {
+        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+        if (ownsIt) QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+        decision = "completed the unfinished delete of " + op.container;
       }
-      decision = "completed the unfinished delete of " + op.container;
     }
-    spdlog::info("recover: {}", decision);
-    QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, "rolled-back", decision));
-    event(op.slug, "recover", "qaboxd", "ok", decision);
+    if (!destroyed.isOk()) {
+      decision = cannotDestroy(op.container, destroyed);
+      outcome = "error";
+      if (ownsIt && op.kind != "redeploy") {
+        QABOX_RETURN_IF_ERROR(markBroken(*env, op.container, decision));
+      } else {
+        stuck.insert(op.container);
+        spdlog::error("recover: {}", decision);
+        event(op.slug, "recover", "qaboxd", "error", decision);
+      }
+    } else {
+      spdlog::info("recover: {}", decision);
+      event(op.slug, "recover", "qaboxd", "ok", decision);
+    }
+    QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, outcome, decision));
   }
 
   // 2. What exists against what the store says.
@@ -1019,22 +1080,42 @@ Status EnvironmentManager::recover() {
   for (const auto& e : envs) owned.insert(e.container);
   QABOX_ASSIGN_OR_RETURN(auto containers, runtime_.list());
   for (const auto& c : containers) {
-    if (owned.count(c)) continue;
+    if (owned.count(c) || stuck.count(c)) continue;
     spdlog::info("recover: destroying {}: no environment owns it", c);
-    QABOX_RETURN_IF_ERROR(runtime_.destroy(c));
+    if (Status d = runtime_.destroy(c); !d.isOk()) {
+      // No environment to mark: the lease stays and the next start retries.
+      std::string message = "could not destroy orphan container " + c + ": " + d.message() +
+                            " (retried at the next start)";
+      spdlog::error("recover: {}", message);
+      event("", "recover", "qaboxd", "error", message);
+      stuck.insert(c);
+      continue;
+    }
     std::error_code ec;
     fs::remove_all(paths::containerDir(config_.stateDir, c), ec);
     event("", "recover", "qaboxd", "ok", "destroyed orphan container " + c);
   }
   QABOX_ASSIGN_OR_RETURN(auto leases, store_.listLeases());
   for (const auto& l : leases) {
-    if (owned.count(l.owner)) continue;
+    if (owned.count(l.owner) || stuck.count(l.owner)) continue;
     spdlog::info("recover: releasing {}: {} no longer exists", l.ip, l.owner);
     QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
   }
   for (auto& e : envs) {
-    QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
-    if (st == ContainerState::kMissing) {
+    if (e.state == EnvState::kBroken) {
+      // Left for an operator: qabox delete retries the destroy.
+      publishRoute(e);
+      continue;
+    }
+    auto st = runtime_.state(e.container);
+    if (!st) {
+      QABOX_RETURN_IF_ERROR(markBroken(e, e.container,
+                                       "recovery could not read the state of container " +
+                                           e.container + ": " + st.status().message()));
+      publishRoute(e);
+      continue;
+    }
+    if (*st == ContainerState::kMissing) {
       if (e.state != EnvState::kFailed || e.message.find("is gone") == std::string::npos) {
         e.state = EnvState::kFailed;
         e.message = "container " + e.container + " is gone (found missing at agent start)";
@@ -1042,7 +1123,7 @@ Status EnvironmentManager::recover() {
         QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
         spdlog::warn("recover: {}: {}", e.ticket, e.message);
       }
-    } else if (st == ContainerState::kStopped && e.state != EnvState::kSleeping) {
+    } else if (*st == ContainerState::kStopped && e.state != EnvState::kSleeping) {
       // A host reboot stops every container; bring it back.
       Status s = runtime_.start(e.container);
       spdlog::info("recover: starting stopped {}: {}", e.container, s.toString());
@@ -1059,6 +1140,10 @@ Status EnvironmentManager::recover() {
       QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
     }
     publishRoute(e);
+  }
+  if (broken > 0) {
+    spdlog::error("recover: {} environment(s) BROKEN (qabox list shows them); starting anyway",
+                  broken);
   }
   return Status::ok();
 }

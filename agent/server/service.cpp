@@ -29,6 +29,7 @@ v1::Environment::State toProtoState(EnvState s) {
     case EnvState::kFailed: return v1::Environment::FAILED;
     case EnvState::kDeleting: return v1::Environment::DELETING;
     case EnvState::kSleeping: return v1::Environment::SLEEPING;
+    case EnvState::kBroken: return v1::Environment::BROKEN;
   }
   return v1::Environment::STATE_UNSPECIFIED;
 }
@@ -89,6 +90,8 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   out->set_source_branch(e.spec.sourceBranch);
   out->set_target_branch(e.spec.targetBranch);
   out->set_commit(e.commit);
+  out->set_source_commit(e.sourceCommit);
+  out->set_target_commit(e.targetCommit);
   *out->mutable_created_at() = ts(e.createdAt);
   *out->mutable_updated_at() = ts(e.updatedAt);
   if (e.lastAccessAt) *out->mutable_last_access_at() = ts(*e.lastAccessAt);

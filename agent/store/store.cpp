@@ -110,6 +110,14 @@ ALTER TABLE environments ADD COLUMN memory TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN cpus INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE environments ADD COLUMN pids INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // The heads a deploy merged: the reaper's merged policy asks whether the
+    // source's own head is in the target. Rows from before stay '' (unknown).
+    // events_at lets pruning by age use an index.
+    R"sql(
+ALTER TABLE environments ADD COLUMN source_commit TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN target_commit TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_at ON events(at);
+)sql",
 };
 
 // How long a statement waits for another connection's lock before BUSY.
@@ -403,7 +411,7 @@ constexpr const char* kEnvColumns =
     "slug, ticket, state, ip, container, image_version, image, repo, source_branch, "
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
-    "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids";
+    "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids, source_commit, target_commit";
 
 Result<Environment> readEnvironment(const Stmt& s) {
   Environment e;
@@ -445,6 +453,8 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.limits.memory = s.text(28);
   e.limits.cpus = static_cast<uint32_t>(s.int64(29));
   e.limits.pids = static_cast<uint32_t>(s.int64(30));
+  e.sourceCommit = s.text(31);
+  e.targetCommit = s.text(32);
   return e;
 }
 
@@ -510,7 +520,14 @@ class SqliteStore final : public Store {
       }
       break;
     }
-    QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=NORMAL", "set synchronous"));
+    // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a
+    // power cut can take back a commit the caller was told about: a token
+    // revocation (the token works again) or a deploy's final write. Only
+    // the frequent writes that may be lost (events, use counters) commit
+    // with NORMAL, see write(); the next FULL commit makes them durable too,
+    // as the WAL is synced in order.
+    QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL", "set synchronous"));
+    sync_ = Sync::kFull;
     QABOX_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
     return migrate();
   }
@@ -551,7 +568,7 @@ class SqliteStore final : public Store {
       // flushed since the caller read the row, and must not go back.
       std::string sql =
           std::string("INSERT INTO environments (") + kEnvColumns +
-          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
+          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
           "CONFLICT(slug) DO "
           "UPDATE SET "
           "ticket=excluded.ticket, state=excluded.state, ip=excluded.ip, "
@@ -564,7 +581,8 @@ class SqliteStore final : public Store {
           "updated_at=excluded.updated_at, deployed_at=excluded.deployed_at, "
           "expires_at=excluded.expires_at, ask_memory=excluded.ask_memory, "
           "ask_cpus=excluded.ask_cpus, ask_pids=excluded.ask_pids, memory=excluded.memory, "
-          "cpus=excluded.cpus, pids=excluded.pids, "
+          "cpus=excluded.cpus, pids=excluded.pids, source_commit=excluded.source_commit, "
+          "target_commit=excluded.target_commit, "
           "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
           "WHEN excluded.last_access_at IS NULL THEN last_access_at "
           "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -603,7 +621,9 @@ class SqliteStore final : public Store {
           .bind(28, e.spec.limits.pids)
           .bind(29, e.limits.memory)
           .bind(30, e.limits.cpus)
-          .bind(31, e.limits.pids);
+          .bind(31, e.limits.pids)
+          .bind(32, e.sourceCommit)
+          .bind(33, e.targetCommit);
       return s.run();
     });
   }
@@ -751,19 +771,55 @@ class SqliteStore final : public Store {
   }
 
   Status addEvent(const Event& e) override {
-    return write("record event " + e.action, [&]() -> Status {
-      Stmt s(db_,
-             "INSERT INTO events (at, ticket, action, actor, outcome, detail) "
-             "VALUES (?, ?, ?, ?, ?, ?)",
-             "record event " + e.action);
-      s.bind(1, e.at)
-          .bind(2, e.ticket)
-          .bind(3, e.action)
-          .bind(4, e.actor)
-          .bind(5, e.outcome)
-          .bind(6, e.detail);
-      return s.run();
-    });
+    return write(
+        "record event " + e.action,
+        [&]() -> Status {
+          Stmt s(db_,
+                 "INSERT INTO events (at, ticket, action, actor, outcome, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?)",
+                 "record event " + e.action);
+          s.bind(1, e.at)
+              .bind(2, e.ticket)
+              .bind(3, e.action)
+              .bind(4, e.actor)
+              .bind(5, e.outcome)
+              .bind(6, e.detail);
+          return s.run();
+        },
+        Sync::kNormal);
+  }
+
+  Result<uint64_t> pruneEvents(TimePoint olderThan, uint64_t keepRows, uint32_t batch) override {
+    uint64_t removed = 0;
+    QABOX_RETURN_IF_ERROR(write("prune events", [&]() -> Status {
+      // By age first, then the oldest beyond keepRows: ids grow with time, so
+      // the newest keepRows rows are those above the keepRows-th highest id.
+      Stmt age(db_,
+               "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 "
+               "ORDER BY at LIMIT ?2)",
+               "prune events by age");
+      age.bind(1, olderThan).bind(2, batch);
+      QABOX_RETURN_IF_ERROR(age.run());
+      removed += static_cast<uint64_t>(sqlite3_changes(db_));
+      if (removed >= batch || keepRows == 0) return Status::ok();
+      Stmt count(db_,
+                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= "
+                 "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1) ORDER BY id "
+                 "LIMIT ?2)",
+                 "prune events by count");
+      count.bind(1, keepRows).bind(2, static_cast<uint64_t>(batch - removed));
+      QABOX_RETURN_IF_ERROR(count.run());
+      removed += static_cast<uint64_t>(sqlite3_changes(db_));
+      return Status::ok();
+    }));
+    return removed;
+  }
+
+  Result<uint64_t> countEvents() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT count(*) FROM events", "count events");
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    return row ? static_cast<uint64_t>(s.int64(0)) : uint64_t{0};
   }
 
   Result<std::vector<Event>> listEvents(const std::string& ticket, uint32_t limit) override {
@@ -918,39 +974,62 @@ class SqliteStore final : public Store {
 
   Status touchToken(const std::string& name, TimePoint at) override {
     const std::string what = "record the use of token " + name;
-    return write(what, [&]() -> Status {
-      Stmt s(db_,
-             "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?1), ?1) "
-             "WHERE name = ?2",
-             what);
-      s.bind(1, at).bind(2, name);
-      return s.run();
-    });
+    return write(
+        what,
+        [&]() -> Status {
+          Stmt s(db_,
+                 "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?1), ?1) "
+                 "WHERE name = ?2",
+                 what);
+          s.bind(1, at).bind(2, name);
+          return s.run();
+        },
+        Sync::kNormal);
   }
 
   Status recordAccess(const std::vector<AccessStats>& stats) override {
     if (stats.empty()) return Status::ok();
-    return write("record access counters", [&]() -> Status {
-      Stmt s(db_,
-             "UPDATE environments SET "
-             "last_access_at = CASE WHEN ?1 IS NULL THEN last_access_at "
-             "ELSE max(coalesce(last_access_at, ?1), ?1) END, "
-             "request_count = request_count + ?2, bytes_in = bytes_in + ?3, "
-             "bytes_out = bytes_out + ?4 WHERE slug = ?5",
-             "record access counters");
-      for (const auto& a : stats) {
-        // A flush with no request in it carries no access time.
-        std::optional<int64_t> at;
-        if (a.lastAccessAt != TimePoint{}) at = toUnixMillis(a.lastAccessAt);
-        s.reset();
-        s.bind(1, at).bind(2, a.requests).bind(3, a.bytesIn).bind(4, a.bytesOut).bind(5, a.slug);
-        QABOX_RETURN_IF_ERROR(s.run());
-      }
-      return Status::ok();
-    });
+    return write(
+        "record access counters",
+        [&]() -> Status {
+          Stmt s(db_,
+                 "UPDATE environments SET "
+                 "last_access_at = CASE WHEN ?1 IS NULL THEN last_access_at "
+                 "ELSE max(coalesce(last_access_at, ?1), ?1) END, "
+                 "request_count = request_count + ?2, bytes_in = bytes_in + ?3, "
+                 "bytes_out = bytes_out + ?4 WHERE slug = ?5",
+                 "record access counters");
+          for (const auto& a : stats) {
+            // A flush with no request in it carries no access time.
+            std::optional<int64_t> at;
+            if (a.lastAccessAt != TimePoint{}) at = toUnixMillis(a.lastAccessAt);
+            s.reset();
+            s.bind(1, at)
+                .bind(2, a.requests)
+                .bind(3, a.bytesIn)
+                .bind(4, a.bytesOut)
+                .bind(5, a.slug);
+            QABOX_RETURN_IF_ERROR(s.run());
+          }
+          return Status::ok();
+        },
+        Sync::kNormal);
   }
 
  private:
+  // How a write transaction commits: FULL syncs the WAL at commit, NORMAL
+  // leaves it to the next sync (a power cut may lose it, never corrupt).
+  enum class Sync { kFull, kNormal };
+
+  Status setSync(Sync sync) {
+    if (sync == sync_) return Status::ok();
+    QABOX_RETURN_IF_ERROR(
+        exec(sync == Sync::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+             "set synchronous"));
+    sync_ = sync;
+    return Status::ok();
+  }
+
   Result<std::optional<TokenRecord>> oneToken(const char* column, const std::string& value,
                                               const std::string& what) {
     std::lock_guard lock(mu_);
@@ -976,8 +1055,12 @@ class SqliteStore final : public Store {
   // level (so the write lock is taken up front and busy_timeout applies,
   // instead of a deferred reader failing to upgrade), a savepoint when
   // nested, so a failing inner call undoes only its own writes.
-  Status write(const std::string& what, const std::function<Status()>& body) {
+  // `sync` applies to an outermost transaction only: a write nested in
+  // another commits with it.
+  Status write(const std::string& what, const std::function<Status()>& body,
+               Sync sync = Sync::kFull) {
     std::lock_guard lock(mu_);
+    if (depth_ == 0) QABOX_RETURN_IF_ERROR(setSync(sync));
     Scope scope(*this);
     QABOX_RETURN_IF_ERROR(scope.begin(what));
     Status st = body();
@@ -1086,6 +1169,7 @@ class SqliteStore final : public Store {
   // Recursive: a transaction body calls the other methods on the same thread.
   std::recursive_mutex mu_;
   int depth_ = 0;
+  Sync sync_ = Sync::kFull;  // guarded by mu_
 };
 
 }  // namespace

@@ -106,6 +106,13 @@ class Store {
   // Events / audit, newest first.
   virtual Status addEvent(const Event& event) = 0;
   virtual Result<std::vector<Event>> listEvents(const std::string& ticket, uint32_t limit) = 0;
+  // Deletes up to `batch` events: those written before `olderThan`, then the
+  // oldest beyond the newest `keepRows` (0: no limit by count; an epoch
+  // `olderThan`: none by age). Returns how many went; a caller
+  // that gets `batch` back calls again (short transactions, so writers are
+  // never held up for long).
+  virtual Result<uint64_t> pruneEvents(TimePoint olderThan, uint64_t keepRows, uint32_t batch) = 0;
+  virtual Result<uint64_t> countEvents() = 0;
 
   // Images.
   virtual Status putImage(const ImageVersion& image) = 0;  // setting current clears the others

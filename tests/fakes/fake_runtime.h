@@ -60,6 +60,7 @@ class FakeRuntime : public ContainerRuntime {
   }
   Result<ContainerState> state(const std::string& name) override {
     std::lock_guard l(mu_);
+    if (failOn.count("state " + name)) return internalError("state " + name + ": injected");
     auto it = containers.find(name);
     return it == containers.end() ? ContainerState::kMissing : it->second.state;
   }

@@ -199,6 +199,99 @@ TEST_F(LxcLifecycle, KillNineAtAnyMomentOfADeployLeaksNothing) {
   EXPECT_TRUE(host_->bridgePorts().empty());
 }
 
+// Issue 12, item 9: recovery returned on the first container it could not
+// destroy and the daemon exited, so one stuck container kept every
+// environment of the host from routing. Here the container's directory is
+// made immutable (chattr +i) so that a real destroy fails, and the agent is
+// killed in the middle of its delete.
+TEST_F(LxcLifecycle, ContainerRecoveryCannotDestroyIsBrokenAndTheAgentStartsAnyway) {
+  ASSERT_EQ(host_->cli({"deploy", "BRK-1"}).exitCode, 0);
+  ASSERT_EQ(host_->cli({"deploy", "OK-1"}).exitCode, 0);
+  auto brk = host_->env("BRK-1");
+  ASSERT_TRUE(brk);
+  host_->killDaemon();
+  // What a delete writes before it touches the host, as the kill left it.
+  std::string db = host_->stateDir() + "/qabox.db";
+  auto sql = runOrDie(
+      {"sqlite3", db,
+       "INSERT INTO operations (slug, kind, container, ip, started_at) VALUES ('brk-1', "
+       "'delete', 'qabox-brk-1', '" +
+           brk->ip() + "', 1); UPDATE environments SET state = 'DELETING' WHERE slug = 'brk-1';"});
+  ASSERT_EQ(sql.exitCode, 0) << sql.err;
+  std::string dir = host_->lxcPath() + "/qabox-brk-1";
+  struct Unfreeze {
+    std::string dir;
+    ~Unfreeze() { (void)runOrDie({"chattr", "-i", dir}); }
+  } unfreeze{dir};
+  auto frozen = runOrDie({"chattr", "+i", dir});
+  ASSERT_EQ(frozen.exitCode, 0) << frozen.err;
+
+  host_->startDaemon();
+  ASSERT_TRUE(host_->daemonRunning());
+  auto broken = host_->env("BRK-1");
+  ASSERT_TRUE(broken);
+  EXPECT_EQ(broken->state(), v1::Environment::BROKEN);
+  EXPECT_NE(broken->message().find("could not destroy container qabox-brk-1"), std::string::npos)
+      << broken->message();
+  auto ok = host_->env("OK-1");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->state(), v1::Environment::READY);
+  auto routed = httpGet("127.0.0.1", host_->routerPort(), "/", "ok-1." + host_->domain());
+  EXPECT_EQ(routed.status, 200) << routed.error;
+  // QA sees a 502 page that says it is broken and why.
+  auto page = httpGet("127.0.0.1", host_->routerPort(), "/", "brk-1." + host_->domain());
+  EXPECT_EQ(page.status, 502);
+  EXPECT_NE(page.body.find("broken"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("could not destroy"), std::string::npos) << page.body;
+  auto listed = host_->cli({"list"});
+  EXPECT_NE(listed.out.find("BROKEN"), std::string::npos) << listed.out;
+  auto events = host_->cli({"events", "BRK-1"});
+  EXPECT_NE(events.out.find("recover"), std::string::npos) << events.out;
+  // The address stays taken while the container may still hold it.
+  EXPECT_EQ(host_->leaseCount(), 2);
+
+  // A delete retries the destroy; it stays BROKEN while that fails.
+  EXPECT_NE(host_->cli({"delete", "BRK-1"}).exitCode, 0);
+  EXPECT_EQ(host_->env("BRK-1")->state(), v1::Environment::BROKEN);
+  ASSERT_EQ(runOrDie({"chattr", "-i", dir}).exitCode, 0);
+  auto del = host_->cli({"delete", "BRK-1"});
+  EXPECT_EQ(del.exitCode, 0) << del.err;
+  EXPECT_FALSE(host_->env("BRK-1"));
+  EXPECT_EQ(host_->containers(), std::vector<std::string>{"qabox-ok-1"});
+  EXPECT_EQ(host_->leaseCount(), 1);
+}
+
+// Issue 12, item 6: the events table only ever grew. [events] max_rows is
+// applied at start (and every minute after).
+TEST_F(LxcLifecycle, EventsArePrunedToMaxRowsKeepingTheNewest) {
+  ASSERT_EQ(host_->cli({"deploy", "EV-1"}).exitCode, 0);
+  for (int i = 0; i < 75; ++i) {
+    ASSERT_EQ(host_->cli({"pin", "EV-1"}).exitCode, 0);
+    ASSERT_EQ(host_->cli({"unpin", "EV-1"}).exitCode, 0);
+  }
+  std::string db = host_->stateDir() + "/qabox.db";
+  auto count = [&] {
+    auto r = runOrDie({"sqlite3", db, "SELECT count(*) || ' ' || max(id) FROM events"});
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    return r.out;
+  };
+  std::string before = count();
+  int rows = std::stoi(before);
+  std::string newest = before.substr(before.find(' ') + 1);
+  ASSERT_GE(rows, 150) << before;
+
+  ASSERT_EQ(host_->stopDaemon(), 0);
+  TestHost::Options o;
+  o.extraToml = "[events]\nmax_rows = 100\n";
+  host_->writeConfig(o);
+  host_->startDaemon();
+  std::string after = count();
+  EXPECT_EQ(std::stoi(after), 100) << after;
+  EXPECT_EQ(after.substr(after.find(' ') + 1), newest) << "the newest rows stay";
+  auto shown = host_->cli({"events", "EV-1", "--limit", "1"});
+  EXPECT_NE(shown.out.find("unpin"), std::string::npos) << shown.out;
+}
+
 TEST_F(LxcLifecycle, AgentsSideBySideNeverTouchEachOthersContainers) {
   ASSERT_EQ(host_->cli({"deploy", "MINE-1"}).exitCode, 0);
   TestHost other;

@@ -2,6 +2,7 @@
 // that sit idle, or outlived their ttl or max_age. Real LXC containers, a
 // local bare repo as the remote, the real daemon and CLI.
 #include <google/protobuf/util/json_util.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
@@ -207,6 +208,95 @@ TEST_F(LxcReaper, DeletedBranchIsReclaimedUnlessReclaimDeletedIsOff) {
   EXPECT_FALSE(host_->env("DEL-1"));
   EXPECT_TRUE(host_->containers().empty());
   EXPECT_EQ(host_->leaseCount(), 0);
+}
+
+// Issue 12, item 8, as reported: develop moved on after the branch was cut,
+// so the deploy was qabox's own merge commit; the pull request was merged with
+// --no-ff and its branch deleted (GitHub's "automatically delete head
+// branches"). With reclaim_deleted = false it was never seen merged.
+TEST_F(LxcReaper, MergedNoFfAndDeletedBranchIsSeenMergedByItsOwnHead) {
+  start("interval = \"0\"\nreclaim_deleted = false\n");
+  branch("feature/DEMO-7");
+  git_->checkout("feature/DEMO-7");
+  std::string sourceHead = git_->head();
+  git_->checkout("develop");
+  git_->write("other.txt", "develop moved on\n");
+  git_->commit("develop moved on");
+  git_->push("develop");
+  std::string targetHead = git_->head();
+  deployBranch("DEMO-7", "feature/DEMO-7");
+  auto env = host_->env("DEMO-7");
+  ASSERT_TRUE(env);
+  ASSERT_NE(env->commit(), sourceHead) << "the deploy must be qabox's merge commit";
+  EXPECT_EQ(env->source_commit(), sourceHead);
+  EXPECT_EQ(env->target_commit(), targetHead);
+  auto shown = host_->cli({"get", "DEMO-7"});
+  EXPECT_NE(shown.out.find(sourceHead), std::string::npos) << shown.out;
+
+  std::string mergeCommit = mergeOnRemote("feature/DEMO-7");
+  git_->deleteRemoteBranch("feature/DEMO-7");
+
+  auto plain = host_->cli({"reap", "--dry-run"});
+  EXPECT_EQ(plain.exitCode, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("Nothing would be reclaimed"), std::string::npos) << plain.out;
+  auto dry = reap({"--dry-run"});
+  ASSERT_EQ(dry.reclaimed_size(), 1) << dry.DebugString();
+  EXPECT_EQ(dry.reclaimed(0).policy(), "merged");
+  EXPECT_NE(dry.reclaimed(0).reason().find(mergeCommit), std::string::npos)
+      << dry.reclaimed(0).reason();
+
+  auto r = reap();
+  ASSERT_EQ(r.reclaimed_size(), 1) << r.DebugString();
+  EXPECT_TRUE(r.reclaimed(0).done()) << r.reclaimed(0).error();
+  EXPECT_FALSE(host_->env("DEMO-7"));
+  EXPECT_TRUE(host_->containers().empty());
+  EXPECT_EQ(host_->leaseCount(), 0);
+}
+
+// Issue 12, item 7: a reap pass read the row while a redeploy held the
+// ticket's lock with the row not yet DEPLOYING (here: waking the sleeping
+// environment, whose app takes seconds to answer), decided "idle", waited
+// for the lock, and deleted what the redeploy had just made READY.
+TEST_F(LxcReaper, ReapDuringARedeployOfAnIdleEnvironmentLeavesItReady) {
+  git_->write("qabox.toml", "[app]\nstart = \"sleep 4; exec httpd -f -p 80 -h /srv/app\"\n");
+  git_->commit("slow app");
+  git_->push("develop");
+  start("interval = \"0\"\nidle_after = \"3s\"\n");
+  branch("feature/RACE-1");
+  deployBranch("RACE-1", "feature/RACE-1");
+  auto slept = host_->cli({"sleep", "RACE-1"});
+  ASSERT_EQ(slept.exitCode, 0) << slept.err;
+  std::this_thread::sleep_for(seconds(4));  // idle_after has passed
+  git_->checkout("feature/RACE-1");
+  git_->write("RACE-1.txt", "second\n");
+  git_->commit("second commit");
+  git_->push("feature/RACE-1");
+  git_->checkout("develop");
+  std::string before = host_->env("RACE-1")->commit();
+
+  int pid = host_->cliAsync(
+      {"deploy", "RACE-1", "--repo", "shop", "--source", "feature/RACE-1", "--target", "develop"});
+  ASSERT_GT(pid, 0);
+  // The redeploy now holds the lock and waits for the woken app (4 s) with
+  // the row still SLEEPING: the reaper sees it idle.
+  std::this_thread::sleep_for(milliseconds(1500));
+  auto during = host_->env("RACE-1");
+  ASSERT_TRUE(during);
+  EXPECT_EQ(during->state(), v1::Environment::SLEEPING) << "the race window was missed";
+  auto r = reap({"--policy", "idle"});
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  EXPECT_EQ(r.reclaimed_size(), 0) << r.DebugString();
+  auto after = host_->env("RACE-1");
+  ASSERT_TRUE(after) << "reaped right after the redeploy reported READY";
+  EXPECT_EQ(after->state(), v1::Environment::READY);
+  EXPECT_NE(after->commit(), before);
+  EXPECT_EQ(host_->containers().size(), 1u);
+  EXPECT_EQ(viaRouter("race-1").status, 200);
+  EXPECT_EQ(events("RACE-1").find("\"reap\""), std::string::npos);
 }
 
 TEST_F(LxcReaper, IdleIsReclaimedWhileBusyAndPinnedStay) {

@@ -173,6 +173,18 @@ TEST(EnvironmentTable, ColoursStatesOnlyWhenAsked) {
             std::string::npos);
 }
 
+TEST(EnvironmentTable, BrokenIsShownInRedWithItsName) {
+  v1::ListEnvironmentsResponse list;
+  auto* e = list.add_environments();
+  *e = sampleEnvironment();
+  e->set_state(v1::Environment::BROKEN);
+  auto rows = lines(formatEnvironmentTable(list, kNow));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].find("BROKEN"), rows[0].find("STATE"));
+  EXPECT_NE(formatEnvironmentTable(list, kNow, Style{true}).find("\x1b[31mBROKEN"),
+            std::string::npos);
+}
+
 TEST(EnvironmentDetail, ShowsEveryFieldThenEvents) {
   v1::ListEventsResponse events;
   auto* ev = events.add_events();

@@ -87,6 +87,21 @@ struct BadCase {
   const char* mustSay;
 };
 
+TEST(Config, EventsPruningKeys) {
+  auto d = parseConfig(defaultConfigToml());
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->events.maxAge, std::chrono::hours(720));
+  EXPECT_EQ(d->events.maxRows, 100000u);
+  auto c = parseConfig("[events]\nmax_age = \"0\"\nmax_rows = 0\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->events.maxAge.count(), 0);
+  EXPECT_EQ(c->events.maxRows, 0u);
+  c = parseConfig("[events]\nmax_age = \"24h\"\nmax_rows = 5000\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->events.maxAge, std::chrono::hours(24));
+  EXPECT_EQ(c->events.maxRows, 5000u);
+}
+
 TEST(Config, ErrorsNameTheKeyAndTheProblem) {
   BadCase cases[] = {
       {"state_dir = \"relative\"", "state_dir \"relative\": must be an absolute path"},
@@ -109,6 +124,13 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
       {"[containers]\nunprivileged = \"yes\"", "containers.unprivileged: must be true or false"},
       {"[reaper]\ninterval = \"10 minutes\"", "reaper.interval"},
       {"[reaper]\nreclaim_merged = 1", "reaper.reclaim_merged: must be true or false"},
+      {"[events]\nmax_age = \"30 days\"", "events.max_age"},
+      {"[events]\nmax_age = \"10s\"",
+       "events.max_age \"10s\": must be \"0\" (no age limit) or at least \"1m\""},
+      {"[events]\nmax_rows = 5", "events.max_rows 5: must be 0 (no limit) or at least 100"},
+      {"[events]\nmax_rows = -1", "events.max_rows: must be between 0"},
+      {"[events]\nmax_rows = \"lots\"", "events.max_rows: must be a whole number"},
+      {"[events]\nkeep = 3", "events.keep: unknown key"},
       {"[routing]\nlisten = \"nowhere\"", "routing.listen \"nowhere\": use host:port"},
       {"[routing]\ndomain = \"..\"", "routing.domain"},
       {"[api]\nlisten = []", "api.listen: must name at least one address"},

@@ -186,7 +186,10 @@ int run(int argc, char** argv) {
   TimingRunner runner;
   GitRepos git(runner, state, std::chrono::seconds(60));
   Reaper reaper(
-      config, store, &git, [](const std::string&, const std::string&) { return Status::ok(); },
+      config, store, &git,
+      [](const std::string&, const std::string&, const Reaper::StillDueFn&) {
+        return Status::ok();
+      },
       [] { return kNow; });
 
   std::printf("reap bench: %d environments over %d repos, %d due per pass\n", made, repoCount, due);

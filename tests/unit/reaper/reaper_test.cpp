@@ -311,13 +311,17 @@ class ReaperPassTest : public ::testing::Test {
   std::unique_ptr<Reaper> makeReaper(GitRepos* git) {
     return std::make_unique<Reaper>(
         config_, *store_, git,
-        [this](const std::string& ticket, const std::string& why) { return reclaim(ticket, why); },
+        [this](const std::string& ticket, const std::string& why,
+               const Reaper::StillDueFn& stillDue) { return reclaim(ticket, why, stillDue); },
         [this] { return TimePoint(milliseconds(nowMs_.load())); });
   }
   std::unique_ptr<Reaper> makeReaper() { return makeReaper(git_.get()); }
 
-  // What the delete path does to the store, or the failure asked for.
-  Status reclaim(const std::string& ticket, const std::string& why) {
+  // What the delete path does to the store, or the failure asked for. Like
+  // EnvironmentManager::remove(), it reads the row again "under the lock"
+  // (after the hook, which stands for whatever held it) and asks stillDue.
+  Status reclaim(const std::string& ticket, const std::string& why,
+                 const Reaper::StillDueFn& stillDue) {
     std::function<void(const std::string&)> hook;
     {
       std::lock_guard lock(mu_);
@@ -328,7 +332,20 @@ class ReaperPassTest : public ::testing::Test {
     if (hook) hook(ticket);
     auto t = parseTicket(ticket);
     if (!t) return t.status();
+    auto row = store_->getEnvironment(t->slug);
+    if (!row) return row.status();
+    if (!row->has_value()) return notFound("ticket " + ticket + ": no environment");
+    QABOX_RETURN_IF_ERROR(stillDue(**row));
+    {
+      std::lock_guard lock(mu_);
+      deleted_.push_back(ticket);
+    }
     return store_->deleteEnvironment(t->slug);
+  }
+
+  std::vector<std::string> deleted() {
+    std::lock_guard lock(mu_);
+    return deleted_;
   }
 
   std::vector<ReclaimCall> calls() {
@@ -344,7 +361,11 @@ class ReaperPassTest : public ::testing::Test {
     if (repo != nullptr) {
       auto m = git_->merge(*repo, e.spec.sourceBranch, e.spec.targetBranch);
       EXPECT_TRUE(m.isOk()) << m.status().toString();
-      if (m) e.commit = m->commit;
+      if (m) {
+        e.commit = m->commit;
+        e.sourceCommit = m->sourceHead;
+        e.targetCommit = m->targetHead;
+      }
     }
     put(e);
     return e;
@@ -402,6 +423,7 @@ class ReaperPassTest : public ::testing::Test {
   std::mutex mu_;
   std::vector<ReclaimCall> calls_;
   std::set<std::string> failing_;
+  std::vector<std::string> deleted_;
   std::function<void(const std::string&)> onReclaim_;
 };
 
@@ -479,6 +501,170 @@ TEST_F(ReaperPassTest, MergedThenDeletedBranchStillNamesTheMerge) {
   ASSERT_EQ(r->reclaimed.size(), 1u);
   EXPECT_EQ(r->reclaimed[0].policy, "merged");
   EXPECT_THAT(r->reclaimed[0].reason, HasSubstr(mergeCommit));
+}
+
+// Issue 12, item 8: the deploy was a real merge commit of qabox's own (develop
+// had moved on), the pull request was merged with --no-ff and its branch
+// deleted. qabox's merge commit is never in develop; the source's own head is.
+TEST_F(ReaperPassTest, MergedWithNoFfThenDeletedIsSeenMergedByTheRecordedSourceHead) {
+  std::string sourceHead = shop_->createBranch("feature/EXMP-1");
+  shop_->addCommit("develop", "develop moved on");
+  Environment e = deployed("EXMP-1");
+  ASSERT_NE(e.commit, sourceHead) << "the deploy must be qabox's own merge commit";
+  ASSERT_EQ(e.sourceCommit, sourceHead);
+  ASSERT_EQ(e.targetCommit, shop_->head("develop"));
+  std::string mergeCommit = shop_->merge("feature/EXMP-1");
+  shop_->deleteBranch("feature/EXMP-1");
+  config_.reaper.reclaimDeleted = false;
+
+  auto dry = makeReaper()->runOnce(true, "", "alice");
+  ASSERT_TRUE(dry.isOk()) << dry.status().toString();
+  ASSERT_EQ(dry->reclaimed.size(), 1u) << "a merged pull request whose branch was deleted";
+  EXPECT_EQ(dry->reclaimed[0].policy, "merged");
+  EXPECT_THAT(dry->reclaimed[0].reason, HasSubstr(mergeCommit));
+  EXPECT_THAT(dry->reclaimed[0].reason, HasSubstr(sourceHead.substr(0, 12)));
+  EXPECT_THAT(dry->reclaimed[0].reason, HasSubstr("deleted"));
+
+  auto r = makeReaper()->runOnce(false, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->reclaimed.size(), 1u);
+  EXPECT_TRUE(r->reclaimed[0].done);
+  EXPECT_FALSE(inStore("EXMP-1"));
+}
+
+// The same, on a row written before source heads were recorded: only the
+// merge commit is known, which is not in develop; it is kept, as before, and
+// (with reclaim_deleted on) still goes as deleted.
+TEST_F(ReaperPassTest, RowWithoutARecordedSourceHeadFallsBackToTheDeployedCommit) {
+  shop_->createBranch("feature/EXMP-1");
+  shop_->addCommit("develop", "develop moved on");
+  Environment e = deployed("EXMP-1");
+  e.sourceCommit.clear();
+  e.targetCommit.clear();
+  put(e);
+  shop_->merge("feature/EXMP-1");
+  shop_->deleteBranch("feature/EXMP-1");
+  config_.reaper.reclaimDeleted = false;
+  auto r = makeReaper()->runOnce(true, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_TRUE(r->reclaimed.empty());
+  config_.reaper.reclaimDeleted = true;
+  r = makeReaper()->runOnce(true, "", "alice");
+  ASSERT_TRUE(r.isOk());
+  ASSERT_EQ(r->reclaimed.size(), 1u);
+  EXPECT_THAT(r->reclaimed[0].reason, HasSubstr("was deleted from repo shop"));
+}
+
+// A deleted branch that was never merged stays "deleted", named by its own head.
+TEST_F(ReaperPassTest, DeletedUnmergedBranchNamesItsOwnDeployedHead) {
+  std::string sourceHead = shop_->createBranch("feature/EXMP-1");
+  shop_->addCommit("develop", "develop moved on");
+  deployed("EXMP-1");
+  shop_->deleteBranch("feature/EXMP-1");
+  auto r = makeReaper()->runOnce(true, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->reclaimed.size(), 1u);
+  EXPECT_THAT(r->reclaimed[0].reason, HasSubstr("was deleted from repo shop"));
+  EXPECT_THAT(r->reclaimed[0].reason,
+              HasSubstr("deployed head " + sourceHead.substr(0, 12) + " is not in develop"));
+}
+
+// Issue 12, item 7: the pass decided on a row read without the ticket's
+// lock; whatever held the lock meanwhile (here: a redeploy that fetched and
+// merged with the row READY, then switched) changed the row. The delete path
+// re-checks under the lock and the redeploy wins.
+TEST_F(ReaperPassTest, RedeployThatHeldTheLockWinsOverTheIdleDecision) {
+  config_.reaper.idleAfter = hours(2);
+  Environment idle = makeEnv("EXMP-1");
+  idle.spec.repo.clear();
+  idle.lastAccessAt = kNow - hours(3);
+  idle.deployedAt = kNow - hours(3);
+  idle.createdAt = kNow - hours(3);
+  put(idle);
+  onReclaim_ = [this](const std::string& ticket) {
+    auto e = store_->getEnvironment(parseTicket(ticket)->slug);
+    ASSERT_TRUE(e.isOk() && e->has_value());
+    Environment row = **e;
+    row.container += "_1";
+    row.deployedAt = kNow + milliseconds(1);
+    row.updatedAt = row.deployedAt;
+    put(row);
+  };
+  auto r = makeReaper()->runOnce(false, "idle", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_TRUE(r->reclaimed.empty()) << r->reclaimed[0].reason;
+  EXPECT_EQ(calls().size(), 1u) << "the delete path was asked, and said no under the lock";
+  EXPECT_TRUE(deleted().empty());
+  EXPECT_TRUE(inStore("EXMP-1"));
+  EXPECT_TRUE(reapEvents("EXMP-1").empty());
+}
+
+TEST_F(ReaperPassTest, DeployInProgressUnderTheLockWins) {
+  for (EnvState busyState : {EnvState::kDeploying, EnvState::kDeleting, EnvState::kBroken}) {
+    expired("EXMP-1");
+    onReclaim_ = [&](const std::string& ticket) {
+      auto e = store_->getEnvironment(parseTicket(ticket)->slug);
+      ASSERT_TRUE(e.isOk() && e->has_value());
+      Environment row = **e;
+      row.state = busyState;
+      put(row);
+    };
+    auto r = makeReaper()->runOnce(false, "", "alice");
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_TRUE(r->reclaimed.empty()) << stateName(busyState);
+    EXPECT_TRUE(inStore("EXMP-1")) << stateName(busyState);
+    EXPECT_TRUE(deleted().empty());
+    ASSERT_TRUE(store_->deleteEnvironment("exmp-1").isOk());
+  }
+}
+
+TEST_F(ReaperPassTest, DeletedBeforeTheLockIsNotReportedAsAFailure) {
+  expired("EXMP-1");
+  onReclaim_ = [this](const std::string&) {
+    ASSERT_TRUE(store_->deleteEnvironment("exmp-1").isOk());
+  };
+  auto r = makeReaper()->runOnce(false, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_TRUE(r->reclaimed.empty());
+  EXPECT_TRUE(reapEvents("EXMP-1").empty());
+}
+
+TEST_F(ReaperPassTest, UnchangedRowIsReclaimedUnderTheLock) {
+  expired("EXMP-1");
+  auto r = makeReaper()->runOnce(false, "", "alice");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->reclaimed.size(), 1u);
+  EXPECT_TRUE(r->reclaimed[0].done);
+  EXPECT_EQ(deleted(), std::vector<std::string>{"EXMP-1"});
+}
+
+TEST(SameDecisionRow, AnyChangeOfDeployStateOrPinCounts) {
+  Environment a = makeEnv("EXMP-1");
+  EXPECT_TRUE(sameDecisionRow(a, a));
+  Environment b = a;
+  b.lastAccessAt = kNow;  // use is judged by decide(), not here
+  b.requestCount = 9;
+  EXPECT_TRUE(sameDecisionRow(a, b));
+  for (auto change : std::vector<std::function<void(Environment&)>>{
+           [](Environment& e) { e.deployedAt += milliseconds(1); },
+           [](Environment& e) { e.updatedAt += milliseconds(1); },
+           [](Environment& e) { e.state = EnvState::kSleeping; },
+           [](Environment& e) { e.pinned = true; }, [](Environment& e) { e.commit = kSha2; },
+           [](Environment& e) { e.container += "_1"; },
+           [](Environment& e) { e.spec.targetBranch = "main"; }}) {
+    Environment c = a;
+    change(c);
+    EXPECT_FALSE(sameDecisionRow(a, c));
+  }
+}
+
+TEST_F(DecideTest, BrokenEnvironmentsAreNeverDue) {
+  Environment e = makeEnv("EXMP-1");
+  e.state = EnvState::kBroken;
+  e.expiresAt = kNow - hours(1);
+  e.createdAt = kNow - hours(10'000);
+  BranchState merged = mergedBranch();
+  EXPECT_FALSE(decide(e, cfg_, kNow, &merged, ""));
 }
 
 TEST_F(ReaperPassTest, ReclaimedCommitsLoseTheirMirrorPins) {

@@ -178,6 +178,84 @@ TEST_F(AuthorizerTest, NoTokenIsUnauthenticatedAndRecorded) {
   EXPECT_THAT(e[0].detail, HasSubstr("ListEnvironments"));
 }
 
+// Issue 12, item 6: every refused call used to be one row in the events
+// table, forever; a client in a loop filled the disk.
+TEST_F(AuthorizerTest, FloodOfUnauthenticatedCallsLeavesABoundedNumberOfRows) {
+  for (int i = 0; i < 10'000; ++i) {
+    std::string peer = "ipv4:10.0.0.9:" + std::to_string(1024 + i % 60000);
+    auto d = auth_->decide(method("ListEnvironments"), peer, std::nullopt);
+    ASSERT_EQ(d.status.code(), Code::kUnauthenticated);  // refused every time, recorded or not
+  }
+  uint64_t rows = *store_->countEvents();
+  EXPECT_GE(rows, 1u);
+  EXPECT_LE(rows, 10u) << "one peer's burst";
+
+  // A minute later the next refusal is recorded, after one summary of the rest.
+  now_ += std::chrono::minutes(1);
+  auto d = auth_->decide(method("Deploy"), "ipv4:10.0.0.9:50000", std::nullopt);
+  EXPECT_EQ(d.status.code(), Code::kUnauthenticated);
+  auto e = events();
+  ASSERT_EQ(e.size(), rows + 2);
+  EXPECT_EQ(e[0].outcome, "unauthenticated");
+  EXPECT_THAT(e[0].detail, HasSubstr("Deploy"));
+  EXPECT_EQ(e[1].outcome, "suppressed");
+  EXPECT_EQ(e[1].actor, "ipv4:10.0.0.9");
+  EXPECT_THAT(e[1].detail,
+              HasSubstr(std::to_string(10'000 - rows) + " more refused calls from ipv4:10.0.0.9"));
+}
+
+TEST_F(AuthorizerTest, FloodFromManyPeersIsBoundedToo) {
+  for (int i = 0; i < 10'000; ++i) {
+    std::string peer = "ipv6:[fd00::" + std::to_string(i) + "]:443";
+    (void)auth_->decide(method("ListEnvironments"), peer, std::nullopt);
+    if (i % 1000 == 999) now_ += std::chrono::milliseconds(100);
+  }
+  EXPECT_LE(*store_->countEvents(), 102u) << "all peers share one bucket as well";
+}
+
+TEST_F(AuthorizerTest, DeniedCallsOfAValidTokenAreRateLimitedPerPeer) {
+  std::string ci = token("jenkins", "ci");
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(tcp("Exec", "Bearer " + ci).status.code(), Code::kPermissionDenied);
+  }
+  EXPECT_LE(*store_->countEvents(), 10u);
+  // Another peer still gets its own refusals recorded.
+  auto d = auth_->decide(method("Exec"), "ipv4:10.0.0.10:1", "Bearer " + ci);
+  EXPECT_EQ(d.status.code(), Code::kPermissionDenied);
+  EXPECT_EQ(events().at(0).actor, "token:jenkins");
+  EXPECT_EQ(events().at(0).outcome, "permission_denied");
+}
+
+TEST(DenialLimiter, PeerKeyDropsThePortOnly) {
+  EXPECT_EQ(DenialLimiter::peerKey("ipv4:10.0.0.9:40000"), "ipv4:10.0.0.9");
+  EXPECT_EQ(DenialLimiter::peerKey("ipv6:[fd00::1]:443"), "ipv6:[fd00::1]");
+  EXPECT_EQ(DenialLimiter::peerKey("fd:12"), "fd:12");
+  EXPECT_EQ(DenialLimiter::peerKey("uid:1000"), "uid:1000");
+  EXPECT_EQ(DenialLimiter::peerKey(std::string(1000, 'x')).size(), 200u);
+}
+
+TEST(DenialLimiter, RefillsOverTimeAndTracksABoundedNumberOfPeers) {
+  DenialLimiter::Options o;
+  o.perPeerBurst = 2;
+  o.perPeerRefill = std::chrono::seconds(10);
+  o.globalBurst = 1000;
+  o.maxPeers = 4;
+  DenialLimiter l(o);
+  TimePoint t = fromUnixMillis(1'000'000);
+  EXPECT_TRUE(l.admit("a", t).record);
+  EXPECT_TRUE(l.admit("a", t).record);
+  EXPECT_FALSE(l.admit("a", t).record);
+  EXPECT_FALSE(l.admit("a", t).record);
+  auto later = l.admit("a", t + std::chrono::seconds(10));
+  EXPECT_TRUE(later.record);
+  EXPECT_EQ(later.suppressed, 2u);
+  EXPECT_EQ(later.since, t);
+  // Beyond maxPeers, new peers share one bucket: 2 more records in all.
+  int recorded = 0;
+  for (int i = 0; i < 100; ++i) recorded += l.admit("p" + std::to_string(i), t).record;
+  EXPECT_LE(recorded, 3 * 2 + 2);
+}
+
 TEST_F(AuthorizerTest, UnknownOrMalformedTokenIsUnauthenticated) {
   token("jenkins", "ci");
   EXPECT_EQ(tcp("Deploy", "Bearer qbx_nope").status.code(), Code::kUnauthenticated);

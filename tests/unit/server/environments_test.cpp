@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "fakes/fake_runtime.h"
 #include "sys/process.h"
@@ -138,6 +139,123 @@ TEST_F(EnvironmentsTest, HealthFailureLeavesAFailedEnvironmentForInspection) {
   EXPECT_TRUE(runtime_.containers.count("qabox-sick-1"));
   EXPECT_EQ(routes_.lookup("sick-1")->state, EnvState::kFailed);
   EXPECT_TRUE(store_->unfinishedOperations()->empty());
+}
+
+// Issue 12, item 9: one container recovery cannot destroy used to end
+// recover() with an error, and the daemon exited (a restart loop).
+TEST_F(EnvironmentsTest, RecoveryGoesOnPastAContainerItCannotDestroyAndMarksItBroken) {
+  ASSERT_TRUE(deploy("STUCK-1").isOk());
+  ASSERT_TRUE(deploy("KEEP-1").isOk());
+  // A delete the agent was killed in the middle of, on a container stuck in D state.
+  auto stuck = **store_->getEnvironment("stuck-1");
+  ASSERT_TRUE(store_
+                  ->beginOperation({0, "stuck-1", "delete", stuck.container, stuck.ip, Clock::now(),
+                                    std::nullopt, "", ""})
+                  .isOk());
+  stuck.state = EnvState::kDeleting;
+  ASSERT_TRUE(store_->putEnvironment(stuck).isOk());
+  runtime_.failOn.insert("destroy qabox-stuck-1");
+  // And an orphan that cannot be destroyed either, holding an address.
+  runtime_.containers["qabox-orphan"] = {};
+  ASSERT_TRUE(store_->leaseAddress(config_.network.subnet, "qabox-orphan").isOk());
+  runtime_.failOn.insert("destroy qabox-orphan");
+
+  RouteTable fresh;
+  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
+                           [](auto&&...) { return Status::ok(); });
+  Status s = after.recover();
+  ASSERT_TRUE(s.isOk()) << s.toString();
+
+  auto broken = **store_->getEnvironment("stuck-1");
+  EXPECT_EQ(broken.state, EnvState::kBroken);
+  EXPECT_NE(broken.message.find("could not destroy container qabox-stuck-1"), std::string::npos)
+      << broken.message;
+  EXPECT_NE(broken.message.find("destroy qabox-stuck-1: injected"), std::string::npos);
+  ASSERT_TRUE(fresh.lookup("stuck-1"));
+  EXPECT_EQ(fresh.lookup("stuck-1")->state, EnvState::kBroken);
+  EXPECT_EQ(fresh.lookup("stuck-1")->message, broken.message);
+  EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kReady);
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+  // Addresses of containers that may still run are not handed out again.
+  std::set<std::string> owners;
+  auto leases = store_->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  for (const auto& l : *leases) owners.insert(l.owner);
+  EXPECT_TRUE(owners.count("qabox-stuck-1"));
+  EXPECT_TRUE(owners.count("qabox-orphan"));
+  EXPECT_TRUE(runtime_.containers.count("qabox-orphan"));
+  bool recorded = false;
+  auto mine = store_->listEvents("STUCK-1", 0);
+  ASSERT_TRUE(mine.isOk());
+  auto bySlug = store_->listEvents("stuck-1", 0);
+  ASSERT_TRUE(bySlug.isOk());
+  mine->insert(mine->end(), bySlug->begin(), bySlug->end());
+  for (const auto& e : *mine) {
+    recorded |= e.action == "recover" && e.outcome == "error";
+  }
+  EXPECT_TRUE(recorded);
+  bool orphanRecorded = false;
+  auto all = store_->listEvents("", 0);
+  ASSERT_TRUE(all.isOk());
+  for (const auto& e : *all) {
+    orphanRecorded |= e.outcome == "error" && e.detail.find("qabox-orphan") != std::string::npos;
+  }
+  EXPECT_TRUE(orphanRecorded);
+
+  // A redeploy is refused; a delete retries the destroy, and stays BROKEN while it fails.
+  DeployInput in;
+  in.ticket = "STUCK-1";
+  in.actor = "test";
+  auto redeploy = after.deploy(in, nullptr);
+  EXPECT_EQ(redeploy.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(redeploy.status().message().find("BROKEN"), std::string::npos);
+  size_t destroys = 0;
+  for (const auto& c : runtime_.calls) destroys += c == "destroy qabox-stuck-1";
+  EXPECT_FALSE(after.remove("STUCK-1", "ops").isOk());
+  size_t destroysAfter = 0;
+  for (const auto& c : runtime_.calls) destroysAfter += c == "destroy qabox-stuck-1";
+  EXPECT_EQ(destroysAfter, destroys + 1);
+  EXPECT_EQ((**store_->getEnvironment("stuck-1")).state, EnvState::kBroken);
+  EXPECT_EQ(fresh.lookup("stuck-1")->state, EnvState::kBroken);
+  runtime_.failOn.erase("destroy qabox-stuck-1");
+  ASSERT_TRUE(after.remove("STUCK-1", "ops").isOk());
+  EXPECT_FALSE(store_->getEnvironment("stuck-1")->has_value());
+  EXPECT_FALSE(runtime_.containers.count("qabox-stuck-1"));
+  auto leasesAfter = store_->listLeases();
+  ASSERT_TRUE(leasesAfter.isOk());
+  for (const auto& l : *leasesAfter) EXPECT_NE(l.owner, "qabox-stuck-1");
+  EXPECT_FALSE(fresh.lookup("stuck-1"));
+}
+
+TEST_F(EnvironmentsTest, RecoveryMarksAContainerItCannotAskAboutBroken) {
+  ASSERT_TRUE(deploy("ASK-1").isOk());
+  ASSERT_TRUE(deploy("KEEP-1").isOk());
+  runtime_.failOn.insert("state qabox-ask-1");
+  RouteTable fresh;
+  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
+                           [](auto&&...) { return Status::ok(); });
+  ASSERT_TRUE(after.recover().isOk());
+  EXPECT_EQ((**store_->getEnvironment("ask-1")).state, EnvState::kBroken);
+  EXPECT_EQ(fresh.lookup("ask-1")->state, EnvState::kBroken);
+  EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kReady);
+}
+
+TEST_F(EnvironmentsTest, UnfinishedCreateThatCannotBeDestroyedIsBroken) {
+  ASSERT_TRUE(deploy("NEW-1").isOk());
+  auto row = **store_->getEnvironment("new-1");
+  row.state = EnvState::kCreating;
+  ASSERT_TRUE(store_->putEnvironment(row).isOk());
+  ASSERT_TRUE(store_
+                  ->beginOperation({0, "new-1", "create", row.container, row.ip, Clock::now(),
+                                    std::nullopt, "", ""})
+                  .isOk());
+  runtime_.failOn.insert("destroy qabox-new-1");
+  RouteTable fresh;
+  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
+                           [](auto&&...) { return Status::ok(); });
+  ASSERT_TRUE(after.recover().isOk());
+  EXPECT_EQ((**store_->getEnvironment("new-1")).state, EnvState::kBroken);
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
 }
 
 TEST_F(EnvironmentsTest, DeleteRemovesRouteContainerAndLease) {

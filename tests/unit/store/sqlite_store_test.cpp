@@ -23,7 +23,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -96,6 +96,10 @@ TEST_F(SqliteStoreTest, MigratesAnEmptyDatabase) {
         << table;
   }
   EXPECT_EQ(raw.query("SELECT count(*) FROM sqlite_master WHERE name = 'events_ticket'"), "1");
+  EXPECT_EQ(raw.query("SELECT count(*) FROM sqlite_master WHERE name = 'events_at'"), "1");
+  EXPECT_EQ(raw.query("SELECT count(*) FROM pragma_table_info('environments') WHERE name IN "
+                      "('source_commit', 'target_commit')"),
+            "2");
 }
 
 TEST_F(SqliteStoreTest, ReopeningIsIdempotentAndKeepsData) {
@@ -247,6 +251,7 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
         "INSERT INTO tokens VALUES ('live', 'ci', 'h2', 2000, 9000, 0);"
         // What later migrations alter of the rest of a version 1 file.
         "CREATE TABLE environments (slug TEXT PRIMARY KEY);"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL);"
         "PRAGMA user_version = 1;");
   }
   auto store = open();

@@ -63,6 +63,8 @@ void expectSameEnvironment(const Environment& a, const Environment& b) {
   EXPECT_EQ(a.limits, b.limits);
   EXPECT_TRUE(a.spec == b.spec);
   EXPECT_EQ(a.commit, b.commit);
+  EXPECT_EQ(a.sourceCommit, b.sourceCommit);
+  EXPECT_EQ(a.targetCommit, b.targetCommit);
   EXPECT_EQ(a.port, b.port);
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.pinned, b.pinned);
@@ -138,6 +140,8 @@ TEST_P(StoreContract, EnvironmentRoundTripsEveryField) {
   e.spec.secretKeys = {"DB_PASSWORD", "API,KEY", "with \"quote\"", "new\nline"};
   e.spec.ttl = std::chrono::milliseconds(72 * 3'600'000LL + 1);
   e.commit = "0123456789abcdef0123456789abcdef01234567";
+  e.sourceCommit = "1111111111111111111111111111111111111111";
+  e.targetCommit = "2222222222222222222222222222222222222222";
   e.port = 8080;
   e.message = "deploying: \"build\" step\nsecond line";
   e.pinned = true;
@@ -176,7 +180,7 @@ TEST_P(StoreContract, EnvironmentWithoutOptionalsRoundTrips) {
 
 TEST_P(StoreContract, EveryStateRoundTrips) {
   for (auto st : {EnvState::kCreating, EnvState::kDeploying, EnvState::kReady, EnvState::kFailed,
-                  EnvState::kDeleting, EnvState::kSleeping}) {
+                  EnvState::kDeleting, EnvState::kSleeping, EnvState::kBroken}) {
     Environment e = sampleEnvironment("st");
     e.state = st;
     ASSERT_TRUE(store_->putEnvironment(e).isOk());
@@ -455,6 +459,60 @@ TEST_P(StoreContract, EventLimitZeroMeansOneHundred) {
   auto more = store_->listEvents("EXMP-1", 120);
   ASSERT_TRUE(more.isOk());
   EXPECT_EQ(more->size(), 120u);
+}
+
+TEST_P(StoreContract, PutEnvironmentReplacesTheRecordedHeads) {
+  Environment e = sampleEnvironment("heads");
+  EXPECT_TRUE(e.sourceCommit.empty());
+  ASSERT_TRUE(store_->putEnvironment(e).isOk());
+  EXPECT_TRUE(get("heads")->sourceCommit.empty());
+  e.sourceCommit = std::string(40, 'a');
+  e.targetCommit = std::string(40, 'b');
+  ASSERT_TRUE(store_->putEnvironment(e).isOk());
+  EXPECT_EQ(get("heads")->sourceCommit, std::string(40, 'a'));
+  EXPECT_EQ(get("heads")->targetCommit, std::string(40, 'b'));
+  auto listed = store_->listEnvironments();
+  ASSERT_TRUE(listed.isOk());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].targetCommit, std::string(40, 'b'));
+}
+
+TEST_P(StoreContract, EventsArePrunedByAgeThenByCountInBatches) {
+  ASSERT_TRUE(store_
+                  ->transaction([&]() -> Status {
+                    for (int i = 0; i < 50; ++i) {
+                      QABOX_RETURN_IF_ERROR(store_->addEvent(
+                          {0, at(1'000 + i), "EXMP-1", "auth", "x", "ok", std::to_string(i)}));
+                    }
+                    return Status::ok();
+                  })
+                  .isOk());
+  // Nothing is older than the epoch, and 0 rows means no count limit.
+  auto none = store_->pruneEvents(TimePoint{}, 0, 100);
+  ASSERT_TRUE(none.isOk()) << none.status().toString();
+  EXPECT_EQ(*none, 0u);
+  EXPECT_EQ(*store_->countEvents(), 50u);
+
+  // Age: the ten written before 1'010; in batches of four.
+  auto first = store_->pruneEvents(at(1'010), 0, 4);
+  ASSERT_TRUE(first.isOk());
+  EXPECT_EQ(*first, 4u);
+  auto rest = store_->pruneEvents(at(1'010), 0, 100);
+  ASSERT_TRUE(rest.isOk());
+  EXPECT_EQ(*rest, 6u);
+  EXPECT_EQ(*store_->countEvents(), 40u);
+
+  // Count: the newest 15 stay, whatever their times.
+  auto byCount = store_->pruneEvents(TimePoint{}, 15, 1000);
+  ASSERT_TRUE(byCount.isOk());
+  EXPECT_EQ(*byCount, 25u);
+  auto left = store_->listEvents("", 0);
+  ASSERT_TRUE(left.isOk());
+  ASSERT_EQ(left->size(), 15u);
+  EXPECT_EQ(left->front().detail, "49");
+  EXPECT_EQ(left->back().detail, "35");
+  EXPECT_EQ(*store_->pruneEvents(TimePoint{}, 15, 1000), 0u);
+  EXPECT_EQ(*store_->pruneEvents(TimePoint{}, 100, 1000), 0u);
 }
 
 TEST_P(StoreContract, SettingACurrentImageClearsTheOthers) {
