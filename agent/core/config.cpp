@@ -50,7 +50,8 @@ max_pids = 4096        # processes (0: no maximum)
 
 [containers]
 unprivileged = true    # root in a container is id_base on the host, not root
-id_base = 100000       # container ids 0-65535 map to host ids from here
+id_base = 1000000000   # container ids 0-65535 map to host ids from here (above useradd's ranges)
+allow_nested_userns = false  # true: processes in a container may make user namespaces
 
 [reaper]
 interval = "10m"
@@ -387,6 +388,7 @@ Result<Config> parseConfig(std::string_view text) {
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "containers", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
+    QABOX_RETURN_IF_ERROR(r.boolean("allow_nested_userns", c.containers.allowNestedUserns));
     // Above the host's own system and user ids, and room for 65536 ids.
     return r.count("id_base", c.containers.idBase, 65536, 4294967295LL - 65536);
   }));

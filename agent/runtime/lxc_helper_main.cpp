@@ -7,6 +7,7 @@
 //
 //   qabox-lxc clone   IMAGE_LXCPATH IMAGE LXCPATH NAME BRIDGE ADDRESS/PREFIX GATEWAY
 //                     MEMORY|- CPUS PIDS       (0 or -: no limit)
+//                     SECCOMP_PROFILE|-
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
@@ -82,7 +83,9 @@ std::vector<std::pair<std::string, std::string>> limitItems(const std::string& m
 int cloneCmd(char** a) {
   const char *imagePath = a[0], *image = a[1], *lxcpath = a[2], *name = a[3], *bridge = a[4],
              *address = a[5], *gateway = a[6];
-  const auto limits = limitItems(a[7], a[8], a[9]);
+  auto items = limitItems(a[7], a[8], a[9]);
+  // Read by liblxc at every start: the file must stay where it is.
+  if (std::strcmp(a[10], "-") != 0) items.emplace_back("lxc.seccomp.profile", a[10]);
   Container src(image, imagePath);
   if (!src.c || !src.c->is_defined(src.c)) {
     return fail(std::string("image container ") + image + " not found in " + imagePath);
@@ -100,14 +103,15 @@ int cloneCmd(char** a) {
             clone->set_config_item(clone, "lxc.net.0.link", bridge) &&
             clone->set_config_item(clone, "lxc.net.0.ipv4.address", address) &&
             clone->set_config_item(clone, "lxc.net.0.ipv4.gateway", gateway);
-  for (const auto& [key, value] : limits) {
+  for (const auto& [key, value] : items) {
     ok = ok && clone->set_config_item(clone, key.c_str(), value.c_str());
   }
   ok = ok && clone->save_config(clone, nullptr);
   if (!ok) {
     clone->destroy(clone);
     lxc_container_put(clone);
-    return fail(std::string("writing the network and cgroup config of ") + name + " failed");
+    return fail(std::string("writing the network, cgroup and seccomp config of ") + name +
+                " failed");
   }
   lxc_container_put(clone);
   return 0;
@@ -184,7 +188,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   int n = argc - 2;
   char** a = argv + 2;
-  if (cmd == "clone" && n == 10) return cloneCmd(a);
+  if (cmd == "clone" && n == 11) return cloneCmd(a);
   if (cmd == "start" && n == 3) return startCmd(a);
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);

@@ -76,10 +76,11 @@ Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::st
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
                          const std::string& name, const NetSpec& net,
                          const ResourceLimits& limits) {
-  return runHelper({"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address,
-                    net.gateway, limits.memory.empty() ? "-" : limits.memory,
-                    std::to_string(limits.cpus), std::to_string(limits.pids)},
-                   "clone " + name);
+  return runHelper(
+      {"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway,
+       limits.memory.empty() ? "-" : limits.memory, std::to_string(limits.cpus),
+       std::to_string(limits.pids), seccompProfile_.empty() ? "-" : seccompProfile_},
+      "clone " + name);
 }
 
 Status LxcRuntime::start(const std::string& name) {
@@ -318,6 +319,47 @@ Result<std::vector<std::string>> IpBridge::ports(const std::string& name) {
     out.push_back(e.path().filename());
   }
   return out;
+}
+
+std::string seccompProfile(bool allowNestedUserns) {
+  // A deny list: what is not named is allowed. errno 1 is EPERM.
+  std::string p =
+      "2\n"
+      "denylist\n"
+      "# LXC's default (common.seccomp): no forced unmounts, kexec, module\n"
+      "# loading or file handles (open_by_handle_at reads any inode by number).\n"
+      "reject_force_umount\n"
+      "[all]\n"
+      "kexec_load errno 1\n"
+      "kexec_file_load errno 1\n"
+      "open_by_handle_at errno 1\n"
+      "init_module errno 1\n"
+      "finit_module errno 1\n"
+      "delete_module errno 1\n"
+      "# Kernel keyrings are not per container: one could read or fill another's keys.\n"
+      "keyctl errno 1\n"
+      "add_key errno 1\n"
+      "request_key errno 1\n"
+      "# Kernel attack surface no web app needs (what Docker's default denies too):\n"
+      "# eBPF programs, userfaultfd (the tool of kernel race exploits), perf events\n"
+      "# (side channels) and io_uring (its own syscall path; runtimes fall back).\n"
+      "bpf errno 1\n"
+      "userfaultfd errno 1\n"
+      "perf_event_open errno 1\n"
+      "io_uring_setup errno 1\n"
+      "io_uring_enter errno 1\n"
+      "io_uring_register errno 1\n";
+  if (!allowNestedUserns) {
+    // A new user namespace gives its maker every capability inside it
+    // (mounts, netfilter, ...), the kernel's widest unprivileged surface.
+    // 268435456 is CLONE_NEWUSER. clone3 passes its flags in memory a filter
+    // cannot read: ENOSYS (38) makes libc fall back to clone.
+    p += "# New user namespaces: [containers] allow_nested_userns = true allows them.\n"
+         "unshare errno 1 [0,268435456,SCMP_CMP_MASKED_EQ,268435456]\n"
+         "clone errno 1 [0,268435456,SCMP_CMP_MASKED_EQ,268435456]\n"
+         "clone3 errno 38\n";
+  }
+  return p;
 }
 
 std::string defaultLxcHelperPath() {

@@ -27,6 +27,9 @@ class LxcRuntime : public ContainerRuntime {
   std::optional<uint32_t> mappedRoot(const std::string& name) const override;
 
   const std::string& lxcPath() const { return lxcPath_; }
+  // The seccomp profile file (seccompProfile()) clones made from now on run
+  // under; "" for none.
+  void setSeccompProfile(std::string path) { seccompProfile_ = std::move(path); }
 
  private:
   Status runHelper(const std::vector<std::string>& args, const std::string& what);
@@ -35,7 +38,14 @@ class LxcRuntime : public ContainerRuntime {
   std::string helperPath_;
   ProcessRunner& runner_;
   std::chrono::milliseconds startTimeout_;
+  std::string seccompProfile_;
 };
+
+// The seccomp deny list every container runs under, in LXC's format
+// (lxc.seccomp.profile): LXC's own default list, what container engines add
+// to it (kernel keyrings, bpf, userfaultfd, perf events, io_uring), and new
+// user namespaces unless `allowNestedUserns`.
+std::string seccompProfile(bool allowNestedUserns);
 
 // The nftables ruleset `nft -f` gets for a bridge: an inet table that drops
 // the bridge's traffic to the given host ports, and a bridge table that drops
