@@ -74,6 +74,10 @@ struct Config {
     // Every container runs under a seccomp deny list (runtime/seccomp); new
     // user namespaces inside one are part of it unless this lets them.
     bool allowNestedUserns = false;
+    // Each environment's root is host ids of its own: slot k (1..
+    // max_environments) of id_base + k * 65536; the image versions' files
+    // keep slot 0 and reach the clones through an idmapped lower layer.
+    bool isolatedIds = true;
   } containers;
 
   struct Deploy {

@@ -82,8 +82,11 @@ Status reserveIdRanges(const Config& c) {
     }
     return Status::ok();
   };
+  // The images' ids, then one range per environment when isolated.
+  const IdRange own{c.containers.idBase,
+                    kMappedIds * (c.containers.isolatedIds ? c.limits.maxEnvironments + 1ULL : 1)};
   if (c.containers.unprivileged) {
-    if (Status s = reserve({c.containers.idBase, kMappedIds}); !s.isOk()) {
+    if (Status s = reserve(own); !s.isOk()) {
       if (shadow) return s.withContext("containers.id_base");
       spdlog::warn("containers.id_base: {}", s.message());
     }
@@ -97,7 +100,9 @@ Status reserveIdRanges(const Config& c) {
       std::stringstream text;
       text << in.rdbuf();
       auto base = mappedRootOf(text.str());
-      if (base && (!c.containers.unprivileged || *base != c.containers.idBase)) {
+      bool inOwn = c.containers.unprivileged && base && *base >= own.start &&
+                   *base + uint64_t{kMappedIds} <= own.end();
+      if (base && !inOwn) {
         older.emplace(*base, e.path().filename().string());
       }
     }
@@ -227,6 +232,9 @@ int main(int argc, char** argv) {
   LxcRuntime runtime(paths::lxcPath(config.stateDir), defaultLxcHelperPath(), runner,
                      config.deploy.startTimeout);
   runtime.setSeccompProfile(paths::seccompProfile(config.stateDir));
+  if (config.containers.unprivileged && config.containers.isolatedIds) {
+    runtime.setIsolatedIds(config.containers.idBase, config.limits.maxEnvironments);
+  }
   IpBridge bridgeImpl(runner);
   ImageBuilder images(config, **store, runner);
   GitRepos git(runner, config.stateDir, config.deploy.fetchTimeout);

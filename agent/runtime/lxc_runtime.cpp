@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -27,6 +28,13 @@ namespace qabox {
 namespace {
 
 constexpr int kHelperFailed = 125;
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 std::string helperError(const ProcessResult& r) {
   std::string msg = lastLines(r.err, 3);
@@ -76,11 +84,39 @@ Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::st
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
                          const std::string& name, const NetSpec& net,
                          const ResourceLimits& limits) {
-  return runHelper(
-      {"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway,
-       limits.memory.empty() ? "-" : limits.memory, std::to_string(limits.cpus),
-       std::to_string(limits.pids), seccompProfile_.empty() ? "-" : seccompProfile_},
-      "clone " + name);
+  std::vector<std::string> args = {"clone",
+                                   imageLxcPath,
+                                   image,
+                                   lxcPath_,
+                                   name,
+                                   net.bridge,
+                                   net.address,
+                                   net.gateway,
+                                   limits.memory.empty() ? "-" : limits.memory,
+                                   std::to_string(limits.cpus),
+                                   std::to_string(limits.pids),
+                                   seccompProfile_.empty() ? "-" : seccompProfile_,
+                                   "-"};
+  std::unique_lock lock(idMu_, std::defer_lock);
+  auto imageBase = mappedRootOf(readText(imageLxcPath + "/" + image + "/config"));
+  if (idSlots_ > 0 && imageBase) {
+    lock.lock();
+    std::set<uint64_t> used;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(lxcPath_, ec)) {
+      if (auto base = mappedRootOf(readText((e.path() / "config").string()))) used.insert(*base);
+    }
+    uint64_t own = 0;
+    for (uint64_t k = 1; k <= idSlots_ && own == 0; ++k) {
+      if (!used.count(idBase_ + k * kMappedIds)) own = idBase_ + k * kMappedIds;
+    }
+    if (own == 0) {
+      return resourceExhausted("clone " + name + ": all " + std::to_string(idSlots_) +
+                               " id ranges above containers.id_base are taken");
+    }
+    args.back() = std::to_string(*imageBase) + ":" + std::to_string(own);
+  }
+  return runHelper(args, "clone " + name);
 }
 
 Status LxcRuntime::start(const std::string& name) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "runtime/runtime.h"
@@ -30,6 +31,14 @@ class LxcRuntime : public ContainerRuntime {
   // The seccomp profile file (seccompProfile()) clones made from now on run
   // under; "" for none.
   void setSeccompProfile(std::string path) { seccompProfile_ = std::move(path); }
+  // Unprivileged clones made from now on get host ids of their own: the
+  // lowest free slot k in 1..slots, ids base + k * 65536 on (slot 0 is the
+  // images'). A slot is held by the container's config, so it is free again
+  // when the container is destroyed and kept across agent restarts.
+  void setIsolatedIds(uint32_t base, uint32_t slots) {
+    idBase_ = base;
+    idSlots_ = slots;
+  }
 
  private:
   Status runHelper(const std::vector<std::string>& args, const std::string& what);
@@ -39,6 +48,9 @@ class LxcRuntime : public ContainerRuntime {
   ProcessRunner& runner_;
   std::chrono::milliseconds startTimeout_;
   std::string seccompProfile_;
+  uint32_t idBase_ = 0;
+  uint32_t idSlots_ = 0;
+  std::mutex idMu_;  // a slot is chosen and taken (the clone's config written) under it
 };
 
 // The seccomp deny list every container runs under, in LXC's format

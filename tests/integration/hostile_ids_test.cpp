@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "harness.h"
@@ -210,6 +211,81 @@ TEST_F(LxcHostile, NestedUserNamespacesOnlyWhenTheConfigAllowsThem) {
   EXPECT_TRUE(contains(probe.out, "bpf EPERM\n")) << probe.out;
 }
 
+// The host uid a container's init runs as.
+uid_t hostUidOfInit(TestHost& host, const std::string& container) {
+  auto pid = runOrDie({"lxc-info", "-P", host.lxcPath(), "-n", container, "-pH"});
+  std::string status = fileText("/proc/" + pid.out.substr(0, pid.out.find('\n')) + "/status");
+  size_t at = status.find("\nUid:\t");
+  EXPECT_NE(at, std::string::npos) << pid.out << pid.err;
+  return at == std::string::npos ? 0 : static_cast<uid_t>(std::stoul(status.substr(at + 6)));
+}
+
+TEST(LxcIsolatedIds, EachEnvironmentsRootIsHostIdsOfItsOwn) {
+  QABOX_REQUIRE_LXC();
+  TestHost host;
+  host.startWithBusybox();
+  ASSERT_EQ(host.cli({"deploy", "ISO-1"}).exitCode, 0);
+  ASSERT_EQ(host.cli({"deploy", "ISO-2"}).exitCode, 0);
+  std::map<std::string, uid_t> uid;
+  for (const char* t : {"ISO-1", "ISO-2"}) {
+    auto e = host.env(t);
+    ASSERT_TRUE(e.has_value());
+    uid[t] = hostUidOfInit(host, e->container());
+    // Root inside, the image's files root's, its own secret root's only.
+    EXPECT_EQ(host.cli({"exec", t, "--", "id", "-u"}).out, "0\n");
+    EXPECT_EQ(host.cli({"exec", t, "--", "stat", "-c", "%u", "/bin/busybox"}).out, "0\n");
+    CliResult w =
+        host.cli({"exec", t, "--", "sh", "-c",
+                  std::string("echo secret-") + t + " > /root/secret && chmod 600 /root/secret"});
+    ASSERT_EQ(w.exitCode, 0) << w.err;
+    struct stat st {};
+    std::string secret = host.lxcPath() + "/" + e->container() + "/overlay/delta/root/secret";
+    ASSERT_EQ(::stat(secret.c_str(), &st), 0) << secret;
+    EXPECT_EQ(st.st_uid, uid[t]) << secret;
+    EXPECT_EQ(host.cli({"exec", t, "--", "cat", "/root/secret"}).out,
+              std::string("secret-") + t + "\n");
+  }
+  // Two ranges of 65536 above the images' (id_base), never the images' own.
+  EXPECT_NE(uid["ISO-1"], uid["ISO-2"]);
+  for (const auto& [t, u] : uid) {
+    EXPECT_GE(u, 1000065536u) << t;
+    EXPECT_LT(u, 1000000000u + 21 * 65536u) << t;
+    EXPECT_EQ((u - 1000000000u) % 65536u, 0u) << t;
+  }
+  // One environment's root, escaped to the host, cannot read the other's files.
+  std::string other =
+      host.lxcPath() + "/" + host.env("ISO-2")->container() + "/overlay/delta/root/secret";
+  std::string asIso1 = std::to_string(uid["ISO-1"]);
+  auto cross = runOrDie(
+      {"setpriv", "--reuid=" + asIso1, "--regid=" + asIso1, "--clear-groups", "cat", other});
+  EXPECT_NE(cross.exitCode, 0) << cross.out;
+  EXPECT_FALSE(contains(cross.out, "secret-ISO-2")) << cross.out;
+  EXPECT_TRUE(contains(cross.err, "Permission denied")) << cross.err;
+
+  // A deleted environment's range is free again; a restart keeps the others'.
+  ASSERT_EQ(host.cli({"delete", "ISO-1"}).exitCode, 0);
+  ASSERT_EQ(host.cli({"deploy", "ISO-3"}).exitCode, 0);
+  EXPECT_EQ(hostUidOfInit(host, host.env("ISO-3")->container()), uid["ISO-1"]);
+  EXPECT_EQ(host.stopDaemon(), 0);
+  host.startDaemon();
+  ASSERT_EQ(host.cli({"deploy", "ISO-4"}).exitCode, 0);
+  uid_t four = hostUidOfInit(host, host.env("ISO-4")->container());
+  EXPECT_NE(four, uid["ISO-1"]);
+  EXPECT_NE(four, uid["ISO-2"]);
+  EXPECT_EQ(hostUidOfInit(host, host.env("ISO-2")->container()), uid["ISO-2"]);
+  // Asleep and awake again: the same ids, the mounts made again.
+  ASSERT_EQ(host.cli({"sleep", "ISO-2"}).exitCode, 0);
+  ASSERT_EQ(host.cli({"wake", "ISO-2"}).exitCode, 0);
+  EXPECT_EQ(hostUidOfInit(host, host.env("ISO-2")->container()), uid["ISO-2"]);
+  EXPECT_EQ(host.cli({"exec", "ISO-2", "--", "cat", "/root/secret"}).out, "secret-ISO-2\n");
+  // Deleting unmounts: nothing of the environments stays mounted.
+  for (const char* t : {"ISO-2", "ISO-3", "ISO-4"}) {
+    EXPECT_EQ(host.cli({"delete", t}).exitCode, 0) << t;
+  }
+  auto mounts = fileText("/proc/self/mountinfo");
+  EXPECT_FALSE(contains(mounts, host.lxcPath())) << mounts;
+}
+
 // /etc/subuid and /etc/subgid as they were, put back however the test ends.
 class SubIdFilesGuard {
  public:
@@ -316,9 +392,9 @@ TEST_F(LxcUidmap, DeployExecSleepWakeAndDeleteWithNewuidmapInUse) {
   }
   if (HasFatalFailure()) return;
   // The agent reserved its range for root, keeping what was there.
-  EXPECT_TRUE(contains(fileText("/etc/subuid"), "root:1000000000:65536\n"))
+  EXPECT_TRUE(contains(fileText("/etc/subuid"), "root:1000000000:1376256\n"))
       << fileText("/etc/subuid");
-  EXPECT_TRUE(contains(fileText("/etc/subgid"), "root:1000000000:65536\n"))
+  EXPECT_TRUE(contains(fileText("/etc/subgid"), "root:1000000000:1376256\n"))
       << fileText("/etc/subgid");
 
   CliResult d = host_->cli({"deploy", "UID-1"});
@@ -327,7 +403,8 @@ TEST_F(LxcUidmap, DeployExecSleepWakeAndDeleteWithNewuidmapInUse) {
   std::string calls = fileText(log_);
   EXPECT_TRUE(contains(calls, "newuidmap ")) << calls;
   EXPECT_TRUE(contains(calls, "newgidmap ")) << calls;
-  EXPECT_TRUE(contains(calls, " 0 1000000000 65536")) << calls;
+  // The first environment holds the first range above the images'.
+  EXPECT_TRUE(contains(calls, " 0 1000065536 65536")) << calls;
 
   CliResult id = host_->cli({"exec", "UID-1", "--", "cat", "/proc/self/uid_map"});
   ASSERT_EQ(id.exitCode, 0) << id.err;
@@ -335,7 +412,7 @@ TEST_F(LxcUidmap, DeployExecSleepWakeAndDeleteWithNewuidmapInUse) {
   uint64_t inside = 1, outside = 0, count = 0;
   words >> inside >> outside >> count;
   EXPECT_EQ(inside, 0u);
-  EXPECT_EQ(outside, 1000000000u) << id.out;
+  EXPECT_EQ(outside, 1000065536u) << id.out;
   EXPECT_EQ(count, 65536u) << id.out;
   auto e = host_->env("UID-1");
   ASSERT_TRUE(e.has_value());
@@ -371,7 +448,8 @@ TEST_F(LxcUidmap, NamesTheLinesToAddWhenItCannotWriteThem) {
   fs::create_directories("/etc/subuid.qabox-tmp/x");
   ProcessResult r = refusedStart();
   EXPECT_EQ(r.exitCode, 1) << r.err;
-  EXPECT_TRUE(contains(r.err, "add these lines to it yourself:\nroot:1000000000:65536\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "add these lines to it yourself:\nroot:1000000000:1376256\n"))
+      << r.err;
 }
 
 }  // namespace
