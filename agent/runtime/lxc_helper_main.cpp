@@ -293,9 +293,12 @@ int startCmd(char** a) {
   if (!c.c || !c.c->is_defined(c.c)) return fail(std::string("container ") + a[1] + " not found");
   if (c.c->is_running(c.c)) return 0;
   if (auto m = readIdmapped(containerDir(a[0], a[1]))) {
-    if (std::string error = mountRootfs(*m); !error.empty()) {
-      return fail("starting " + std::string(a[1]) + ": " + error);
-    }
+    // A fresh overlay at every start: what was changed in the upper layer
+    // while the container was stopped must show, and an overlay whose
+    // upper layer changed underneath it is undefined.
+    std::string error = unmountRootfs(*m);
+    if (error.empty()) error = mountRootfs(*m);
+    if (!error.empty()) return fail("starting " + std::string(a[1]) + ": " + error);
   }
   c.c->want_daemonize(c.c, true);
   // The monitor must not keep the agent's pipes open.
@@ -313,8 +316,14 @@ int startCmd(char** a) {
 
 int stopCmd(char** a) {
   Container c(a[1], a[0]);
-  if (!c.c || !c.c->is_defined(c.c) || !c.c->is_running(c.c)) return 0;
-  if (!c.c->stop(c.c)) return fail(std::string("stopping ") + a[1] + " failed");
+  if (c.c && c.c->is_defined(c.c) && c.c->is_running(c.c) && !c.c->stop(c.c)) {
+    return fail(std::string("stopping ") + a[1] + " failed");
+  }
+  if (auto m = readIdmapped(containerDir(a[0], a[1]))) {
+    if (std::string error = unmountRootfs(*m); !error.empty()) {
+      return fail("stopping " + std::string(a[1]) + ": " + error);
+    }
+  }
   return 0;
 }
 

@@ -275,7 +275,10 @@ TEST(LxcIsolatedIds, EachEnvironmentsRootIsHostIdsOfItsOwn) {
   EXPECT_EQ(hostUidOfInit(host, host.env("ISO-2")->container()), uid["ISO-2"]);
   // Asleep and awake again: the same ids, the mounts made again.
   ASSERT_EQ(host.cli({"sleep", "ISO-2"}).exitCode, 0);
+  std::string iso2 = host.lxcPath() + "/" + host.env("ISO-2")->container();
+  EXPECT_FALSE(contains(fileText("/proc/self/mountinfo"), iso2 + "/rootfs ")) << "unmounted asleep";
   ASSERT_EQ(host.cli({"wake", "ISO-2"}).exitCode, 0);
+  EXPECT_TRUE(contains(fileText("/proc/self/mountinfo"), iso2 + "/rootfs ")) << "mounted awake";
   EXPECT_EQ(hostUidOfInit(host, host.env("ISO-2")->container()), uid["ISO-2"]);
   EXPECT_EQ(host.cli({"exec", "ISO-2", "--", "cat", "/root/secret"}).out, "secret-ISO-2\n");
   // Deleting unmounts: nothing of the environments stays mounted.
