@@ -289,6 +289,28 @@ TEST(LxcIsolatedIds, EachEnvironmentsRootIsHostIdsOfItsOwn) {
   EXPECT_FALSE(contains(mounts, host.lxcPath())) << mounts;
 }
 
+TEST(LxcIsolatedIds, AnImageBuiltWithTheOldIdBaseStillDeploys) {
+  QABOX_REQUIRE_LXC();
+  // Built when id_base defaulted to 100000: its rootfs belongs to 100000..
+  TestHost::Options old;
+  old.extraToml = "[containers]\nid_base = 100000\n";
+  TestHost host(old);
+  host.startWithBusybox();
+  ASSERT_EQ(host.stopDaemon(), 0);
+  host.writeConfig(TestHost::Options{});
+  host.startDaemon();
+  CliResult d = host.cli({"deploy", "OLD-1"});
+  ASSERT_EQ(d.exitCode, 0) << d.out << d.err << host.logText();
+  auto e = host.env("OLD-1");
+  ASSERT_TRUE(e.has_value());
+  // Its clone runs as a range above the new base, and sees the image's
+  // files as root's.
+  EXPECT_EQ(hostUidOfInit(host, e->container()), 1000065536u);
+  EXPECT_EQ(host.cli({"exec", "OLD-1", "--", "stat", "-c", "%u:%g", "/bin/busybox"}).out, "0:0\n");
+  EXPECT_EQ(host.cli({"exec", "OLD-1", "--", "id", "-u"}).out, "0\n");
+  EXPECT_EQ(httpGet(e->ip(), 80, "/").status, 200);
+}
+
 // /etc/subuid and /etc/subgid as they were, put back however the test ends.
 class SubIdFilesGuard {
  public:
