@@ -233,6 +233,17 @@ int main(int argc, char** argv) {
                      config.deploy.startTimeout);
   runtime.setSeccompProfile(paths::seccompProfile(config.stateDir));
   if (config.containers.unprivileged && config.containers.isolatedIds) {
+    ProcessSpec check;
+    check.argv = {defaultLxcHelperPath(), "idmap-check", paths::runDir(config.stateDir),
+                  std::to_string(config.containers.idBase)};
+    check.timeout = std::chrono::seconds(30);
+    auto r = runner.run(check);
+    if (!r || !r->ok()) {
+      return fatal("containers.isolated_ids: clones of images cannot be mounted in " +
+                   config.stateDir + " (" + (r ? lastLines(r->err, 2) : r.status().message()) +
+                   "): idmapped mounts need Linux 5.19 or later and a state_dir on ext4, xfs "
+                   "or btrfs; or set isolated_ids = false");
+    }
     runtime.setIsolatedIds(config.containers.idBase, config.limits.maxEnvironments);
   }
   IpBridge bridgeImpl(runner);

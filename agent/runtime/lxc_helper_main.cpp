@@ -11,6 +11,7 @@
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
+//   qabox-lxc idmap-check DIR BASE   can clones' rootfs be mounted in DIR?
 //   qabox-lxc attach  LXCPATH NAME CWD -- PROGRAM [ARG ...]
 //                     the command's variables in our environment, as
 //                     QABOX_ATTACH_ENV_<n>=KEY=VALUE (runtime/helper_protocol.h)
@@ -341,6 +342,36 @@ int destroyCmd(char** a) {
   return 0;
 }
 
+// What every start of an isolated clone does, on scratch directories in
+// DIR (on the state dir's filesystem): an idmapped mount and an overlay on
+// it. Filesystems without idmapped mounts (NFS, tmpfs before Linux 6.3) and
+// kernels before 5.19 fail here, at agent start, not at every deploy.
+int idmapCheckCmd(char** a) {
+  Idmapped m;
+  m.dir = std::string(a[0]) + "/idmap-check";
+  m.lower = m.dir + "/lower";
+  m.merged = m.dir + "/rootfs";
+  m.imageRootfs = m.dir + "/image";
+  m.from = std::strtoul(a[1], nullptr, 10);
+  m.to = m.from + 65536;
+  std::string error;
+  for (const std::string& dir : {m.dir, m.lower, m.merged, m.imageRootfs, m.dir + "/overlay",
+                                 m.dir + "/overlay/delta", m.dir + "/overlay/work"}) {
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST && error.empty()) {
+      error = "mkdir " + dir + ": " + std::strerror(errno);
+    }
+  }
+  if (error.empty()) error = mountRootfs(m);
+  std::string unmounted = unmountRootfs(m);
+  if (!unmounted.empty()) return fail(unmounted);
+  for (const std::string& dir :
+       {m.dir + "/overlay/work/work", m.dir + "/overlay/work", m.dir + "/overlay/delta",
+        m.dir + "/overlay", m.imageRootfs, m.merged, m.lower, m.dir}) {
+    rmdir(dir.c_str());
+  }
+  return error.empty() ? 0 : fail(error);
+}
+
 int attachCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_running(c.c))
@@ -383,5 +414,6 @@ int main(int argc, char** argv) {
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);
   if (cmd == "attach" && n >= 5) return attachCmd(a);
+  if (cmd == "idmap-check" && n == 2) return idmapCheckCmd(a);
   return fail("bad arguments for " + cmd);
 }
