@@ -18,13 +18,29 @@ packages=(
 )
 if [[ "${QABOX_BENCH:-}" == 1 ]]; then packages+=(wrk nginx-light hyperfine); fi
 
+# uidmap (newuidmap/newgidmap) is never installed: the integration tests run
+# it unpacked from its package file, in one test only (LxcUidmap), since
+# installing it changes how liblxc maps ids for every container on the host.
+uidmap_cache=/var/cache/qabox-test
+fetch_uidmap() {
+  compgen -G "$uidmap_cache/uidmap_*.deb" >/dev/null && return 0
+  [[ $(id -u) -eq 0 ]] || return 0
+  mkdir -p "$uidmap_cache"
+  (cd "$uidmap_cache" && apt-get download -q uidmap >/dev/null 2>&1) ||
+    (apt-get update -qq && cd "$uidmap_cache" && apt-get download -q uidmap >/dev/null) ||
+    echo "install-deps: could not download uidmap's package file (LxcUidmap needs it)" >&2
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ ${#missing[@]} -eq 0 ]]; then
+  fetch_uidmap
+  exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
@@ -34,3 +50,4 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fetch_uidmap

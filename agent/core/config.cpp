@@ -58,7 +58,9 @@ disk_check_interval = "30s"   # how often running environments are measured
 
 [containers]
 unprivileged = true    # root in a container is id_base on the host, not root
-id_base = 100000       # container ids 0-65535 map to host ids from here
+id_base = 1000000000   # container ids 0-65535 map to host ids from here (above useradd's ranges)
+allow_nested_userns = false  # true: processes in a container may make user namespaces
+isolated_ids = true    # each environment's root is 65536 host ids of its own above id_base
 
 [deploy]
 log_max = "8M"         # deploy.log and app.log keep their first line and their last part
@@ -335,6 +337,14 @@ Status validateConfig(const Config& c) {
   if (auto s = checkImageName(c.defaultImage); !s.isOk()) {
     return s.withContext("default_image");
   }
+  if (c.containers.unprivileged && c.containers.isolatedIds &&
+      uint64_t{c.containers.idBase} + (uint64_t{c.limits.maxEnvironments} + 1) * 65536 >
+          4294967295ULL) {
+    return invalidArgument("containers.id_base " + std::to_string(c.containers.idBase) +
+                           ": with isolated_ids, limits.max_environments = " +
+                           std::to_string(c.limits.maxEnvironments) +
+                           " environments of 65536 ids each do not fit below 2^32");
+  }
   if (c.api.listen.empty()) return invalidArgument("api.listen: must name at least one address");
   for (const auto& l : c.api.listen)
     QABOX_RETURN_IF_ERROR(checkListenAddress("api.listen", l, true));
@@ -507,6 +517,8 @@ Result<Config> parseConfig(std::string_view text) {
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "containers", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
+    QABOX_RETURN_IF_ERROR(r.boolean("allow_nested_userns", c.containers.allowNestedUserns));
+    QABOX_RETURN_IF_ERROR(r.boolean("isolated_ids", c.containers.isolatedIds));
     // Above the host's own system and user ids, and room for 65536 ids.
     return r.count("id_base", c.containers.idBase, 65536, 4294967295LL - 65536);
   }));

@@ -95,7 +95,16 @@ struct Config {
   // ids; an image version keeps the mode it was built with.
   struct Containers {
     bool unprivileged = true;
-    uint32_t idBase = 100000;  // container ids 0-65535 are host ids id_base-id_base+65535
+    // Above what Debian's useradd hands login users in /etc/subuid (SUB_UID_MIN
+    // 100000 to SUB_UID_MAX 600100000) and below 2^31.
+    uint32_t idBase = 1000000000;  // container ids 0-65535 are host ids id_base-id_base+65535
+    // Every container runs under a seccomp deny list (runtime/seccomp); new
+    // user namespaces inside one are part of it unless this lets them.
+    bool allowNestedUserns = false;
+    // Each environment's root is host ids of its own: slot k (1..
+    // max_environments) of id_base + k * 65536; the image versions' files
+    // keep slot 0 and reach the clones through an idmapped lower layer.
+    bool isolatedIds = true;
   } containers;
 
   struct Deploy {

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -33,6 +35,8 @@
 #include "server/unix_listener.h"
 #include "store/paths.h"
 #include "store/store.h"
+#include "sys/idshift.h"
+#include "sys/subid.h"
 
 namespace fs = std::filesystem;
 using namespace qabox;
@@ -57,6 +61,75 @@ Status prepareDirs(const Config& c) {
     fs::remove_all(e.path(), ec);
   }
   ::chmod(c.stateDir.c_str(), 0711);
+  return Status::ok();
+}
+
+// With Debian's uidmap installed, liblxc maps a container's ids through
+// newuidmap and newgidmap, which map only what /etc/subuid and /etc/subgid
+// give the caller: the agent's user (root) must hold its containers' ranges
+// there. Reserving them also keeps useradd from handing them to a login
+// user. Where shadow's files are not in use, nothing reads them: they are
+// left alone.
+Status reserveIdRanges(const Config& c) {
+  const bool shadow = shadowMapsIds();
+  if (!shadow && !fs::exists("/etc/subuid") && !fs::exists("/etc/subgid")) return Status::ok();
+  std::vector<std::string> owners;
+  if (const passwd* pw = getpwuid(geteuid())) owners.emplace_back(pw->pw_name);
+  owners.push_back(std::to_string(geteuid()));
+  auto reserve = [&](const IdRange& range) -> Status {
+    for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+      QABOX_RETURN_IF_ERROR(reserveSubIds(file, owners, {range}));
+    }
+    return Status::ok();
+  };
+  // The images' ids, then one range per environment when isolated.
+  const IdRange own{c.containers.idBase,
+                    kMappedIds * (c.containers.isolatedIds ? c.limits.maxEnvironments + 1ULL : 1)};
+  if (c.containers.unprivileged) {
+    if (Status s = reserve(own); !s.isOk()) {
+      if (shadow) return s.withContext("containers.id_base");
+      spdlog::warn("containers.id_base: {}", s.message());
+    }
+  }
+  // Image versions (and their clones) keep the base they were built with.
+  std::map<uint32_t, std::string> older;
+  std::error_code ec;
+  for (const auto& lxcpath : {paths::imagesLxcPath(c.stateDir), paths::lxcPath(c.stateDir)}) {
+    for (const auto& e : fs::directory_iterator(lxcpath, ec)) {
+      std::ifstream in(e.path() / "config");
+      std::stringstream text;
+      text << in.rdbuf();
+      auto base = mappedRootOf(text.str());
+      bool inOwn = c.containers.unprivileged && base && *base >= own.start &&
+                   *base + uint64_t{kMappedIds} <= own.end();
+      if (base && !inOwn) {
+        older.emplace(*base, e.path().filename().string());
+      }
+    }
+  }
+  for (const auto& [base, name] : older) {
+    if (Status s = reserve({base, kMappedIds}); !s.isOk()) {
+      spdlog::warn(
+          "{} maps its ids from {}: {}{}", name, base, s.message(),
+          shadow ? " (it cannot start while newuidmap is in use: build its image again)" : "");
+    }
+  }
+  return Status::ok();
+}
+
+// Rewritten at every start, so a changed allow_nested_userns (or a newer
+// agent's list) applies from each container's next start.
+Status writeSeccompProfile(const Config& c) {
+  const std::string path = paths::seccompProfile(c.stateDir);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << seccompProfile(c.containers.allowNestedUserns);
+    if (!out.flush()) return failedPrecondition("state_dir: cannot write " + tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return failedPrecondition("state_dir: cannot write " + path + ": " + ec.message());
   return Status::ok();
 }
 
@@ -174,12 +247,29 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (auto s = prepareDirs(config); !s.isOk()) return fatal(s.message());
+  if (auto s = reserveIdRanges(config); !s.isOk()) return fatal(s.message());
+  if (auto s = writeSeccompProfile(config); !s.isOk()) return fatal(s.message());
   auto store = openSqliteStore(paths::database(config.stateDir));
   if (!store) return fatal(store.status().message());
 
   RealProcessRunner runner;
   LxcRuntime runtime(paths::lxcPath(config.stateDir), defaultLxcHelperPath(), runner,
                      config.deploy.startTimeout);
+  runtime.setSeccompProfile(paths::seccompProfile(config.stateDir));
+  if (config.containers.unprivileged && config.containers.isolatedIds) {
+    ProcessSpec check;
+    check.argv = {defaultLxcHelperPath(), "idmap-check", paths::runDir(config.stateDir),
+                  std::to_string(config.containers.idBase)};
+    check.timeout = std::chrono::seconds(30);
+    auto r = runner.run(check);
+    if (!r || !r->ok()) {
+      return fatal("containers.isolated_ids: clones of images cannot be mounted in " +
+                   config.stateDir + " (" + (r ? lastLines(r->err, 2) : r.status().message()) +
+                   "): idmapped mounts need Linux 5.19 or later and a state_dir on ext4, xfs "
+                   "or btrfs; or set isolated_ids = false");
+    }
+    runtime.setIsolatedIds(config.containers.idBase, config.limits.maxEnvironments);
+  }
   IpBridge bridgeImpl(runner);
   ImageBuilder images(config, **store, runner);
   GitRepos git(runner, config.stateDir, config.deploy.fetchTimeout);

@@ -34,6 +34,13 @@ namespace {
 
 constexpr int kHelperFailed = 125;
 
+std::string readText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 std::string helperError(const ProcessResult& r) {
   std::string msg = lastLines(r.err, 3);
   if (msg.rfind("qabox-lxc: ", 0) == 0) msg = msg.substr(11);
@@ -122,16 +129,48 @@ Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& ima
                          const ResourceLimits& limits) {
   // A fixed veth name and MAC, bound to the address in the bridge's
   // firewall before the container first starts.
-  PortBinding binding{vethName(net.bridge, lxcPath_, name),
-                      macForAddress(net.address.substr(0, net.address.find('/'))),
-                      net.address.substr(0, net.address.find('/'))};
-  QABOX_RETURN_IF_ERROR(
-      runHelper({"clone", imageLxcPath, image, lxcPath_, name, net.bridge, net.address, net.gateway,
-                 limits.memory.empty() ? "-" : limits.memory, std::to_string(limits.cpus),
-                 std::to_string(limits.pids), binding.port, binding.mac},
-                "clone " + name));
+  const std::string address = net.address.substr(0, net.address.find('/'));
+  PortBinding binding{vethName(net.bridge, lxcPath_, name), macForAddress(address), address};
+  std::vector<std::string> args = {"clone",
+                                   imageLxcPath,
+                                   image,
+                                   lxcPath_,
+                                   name,
+                                   net.bridge,
+                                   net.address,
+                                   net.gateway,
+                                   limits.memory.empty() ? "-" : limits.memory,
+                                   std::to_string(limits.cpus),
+                                   std::to_string(limits.pids),
+                                   binding.port,
+                                   binding.mac,
+                                   seccompProfile_.empty() ? "-" : seccompProfile_,
+                                   "-"};
+  std::unique_lock lock(idMu_, std::defer_lock);
+  auto imageBase = mappedRootOf(readText(imageLxcPath + "/" + image + "/config"));
+  if (idSlots_ > 0 && imageBase) {
+    lock.lock();
+    std::set<uint64_t> used;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(lxcPath_, ec)) {
+      if (auto base = mappedRootOf(readText((e.path() / "config").string()))) used.insert(*base);
+    }
+    uint64_t own = 0;
+    for (uint64_t k = 1; k <= idSlots_ && own == 0; ++k) {
+      if (!used.count(idBase_ + k * kMappedIds)) own = idBase_ + k * kMappedIds;
+    }
+    if (own == 0) {
+      return resourceExhausted("clone " + name + ": all " + std::to_string(idSlots_) +
+                               " id ranges above containers.id_base are taken");
+    }
+    args.back() = std::to_string(*imageBase) + ":" + std::to_string(own);
+  }
+  QABOX_RETURN_IF_ERROR(runHelper(args, "clone " + name));
+  if (lock.owns_lock()) lock.unlock();
   if (Status s = bindPort(net.bridge, binding, true); !s.isOk()) {
-    (void)runHelper({"destroy", lxcPath_, name}, "destroy " + name);
+    if (Status d = runHelper({"destroy", lxcPath_, name}, "destroy " + name); !d.isOk()) {
+      spdlog::warn("clone {}: {}", name, d.message());
+    }
     return internalError("clone " + name + ": binding its port " + binding.port +
                          " in the bridge's firewall: " + s.message());
   }
@@ -617,6 +656,47 @@ Result<std::vector<std::string>> IpBridge::ports(const std::string& name) {
     out.push_back(e.path().filename());
   }
   return out;
+}
+
+std::string seccompProfile(bool allowNestedUserns) {
+  // A deny list: what is not named is allowed. errno 1 is EPERM.
+  std::string p =
+      "2\n"
+      "denylist\n"
+      "# LXC's default (common.seccomp): no forced unmounts, kexec, module\n"
+      "# loading or file handles (open_by_handle_at reads any inode by number).\n"
+      "reject_force_umount\n"
+      "[all]\n"
+      "kexec_load errno 1\n"
+      "kexec_file_load errno 1\n"
+      "open_by_handle_at errno 1\n"
+      "init_module errno 1\n"
+      "finit_module errno 1\n"
+      "delete_module errno 1\n"
+      "# Kernel keyrings are not per container: one could read or fill another's keys.\n"
+      "keyctl errno 1\n"
+      "add_key errno 1\n"
+      "request_key errno 1\n"
+      "# Kernel attack surface no web app needs (what Docker's default denies too):\n"
+      "# eBPF programs, userfaultfd (the tool of kernel race exploits), perf events\n"
+      "# (side channels) and io_uring (its own syscall path; runtimes fall back).\n"
+      "bpf errno 1\n"
+      "userfaultfd errno 1\n"
+      "perf_event_open errno 1\n"
+      "io_uring_setup errno 1\n"
+      "io_uring_enter errno 1\n"
+      "io_uring_register errno 1\n";
+  if (!allowNestedUserns) {
+    // A new user namespace gives its maker every capability inside it
+    // (mounts, netfilter, ...), the kernel's widest unprivileged surface.
+    // 268435456 is CLONE_NEWUSER. clone3 passes its flags in memory a filter
+    // cannot read: ENOSYS (38) makes libc fall back to clone.
+    p += "# New user namespaces: [containers] allow_nested_userns = true allows them.\n"
+         "unshare errno 1 [0,268435456,SCMP_CMP_MASKED_EQ,268435456]\n"
+         "clone errno 1 [0,268435456,SCMP_CMP_MASKED_EQ,268435456]\n"
+         "clone3 errno 38\n";
+  }
+  return p;
 }
 
 std::string defaultLxcHelperPath() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -30,6 +31,17 @@ class LxcRuntime : public ContainerRuntime {
   std::optional<uint32_t> mappedRoot(const std::string& name) const override;
 
   const std::string& lxcPath() const { return lxcPath_; }
+  // The seccomp profile file (seccompProfile()) clones made from now on run
+  // under; "" for none.
+  void setSeccompProfile(std::string path) { seccompProfile_ = std::move(path); }
+  // Unprivileged clones made from now on get host ids of their own: the
+  // lowest free slot k in 1..slots, ids base + k * 65536 on (slot 0 is the
+  // images'). A slot is held by the container's config, so it is free again
+  // when the container is destroyed and kept across agent restarts.
+  void setIsolatedIds(uint32_t base, uint32_t slots) {
+    idBase_ = base;
+    idSlots_ = slots;
+  }
 
  private:
   Status runHelper(const std::vector<std::string>& args, const std::string& what);
@@ -39,7 +51,17 @@ class LxcRuntime : public ContainerRuntime {
   std::string helperPath_;
   ProcessRunner& runner_;
   std::chrono::milliseconds startTimeout_;
+  std::string seccompProfile_;
+  uint32_t idBase_ = 0;
+  uint32_t idSlots_ = 0;
+  std::mutex idMu_;  // a slot is chosen and taken (the clone's config written) under it
 };
+
+// The seccomp deny list every container runs under, in LXC's format
+// (lxc.seccomp.profile): LXC's own default list, what container engines add
+// to it (kernel keyrings, bpf, userfaultfd, perf events, io_uring), and new
+// user namespaces unless `allowNestedUserns`.
+std::string seccompProfile(bool allowNestedUserns);
 
 // The nftables ruleset `nft -f` gets for a bridge, both tables declared,
 // deleted and declared again in one transaction, so applying it replaces the

@@ -14,6 +14,7 @@
 //     work/                  scratch for exports and builds, emptied on start
 //     logs/<slug>/deploy.log the last deploy's hook output
 //     run/                   pid file, helper sockets
+//     containers.seccomp     the containers' seccomp profile, written at every start
 namespace qabox::paths {
 
 inline std::string database(const std::string& stateDir) { return stateDir + "/qabox.db"; }
@@ -40,6 +41,9 @@ inline std::string deployLog(const std::string& stateDir, const std::string& slu
   return logDir(stateDir, slug) + "/deploy.log";
 }
 inline std::string runDir(const std::string& stateDir) { return stateDir + "/run"; }
+inline std::string seccompProfile(const std::string& stateDir) {
+  return stateDir + "/containers.seccomp";
+}
 
 // Inside every container.
 inline constexpr const char* kAppDir = "/srv/app";

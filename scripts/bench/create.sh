@@ -3,10 +3,12 @@
 # agent, one after another and N at once, beside raw `lxc-copy -s -B overlay`
 # + `lxc-start` of the same image version measured in the same run.
 #   usage: scripts/bench/create.sh [N]   (default 10; run as root)
+#   QABOX_BENCH_TOML: more config for the agent, e.g. "[containers]
+#   isolated_ids = false" to measure what a setting costs.
 source "$(dirname "$0")/lib.sh"
 N=${1:-10}
 bench_build
-bench_start_agent
+bench_start_agent "${QABOX_BENCH_TOML:-}"
 image=$(ls "$STATE/images" | head -1)
 out=$STATE/samples
 mkdir -p "$out" "$STATE/raw"

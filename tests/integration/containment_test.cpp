@@ -146,16 +146,17 @@ uid_t hostUidOfInit(const std::string& lxcPath, const std::string& container) {
 TEST_F(LxcContainment, RootInsideIsAnUnprivilegedIdOnTheHost) {
   // Root in the container ...
   EXPECT_EQ(sh("id -u").out, "0\n");
-  // ... is host uid 100000: its user namespace maps 0-65535 there.
+  // ... is host uid 1000065536 (the first range above the default id_base,
+  // which the images' files keep): its user namespace maps 0-65535 there.
   CliResult map = sh("cat /proc/self/uid_map");
   ASSERT_EQ(map.exitCode, 0) << map.err;
   std::istringstream words(map.out);
   uint64_t inside = 1, outside = 0, count = 0;
   words >> inside >> outside >> count;
   EXPECT_EQ(inside, 0u) << map.out;
-  EXPECT_EQ(outside, 100000u) << map.out;
+  EXPECT_EQ(outside, 1000065536u) << map.out;
   EXPECT_EQ(count, 65536u) << map.out;
-  EXPECT_EQ(hostUidOfInit(host_->lxcPath(), env_.container()), 100000u);
+  EXPECT_EQ(hostUidOfInit(host_->lxcPath(), env_.container()), 1000065536u);
   // The image's files belong to the mapped ids on the host, and root inside
   // owns them: it can write where the image lets root write.
   struct stat st {};
@@ -165,7 +166,7 @@ TEST_F(LxcContainment, RootInsideIsAnUnprivilegedIdOnTheHost) {
     busybox = e.path().string() + "/rootfs/bin/busybox";
   }
   ASSERT_EQ(::stat(busybox.c_str(), &st), 0) << busybox;
-  EXPECT_EQ(st.st_uid, 100000u);
+  EXPECT_EQ(st.st_uid, 1000000000u);
   EXPECT_EQ(sh("echo ok > /etc/qabox/written && cat /etc/qabox/written").out, "ok\n");
   EXPECT_EQ(sh("stat -c %u /etc/qabox/app.env /srv/app").out, "0\n0\n");
 }

@@ -13,7 +13,8 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->limits.maxEnvironments, 200u);
   EXPECT_EQ(c->urlFor("exmp-113"), "http://exmp-113.qa.company.int");
   EXPECT_TRUE(c->containers.unprivileged);
-  EXPECT_EQ(c->containers.idBase, 100000u);
+  EXPECT_EQ(c->containers.idBase, 1000000000u);
+  EXPECT_FALSE(c->containers.allowNestedUserns);
   EXPECT_EQ(c->limits.maxDisk, "10G");
   EXPECT_EQ(c->limits.maxFiles, 1000000u);
   EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(30));
@@ -55,6 +56,7 @@ max_environments = 3
 [containers]
 unprivileged = false
 id_base = 200000
+allow_nested_userns = true
 [reaper]
 interval = "0"
 idle_after = "1h"
@@ -73,6 +75,7 @@ url = "/tmp/shop.git"
   EXPECT_EQ(c->limits.maxEnvironments, 3u);
   EXPECT_FALSE(c->containers.unprivileged);
   EXPECT_EQ(c->containers.idBase, 200000u);
+  EXPECT_TRUE(c->containers.allowNestedUserns);
   EXPECT_EQ(c->reaper.interval.count(), 0);
   EXPECT_FALSE(c->reaper.reclaimDeleted);
   ASSERT_EQ(c->repos.size(), 1u);

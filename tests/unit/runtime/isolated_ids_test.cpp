@@ -1,0 +1,83 @@
+// Which host ids LxcRuntime gives a new clone when each environment has its
+// own: the lowest free slot above id_base, as the clones' configs say.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "runtime/lxc_runtime.h"
+
+namespace qabox {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RecordingRunner : public ProcessRunner {
+ public:
+  Result<ProcessResult> run(const ProcessSpec& spec) override {
+    last = spec;
+    ProcessResult r;
+    r.exitCode = 0;
+    return r;
+  }
+  ProcessSpec last;
+};
+
+class IsolatedIds : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("qabox-isolated-" + std::to_string(getpid()));
+    fs::create_directories(root_ / "images/busybox-v1");
+    fs::create_directories(root_ / "lxc");
+    config(root_ / "images/busybox-v1", 1000000000);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  static void config(const fs::path& dir, uint64_t base) {
+    std::ofstream(dir / "config") << "lxc.uts.name = x\nlxc.idmap = u 0 " << base
+                                  << " 65536\nlxc.idmap = g 0 " << base << " 65536\n";
+  }
+  // The helper's last argument for a clone of the image.
+  std::string bases(LxcRuntime& rt, Status* status = nullptr) {
+    Status s = rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new",
+                        NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{});
+    if (status) *status = s;
+    return runner_.last.argv.empty() ? "" : runner_.last.argv.back();
+  }
+  fs::path root_;
+  RecordingRunner runner_;
+};
+
+TEST_F(IsolatedIds, TheLowestFreeSlotAboveTheImagesIds) {
+  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner_);
+  EXPECT_EQ(bases(rt), "-") << "off unless set";
+  rt.setIsolatedIds(1000000000, 3);
+  EXPECT_EQ(bases(rt), "1000000000:1000065536");
+  // Slots 1 and 3 held (3 by a sleeping clone, 1 by a running one): 2.
+  fs::create_directories(root_ / "lxc/qabox-a");
+  config(root_ / "lxc/qabox-a", 1000065536);
+  fs::create_directories(root_ / "lxc/qabox-c");
+  config(root_ / "lxc/qabox-c", 1000000000 + 3 * 65536);
+  EXPECT_EQ(bases(rt), "1000000000:1000131072");
+  // All taken: refused, not shared.
+  fs::create_directories(root_ / "lxc/qabox-b");
+  config(root_ / "lxc/qabox-b", 1000131072);
+  runner_.last = {};
+  Status s;
+  bases(rt, &s);
+  EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.toString();
+  EXPECT_TRUE(runner_.last.argv.empty());
+  // Deleted: its slot is free again.
+  fs::remove_all(root_ / "lxc/qabox-a");
+  EXPECT_EQ(bases(rt), "1000000000:1000065536");
+}
+
+TEST_F(IsolatedIds, APrivilegedImageIsNotIsolated) {
+  std::ofstream(root_ / "images/busybox-v1/config") << "lxc.uts.name = x\n";
+  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner_);
+  rt.setIsolatedIds(1000000000, 3);
+  EXPECT_EQ(bases(rt), "-");
+}
+
+}  // namespace
+}  // namespace qabox
