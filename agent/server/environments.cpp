@@ -2,14 +2,12 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <thread>
 
@@ -19,6 +17,7 @@
 #include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
+#include "sys/safe_path.h"
 
 namespace qabox {
 
@@ -67,33 +66,6 @@ constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 milliseconds since(steady_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(steady_clock::now() - t);
-}
-
-Status writeFile(const std::string& path, const std::string& content, fs::perms perms) {
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  if (ec)
-    return internalError("creating " + fs::path(path).parent_path().string() + ": " + ec.message());
-  std::string tmp = path + ".tmp";
-  // Owner-only from its first byte: app.env holds the secrets.
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return internalError("creating " + tmp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return internalError("writing " + tmp + " failed");
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  fs::permissions(tmp, perms, ec);
-  fs::rename(tmp, path, ec);
-  if (ec) return internalError("renaming " + tmp + ": " + ec.message());
-  return Status::ok();
 }
 
 bool sameSource(const DeploySpec& a, const DeploySpec& b) {
@@ -322,10 +294,15 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   std::string deployLog = paths::deployLog(config_.stateDir, t.slug);
   std::error_code ec;
   fs::create_directories(fs::path(deployLog).parent_path(), ec);
-  std::ofstream hookLog(deployLog, std::ios::trunc);
+  // Close-on-exec (an ofstream is not): no hook or container may inherit it.
+  UniqueFd hookLog(::open(deployLog.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   auto logHook = [&](std::string_view text) {
-    hookLog << text;
-    hookLog.flush();
+    while (hookLog && !text.empty()) {
+      ssize_t n = ::write(hookLog.get(), text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.remove_prefix(static_cast<size_t>(n));
+    }
   };
 
   std::map<std::string, std::string> appEnv = spec.env;
@@ -352,28 +329,27 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     if (repo) {
       failedStep = "export";
       std::string appDir = upper + paths::kAppDir;
-      fs::create_directories(appDir, ec);
-      if (ec) return internalError("creating " + appDir + ": " + ec.message());
+      // Every host-side step into the container's files resolves beneath
+      // its upper dir and follows no link (sys/safe_path.h).
+      QABOX_RETURN_IF_ERROR(makeDirsBeneath(upper, paths::kAppDir, 0755).status());
       // Opaque: the image's own /srv/app must not show through the app. An
       // overlay mounted in a user namespace (unprivileged) reads the user.
       // xattr, one mounted by host root the trusted. one.
       for (const char* attr : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
-        if (setxattr(appDir.c_str(), attr, "y", 1, 0) != 0) {
-          return internalError("marking " + appDir + " opaque (" + attr + ") failed");
-        }
+        QABOX_RETURN_IF_ERROR(setDirXattrBeneath(upper, paths::kAppDir, attr, "y"));
       }
       QABOX_RETURN_IF_ERROR(git_->exportTree(*repo, merge.commit, appDir));
       phase("export", merge.commit.substr(0, 12) + " into " + paths::kAppDir);
     }
     std::string envFile;
     for (const auto& [k, v] : appEnv) envFile += k + "=" + shellQuote(v) + "\n";
-    QABOX_RETURN_IF_ERROR(writeFile(upper + paths::kAppEnvFile, envFile,
-                                    fs::perms::owner_read | fs::perms::owner_write));
+    // Owner-only from its first byte: app.env holds the secrets.
+    QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
     // Without hooks the app may start with the container; with hooks the
     // start command waits beside its final name until they have run.
-    std::string runFile = upper + "/etc/qabox/app.run";
-    QABOX_RETURN_IF_ERROR(writeFile(hasHooks ? runFile + ".pending" : runFile, app.start + "\n",
-                                    fs::perms::owner_all | fs::perms::group_read));
+    std::string runFile = "/etc/qabox/app.run";
+    QABOX_RETURN_IF_ERROR(
+        writeFileBeneath(upper, hasHooks ? runFile + ".pending" : runFile, app.start + "\n", 0740));
     if (auto root = runtime_.mappedRoot(container)) {
       // Unprivileged: what the agent placed belongs to root inside.
       QABOX_RETURN_IF_ERROR(shiftOwnership(upper, *root));
@@ -437,7 +413,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
   };
 
   Status s = steps();
-  hookLog.close();
+  hookLog.reset();
   if (!s.isOk()) {
     s = Status(s.code(), redactor.redact(s.message()));
     std::string message = failedStep + " failed: " + s.message();
@@ -612,13 +588,14 @@ Result<ProcessResult> EnvironmentManager::exec(
   return r;
 }
 
-Result<std::string> EnvironmentManager::logPath(const std::string& ticket, bool deployLog) {
+Result<EnvironmentManager::LogFile> EnvironmentManager::logPath(const std::string& ticket,
+                                                                bool deployLog) {
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (!deployLog && e.state == EnvState::kSleeping) {
     QABOX_ASSIGN_OR_RETURN(e, wake(ticket, "logs"));
   }
-  if (deployLog) return paths::deployLog(config_.stateDir, e.slug);
-  return runtime_.upperDir(e.container) + paths::kAppLog;
+  if (deployLog) return LogFile{paths::logDir(config_.stateDir, e.slug), "deploy.log"};
+  return LogFile{runtime_.upperDir(e.container), paths::kAppLog};
 }
 
 Result<AppManifest> EnvironmentManager::appManifestOf(const Environment& env) {
