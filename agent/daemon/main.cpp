@@ -7,6 +7,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/ranges.h>
 
@@ -56,10 +57,12 @@ int fatal(const std::string& message) {
 // and the scratch space stay 0700.
 Status prepareDirs(const Config& c) {
   std::error_code ec;
+  // Privileged containers run as host root: nothing needs to be shared.
+  const mode_t shared = c.containers.unprivileged ? 0711 : 0700;
   const std::vector<std::pair<std::string, mode_t>> dirs = {
-      {c.stateDir, 0711},
-      {paths::lxcPath(c.stateDir), 0711},
-      {paths::imagesLxcPath(c.stateDir), 0711},
+      {c.stateDir, shared},
+      {paths::lxcPath(c.stateDir), shared},
+      {paths::imagesLxcPath(c.stateDir), shared},
       {c.stateDir + "/git", 0700},
       {paths::workDir(c.stateDir), 0700},
       {c.stateDir + "/logs", 0700},
@@ -135,6 +138,9 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Ap
 }  // namespace
 
 int main(int argc, char** argv) {
+  // What we were started with past stdio (a shell's or a test runner's
+  // descriptors) is not for the containers either.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   CLI::App app{
       "qaboxd: the qabox agent. Gives every ticket an LXC environment with the merge "
       "result of its pull request, routed at http://<ticket>.<domain>."};

@@ -343,8 +343,51 @@ TEST_F(LxcHostile, NoAgentDescriptorInAHookTheAppOrExec) {
   for (const auto& [fd, what] : fdsOf(init.out)) {
     EXPECT_NE(what.rfind("socket:", 0), 0u) << "init fd " << fd << " -> " << what;
   }
+  // The agent's own side: every descriptor it holds past stdio is
+  // close-on-exec (Asio's listeners and accepts, gRPC, SQLite, files).
+  const std::string proc = "/proc/" + std::to_string(host_->daemonPid());
+  std::vector<std::string> inheritable;
+  for (const auto& f : fs::directory_iterator(proc + "/fdinfo")) {
+    int fd = std::stoi(f.path().filename());
+    if (fd <= 2) continue;
+    std::istringstream info(readFile(f.path()));
+    std::string key;
+    unsigned long flags = 0;
+    while (info >> key) {
+      if (key == "flags:") {
+        info >> std::oct >> flags;
+        break;
+      }
+    }
+    if (!(flags & 02000000)) {  // O_CLOEXEC
+      std::error_code ec;
+      inheritable.push_back(std::to_string(fd) + " -> " +
+                            fs::read_symlink(proc + "/fd/" + std::to_string(fd), ec).string());
+    }
+  }
+  EXPECT_TRUE(inheritable.empty()) << ::testing::PrintToString(inheritable);
   expectHostUnharmed();
   EXPECT_EQ(host_->cli({"delete", "FDS-1"}).exitCode, 0);
+}
+
+TEST_F(LxcHostile, AFailedStartSaysWhyAndSuggestsNoCommandThatCannotWork) {
+  // The containers' root cannot enter lxc/ (what a 0700 parent does): the
+  // start fails, and the message carries liblxc's own reason instead of an
+  // lxc-start command for a container the rollback may already have removed.
+  const std::string lxc = host_->lxcPath();
+  ASSERT_EQ(::chmod(lxc.c_str(), 0700), 0);
+  struct Restore {
+    std::string p;
+    ~Restore() { ::chmod(p.c_str(), 0711); }
+  } restore{lxc};
+  CliResult d = host_->cli({"deploy", "SF-1"});
+  ::chmod(lxc.c_str(), 0711);
+  EXPECT_NE(d.exitCode, 0);
+  EXPECT_TRUE(contains(d.err, "start failed")) << d.err;
+  EXPECT_TRUE(contains(d.err, "Could not access " + lxc)) << d.err;
+  EXPECT_FALSE(contains(d.out + d.err, "lxc-start")) << d.err;
+  expectHostUnharmed();
+  (void)host_->cli({"delete", "SF-1"});
 }
 
 TEST_F(LxcHostile, TheStateDirIsNotReadableByOthers) {
@@ -433,6 +476,23 @@ TEST(LxcHostileStart, AStateDirTheContainersCannotReachIsRefusedAtStart) {
   EXPECT_FALSE(fs::exists(state));
   EXPECT_FALSE(fs::exists(parent + "/qabox.sock"));
   EXPECT_FALSE(fs::exists("/sys/class/net/" + bridge));
+}
+
+TEST(LxcHostileStart, PrivilegedContainersShareNothingOfTheStateDir) {
+  QABOX_REQUIRE_LXC();
+  TestHost::Options o;
+  o.extraToml = "[containers]\nunprivileged = false\n";
+  TestHost host(o);
+  host.startWithBusybox();
+  ASSERT_EQ(host.cli({"deploy", "PRIV-2"}).exitCode, 0);
+  struct stat st {};
+  for (const std::string& dir : {host.stateDir(), host.lxcPath(), host.stateDir() + "/images"}) {
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_mode & 07777, 0700u) << dir;
+  }
+  auto e = host.env("PRIV-2");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(httpGet(e->ip(), 80, "/").status, 200);
 }
 
 }  // namespace
