@@ -14,6 +14,13 @@
 //     work/                  scratch for exports and builds, emptied on start
 //     logs/<slug>/deploy.log the last deploy's hook output
 //     run/                   pid file, helper sockets
+//
+// Modes (umask 077; daemon/main.cpp prepareDirs): state_dir, lxc/ and
+// images/ are 0711 with unprivileged containers (their mapped root must
+// pass through to reach its rootfs and overlay; 0700 when privileged), and
+// what liblxc makes in lxc/<name>/ and images/<name>-v<N>/ (dirs 0755,
+// config and start.log 0644: no secrets) stays readable. Everything else is
+// the agent's alone: git/, logs/, work/, run/ 0700, qabox.db 0600.
 namespace qabox::paths {
 
 inline std::string database(const std::string& stateDir) { return stateDir + "/qabox.db"; }

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "../store/temp_dir.h"
+#include "sys/traverse.h"
 
 namespace qabox {
 namespace {
@@ -228,6 +229,32 @@ TEST_F(SafePath, SetsAnXattrOnlyOnTheRealDirectory) {
   fs::create_symlink(tmp_.path(), root_ + "/srv");
   s = setDirXattrBeneath(root_, "/srv/app", "user.qabox.test", "y");
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.toString();
+}
+
+TEST(Traverse, NamesTheFirstDirectoryAnIdCannotEnter) {
+  if (geteuid() != 0) GTEST_SKIP() << "dropping to another uid needs root";
+  test::TempDir tmp;
+  // A mktemp -d parent: 0700, root's.
+  const std::string parent = tmp.path();
+  fs::create_directories(parent + "/state/lxc");
+  ASSERT_EQ(::chmod(parent.c_str(), 0700), 0);
+  auto r = firstUnsearchableDir(parent + "/state/lxc", 100000, 100000);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->value_or("(none)"), parent);
+  // Root itself gets through; so does the id once others may enter.
+  r = firstUnsearchableDir(parent + "/state/lxc", 0, 0);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_FALSE(r->has_value());
+  ASSERT_EQ(::chmod(parent.c_str(), 0711), 0);
+  r = firstUnsearchableDir(parent + "/state/lxc/not-yet", 100000, 100000);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_FALSE(r->has_value()) << **r;
+  // Owned by the id, 0700 is enough for it.
+  ASSERT_EQ(::chmod((parent + "/state").c_str(), 0700), 0);
+  ASSERT_EQ(::chown((parent + "/state").c_str(), 100000, 100000), 0);
+  r = firstUnsearchableDir(parent + "/state/lxc", 100000, 100000);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_FALSE(r->has_value()) << **r;
 }
 
 }  // namespace
