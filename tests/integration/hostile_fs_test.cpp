@@ -449,15 +449,23 @@ TEST(LxcHostileStart, AStateDirTheContainersCannotReachIsRefusedAtStart) {
   // A mktemp -d parent: 0700, root's.
   std::string parent = "/tmp/qabox-closed-XXXXXX";
   ASSERT_NE(mkdtemp(parent.data()), nullptr);
+  const std::string state = parent + "/state";
+  const std::string bridge = "qbtclosed" + std::to_string(getpid() % 1000);
+  // Also when an agent got further than it should have (the bug this
+  // catches): its bridge and firewall tables go too.
   struct Cleanup {
-    std::string p;
+    std::string p, bridge;
     ~Cleanup() {
       std::error_code ec;
       fs::remove_all(p, ec);
+      if (fs::exists("/sys/class/net/" + bridge)) runOrDie({"ip", "link", "del", bridge});
+      for (const char* family : {"inet", "bridge"}) {
+        (void)runOrDie({"sh", "-c",
+                        std::string("nft delete table ") + family + " qabox_" + bridge +
+                            " 2>/dev/null; true"});
+      }
     }
-  } cleanup{parent};
-  const std::string state = parent + "/state";
-  const std::string bridge = "qbtclosed" + std::to_string(getpid() % 1000);
+  } cleanup{parent, bridge};
   {
     std::ofstream cfg(parent + "/qaboxd.toml");
     cfg << "state_dir = \"" << state << "\"\n"
@@ -466,8 +474,9 @@ TEST(LxcHostileStart, AStateDirTheContainersCannotReachIsRefusedAtStart) {
         << "[network]\nbridge = \"" << bridge << "\"\nsubnet = \"10.213.251.0/24\"\n"
         << "[routing]\nlisten = \"127.0.0.1:" << freeTcpPort() << "\"\n";
   }
-  ProcessResult r =
-      runOrDie({binDir() + "/agent/daemon/qaboxd", "--config=" + parent + "/qaboxd.toml"});
+  // Bounded: an agent that does not refuse would serve until killed.
+  ProcessResult r = runOrDie(
+      {"timeout", "20", binDir() + "/agent/daemon/qaboxd", "--config=" + parent + "/qaboxd.toml"});
   EXPECT_NE(r.exitCode, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.err, "cannot enter " + parent + " ")) << r.err;
   EXPECT_TRUE(contains(r.err, "chmod o+x " + parent)) << r.err;
