@@ -8,12 +8,16 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -37,6 +41,7 @@
 #include "store/store.h"
 #include "sys/idshift.h"
 #include "sys/subid.h"
+#include "sys/traverse.h"
 
 namespace fs = std::filesystem;
 using namespace qabox;
@@ -48,19 +53,39 @@ int fatal(const std::string& message) {
   return 1;
 }
 
+// The state dir is the agent's alone (the umask is 077), except the path
+// down to the containers' files: an unprivileged container's root is host
+// uid containers.id_base, and it must be able to enter state_dir, lxc/ and
+// images/ to reach its rootfs and overlay (0711: enter, never list). The
+// git mirrors (private source), the deploy logs (hook output), the database
+// and the scratch space stay 0700.
 Status prepareDirs(const Config& c) {
   std::error_code ec;
-  for (const auto& dir : {c.stateDir, paths::lxcPath(c.stateDir), paths::imagesLxcPath(c.stateDir),
-                          c.stateDir + "/git", paths::workDir(c.stateDir), c.stateDir + "/logs",
-                          paths::runDir(c.stateDir)}) {
+  // Privileged containers run as host root: nothing needs to be shared.
+  const mode_t shared = c.containers.unprivileged ? 0711 : 0700;
+  const std::vector<std::pair<std::string, mode_t>> dirs = {
+      {c.stateDir, shared},
+      {paths::lxcPath(c.stateDir), shared},
+      {paths::imagesLxcPath(c.stateDir), shared},
+      {c.stateDir + "/git", 0700},
+      {paths::workDir(c.stateDir), 0700},
+      {c.stateDir + "/logs", 0700},
+      {paths::runDir(c.stateDir), 0700}};
+  for (const auto& [dir, mode] : dirs) {
     fs::create_directories(dir, ec);
     if (ec) return failedPrecondition("state_dir: cannot create " + dir + ": " + ec.message());
+    // Also what an earlier version left more open.
+    if (::chmod(dir.c_str(), mode) != 0) {
+      return failedPrecondition("state_dir: cannot chmod " + dir + ": " + std::strerror(errno));
+    }
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    ::chmod((paths::database(c.stateDir) + suffix).c_str(), 0600);
   }
   // Scratch from an earlier run is never needed again.
   for (const auto& e : fs::directory_iterator(paths::workDir(c.stateDir), ec)) {
     fs::remove_all(e.path(), ec);
   }
-  ::chmod(c.stateDir.c_str(), 0711);
   return Status::ok();
 }
 
@@ -131,6 +156,27 @@ Status writeSeccompProfile(const Config& c) {
   fs::rename(tmp, path, ec);
   if (ec) return failedPrecondition("state_dir: cannot write " + path + ": " + ec.message());
   return Status::ok();
+// An unprivileged container's root (host uid containers.id_base) must be
+// able to enter every directory down to lxc/ and images/; if it cannot,
+// every deploy would fail at start, far from the cause. Checked on each
+// start, so a changed id_base is checked too.
+Status checkContainersCanReach(const Config& c, const std::string& path) {
+  if (!c.containers.unprivileged) return Status::ok();
+  const uid_t root = c.containers.idBase;
+  QABOX_ASSIGN_OR_RETURN(auto blocked, firstUnsearchableDir(path, root, root));
+  if (!blocked) return Status::ok();
+  struct stat st {};
+  std::string what;
+  if (::stat(blocked->c_str(), &st) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    what = " (mode " + std::string(mode) + ", owner uid " + std::to_string(st.st_uid) + ")";
+  }
+  return failedPrecondition(
+      "state_dir " + c.stateDir + ": the containers' root, host uid " + std::to_string(root) +
+      " (containers.id_base), cannot enter " + *blocked + what +
+      ", so no unprivileged container could start; let others enter it (chmod o+x " + *blocked +
+      ") or choose a state_dir whose parents others may enter");
 }
 
 Result<std::string> readPem(const std::string& key, const std::string& path) {
@@ -187,6 +233,9 @@ void pruneEvents(Store& store, const Config::Events& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // What we were started with past stdio (a shell's or a test runner's
+  // descriptors) is not for the containers either.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   CLI::App app{
       "qaboxd: the qabox agent. Gives every ticket an LXC environment with the merge "
       "result of its pull request, routed at http://<ticket>.<domain>."};
@@ -246,9 +295,20 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // What the agent writes is its own: the database, the mirrors, the logs.
+  // What must be shared is opened up explicitly (prepareDirs, app files).
+  ::umask(077);
+  // Before anything is created: a state_dir the containers cannot reach
+  // leaves nothing behind.
+  if (auto s = checkContainersCanReach(config, config.stateDir); !s.isOk()) {
+    return fatal(s.message());
+  }
   if (auto s = prepareDirs(config); !s.isOk()) return fatal(s.message());
   if (auto s = reserveIdRanges(config); !s.isOk()) return fatal(s.message());
   if (auto s = writeSeccompProfile(config); !s.isOk()) return fatal(s.message());
+  for (const auto& dir : {paths::lxcPath(config.stateDir), paths::imagesLxcPath(config.stateDir)}) {
+    if (auto s = checkContainersCanReach(config, dir); !s.isOk()) return fatal(s.message());
+  }
   auto store = openSqliteStore(paths::database(config.stateDir));
   if (!store) return fatal(store.status().message());
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/duration.h"
+#include "sys/fd.h"
 
 namespace qabox {
 namespace {
@@ -87,6 +88,9 @@ HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string&
     // Only the status line matters: read the header, never a body.
     http::response_parser<http::empty_body> parser;
 
+    // Opened here, not by async_connect, to be close-on-exec at once.
+    stream.socket().open(v6 ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) setCloseOnExec(stream.socket().native_handle());
     stream.async_connect(tcp::endpoint(addr, port), [&](beast::error_code cec) {
       if (cec) {
         probe.detail = describe(cec);

@@ -1,7 +1,9 @@
 #include "deploy/image_builder.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,6 +11,7 @@
 
 #include "core/ticket.h"
 #include "store/paths.h"
+#include "sys/fd.h"
 #include "sys/idshift.h"
 
 namespace qabox {
@@ -18,9 +21,16 @@ namespace {
 Status writeFileAtomically(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    if (!out.flush()) return internalError("writing " + tmp + " failed");
+    // Close-on-exec, which an ofstream is not.
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    std::string_view left = content;
+    while (out && !left.empty()) {
+      ssize_t n = ::write(out.get(), left.data(), left.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      left.remove_prefix(static_cast<size_t>(n));
+    }
+    if (!out || !left.empty()) return internalError("writing " + tmp + " failed");
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
@@ -140,10 +150,18 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   std::error_code ec;
   fs::create_directories(dir + "/rootfs", ec);
   if (ec) return fail(internalError("creating " + dir + ": " + ec.message()));
+  // Whatever the agent's umask: the rootfs is the containers' "/".
+  for (const auto& d : {dir, dir + "/rootfs"}) {
+    fs::permissions(d, fs::perms(0755), ec);
+    if (ec) return fail(internalError("chmod " + d + ": " + ec.message()));
+  }
 
   std::string recipeDir = config_.imagesDir + "/" + name;
   ProcessSpec spec;
-  spec.argv = {"/bin/sh", recipeDir + "/" + m.provision};
+  // The agent's umask is 077; an image's files are the containers', made
+  // with the usual one.
+  spec.argv = {"/bin/sh", "-c", "umask 022 && exec /bin/sh \"$@\"", "provision",
+               recipeDir + "/" + m.provision};
   spec.env = std::map<std::string, std::string>{
       {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
       {"ROOTFS", dir + "/rootfs"},

@@ -21,6 +21,7 @@
 #include "proxy/pages.h"
 #include "proxy/request_check.h"
 #include "proxy/route_internal.h"
+#include "sys/fd.h"
 
 namespace qabox {
 namespace {
@@ -631,6 +632,10 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     be_->target = *targetRef_;
     phase_ = Phase::kConnect;
     arm(r_.backendMs, true);
+    // Opened here, not by async_connect, to be close-on-exec at once.
+    error_code oe;
+    be_->sock.open(target_->endpoint.protocol(), oe);
+    if (!oe) setCloseOnExec(be_->sock.native_handle());
     be_->sock.async_connect(target_->endpoint, [self = self(), c = be_](error_code ec) {
       if (self->closed_) return;
       if (ec) return self->backendFailed(ec, Stage::kConnect);
@@ -1218,6 +1223,9 @@ Status Router::Impl::start() {
     error_code ec;
     acceptor.emplace(workers[0]->ioc);
     acceptor->open(ep.protocol(), ec);
+    if (!ec && !setCloseOnExec(acceptor->native_handle())) {
+      ec = error_code(errno, boost::system::system_category());
+    }
     if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
@@ -1296,6 +1304,8 @@ void Router::Impl::accept(tcp::acceptor& acceptor, bool isTls) {
 
 void Router::Impl::startSession(Worker& w, tcp::socket s, bool isTls) {
   if (stopping.load()) return;
+  // Asio accepts without SOCK_CLOEXEC.
+  setCloseOnExec(s.native_handle());
   error_code ec;
   s.set_option(tcp::no_delay(true), ec);
   auto remote = s.remote_endpoint(ec);

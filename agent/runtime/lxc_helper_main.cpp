@@ -292,6 +292,27 @@ int cloneCmd(char** a) {
   return 0;
 }
 
+// ": " and the last few lines liblxc logged, or "" when it logged nothing.
+std::string lastErrors(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (!f) return "";
+  std::vector<std::string> lines;
+  char buf[1024];
+  while (std::fgets(buf, sizeof buf, f)) {
+    std::string line(buf);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    // "lxc NAME DATE ERROR    file - where - message": keep the message.
+    size_t dash = line.rfind(" - ");
+    if (dash != std::string::npos) line = line.substr(dash + 3);
+    if (!line.empty()) lines.push_back(line);
+    if (lines.size() > 3) lines.erase(lines.begin());
+  }
+  std::fclose(f);
+  std::string out;
+  for (const auto& l : lines) out += (out.empty() ? ": " : "; ") + l;
+  return out;
+}
+
 int startCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_defined(c.c)) return fail(std::string("container ") + a[1] + " not found");
@@ -307,9 +328,15 @@ int startCmd(char** a) {
   c.c->want_daemonize(c.c, true);
   // The monitor must not keep the agent's pipes open.
   c.c->want_close_all_fds(c.c, true);
+  // liblxc's errors go to a file beside the config, so a failure can say
+  // what went wrong: the container may be gone (rolled back) by the time a
+  // person could run lxc-start by hand.
+  const std::string log = std::string(a[0]) + "/" + a[1] + "/start.log";
+  ::unlink(log.c_str());
+  c.c->set_config_item(c.c, "lxc.log.file", log.c_str());
+  c.c->set_config_item(c.c, "lxc.log.level", "ERROR");
   if (!c.c->start(c.c, 0, nullptr)) {
-    return fail(std::string("starting ") + a[1] + " failed (see its log: lxc-start -P " + a[0] +
-                " -n " + a[1] + " -F -l DEBUG)");
+    return fail(std::string("starting ") + a[1] + " failed" + lastErrors(log));
   }
   int timeout = std::atoi(a[2]);
   if (!c.c->wait(c.c, "RUNNING", timeout > 0 ? timeout : 30)) {
@@ -407,6 +434,14 @@ int main(int argc, char** argv) {
   // that is still creating what recovery is about to clean up.
   pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Whatever we inherited past stdio is not ours to pass on: a container
+  // started or attached from here must never hold one of the agent's
+  // descriptors (its listening sockets, its pipes).
+  close_range(3, ~0U, 0);
+  // The agent's umask is 077; what liblxc makes here (container dirs, the
+  // overlay's upper dir) must be reachable by a container's mapped root, and
+  // what runs in a container (init, hooks, exec) gets the usual one.
+  umask(022);
   if (getppid() != parent) return fail("the agent exited before the helper started");
   if (argc < 2) return fail("usage: qabox-lxc clone|start|stop|destroy|attach ...");
   std::string cmd = argv[1];

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <thread>
 
@@ -22,6 +20,7 @@
 #include "sys/capped_log.h"
 #include "sys/disk_usage.h"
 #include "sys/idshift.h"
+#include "sys/safe_path.h"
 
 namespace qabox {
 
@@ -70,35 +69,6 @@ constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 milliseconds since(steady_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(steady_clock::now() - t);
-}
-
-Status writeFile(const std::string& path, const std::string& content, fs::perms perms) {
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  if (ec)
-    return internalError("creating " + fs::path(path).parent_path().string() + ": " + ec.message());
-  std::string tmp = path + ".tmp";
-  // Owner-only from its first byte: app.env holds the secrets.
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return writeError("creating " + tmp, errno);
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : ENOSPC;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return writeError("writing " + tmp, err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  fs::permissions(tmp, perms, ec);
-  fs::rename(tmp, path, ec);
-  if (ec) return internalError("renaming " + tmp + ": " + ec.message());
-  return Status::ok();
 }
 
 bool sameSource(const DeploySpec& a, const DeploySpec& b) {
@@ -437,15 +407,14 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     if (repo) {
       failedStep = "export";
       std::string appDir = upper + paths::kAppDir;
-      fs::create_directories(appDir, ec);
-      if (ec) return internalError("creating " + appDir + ": " + ec.message());
+      // Every host-side step into the container's files resolves beneath
+      // its upper dir and follows no link (sys/safe_path.h).
+      QABOX_RETURN_IF_ERROR(makeDirsBeneath(upper, paths::kAppDir, 0755).status());
       // Opaque: the image's own /srv/app must not show through the app. An
       // overlay mounted in a user namespace (unprivileged) reads the user.
       // xattr, one mounted by host root the trusted. one.
       for (const char* attr : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
-        if (setxattr(appDir.c_str(), attr, "y", 1, 0) != 0) {
-          return internalError("marking " + appDir + " opaque (" + attr + ") failed");
-        }
+        QABOX_RETURN_IF_ERROR(setDirXattrBeneath(upper, paths::kAppDir, attr, "y"));
       }
       QABOX_RETURN_IF_ERROR(git_->exportTree(*repo, merge.commit, appDir));
       if (std::string b = watch.checkNow(); !b.empty()) return resourceExhausted(b);
@@ -453,13 +422,13 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     }
     std::string envFile;
     for (const auto& [k, v] : appEnv) envFile += k + "=" + shellQuote(v) + "\n";
-    QABOX_RETURN_IF_ERROR(writeFile(upper + paths::kAppEnvFile, envFile,
-                                    fs::perms::owner_read | fs::perms::owner_write));
+    // Owner-only from its first byte: app.env holds the secrets.
+    QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
     // Without hooks the app may start with the container; with hooks the
     // start command waits beside its final name until they have run.
-    std::string runFile = upper + "/etc/qabox/app.run";
-    QABOX_RETURN_IF_ERROR(writeFile(hasHooks ? runFile + ".pending" : runFile, app.start + "\n",
-                                    fs::perms::owner_all | fs::perms::group_read));
+    std::string runFile = "/etc/qabox/app.run";
+    QABOX_RETURN_IF_ERROR(
+        writeFileBeneath(upper, hasHooks ? runFile + ".pending" : runFile, app.start + "\n", 0740));
     if (auto root = runtime_.mappedRoot(container)) {
       // Unprivileged: what the agent placed belongs to root inside.
       QABOX_RETURN_IF_ERROR(shiftOwnership(upper, *root));
@@ -752,13 +721,14 @@ Result<ProcessResult> EnvironmentManager::exec(
   return r;
 }
 
-Result<std::string> EnvironmentManager::logPath(const std::string& ticket, bool deployLog) {
+Result<EnvironmentManager::LogFile> EnvironmentManager::logPath(const std::string& ticket,
+                                                                bool deployLog) {
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (!deployLog && e.state == EnvState::kSleeping) {
     QABOX_ASSIGN_OR_RETURN(e, wake(ticket, "logs"));
   }
-  if (deployLog) return paths::deployLog(config_.stateDir, e.slug);
-  return runtime_.upperDir(e.container) + paths::kAppLog;
+  if (deployLog) return LogFile{paths::logDir(config_.stateDir, e.slug), "deploy.log"};
+  return LogFile{runtime_.upperDir(e.container), paths::kAppLog};
 }
 
 std::string EnvironmentManager::diskBreach(const std::string& container) const {

@@ -87,9 +87,15 @@ class EnvironmentManager {
   // write more (its lease stays until it is deleted). The tickets failed.
   Result<std::vector<std::string>> enforceDiskLimits();
 
-  // Host paths of the app log (in the container's upper layer) and the last
-  // deploy's hook output.
-  Result<std::string> logPath(const std::string& ticket, bool deployLog);
+  // Where the app log (in the container's upper layer) or the last deploy's
+  // hook output is: a directory the agent made, and the file beneath it, to
+  // be read without following links (sys/safe_path.h): the container owns
+  // everything below its upper dir.
+  struct LogFile {
+    std::string root;
+    std::string relative;
+  };
+  Result<LogFile> logPath(const std::string& ticket, bool deployLog);
 
   // New mutations are refused from now on; in-flight ones finish.
   void beginShutdown() { stopping_ = true; }

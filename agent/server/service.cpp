@@ -11,6 +11,7 @@
 #include "reaper/reaper.h"
 #include "server/validate.h"
 #include "store/ipam.h"
+#include "sys/safe_path.h"
 
 namespace qabox {
 namespace {
@@ -53,21 +54,13 @@ void toProto(const TokenRecord& t, v1::Token* out) {
   if (t.lastUsedAt) *out->mutable_last_used_at() = ts(*t.lastUsedAt);
 }
 
-// Reads what a file has past `offset`, at most `max` bytes.
-std::string readFrom(const std::string& path, std::streamoff& offset, size_t max) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  if (size < offset) offset = 0;  // truncated: start over
-  in.seekg(offset);
-  std::string buf(static_cast<size_t>(
-                      std::min<std::streamoff>(size - offset, static_cast<std::streamoff>(max))),
-                  '\0');
-  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-  buf.resize(static_cast<size_t>(in.gcount()));
-  offset += static_cast<std::streamoff>(buf.size());
-  return buf;
+// What a log has past `offset`, at most `max` bytes; "" while it does not
+// exist. The app log is in the container's files: read beneath its root,
+// never through a link, and never blocking on a FIFO (sys/safe_path.h).
+Result<std::string> readLog(const EnvironmentManager::LogFile& log, off_t& offset, size_t max) {
+  auto r = readFileBeneath(log.root, log.relative, offset, max);
+  if (!r && r.status().code() == Code::kNotFound) return std::string();
+  return r;
 }
 
 }  // namespace
@@ -204,16 +197,22 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
   QABOX_VALID(req);
   auto path = envs_.logPath(req->ticket(), req->deploy());
   if (!path) return toGrpc(path.status());
-  std::streamoff offset = 0;
+  auto refused = [&](const Status& s) {
+    return toGrpc(Status(s.code(), "logs of " + req->ticket() + ": " + s.message()));
+  };
+  off_t offset = 0;
   if (req->tail() > 0) {
-    std::streamoff all = 0;
-    std::string content = readFrom(*path, all, 64 << 20);
-    std::string tail = lastLines(content, req->tail());
-    offset = all - static_cast<std::streamoff>(tail.size());
-    while (offset > 0 && offset < all && content[static_cast<size_t>(offset)] == '\n') ++offset;
+    off_t all = 0;
+    auto content = readLog(*path, all, 64 << 20);
+    if (!content) return refused(content.status());
+    std::string tail = lastLines(*content, req->tail());
+    offset = all - static_cast<off_t>(tail.size());
+    while (offset > 0 && offset < all && (*content)[static_cast<size_t>(offset)] == '\n') ++offset;
   }
   while (!ctx->IsCancelled()) {
-    std::string chunk = readFrom(*path, offset, 256 << 10);
+    auto read = readLog(*path, offset, 256 << 10);
+    if (!read) return refused(read.status());
+    std::string chunk = std::move(*read);
     if (!chunk.empty()) {
       v1::LogChunk out;
       out.set_data(std::move(chunk));

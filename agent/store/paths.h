@@ -15,6 +15,14 @@
 //     logs/<slug>/deploy.log the last deploy's hook output
 //     run/                   pid file, helper sockets
 //     containers.seccomp     the containers' seccomp profile, written at every start
+//
+// Modes (umask 077; daemon/main.cpp prepareDirs): state_dir, lxc/ and
+// images/ are 0711 with unprivileged containers (their mapped root must
+// pass through to reach its rootfs and overlay; 0700 when privileged).
+// Readable by others there, and nothing secret: images/<name>-v<N>/ (0755)
+// and its lxc_snapshots, and lxc/<name>/lxc_rdepends (liblxc's, 0644).
+// Everything else is the agent's alone: lxc/<name>/ 0770 with config and
+// start.log 0640, git/, logs/, work/, run/ 0700, files 0600, qabox.db 0600.
 namespace qabox::paths {
 
 inline std::string database(const std::string& stateDir) { return stateDir + "/qabox.db"; }

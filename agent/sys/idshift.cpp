@@ -1,5 +1,6 @@
 #include "sys/idshift.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,8 +27,9 @@ Status shiftOne(const std::string& path, uint32_t base) {
     return internalError("chown " + path + ": " + std::strerror(errno));
   }
   // chown clears setuid and setgid; what the image made setuid stays so.
+  // Never through a link: a link swapped in since the lstat is left alone.
   if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) &&
-      chmod(path.c_str(), st.st_mode & 07777) != 0) {
+      fchmodat(AT_FDCWD, path.c_str(), st.st_mode & 07777, AT_SYMLINK_NOFOLLOW) != 0) {
     return internalError("chmod " + path + ": " + std::strerror(errno));
   }
   return Status::ok();

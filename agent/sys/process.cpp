@@ -57,6 +57,9 @@ Result<ProcessResult> RealProcessRunner::run(const ProcessSpec& spec) {
   posix_spawn_file_actions_adddup2(&actions, inR.fd, 0);
   posix_spawn_file_actions_adddup2(&actions, outW.fd, 1);
   posix_spawn_file_actions_adddup2(&actions, errW.fd, 2);
+  // Nothing else crosses exec: not a socket, pipe or file of the agent's
+  // that some library opened without close-on-exec (Asio's listeners were).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (spec.cwd) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd->c_str());
 
   posix_spawnattr_t attr;

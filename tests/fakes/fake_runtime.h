@@ -1,5 +1,6 @@
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -27,6 +28,11 @@ class FakeRuntime : public ContainerRuntime {
     if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");
     if (containers.count(name)) return internalError("clone " + name + ": already exists");
     containers[name] = {ContainerState::kStopped, image, net};
+    // A real clone makes its overlay's upper dir; the agent writes beneath it.
+    if (!upperRoot.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(upperDir(name), ec);
+    }
     return Status::ok();
   }
   Status start(const std::string& name) override {

@@ -68,6 +68,30 @@ TEST(IdShift, GivesATreeToTheMappedIdsKeepingSetuidAndNotFollowingLinks) {
   EXPECT_EQ(ownerOf(root / "etc").uid, 165534u);
 }
 
+TEST(IdShift, NeverDescendsThroughADirectoryLink) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root: chown to other ids";
+  test::TempDir dir;
+  test::TempDir outside;
+  fs::path root = dir.path();
+  fs::path host = outside.path();
+  fs::create_directories(host / "etc");
+  std::ofstream(host / "etc/passwd") << "root:x:0:0\n";
+  chmod((host / "etc/passwd").c_str(), 04755);
+  // A tree holding links named like the host's directories, absolute and
+  // relative (what a git tree exported into /srv/app may hold).
+  fs::create_directories(root / "srv/app");
+  fs::create_directory_symlink(host / "etc", root / "srv/app/etc");
+  fs::create_directory_symlink("../../../../" + host.filename().string(), root / "srv/app/up");
+  fs::create_directory_symlink("/", root / "srv/app/srv");
+  ASSERT_TRUE(shiftOwnership(root, 100000).isOk());
+  EXPECT_EQ(ownerOf(host / "etc").uid, 0u);
+  EXPECT_EQ(ownerOf(host / "etc/passwd").uid, 0u);
+  EXPECT_EQ(ownerOf(host / "etc/passwd").mode, 04755u);
+  EXPECT_EQ(ownerOf(host).uid, 0u);
+  EXPECT_EQ(ownerOf("/etc").uid, 0u);
+  EXPECT_EQ(ownerOf(root / "srv/app/etc").uid, 100000u);  // the link itself
+}
+
 TEST(IdShift, AMissingTreeIsAnError) {
   auto s = shiftOwnership("/nonexistent/qabox-idshift", 100000);
   EXPECT_FALSE(s.isOk());

@@ -1,6 +1,11 @@
 #include "sys/process.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -96,6 +101,36 @@ TEST(LastLines, TakesTheTail) {
   EXPECT_EQ(lastLines("a\nb\nc", 5), "a\nb\nc");
   EXPECT_EQ(lastLines("", 3), "");
   EXPECT_EQ(lastLines("one", 1), "one");
+}
+
+TEST(Process, AChildGetsOnlyStdioWhateverTheParentLeftOpen) {
+  // What a library opened without O_CLOEXEC (Asio's listening sockets): a
+  // listening TCP socket, a pipe and a file, all inheritable.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  int file = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(file, 0);
+  ASSERT_EQ(::fcntl(listener, F_GETFD) & FD_CLOEXEC, 0);
+
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  // ls runs as the shell's child and lists the shell's descriptors.
+  spec.argv = {"sh", "-c", "ls /proc/$$/fd"};
+  auto r = runner.run(spec);
+  ::close(listener);
+  ::close(p[0]);
+  ::close(p[1]);
+  ::close(file);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->exitCode, 0) << r->err;
+  EXPECT_EQ(r->out, "0\n1\n2\n");
 }
 
 }  // namespace
