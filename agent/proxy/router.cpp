@@ -439,7 +439,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
   template <class F>
   auto guard(F&& f) {
     return [this, f = std::forward<F>(f)](auto&&... args) mutable {
-      guarded([&] { f(std::forward<decltype(args)>(args)...); });
+      this->guarded([&] { f(std::forward<decltype(args)>(args)...); });
     };
   }
   template <class F>
