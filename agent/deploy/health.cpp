@@ -184,9 +184,12 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
     auto left =
         std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    HealthProbe p = probeHealth(ip, port, path, std::min(kAttemptTimeout, left));
+    milliseconds attempt = std::min(kAttemptTimeout, left);
+    HealthProbe p = probeHealth(ip, port, path, attempt);
     if (p.healthy) return Status::ok();
-    last = p.detail;
+    // An attempt cut short by the deadline says less than the one before.
+    bool cutShort = attempt < kAttemptTimeout && p.detail == "timed out";
+    if (!cutShort || last == "no attempt made") last = p.detail;
     left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     std::this_thread::sleep_for(std::min(retry, left));
