@@ -310,5 +310,33 @@ TEST_F(RouterTest, HeaderValueBeyondBeastsFieldSizeIs431) {
   EXPECT_EQ(proxy_internal::caughtExceptions(), caught);
 }
 
+TEST_F(RouterTest, ClientEndlessChunkExtensionOrTrailerIsRefused) {
+  auto seen = std::make_shared<Seen>();
+  TestBackend backend(echoHandler("a", seen));
+  RouterOptions o;
+  o.maxHeaderBytes = 256 * 1024;  // buffers large enough for a trailer Beast cannot hold
+  start(o);
+  route("alpha", EnvState::kReady, backend.port());
+  uint64_t caught = proxy_internal::caughtExceptions();
+  const std::string head =
+      "POST /up HTTP/1.1\r\nHost: alpha.qa.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (std::string body : {"1;" + std::string(400 * 1024, 'a'),
+                           "3\r\nabc\r\n0\r\nX-Big: " + std::string(70000, 't') + "\r\n\r\n"}) {
+    Client c(port());
+    c.send(head);
+    boost::system::error_code ec;
+    asio::write(c.socket(), asio::buffer(body), ec);  // the router may stop reading first
+    http::response<http::string_body> r;
+    try {
+      r = c.read();
+    } catch (const boost::system::system_error&) {
+    }
+    EXPECT_TRUE(r.result_int() == 400 || r.result_int() == 431) << r.result_int();
+    Client again(port());
+    EXPECT_EQ(again.get("alpha.qa.test").result_int(), 200);
+  }
+  EXPECT_EQ(proxy_internal::caughtExceptions(), caught);
+}
+
 }  // namespace
 }  // namespace qabox::testing
