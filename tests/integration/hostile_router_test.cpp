@@ -46,8 +46,7 @@ case "$path" in
        sleep 30 ;;
   /flood) printf 'HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n'; exec cat /dev/zero ;;
   /health-head) printf 'HTTP/1.1 200 OK\r\n'; yes "X-Endless: yes$cr" ;;
-  /health-body) printf "$chunked"
-                while :; do printf '4000\r\n'; head -c 16384 /dev/zero | tr '\0' b; printf '\r\n'; done ;;
+  /health-body) printf 'HTTP/1.1 200 OK\r\n\r\n'; exec cat /dev/zero ;;
   *) printf 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n' ;;
 esac
 )";
