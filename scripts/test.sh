@@ -18,24 +18,33 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest -L unit --output-on-failure -j"$jobs")
 
-echo "==> libFuzzer over the router's request path (parse, check, route), ${QABOX_FUZZ_SECONDS:-30} s"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DQABOX_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target http_fuzz
+cmake --build build-fuzz -j"$jobs" --target http_fuzz http_backend_fuzz
 fuzz_work=$(mktemp -d)
 trap 'rm -rf "$fuzz_work"' EXIT
-cp tests/fuzz/corpus/http/* "$fuzz_work/"
-# A crash, leak or sanitizer report exits non-zero and leaves the input in
-# build-fuzz/ (crash-*) for tests/fuzz/corpus/http once fixed.
-if ! build-fuzz/tests/fuzz/http_fuzz -max_total_time="${QABOX_FUZZ_SECONDS:-30}" \
-  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/ "$fuzz_work" \
-  >build-fuzz/fuzz.log 2>&1; then
-  # The sanitizer's report with its stack, then the input that caused it.
-  sed -n '/ERROR: /,$p' build-fuzz/fuzz.log | head -n 80
-  echo "fuzz: failed; the input is in build-fuzz/crash-*, the whole log in build-fuzz/fuzz.log" >&2
-  exit 1
-fi
-tail -n 12 build-fuzz/fuzz.log
+# fuzz NAME CORPUS WHAT: a bounded libFuzzer run of build-fuzz/tests/fuzz/NAME
+# over a copy of tests/fuzz/corpus/CORPUS. A crash, leak or sanitizer report
+# exits non-zero and leaves the input in build-fuzz/ (crash-*) for that
+# corpus once fixed.
+fuzz() {
+  local name=$1 corpus=$2 what=$3
+  echo "==> libFuzzer over the router's ${what}, ${QABOX_FUZZ_SECONDS:-30} s"
+  mkdir -p "$fuzz_work/$corpus"
+  cp "tests/fuzz/corpus/$corpus"/* "$fuzz_work/$corpus/"
+  if ! "build-fuzz/tests/fuzz/$name" -max_total_time="${QABOX_FUZZ_SECONDS:-30}" \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/ "$fuzz_work/$corpus" \
+    >"build-fuzz/$name.log" 2>&1; then
+    # The sanitizer's report with its stack, then the input that caused it.
+    sed -n '/ERROR: /,$p' "build-fuzz/$name.log" | head -n 80
+    grep -m1 "^http_backend_fuzz: " "build-fuzz/$name.log" || true
+    echo "fuzz: $name failed; the input is in build-fuzz/crash-*, the whole log in build-fuzz/$name.log" >&2
+    exit 1
+  fi
+  tail -n 12 "build-fuzz/$name.log"
+}
+fuzz http_fuzz http "request path (parse, check, route)"
+fuzz http_backend_fuzz backend "backend response path (heads, chunked framing, trailers, 1xx, upgrades, early close)"
 
 echo "==> every test"
 (cd build && ctest --output-on-failure)

@@ -27,6 +27,30 @@ constexpr milliseconds kAttemptTimeout{500};
 constexpr milliseconds kFirstRetry{2};
 constexpr milliseconds kMaxRetry{50};
 
+// The app's answer is untrusted: its head, each chunk line or trailer block
+// (which Beast keeps whole in the buffer) and its body are bounded, and the
+// whole answer must arrive within the attempt's timeout.
+constexpr uint32_t kHeadLimit = 16 * 1024;
+constexpr size_t kBufferLimit = 64 * 1024;
+constexpr uint64_t kBodyLimit = 1024 * 1024;
+
+// A body that is counted against the parser's limit and dropped.
+struct DiscardBody {
+  struct value_type {};
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type&) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class Buffers>
+    size_t put(const Buffers& b, beast::error_code& ec) {
+      ec = {};
+      return net::buffer_size(b);
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+  };
+};
+
 std::string describe(const boost::system::error_code& ec) {
   if (ec == net::error::connection_refused) return "connection refused";
   if (ec == beast::error::timeout) return "timed out";
@@ -84,9 +108,10 @@ HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string&
     req.set(http::field::host, host);
     req.set(http::field::user_agent, "qabox-health");
     req.set(http::field::connection, "close");
-    beast::flat_buffer buffer;
-    // Only the status line matters: read the header, never a body.
-    http::response_parser<http::empty_body> parser;
+    beast::flat_buffer buffer(kBufferLimit);
+    http::response_parser<DiscardBody> parser;
+    parser.header_limit(kHeadLimit);
+    parser.body_limit(kBodyLimit);
 
     // Opened here, not by async_connect, to be close-on-exec at once.
     stream.socket().open(v6 ? tcp::v6() : tcp::v4(), ec);
@@ -102,13 +127,35 @@ HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string&
           return;
         }
         http::async_read_header(stream, buffer, parser, [&](beast::error_code rec, size_t) {
+          if (rec == http::error::header_limit || rec == http::error::buffer_overflow) {
+            probe.detail =
+                "the answer's head is larger than " + std::to_string(kHeadLimit / 1024) + " KiB";
+            return;
+          }
           if (rec) {
             probe.detail = describe(rec);
             return;
           }
           probe.httpStatus = parser.get().result_int();
-          probe.healthy = probe.httpStatus >= 200 && probe.httpStatus < 400;
           probe.detail = "HTTP " + std::to_string(probe.httpStatus);
+          if (probe.httpStatus < 200 || probe.httpStatus >= 400) return;
+          // Healthy once the whole answer is in, within its bounds.
+          http::async_read(stream, buffer, parser, [&](beast::error_code bec, size_t) {
+            std::string but = probe.detail + ", but the answer";
+            if (!bec) {
+              probe.healthy = true;
+            } else if (bec == http::error::body_limit) {
+              probe.detail = but + "'s body is larger than " +
+                             std::to_string(kBodyLimit / (1024 * 1024)) + " MiB";
+            } else if (bec == http::error::buffer_overflow) {
+              probe.detail = but + " has a chunk line or trailer larger than " +
+                             std::to_string(kBufferLimit / 1024) + " KiB";
+            } else if (bec == beast::error::timeout) {
+              probe.detail = but + " did not end in time";
+            } else {
+              probe.detail = but + "'s body is broken: " + describe(bec);
+            }
+          });
         });
       });
     });
@@ -141,9 +188,12 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
     auto left =
         std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    HealthProbe p = probeHealth(ip, port, path, std::min(kAttemptTimeout, left));
+    milliseconds attempt = std::min(kAttemptTimeout, left);
+    HealthProbe p = probeHealth(ip, port, path, attempt);
     if (p.healthy) return Status::ok();
-    last = p.detail;
+    // An attempt cut short by the deadline says less than the one before.
+    bool cutShort = attempt < kAttemptTimeout && p.detail == "timed out";
+    if (!cutShort || last == "no attempt made") last = p.detail;
     left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     std::this_thread::sleep_for(std::min(retry, left));

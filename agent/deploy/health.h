@@ -19,7 +19,8 @@ struct HealthProbe {
 HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string& path,
                         std::chrono::milliseconds timeout);
 
-// GETs http://ip:port/path until it answers 2xx or 3xx. Attempts are cut at
+// GETs http://ip:port/path until it answers 2xx or 3xx, with the whole answer
+// (head at most 16 KiB, body at most 1 MiB, dropped) in. Attempts are cut at
 // ~500 ms and repeated every ~25 ms: a deploy waits for the app to listen and
 // should notice the moment it does.
 //   INVALID_ARGUMENT   a bad address or path

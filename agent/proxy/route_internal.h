@@ -25,6 +25,10 @@ constexpr size_t kCounterSlots = 8;
 unsigned counterSlot();
 void setCounterSlot(unsigned slot);
 
+// Exceptions the router's last barrier caught (each ended its connection):
+// for tests and the fuzzer, which expect none.
+uint64_t caughtExceptions();
+
 struct SlugStats {
   struct alignas(64) Slot {
     std::atomic<uint64_t> requests{0};

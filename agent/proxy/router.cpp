@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <exception>
+#include <iterator>
 #include <memory_resource>
 #include <thread>
 #include <type_traits>
@@ -43,7 +46,11 @@ constexpr size_t kHeadRead = 4096;
 constexpr size_t kReadSize = 16 * 1024;
 constexpr size_t kBodyBufSize = 32 * 1024;
 constexpr size_t kIdleBufferKeep = 8 * 1024;
+// A backend's response head, and separately each chunk line and trailer
+// block (Beast keeps them whole in the connection's buffer), may take up to
+// kBackendHeaderLimit; a head may have at most kBackendHeaderCount fields.
 constexpr uint32_t kBackendHeaderLimit = 64 * 1024;
+constexpr size_t kBackendHeaderCount = 200;
 constexpr size_t kMaxIdlePerTarget = 64;
 constexpr size_t kMaxSpareBodies = 64;
 // A pooled connection used this recently is reused without asking the kernel
@@ -98,6 +105,31 @@ Result<tcp::endpoint> parseListen(std::string_view field, std::string_view text)
   return tcp::endpoint(address, static_cast<uint16_t>(p));
 }
 
+std::atomic<uint64_t> gCaught{0};
+
+// The last barrier caught an exception: logged (the first ones, then every
+// 1000th, so a peer that finds a way to repeat it cannot flood the log).
+void noteCaught(const char* where, const char* what) noexcept {
+  uint64_t n = gCaught.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n <= 20 || n % 1000 == 0) {
+    std::fprintf(stderr, "router: %s: %s (%llu so far)\n", where, what,
+                 static_cast<unsigned long long>(n));
+  }
+}
+
+// Beast's fields throw std::length_error for a value over 65533 bytes; a
+// trailer that long fits the body buffer, and a head that long fits a limit
+// above 64 KiB. Either is a head over the limit, as an error code.
+template <class Parser>
+size_t putSafely(Parser& p, asio::const_buffer b, error_code& ec) {
+  try {
+    return p.put(b, ec);
+  } catch (const std::length_error&) {
+    ec = http::error::header_limit;
+    return 0;
+  }
+}
+
 // Fills `buf` with what `src` holds of the body, without reading; leaves the
 // body set up for the serializer.
 template <class Parser>
@@ -107,7 +139,7 @@ size_t pumpBody(Parser& p, beast::flat_buffer& src, char* buf, size_t& consumed,
   b.size = kBodyBufSize;
   consumed = 0;
   while (src.size() > 0 && !p.is_done() && b.size > 0) {
-    size_t n = p.put(src.data(), ec);
+    size_t n = putSafely(p, src.data(), ec);
     src.consume(n);
     consumed += n;
     if (ec == http::error::need_buffer || ec == http::error::need_more) {
@@ -225,7 +257,11 @@ struct Worker {
       Timed* next = t->next;
       if (t->deadlineMs != 0 && now >= t->deadlineMs) {
         t->deadlineMs = 0;
-        t->expire();
+        try {
+          t->expire();
+        } catch (const std::exception& e) {
+          noteCaught("a connection's timeout", e.what());
+        }
       }
       t = next;
     }
@@ -273,6 +309,8 @@ struct Worker {
 };
 
 }  // namespace
+
+uint64_t proxy_internal::caughtExceptions() { return gCaught.load(std::memory_order_relaxed); }
 
 struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   Impl(RouterOptions o, std::shared_ptr<RouteTable> t) : opts(std::move(o)), table(std::move(t)) {}
@@ -356,11 +394,11 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     arm(r_.headerMs, false);
     if constexpr (kTls) {
       phase_ = Phase::kHandshake;
-      client_.async_handshake(ssl::stream_base::server, [self = self()](error_code ec) {
-        if (self->closed_) return;
-        if (ec) return self->closeNow();
-        self->newRequest();
-      });
+      client_.async_handshake(ssl::stream_base::server, guard([self = self()](error_code ec) {
+                                if (self->closed_) return;
+                                if (ec) return self->closeNow();
+                                self->newRequest();
+                              }));
     } else {
       newRequest();
     }
@@ -395,6 +433,34 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
   }
 
   std::shared_ptr<Session> self() { return this->shared_from_this(); }
+
+  // Every completion handler runs inside guard(): an exception from Beast,
+  // Asio or this code ends this connection, never the process. The handler
+  // holds the session, so `this` outlives the call.
+  template <class F>
+  auto guard(F&& f) {
+    return [this, f = std::forward<F>(f)](auto&&... args) mutable {
+      this->guarded([&] { f(std::forward<decltype(args)>(args)...); });
+    };
+  }
+  template <class F>
+  void guarded(F&& f) noexcept {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      failed(e.what());
+    } catch (...) {
+      failed("unknown exception");
+    }
+  }
+  void failed(const char* what) noexcept {
+    noteCaught("closing a connection after an error", what);
+    try {
+      closeNow();
+    } catch (...) {
+      closed_ = true;
+    }
+  }
   auto& socket() { return beast::get_lowest_layer(client_); }
   std::string_view slug() const { return {slug_, slugLen_}; }
 
@@ -450,7 +516,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       }
       error_code ec;
       auto data = cbuf_.data();
-      size_t n = req_->put(data, ec);
+      size_t n = putSafely(*req_, data, ec);
       scan_.feed(static_cast<const char*>(data.data()), n);
       cbuf_.consume(n);
       st_.headerBytes += n;
@@ -468,13 +534,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     size_t room = cbuf_.max_size() - cbuf_.size();
     if (room == 0) return refuse({431, "the request head is too large"});
     size_t want = std::min(room, std::max(kHeadRead, cbuf_.size()));
-    client_.async_read_some(cbuf_.prepare(want), [self = self()](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->cbuf_.commit(n);
-      // Closing between requests, or mid-head, needs no answer.
-      if (ec) return self->closeNow();
-      self->parseHead();
-    });
+    client_.async_read_some(cbuf_.prepare(want), guard([self = self()](error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              self->cbuf_.commit(n);
+                              // Closing between requests, or mid-head, needs no answer.
+                              if (ec) return self->closeNow();
+                              self->parseHead();
+                            }));
   }
 
   void onHead() {
@@ -584,7 +650,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     if (!wakeTimer_) wakeTimer_.emplace(w_.ioc);
     wakeTimer_->expires_after(std::chrono::milliseconds(r_.wakeMs));
     uint64_t token = ++wakeToken_;
-    wakeTimer_->async_wait([self = self(), token, name](error_code ec) {
+    wakeTimer_->async_wait(guard([self = self(), token, name](error_code ec) {
       if (ec || self->closed_ || self->phase_ != Phase::kWaking || token != self->wakeToken_) {
         return;
       }
@@ -593,12 +659,12 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       self->replyPage(504, "Environment did not wake in time",
                       name + " did not wake up within " + seconds(self->r_.wakeMs) + ".",
                       kRetryAfterSleeping);
-    });
+    }));
     std::weak_ptr<Session> weak = self();
     asio::io_context* ioc = &w_.ioc;
     r_.requestWake(std::string(slug()), [weak, ioc, token](Status s) {
       asio::post(*ioc, [weak, token, s = std::move(s)]() {
-        if (auto p = weak.lock()) p->onWoken(token, s);
+        if (auto p = weak.lock()) p->guarded([&] { p->onWoken(token, s); });
       });
     });
   }
@@ -636,13 +702,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     error_code oe;
     be_->sock.open(target_->endpoint.protocol(), oe);
     if (!oe) setCloseOnExec(be_->sock.native_handle());
-    be_->sock.async_connect(target_->endpoint, [self = self(), c = be_](error_code ec) {
-      if (self->closed_) return;
-      if (ec) return self->backendFailed(ec, Stage::kConnect);
-      error_code ig;
-      c->sock.set_option(tcp::no_delay(true), ig);
-      self->sendRequest();
-    });
+    be_->sock.async_connect(target_->endpoint, guard([self = self(), c = be_](error_code ec) {
+                              if (self->closed_) return;
+                              if (ec) return self->backendFailed(ec, Stage::kConnect);
+                              error_code ig;
+                              c->sock.set_option(tcp::no_delay(true), ig);
+                              self->sendRequest();
+                            }));
   }
 
   void sendRequest() {
@@ -671,11 +737,11 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
       arm(r_.idleMs, false);
       asio::async_write(client_, asio::buffer(k100.data(), k100.size()),
-                        [self = self()](error_code ec, size_t) {
+                        guard([self = self()](error_code ec, size_t) {
                           if (self->closed_) return;
                           if (ec) return self->closeNow();
                           self->startRequestRelay();
-                        });
+                        }));
       return;
     }
     startRequestRelay();
@@ -742,25 +808,25 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       return refuse({400, "invalid chunked encoding"});
     }
     arm(r_.idleMs, false);
-    client_.async_read_some(cbuf_.prepare(room), [self = self()](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->cbuf_.commit(n);
-      // A client that leaves mid-upload has no one to answer.
-      if (ec) return self->closeNow();
-      self->relayRequest();
-    });
+    client_.async_read_some(cbuf_.prepare(room), guard([self = self()](error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              self->cbuf_.commit(n);
+                              // A client that leaves mid-upload has no one to answer.
+                              if (ec) return self->closeNow();
+                              self->relayRequest();
+                            }));
   }
 
   void writeRequest() {
     arm(r_.backendMs, true);
-    http::async_write(be_->sock, *reqSer_, [self = self(), c = be_](error_code ec, size_t) {
-      if (self->closed_) return;
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) return self->backendFailed(ec, Stage::kSend);
-      self->st_.reqHeadSent = true;
-      if (self->reqSer_->is_done()) return self->readResponseHead();
-      self->relayRequest();
-    });
+    http::async_write(be_->sock, *reqSer_, guard([self = self(), c = be_](error_code ec, size_t) {
+                        if (self->closed_) return;
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return self->backendFailed(ec, Stage::kSend);
+                        self->st_.reqHeadSent = true;
+                        if (self->reqSer_->is_done()) return self->readResponseHead();
+                        self->relayRequest();
+                      }));
   }
 
   // ---- the response ----
@@ -781,7 +847,7 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     while (b.size() > 0) {
       st_.gotResponseBytes = true;
       error_code ec;
-      size_t n = res_->put(b.data(), ec);
+      size_t n = putSafely(*res_, b.data(), ec);
       b.consume(n);
       if (ec == http::error::need_more) break;
       if (ec) return backendFailed(ec, Stage::kBadResponse);
@@ -790,12 +856,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     }
     size_t room = std::min(kReadSize, b.max_size() - b.size());
     if (room == 0) return backendFailed(http::error::header_limit, Stage::kBadResponse);
-    be_->sock.async_read_some(b.prepare(room), [self = self(), c = be_](error_code ec, size_t n) {
-      if (self->closed_) return;
-      c->buf.commit(n);
-      if (ec) return self->backendFailed(ec, Stage::kReceive);
-      self->parseResponseHead();
-    });
+    be_->sock.async_read_some(b.prepare(room),
+                              guard([self = self(), c = be_](error_code ec, size_t n) {
+                                if (self->closed_) return;
+                                c->buf.commit(n);
+                                if (ec) return self->backendFailed(ec, Stage::kReceive);
+                                self->parseResponseHead();
+                              }));
   }
 
   void onResponseHead() {
@@ -809,8 +876,17 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     // must not see them, and the router answered any Expect itself.
     if (code / 100 == 1) {
       // Each interim head takes arena space until the request ends.
-      if (++st_.interim > kMaxInterimResponses) return backendFailed({}, Stage::kBadResponse);
+      if (++st_.interim > kMaxInterimResponses) {
+        return backendFailed(
+            {}, Stage::kBadResponse,
+            "sent more than " + std::to_string(kMaxInterimResponses) + " interim (1xx) responses");
+      }
       return readResponseHead();
+    }
+    if (static_cast<size_t>(std::distance(m.begin(), m.end())) > kBackendHeaderCount) {
+      return backendFailed(
+          {}, Stage::kBadResponse,
+          "sent more than " + std::to_string(kBackendHeaderCount) + " header fields");
     }
     transformResponse(code);
     resSer_.emplace(m);
@@ -818,12 +894,12 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     st_.responseStarted = true;
     if (st_.noResponseBody) {
       arm(r_.idleMs, false);
-      http::async_write_header(client_, *resSer_, [self = self()](error_code ec, size_t n) {
-        if (self->closed_) return;
-        self->addOut(n);
-        if (ec) return self->closeNow();
-        self->onResponseDone();
-      });
+      http::async_write_header(client_, *resSer_, guard([self = self()](error_code ec, size_t n) {
+                                 if (self->closed_) return;
+                                 self->addOut(n);
+                                 if (ec) return self->closeNow();
+                                 self->onResponseDone();
+                               }));
       return;
     }
     relayResponse();
@@ -879,9 +955,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       setNoBody(*res_, true);
       return writeResponse();
     }
+    // The parser keeps a chunk line or a trailer block whole in the buffer
+    // until its end: one that fills the buffer is cut, as the head is out.
+    size_t room = std::min(kReadSize, be_->buf.max_size() - be_->buf.size());
+    if (room == 0) return closeNow();
     arm(r_.backendMs, true);
-    be_->sock.async_read_some(be_->buf.prepare(kReadSize),
-                              [self = self(), c = be_](error_code ec, size_t n) {
+    be_->sock.async_read_some(be_->buf.prepare(room),
+                              guard([self = self(), c = be_](error_code ec, size_t n) {
                                 if (self->closed_) return;
                                 c->buf.commit(n);
                                 if (ec == asio::error::eof) {
@@ -893,20 +973,20 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
                                 }
                                 if (ec) return self->closeNow();
                                 self->relayResponse();
-                              });
+                              }));
   }
 
   void writeResponse() {
     arm(r_.idleMs, false);
-    http::async_write(client_, *resSer_, [self = self()](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->addOut(n);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) return self->closeNow();
-      self->st_.resHeadSent = true;
-      if (self->resSer_->is_done()) return self->onResponseDone();
-      self->relayResponse();
-    });
+    http::async_write(client_, *resSer_, guard([self = self()](error_code ec, size_t n) {
+                        if (self->closed_) return;
+                        self->addOut(n);
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return self->closeNow();
+                        self->st_.resHeadSent = true;
+                        if (self->resSer_->is_done()) return self->onResponseDone();
+                        self->relayResponse();
+                      }));
   }
 
   void onResponseDone() {
@@ -930,13 +1010,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     resSer_.emplace(m);
     st_.responseStarted = true;
     arm(r_.idleMs, false);
-    http::async_write_header(client_, *resSer_, [self = self()](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->addOut(n);
-      if (ec) return self->closeNow();
-      self->tunnelUp();
-      self->tunnelDown();
-    });
+    http::async_write_header(client_, *resSer_, guard([self = self()](error_code ec, size_t n) {
+                               if (self->closed_) return;
+                               self->addOut(n);
+                               if (ec) return self->closeNow();
+                               self->tunnelUp();
+                               self->tunnelDown();
+                             }));
   }
 
   void touchTunnel() {
@@ -948,50 +1028,53 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
 
   void tunnelUp() {
     if (cbuf_.size() > 0) {
-      asio::async_write(be_->sock, cbuf_.data(), [self = self(), c = be_](error_code ec, size_t n) {
-        if (self->closed_) return;
-        self->cbuf_.consume(n);
-        self->addIn(n);
-        self->touchTunnel();
-        if (ec) return self->closeNow();
-        self->tunnelUp();
-      });
+      asio::async_write(be_->sock, cbuf_.data(),
+                        guard([self = self(), c = be_](error_code ec, size_t n) {
+                          if (self->closed_) return;
+                          self->cbuf_.consume(n);
+                          self->addIn(n);
+                          self->touchTunnel();
+                          if (ec) return self->closeNow();
+                          self->tunnelUp();
+                        }));
       return;
     }
-    client_.async_read_some(cbuf_.prepare(kReadSize), [self = self()](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->cbuf_.commit(n);
-      self->touchTunnel();
-      if (ec) return self->closeNow();
-      self->tunnelUp();
-    });
+    client_.async_read_some(cbuf_.prepare(kReadSize),
+                            guard([self = self()](error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              self->cbuf_.commit(n);
+                              self->touchTunnel();
+                              if (ec) return self->closeNow();
+                              self->tunnelUp();
+                            }));
   }
 
   void tunnelDown() {
     auto c = be_;
     if (c->buf.size() > 0) {
-      asio::async_write(client_, c->buf.data(), [self = self(), c](error_code ec, size_t n) {
-        if (self->closed_) return;
-        c->buf.consume(n);
-        self->addOut(n);
-        self->touchTunnel();
-        if (ec) return self->closeNow();
-        self->tunnelDown();
-      });
+      asio::async_write(client_, c->buf.data(), guard([self = self(), c](error_code ec, size_t n) {
+                          if (self->closed_) return;
+                          c->buf.consume(n);
+                          self->addOut(n);
+                          self->touchTunnel();
+                          if (ec) return self->closeNow();
+                          self->tunnelDown();
+                        }));
       return;
     }
-    c->sock.async_read_some(c->buf.prepare(kReadSize), [self = self(), c](error_code ec, size_t n) {
-      if (self->closed_) return;
-      c->buf.commit(n);
-      self->touchTunnel();
-      if (ec) return self->closeNow();
-      self->tunnelDown();
-    });
+    c->sock.async_read_some(c->buf.prepare(kReadSize),
+                            guard([self = self(), c](error_code ec, size_t n) {
+                              if (self->closed_) return;
+                              c->buf.commit(n);
+                              self->touchTunnel();
+                              if (ec) return self->closeNow();
+                              self->tunnelDown();
+                            }));
   }
 
   // ---- failures and answers of the router's own ----
 
-  void backendFailed(error_code ec, Stage stage) {
+  void backendFailed(error_code ec, Stage stage, std::string_view why = {}) {
     bool timedOut = std::exchange(timedOut_, false);
     // A pooled connection the backend closed just as it was reused: safe to
     // send again on a new one only while nothing of the request body or the
@@ -1017,6 +1100,11 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
       what = ec == asio::error::connection_refused
                  ? " refused the connection: nothing listens on that port yet."
                  : " could not be reached: " + ec.message() + ".";
+    } else if (stage == Stage::kBadResponse && !why.empty()) {
+      what = " " + std::string(why) + ".";
+    } else if (stage == Stage::kBadResponse && ec == http::error::header_limit) {
+      what = " sent a response head larger than " + std::to_string(kBackendHeaderLimit / 1024) +
+             " KiB.";
     } else if (stage == Stage::kBadResponse) {
       what = " sent a response that is not valid HTTP/1.1.";
     } else if (ec == asio::error::eof || ec == asio::error::connection_reset) {
@@ -1054,13 +1142,13 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
     if (keep && st_.clientV10) reply_->set(http::field::connection, "keep-alive");
     reply_->prepare_payload();
     arm(r_.idleMs, false);
-    http::async_write(client_, *reply_, [self = self(), keep](error_code ec, size_t n) {
-      if (self->closed_) return;
-      self->addOut(n);
-      if (ec) return self->closeNow();
-      if (keep) return self->newRequest();
-      self->gracefulClose();
-    });
+    http::async_write(client_, *reply_, guard([self = self(), keep](error_code ec, size_t n) {
+                        if (self->closed_) return;
+                        self->addOut(n);
+                        if (ec) return self->closeNow();
+                        if (keep) return self->newRequest();
+                        self->gracefulClose();
+                      }));
   }
 
   // Half-closes and reads what the client still sends for a moment, so the
@@ -1076,11 +1164,12 @@ class Session final : public Timed, public std::enable_shared_from_this<Session<
 
   void drain() {
     cbuf_.clear();
-    socket().async_read_some(cbuf_.prepare(kHeadRead), [self = self()](error_code ec, size_t) {
-      if (self->closed_) return;
-      if (ec) return self->closeNow();
-      self->drain();
-    });
+    socket().async_read_some(cbuf_.prepare(kHeadRead),
+                             guard([self = self()](error_code ec, size_t) {
+                               if (self->closed_) return;
+                               if (ec) return self->closeNow();
+                               self->drain();
+                             }));
   }
 
   void closeNow() {
@@ -1247,7 +1336,18 @@ Status Router::Impl::start() {
     Worker* wp = w.get();
     w->thread = std::thread([wp] {
       proxy_internal::setCounterSlot(wp->index);
-      wp->ioc.run();
+      // The last barrier, for a handler outside any session (accept, the
+      // sweep): the thread goes on serving its other connections.
+      for (;;) {
+        try {
+          wp->ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          noteCaught("router thread", e.what());
+        } catch (...) {
+          noteCaught("router thread", "unknown exception");
+        }
+      }
     });
   }
   asio::post(workers[0]->ioc, [this] {
@@ -1295,10 +1395,15 @@ void Router::Impl::accept(tcp::acceptor& acceptor, bool isTls) {
       });
       return;
     }
-    asio::post(w.ioc, [this, &w, s = std::move(s), isTls]() mutable {
-      startSession(w, std::move(s), isTls);
-    });
+    // Accepting again first: nothing that fails below stops the listener.
     accept(acceptor, isTls);
+    asio::post(w.ioc, [this, &w, s = std::move(s), isTls]() mutable {
+      try {
+        startSession(w, std::move(s), isTls);
+      } catch (const std::exception& e) {
+        noteCaught("starting a connection", e.what());
+      }
+    });
   });
 }
 
@@ -1326,8 +1431,8 @@ void Router::Impl::scheduleSweep(Worker& w) {
   w.sweeper.expires_after(std::chrono::milliseconds(tickMs));
   w.sweeper.async_wait([this, &w](error_code ec) {
     if (ec) return;
-    w.sweep(nowMs(), backendIdleMs);
     scheduleSweep(w);
+    w.sweep(nowMs(), backendIdleMs);
   });
 }
 

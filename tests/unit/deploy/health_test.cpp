@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <memory>
@@ -191,6 +192,98 @@ TEST(Health, ProbeReportsStatus) {
   EXPECT_FALSE(p.healthy);
   EXPECT_EQ(p.httpStatus, 404u);
   EXPECT_EQ(p.detail, "HTTP 404");
+}
+
+// Reads the request head, then writes `head` and `fill` repeated up to
+// `repeats` times (endless for the probe's purposes), then closes, or with
+// `hold` waits for the probe to close.
+class RawServer {
+ public:
+  RawServer(std::string head, std::string fill, size_t repeats, bool hold = false)
+      : head_(std::move(head)),
+        fill_(std::move(fill)),
+        repeats_(repeats),
+        hold_(hold),
+        acceptor_(ioc_) {
+    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~RawServer() {
+    stopping_ = true;
+    beast::error_code ec;
+    tcp::socket wake(ioc_);
+    wake.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void serve() {
+    while (!stopping_) {
+      tcp::socket s(ioc_);
+      beast::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stopping_) return;
+      std::string req;
+      net::read_until(s, net::dynamic_buffer(req), "\r\n\r\n", ec);
+      net::write(s, net::buffer(head_), ec);
+      for (size_t i = 0; i < repeats_ && !ec && !stopping_; ++i) {
+        net::write(s, net::buffer(fill_), ec);
+      }
+      char c[512];
+      while (hold_ && !ec && !stopping_) s.read_some(net::buffer(c), ec);
+    }
+  }
+  std::string head_, fill_;
+  size_t repeats_;
+  bool hold_;
+  std::atomic<bool> stopping_{false};
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(Health, EndlessHeaderLinesAreUnhealthyAndBounded) {
+  RawServer server("HTTP/1.1 200 OK\r\n", "X-Endless: yes\r\n", 1'000'000);
+  auto t0 = std::chrono::steady_clock::now();
+  HealthProbe p = probeHealth("127.0.0.1", server.port(), "/", milliseconds(2'000));
+  EXPECT_FALSE(p.healthy);
+  EXPECT_EQ(p.detail, "the answer's head is larger than 16 KiB");
+  EXPECT_LT(msSince(t0), 1'000.0);
+  auto s = waitHealthy("127.0.0.1", server.port(), "/", milliseconds(300));
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("(last: the answer's head is larger than 16 KiB)"), std::string::npos)
+      << s.message();
+}
+
+TEST(Health, EndlessBodyIsUnhealthyAndBounded) {
+  RawServer server("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                   "4000\r\n" + std::string(0x4000, 'b') + "\r\n", 1'000'000);
+  HealthProbe p = probeHealth("127.0.0.1", server.port(), "/", milliseconds(2'000));
+  EXPECT_FALSE(p.healthy);
+  EXPECT_EQ(p.httpStatus, 200u);
+  EXPECT_EQ(p.detail, "HTTP 200, but the answer's body is larger than 1 MiB");
+}
+
+TEST(Health, BodyThatNeverEndsTimesOut) {
+  RawServer server("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nsome", "", 0, true);
+  HealthProbe p = probeHealth("127.0.0.1", server.port(), "/", milliseconds(300));
+  EXPECT_FALSE(p.healthy);
+  EXPECT_EQ(p.detail, "HTTP 200, but the answer did not end in time");
+}
+
+TEST(Health, EndlessChunkLineIsUnhealthy) {
+  RawServer server("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;",
+                   std::string(4096, 'a'), 100'000);
+  HealthProbe p = probeHealth("127.0.0.1", server.port(), "/", milliseconds(2'000));
+  EXPECT_FALSE(p.healthy);
+  EXPECT_EQ(p.detail, "HTTP 200, but the answer has a chunk line or trailer larger than 64 KiB");
 }
 
 }  // namespace
