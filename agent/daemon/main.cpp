@@ -40,6 +40,7 @@
 #include "store/paths.h"
 #include "store/store.h"
 #include "sys/idshift.h"
+#include "sys/safe_path.h"
 #include "sys/subid.h"
 #include "sys/traverse.h"
 
@@ -146,16 +147,15 @@ Status reserveIdRanges(const Config& c) {
 // agent's list) applies from each container's next start.
 Status writeSeccompProfile(const Config& c) {
   const std::string path = paths::seccompProfile(c.stateDir);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << seccompProfile(c.containers.allowNestedUserns);
-    if (!out.flush()) return failedPrecondition("state_dir: cannot write " + tmp);
+  const fs::path p(path);
+  if (Status s = writeFileBeneath(p.parent_path(), p.filename().string(),
+                                  seccompProfile(c.containers.allowNestedUserns), 0644);
+      !s.isOk()) {
+    return s.withContext("state_dir: writing the containers' seccomp profile");
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return failedPrecondition("state_dir: cannot write " + path + ": " + ec.message());
   return Status::ok();
+}
+
 // An unprivileged container's root (host uid containers.id_base) must be
 // able to enter every directory down to lxc/ and images/; if it cannot,
 // every deploy would fail at start, far from the cause. Checked on each
