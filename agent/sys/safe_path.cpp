@@ -60,7 +60,8 @@ Status openError(int err, const std::string& shownAs) {
     case ENOTDIR: return failedPrecondition(shownAs + ": a part of the path is not a directory");
     case ENXIO: return failedPrecondition(shownAs + ": not a regular file (a socket or a device)");
     case ENOSPC:
-    case EDQUOT: return resourceExhausted(shownAs + ": the disk is full (" + std::strerror(err) + ")");
+    case EDQUOT:
+      return resourceExhausted(shownAs + ": the disk is full (" + std::strerror(err) + ")");
     default: return internalError(shownAs + ": " + std::strerror(err));
   }
 }
