@@ -77,6 +77,8 @@ wake_timeout = "30s"
 [events]
 max_age = "720h"       # the audit log keeps 30 days ("0": no age limit)
 max_rows = 100000      # and at most this many rows (0: no limit)
+refused_burst = 10     # refused calls recorded per peer at once,
+refused_every = "6s"   # then one every this long (the rest summed up)
 )";
 
 // Reads typed keys out of one table and remembers which it saw, so unknown
@@ -453,6 +455,10 @@ Status validateConfig(const Config& c) {
     return invalidArgument("events.max_rows " + std::to_string(c.events.maxRows) +
                            ": must be 0 (no limit) or at least 100");
   }
+  if (c.events.refusedEvery < std::chrono::milliseconds(10)) {
+    return invalidArgument("events.refused_every \"" + formatDuration(c.events.refusedEvery) +
+                           "\": must be at least \"10ms\"");
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.logLevel)) {
     return invalidArgument("log_level \"" + c.logLevel +
@@ -540,6 +546,8 @@ Result<Config> parseConfig(std::string_view text) {
   }));
   QABOX_RETURN_IF_ERROR(parseSection(root, "events", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("max_age", c.events.maxAge));
+    QABOX_RETURN_IF_ERROR(r.count("refused_burst", c.events.refusedBurst, 1, 1'000'000));
+    QABOX_RETURN_IF_ERROR(r.duration("refused_every", c.events.refusedEvery));
     return r.count("max_rows", c.events.maxRows, 0, 1'000'000'000);
   }));
   if (const toml::node* n = root.get("repos")) {

@@ -132,6 +132,10 @@ struct Config {
   struct Events {
     std::chrono::milliseconds maxAge{720 * 3'600'000LL};
     uint32_t maxRows = 100'000;
+    // Refused calls recorded per peer (address or uid): this many at once,
+    // then one every refused_every; the rest are summed up in one event.
+    uint32_t refusedBurst = 10;
+    std::chrono::milliseconds refusedEvery{6'000};
   } events;
 
   std::vector<RepoConfig> repos;

@@ -149,7 +149,7 @@ Status writeSeccompProfile(const Config& c) {
   const std::string path = paths::seccompProfile(c.stateDir);
   const fs::path p(path);
   if (Status s = writeFileBeneath(p.parent_path(), p.filename().string(),
-                                  seccompProfile(c.containers.allowNestedUserns), 0644);
+                                  seccompProfile(c.containers.allowNestedUserns), 0600);
       !s.isOk()) {
     return s.withContext("state_dir: writing the containers' seccomp profile");
   }
@@ -383,7 +383,11 @@ int main(int argc, char** argv) {
         "(groupadd --system {} to let its members act as ops)",
         config.api.socketGroup, config.api.socketGroup);
   }
-  Authorizer auth(**store, localPeers, socketGroup);
+  DenialLimiter::Options denials;
+  denials.perPeerBurst = config.events.refusedBurst;
+  denials.perPeerRefill = config.events.refusedEvery;
+  Authorizer auth(
+      **store, localPeers, socketGroup, [] { return Clock::now(); }, denials);
   QaboxService service(envs, images, **store, auth, host);
   Reaper reaper(config, **store, &git,
                 [&envs](const std::string& ticket, const std::string& why,

@@ -148,8 +148,12 @@ std::optional<PeerCred> LocalPeers::find(std::string_view grpcPeer) const {
 }
 
 Authorizer::Authorizer(Store& store, const LocalPeers& peers, std::optional<gid_t> socketGroup,
-                       std::function<TimePoint()> now)
-    : store_(store), peers_(peers), socketGroup_(socketGroup), now_(std::move(now)) {}
+                       std::function<TimePoint()> now, DenialLimiter::Options denials)
+    : store_(store),
+      peers_(peers),
+      socketGroup_(socketGroup),
+      now_(std::move(now)),
+      denials_(denials) {}
 
 Result<Caller> Authorizer::authenticate(std::string_view peer,
                                         std::optional<std::string_view> authorization,

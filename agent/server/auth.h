@@ -161,9 +161,11 @@ struct AuthDecision {
 class Authorizer {
  public:
   // `socketGroup`: members of this group act as ops on the unix socket.
+  // `denials`: how many refused calls of a peer are recorded.
   Authorizer(
       Store& store, const LocalPeers& peers, std::optional<gid_t> socketGroup,
-      std::function<TimePoint()> now = [] { return Clock::now(); });
+      std::function<TimePoint()> now = [] { return Clock::now(); },
+      DenialLimiter::Options denials = {});
 
   // Authenticates and authorizes one call; a denial is recorded as an event
   // naming the caller (or the peer) and the RPC.

@@ -67,6 +67,8 @@ class LxcAuth : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(makeCertificates(tls_));
     port_ = freeTcpPort();
     TestHost::Options o;
+    // Every refused call is counted below: none held back by the rate limit.
+    o.extraToml = "[events]\nrefused_burst = 100000\n";
     o.extraListen = {"127.0.0.1:" + std::to_string(port_)};
     o.apiToml = "tls_cert = \"" + tls_ + "/server.crt\"\ntls_key = \"" + tls_ +
                 "/server.key\"\nclient_ca = \"" + tls_ + "/ca.crt\"\n";
@@ -385,6 +387,7 @@ TEST_F(LxcAuth, UnixSocketGroupMembersAreOpsOthersUnauthenticated) {
   gid = gid.substr(0, gid.find(':'));
   host_->stopDaemon();
   TestHost::Options o;
+  o.extraToml = "[events]\nrefused_burst = 100000\n";
   o.apiToml = "socket_group = \"" + group + "\"\n";
   host_->writeConfig(o);
   host_->startDaemon();

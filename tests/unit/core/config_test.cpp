@@ -163,6 +163,21 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
   }
 }
 
+TEST(Config, RefusedCallsRecordedPerPeer) {
+  auto c = parseConfig("[events]\nrefused_burst = 50\nrefused_every = \"1s\"\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->events.refusedBurst, 50u);
+  EXPECT_EQ(c->events.refusedEvery, std::chrono::seconds(1));
+  auto zero = parseConfig("[events]\nrefused_burst = 0\n");
+  ASSERT_FALSE(zero.isOk());
+  EXPECT_NE(zero.status().message().find("events.refused_burst"), std::string::npos)
+      << zero.status().message();
+  auto fast = parseConfig("[events]\nrefused_every = \"1ms\"\n");
+  ASSERT_FALSE(fast.isOk());
+  EXPECT_NE(fast.status().message().find("events.refused_every"), std::string::npos)
+      << fast.status().message();
+}
+
 }  // namespace
 }  // namespace qabox
 
