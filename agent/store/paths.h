@@ -7,7 +7,9 @@
 //   <state_dir>/
 //     qabox.db               SQLite (WAL): environments, journal, events, leases, images, tokens
 //     lxc/                   the agent's own lxcpath: environment containers only
-//       qabox-<slug>/        config, overlay/delta (the clone's writes), rootfs mount point
+//       qabox-<slug>/        config, overlay/delta (the clone's writes), rootfs mount point;
+//                            with isolated ids, lower/ (the image's rootfs mounted idmapped
+//                            to the clone's ids) under rootfs/ (the overlay), while it runs
 //     images/                a second lxcpath: immutable base image versions
 //       <name>-v<N>/         config, rootfs/ (the lower layer of every clone of it)
 //     git/<repo>.git         one bare mirror per configured repo
