@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "sys/process.h"
 
@@ -75,6 +77,87 @@ std::string readFile(const std::string& path) {
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+long procStatusKb(int pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
+RawClient::RawClient(uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawClient::~RawClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawClient::send(std::string_view bytes, std::chrono::milliseconds timeout) {
+  while (!bytes.empty()) {
+    pollfd p{fd_, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::string RawClient::recvSome(size_t max, std::chrono::milliseconds timeout) {
+  if (!pending_.empty()) return std::exchange(pending_, {});
+  if (eof_) return {};
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
+  std::string buf(max, '\0');
+  ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+  if (n <= 0) {
+    eof_ = true;
+    return {};
+  }
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+std::string RawClient::readUntil(std::string_view marker, std::chrono::milliseconds timeout) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (size_t at = got.find(marker); at != std::string::npos) {
+      pending_ = got.substr(at + marker.size());
+      got.resize(at + marker.size());
+      return got;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    std::string more = recvSome(64 * 1024, std::max(left, std::chrono::milliseconds(1)));
+    if (more.empty() && eof_) break;
+    got += more;
+  }
+  return got;
+}
+
+std::string RawClient::readAll(std::chrono::milliseconds timeout) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!eof_ && std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    got += recvSome(64 * 1024, std::max(left, std::chrono::milliseconds(1)));
+  }
+  return got;
 }
 
 ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd) {

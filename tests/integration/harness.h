@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qabox/v1/qabox.pb.h"
@@ -52,6 +53,39 @@ HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 uint16_t freeTcpPort();
+
+// A /proc/PID/status field in kB ("VmRSS"); -1 when it cannot be read.
+long procStatusKb(int pid, const std::string& field);
+
+// A plain socket to the router on loopback, for bytes no HTTP library would
+// send and for bodies too big to hold. Every wait is bounded.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port);
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool eof() const { return eof_; }
+  int fd() const { return fd_; }
+
+  // False when the peer stopped taking bytes for `timeout`, or failed.
+  bool send(std::string_view bytes, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // What arrives next (bytes already read past a readUntil first); empty at
+  // EOF, on an error (both set eof()) or after `timeout` without a byte.
+  std::string recvSome(size_t max, std::chrono::milliseconds timeout);
+  // Up to and including `marker`; keeps what came after it for the next read.
+  std::string readUntil(std::string_view marker,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Everything until the peer closes, or what came within `timeout`.
+  std::string readAll(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  int fd_ = -1;
+  bool eof_ = false;
+  std::string pending_;
+};
 
 // A file's bytes; "" when it cannot be read.
 std::string readFile(const std::string& path);

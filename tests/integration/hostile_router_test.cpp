@@ -56,85 +56,7 @@ std::string badToml(const std::string& health) {
          health + "\"\n";
 }
 
-long rssKb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
-// A plain socket to the router; every wait bounded.
-class Conn {
- public:
-  explicit Conn(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~Conn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-  bool connected() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
-
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      pollfd p{fd_, POLLOUT, 0};
-      if (::poll(&p, 1, 10000) <= 0) return false;
-      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Until the peer closes (closed = true) or `timeout`.
-  std::string readAll(std::chrono::milliseconds timeout, bool* closed) {
-    std::string got;
-    *closed = false;
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 1))) <= 0) continue;
-      char buf[16384];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        *closed = true;
-        break;
-      }
-      if (got.size() < 1024 * 1024) got.append(buf, static_cast<size_t>(n));
-    }
-    return got;
-  }
-
-  std::string readHead(std::chrono::milliseconds timeout) {
-    std::string got;
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline && got.find("\r\n\r\n") == std::string::npos) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char c;
-      if (::recv(fd_, &c, 1, 0) <= 0) break;
-      got += c;
-    }
-    return got;
-  }
-
- private:
-  int fd_ = -1;
-};
+long rssKb(int pid) { return procStatusKb(pid, "VmRSS"); }
 
 class LxcHostile : public ::testing::Test {
  protected:
@@ -205,13 +127,12 @@ class LxcHostile : public ::testing::Test {
   // cut, promptly, before a whole response.
   void expectCut(const std::string& path) {
     long before = rssKb(host_->daemonPid());
-    Conn c(host_->routerPort());
+    RawClient c(host_->routerPort());
     ASSERT_TRUE(c.connected());
     ASSERT_TRUE(c.send(badRequest(path)));
-    bool closed = false;
     auto t0 = Clock::now();
-    std::string got = c.readAll(10s, &closed);
-    EXPECT_TRUE(closed) << "the router held the connection: " << got.substr(0, 200);
+    std::string got = c.readAll(10s);
+    EXPECT_TRUE(c.eof()) << "the router held the connection: " << got.substr(0, 200);
     EXPECT_LT(Clock::now() - t0, 8s);
     expectAgentServing();
     EXPECT_LT(rssKb(host_->daemonPid()), before + 32 * kMiBKb);
@@ -235,15 +156,14 @@ TEST_F(LxcHostile, BackendEndlessChunkExtensionCutsOnlyItsConnection) {
   // The answer from the issue: "1;" and 100 KB of 'a', no CRLF.
   expectCut("/chunk-ext");
   // Again, and on several connections at once.
-  std::vector<std::unique_ptr<Conn>> many;
+  std::vector<std::unique_ptr<RawClient>> many;
   for (int i = 0; i < 8; ++i) {
-    many.push_back(std::make_unique<Conn>(host_->routerPort()));
+    many.push_back(std::make_unique<RawClient>(host_->routerPort()));
     ASSERT_TRUE(many.back()->send(badRequest("/chunk-ext")));
   }
   for (auto& c : many) {
-    bool closed = false;
-    c->readAll(10s, &closed);
-    EXPECT_TRUE(closed);
+    c->readAll(10s);
+    EXPECT_TRUE(c->eof());
   }
   expectAgentServing();
 }
@@ -264,12 +184,12 @@ TEST_F(LxcHostile, BackendHeadLargerThanTheLimitIs502) {
 
 TEST_F(LxcHostile, WebSocketBackendThatNeverReadsHoldsNoClientBytes) {
   long before = rssKb(host_->daemonPid());
-  Conn c(host_->routerPort());
+  RawClient c(host_->routerPort());
   ASSERT_TRUE(
       c.send("GET /ws HTTP/1.1\r\nHost: bad-1." + host_->domain() +
              "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
-  std::string head = c.readHead(10s);
+  std::string head = c.readUntil("\r\n\r\n", 10s);
   ASSERT_NE(head.find(" 101 "), std::string::npos) << head;
   // Frames' worth of bytes until the tunnel pushes back, for up to 3 s.
   std::string block(64 * 1024, 'w');
@@ -294,7 +214,7 @@ TEST_F(LxcHostile, WebSocketBackendThatNeverReadsHoldsNoClientBytes) {
 
 TEST_F(LxcHostile, ClientThatNeverReadsHoldsNoBackendBytes) {
   long before = rssKb(host_->daemonPid());
-  Conn c(host_->routerPort());
+  RawClient c(host_->routerPort());
   ASSERT_TRUE(c.send(badRequest("/flood")));
   // The app writes as fast as it can; the client reads nothing for 3 s.
   std::this_thread::sleep_for(3s);
