@@ -296,6 +296,9 @@ int cloneCmd(char** a) {
 std::string lastErrors(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "re");
   if (!f) return "";
+  // The first error (the cause; with newuidmap in use it comes from another
+  // process, and what follows only says that one failed) and the last three.
+  std::string first;
   std::vector<std::string> lines;
   char buf[1024];
   while (std::fgets(buf, sizeof buf, f)) {
@@ -304,12 +307,17 @@ std::string lastErrors(const std::string& path) {
     // "lxc NAME DATE ERROR    file - where - message": keep the message.
     size_t dash = line.rfind(" - ");
     if (dash != std::string::npos) line = line.substr(dash + 3);
-    if (!line.empty()) lines.push_back(line);
+    if (line.empty()) continue;
+    if (first.empty()) {
+      first = line;
+      continue;
+    }
+    lines.push_back(line);
     if (lines.size() > 3) lines.erase(lines.begin());
   }
   std::fclose(f);
-  std::string out;
-  for (const auto& l : lines) out += (out.empty() ? ": " : "; ") + l;
+  std::string out = first.empty() ? "" : ": " + first;
+  for (const auto& l : lines) out += "; " + l;
   return out;
 }
 
