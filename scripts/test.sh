@@ -55,3 +55,6 @@ fuzz http_backend_fuzz backend "backend response path (heads, chunked framing, t
 
 echo "==> every test"
 (cd build && ctest --output-on-failure)
+
+echo "==> integration tests again with newuidmap in use (a host with Debian's uidmap installed)"
+scripts/test-with-uidmap.sh build
