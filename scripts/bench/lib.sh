@@ -26,6 +26,7 @@ listen = ["unix://$STATE/qabox.sock"]
 [network]
 bridge = "$BRIDGE"
 subnet = "$SUBNET"
+egress = "none"   # a benchmark needs no way out, and leaves the host's forwarding alone
 [routing]
 domain = "qa.bench"
 listen = "127.0.0.1:$ROUTER_PORT"
