@@ -299,8 +299,12 @@ int main(int argc, char** argv) {
   // What must be shared is opened up explicitly (prepareDirs, app files).
   ::umask(077);
   // Before anything is created: a state_dir the containers cannot reach
-  // leaves nothing behind.
-  if (auto s = checkContainersCanReach(config, config.stateDir); !s.isOk()) {
+  // leaves nothing behind. Its parents only: the state dir itself is the
+  // agent's, and prepareDirs gives it its mode (checked with lxc/ below).
+  fs::path stateRoot = fs::path(config.stateDir).lexically_normal();
+  if (!stateRoot.has_filename()) stateRoot = stateRoot.parent_path();  // "/var/lib/qabox/"
+  const std::string stateParent = stateRoot.parent_path();
+  if (auto s = checkContainersCanReach(config, stateParent); !s.isOk()) {
     return fatal(s.message());
   }
   if (auto s = prepareDirs(config); !s.isOk()) return fatal(s.message());

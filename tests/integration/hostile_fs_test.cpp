@@ -492,6 +492,22 @@ TEST(LxcHostileStart, AStateDirTheContainersCannotReachIsRefusedAtStart) {
   EXPECT_FALSE(fs::exists("/sys/class/net/" + bridge));
 }
 
+// The state dir itself is the agent's: one made 0700 (as mktemp -d makes
+// it) under parents others may enter is opened up to 0711 and works.
+TEST(LxcHostileStart, AClosedStateDirOfItsOwnIsOpenedAndWorks) {
+  QABOX_REQUIRE_LXC();
+  TestHost host;
+  ASSERT_EQ(::chmod(host.stateDir().c_str(), 0700), 0);
+  host.startWithBusybox();
+  ASSERT_EQ(host.cli({"deploy", "OWN-1"}).exitCode, 0) << host.logText();
+  struct stat st {};
+  ASSERT_EQ(::stat(host.stateDir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u);
+  auto e = host.env("OWN-1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(httpGet(e->ip(), 80, "/").status, 200);
+}
+
 TEST(LxcHostileStart, PrivilegedContainersShareNothingOfTheStateDir) {
   QABOX_REQUIRE_LXC();
   TestHost::Options o;
