@@ -146,16 +146,17 @@ Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& ima
                                    binding.mac,
                                    seccompProfile_.empty() ? "-" : seccompProfile_,
                                    "-"};
-  std::unique_lock lock(idMu_, std::defer_lock);
   auto imageBase = mappedRootOf(readText(imageLxcPath + "/" + image + "/config"));
+  uint64_t own = 0;
   if (idSlots_ > 0 && imageBase) {
-    lock.lock();
-    std::set<uint64_t> used;
+    // The slot is taken under the lock and held in cloning_ until the
+    // clone's config records it, so clones run side by side, never sharing.
+    std::lock_guard lock(idMu_);
+    std::set<uint64_t> used = cloning_;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(lxcPath_, ec)) {
       if (auto base = mappedRootOf(readText((e.path() / "config").string()))) used.insert(*base);
     }
-    uint64_t own = 0;
     for (uint64_t k = 1; k <= idSlots_ && own == 0; ++k) {
       if (!used.count(idBase_ + k * kMappedIds)) own = idBase_ + k * kMappedIds;
     }
@@ -163,10 +164,15 @@ Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& ima
       return resourceExhausted("clone " + name + ": all " + std::to_string(idSlots_) +
                                " id ranges above containers.id_base are taken");
     }
+    cloning_.insert(own);
     args.back() = std::to_string(*imageBase) + ":" + std::to_string(own);
   }
-  QABOX_RETURN_IF_ERROR(runHelper(args, "clone " + name));
-  if (lock.owns_lock()) lock.unlock();
+  Status cloned = runHelper(args, "clone " + name);
+  if (own != 0) {
+    std::lock_guard lock(idMu_);
+    cloning_.erase(own);
+  }
+  QABOX_RETURN_IF_ERROR(cloned);
   if (Status s = bindPort(net.bridge, binding, true); !s.isOk()) {
     if (Status d = runHelper({"destroy", lxcPath_, name}, "destroy " + name); !d.isOk()) {
       spdlog::warn("clone {}: {}", name, d.message());

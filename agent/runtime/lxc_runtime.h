@@ -54,7 +54,8 @@ class LxcRuntime : public ContainerRuntime {
   std::string seccompProfile_;
   uint32_t idBase_ = 0;
   uint32_t idSlots_ = 0;
-  std::mutex idMu_;  // a slot is chosen and taken (the clone's config written) under it
+  std::mutex idMu_;             // a slot is chosen under it
+  std::set<uint64_t> cloning_;  // slots chosen whose clone's config is not written yet
 };
 
 // The seccomp deny list every container runs under, in LXC's format

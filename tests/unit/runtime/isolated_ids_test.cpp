@@ -73,6 +73,39 @@ TEST_F(IsolatedIds, TheLowestFreeSlotAboveTheImagesIds) {
   EXPECT_EQ(bases(rt), "1000000000:1000065536");
 }
 
+// A clone whose helper is still running holds its slot: a second clone
+// started meanwhile (from inside the first one's helper call) gets another.
+TEST_F(IsolatedIds, ClonesSideBySideNeverShareASlot) {
+  struct Nested : ProcessRunner {
+    LxcRuntime* rt = nullptr;
+    fs::path images;
+    std::vector<std::string> bases;
+    Result<ProcessResult> run(const ProcessSpec& spec) override {
+      if (spec.argv.size() > 1 && spec.argv[1] == "clone") {
+        bases.push_back(spec.argv.back());
+        if (bases.size() == 1) {
+          EXPECT_TRUE(rt->clone(images.string(), "busybox-v1", "qabox-second",
+                                NetSpec{"br", "10.0.0.3/24", "10.0.0.1"}, ResourceLimits{})
+                          .isOk());
+        }
+      }
+      ProcessResult r;
+      r.exitCode = 0;
+      return r;
+    }
+  } runner;
+  runner.images = root_ / "images";
+  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner);
+  runner.rt = &rt;
+  rt.setIsolatedIds(1000000000, 3);
+  ASSERT_TRUE(rt.clone(runner.images.string(), "busybox-v1", "qabox-first",
+                       NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{})
+                  .isOk());
+  ASSERT_EQ(runner.bases.size(), 2u);
+  EXPECT_EQ(runner.bases[0], "1000000000:1000065536");
+  EXPECT_EQ(runner.bases[1], "1000000000:1000131072");
+}
+
 TEST_F(IsolatedIds, APrivilegedImageIsNotIsolated) {
   std::ofstream(root_ / "images/busybox-v1/config") << "lxc.uts.name = x\n";
   LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner_);
