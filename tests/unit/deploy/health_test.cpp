@@ -21,18 +21,23 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
 
+// Opens `acceptor` on a free loopback port; the port.
+uint16_t listenOnLoopback(tcp::acceptor& acceptor) {
+  tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
+  acceptor.open(ep.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
+  acceptor.bind(ep);
+  acceptor.listen();
+  return acceptor.local_endpoint().port();
+}
+
 // A loopback HTTP server on port 0 answering each request with the next
 // status of a script (repeating the last), or never answering at all.
 class ScriptedServer {
  public:
   explicit ScriptedServer(std::vector<unsigned> statuses, bool silent = false)
       : statuses_(std::move(statuses)), silent_(silent), acceptor_(ioc_) {
-    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(net::socket_base::reuse_address(true));
-    acceptor_.bind(ep);
-    acceptor_.listen();
-    port_ = acceptor_.local_endpoint().port();
+    port_ = listenOnLoopback(acceptor_);
     accept();
     thread_ = std::thread([this] { ioc_.run(); });
   }
@@ -205,12 +210,7 @@ class RawServer {
         repeats_(repeats),
         hold_(hold),
         acceptor_(ioc_) {
-    tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(net::socket_base::reuse_address(true));
-    acceptor_.bind(ep);
-    acceptor_.listen();
-    port_ = acceptor_.local_endpoint().port();
+    port_ = listenOnLoopback(acceptor_);
     thread_ = std::thread([this] { serve(); });
   }
   ~RawServer() {
