@@ -8,9 +8,9 @@ packages=(
   cmake make g++ pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   lxc-dev libsqlite3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-  libboost-dev libssl-dev
+  libboost-dev libssl-dev libmnl-dev libnftables-dev nlohmann-json3-dev
   # tests
-  libgtest-dev libgmock-dev clang-format curl python3 openssl sqlite3
+  libgtest-dev libgmock-dev clang-format clang-tidy curl python3 openssl sqlite3
   python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)
   clang libclang-rt-14-dev  # libFuzzer over the router's request path (scripts/test.sh)
   # runtime: containers, their network, the base image, git
