@@ -34,7 +34,7 @@
 #include "reaper/reaper.h"
 #include "runtime/lxc_runtime.h"
 #include "server/auth.h"
-#include "server/environments.h"
+#include "lifecycle/manager.h"
 #include "server/service.h"
 #include "server/unix_listener.h"
 #include "store/paths.h"

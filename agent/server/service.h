@@ -7,7 +7,7 @@
 
 #include "qabox/v1/qabox.grpc.pb.h"
 #include "server/auth.h"
-#include "server/environments.h"
+#include "lifecycle/manager.h"
 
 namespace qabox {
 

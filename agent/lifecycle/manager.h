@@ -21,13 +21,6 @@
 
 namespace qabox {
 
-// The limits an environment runs with: each the deploy's when it asks, else
-// the image's, else the agent's maximum; none above the maximum. A deploy
-// asking for more is INVALID_ARGUMENT naming the field (limits.memory, ...),
-// an image asking for more FAILED_PRECONDITION naming the image.
-Result<ResourceLimits> effectiveLimits(const ResourceLimits& asked, const ResourceLimits& image,
-                                       std::string_view imageName, const Config::Limits& max);
-
 struct DeployInput {
   std::string ticket;
   DeploySpec spec;

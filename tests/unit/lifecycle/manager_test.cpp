@@ -1,6 +1,7 @@
 // The lifecycle's decisions against a fake runtime and a real SQLite file:
 // deploy, the error paths, delete, and recovery after a crash.
-#include "server/environments.h"
+#include "lifecycle/manager.h"
+#include "lifecycle/input_check.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

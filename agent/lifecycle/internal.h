@@ -1,0 +1,100 @@
+#pragma once
+
+// What the lifecycle's own files share and nobody else needs.
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/environment.h"
+
+namespace qabox {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+namespace lifecycle_detail {
+
+inline constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+inline milliseconds since(steady_clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(steady_clock::now() - t);
+}
+
+inline bool sameSource(const DeploySpec& a, const DeploySpec& b) {
+  return a.image == b.image && a.repo == b.repo && a.sourceBranch == b.sourceBranch &&
+         a.targetBranch == b.targetBranch;
+}
+
+// Measures a deploy's container all along its hooks: a breach stops the
+// container at once (which ends the hook) instead of at the hook's end.
+class DiskWatch {
+ public:
+  DiskWatch(std::function<std::string()> check, std::function<void()> onBreach)
+      : check_(std::move(check)), onBreach_(std::move(onBreach)) {}
+  ~DiskWatch() { stop(); }
+
+  void start(milliseconds every) {
+    thread_ = std::thread([this, every] {
+      std::unique_lock l(mu_);
+      milliseconds wait = every;
+      while (!cv_.wait_for(l, wait, [&] { return stopping_; })) {
+        l.unlock();
+        auto began = steady_clock::now();
+        std::string breach = check_();
+        // A big tree costs time to walk: at most a third of it goes to that.
+        wait = std::max(every, 2 * since(began));
+        l.lock();
+        if (!breach.empty()) {
+          breach_ = breach;
+          l.unlock();
+          onBreach_();
+          return;
+        }
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // Measures now, on the caller's thread: the last word before a switch.
+  std::string checkNow() {
+    std::string breach = check_();
+    std::lock_guard l(mu_);
+    if (!breach.empty() && breach_.empty()) breach_ = breach;
+    return breach_;
+  }
+  std::string breach() {
+    std::lock_guard l(mu_);
+    return breach_;
+  }
+
+ private:
+  std::function<std::string()> check_;
+  std::function<void()> onBreach_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::string breach_;
+};
+
+inline std::string describeSource(const DeploySpec& s) {
+  if (s.repo.empty()) return "image " + s.image;
+  return s.repo + " " + s.sourceBranch + " into " + s.targetBranch + " on image " + s.image;
+}
+
+}  // namespace lifecycle_detail
+
+using namespace lifecycle_detail;  // NOLINT: the lifecycle's files only
+
+}  // namespace qabox

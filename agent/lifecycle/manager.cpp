@@ -1,0 +1,231 @@
+#include "lifecycle/manager.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "core/redact.h"
+#include "deploy/manifest.h"
+#include "lifecycle/input_check.h"
+#include "lifecycle/internal.h"
+#include "store/ipam.h"
+#include "store/paths.h"
+#include "sys/capped_log.h"
+#include "sys/disk_usage.h"
+#include "sys/idshift.h"
+#include "sys/safe_path.h"
+
+namespace qabox {
+std::string shellQuote(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+EnvironmentManager::EnvironmentManager(const Config& config, Store& store,
+                                       ContainerRuntime& runtime, Bridge& bridge,
+                                       ImageBuilder& images, GitRepos* git, RouteTable& routes,
+                                       HealthCheck health)
+    : config_(config),
+      store_(store),
+      runtime_(runtime),
+      bridge_(bridge),
+      images_(images),
+      git_(git),
+      routes_(routes),
+      health_(std::move(health)) {}
+
+std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
+  std::lock_guard l(locksMu_);
+  auto& m = locks_[slug];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+void EnvironmentManager::event(const std::string& ticket, const std::string& action,
+                               const std::string& actor, const std::string& outcome,
+                               const std::string& detail) {
+  auto s = store_.addEvent({0, Clock::now(), ticket, action, actor, outcome, detail});
+  if (!s.isOk()) spdlog::warn("recording event {} {}: {}", action, ticket, s.toString());
+}
+
+void EnvironmentManager::publishRoute(const Environment& env) {
+  Route r;
+  r.slug = env.slug;
+  r.state = env.state;
+  r.ip = env.ip;
+  r.port = static_cast<uint16_t>(env.port);
+  r.message = env.message;
+  r.generation = generation_++;
+  routes_.set(std::move(r));
+}
+
+void EnvironmentManager::drain(const std::string& ip, uint16_t port) {
+  // Requests the router already sent to a container finish before it goes;
+  // new ones go to the new route (or get the 404 page).
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (routes_.inFlight(ip, port) > 0 && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+std::string EnvironmentManager::nextContainerName(const std::string& slug,
+                                                  const std::string& current) const {
+  // Redeploys build beside the serving container. '_' never appears in a
+  // slug, so these names can not collide with another ticket's.
+  std::string base = containerNameFor(slug);
+  if (current == base) return base + "_1";
+  auto us = current.rfind('_');
+  unsigned n = 0;
+  if (us != std::string::npos) n = static_cast<unsigned>(std::stoul(current.substr(us + 1)));
+  return base + "_" + std::to_string(n + 1);
+}
+
+Status EnvironmentManager::validate(const DeployInput& in, Ticket& ticket,
+                                    std::string& image) const {
+  QABOX_RETURN_IF_ERROR(checkDeployInput(in, config_));
+  QABOX_ASSIGN_OR_RETURN(ticket, parseTicket(in.ticket));
+  image = in.spec.image.empty() ? config_.defaultImage : in.spec.image;
+  return Status::ok();
+}
+
+Result<Environment> EnvironmentManager::get(const std::string& ticket) {
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  return *env;
+}
+
+Result<std::vector<Environment>> EnvironmentManager::list() { return store_.listEnvironments(); }
+
+Status EnvironmentManager::remove(const std::string& ticket, const std::string& actor,
+                                  const std::string& why,
+                                  const std::function<Status(const Environment&)>& stillDue) {
+  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  auto lock = ticketLock(t.slug);
+  std::lock_guard guard(*lock);
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(*env));
+  return removeLocked(*env, actor, why);
+}
+
+Status EnvironmentManager::removeLocked(const Environment& env, const std::string& actor,
+                                        const std::string& why) {
+  QABOX_ASSIGN_OR_RETURN(int64_t opId,
+                         store_.beginOperation({0, env.slug, "delete", env.container, env.ip,
+                                                Clock::now(), std::nullopt, "", why}));
+  Environment row = env;
+  row.state = EnvState::kDeleting;
+  row.updatedAt = Clock::now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
+  // The route goes first: no request may reach a container being destroyed.
+  routes_.remove(env.slug);
+  drain(env.ip, static_cast<uint16_t>(env.port));
+  Status s = runtime_.destroy(env.container);
+  if (!s.isOk()) {
+    // The container is still there and could not be removed: out of
+    // service until a delete gets through (each delete tries again).
+    row.state = EnvState::kBroken;
+    row.message =
+        "delete failed: " + s.message() + " (qabox delete " + env.ticket + " tries again)";
+    (void)store_.putEnvironment(row);
+    (void)store_.finishOperation(opId, "error", s.message());
+    publishRoute(row);
+    event(env.ticket, "delete", actor, "error", s.message());
+    return s;
+  }
+  QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
+    QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(env.container));
+    QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
+    return store_.finishOperation(opId, "ok", "");
+  }));
+  std::error_code ec;
+  fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
+  event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
+  return Status::ok();
+}
+
+Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,
+                                                  const std::string& actor) {
+  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
+  auto lock = ticketLock(t.slug);
+  std::lock_guard guard(*lock);
+  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
+  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
+  env->pinned = pinned;
+  env->updatedAt = Clock::now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
+  event(env->ticket, pinned ? "pin" : "unpin", actor, "ok", "");
+  return *env;
+}
+
+Result<ProcessResult> EnvironmentManager::exec(
+    const std::string& ticket, const std::vector<std::string>& argv,
+    const std::map<std::string, std::string>& env, const std::string& stdinData,
+    milliseconds timeout, const std::function<void(bool, std::string_view)>& onOutput,
+    const std::string& actor) {
+  QABOX_RETURN_IF_ERROR(checkExecInput(argv, env));
+  QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
+  if (e.state == EnvState::kSleeping) {
+    QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actor));
+  }
+  QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
+  if (st != ContainerState::kRunning) {
+    return failedPrecondition("ticket " + e.ticket + ": container " + e.container +
+                              " is not running (state " + std::string(stateName(e.state)) + ")");
+  }
+  ExecSpec ex;
+  ex.argv = argv;
+  ex.env = env;
+  ex.env.emplace("PATH", kPath);
+  ex.env.emplace("HOME", "/root");
+  ex.env.emplace("QABOX_TICKET", e.ticket);
+  ex.cwd = paths::kAppDir;
+  ex.stdinData = stdinData;
+  ex.timeout = timeout;
+  ex.onOutput = onOutput;
+  auto r = runtime_.exec(e.container, ex);
+  event(e.ticket, "exec", actor, r ? "ok" : "error",
+        argv.front() + (r ? " exit " + std::to_string(r->exitCode) : ""));
+  return r;
+}
+
+Result<EnvironmentManager::LogFile> EnvironmentManager::logPath(const std::string& ticket,
+                                                                bool deployLog) {
+  QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
+  if (!deployLog && e.state == EnvState::kSleeping) {
+    QABOX_ASSIGN_OR_RETURN(e, wake(ticket, "logs"));
+  }
+  if (deployLog) return LogFile{paths::logDir(config_.stateDir, e.slug), "deploy.log"};
+  return LogFile{runtime_.upperDir(e.container), paths::kAppLog};
+}
+
+Result<AppManifest> EnvironmentManager::appManifestOf(const Environment& env) {
+  QABOX_ASSIGN_OR_RETURN(auto image, images_.manifest(env.spec.image));
+  const RepoConfig* repo = env.spec.repo.empty() ? nullptr : config_.findRepo(env.spec.repo);
+  if (!repo || !git_ || env.commit.empty()) return image.defaults;
+  auto text = git_->readFile(*repo, env.commit, "qabox.toml");
+  if (!text) {
+    if (text.status().code() == Code::kNotFound) return image.defaults;
+    return text.status();
+  }
+  QABOX_ASSIGN_OR_RETURN(auto app, parseAppManifest(*text));
+  return mergeManifests(image, app);
+}
+}  // namespace qabox
