@@ -114,6 +114,42 @@ Status checkTokenName(std::string_view name) {
   return Status::ok();
 }
 
+Result<IssuedToken> issueToken(Store& store, AuditLog& audit, const std::string& name,
+                               const std::string& role,
+                               std::optional<std::chrono::milliseconds> ttl,
+                               const std::string& actor, TimePoint now) {
+  IssuedToken out;
+  TokenRecord& t = out.record;
+  t.name = name;
+  t.role = role;
+  t.createdAt = now;
+  if (ttl) t.expiresAt = t.createdAt + *ttl;
+  QABOX_ASSIGN_OR_RETURN(out.secret, newTokenSecret());
+  t.hash = hashTokenSecret(out.secret);
+  Status s = store.transaction([&]() -> Status {
+    QABOX_ASSIGN_OR_RETURN(auto existing, store.getToken(t.name));
+    if (existing) {
+      return alreadyExists("token " + t.name + ": already exists" +
+                           (existing->revoked ? " (revoked); choose another name" : ""));
+    }
+    return store.putToken(t);
+  });
+  QABOX_RETURN_IF_ERROR(s);
+  std::string expires =
+      ttl ? ", expires in " + formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  *t.expiresAt - t.createdAt))
+          : "";
+  audit.record("", "token.create", actor, "ok", t.name + " (" + t.role + ")" + expires);
+  return out;
+}
+
+Result<TokenRecord> revokeToken(Store& store, AuditLog& audit, const std::string& name,
+                                const std::string& actor, TimePoint now) {
+  QABOX_ASSIGN_OR_RETURN(auto t, store.revokeToken(name, now));
+  audit.record("", "token.revoke", actor, "ok", t.name);
+  return t;
+}
+
 std::optional<std::string_view> bearerSecret(std::string_view authorization) {
   constexpr std::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size() ||
