@@ -93,7 +93,11 @@ Result<std::string> newTokenSecret() {
 std::string hashTokenSecret(std::string_view secret) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(secret.data(), secret.size(), digest, &len, EVP_sha256(), nullptr);
+  if (EVP_Digest(secret.data(), secret.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    // No hash matches "": such a secret names no token.
+    spdlog::error("token: SHA-256 failed in OpenSSL");
+    return "";
+  }
   return toHex(digest, len);
 }
 
