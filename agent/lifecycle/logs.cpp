@@ -1,5 +1,10 @@
 #include "lifecycle/logs.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
 #include <thread>
 
 #include "sys/process.h"
@@ -13,14 +18,37 @@ Result<std::string> readLog(const EnvironmentManager::LogFile& log, off_t& offse
   return r;
 }
 
+namespace {
+
+// How long `log` is now; 0 while it does not exist. Opened as readLog
+// opens it: a regular file beneath its root, never through a link.
+Result<off_t> logSize(const EnvironmentManager::LogFile& log) {
+  auto file = openRegularFileBeneath(log.root, log.relative);
+  if (!file && file.status().code() == Code::kNotFound) return off_t{0};
+  if (!file) return file.status();
+  struct stat st {};
+  if (::fstat(file->get(), &st) != 0) {
+    return internalError(log.root + "/" + log.relative + ": " + std::strerror(errno));
+  }
+  return st.st_size;
+}
+
+}  // namespace
+
 Result<off_t> tailOffset(const EnvironmentManager::LogFile& log, uint32_t tail) {
   if (tail == 0) return off_t{0};
-  off_t all = 0;
-  QABOX_ASSIGN_OR_RETURN(std::string content, readLog(log, all, kLogTailWindow));
-  std::string last = lastLines(content, tail);
-  off_t offset = all - static_cast<off_t>(last.size());
-  while (offset > 0 && offset < all && content[static_cast<size_t>(offset)] == '\n') ++offset;
-  return offset;
+  // The last window of the log, not its first: a tail of a long log ends at its end.
+  QABOX_ASSIGN_OR_RETURN(off_t size, logSize(log));
+  const auto window = static_cast<off_t>(kLogTailWindow);
+  off_t offset = size > window ? size - window : 0;
+  QABOX_ASSIGN_OR_RETURN(std::string content, readLog(log, offset, kLogTailWindow));
+  off_t start = offset - static_cast<off_t>(content.size());  // 0 when it got shorter meanwhile
+  // lastLines leaves out the trailing line ends: the tail starts that much
+  // before the end of what is left.
+  size_t end = content.size();
+  while (end > 0 && (content[end - 1] == '\n' || content[end - 1] == '\r')) --end;
+  std::string last = lastLines(std::string_view(content).substr(0, end), tail);
+  return start + static_cast<off_t>(end - last.size());
 }
 
 Status followLog(const EnvironmentManager::LogFile& log, uint32_t tail, bool follow,

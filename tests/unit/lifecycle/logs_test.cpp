@@ -68,6 +68,32 @@ TEST_F(LogsTest, TheWholeLogOrItsLastLines) {
   EXPECT_EQ(*tailOffset(log_, 99), 0);
 }
 
+TEST_F(LogsTest, TheLastLinesOfALogEndingInANewlineAreWhole) {
+  write("one\ntwo\nthree\n");
+  std::vector<std::string> last;
+  ASSERT_TRUE(follow(2, false, last).isOk());
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0], "two\nthree\n");
+  std::vector<std::string> all;
+  ASSERT_TRUE(follow(100, false, all).isOk());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0], "one\ntwo\nthree\n");
+  write("a\r\nb\r\n");
+  EXPECT_EQ(*tailOffset(log_, 1), 3);
+}
+
+TEST_F(LogsTest, TheTailOfALogLongerThanTheWindowIsItsEnd) {
+  std::string line(1023, 'x');
+  line += '\n';
+  {
+    std::ofstream out(path());
+    for (size_t i = 0; i < kLogTailWindow / line.size() + 10; ++i) out << line;
+    out << "the end\n";
+  }
+  auto size = static_cast<off_t>(fs::file_size(path()));
+  EXPECT_EQ(*tailOffset(log_, 2), size - static_cast<off_t>(line.size() + 8));
+}
+
 TEST_F(LogsTest, ALargeLogComesInBoundedChunks) {
   write(std::string(kLogChunkMax * 2 + 10, 'x'));
   std::vector<std::string> chunks;

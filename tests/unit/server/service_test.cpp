@@ -464,6 +464,8 @@ TEST_F(ServiceTest, StreamLogsSendsTheLogOrItsLastLines) {
   EXPECT_EQ(all.data, "one\ntwo\nthree");
   EXPECT_EQ(logs("LOG-1", 2).data, "two\nthree");
   EXPECT_EQ(logs("LOG-1", 100).data, "one\ntwo\nthree");
+  std::ofstream(path, std::ios::app) << "\nfour\n";
+  EXPECT_EQ(logs("LOG-1", 2).data, "three\nfour\n");
   // The deploy's own log is another file.
   EXPECT_TRUE(logs("LOG-1", 0, true).status.ok());
 }
