@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <type_traits>
 
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
@@ -21,6 +22,7 @@
 #include "reaper/reaper.h"
 #include "store/paths.h"
 #include "sys/process.h"
+#include "unit/server/tokens.h"
 #include "unit/store/temp_dir.h"
 
 namespace qabox {
@@ -28,6 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using google::protobuf::util::TimeUtil;
+using Stub = v1::Qabox::Stub;
 
 class ServiceTest : public ::testing::Test {
  protected:
@@ -73,17 +76,8 @@ class ServiceTest : public ::testing::Test {
     stub_ = v1::Qabox::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
   }
 
-  // Creates a token in the store and returns its secret.
   std::string token(const std::string& name, const std::string& role) {
-    auto secret = newTokenSecret();
-    EXPECT_TRUE(secret.isOk());
-    TokenRecord t;
-    t.name = name;
-    t.role = role;
-    t.hash = hashTokenSecret(*secret);
-    t.createdAt = Clock::now();
-    EXPECT_TRUE(store_->putToken(t).isOk());
-    return *secret;
+    return test::putToken(*store_, name, role, Clock::now());
   }
 
   // A client context that presents `secret` (none when empty).
@@ -93,20 +87,37 @@ class ServiceTest : public ::testing::Test {
     return ctx;
   }
 
-  struct Deployed {
+  // One unary call as the holder of `secret`.
+  template <typename Req, typename Resp>
+  grpc::Status call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+                    const std::string& secret, const std::type_identity_t<Req>& req, Resp* resp) {
+    auto ctx = as(secret);
+    return (stub_.get()->*rpc)(ctx.get(), req, resp);
+  }
+
+  // One server-streaming call read to its end: what came, and how it ended.
+  template <typename Msg>
+  struct Streamed {
     grpc::Status status;
-    std::vector<v1::DeployEvent> events;
+    std::vector<Msg> messages;
   };
-  Deployed deploy(v1::DeployRequest req, const std::string& secret = "") {
-    auto ctx = as(secret.empty() ? ci_ : secret);
-    auto reader = stub_->Deploy(ctx.get(), req);
-    Deployed out;
-    v1::DeployEvent ev;
-    while (reader->Read(&ev)) out.events.push_back(ev);
+  template <typename Req, typename Msg>
+  Streamed<Msg> stream(std::unique_ptr<grpc::ClientReader<Msg>> (Stub::*rpc)(grpc::ClientContext*,
+                                                                             const Req&),
+                       const std::string& secret, const std::type_identity_t<Req>& req) {
+    auto ctx = as(secret);
+    auto reader = (stub_.get()->*rpc)(ctx.get(), req);
+    Streamed<Msg> out;
+    Msg m;
+    while (reader->Read(&m)) out.messages.push_back(m);
     out.status = reader->Finish();
     return out;
   }
-  Deployed deploy(const std::string& ticket) {
+
+  Streamed<v1::DeployEvent> deploy(const v1::DeployRequest& req, const std::string& secret = "") {
+    return stream(&Stub::Deploy, secret.empty() ? ci_ : secret, req);
+  }
+  Streamed<v1::DeployEvent> deploy(const std::string& ticket) {
     v1::DeployRequest req;
     req.set_ticket(ticket);
     return deploy(req);
@@ -116,8 +127,7 @@ class ServiceTest : public ::testing::Test {
     v1::GetEnvironmentRequest req;
     req.set_ticket(ticket);
     v1::Environment env;
-    auto ctx = as(ci_);
-    auto s = stub_->GetEnvironment(ctx.get(), req, &env);
+    auto s = call(&Stub::GetEnvironment, ci_, req, &env);
     if (out) *out = env;
     return s;
   }
@@ -131,12 +141,9 @@ class ServiceTest : public ::testing::Test {
     req.set_ticket(ticket);
     req.set_tail(tail);
     req.set_deploy(deployLog);
-    auto ctx = as(ci_);
-    auto reader = stub_->StreamLogs(ctx.get(), req);
-    Logs out;
-    v1::LogChunk chunk;
-    while (reader->Read(&chunk)) out.data += chunk.data();
-    out.status = reader->Finish();
+    auto r = stream(&Stub::StreamLogs, ci_, req);
+    Logs out{r.status, ""};
+    for (const auto& chunk : r.messages) out.data += chunk.data();
     return out;
   }
 
@@ -189,13 +196,13 @@ TEST_F(ServiceTest, DeployStreamsItsPhasesAndEndsWithTheEnvironment) {
   req.mutable_limits()->set_memory("256M");
   auto d = deploy(req);
   ASSERT_TRUE(d.status.ok()) << d.status.error_message();
-  ASSERT_GE(d.events.size(), 2u);
-  for (size_t i = 0; i + 1 < d.events.size(); ++i) {
-    EXPECT_FALSE(d.events[i].phase().empty());
-    EXPECT_NE(d.events[i].phase(), "failed");
-    EXPECT_FALSE(d.events[i].has_environment());
+  ASSERT_GE(d.messages.size(), 2u);
+  for (size_t i = 0; i + 1 < d.messages.size(); ++i) {
+    EXPECT_FALSE(d.messages[i].phase().empty());
+    EXPECT_NE(d.messages[i].phase(), "failed");
+    EXPECT_FALSE(d.messages[i].has_environment());
   }
-  const auto& last = d.events.back();
+  const auto& last = d.messages.back();
   EXPECT_EQ(last.phase(), "done");
   ASSERT_TRUE(last.has_environment());
   const v1::Environment& e = last.environment();
@@ -231,8 +238,7 @@ TEST_F(ServiceTest, DeployStreamsItsPhasesAndEndsWithTheEnvironment) {
   EXPECT_EQ(got.ip(), e.ip());
   EXPECT_EQ(got.state(), v1::Environment::READY);
   v1::ListEnvironmentsResponse list;
-  auto ctx = as(reaperToken_);
-  ASSERT_TRUE(stub_->ListEnvironments(ctx.get(), {}, &list).ok());
+  ASSERT_TRUE(call(&Stub::ListEnvironments, reaperToken_, {}, &list).ok());
   ASSERT_EQ(list.environments_size(), 1);
   EXPECT_EQ(list.environments(0).hostname(), "exmp-7.qa.example.test");
 }
@@ -241,11 +247,11 @@ TEST_F(ServiceTest, AFailedHealthCheckEndsWithPhaseFailed) {
   healthy_ = false;
   auto d = deploy("SICK-1");
   ASSERT_TRUE(d.status.ok()) << d.status.error_message();
-  ASSERT_FALSE(d.events.empty());
-  EXPECT_EQ(d.events.back().phase(), "failed");
-  EXPECT_EQ(d.events.back().environment().state(), v1::Environment::FAILED);
-  EXPECT_NE(d.events.back().detail().find("health failed"), std::string::npos)
-      << d.events.back().detail();
+  ASSERT_FALSE(d.messages.empty());
+  EXPECT_EQ(d.messages.back().phase(), "failed");
+  EXPECT_EQ(d.messages.back().environment().state(), v1::Environment::FAILED);
+  EXPECT_NE(d.messages.back().detail().find("health failed"), std::string::npos)
+      << d.messages.back().detail();
 }
 
 TEST_F(ServiceTest, DeleteAnswersWithTheTicketAndTheEnvironmentIsGone) {
@@ -253,8 +259,7 @@ TEST_F(ServiceTest, DeleteAnswersWithTheTicketAndTheEnvironmentIsGone) {
   v1::DeleteEnvironmentRequest req;
   req.set_ticket("DEL-1");
   v1::DeleteEnvironmentResponse resp;
-  auto ctx = as(ci_);
-  ASSERT_TRUE(stub_->DeleteEnvironment(ctx.get(), req, &resp).ok());
+  ASSERT_TRUE(call(&Stub::DeleteEnvironment, ci_, req, &resp).ok());
   EXPECT_EQ(resp.ticket(), "DEL-1");
   EXPECT_EQ(get("DEL-1").error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -264,20 +269,17 @@ TEST_F(ServiceTest, PinSleepAndWakeAnswerWithTheEnvironment) {
   v1::SleepEnvironmentRequest sleep;
   sleep.set_ticket("NAP-1");
   v1::Environment e;
-  auto c1 = as(ci_);
-  ASSERT_TRUE(stub_->SleepEnvironment(c1.get(), sleep, &e).ok());
+  ASSERT_TRUE(call(&Stub::SleepEnvironment, ci_, sleep, &e).ok());
   EXPECT_EQ(e.state(), v1::Environment::SLEEPING);
   EXPECT_EQ(runtime_.containers.at("qabox-nap-1").state, ContainerState::kStopped);
   v1::WakeEnvironmentRequest wake;
   wake.set_ticket("NAP-1");
-  auto c2 = as(ci_);
-  ASSERT_TRUE(stub_->WakeEnvironment(c2.get(), wake, &e).ok());
+  ASSERT_TRUE(call(&Stub::WakeEnvironment, ci_, wake, &e).ok());
   EXPECT_EQ(e.state(), v1::Environment::READY);
   v1::SetPinnedRequest pin;
   pin.set_ticket("NAP-1");
   pin.set_pinned(true);
-  auto c3 = as(ops_);
-  ASSERT_TRUE(stub_->SetPinned(c3.get(), pin, &e).ok());
+  ASSERT_TRUE(call(&Stub::SetPinned, ops_, pin, &e).ok());
   EXPECT_TRUE(e.pinned());
   EXPECT_EQ(e.ticket(), "NAP-1");
 }
@@ -288,15 +290,11 @@ TEST_F(ServiceTest, ExecEndsWithTheExitCode) {
   v1::ExecRequest req;
   req.set_ticket("RUN-1");
   req.add_argv("false");
-  auto ctx = as(ops_);
-  auto reader = stub_->Exec(ctx.get(), req);
-  std::vector<v1::ExecOutput> out;
-  v1::ExecOutput o;
-  while (reader->Read(&o)) out.push_back(o);
-  ASSERT_TRUE(reader->Finish().ok());
-  ASSERT_FALSE(out.empty());
-  EXPECT_TRUE(out.back().exited());
-  EXPECT_EQ(out.back().exit_code(), 3);
+  auto r = stream(&Stub::Exec, ops_, req);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  ASSERT_FALSE(r.messages.empty());
+  EXPECT_TRUE(r.messages.back().exited());
+  EXPECT_EQ(r.messages.back().exit_code(), 3);
 }
 
 TEST_F(ServiceTest, HostStatusCountsTheStoreAndReportsTheHost) {
@@ -304,8 +302,7 @@ TEST_F(ServiceTest, HostStatusCountsTheStoreAndReportsTheHost) {
   ASSERT_TRUE(deploy("HOST-2").status.ok());
   ASSERT_TRUE(envs_->sleep("HOST-2", "test").isOk());
   v1::HostStatus st;
-  auto ctx = as(reaperToken_);
-  ASSERT_TRUE(stub_->GetHostStatus(ctx.get(), {}, &st).ok());
+  ASSERT_TRUE(call(&Stub::GetHostStatus, reaperToken_, {}, &st).ok());
   EXPECT_EQ(st.version(), QABOX_VERSION);
   EXPECT_EQ(st.environments(), 2u);
   EXPECT_EQ(st.environments_by_state().at("READY"), 1u);
@@ -332,8 +329,7 @@ TEST_F(ServiceTest, ListEventsMapsEveryFieldAndFiltersByTicket) {
   v1::ListEventsRequest req;
   req.set_ticket("EV-1");
   v1::ListEventsResponse resp;
-  auto ctx = as(reaperToken_);
-  ASSERT_TRUE(stub_->ListEvents(ctx.get(), req, &resp).ok());
+  ASSERT_TRUE(call(&Stub::ListEvents, reaperToken_, req, &resp).ok());
   ASSERT_GE(resp.events_size(), 2);  // deploy started, deploy ok
   auto stored = events("EV-1");
   ASSERT_EQ(static_cast<size_t>(resp.events_size()), stored.size());
@@ -354,8 +350,7 @@ TEST_F(ServiceTest, ListImagesCountsTheEnvironmentsOfEachVersion) {
   ASSERT_TRUE(deploy("IMG-1").status.ok());
   ASSERT_TRUE(store_->putImage({"busybox", 2, Clock::now(), false, "next"}).isOk());
   v1::ListImagesResponse resp;
-  auto ctx = as(ops_);
-  ASSERT_TRUE(stub_->ListImages(ctx.get(), {}, &resp).ok());
+  ASSERT_TRUE(call(&Stub::ListImages, ops_, {}, &resp).ok());
   ASSERT_EQ(resp.images_size(), 2);
   std::map<uint32_t, v1::Image> byVersion;
   for (const auto& im : resp.images()) byVersion[im.version()] = im;
@@ -374,8 +369,7 @@ TEST_F(ServiceTest, CreateListAndRevokeATokenAreMappedAndAudited) {
   req.set_role("ci");
   *req.mutable_ttl() = TimeUtil::SecondsToDuration(3600);
   v1::CreateTokenResponse created;
-  auto c1 = as(ops_);
-  ASSERT_TRUE(stub_->CreateToken(c1.get(), req, &created).ok());
+  ASSERT_TRUE(call(&Stub::CreateToken, ops_, req, &created).ok());
   EXPECT_EQ(created.secret().rfind("qbx_", 0), 0u);
   EXPECT_EQ(created.secret().size(), 4u + 64u);
   EXPECT_EQ(created.token().name(), "ci-2");
@@ -392,29 +386,25 @@ TEST_F(ServiceTest, CreateListAndRevokeATokenAreMappedAndAudited) {
   EXPECT_EQ(made->detail, "ci-2 (ci), expires in 1h");
 
   // The secret works at once, with its role.
-  auto c2 = as(created.secret());
   v1::ListEnvironmentsResponse list;
-  EXPECT_TRUE(stub_->ListEnvironments(c2.get(), {}, &list).ok());
+  EXPECT_TRUE(call(&Stub::ListEnvironments, created.secret(), {}, &list).ok());
 
   v1::ListTokensResponse tokens;
-  auto c3 = as(ops_);
-  ASSERT_TRUE(stub_->ListTokens(c3.get(), {}, &tokens).ok());
+  ASSERT_TRUE(call(&Stub::ListTokens, ops_, {}, &tokens).ok());
   EXPECT_EQ(tokens.tokens_size(), 4);
   for (const auto& t : tokens.tokens()) EXPECT_FALSE(t.name().empty());
 
   v1::RevokeTokenRequest revoke;
   revoke.set_name("ci-2");
   v1::RevokeTokenResponse revoked;
-  auto c4 = as(ops_);
-  ASSERT_TRUE(stub_->RevokeToken(c4.get(), revoke, &revoked).ok());
+  ASSERT_TRUE(call(&Stub::RevokeToken, ops_, revoke, &revoked).ok());
   EXPECT_TRUE(revoked.token().revoked());
   EXPECT_TRUE(revoked.token().has_revoked_at());
   const Event* gone = findEvent("token.revoke");
   ASSERT_NE(gone, nullptr);
   EXPECT_EQ(gone->actor, "token:ops-1");
   EXPECT_EQ(gone->detail, "ci-2");
-  auto c5 = as(created.secret());
-  EXPECT_EQ(stub_->ListEnvironments(c5.get(), {}, &list).error_code(),
+  EXPECT_EQ(call(&Stub::ListEnvironments, created.secret(), {}, &list).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
@@ -434,8 +424,7 @@ TEST_F(ServiceTest, ReapAnswersWithTheReportAndRecordsThePass) {
   reap.set_dry_run(true);
   reap.set_policy("ttl");
   v1::ReapResponse resp;
-  auto ctx = as(reaperToken_);
-  ASSERT_TRUE(stub_->Reap(ctx.get(), reap, &resp).ok());
+  ASSERT_TRUE(call(&Stub::Reap, reaperToken_, reap, &resp).ok());
   EXPECT_TRUE(resp.dry_run());
   ASSERT_EQ(resp.reclaimed_size(), 1);
   EXPECT_EQ(resp.reclaimed(0).ticket(), "OLD-1");
@@ -527,28 +516,20 @@ TEST_F(ServiceTest, BadFieldsAreInvalidArgumentNamingTheField) {
   v1::StreamLogsRequest logsReq;
   logsReq.set_ticket("OK-1");
   logsReq.set_tail(kMaxLogTail + 1);
-  auto c1 = as(ci_);
-  v1::LogChunk chunk;
-  auto reader = stub_->StreamLogs(c1.get(), logsReq);
-  while (reader->Read(&chunk)) {
-  }
-  expectInvalid(reader->Finish(), "tail");
+  expectInvalid(stream(&Stub::StreamLogs, ci_, logsReq).status, "tail");
   v1::ListEventsRequest eventsReq;
   eventsReq.set_limit(kMaxEventLimit + 1);
   v1::ListEventsResponse eventsResp;
-  auto c2 = as(ci_);
-  expectInvalid(stub_->ListEvents(c2.get(), eventsReq, &eventsResp), "limit");
+  expectInvalid(call(&Stub::ListEvents, ci_, eventsReq, &eventsResp), "limit");
   v1::CreateTokenRequest tokenReq;
   tokenReq.set_name("x");
   tokenReq.set_role("boss");
   v1::CreateTokenResponse tokenResp;
-  auto c3 = as(ops_);
-  expectInvalid(stub_->CreateToken(c3.get(), tokenReq, &tokenResp), "role");
+  expectInvalid(call(&Stub::CreateToken, ops_, tokenReq, &tokenResp), "role");
   v1::ReapRequest reapReq;
   reapReq.set_policy("whenever");
   v1::ReapResponse reapResp;
-  auto c4 = as(ops_);
-  expectInvalid(stub_->Reap(c4.get(), reapReq, &reapResp), "policy");
+  expectInvalid(call(&Stub::Reap, ops_, reapReq, &reapResp), "policy");
   // Nothing was looked up or changed.
   EXPECT_TRUE(runtime_.calls.empty());
   EXPECT_TRUE(store_->listEnvironments()->empty());
@@ -559,15 +540,13 @@ TEST_F(ServiceTest, AnUnknownTicketIsNotFound) {
   v1::DeleteEnvironmentRequest del;
   del.set_ticket("NOPE-1");
   v1::DeleteEnvironmentResponse delResp;
-  auto c1 = as(ci_);
-  EXPECT_EQ(stub_->DeleteEnvironment(c1.get(), del, &delResp).error_code(),
+  EXPECT_EQ(call(&Stub::DeleteEnvironment, ci_, del, &delResp).error_code(),
             grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(logs("NOPE-1", 0).status.error_code(), grpc::StatusCode::NOT_FOUND);
   v1::RevokeTokenRequest revoke;
   revoke.set_name("nobody");
   v1::RevokeTokenResponse revoked;
-  auto c2 = as(ops_);
-  EXPECT_EQ(stub_->RevokeToken(c2.get(), revoke, &revoked).error_code(),
+  EXPECT_EQ(call(&Stub::RevokeToken, ops_, revoke, &revoked).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
 
@@ -577,8 +556,7 @@ TEST_F(ServiceTest, WhatTheStateForbidsIsFailedPrecondition) {
   v1::SleepEnvironmentRequest sleep;
   sleep.set_ticket("PIN-1");
   v1::Environment e;
-  auto c1 = as(ci_);
-  auto s = stub_->SleepEnvironment(c1.get(), sleep, &e);
+  auto s = call(&Stub::SleepEnvironment, ci_, sleep, &e);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(s.error_message().find("pinned"), std::string::npos) << s.error_message();
   // A container that is not running takes no exec.
@@ -586,19 +564,14 @@ TEST_F(ServiceTest, WhatTheStateForbidsIsFailedPrecondition) {
   v1::ExecRequest exec;
   exec.set_ticket("PIN-1");
   exec.add_argv("true");
-  auto c2 = as(ops_);
-  auto reader = stub_->Exec(c2.get(), exec);
-  v1::ExecOutput out;
-  while (reader->Read(&out)) {
-  }
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stream(&Stub::Exec, ops_, exec).status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   // An image version an environment uses cannot be deleted.
   v1::DeleteImageRequest del;
   del.set_name("busybox");
   del.set_version(1);
   v1::DeleteImageResponse delResp;
-  auto c3 = as(ops_);
-  EXPECT_EQ(stub_->DeleteImage(c3.get(), del, &delResp).error_code(),
+  EXPECT_EQ(call(&Stub::DeleteImage, ops_, del, &delResp).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
@@ -607,20 +580,17 @@ TEST_F(ServiceTest, ADuplicateTokenNameIsAlreadyExists) {
   req.set_name("ci-1");
   req.set_role("ci");
   v1::CreateTokenResponse resp;
-  auto ctx = as(ops_);
-  EXPECT_EQ(stub_->CreateToken(ctx.get(), req, &resp).error_code(),
+  EXPECT_EQ(call(&Stub::CreateToken, ops_, req, &resp).error_code(),
             grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(findEvent("token.create"), nullptr);
 }
 
 TEST_F(ServiceTest, CallsWithoutAGoodTokenAreUnauthenticated) {
   v1::ListEnvironmentsResponse list;
-  auto none = as("");
-  auto s = stub_->ListEnvironments(none.get(), {}, &list);
+  auto s = call(&Stub::ListEnvironments, "", {}, &list);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_NE(s.error_message().find("no token"), std::string::npos) << s.error_message();
-  auto unknown = as("qbx_" + std::string(64, '0'));
-  EXPECT_EQ(stub_->ListEnvironments(unknown.get(), {}, &list).error_code(),
+  EXPECT_EQ(call(&Stub::ListEnvironments, "qbx_" + std::string(64, '0'), {}, &list).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   auto malformed = std::make_unique<grpc::ClientContext>();
   malformed->AddMetadata("authorization", "Basic abc");
@@ -629,11 +599,9 @@ TEST_F(ServiceTest, CallsWithoutAGoodTokenAreUnauthenticated) {
   // A refused deploy changes nothing.
   v1::DeployRequest req;
   req.set_ticket("SNEAK-1");
-  auto ctx = as("");
-  auto reader = stub_->Deploy(ctx.get(), req);
-  v1::DeployEvent ev;
-  EXPECT_FALSE(reader->Read(&ev));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  auto refused = stream(&Stub::Deploy, "", req);
+  EXPECT_TRUE(refused.messages.empty());
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(runtime_.calls.empty());
 }
 
@@ -641,11 +609,9 @@ TEST_F(ServiceTest, ARoleCallingBeyondItsRightsIsPermissionDenied) {
   v1::ExecRequest exec;
   exec.set_ticket("ANY-1");
   exec.add_argv("id");
-  auto c1 = as(ci_);
-  auto reader = stub_->Exec(c1.get(), exec);
-  v1::ExecOutput out;
-  EXPECT_FALSE(reader->Read(&out));
-  auto s = reader->Finish();
+  auto r = stream(&Stub::Exec, ci_, exec);
+  EXPECT_TRUE(r.messages.empty());
+  const auto& s = r.status;
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(s.error_message().find("may not call Exec"), std::string::npos) << s.error_message();
   v1::DeployRequest deployReq;
@@ -656,8 +622,7 @@ TEST_F(ServiceTest, ARoleCallingBeyondItsRightsIsPermissionDenied) {
   tokenReq.set_name("mine");
   tokenReq.set_role("ops");
   v1::CreateTokenResponse tokenResp;
-  auto c2 = as(ci_);
-  EXPECT_EQ(stub_->CreateToken(c2.get(), tokenReq, &tokenResp).error_code(),
+  EXPECT_EQ(call(&Stub::CreateToken, ci_, tokenReq, &tokenResp).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(runtime_.calls.empty());
 }
@@ -668,7 +633,7 @@ TEST_F(ServiceTest, AFullHostIsResourceExhausted) {
   ASSERT_TRUE(deploy("FULL-3").status.ok());
   auto d = deploy("FULL-4");
   EXPECT_EQ(d.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_TRUE(d.events.empty() || d.events.back().phase() != "done");
+  EXPECT_TRUE(d.messages.empty() || d.messages.back().phase() != "done");
   EXPECT_EQ(runtime_.containers.size(), 3u);
 }
 
@@ -679,8 +644,7 @@ TEST_F(ServiceTest, AShuttingDownAgentIsUnavailable) {
   v1::SleepEnvironmentRequest sleep;
   sleep.set_ticket("UP-1");
   v1::Environment e;
-  auto c1 = as(ci_);
-  EXPECT_EQ(stub_->SleepEnvironment(c1.get(), sleep, &e).error_code(),
+  EXPECT_EQ(call(&Stub::SleepEnvironment, ci_, sleep, &e).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   // Reads still answer.
   EXPECT_TRUE(get("UP-1").ok());
@@ -689,8 +653,7 @@ TEST_F(ServiceTest, AShuttingDownAgentIsUnavailable) {
 TEST_F(ServiceTest, ReapWithoutAReaperIsUnavailable) {
   v1::ReapRequest req;
   v1::ReapResponse resp;
-  auto ctx = as(reaperToken_);
-  auto s = stub_->Reap(ctx.get(), req, &resp);
+  auto s = call(&Stub::Reap, reaperToken_, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(s.error_message().find("reaper is not running"), std::string::npos);
 }
