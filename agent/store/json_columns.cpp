@@ -16,7 +16,7 @@ Result<std::string> dump(const json& value, const std::string& where) {
     // \n, \t ... or \u00xx: byte for byte what the rows in the field hold.
     return value.dump();
   } catch (const json::exception& e) {
-    return invalidArgument(where + ": " + e.what());
+    return invalidArgument(where + " is not valid UTF-8, which JSON text must be: " + e.what());
   }
 }
 
