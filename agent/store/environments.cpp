@@ -130,14 +130,7 @@ Result<std::vector<Environment>> SqliteStore::listEnvironments() {
   std::string sql =
       std::string("SELECT ") + kEnvColumns + " FROM environments ORDER BY created_at, slug";
   Stmt s(db_, sql, "list environments");
-  std::vector<Environment> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    QABOX_ASSIGN_OR_RETURN(auto env, readEnvironment(s));
-    out.push_back(std::move(env));
-  }
-  return out;
+  return readRows<Environment>(s, readEnvironment);
 }
 
 Status SqliteStore::putEnvironment(const Environment& e) {
@@ -150,12 +143,7 @@ Status SqliteStore::putEnvironment(const Environment& e) {
 }
 
 Status SqliteStore::deleteEnvironment(const std::string& slug) {
-  const std::string what = "delete environment " + slug;
-  return write(what, [&]() -> Status {
-    Stmt s(db_, "DELETE FROM environments WHERE slug = ?", what);
-    s.bind(1, slug);
-    return s.run();
-  });
+  return writeOne("delete environment " + slug, "DELETE FROM environments WHERE slug = ?", slug);
 }
 
 Result<uint32_t> SqliteStore::countEnvironments() {

@@ -5,6 +5,14 @@
 
 namespace qabox::store {
 
+namespace {
+
+Event readEvent(const Stmt& s) {
+  return {s.int64(0), s.time(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)};
+}
+
+}  // namespace
+
 Status SqliteStore::addEvent(const Event& e) {
   return write(
       "record event " + e.action,
@@ -70,13 +78,7 @@ Result<std::vector<Event>> SqliteStore::listEvents(const std::string& ticket, ui
   Stmt s(db_, sql, "list events");
   if (!ticket.empty()) s.bind(1, ticket);
   s.bind(2, limit == 0 ? uint32_t{100} : limit);
-  std::vector<Event> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back({s.int64(0), s.time(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
-  }
-  return out;
+  return readRows<Event>(s, readEvent);
 }
 
 }  // namespace qabox::store

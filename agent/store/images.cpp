@@ -42,13 +42,7 @@ Result<std::vector<ImageVersion>> SqliteStore::listImages() {
          "SELECT name, version, built_at, current, description FROM images "
          "ORDER BY name, version",
          "list images");
-  std::vector<ImageVersion> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back(readImage(s));
-  }
-  return out;
+  return readRows<ImageVersion>(s, readImage);
 }
 
 Result<std::optional<ImageVersion>> SqliteStore::currentImage(const std::string& name) {
@@ -65,11 +59,7 @@ Result<std::optional<ImageVersion>> SqliteStore::currentImage(const std::string&
 
 Status SqliteStore::deleteImage(const std::string& name, uint32_t version) {
   const std::string what = "delete image " + name + " version " + std::to_string(version);
-  return write(what, [&]() -> Status {
-    Stmt s(db_, "DELETE FROM images WHERE name = ? AND version = ?", what);
-    s.bind(1, name).bind(2, version);
-    return s.run();
-  });
+  return writeOne(what, "DELETE FROM images WHERE name = ? AND version = ?", name, version);
 }
 
 }  // namespace qabox::store

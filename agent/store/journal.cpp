@@ -129,14 +129,7 @@ Result<std::vector<Operation>> SqliteStore::unfinishedOperations() {
          "SELECT id, slug, kind, container, ip, started_at, finished_at, outcome, detail "
          "FROM operations WHERE finished_at IS NULL ORDER BY id",
          "read unfinished operations");
-  std::vector<Operation> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    QABOX_ASSIGN_OR_RETURN(Operation op, readOperation(s));
-    out.push_back(std::move(op));
-  }
-  return out;
+  return readRows<Operation>(s, readOperation);
 }
 
 }  // namespace store

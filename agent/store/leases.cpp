@@ -22,6 +22,8 @@ uint32_t lowestFree(const std::set<uint32_t>& used, uint32_t first) {
   return pick;
 }
 
+Lease readLease(const Stmt& s) { return {s.text(0), s.text(1), s.time(2)}; }
+
 }  // namespace
 
 Result<std::string> SqliteStore::leaseAddress(const std::string& subnetText,
@@ -59,31 +61,17 @@ Result<std::string> SqliteStore::leaseAddress(const std::string& subnetText,
 }
 
 Status SqliteStore::releaseAddress(const std::string& ip) {
-  return write("release " + ip, [&]() -> Status {
-    Stmt s(db_, "DELETE FROM leases WHERE ip = ?", "release " + ip);
-    s.bind(1, ip);
-    return s.run();
-  });
+  return writeOne("release " + ip, "DELETE FROM leases WHERE ip = ?", ip);
 }
 
 Status SqliteStore::releaseAddressesOf(const std::string& owner) {
-  const std::string what = "release the addresses of " + owner;
-  return write(what, [&]() -> Status {
-    Stmt s(db_, "DELETE FROM leases WHERE owner = ?", what);
-    s.bind(1, owner);
-    return s.run();
-  });
+  return writeOne("release the addresses of " + owner, "DELETE FROM leases WHERE owner = ?", owner);
 }
 
 Result<std::vector<Lease>> SqliteStore::listLeases() {
   std::lock_guard lock(mu_);
   Stmt s(db_, "SELECT ip, owner, created_at FROM leases", "list leases");
-  std::vector<Lease> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back({s.text(0), s.text(1), s.time(2)});
-  }
+  QABOX_ASSIGN_OR_RETURN(auto out, readRows<Lease>(s, readLease));
   // Numeric order, so 10.44.0.10 comes after 10.44.0.9 as a reader expects.
   std::sort(out.begin(), out.end(), [](const Lease& a, const Lease& b) {
     auto x = parseIpv4(a.ip), y = parseIpv4(b.ip);

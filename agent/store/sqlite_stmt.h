@@ -9,6 +9,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "core/environment.h"
 #include "core/status.h"
@@ -72,5 +75,22 @@ class Stmt {
   std::string what_;
   int rc_ = SQLITE_OK;
 };
+
+// Every (remaining) row of `s`, each made into a T by `read`, which returns
+// a T or a Result<T>; the first error ends the read.
+template <typename T, typename Read>
+Result<std::vector<T>> readRows(Stmt& s, Read read) {
+  std::vector<T> out;
+  while (true) {
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) return out;
+    if constexpr (std::is_same_v<std::invoke_result_t<Read, const Stmt&>, T>) {
+      out.push_back(read(s));
+    } else {
+      QABOX_ASSIGN_OR_RETURN(T item, read(s));
+      out.push_back(std::move(item));
+    }
+  }
+}
 
 }  // namespace qabox::store

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "store/sqlite_stmt.h"
 #include "store/store.h"
 
 namespace qabox::store {
@@ -84,6 +85,16 @@ class SqliteStore final : public Store {
   // another commits with it.
   Status write(const std::string& what, const std::function<Status()>& body,
                Sync sync = Sync::kFull);
+  // One statement in its own write, its parameters bound to `args` in order.
+  template <typename... Args>
+  Status writeOne(const std::string& what, const char* sql, const Args&... args) {
+    return write(what, [&]() -> Status {
+      Stmt s(db_, sql, what);
+      int i = 0;
+      (s.bind(++i, args), ...);
+      return s.run();
+    });
+  }
   // schema.cpp
   Status migrate();
   Status migrateOneStep(bool& done);

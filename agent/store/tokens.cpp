@@ -60,13 +60,7 @@ Result<std::vector<TokenRecord>> SqliteStore::listTokens() {
   std::lock_guard lock(mu_);
   std::string sql = std::string("SELECT ") + kTokenColumns + " FROM tokens ORDER BY name";
   Stmt s(db_, sql, "list tokens");
-  std::vector<TokenRecord> out;
-  while (true) {
-    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back(readToken(s));
-  }
-  return out;
+  return readRows<TokenRecord>(s, readToken);
 }
 
 Result<TokenRecord> SqliteStore::revokeToken(const std::string& name, TimePoint at) {
