@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "fakes/fake_time.h"
 #include "store/store.h"
 #include "unit/store/old_rows.h"
 #include "unit/store/temp_dir.h"
@@ -291,6 +292,48 @@ TEST_F(SqliteStoreTest, UnknownJournalKindOrOutcomeIsDataLossNamingTheRow) {
   ASSERT_FALSE(outcome.isOk());
   EXPECT_EQ(outcome.status().code(), Code::kDataLoss);
   EXPECT_THAT(outcome.status().message(), HasSubstr("operation 7: unknown outcome \"maybe\""));
+}
+
+// The rows the store dates itself take the time from its options.
+TEST_F(SqliteStoreTest, DatesRowsWithTheTimeSourceItIsGiven) {
+  FakeTime time(fromUnixMillis(1'700'000'000'000));
+  StoreOptions options;
+  options.path = dbPath();
+  options.time = &time;
+  auto opened = openSqliteStore(options);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  Store& store = **opened;
+  ASSERT_TRUE(store.leaseAddress("10.44.0.0/24", "qabox-t").isOk());
+  auto id = store.beginOperation({0, "t", JournalKind::kCreate, "qabox-t", "", fromUnixMillis(1),
+                                  std::nullopt, JournalOutcome::kUnfinished, ""});
+  ASSERT_TRUE(id.isOk());
+  time.advance(std::chrono::milliseconds(5));
+  ASSERT_TRUE(store.finishOperation(*id, JournalOutcome::kOk, "").isOk());
+  auto leases = store.listLeases();
+  ASSERT_TRUE(leases.isOk());
+  ASSERT_EQ(leases->size(), 1u);
+  EXPECT_EQ((*leases)[0].createdAt, fromUnixMillis(1'700'000'000'000));
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("SELECT finished_at FROM operations"), "1700000000005");
+}
+
+// A writer gives up after the busy timeout of its options, not the default.
+TEST_F(SqliteStoreTest, BusyTimeoutComesFromTheOptions) {
+  StoreOptions options;
+  options.path = dbPath();
+  options.busyTimeout = std::chrono::milliseconds(100);
+  auto opened = openSqliteStore(options);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  RawDb raw(dbPath());
+  raw.exec("BEGIN IMMEDIATE");
+  const auto start = std::chrono::steady_clock::now();
+  Status put = (*opened)->putEnvironment(sample("late"));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  raw.exec("COMMIT");
+  EXPECT_EQ(put.code(), Code::kInternal);
+  EXPECT_THAT(put.message(), HasSubstr("write environment late"));
+  EXPECT_GE(waited, std::chrono::milliseconds(90));
+  EXPECT_LT(waited, std::chrono::milliseconds(3000));
 }
 
 TEST_F(SqliteStoreTest, WriterWaitsForAnotherConnectionsLock) {
