@@ -133,9 +133,15 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       }
     }
     QABOX_ASSIGN_OR_RETURN(ip, store_.leaseAddress(config_.network.subnet, container));
-    Operation op{
-        0,  t.slug, redeploy ? "redeploy" : "create", container, ip, Clock::now(), std::nullopt,
-        "", ""};
+    Operation op{0,
+                 t.slug,
+                 redeploy ? JournalKind::kRedeploy : JournalKind::kCreate,
+                 container,
+                 ip,
+                 Clock::now(),
+                 std::nullopt,
+                 JournalOutcome::kUnfinished,
+                 ""};
     QABOX_ASSIGN_OR_RETURN(opId, store_.beginOperation(op));
     if (redeploy) {
       // The row keeps naming the serving container until the switch.
@@ -325,7 +331,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
     if (spec.ttl) ready.expiresAt = ready.deployedAt + *spec.ttl;
     s = store_.transaction([&]() -> Status {
       QABOX_RETURN_IF_ERROR(store_.putEnvironment(ready));
-      return store_.finishOperation(opId, "ok", merge.commit);
+      return store_.finishOperation(opId, JournalOutcome::kOk, merge.commit);
     });
     if (!s.isOk()) failedStep = "switch";
   }
@@ -354,7 +360,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
       env.updatedAt = Clock::now();
       Status w = store_.transaction([&]() -> Status {
         QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-        return store_.finishOperation(opId, "error", message);
+        return store_.finishOperation(opId, JournalOutcome::kError, message);
       });
       if (!w.isOk()) spdlog::error("redeploy {}: recording the failure: {}", t.name, w.toString());
       publishRoute(env);
@@ -369,7 +375,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
         env.updatedAt = Clock::now();
         Status w = store_.transaction([&]() -> Status {
           QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-          return store_.finishOperation(opId, "error", message);
+          return store_.finishOperation(opId, JournalOutcome::kError, message);
         });
         if (w.isOk()) {
           publishRoute(env);
@@ -385,7 +391,7 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
         Status w = store_.transaction([&]() -> Status {
           QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(container));
           QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(t.slug));
-          return store_.finishOperation(opId, "rolled-back", message);
+          return store_.finishOperation(opId, JournalOutcome::kRolledBack, message);
         });
         if (!w.isOk()) {
           // The journal still says create: the next start rolls it back.
