@@ -3,6 +3,7 @@
 // (readable by anyone in /proc/PID/cmdline), and renamed in its environment.
 #include <gtest/gtest.h>
 
+#include "fakes/fake_firewall.h"
 #include "runtime/helper_protocol.h"
 #include "runtime/lxc_runtime.h"
 
@@ -22,7 +23,11 @@ class RecordingRunner : public ProcessRunner {
 
 TEST(LxcExec, VariablesReachTheHelperOnlyThroughItsEnvironment) {
   RecordingRunner runner;
-  LxcRuntime rt("/var/lib/qabox/lxc", "/usr/lib/qabox/qabox-lxc", runner);
+  fakes::FakeFirewall firewall;
+  LxcRuntimeOptions options;
+  options.lxcPath = "/var/lib/qabox/lxc";
+  options.helperPath = "/usr/lib/qabox/qabox-lxc";
+  LxcRuntime rt(options, runner, firewall);
   ExecSpec ex;
   ex.argv = {"/bin/sh", "-c", "echo $API_KEY"};
   ex.env = {{"API_KEY", "s3cr3t-value"}, {"LD_PRELOAD", "/tmp/evil.so"}};
