@@ -52,13 +52,19 @@ Status openPipes(Pipes& p) {
 Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, p.inR.fd, 0);
-  posix_spawn_file_actions_adddup2(&actions, p.outW.fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, p.errW.fd, 2);
+  int setup = posix_spawn_file_actions_adddup2(&actions, p.inR.fd, 0);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.outW.fd, 1);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.errW.fd, 2);
   // Nothing else crosses exec: not a socket, pipe or file of the agent's
   // that some library opened without close-on-exec (Asio's listeners were).
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (spec.cwd) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd->c_str());
+  if (setup == 0) setup = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (setup == 0 && spec.cwd) {
+    setup = posix_spawn_file_actions_addchdir_np(&actions, spec.cwd->c_str());
+  }
+  if (setup != 0) {
+    posix_spawn_file_actions_destroy(&actions);
+    return internalError("cannot start " + spec.argv[0] + ": " + strerror(setup));
+  }
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
