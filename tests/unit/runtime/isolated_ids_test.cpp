@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 class RecordingRunner : public ProcessRunner {
  public:
-  // Keeps the helper's clone call; the firewall's nft calls follow it.
+  // Keeps the helper's last clone call.
   Result<ProcessResult> run(const ProcessSpec& spec) override {
     if (spec.argv.size() > 1 && spec.argv[1] == "clone") last = spec;
     ProcessResult r;
