@@ -49,43 +49,52 @@ int dispatch(const nlmsghdr* nlh, void* data) {
   return *onMessage ? (*onMessage)(nlh) : MNL_CB_OK;
 }
 
-// Sends the request and reads until the kernel's ACK, NLMSG_DONE or error;
-// the errors in `fine` count as success.
-Status transact(Request& req, const std::string& what, const OnMessage& onMessage = {},
-                std::initializer_list<int> fine = {}) {
-  std::unique_ptr<mnl_socket, decltype(&mnl_socket_close)> nl(
-      mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC), mnl_socket_close);
-  if (!nl) return internalError(what + ": netlink socket: " + std::strerror(errno));
-  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
-    return internalError(what + ": netlink bind: " + std::strerror(errno));
-  }
-  const uint32_t portid = mnl_socket_get_portid(nl.get());
+// Sends the request on `nl` and reads until the kernel's ACK, NLMSG_DONE or
+// error: 0, or the errno.
+int exchange(mnl_socket* nl, Request& req, const OnMessage& onMessage) {
+  const uint32_t portid = mnl_socket_get_portid(nl);
   nlmsghdr* nlh = req.nlh();
   nlh->nlmsg_seq = nextSeq++;
-  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0) {
-    return internalError(what + ": netlink send: " + std::strerror(errno));
-  }
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   int ret = MNL_CB_OK;
   while (ret > MNL_CB_STOP) {
-    ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = ECONNRESET;
-      ret = MNL_CB_ERROR;
-      break;
-    }
+    if (n < 0) return errno;  // ENOSPC: an answer larger than the buffer
+    if (n == 0) return ECONNRESET;
     ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), nlh->nlmsg_seq, portid, dispatch,
                      const_cast<OnMessage*>(&onMessage));
   }
-  if (ret == MNL_CB_ERROR) {
-    const int err = errno;
+  if (ret != MNL_CB_ERROR) return 0;
+  return errno != 0 ? errno : EPROTO;
+}
+
+// One request on a socket of its own; the errors in `fine` count as
+// success. A dump the kernel interrupted (the table changed meanwhile:
+// EINTR) is asked for again on a fresh socket, after onMessage(nullptr)
+// forgets what it got.
+Status transact(Request& req, const std::string& what, const OnMessage& onMessage = {},
+                std::initializer_list<int> fine = {}) {
+  const bool dump = (req.nlh()->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+  for (int attempt = 1;; ++attempt) {
+    std::unique_ptr<mnl_socket, decltype(&mnl_socket_close)> nl(
+        mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC), mnl_socket_close);
+    if (!nl) return internalError(what + ": netlink socket: " + std::strerror(errno));
+    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+      return internalError(what + ": netlink bind: " + std::strerror(errno));
+    }
+    const int err = exchange(nl.get(), req, onMessage);
+    if (dump && err == EINTR && attempt < 4) {
+      if (onMessage) onMessage(nullptr);
+      continue;
+    }
+    if (err == 0) return Status::ok();
     for (int f : fine) {
       if (err == f) return Status::ok();
     }
     return internalError(what + ": " + std::strerror(err));
   }
-  return Status::ok();
 }
 
 // The interface's index, or kNotFound naming it.
@@ -237,6 +246,10 @@ Result<std::vector<Route4>> mainRoutes4() {
   req.header<rtmsg>()->rtm_family = AF_INET;
   std::vector<Route4> routes;
   OnMessage each = [&routes](const nlmsghdr* nlh) {
+    if (nlh == nullptr) {
+      routes.clear();
+      return MNL_CB_OK;
+    }
     const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
     if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_family != AF_INET ||
         (rtm->rtm_flags & RTM_F_CLONED)) {

@@ -3,7 +3,12 @@
 // holds, and what an error says.
 #include "runtime/nftables.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+
+#include <filesystem>
 
 #include "fresh_netns.h"
 #include "runtime/bridge_rules.h"
@@ -94,6 +99,30 @@ TEST(Nftables, AnErrorSaysWhatNftRefused) {
     c.expect(listed && !contains(*listed, "Error"), "an old error in the output");
     return c.result();
   });
+}
+
+// The netlink sockets of this process that an exec would pass on.
+std::vector<int> inheritableNetlinkSockets() {
+  std::vector<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(e.path().filename());
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    const int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC) &&
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_NETLINK) {
+      out.push_back(fd);
+    }
+  }
+  return out;
+}
+
+TEST(Nftables, ItsSocketDoesNotCrossExec) {
+  const auto before = inheritableNetlinkSockets();
+  Nftables nft;
+  // Opened: what nft_ctx_new made is there to be checked.
+  ASSERT_TRUE(nft.run("").isOk());
+  EXPECT_EQ(inheritableNetlinkSockets(), before);
 }
 
 }  // namespace
