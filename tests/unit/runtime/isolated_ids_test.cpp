@@ -7,24 +7,13 @@
 #include <fstream>
 
 #include "fakes/fake_firewall.h"
+#include "recording_runner.h"
 #include "runtime/lxc_runtime.h"
 
 namespace qabox {
 namespace {
 
 namespace fs = std::filesystem;
-
-class RecordingRunner : public ProcessRunner {
- public:
-  // Keeps the helper's last clone call.
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    if (spec.argv.size() > 1 && spec.argv[1] == "clone") last = spec;
-    ProcessResult r;
-    r.exitCode = 0;
-    return r;
-  }
-  ProcessSpec last;
-};
 
 class IsolatedIds : public ::testing::Test {
  protected:
@@ -55,10 +44,11 @@ class IsolatedIds : public ::testing::Test {
     Status s = rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new",
                         NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{});
     if (status) *status = s;
-    return runner_.last.argv.empty() ? "" : runner_.last.argv.back();
+    const ProcessSpec last = runner_.last("clone");
+    return last.argv.empty() ? "" : last.argv.back();
   }
   fs::path root_;
-  RecordingRunner runner_;
+  testing::RecordingRunner runner_;
   fakes::FakeFirewall firewall_;
 };
 
@@ -76,11 +66,11 @@ TEST_F(IsolatedIds, TheLowestFreeSlotAboveTheImagesIds) {
   // All taken: refused, not shared.
   fs::create_directories(root_ / "lxc/qabox-b");
   config(root_ / "lxc/qabox-b", 1000131072);
-  runner_.last = {};
+  runner_.calls.clear();
   Status s;
   bases(rt, &s);
   EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.toString();
-  EXPECT_TRUE(runner_.last.argv.empty());
+  EXPECT_TRUE(runner_.last("clone").argv.empty());
   // Deleted: its slot is free again.
   fs::remove_all(root_ / "lxc/qabox-a");
   EXPECT_EQ(bases(rt), "1000000000:1000065536");

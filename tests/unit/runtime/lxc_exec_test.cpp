@@ -4,25 +4,15 @@
 #include <gtest/gtest.h>
 
 #include "fakes/fake_firewall.h"
+#include "recording_runner.h"
 #include "runtime/helper_protocol.h"
 #include "runtime/lxc_runtime.h"
 
 namespace qabox {
 namespace {
 
-class RecordingRunner : public ProcessRunner {
- public:
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    last = spec;
-    ProcessResult r;
-    r.exitCode = 0;
-    return r;
-  }
-  ProcessSpec last;
-};
-
 TEST(LxcExec, VariablesReachTheHelperOnlyThroughItsEnvironment) {
-  RecordingRunner runner;
+  testing::RecordingRunner runner;
   fakes::FakeFirewall firewall;
   LxcRuntimeOptions options;
   options.lxcPath = "/var/lib/qabox/lxc";
@@ -43,9 +33,10 @@ TEST(LxcExec, VariablesReachTheHelperOnlyThroughItsEnvironment) {
                                          "/bin/sh",
                                          "-c",
                                          "echo $API_KEY"};
-  EXPECT_EQ(runner.last.argv, want);
-  ASSERT_TRUE(runner.last.env);
-  const auto& env = *runner.last.env;
+  const ProcessSpec last = runner.last();
+  EXPECT_EQ(last.argv, want);
+  ASSERT_TRUE(last.env);
+  const auto& env = *last.env;
   // Renamed: the helper, root on the host, is never preloaded by a deploy.
   EXPECT_EQ(env.count("LD_PRELOAD"), 0u);
   EXPECT_EQ(env.count("API_KEY"), 0u);

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "fakes/fake_firewall.h"
+#include "recording_runner.h"
 #include "runtime/bridge_rules.h"
 #include "runtime/lxc_runtime.h"
 
@@ -14,17 +15,6 @@ namespace qabox {
 namespace {
 
 namespace fs = std::filesystem;
-
-class Calls : public ProcessRunner {
- public:
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    calls.push_back(spec.argv.size() > 1 ? spec.argv[1] : "");
-    ProcessResult r;
-    r.exitCode = 0;
-    return r;
-  }
-  std::vector<std::string> calls;
-};
 
 class LxcFirewall : public ::testing::Test {
  protected:
@@ -44,14 +34,14 @@ class LxcFirewall : public ::testing::Test {
   }
   fs::path root_;
   LxcRuntimeOptions options_;
-  Calls runner_;
+  testing::RecordingRunner runner_;
   fakes::FakeFirewall firewall_;
 };
 
 TEST_F(LxcFirewall, ACloneBindsItsPortAfterTheHelperMadeIt) {
   LxcRuntime rt(options_, runner_, firewall_);
   ASSERT_TRUE(cloneNew(rt).isOk());
-  EXPECT_EQ(runner_.calls, std::vector<std::string>{"clone"});
+  EXPECT_EQ(runner_.commands(), std::vector<std::string>{"clone"});
   EXPECT_EQ(firewall_.appliedRules(),
             std::vector<std::string>{bindingUpdate("br0", binding(), true)});
 }
@@ -64,7 +54,7 @@ TEST_F(LxcFirewall, ACloneWhosePortCannotBeBoundIsDestroyed) {
   EXPECT_NE(s.message().find("binding its port " + binding().port), std::string::npos)
       << s.message();
   EXPECT_NE(s.message().find("No such file or directory"), std::string::npos) << s.message();
-  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"clone", "destroy"}));
+  EXPECT_EQ(runner_.commands(), (std::vector<std::string>{"clone", "destroy"}));
 }
 
 TEST_F(LxcFirewall, DestroyUnbindsThePortItsConfigNames) {
@@ -75,7 +65,7 @@ TEST_F(LxcFirewall, DestroyUnbindsThePortItsConfigNames) {
       << "\nlxc.net.0.hwaddr = " << b.mac << "\nlxc.net.0.ipv4.address = " << b.ip << "/24\n";
   LxcRuntime rt(options_, runner_, firewall_);
   ASSERT_TRUE(rt.destroy("qabox-new").isOk());
-  EXPECT_EQ(runner_.calls, std::vector<std::string>{"destroy"});
+  EXPECT_EQ(runner_.commands(), std::vector<std::string>{"destroy"});
   EXPECT_EQ(firewall_.appliedRules(), std::vector<std::string>{bindingUpdate("br0", b, false)});
   // A binding that cannot be removed does not fail the destroy (the set is
   // rebuilt from the store at every start).
