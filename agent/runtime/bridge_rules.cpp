@@ -45,7 +45,11 @@ constexpr const char* kBindingsType = "type ifname . ether_addr . ipv4_addr";
 
 }  // namespace
 
-std::string vethPrefix(const std::string& bridge) { return "q" + hexDigits(fnv1a(bridge), 5); }
+std::string vethPrefix(const std::string& bridge) {
+  std::string prefix = "q";
+  prefix += hexDigits(fnv1a(bridge), 5);
+  return prefix;
+}
 
 std::string vethName(const std::string& bridge, const std::string& lxcPath,
                      const std::string& container) {
@@ -57,7 +61,10 @@ std::string macForAddress(const std::string& ipv4) {
   if (inet_pton(AF_INET, ipv4.c_str(), &a) != 1) return "";
   const auto* b = reinterpret_cast<const unsigned char*>(&a.s_addr);
   std::string mac = "02:71";
-  for (int i = 0; i < 4; ++i) mac += ":" + hexDigits(b[i], 2);
+  for (int i = 0; i < 4; ++i) {
+    mac += ':';
+    mac += hexDigits(b[i], 2);
+  }
   return mac;
 }
 
@@ -126,7 +133,7 @@ std::string bridgeTable(const std::string& bridge, const BridgeGuard& guard) {
   std::string r;
   // Layer 2. No `meta ibrname` (it needs nft_meta_bridge, which not every
   // kernel has): our ports are the interfaces named with the bridge's prefix.
-  const std::string ports = "\"" + vethPrefix(bridge) + "*\"";
+  const std::string ports = "\"" + vethPrefix(bridge).append("*\"");
   r += "table bridge " + t + "\ndelete table bridge " + t + "\n";
   r += "table bridge " + t + " {\n";
   r += "  set bindings {\n    " + std::string(kBindingsType) + "\n";

@@ -26,8 +26,12 @@ inline std::optional<std::string> inFreshNetns(const std::function<std::string()
   if (child == 0) {
     close(fds[0]);
     int flags = geteuid() == 0 ? CLONE_NEWNET : CLONE_NEWUSER | CLONE_NEWNET;
-    std::string out = unshare(flags) == 0 ? body() : "\x01";
-    if (out.empty()) out = "\x02";
+    // 'n': no namespace; 'r': ran, and what failed follows.
+    std::string out(1, 'n');
+    if (unshare(flags) == 0) {
+      out[0] = 'r';
+      out.append(body());
+    }
     ssize_t w = write(fds[1], out.data(), out.size());
     _exit(w == static_cast<ssize_t>(out.size()) ? 0 : 1);
   }
@@ -38,9 +42,9 @@ inline std::optional<std::string> inFreshNetns(const std::function<std::string()
   close(fds[0]);
   int status = 0;
   if (child > 0) waitpid(child, &status, 0);
-  if (got == "\x01") return std::nullopt;
-  if (got == "\x02") return "";
-  return got.empty() ? "the child died (status " + std::to_string(status) + ")" : got;
+  if (got.empty()) return "the child died (status " + std::to_string(status) + ")";
+  if (got[0] == 'n') return std::nullopt;
+  return got.substr(1);
 }
 
 // What failed in a body run by inFreshNetns, a line each.
