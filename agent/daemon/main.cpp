@@ -32,7 +32,9 @@
 #include "deploy/image_builder.h"
 #include "proxy/router.h"
 #include "reaper/reaper.h"
+#include "runtime/host_bridge.h"
 #include "runtime/lxc_runtime.h"
+#include "runtime/nftables.h"
 #include "server/auth.h"
 #include "lifecycle/manager.h"
 #include "server/service.h"
@@ -317,9 +319,11 @@ int main(int argc, char** argv) {
   if (!store) return fatal(store.status().message());
 
   RealProcessRunner runner;
-  LxcRuntime runtime(paths::lxcPath(config.stateDir), defaultLxcHelperPath(), runner,
-                     config.deploy.startTimeout);
-  runtime.setSeccompProfile(paths::seccompProfile(config.stateDir));
+  LxcRuntimeOptions runtimeOptions;
+  runtimeOptions.lxcPath = paths::lxcPath(config.stateDir);
+  runtimeOptions.helperPath = defaultLxcHelperPath();
+  runtimeOptions.startTimeout = config.deploy.startTimeout;
+  runtimeOptions.seccompProfile = paths::seccompProfile(config.stateDir);
   if (config.containers.unprivileged && config.containers.isolatedIds) {
     ProcessSpec check;
     check.argv = {defaultLxcHelperPath(), "idmap-check", paths::runDir(config.stateDir),
@@ -332,9 +336,12 @@ int main(int argc, char** argv) {
                    "): idmapped mounts need Linux 5.19 or later and a state_dir on ext4, xfs "
                    "or btrfs; or set isolated_ids = false");
     }
-    runtime.setIsolatedIds(config.containers.idBase, config.limits.maxEnvironments);
+    runtimeOptions.idBase = config.containers.idBase;
+    runtimeOptions.idSlots = config.limits.maxEnvironments;
   }
-  IpBridge bridgeImpl(runner);
+  Nftables nftables;
+  LxcRuntime runtime(runtimeOptions, runner, nftables);
+  HostBridge bridgeImpl(nftables);
   ImageBuilder images(config, **store, runner);
   GitRepos git(runner, config.stateDir, config.deploy.fetchTimeout);
   auto routes = std::make_shared<RouteTable>();

@@ -283,10 +283,11 @@ int cloneCmd(char** a) {
   ok = ok && idError.empty();
   ok = ok && clone->save_config(clone, nullptr);
   if (!ok) {
-    clone->destroy(clone);
+    std::string why = idError.empty() ? "" : ": " + idError;
+    if (!clone->destroy(clone)) why += "; destroying the half-made clone failed too";
     lxc_container_put(clone);
     return fail(std::string("writing the network, cgroup and seccomp config of ") + name +
-                " failed");
+                " failed" + why);
   }
   lxc_container_put(clone);
   return 0;
@@ -341,10 +342,11 @@ int startCmd(char** a) {
   // person could run lxc-start by hand.
   const std::string log = std::string(a[0]) + "/" + a[1] + "/start.log";
   ::unlink(log.c_str());
-  c.c->set_config_item(c.c, "lxc.log.file", log.c_str());
-  c.c->set_config_item(c.c, "lxc.log.level", "ERROR");
+  const bool logged = c.c->set_config_item(c.c, "lxc.log.file", log.c_str()) &&
+                      c.c->set_config_item(c.c, "lxc.log.level", "ERROR");
   if (!c.c->start(c.c, 0, nullptr)) {
-    return fail(std::string("starting ") + a[1] + " failed" + lastErrors(log));
+    return fail(std::string("starting ") + a[1] + " failed" +
+                (logged ? lastErrors(log) : " (liblxc's log could not be set to " + log + ")"));
   }
   int timeout = std::atoi(a[2]);
   if (!c.c->wait(c.c, "RUNNING", timeout > 0 ? timeout : 30)) {

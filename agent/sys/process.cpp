@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 extern char** environ;
 
@@ -29,38 +31,40 @@ void appendCapped(std::string& buf, std::string_view data, size_t cap) {
   if (buf.size() > cap) buf.erase(0, buf.size() - cap);
 }
 
-}  // namespace
+// The child's stdin, stdout and stderr: the end it gets, and ours.
+struct Pipes {
+  Fd inR, inW, outR, outW, errR, errW;
+};
 
-std::string lastLines(std::string_view text, size_t lines) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  size_t pos = text.size();
-  for (size_t n = 0; n < lines; ++n) {
-    size_t nl = pos == 0 ? std::string_view::npos : text.rfind('\n', pos - 1);
-    if (nl == std::string_view::npos) return std::string(text);
-    pos = nl;
+Status openPipes(Pipes& p) {
+  for (auto [r, w] :
+       {std::pair{&p.inR, &p.inW}, std::pair{&p.outR, &p.outW}, std::pair{&p.errR, &p.errW}}) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
+    r->fd = fds[0];
+    w->fd = fds[1];
   }
-  return std::string(text.substr(pos + 1));
+  return Status::ok();
 }
 
-Result<ProcessResult> RealProcessRunner::run(const ProcessSpec& spec) {
-  if (spec.argv.empty()) return invalidArgument("process: empty argument vector");
-  int inPipe[2], outPipe[2], errPipe[2];
-  if (pipe2(inPipe, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
-  Fd inR{inPipe[0]}, inW{inPipe[1]};
-  if (pipe2(outPipe, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
-  Fd outR{outPipe[0]}, outW{outPipe[1]};
-  if (pipe2(errPipe, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
-  Fd errR{errPipe[0]}, errW{errPipe[1]};
-
+// posix_spawnp with the pipes as stdio, nothing else inherited, in a process
+// group of its own; the child's pid, or why it could not start.
+Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, inR.fd, 0);
-  posix_spawn_file_actions_adddup2(&actions, outW.fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, errW.fd, 2);
+  int setup = posix_spawn_file_actions_adddup2(&actions, p.inR.fd, 0);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.outW.fd, 1);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.errW.fd, 2);
   // Nothing else crosses exec: not a socket, pipe or file of the agent's
   // that some library opened without close-on-exec (Asio's listeners were).
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (spec.cwd) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd->c_str());
+  if (setup == 0) setup = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (setup == 0 && spec.cwd) {
+    setup = posix_spawn_file_actions_addchdir_np(&actions, spec.cwd->c_str());
+  }
+  if (setup != 0) {
+    posix_spawn_file_actions_destroy(&actions);
+    return internalError("cannot start " + spec.argv[0] + ": " + strerror(setup));
+  }
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -95,70 +99,111 @@ Result<ProcessResult> RealProcessRunner::run(const ProcessSpec& spec) {
   if (rc != 0) {
     return failedPrecondition("cannot start " + spec.argv[0] + ": " + strerror(rc));
   }
-  inR.close();
-  outW.close();
-  errW.close();
+  return pid;
+}
+
+// Feeds the child its stdin and collects its output until it closes both
+// output pipes, or kills its process group at the deadline.
+class Pump {
+ public:
+  Pump(const ProcessSpec& spec, Pipes& p, ProcessResult& result)
+      : spec_(spec), p_(p), result_(result) {}
+
+  void run(pid_t pid) {
+    if (spec_.stdinData.empty()) p_.inW.close();
+    fcntl(p_.inW.fd, F_SETFL, O_NONBLOCK);
+    auto deadline = std::chrono::steady_clock::now() + spec_.timeout;
+    while (p_.outR.fd >= 0 || p_.errR.fd >= 0) {
+      int n = 0;
+      outIdx_ = errIdx_ = inIdx_ = -1;
+      if (p_.outR.fd >= 0) add(p_.outR.fd, POLLIN, outIdx_, n);
+      if (p_.errR.fd >= 0) add(p_.errR.fd, POLLIN, errIdx_, n);
+      if (p_.inW.fd >= 0) add(p_.inW.fd, POLLOUT, inIdx_, n);
+      int waitMs = -1;
+      if (spec_.timeout.count() > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+          result_.timedOut = true;
+          kill(-pid, SIGKILL);
+          break;
+        }
+        waitMs = static_cast<int>(left.count());
+      }
+      int pr = poll(fds_, static_cast<nfds_t>(n), waitMs);
+      if (pr < 0 && errno == EINTR) continue;
+      if (pr < 0) break;
+      drain(outIdx_, p_.outR, false);
+      drain(errIdx_, p_.errR, true);
+      feed();
+    }
+    p_.inW.close();
+  }
+
+ private:
+  void add(int fd, short events, int& idx, int& n) {
+    fds_[n] = {fd, events, 0};
+    idx = n++;
+  }
+
+  void drain(int idx, Fd& fd, bool isErr) {
+    if (idx < 0 || !(fds_[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
+    ssize_t r = read(fd.fd, buf_, sizeof buf_);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) return;
+      fd.close();
+      return;
+    }
+    std::string_view data(buf_, static_cast<size_t>(r));
+    appendCapped(isErr ? result_.err : result_.out, data, spec_.maxCapture);
+    if (spec_.onOutput) spec_.onOutput(isErr, data);
+  }
+
+  void feed() {
+    if (inIdx_ < 0 || !(fds_[inIdx_].revents & (POLLOUT | POLLERR | POLLHUP))) return;
+    const std::string& data = spec_.stdinData;
+    ssize_t w = write(p_.inW.fd, data.data() + inOff_, data.size() - inOff_);
+    if (w > 0) inOff_ += static_cast<size_t>(w);
+    if (w < 0 && errno != EAGAIN && errno != EINTR) p_.inW.close();
+    if (inOff_ >= data.size()) p_.inW.close();
+  }
+
+  const ProcessSpec& spec_;
+  Pipes& p_;
+  ProcessResult& result_;
+  pollfd fds_[3] = {};
+  int outIdx_ = -1, errIdx_ = -1, inIdx_ = -1;
+  size_t inOff_ = 0;
+  char buf_[16384];
+};
+
+}  // namespace
+
+std::string lastLines(std::string_view text, size_t lines) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  size_t pos = text.size();
+  for (size_t n = 0; n < lines; ++n) {
+    size_t nl = pos == 0 ? std::string_view::npos : text.rfind('\n', pos - 1);
+    if (nl == std::string_view::npos) return std::string(text);
+    pos = nl;
+  }
+  return std::string(text.substr(pos + 1));
+}
+
+Result<ProcessResult> RealProcessRunner::run(const ProcessSpec& spec) {
+  if (spec.argv.empty()) return invalidArgument("process: empty argument vector");
+  Pipes pipes;
+  QABOX_RETURN_IF_ERROR(openPipes(pipes));
+  auto pid = spawn(spec, pipes);
+  if (!pid) return pid.status();
+  pipes.inR.close();
+  pipes.outW.close();
+  pipes.errW.close();
 
   ProcessResult result;
-  size_t inOff = 0;
-  if (spec.stdinData.empty()) inW.close();
-  fcntl(inW.fd, F_SETFL, O_NONBLOCK);
-  auto deadline = std::chrono::steady_clock::now() + spec.timeout;
-  char buf[16384];
-  while (outR.fd >= 0 || errR.fd >= 0) {
-    pollfd fds[3];
-    int n = 0;
-    int outIdx = -1, errIdx = -1, inIdx = -1;
-    if (outR.fd >= 0) {
-      fds[n] = {outR.fd, POLLIN, 0};
-      outIdx = n++;
-    }
-    if (errR.fd >= 0) {
-      fds[n] = {errR.fd, POLLIN, 0};
-      errIdx = n++;
-    }
-    if (inW.fd >= 0) {
-      fds[n] = {inW.fd, POLLOUT, 0};
-      inIdx = n++;
-    }
-    int waitMs = -1;
-    if (spec.timeout.count() > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        result.timedOut = true;
-        kill(-pid, SIGKILL);
-        break;
-      }
-      waitMs = static_cast<int>(left.count());
-    }
-    int pr = poll(fds, n, waitMs);
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr < 0) break;
-    auto drain = [&](int idx, Fd& fd, bool isErr) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      ssize_t r = read(fd.fd, buf, sizeof buf);
-      if (r <= 0) {
-        if (r < 0 && errno == EINTR) return;
-        fd.close();
-        return;
-      }
-      std::string_view data(buf, static_cast<size_t>(r));
-      appendCapped(isErr ? result.err : result.out, data, spec.maxCapture);
-      if (spec.onOutput) spec.onOutput(isErr, data);
-    };
-    drain(outIdx, outR, false);
-    drain(errIdx, errR, true);
-    if (inIdx >= 0 && (fds[inIdx].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = write(inW.fd, spec.stdinData.data() + inOff, spec.stdinData.size() - inOff);
-      if (w > 0) inOff += static_cast<size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) inW.close();
-      if (inOff >= spec.stdinData.size()) inW.close();
-    }
-  }
-  inW.close();
+  Pump(spec, pipes, result).run(*pid);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status)) {
     result.exitCode = WEXITSTATUS(status);

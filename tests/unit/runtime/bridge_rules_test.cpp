@@ -1,6 +1,7 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include "runtime/lxc_runtime.h"
+#include "runtime/bridge_rules.h"
 
 namespace qabox {
 namespace {
@@ -185,15 +186,41 @@ TEST(PortNames, MacsAreLocallyAdministeredUnicastFromTheAddress) {
   EXPECT_EQ(macForAddress("not an address"), "");
 }
 
-constexpr const char* kRoutes =
-    "default via 192.0.2.1 dev eth0 \n"
-    "192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2 \n"
-    "10.44.0.0/24 dev qabox0 proto kernel scope link src 10.44.0.1 \n"
-    "10.45.0.0/24 dev qabox1 proto kernel scope link src 10.45.0.1 \n"
-    "172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown \n"
-    "198.51.100.0/24 dev veth9 proto kernel scope link src 198.51.100.254 \n"
-    "203.0.113.0/24 via 10.9.0.1 dev br-uplink \n"
-    "blackhole 10.99.0.0/16 \n";
+// One route of the host's main table, as rtnetlink reports it.
+netlink::Route4 route(const std::string& cidr, std::vector<std::string> devices,
+                      bool viaGateway = false, bool unicast = true) {
+  netlink::Route4 r;
+  in_addr a{};
+  EXPECT_EQ(inet_pton(AF_INET, cidr.substr(0, cidr.find('/')).c_str(), &a), 1) << cidr;
+  r.network = ntohl(a.s_addr);
+  r.prefix = std::stoi(cidr.substr(cidr.find('/') + 1));
+  r.unicast = unicast;
+  r.viaGateway = viaGateway;
+  r.devices = std::move(devices);
+  return r;
+}
+
+constexpr bool kVia = true;
+
+// What `ip -4 route show table main` prints as
+//   default via 192.0.2.1 dev eth0
+//   192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2
+//   10.44.0.0/24 dev qabox0 proto kernel scope link src 10.44.0.1
+//   10.45.0.0/24 dev qabox1 proto kernel scope link src 10.45.0.1
+//   172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown
+//   198.51.100.0/24 dev veth9 proto kernel scope link src 198.51.100.254
+//   203.0.113.0/24 via 10.9.0.1 dev br-uplink
+//   blackhole 10.99.0.0/16
+const std::vector<netlink::Route4> kRoutes = {
+    route("0.0.0.0/0", {"eth0"}, kVia),
+    route("192.0.2.0/24", {"eth0"}),
+    route("10.44.0.0/24", {"qabox0"}),
+    route("10.45.0.0/24", {"qabox1"}),
+    route("172.17.0.0/16", {"docker0"}),
+    route("198.51.100.0/24", {"veth9"}),
+    route("203.0.113.0/24", {"br-uplink"}, kVia),
+    route("10.99.0.0/16", {}, false, /*unicast=*/false),
+};
 
 TEST(Forwarding, TheBridgeAndTheInterfacesRepliesComeInOn) {
   const std::set<std::string> bridges = {"qabox0", "qabox1", "docker0", "br-uplink"};
@@ -205,13 +232,17 @@ TEST(Forwarding, TheBridgeAndTheInterfacesRepliesComeInOn) {
   // reached directly; a bridge behind a gateway is an uplink.
   EXPECT_EQ(forwardingInterfaces(kRoutes, all, "qabox0", bridges),
             (std::vector<std::string>{"eth0", "veth9", "br-uplink"}));
+  // A route that leads nowhere (blackhole, unreachable, prohibit) needs none.
+  EXPECT_TRUE(forwardingInterfaces({route("10.98.0.0/16", {"eth7"}, false, /*unicast=*/false)}, all,
+                                   "qabox0", bridges)
+                  .empty());
 
   EgressPolicy list{EgressPolicy::Mode::kList, {{"198.51.100.1/32", 8080}}};
   // The default route leads anywhere too.
   EXPECT_EQ(forwardingInterfaces(kRoutes, list, "qabox0", bridges),
             (std::vector<std::string>{"eth0", "veth9"}));
-  EXPECT_TRUE(forwardingInterfaces("10.44.0.0/24 dev qabox0 scope link\n", list, "qabox0", bridges)
-                  .empty());
+  EXPECT_TRUE(
+      forwardingInterfaces({route("10.44.0.0/24", {"qabox0"})}, list, "qabox0", bridges).empty());
 }
 
 }  // namespace

@@ -6,24 +6,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fakes/fake_firewall.h"
+#include "recording_runner.h"
 #include "runtime/lxc_runtime.h"
 
 namespace qabox {
 namespace {
 
 namespace fs = std::filesystem;
-
-class RecordingRunner : public ProcessRunner {
- public:
-  // Keeps the helper's clone call; the firewall's nft calls follow it.
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    if (spec.argv.size() > 1 && spec.argv[1] == "clone") last = spec;
-    ProcessResult r;
-    r.exitCode = 0;
-    return r;
-  }
-  ProcessSpec last;
-};
 
 class IsolatedIds : public ::testing::Test {
  protected:
@@ -38,21 +28,34 @@ class IsolatedIds : public ::testing::Test {
     std::ofstream(dir / "config") << "lxc.uts.name = x\nlxc.idmap = u 0 " << base
                                   << " 65536\nlxc.idmap = g 0 " << base << " 65536\n";
   }
+  // Clones into root_/lxc, with `slots` id slots above 1000000000 (0: off).
+  LxcRuntimeOptions options(uint32_t slots) const {
+    LxcRuntimeOptions o;
+    o.lxcPath = (root_ / "lxc").string();
+    o.helperPath = "qabox-lxc";
+    if (slots > 0) {
+      o.idBase = 1000000000;
+      o.idSlots = slots;
+    }
+    return o;
+  }
   // The helper's last argument for a clone of the image.
   std::string bases(LxcRuntime& rt, Status* status = nullptr) {
     Status s = rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new",
                         NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{});
     if (status) *status = s;
-    return runner_.last.argv.empty() ? "" : runner_.last.argv.back();
+    const ProcessSpec last = runner_.last("clone");
+    return last.argv.empty() ? "" : last.argv.back();
   }
   fs::path root_;
-  RecordingRunner runner_;
+  testing::RecordingRunner runner_;
+  fakes::FakeFirewall firewall_;
 };
 
 TEST_F(IsolatedIds, TheLowestFreeSlotAboveTheImagesIds) {
-  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner_);
-  EXPECT_EQ(bases(rt), "-") << "off unless set";
-  rt.setIsolatedIds(1000000000, 3);
+  LxcRuntime off(options(0), runner_, firewall_);
+  EXPECT_EQ(bases(off), "-") << "off unless set";
+  LxcRuntime rt(options(3), runner_, firewall_);
   EXPECT_EQ(bases(rt), "1000000000:1000065536");
   // Slots 1 and 3 held (3 by a sleeping clone, 1 by a running one): 2.
   fs::create_directories(root_ / "lxc/qabox-a");
@@ -63,11 +66,11 @@ TEST_F(IsolatedIds, TheLowestFreeSlotAboveTheImagesIds) {
   // All taken: refused, not shared.
   fs::create_directories(root_ / "lxc/qabox-b");
   config(root_ / "lxc/qabox-b", 1000131072);
-  runner_.last = {};
+  runner_.calls.clear();
   Status s;
   bases(rt, &s);
   EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.toString();
-  EXPECT_TRUE(runner_.last.argv.empty());
+  EXPECT_TRUE(runner_.last("clone").argv.empty());
   // Deleted: its slot is free again.
   fs::remove_all(root_ / "lxc/qabox-a");
   EXPECT_EQ(bases(rt), "1000000000:1000065536");
@@ -95,9 +98,8 @@ TEST_F(IsolatedIds, ClonesSideBySideNeverShareASlot) {
     }
   } runner;
   runner.images = root_ / "images";
-  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner);
+  LxcRuntime rt(options(3), runner, firewall_);
   runner.rt = &rt;
-  rt.setIsolatedIds(1000000000, 3);
   ASSERT_TRUE(rt.clone(runner.images.string(), "busybox-v1", "qabox-first",
                        NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{})
                   .isOk());
@@ -108,8 +110,7 @@ TEST_F(IsolatedIds, ClonesSideBySideNeverShareASlot) {
 
 TEST_F(IsolatedIds, APrivilegedImageIsNotIsolated) {
   std::ofstream(root_ / "images/busybox-v1/config") << "lxc.uts.name = x\n";
-  LxcRuntime rt((root_ / "lxc").string(), "qabox-lxc", runner_);
-  rt.setIsolatedIds(1000000000, 3);
+  LxcRuntime rt(options(3), runner_, firewall_);
   EXPECT_EQ(bases(rt), "-");
 }
 

@@ -3,26 +3,21 @@
 // (readable by anyone in /proc/PID/cmdline), and renamed in its environment.
 #include <gtest/gtest.h>
 
+#include "fakes/fake_firewall.h"
+#include "recording_runner.h"
 #include "runtime/helper_protocol.h"
 #include "runtime/lxc_runtime.h"
 
 namespace qabox {
 namespace {
 
-class RecordingRunner : public ProcessRunner {
- public:
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    last = spec;
-    ProcessResult r;
-    r.exitCode = 0;
-    return r;
-  }
-  ProcessSpec last;
-};
-
 TEST(LxcExec, VariablesReachTheHelperOnlyThroughItsEnvironment) {
-  RecordingRunner runner;
-  LxcRuntime rt("/var/lib/qabox/lxc", "/usr/lib/qabox/qabox-lxc", runner);
+  testing::RecordingRunner runner;
+  fakes::FakeFirewall firewall;
+  LxcRuntimeOptions options;
+  options.lxcPath = "/var/lib/qabox/lxc";
+  options.helperPath = "/usr/lib/qabox/qabox-lxc";
+  LxcRuntime rt(options, runner, firewall);
   ExecSpec ex;
   ex.argv = {"/bin/sh", "-c", "echo $API_KEY"};
   ex.env = {{"API_KEY", "s3cr3t-value"}, {"LD_PRELOAD", "/tmp/evil.so"}};
@@ -38,9 +33,10 @@ TEST(LxcExec, VariablesReachTheHelperOnlyThroughItsEnvironment) {
                                          "/bin/sh",
                                          "-c",
                                          "echo $API_KEY"};
-  EXPECT_EQ(runner.last.argv, want);
-  ASSERT_TRUE(runner.last.env);
-  const auto& env = *runner.last.env;
+  const ProcessSpec last = runner.last();
+  EXPECT_EQ(last.argv, want);
+  ASSERT_TRUE(last.env);
+  const auto& env = *last.env;
   // Renamed: the helper, root on the host, is never preloaded by a deploy.
   EXPECT_EQ(env.count("LD_PRELOAD"), 0u);
   EXPECT_EQ(env.count("API_KEY"), 0u);
