@@ -27,14 +27,15 @@
 
 #include "core/config.h"
 #include "core/duration.h"
+#include "daemon/options.h"
 #include "deploy/git.h"
 #include "deploy/health.h"
 #include "deploy/image_builder.h"
+#include "lifecycle/manager.h"
 #include "proxy/router.h"
 #include "reaper/reaper.h"
 #include "runtime/lxc_runtime.h"
 #include "server/auth.h"
-#include "lifecycle/manager.h"
 #include "server/service.h"
 #include "server/unix_listener.h"
 #include "store/paths.h"
@@ -339,7 +340,7 @@ int main(int argc, char** argv) {
   GitRepos git(runner, config.stateDir, config.deploy.fetchTimeout);
   auto routes = std::make_shared<RouteTable>();
   EnvironmentManager envs(
-      config, **store, runtime, bridgeImpl, images, &git, *routes,
+      lifecycleOptions(config), **store, runtime, bridgeImpl, images, &git, *routes,
       [](const std::string& ip, uint16_t port, const std::string& path,
          std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
 
@@ -392,15 +393,9 @@ int main(int argc, char** argv) {
   denials.perPeerRefill = config.events.refusedEvery;
   Authorizer auth(
       **store, localPeers, socketGroup, [] { return Clock::now(); }, denials);
-  QaboxService service(envs, images, **store, auth, host);
-  Reaper reaper(config, **store, &git,
-                [&envs](const std::string& ticket, const std::string& why,
-                        const Reaper::StillDueFn& stillDue) {
-                  // Reclaiming is the delete path; the reaper's re-check runs
-                  // under the ticket's lock, so a redeploy or a pin that got
-                  // the lock first wins.
-                  return envs.remove(ticket, Reaper::kScheduleActor, why, stillDue);
-                });
+  QaboxService service(config, envs, images, **store, auth, host);
+  Reaper reaper(reaperOptions(config), **store, &git,
+                std::bind_front(&EnvironmentManager::reclaim, &envs));
   service.setReaper(&reaper);
 
   grpc::EnableDefaultHealthCheckService(true);

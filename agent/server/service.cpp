@@ -107,9 +107,14 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   limits(e.spec.limits, out->mutable_asked_limits());
 }
 
-QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
-                           Authorizer& auth, HostInfo host)
-    : envs_(envs), images_(images), store_(store), auth_(auth), host_(std::move(host)) {}
+QaboxService::QaboxService(const Config& config, EnvironmentManager& envs, ImageBuilder& images,
+                           Store& store, Authorizer& auth, HostInfo host)
+    : config_(config),
+      envs_(envs),
+      images_(images),
+      store_(store),
+      auth_(auth),
+      host_(std::move(host)) {}
 
 Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
   return auth_.callerOf(static_cast<grpc::ServerContextBase*>(ctx));
@@ -126,7 +131,7 @@ Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
 // anything is looked up or changed (server/validate.h).
 #define QABOX_VALID(req)                                                    \
   do {                                                                      \
-    if (Status valid_ = validate(*(req), envs_.config()); !valid_.isOk()) { \
+    if (Status valid_ = validate(*(req), config_); !valid_.isOk()) { \
       return toGrpc(valid_);                                                \
     }                                                                       \
   } while (0)
@@ -154,7 +159,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   v1::DeployEvent last;
   last.set_phase(failed || result->state == EnvState::kFailed ? "failed" : "done");
   last.set_detail(result->message);
-  toProto(*result, envs_.config(), last.mutable_environment());
+  toProto(*result, config_, last.mutable_environment());
   writer->Write(last);
   return grpc::Status::OK;
 }
@@ -166,7 +171,7 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
   QABOX_VALID(req);
   auto e = envs_.get(req->ticket());
   if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
+  toProto(*e, config_, resp);
   return grpc::Status::OK;
 }
 
@@ -176,7 +181,7 @@ grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
   QABOX_AUTHORIZED(caller, ctx);
   auto list = envs_.list();
   if (!list) return toGrpc(list.status());
-  for (const auto& e : *list) toProto(e, envs_.config(), resp->add_environments());
+  for (const auto& e : *list) toProto(e, config_, resp->add_environments());
   return grpc::Status::OK;
 }
 
@@ -294,7 +299,7 @@ grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinn
   QABOX_VALID(req);
   auto e = envs_.setPinned(req->ticket(), req->pinned(), caller.name);
   if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
+  toProto(*e, config_, resp);
   return grpc::Status::OK;
 }
 
@@ -305,7 +310,7 @@ grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
   QABOX_VALID(req);
   auto e = envs_.sleep(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
+  toProto(*e, config_, resp);
   return grpc::Status::OK;
 }
 
@@ -316,7 +321,7 @@ grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
   QABOX_VALID(req);
   auto e = envs_.wake(req->ticket(), caller.name);
   if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
+  toProto(*e, config_, resp);
   return grpc::Status::OK;
 }
 
@@ -359,7 +364,7 @@ grpc::Status QaboxService::DeleteImage(grpc::ServerContext* ctx, const v1::Delet
 grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::GetHostStatusRequest*,
                                          v1::HostStatus* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  const Config& c = envs_.config();
+  const Config& c = config_;
   resp->set_version(QABOX_VERSION);
   *resp->mutable_uptime() =
       TimeUtil::MillisecondsToDuration(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -27,8 +27,8 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out);
 // answers with a status a person can act on.
 class QaboxService final : public v1::Qabox::Service {
  public:
-  QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, Authorizer& auth,
-               HostInfo host);
+  QaboxService(const Config& config, EnvironmentManager& envs, ImageBuilder& images, Store& store,
+               Authorizer& auth, HostInfo host);
 
   grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                       grpc::ServerWriter<v1::DeployEvent>* writer) override;
@@ -73,6 +73,7 @@ class QaboxService final : public v1::Qabox::Service {
   // The caller of this call, or the status to end it with.
   Result<Caller> authorized(grpc::ServerContext* ctx) const;
 
+  const Config& config_;
   EnvironmentManager& envs_;
   ImageBuilder& images_;
   Store& store_;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "daemon/options.h"
 #include "fakes/fake_runtime.h"
 #include "sys/process.h"
 
@@ -39,7 +40,7 @@ class EnvironmentsTest : public ::testing::Test {
 
   void makeManager() {
     envs_ = std::make_unique<EnvironmentManager>(
-        config_, *store_, runtime_, bridge_, *images_, nullptr, routes_,
+        lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
           return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
         });
@@ -162,8 +163,8 @@ TEST_F(EnvironmentsTest, RecoveryGoesOnPastAContainerItCannotDestroyAndMarksItBr
   runtime_.failOn.insert("destroy qabox-orphan");
 
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   Status s = after.recover();
   ASSERT_TRUE(s.isOk()) << s.toString();
 
@@ -233,8 +234,8 @@ TEST_F(EnvironmentsTest, RecoveryMarksAContainerItCannotAskAboutBroken) {
   ASSERT_TRUE(deploy("KEEP-1").isOk());
   runtime_.failOn.insert("state qabox-ask-1");
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_EQ((**store_->getEnvironment("ask-1")).state, EnvState::kBroken);
   EXPECT_EQ(fresh.lookup("ask-1")->state, EnvState::kBroken);
@@ -252,8 +253,8 @@ TEST_F(EnvironmentsTest, UnfinishedCreateThatCannotBeDestroyedIsBroken) {
                   .isOk());
   runtime_.failOn.insert("destroy qabox-new-1");
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_EQ((**store_->getEnvironment("new-1")).state, EnvState::kBroken);
   EXPECT_EQ(store_->listLeases()->size(), 1u);
@@ -277,8 +278,8 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
   runtime_.containers["qabox-keep-1"].state = ContainerState::kStopped;
 
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_FALSE(runtime_.containers.count("qabox-orphan"));
   EXPECT_EQ(runtime_.containers.at("qabox-keep-1").state, ContainerState::kRunning);
@@ -379,6 +380,7 @@ TEST_F(EnvironmentsTest, RecoverCompletesAnUnfinishedDelete) {
 
 TEST_F(EnvironmentsTest, SleepIdlePutsOnlyIdleUnpinnedReadyEnvironmentsToSleep) {
   config_.reaper.sleepAfter = std::chrono::hours(2);
+  makeManager();  // the manager copies its options
   ASSERT_TRUE(deploy("IDLE-1").isOk());
   ASSERT_TRUE(deploy("BUSY-1").isOk());
   ASSERT_TRUE(deploy("PIN-1").isOk());
@@ -401,6 +403,7 @@ TEST_F(EnvironmentsTest, SleepIdlePutsOnlyIdleUnpinnedReadyEnvironmentsToSleep) 
   EXPECT_EQ(routes_.lookup("idle-1")->state, EnvState::kReady);
 
   config_.reaper.sleepAfter = std::chrono::milliseconds(0);
+  makeManager();
   EXPECT_TRUE(envs_->sleepIdle(now + std::chrono::hours(10))->empty());
 }
 
@@ -485,6 +488,7 @@ TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeeping
     for (int i = 0; i < 3; ++i) big << mb;
   }
   config_.limits.maxDisk = "1M";
+  makeManager();
   auto failed = envs_->enforceDiskLimits();
   ASSERT_TRUE(failed.isOk()) << failed.status().toString();
   EXPECT_EQ(*failed, std::vector<std::string>{"A-1"});
@@ -513,6 +517,7 @@ TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeeping
 TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
   ASSERT_TRUE(deploy("A-1").isOk());
   config_.limits.maxFiles = 1000;
+  makeManager();
   for (int i = 0; i < 1200; ++i) {
     std::ofstream(runtime_.upperRoot + "/qabox-a-1/f" + std::to_string(i)) << "";
   }
