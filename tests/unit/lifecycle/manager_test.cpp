@@ -1,17 +1,24 @@
 // The lifecycle's decisions against a fake runtime and a real SQLite file:
-// deploy, the error paths, delete, and recovery after a crash.
+// deploy, the error paths, delete, recovery after a crash, sleep and wake
+// and their schedule, the options built from the config.
 #include "lifecycle/manager.h"
 #include "lifecycle/input_check.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
+#include <thread>
 
 #include "daemon/options.h"
 #include "fakes/fake_runtime.h"
+#include "fakes/fake_time.h"
+#include "lifecycle/periodic.h"
+#include "lifecycle/schedule.h"
 #include "sys/process.h"
 
 namespace qabox {
@@ -525,6 +532,133 @@ TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
   ASSERT_TRUE(failed.isOk());
   EXPECT_EQ(failed->size(), 1u);
   EXPECT_NE(envs_->get("A-1")->message.find("limits.max_files"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qabox
+
+namespace qabox {
+namespace {
+
+// ------------------------------------------------ the schedule and the waker
+
+TEST_F(EnvironmentsTest, TheWakerWakesOnItsPoolAndStopWaitsForTheWakesInFlight) {
+  ASSERT_TRUE(deploy("NAP-1").isOk());
+  ASSERT_TRUE(envs_->sleep("NAP-1", "test").isOk());
+  Waker waker(*envs_);
+  std::promise<Status> woke;
+  waker.wake("nap-1", [&](Status s) { woke.set_value(s); });
+  waker.stop();  // waits for it
+  auto f = woke.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(f.get().isOk());
+  EXPECT_EQ(routes_.lookup("nap-1")->state, EnvState::kReady);
+  auto events = store_->listEvents("NAP-1", 0);
+  ASSERT_TRUE(events.isOk());
+  bool byRouter = false;
+  for (const auto& e : *events) byRouter |= e.action == "wake" && e.actor == actors::kRouter;
+  EXPECT_TRUE(byRouter);
+
+  Status after = Status::ok();
+  waker.wake("nap-1", [&](Status s) { after = s; });
+  EXPECT_EQ(after.code(), Code::kUnavailable);
+  waker.stop();
+}
+
+TEST_F(EnvironmentsTest, TheSleepScheduleAsksItsTimeSourceWhatTimeItIs) {
+  config_.reaper.sleepAfter = std::chrono::hours(2);
+  makeManager();
+  ASSERT_TRUE(deploy("IDLE-1").isOk());
+  FakeTime time(Clock::now());
+  LifecycleSchedule schedule(*envs_, time);
+  schedule.sleepIdleOnce();
+  EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kReady);
+  time.advance(std::chrono::hours(3));
+  schedule.sleepIdleOnce();
+  EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kSleeping);
+  auto events = store_->listEvents("IDLE-1", 0);
+  ASSERT_TRUE(events.isOk());
+  bool bySleeper = false;
+  for (const auto& e : *events) bySleeper |= e.action == "sleep" && e.actor == actors::kSleeper;
+  EXPECT_TRUE(bySleeper);
+}
+
+TEST_F(EnvironmentsTest, TheReclaimPathIsTheReapersDeleteWithItsRecheckUnderTheLock) {
+  ASSERT_TRUE(deploy("OLD-1").isOk());
+  Status refused = envs_->reclaim("OLD-1", "reap by alice: idle: test", [](const Environment&) {
+    return failedPrecondition("changed since the decision");
+  });
+  EXPECT_EQ(refused.code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(store_->getEnvironment("old-1")->has_value());
+  ASSERT_TRUE(envs_->reclaim("OLD-1", "reap by alice: idle: test", [](const Environment& e) {
+                     return e.slug == "old-1" ? Status::ok() : internalError("wrong row");
+                   }).isOk());
+  EXPECT_FALSE(store_->getEnvironment("old-1")->has_value());
+  auto events = store_->listEvents("OLD-1", 0);
+  ASSERT_TRUE(events.isOk());
+  bool byReaper = false;
+  for (const auto& e : *events) byReaper |= e.action == "delete" && e.actor == actors::kReaper;
+  EXPECT_TRUE(byReaper);
+}
+
+TEST(LifecycleSchedule, LooksForIdleEnvironmentsEveryQuarterOfSleepAfterWithinOneSecondAndAMinute) {
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(seconds(2)), seconds(1));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(seconds(8)), seconds(2));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(hours(2)), seconds(60));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(milliseconds(1)), seconds(1));
+}
+
+TEST(Periodic, RunsEveryPeriodUntilStoppedAndStopsTwiceSafely) {
+  std::atomic<int> runs{0};
+  Periodic p("test", std::chrono::milliseconds(5), [&] { ++runs; });
+  p.stop();  // before start: nothing to stop
+  p.start();
+  p.start();  // a second start is not a second thread
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (runs < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  p.stop();
+  int after = runs;
+  EXPECT_GE(after, 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(runs, after);
+  p.stop();
+}
+
+// --------------------------------------------------------------- options
+
+TEST(LifecycleOptions, AreBuiltFromTheConfigWithItsNames) {
+  Config c;
+  c.stateDir = "/srv/qabox";
+  c.routing.domain = "qa.example.test";
+  c.routing.listen = "0.0.0.0:8080";
+  c.routing.tlsListen = "0.0.0.0:8443";
+  c.api.listen = {"unix:///run/qabox.sock", "10.0.0.1:7443", "127.0.0.1:0"};
+  c.repos = {{"shop", "https://git.example.test/shop.git"}};
+  c.reaper.sleepAfter = std::chrono::minutes(30);
+  c.limits.maxDisk = "3G";
+  LifecycleOptions o = lifecycleOptions(c);
+  EXPECT_EQ(o.stateDir, "/srv/qabox");
+  EXPECT_EQ(o.limits.maxDisk, "3G");
+  EXPECT_EQ(o.reaper.sleepAfter, std::chrono::minutes(30));
+  EXPECT_EQ(o.reaper.maxAge, c.reaper.maxAge);
+  EXPECT_EQ(o.urlFor("exmp-1"), c.urlFor("exmp-1"));
+  EXPECT_EQ(o.urlFor("exmp-1"), "http://exmp-1.qa.example.test:8080");
+  c.routing.listen = "0.0.0.0:80";
+  EXPECT_EQ(lifecycleOptions(c).urlFor("exmp-1"), c.urlFor("exmp-1"));
+  EXPECT_EQ(o.hostTcpPorts, (std::vector<uint16_t>{7443}));  // no unix socket, no port 0
+  EXPECT_EQ(o.routerTcpPorts, (std::vector<uint16_t>{8080, 8443}));
+  ASSERT_NE(o.findRepo("shop"), nullptr);
+  EXPECT_EQ(o.findRepo("https://git.example.test/shop.git"), o.findRepo("shop"));
+  EXPECT_EQ(o.findRepo("web"), nullptr);
+
+  ReaperOptions r = reaperOptions(c);
+  EXPECT_EQ(r.reaper.interval, c.reaper.interval);
+  EXPECT_NE(r.findRepo("shop"), nullptr);
 }
 
 }  // namespace
