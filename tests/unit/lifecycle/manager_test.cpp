@@ -53,6 +53,16 @@ class EnvironmentsTest : public ::testing::Test {
         });
   }
 
+  // Whether an event of `action` by `actor` was recorded for `ticket`.
+  bool recorded(const std::string& ticket, const std::string& action, const std::string& actor) {
+    auto events = store_->listEvents(ticket, 0);
+    bool found = false;
+    for (const auto& e : events ? *events : std::vector<Event>{}) {
+      found |= e.action == action && e.actor == actor;
+    }
+    return found;
+  }
+
   Result<Environment> deploy(const std::string& ticket) {
     DeployInput in;
     in.ticket = ticket;
@@ -553,11 +563,7 @@ TEST_F(EnvironmentsTest, TheWakerWakesOnItsPoolAndStopWaitsForTheWakesInFlight) 
   ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
   EXPECT_TRUE(f.get().isOk());
   EXPECT_EQ(routes_.lookup("nap-1")->state, EnvState::kReady);
-  auto events = store_->listEvents("NAP-1", 0);
-  ASSERT_TRUE(events.isOk());
-  bool byRouter = false;
-  for (const auto& e : *events) byRouter |= e.action == "wake" && e.actor == actors::kRouter;
-  EXPECT_TRUE(byRouter);
+  EXPECT_TRUE(recorded("NAP-1", "wake", actors::kRouter));
 
   Status after = Status::ok();
   waker.wake("nap-1", [&](Status s) { after = s; });
@@ -576,11 +582,7 @@ TEST_F(EnvironmentsTest, TheSleepScheduleAsksItsTimeSourceWhatTimeItIs) {
   time.advance(std::chrono::hours(3));
   schedule.sleepIdleOnce();
   EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kSleeping);
-  auto events = store_->listEvents("IDLE-1", 0);
-  ASSERT_TRUE(events.isOk());
-  bool bySleeper = false;
-  for (const auto& e : *events) bySleeper |= e.action == "sleep" && e.actor == actors::kSleeper;
-  EXPECT_TRUE(bySleeper);
+  EXPECT_TRUE(recorded("IDLE-1", "sleep", actors::kSleeper));
 }
 
 TEST_F(EnvironmentsTest, TheReclaimPathIsTheReapersDeleteWithItsRecheckUnderTheLock) {
@@ -590,15 +592,14 @@ TEST_F(EnvironmentsTest, TheReclaimPathIsTheReapersDeleteWithItsRecheckUnderTheL
   });
   EXPECT_EQ(refused.code(), Code::kFailedPrecondition);
   EXPECT_TRUE(store_->getEnvironment("old-1")->has_value());
-  ASSERT_TRUE(envs_->reclaim("OLD-1", "reap by alice: idle: test", [](const Environment& e) {
-                     return e.slug == "old-1" ? Status::ok() : internalError("wrong row");
-                   }).isOk());
+  ASSERT_TRUE(envs_
+                  ->reclaim("OLD-1", "reap by alice: idle: test",
+                            [](const Environment& e) {
+                              return e.slug == "old-1" ? Status::ok() : internalError("wrong row");
+                            })
+                  .isOk());
   EXPECT_FALSE(store_->getEnvironment("old-1")->has_value());
-  auto events = store_->listEvents("OLD-1", 0);
-  ASSERT_TRUE(events.isOk());
-  bool byReaper = false;
-  for (const auto& e : *events) byReaper |= e.action == "delete" && e.actor == actors::kReaper;
-  EXPECT_TRUE(byReaper);
+  EXPECT_TRUE(recorded("OLD-1", "delete", actors::kReaper));
 }
 
 TEST(LifecycleSchedule, LooksForIdleEnvironmentsEveryQuarterOfSleepAfterWithinOneSecondAndAMinute) {
