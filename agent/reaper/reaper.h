@@ -22,6 +22,15 @@ namespace qabox {
 // The policies, in the order decide() tries them: the first that applies
 // names the reason, so a merged branch is reported as merged even when its
 // ttl ran out as well.
+//
+// A new policy: its name here and in kPolicies (reaper.cpp), which
+// checkPolicy() and `qabox reap --policy` accept; one branch in decide() at
+// its place in that order, naming what was seen and the setting it broke in
+// the reason; its setting in Config::Reaper (core/config.cpp parses it, and
+// ReaperOptions carries the whole section); rows in reaper_test.cpp's
+// decide() tests. The pass, the re-check under the ticket's lock (
+// sameDecisionRow() and decide() again), the events and the delete path stay
+// as they are.
 inline constexpr const char* kPolicyMerged = "merged";
 inline constexpr const char* kPolicyTtl = "ttl";
 inline constexpr const char* kPolicyMaxAge = "max_age";
