@@ -664,3 +664,55 @@ TEST(LifecycleOptions, AreBuiltFromTheConfigWithItsNames) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+// ------------------------------------ recovery's executor, on the fake runtime
+
+class InterruptedRedeployTest : public EnvironmentsTest {
+ protected:
+  void SetUp() override {
+    EnvironmentsTest::SetUp();
+    ASSERT_TRUE(deploy("RE-1").isOk());
+    auto ip = store_->leaseAddress(config_.network.subnet, "qabox-re-1_1");
+    ASSERT_TRUE(ip.isOk());
+    ASSERT_TRUE(store_
+                    ->beginOperation({0, "re-1", "redeploy", "qabox-re-1_1", *ip, Clock::now(),
+                                      std::nullopt, "", ""})
+                    .isOk());
+    runtime_.containers["qabox-re-1_1"] = {};
+    auto row = *store_->getEnvironment("re-1");
+    row->state = EnvState::kDeploying;
+    ASSERT_TRUE(store_->putEnvironment(*row).isOk());
+  }
+};
+
+TEST_F(InterruptedRedeployTest, ANewContainerThatCannotGoIsLeftWithItsLeaseAndTheOldOneServes) {
+  runtime_.failOn.insert("destroy qabox-re-1_1");
+  ASSERT_TRUE(envs_->recover().isOk());
+  auto row = **store_->getEnvironment("re-1");
+  EXPECT_EQ(row.state, EnvState::kReady);
+  EXPECT_EQ(row.message, "redeploy interrupted by an agent restart");
+  EXPECT_EQ(routes_.lookup("re-1")->state, EnvState::kReady);
+  EXPECT_TRUE(runtime_.containers.count("qabox-re-1_1"));
+  EXPECT_EQ(store_->listLeases()->size(), 2u);  // the stuck one keeps its address
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+  EXPECT_TRUE(recorded("re-1", "recover", actors::kAgent));
+}
+
+TEST_F(InterruptedRedeployTest, AServingContainerThatCannotBeAskedAboutIsBroken) {
+  runtime_.failOn.insert("state qabox-re-1");
+  ASSERT_TRUE(envs_->recover().isOk());
+  auto row = **store_->getEnvironment("re-1");
+  EXPECT_EQ(row.state, EnvState::kBroken);
+  EXPECT_NE(row.message.find("could not read the state of container qabox-re-1"), std::string::npos)
+      << row.message;
+  EXPECT_FALSE(runtime_.containers.count("qabox-re-1_1"));
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
+  EXPECT_EQ(routes_.lookup("re-1")->state, EnvState::kBroken);
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+}
+
+}  // namespace
+}  // namespace qabox
