@@ -304,11 +304,15 @@ std::string Config::urlFor(std::string_view slug) const {
   return "http://" + host;
 }
 
-const RepoConfig* Config::findRepo(std::string_view nameOrUrl) const {
+const RepoConfig* findRepo(const std::vector<RepoConfig>& repos, std::string_view nameOrUrl) {
   for (const auto& r : repos) {
     if (r.name == nameOrUrl || r.url == nameOrUrl) return &r;
   }
   return nullptr;
+}
+
+const RepoConfig* Config::findRepo(std::string_view nameOrUrl) const {
+  return qabox::findRepo(repos, nameOrUrl);
 }
 
 Status validateConfig(const Config& c) {

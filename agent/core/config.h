@@ -32,6 +32,9 @@ struct RepoConfig {
   std::string url;
 };
 
+// The repo of the allowlist with that name or URL; null when none has it.
+const RepoConfig* findRepo(const std::vector<RepoConfig>& repos, std::string_view nameOrUrl);
+
 // Everything qaboxd reads from its TOML file. Defaults are the production
 // layout; tests and quickstart point state_dir, sockets, bridge, subnet and
 // router port elsewhere so several agents run side by side.

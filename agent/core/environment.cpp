@@ -23,6 +23,10 @@ std::optional<EnvState> parseState(std::string_view s) {
   return std::nullopt;
 }
 
+bool inOperation(EnvState s) {
+  return s == EnvState::kCreating || s == EnvState::kDeploying || s == EnvState::kDeleting;
+}
+
 std::optional<uint64_t> parseMemorySize(std::string_view s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
   uint64_t unit = 1;

@@ -20,6 +20,21 @@ enum class EnvState { kCreating, kDeploying, kReady, kFailed, kDeleting, kSleepi
 std::string_view stateName(EnvState s);  // "CREATING", ...
 std::optional<EnvState> parseState(std::string_view s);
 
+// The busy states: an operation (a deploy, a redeploy, a delete) is working
+// on the environment, CREATING, DEPLOYING or DELETING. Nothing else may act
+// on it then; after a restart no operation is, and recovery settles it.
+bool inOperation(EnvState s);
+
+// Who did something, in events and logs, when no caller did: the agent's own
+// schedules and hooks. A caller's actor is its token's (or uid's) name.
+namespace actors {
+inline constexpr const char* kAgent = "qaboxd";            // recovery, the disk limits
+inline constexpr const char* kSleeper = "qaboxd/sleeper";  // the idle-sleep schedule
+inline constexpr const char* kReaper = "qaboxd/reaper";    // the reaper's schedule and deletes
+inline constexpr const char* kRouter = "router";           // a request woke a sleeping one
+inline constexpr const char* kLogs = "logs";               // reading the app log woke one
+}  // namespace actors
+
 // A container's share of the host, enforced by its cgroup from its first
 // process on. Empty / 0: not set.
 struct ResourceLimits {

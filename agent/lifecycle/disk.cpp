@@ -69,16 +69,17 @@ Result<std::vector<std::string>> EnvironmentManager::enforceDiskLimits() {
     env->state = EnvState::kFailed;
     env->message = breach + "; its container is stopped (qabox delete " + env->ticket +
                    " frees the space and the address)";
-    env->updatedAt = Clock::now();
+    env->updatedAt = time_.now();
     publishRoute(*env);
     drain(env->ip, static_cast<uint16_t>(env->port));
     Status s = runtime_.stop(env->container);
-    if (!s.isOk())
+    if (!s.isOk()) {
       spdlog::warn("disk {}: stopping {}: {}", env->ticket, env->container, s.toString());
+    }
     if (Status w = store_.putEnvironment(*env); !w.isOk()) {
       spdlog::warn("disk {}: recording the failure: {}", env->ticket, w.toString());
     }
-    event(env->ticket, "disk", "qaboxd", "error", env->message);
+    event(env->ticket, "disk", actors::kAgent, "error", env->message);
     spdlog::warn("{}: {}", env->ticket, env->message);
     failed.push_back(env->ticket);
   }

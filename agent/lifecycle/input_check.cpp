@@ -99,19 +99,19 @@ Status checkTimeSpan(std::string_view field, milliseconds span, milliseconds max
   return Status::ok();
 }
 
-Status checkDeployInput(const DeployInput& in, const Config& config) {
+Status checkDeployInput(const DeployInput& in, const DeployRules& rules) {
   QABOX_RETURN_IF_ERROR(checkTicket(in.ticket));
   const DeploySpec& s = in.spec;
-  const std::string image = s.image.empty() ? config.defaultImage : s.image;
+  const std::string image = s.image.empty() ? rules.defaultImage : s.image;
   QABOX_RETURN_IF_ERROR(checkImageName(image));
   if (s.repo.empty()) {
     if (!s.sourceBranch.empty() || !s.targetBranch.empty()) {
       return invalidArgument("repo: source and target branches need a repo (--repo NAME)");
     }
   } else {
-    if (!config.findRepo(s.repo)) {
+    if (!findRepo(rules.repos, s.repo)) {
       std::string names;
-      for (const auto& r : config.repos) names += (names.empty() ? "" : ", ") + r.name;
+      for (const auto& r : rules.repos) names += (names.empty() ? "" : ", ") + r.name;
       return invalidArgument(
           "repo " + quoteForMessage(s.repo) +
           ": not in the agent's allowlist (configured: " + (names.empty() ? "none" : names) + ")");
@@ -135,15 +135,15 @@ Status checkDeployInput(const DeployInput& in, const Config& config) {
   QABOX_RETURN_IF_ERROR(checkVariableTotals("env", {&s.env, &in.secrets}));
   if (s.ttl) {
     QABOX_RETURN_IF_ERROR(checkTimeSpan("ttl", *s.ttl, kMaxTtl, "48h"));
-    if (config.reaper.maxAge.count() > 0 && *s.ttl > config.reaper.maxAge) {
+    if (rules.maxAge.count() > 0 && *s.ttl > rules.maxAge) {
       return invalidArgument("ttl " + formatDuration(*s.ttl) + ": at most reaper.max_age (" +
-                             formatDuration(config.reaper.maxAge) +
+                             formatDuration(rules.maxAge) +
                              "), after which every environment is reclaimed anyway");
     }
   }
   // Against the maxima alone: the image's own limits are known only once it
   // is looked up, and are checked then.
-  return effectiveLimits(s.limits, {}, image, config.limits).status();
+  return effectiveLimits(s.limits, {}, image, rules.limits).status();
 }
 
 Status checkExecInput(const std::vector<std::string>& argv, const Variables& env) {

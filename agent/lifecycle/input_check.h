@@ -40,10 +40,24 @@ inline constexpr std::chrono::milliseconds kMaxTtl = std::chrono::hours(24 * 365
 inline constexpr uint32_t kMaxLogTail = 100'000;
 inline constexpr uint32_t kMaxEventLimit = 10'000;
 
+// What a deploy is checked against: the agent's config (the transport
+// checks a request with it) or the lifecycle's options built from it.
+struct DeployRules {
+  DeployRules(const Config& c)  // NOLINT: implicit by design
+      : defaultImage(c.defaultImage), repos(c.repos), maxAge(c.reaper.maxAge), limits(c.limits) {}
+  DeployRules(const LifecycleOptions& o)  // NOLINT: implicit by design
+      : defaultImage(o.defaultImage), repos(o.repos), maxAge(o.reaper.maxAge), limits(o.limits) {}
+
+  const std::string& defaultImage;
+  const std::vector<RepoConfig>& repos;
+  std::chrono::milliseconds maxAge;  // reaper.max_age: the longest ttl; 0: any
+  const Config::Limits& limits;
+};
+
 // A deploy as EnvironmentManager takes it: ticket, image (empty: the
 // agent's default), repo in the allowlist with both branches or none of
 // them, variables, ttl within reaper.max_age, limits within [limits].
-Status checkDeployInput(const DeployInput& in, const Config& config);
+Status checkDeployInput(const DeployInput& in, const DeployRules& rules);
 // An exec's command and variables.
 Status checkExecInput(const std::vector<std::string>& argv,
                       const std::map<std::string, std::string>& env);

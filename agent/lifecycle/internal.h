@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/environment.h"
 
 namespace qabox {
@@ -23,6 +24,9 @@ inline constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 
 inline milliseconds since(steady_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(steady_clock::now() - t);
+}
+inline milliseconds since(const TimeSource& time, steady_clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(time.steadyNow() - t);
 }
 
 inline bool sameSource(const DeploySpec& a, const DeploySpec& b) {

@@ -36,18 +36,19 @@ std::string shellQuote(std::string_view value) {
   return out + "'";
 }
 
-EnvironmentManager::EnvironmentManager(const Config& config, Store& store,
+EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
                                        ContainerRuntime& runtime, Bridge& bridge,
                                        ImageBuilder& images, GitRepos* git, RouteTable& routes,
-                                       HealthCheck health)
-    : config_(config),
+                                       HealthCheck health, const TimeSource& time)
+    : config_(std::move(options)),
       store_(store),
       runtime_(runtime),
       bridge_(bridge),
       images_(images),
       git_(git),
       routes_(routes),
-      health_(std::move(health)) {}
+      health_(std::move(health)),
+      time_(time) {}
 
 std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
   std::lock_guard l(locksMu_);
@@ -56,10 +57,24 @@ std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& sl
   return m;
 }
 
+Status EnvironmentManager::refuseWhenStopping() const {
+  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
+  return Status::ok();
+}
+
+Result<EnvironmentManager::LockedRow> EnvironmentManager::lockRow(const std::string& ticket) {
+  LockedRow row;
+  QABOX_ASSIGN_OR_RETURN(row.ticket, parseTicket(ticket));
+  row.mutex = ticketLock(row.ticket.slug);
+  row.lock = std::unique_lock(*row.mutex);
+  QABOX_ASSIGN_OR_RETURN(row.env, get(row.ticket.name));
+  return row;
+}
+
 void EnvironmentManager::event(const std::string& ticket, const std::string& action,
                                const std::string& actor, const std::string& outcome,
                                const std::string& detail) {
-  auto s = store_.addEvent({0, Clock::now(), ticket, action, actor, outcome, detail});
+  auto s = store_.addEvent({0, time_.now(), ticket, action, actor, outcome, detail});
   if (!s.isOk()) spdlog::warn("recording event {} {}: {}", action, ticket, s.toString());
 }
 
@@ -77,8 +92,8 @@ void EnvironmentManager::publishRoute(const Environment& env) {
 void EnvironmentManager::drain(const std::string& ip, uint16_t port) {
   // Requests the router already sent to a container finish before it goes;
   // new ones go to the new route (or get the 404 page).
-  auto deadline = steady_clock::now() + std::chrono::seconds(10);
-  while (routes_.inFlight(ip, port) > 0 && steady_clock::now() < deadline) {
+  auto deadline = time_.steadyNow() + std::chrono::seconds(10);
+  while (routes_.inFlight(ip, port) > 0 && time_.steadyNow() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
   }
 }
@@ -115,25 +130,26 @@ Result<std::vector<Environment>> EnvironmentManager::list() { return store_.list
 Status EnvironmentManager::remove(const std::string& ticket, const std::string& actor,
                                   const std::string& why,
                                   const std::function<Status(const Environment&)>& stillDue) {
-  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
-  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
-  auto lock = ticketLock(t.slug);
-  std::lock_guard guard(*lock);
-  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
-  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
-  if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(*env));
-  return removeLocked(*env, actor, why);
+  QABOX_RETURN_IF_ERROR(refuseWhenStopping());
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(row.env));
+  return removeLocked(row.env, actor, why);
+}
+
+Status EnvironmentManager::reclaim(const std::string& ticket, const std::string& why,
+                                   const std::function<Status(const Environment&)>& stillDue) {
+  return remove(ticket, actors::kReaper, why, stillDue);
 }
 
 Status EnvironmentManager::removeLocked(const Environment& env, const std::string& actor,
                                         const std::string& why) {
   QABOX_ASSIGN_OR_RETURN(
       int64_t opId,
-      store_.beginOperation({0, env.slug, JournalKind::kDelete, env.container, env.ip, Clock::now(),
+      store_.beginOperation({0, env.slug, JournalKind::kDelete, env.container, env.ip, time_.now(),
                              std::nullopt, JournalOutcome::kUnfinished, why}));
   Environment row = env;
   row.state = EnvState::kDeleting;
-  row.updatedAt = Clock::now();
+  row.updatedAt = time_.now();
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
   // The route goes first: no request may reach a container being destroyed.
   routes_.remove(env.slug);
@@ -145,8 +161,12 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     row.state = EnvState::kBroken;
     row.message =
         "delete failed: " + s.message() + " (qabox delete " + env.ticket + " tries again)";
-    (void)store_.putEnvironment(row);
-    (void)store_.finishOperation(opId, JournalOutcome::kError, s.message());
+    if (Status w = store_.putEnvironment(row); !w.isOk()) {
+      spdlog::warn("delete {}: recording it BROKEN: {}", env.ticket, w.toString());
+    }
+    if (Status w = store_.finishOperation(opId, JournalOutcome::kError, s.message()); !w.isOk()) {
+      spdlog::warn("delete {}: closing its journal entry: {}", env.ticket, w.toString());
+    }
     publishRoute(row);
     event(env.ticket, "delete", actor, "error", s.message());
     return s;
@@ -158,22 +178,19 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   }));
   std::error_code ec;
   fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
+  if (ec) spdlog::warn("delete {}: removing its deploy log: {}", env.ticket, ec.message());
   event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
   return Status::ok();
 }
 
 Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,
                                                   const std::string& actor) {
-  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
-  auto lock = ticketLock(t.slug);
-  std::lock_guard guard(*lock);
-  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
-  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
-  env->pinned = pinned;
-  env->updatedAt = Clock::now();
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
-  event(env->ticket, pinned ? "pin" : "unpin", actor, "ok", "");
-  return *env;
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  row.env.pinned = pinned;
+  row.env.updatedAt = time_.now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(row.env));
+  event(row.env.ticket, pinned ? "pin" : "unpin", actor, "ok", "");
+  return row.env;
 }
 
 Result<ProcessResult> EnvironmentManager::exec(
@@ -211,7 +228,7 @@ Result<EnvironmentManager::LogFile> EnvironmentManager::logPath(const std::strin
                                                                 bool deployLog) {
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (!deployLog && e.state == EnvState::kSleeping) {
-    QABOX_ASSIGN_OR_RETURN(e, wake(ticket, "logs"));
+    QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actors::kLogs));
   }
   if (deployLog) return LogFile{paths::logDir(config_.stateDir, e.slug), "deploy.log"};
   return LogFile{runtime_.upperDir(e.container), paths::kAppLog};

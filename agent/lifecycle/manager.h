@@ -9,12 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/ticket.h"
 #include "deploy/git.h"
 #include "deploy/image_builder.h"
 #include "deploy/manifest.h"
+#include "lifecycle/options.h"
+#include "lifecycle/recovery.h"
 #include "proxy/router.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -45,8 +48,11 @@ using HealthCheck = std::function<Status(const std::string& ip, uint16_t port,
 // in parallel.
 class EnvironmentManager {
  public:
-  EnvironmentManager(const Config& config, Store& store, ContainerRuntime& runtime, Bridge& bridge,
-                     ImageBuilder& images, GitRepos* git, RouteTable& routes, HealthCheck health);
+  // `options` from daemon/options.h (lifecycleOptions); the references must
+  // outlive the manager.
+  EnvironmentManager(LifecycleOptions options, Store& store, ContainerRuntime& runtime,
+                     Bridge& bridge, ImageBuilder& images, GitRepos* git, RouteTable& routes,
+                     HealthCheck health, const TimeSource& time = systemTime());
 
   // Start-up, before the API listens: reconciles the journal and the store
   // with the containers that really exist, and fills the route table.
@@ -59,6 +65,11 @@ class EnvironmentManager {
   // reason may no longer hold once a redeploy or pin got there first.
   Status remove(const std::string& ticket, const std::string& actor, const std::string& why = "",
                 const std::function<Status(const Environment&)>& stillDue = {});
+  // The reaper's delete path (Reaper::ReclaimFn): remove() as the reaper,
+  // with its "still due?" re-check under the ticket's lock, so a redeploy, a
+  // pin or a wake that got the lock first wins over the reaper's decision.
+  Status reclaim(const std::string& ticket, const std::string& why,
+                 const std::function<Status(const Environment&)>& stillDue);
   Result<Environment> setPinned(const std::string& ticket, bool pinned, const std::string& actor);
   Result<ProcessResult> exec(const std::string& ticket, const std::vector<std::string>& argv,
                              const std::map<std::string, std::string>& env,
@@ -93,7 +104,7 @@ class EnvironmentManager {
   // New mutations are refused from now on; in-flight ones finish.
   void beginShutdown() { stopping_ = true; }
 
-  const Config& config() const { return config_; }
+  const LifecycleOptions& options() const { return config_; }
 
  private:
   struct Target {
@@ -102,6 +113,27 @@ class EnvironmentManager {
   };
 
   std::shared_ptr<std::mutex> ticketLock(const std::string& slug);
+  // A ticket's row read under the ticket's lock, which `lock` holds.
+  struct LockedRow {
+    std::shared_ptr<std::mutex> mutex;
+    std::unique_lock<std::mutex> lock;
+    Ticket ticket;
+    Environment env;
+  };
+  // Parses the ticket, takes its lock, reads its row: INVALID_ARGUMENT for
+  // a bad ticket, NOT_FOUND naming it when it has no environment.
+  Result<LockedRow> lockRow(const std::string& ticket);
+  // UNAVAILABLE once beginShutdown() was called.
+  Status refuseWhenStopping() const;
+  // recover()'s steps (recovery.cpp): the bridge and its guard, then the
+  // decisions of lifecycle/recovery.h carried out.
+  Status guardBridge();
+  Status carryOut(const Operation& op, std::optional<Environment>& row,
+                  const recovery::JournalDecision& d, recovery::Run& run);
+  Status sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run);
+  Status carryOut(Environment& row, const recovery::RowDecision& d, recovery::Run& run);
+  Status markBroken(Environment& e, const std::string& container, const std::string& message,
+                    recovery::Run& run);
   Status validate(const DeployInput& in, Ticket& ticket, std::string& image) const;
   Result<Environment> deployLocked(const Ticket& t, const DeployInput& in, const std::string& image,
                                    const ProgressFn& progress);
@@ -118,7 +150,7 @@ class EnvironmentManager {
   void event(const std::string& ticket, const std::string& action, const std::string& actor,
              const std::string& outcome, const std::string& detail);
 
-  const Config& config_;
+  const LifecycleOptions config_;
   Store& store_;
   ContainerRuntime& runtime_;
   Bridge& bridge_;
@@ -126,6 +158,7 @@ class EnvironmentManager {
   GitRepos* git_;
   RouteTable& routes_;
   HealthCheck health_;
+  const TimeSource& time_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;

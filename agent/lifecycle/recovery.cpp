@@ -1,30 +1,157 @@
-#include "lifecycle/manager.h"
+// Recovery at start-up: the decisions (pure, tested as a table in
+// tests/unit/lifecycle/recovery_test.cpp) and the manager carrying them out.
+#include "lifecycle/recovery.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <condition_variable>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <set>
-#include <thread>
 
-#include "core/redact.h"
-#include "deploy/manifest.h"
-#include "lifecycle/input_check.h"
 #include "lifecycle/internal.h"
+#include "lifecycle/manager.h"
 #include "store/ipam.h"
 #include "store/paths.h"
-#include "sys/capped_log.h"
-#include "sys/disk_usage.h"
-#include "sys/idshift.h"
-#include "sys/safe_path.h"
 
 namespace qabox {
+namespace recovery {
+
+namespace {
+
+constexpr const char* kRedeployInterrupted = "redeploy interrupted by an agent restart";
+
+std::string cannotRead(const std::string& container, const Status& why) {
+  return "recovery could not read the state of container " + container + ": " + why.message();
+}
+
+JournalDecision rollBackRedeploy(const Operation& op, const std::optional<Environment>& row,
+                                 const std::optional<Result<ContainerState>>& serving) {
+  JournalDecision d;
+  d.action = JournalAction::kRollBackRedeploy;
+  d.destroy = true;
+  d.done = "rolled back the unfinished redeploy into " + op.container;
+  if (!row) return d;
+  if (!serving || !serving->isOk()) {
+    d.restore = RowRestore::kBroken;
+    d.restoreMessage =
+        cannotRead(row->container, serving ? serving->status() : internalError("not asked"));
+    return d;
+  }
+  d.restore = **serving == ContainerState::kMissing ? RowRestore::kFailed : RowRestore::kReady;
+  d.restoreMessage = kRedeployInterrupted;
+  return d;
+}
+
+}  // namespace
+
+bool needsServingState(const Operation& op, const std::optional<Environment>& row) {
+  return op.kind == JournalKind::kRedeploy && row && row->container != op.container;
+}
+
+JournalDecision decideJournal(const Operation& op, const std::optional<Environment>& row,
+                              const std::optional<Result<ContainerState>>& serving) {
+  const bool ownsIt = row && row->container == op.container;
+  JournalDecision d;
+  if (op.kind == JournalKind::kImageBuild) {
+    d.action = JournalAction::kSkip;
+  } else if (op.kind == JournalKind::kCreate) {
+    d.action = JournalAction::kRollBackCreate;
+    d.destroy = true;
+    d.deleteRowWhenDestroyed = ownsIt && row->state != EnvState::kReady;
+    d.breakRowWhenStuck = ownsIt;
+    d.done = "rolled back the unfinished create of " + op.container;
+  } else if (op.kind == JournalKind::kRedeploy) {
+    if (!ownsIt) return rollBackRedeploy(op, row, serving);
+    d.action = JournalAction::kKeepSwitched;
+    d.done = "kept " + op.container + ": the redeploy had already switched";
+  } else if (op.kind == JournalKind::kDelete) {
+    d.action = JournalAction::kCompleteDelete;
+    d.destroy = true;
+    d.deleteRowWhenDestroyed = ownsIt;
+    d.breakRowWhenStuck = ownsIt;
+    d.done = "completed the unfinished delete of " + op.container;
+  }
+  return d;
+}
+
+std::string cannotDestroy(const std::string& container, const Status& why) {
+  return "recovery could not destroy container " + container + ": " + why.message() +
+         "; out of service until qabox delete gets it removed";
+}
+
+bool ownedOrStuck(const std::string& container, const std::set<std::string>& owned,
+                  const std::set<std::string>& stuck) {
+  return owned.count(container) > 0 || stuck.count(container) > 0;
+}
+
+bool needsContainerState(const Environment& row) { return row.state != EnvState::kBroken; }
+
+RowDecision decideRow(const Environment& row,
+                      const std::optional<Result<ContainerState>>& container) {
+  RowDecision d;
+  if (!needsContainerState(row)) {
+    d.action = RowAction::kLeaveBroken;
+    return d;
+  }
+  if (!container || !container->isOk()) {
+    d.action = RowAction::kBreak;
+    d.message =
+        cannotRead(row.container, container ? container->status() : internalError("not asked"));
+    return d;
+  }
+  if (**container == ContainerState::kMissing) {
+    // Once recorded, a later start leaves it (and its updated_at) alone.
+    if (row.state != EnvState::kFailed || row.message.find("is gone") == std::string::npos) {
+      d.action = RowAction::kMarkGone;
+      d.message = "container " + row.container + " is gone (found missing at agent start)";
+    }
+    return d;
+  }
+  if (**container == ContainerState::kStopped && row.state != EnvState::kSleeping) {
+    d.action = RowAction::kStart;
+  }
+  if (inOperation(row.state)) {
+    d.settle = row.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
+  }
+  return d;
+}
+
+}  // namespace recovery
+
+using recovery::JournalAction;
+using recovery::RowAction;
+using recovery::RowRestore;
+
 Status EnvironmentManager::recover() {
+  QABOX_RETURN_IF_ERROR(guardBridge());
+  QABOX_RETURN_IF_ERROR(images_.recover());
+  recovery::Run run;
+  // 1. Operations a crash left unfinished are rolled back (or, for deletes,
+  //    completed).
+  QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
+  for (const auto& op : ops) {
+    if (op.kind == JournalKind::kImageBuild) continue;
+    QABOX_ASSIGN_OR_RETURN(auto row, store_.getEnvironment(op.slug));
+    std::optional<Result<ContainerState>> serving;
+    if (recovery::needsServingState(op, row)) serving = runtime_.state(row->container);
+    QABOX_RETURN_IF_ERROR(carryOut(op, row, recovery::decideJournal(op, row, serving), run));
+  }
+  // 2. What exists against what the store says.
+  QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
+  QABOX_RETURN_IF_ERROR(sweepOrphans(envs, run));
+  // 3. Each row against its container.
+  for (auto& e : envs) {
+    std::optional<Result<ContainerState>> state;
+    if (recovery::needsContainerState(e)) state = runtime_.state(e.container);
+    QABOX_RETURN_IF_ERROR(carryOut(e, recovery::decideRow(e, state), run));
+    publishRoute(e);
+  }
+  if (run.broken > 0) {
+    spdlog::error("recover: {} environment(s) BROKEN (qabox list shows them); starting anyway",
+                  run.broken);
+  }
+  return Status::ok();
+}
+
+Status EnvironmentManager::guardBridge() {
   QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
   QABOX_RETURN_IF_ERROR(bridge_.ensure(config_.network.bridge,
                                        gatewayOf(subnet) + "/" + std::to_string(subnet.prefix)));
@@ -36,21 +163,10 @@ Status EnvironmentManager::recover() {
   guard.gateway = gatewayOf(subnet);
   guard.isolate = config_.network.isolate;
   guard.egress = config_.network.egress;
-  auto portOf = [](const std::string& listen) -> std::optional<uint16_t> {
-    size_t colon = listen.rfind(':');
-    if (listen.rfind("unix://", 0) == 0 || colon == std::string::npos) return std::nullopt;
-    int port = std::atoi(listen.c_str() + colon + 1);
-    if (port <= 0 || port >= 65536) return std::nullopt;
-    return static_cast<uint16_t>(port);
-  };
-  for (const auto& listen : config_.api.listen) {
-    if (auto port = portOf(listen)) guard.hostTcpPorts.push_back(*port);
-  }
-  for (const auto& listen : {config_.routing.listen, config_.routing.tlsListen}) {
-    if (auto port = portOf(listen)) guard.routerTcpPorts.push_back(*port);
-  }
+  guard.hostTcpPorts = config_.hostTcpPorts;
+  guard.routerTcpPorts = config_.routerTcpPorts;
   // Every container's port binding, from the rows (the set starts empty
-  // with the rules); recovery's destroys below take theirs out again.
+  // with the rules); recovery's destroys take theirs out again.
   QABOX_ASSIGN_OR_RETURN(auto rows, store_.listEnvironments());
   for (const auto& row : rows) {
     if (row.container.empty() || row.ip.empty()) continue;
@@ -58,152 +174,107 @@ Status EnvironmentManager::recover() {
         {vethName(config_.network.bridge, paths::lxcPath(config_.stateDir), row.container),
          macForAddress(row.ip), row.ip});
   }
-  QABOX_RETURN_IF_ERROR(bridge_.guard(config_.network.bridge, guard));
-  QABOX_RETURN_IF_ERROR(images_.recover());
+  return bridge_.guard(config_.network.bridge, guard);
+}
 
-  // A container recovery cannot destroy (stuck in D state, busy mount, a
-  // failing helper) must not keep the whole host from routing: its
-  // environment becomes BROKEN, with an event and a message, its lease stays
-  // (something may still use the address), and recovery goes on.
-  std::set<std::string> stuck;
-  size_t broken = 0;
-  auto markBroken = [&](Environment& e, const std::string& container,
-                        const std::string& message) -> Status {
-    e.state = EnvState::kBroken;
-    e.message = message;
-    e.updatedAt = Clock::now();
-    QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
-    spdlog::error("recover: {}: {}", e.ticket, message);
-    event(e.ticket, "recover", "qaboxd", "error", message);
-    stuck.insert(container);
-    ++broken;
-    return Status::ok();
-  };
-  auto cannotDestroy = [&](const std::string& container, const Status& why) {
-    return "recovery could not destroy container " + container + ": " + why.message() +
-           "; out of service until qabox delete gets it removed";
-  };
+// A container recovery cannot destroy (stuck in D state, busy mount, a
+// failing helper) must not keep the whole host from routing: its
+// environment becomes BROKEN, with an event and a message, its lease stays
+// (something may still use the address), and recovery goes on.
+Status EnvironmentManager::markBroken(Environment& e, const std::string& container,
+                                      const std::string& message, recovery::Run& run) {
+  e.state = EnvState::kBroken;
+  e.message = message;
+  e.updatedAt = time_.now();
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+  spdlog::error("recover: {}: {}", e.ticket, message);
+  event(e.ticket, "recover", actors::kAgent, "error", message);
+  run.stuck.insert(container);
+  ++run.broken;
+  return Status::ok();
+}
 
-  // 1. Operations a crash left unfinished are rolled back (or, for deletes,
-  //    completed).
-  QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
-  for (const auto& op : ops) {
-    if (op.kind == JournalKind::kImageBuild) continue;
-    QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(op.slug));
-    std::string decision;
-    JournalOutcome outcome = JournalOutcome::kRolledBack;
-    Status destroyed;
-    const bool ownsIt = env && env->container == op.container;
-    if (op.kind == JournalKind::kCreate) {
-      destroyed = runtime_.destroy(op.container);
-      if (destroyed.isOk()) {
-        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
-        if (ownsIt && env->state != EnvState::kReady) {
-          QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
-        }
-        decision = "rolled back the unfinished create of " + op.container;
-      }
-    } else if (op.kind == JournalKind::kRedeploy) {
-      if (ownsIt) {
-        decision = "kept " + op.container + ": the redeploy had already switched";
-      } else {
-        destroyed = runtime_.destroy(op.container);
-        if (destroyed.isOk()) QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
-        if (env) {
-          auto old = runtime_.state(env->container);
-          if (!old) {
-            QABOX_RETURN_IF_ERROR(markBroken(*env, env->container,
-                                             "recovery could not read the state of container " +
-                                                 env->container + ": " + old.status().message()));
-          } else {
-            env->state = *old == ContainerState::kMissing ? EnvState::kFailed : EnvState::kReady;
-            env->message = "redeploy interrupted by an agent restart";
-            QABOX_RETURN_IF_ERROR(store_.putEnvironment(*env));
-          }
-        }
-        if (destroyed.isOk()) {
-          decision = "rolled back the unfinished redeploy into " + op.container;
-        } else {
-          // The environment still has its serving container; only the new
-          // one is left over, and the orphan sweep of the next start retries it.
-          stuck.insert(op.container);
-        }
-      }
-    } else if (op.kind == JournalKind::kDelete) {
-      destroyed = runtime_.destroy(op.container);
-      if (destroyed.isOk()) {
-        QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
-        if (ownsIt) QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
-        decision = "completed the unfinished delete of " + op.container;
-      }
+Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environment>& row,
+                                    const recovery::JournalDecision& d, recovery::Run& run) {
+  if (d.action == JournalAction::kSkip) return Status::ok();
+  Status destroyed;
+  if (d.destroy) {
+    destroyed = runtime_.destroy(op.container);
+    if (destroyed.isOk()) {
+      QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
+      if (d.deleteRowWhenDestroyed) QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
     }
-    if (!destroyed.isOk()) {
-      decision = cannotDestroy(op.container, destroyed);
-      outcome = JournalOutcome::kError;
-      if (ownsIt && op.kind != JournalKind::kRedeploy) {
-        QABOX_RETURN_IF_ERROR(markBroken(*env, op.container, decision));
-      } else {
-        stuck.insert(op.container);
-        spdlog::error("recover: {}", decision);
-        event(op.slug, "recover", "qaboxd", "error", decision);
-      }
-    } else {
-      spdlog::info("recover: {}", decision);
-      event(op.slug, "recover", "qaboxd", "ok", decision);
-    }
-    QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, outcome, decision));
   }
+  if (d.restore == RowRestore::kBroken) {
+    QABOX_RETURN_IF_ERROR(markBroken(*row, row->container, d.restoreMessage, run));
+  } else if (d.restore != RowRestore::kNone) {
+    row->state = d.restore == RowRestore::kFailed ? EnvState::kFailed : EnvState::kReady;
+    row->message = d.restoreMessage;
+    QABOX_RETURN_IF_ERROR(store_.putEnvironment(*row));
+  }
+  std::string detail = d.done;
+  JournalOutcome outcome = JournalOutcome::kRolledBack;
+  if (!destroyed.isOk()) {
+    detail = recovery::cannotDestroy(op.container, destroyed);
+    outcome = JournalOutcome::kError;
+    if (d.breakRowWhenStuck) {
+      QABOX_RETURN_IF_ERROR(markBroken(*row, op.container, detail, run));
+    } else {
+      run.stuck.insert(op.container);
+      spdlog::error("recover: {}", detail);
+      event(op.slug, "recover", actors::kAgent, "error", detail);
+    }
+  } else {
+    spdlog::info("recover: {}", detail);
+    event(op.slug, "recover", actors::kAgent, "ok", detail);
+  }
+  return store_.finishOperation(op.id, outcome, detail);
+}
 
-  // 2. What exists against what the store says.
-  QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
+Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run) {
   std::set<std::string> owned;
   for (const auto& e : envs) owned.insert(e.container);
   QABOX_ASSIGN_OR_RETURN(auto containers, runtime_.list());
   for (const auto& c : containers) {
-    if (owned.count(c) || stuck.count(c)) continue;
+    if (recovery::ownedOrStuck(c, owned, run.stuck)) continue;
     spdlog::info("recover: destroying {}: no environment owns it", c);
     if (Status d = runtime_.destroy(c); !d.isOk()) {
       // No environment to mark: the lease stays and the next start retries.
       std::string message = "could not destroy orphan container " + c + ": " + d.message() +
                             " (retried at the next start)";
       spdlog::error("recover: {}", message);
-      event("", "recover", "qaboxd", "error", message);
-      stuck.insert(c);
+      event("", "recover", actors::kAgent, "error", message);
+      run.stuck.insert(c);
       continue;
     }
     std::error_code ec;
     fs::remove_all(paths::containerDir(config_.stateDir, c), ec);
-    event("", "recover", "qaboxd", "ok", "destroyed orphan container " + c);
+    if (ec) spdlog::warn("recover: removing the files of orphan {}: {}", c, ec.message());
+    event("", "recover", actors::kAgent, "ok", "destroyed orphan container " + c);
   }
   QABOX_ASSIGN_OR_RETURN(auto leases, store_.listLeases());
   for (const auto& l : leases) {
-    if (owned.count(l.owner) || stuck.count(l.owner)) continue;
+    if (recovery::ownedOrStuck(l.owner, owned, run.stuck)) continue;
     spdlog::info("recover: releasing {}: {} no longer exists", l.ip, l.owner);
     QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
   }
-  for (auto& e : envs) {
-    if (e.state == EnvState::kBroken) {
-      // Left for an operator: qabox delete retries the destroy.
-      publishRoute(e);
-      continue;
-    }
-    auto st = runtime_.state(e.container);
-    if (!st) {
-      QABOX_RETURN_IF_ERROR(markBroken(e, e.container,
-                                       "recovery could not read the state of container " +
-                                           e.container + ": " + st.status().message()));
-      publishRoute(e);
-      continue;
-    }
-    if (*st == ContainerState::kMissing) {
-      if (e.state != EnvState::kFailed || e.message.find("is gone") == std::string::npos) {
-        e.state = EnvState::kFailed;
-        e.message = "container " + e.container + " is gone (found missing at agent start)";
-        e.updatedAt = Clock::now();
-        QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
-        spdlog::warn("recover: {}: {}", e.ticket, e.message);
-      }
-    } else if (*st == ContainerState::kStopped && e.state != EnvState::kSleeping) {
+  return Status::ok();
+}
+
+Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision& d,
+                                    recovery::Run& run) {
+  switch (d.action) {
+    case RowAction::kLeaveBroken:
+    case RowAction::kKeep: break;
+    case RowAction::kBreak: return markBroken(e, e.container, d.message, run);
+    case RowAction::kMarkGone:
+      e.state = EnvState::kFailed;
+      e.message = d.message;
+      e.updatedAt = time_.now();
+      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+      spdlog::warn("recover: {}: {}", e.ticket, e.message);
+      break;
+    case RowAction::kStart: {
       // A host reboot stops every container; bring it back.
       Status s = runtime_.start(e.container);
       spdlog::info("recover: starting stopped {}: {}", e.container, s.toString());
@@ -212,19 +283,15 @@ Status EnvironmentManager::recover() {
         e.message = "restarting " + e.container + " after an agent restart failed: " + s.message();
         QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
       }
+      break;
     }
-    if (e.state == EnvState::kCreating || e.state == EnvState::kDeploying ||
-        e.state == EnvState::kDeleting) {
-      // No operation is in flight any more: whatever was half-way is over.
-      e.state = e.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
-      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
-    }
-    publishRoute(e);
   }
-  if (broken > 0) {
-    spdlog::error("recover: {} environment(s) BROKEN (qabox list shows them); starting anyway",
-                  broken);
+  // A failed start made it FAILED: then there is nothing to settle.
+  if (d.settle && inOperation(e.state)) {
+    e.state = *d.settle;
+    QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
   }
   return Status::ok();
 }
+
 }  // namespace qabox

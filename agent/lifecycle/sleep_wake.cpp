@@ -25,29 +25,27 @@
 
 namespace qabox {
 Result<Environment> EnvironmentManager::sleep(const std::string& ticket, const std::string& actor) {
-  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
-  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
-  auto lock = ticketLock(t.slug);
-  std::lock_guard guard(*lock);
-  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
-  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
-  if (env->state == EnvState::kSleeping) return *env;
-  if (env->pinned) {
-    return failedPrecondition("ticket " + t.name +
+  QABOX_RETURN_IF_ERROR(refuseWhenStopping());
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  const Environment& env = row.env;
+  if (env.state == EnvState::kSleeping) return env;
+  if (env.pinned) {
+    return failedPrecondition("ticket " + row.ticket.name +
                               ": pinned environments never sleep (unpin it first)");
   }
-  if (env->state != EnvState::kReady) {
-    return failedPrecondition("ticket " + t.name + ": only a READY environment can sleep (it is " +
-                              std::string(stateName(env->state)) + ")");
+  if (env.state != EnvState::kReady) {
+    return failedPrecondition("ticket " + row.ticket.name +
+                              ": only a READY environment can sleep (it is " +
+                              std::string(stateName(env.state)) + ")");
   }
-  return sleepLocked(*env, actor);
+  return sleepLocked(env, actor);
 }
 
 Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::string& actor) {
   // The route says SLEEPING first: a request arriving now is held and wakes
   // the environment again instead of reaching a container going down.
   env.state = EnvState::kSleeping;
-  env.updatedAt = Clock::now();
+  env.updatedAt = time_.now();
   publishRoute(env);
   drain(env.ip, static_cast<uint16_t>(env.port));
   Status s = runtime_.stop(env.container);
@@ -63,30 +61,28 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
 }
 
 Result<Environment> EnvironmentManager::wake(const std::string& ticket, const std::string& actor) {
-  if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
-  QABOX_ASSIGN_OR_RETURN(Ticket t, parseTicket(ticket));
-  auto lock = ticketLock(t.slug);
-  std::lock_guard guard(*lock);
-  QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(t.slug));
-  if (!env) return notFound("ticket " + t.name + ": no environment (qabox list shows them all)");
-  return wakeLocked(*env, actor);
+  QABOX_RETURN_IF_ERROR(refuseWhenStopping());
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  return wakeLocked(row.env, actor);
 }
 
 Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::string& actor) {
   if (env.state != EnvState::kSleeping) return env;
-  auto started = steady_clock::now();
+  auto started = time_.steadyNow();
   auto fail = [&](const Status& s) -> Status {
     env.state = EnvState::kFailed;
     env.message = "waking failed: " + s.message();
-    env.updatedAt = Clock::now();
-    (void)store_.putEnvironment(env);
+    env.updatedAt = time_.now();
+    if (Status w = store_.putEnvironment(env); !w.isOk()) {
+      spdlog::warn("wake {}: recording it FAILED: {}", env.ticket, w.toString());
+    }
     publishRoute(env);
     event(env.ticket, "wake", actor, "error", s.message());
     return Status(s.code(), env.message);
   };
   QABOX_ASSIGN_OR_RETURN(auto app, appManifestOf(env));
   if (Status s = runtime_.start(env.container); !s.isOk()) return fail(s);
-  auto left = config_.reaper.wakeTimeout - since(started);
+  auto left = config_.reaper.wakeTimeout - since(time_, started);
   if (left.count() <= 0) left = milliseconds(1);
   if (Status s = health_(env.ip, static_cast<uint16_t>(env.port),
                          app.health.empty() ? "/" : app.health, left);
@@ -95,18 +91,18 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
   }
   env.state = EnvState::kReady;
   env.message.clear();
-  env.updatedAt = Clock::now();
+  env.updatedAt = time_.now();
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
   publishRoute(env);
   event(env.ticket, "wake", actor, "ok",
-        "awake in " + std::to_string(since(started).count()) + " ms");
+        "awake in " + std::to_string(since(time_, started).count()) + " ms");
   return env;
 }
 
 Status EnvironmentManager::wakeSlug(const std::string& slug) {
   QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(slug));
   if (!env) return notFound("no environment " + slug);
-  return wake(env->ticket, "router").status();
+  return wake(env->ticket, actors::kRouter).status();
 }
 
 Result<std::vector<std::string>> EnvironmentManager::sleepIdle(TimePoint now) {
@@ -123,7 +119,7 @@ Result<std::vector<std::string>> EnvironmentManager::sleepIdle(TimePoint now) {
     TimePoint lastUse =
         std::max({env->createdAt, env->deployedAt, env->lastAccessAt.value_or(TimePoint{})});
     if (now - lastUse < config_.reaper.sleepAfter) continue;
-    auto r = sleepLocked(*env, "qaboxd/sleeper");
+    auto r = sleepLocked(*env, actors::kSleeper);
     if (r) {
       slept.push_back(env->ticket);
     } else {

@@ -48,10 +48,7 @@ bool wants(const std::string& filter, const char* policy) {
 // reclaiming one under it would race the container it is making or removing.
 // BROKEN ones wait for an operator: a reclaim would only retry a destroy
 // that already failed, every pass.
-bool busy(EnvState s) {
-  return s == EnvState::kCreating || s == EnvState::kDeploying || s == EnvState::kDeleting ||
-         s == EnvState::kBroken;
-}
+bool busy(EnvState s) { return inOperation(s) || s == EnvState::kBroken; }
 
 // The deployed source head the merged policy asks about: the one recorded
 // at deploy, else (rows from before it was recorded) the deployed commit,
@@ -177,13 +174,13 @@ std::optional<ReapDecision> decide(const Environment& env, const Config::Reaper&
   return std::nullopt;
 }
 
-Reaper::Reaper(const Config& config, Store& store, GitRepos* git, ReclaimFn reclaim,
-               std::function<TimePoint()> now)
-    : config_(config),
+Reaper::Reaper(ReaperOptions options, Store& store, GitRepos* git, ReclaimFn reclaim,
+               const TimeSource& time)
+    : config_(std::move(options)),
       store_(store),
       git_(git),
       reclaim_(std::move(reclaim)),
-      now_(now ? std::move(now) : std::function<TimePoint()>(Clock::now)) {}
+      time_(time) {}
 
 Reaper::~Reaper() { stop(); }
 
@@ -200,7 +197,7 @@ Result<ReapReport> Reaper::runOnce(bool dryRun, const std::string& policy,
 Result<ReapReport> Reaper::pass(bool dryRun, const std::string& policy, const std::string& actor) {
   ReapReport report;
   report.dryRun = dryRun;
-  const TimePoint now = now_();
+  const TimePoint now = time_.now();
   auto listed = store_.listEnvironments();
   if (!listed) return listed.status().withContext("reap: listing environments");
   const std::vector<Environment>& envs = *listed;
@@ -391,7 +388,7 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
   std::string detail = d.policy + ": " + d.reason;
   if (!d.done) detail += "; " + d.error;
   Status recorded =
-      store_.addEvent({0, Clock::now(), d.ticket, "reap", actor, d.done ? "ok" : "error", detail});
+      store_.addEvent({0, time_.now(), d.ticket, "reap", actor, d.done ? "ok" : "error", detail});
   if (!recorded.isOk()) {
     spdlog::warn("reaper: recording the reap event of {}: {}", d.ticket, recorded.toString());
   }
@@ -437,8 +434,7 @@ void Reaper::stop() {
 void Reaper::scheduleLoop() {
   std::unique_lock lock(scheduleMu_);
   while (true) {
-    auto deadline = std::chrono::steady_clock::now() + config_.reaper.interval;
-    if (scheduleCv_.wait_until(lock, deadline, [&] { return stopRequested_; })) return;
+    if (scheduleCv_.wait_for(lock, config_.reaper.interval, [&] { return stopRequested_; })) return;
     lock.unlock();
     auto r = runOnce(false, "", kScheduleActor);
     if (!r) {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/status.h"
@@ -21,6 +22,15 @@ namespace qabox {
 // The policies, in the order decide() tries them: the first that applies
 // names the reason, so a merged branch is reported as merged even when its
 // ttl ran out as well.
+//
+// A new policy: its name here and in kPolicies (reaper.cpp), which
+// checkPolicy() and `qabox reap --policy` accept; one branch in decide() at
+// its place in that order, naming what was seen and the setting it broke in
+// the reason; its setting in Config::Reaper (core/config.cpp parses it, and
+// ReaperOptions carries the whole section); rows in reaper_test.cpp's
+// decide() tests. The pass, the re-check under the ticket's lock (
+// sameDecisionRow() and decide() again), the events and the delete path stay
+// as they are.
 inline constexpr const char* kPolicyMerged = "merged";
 inline constexpr const char* kPolicyTtl = "ttl";
 inline constexpr const char* kPolicyMaxAge = "max_age";
@@ -29,6 +39,17 @@ inline constexpr const char* kPolicyIdle = "idle";
 // "" (every policy) or one of merged, idle, ttl, max_age; otherwise
 // INVALID_ARGUMENT naming the allowed values.
 Status checkPolicy(std::string_view policy);
+
+// What the reaper reads of the agent's config, built from it in one place
+// (daemon/options.cpp); the fields keep Config's names.
+struct ReaperOptions {
+  Config::Reaper reaper;  // the policies and the schedule
+  std::vector<RepoConfig> repos;
+
+  const RepoConfig* findRepo(std::string_view nameOrUrl) const {
+    return qabox::findRepo(repos, nameOrUrl);
+  }
+};
 
 // One environment the reaper reclaimed, or would in a dry run.
 struct ReapDecision {
@@ -96,10 +117,11 @@ class Reaper {
   using ReclaimFn = std::function<Status(const std::string& ticket, const std::string& why,
                                          const StillDueFn& stillDue)>;
 
-  // `config`, `store` and `git` must outlive the reaper. `git` may be null:
+  // `store`, `git` and `time` must outlive the reaper. `git` may be null:
   // then the merged policy is off, with a warning when it would have applied.
-  Reaper(const Config& config, Store& store, GitRepos* git, ReclaimFn reclaim,
-         std::function<TimePoint()> now = Clock::now);
+  // `time` says when a pass runs (what the policies compare) and stamps events.
+  Reaper(ReaperOptions options, Store& store, GitRepos* git, ReclaimFn reclaim,
+         const TimeSource& time = systemTime());
   ~Reaper();
   Reaper(const Reaper&) = delete;
   Reaper& operator=(const Reaper&) = delete;
@@ -118,7 +140,7 @@ class Reaper {
   void stop();
 
   // The actor of scheduled passes, in events and logs.
-  static constexpr const char* kScheduleActor = "qaboxd/reaper";
+  static constexpr const char* kScheduleActor = actors::kReaper;
 
  private:
   Result<ReapReport> pass(bool dryRun, const std::string& policy, const std::string& actor);
@@ -135,11 +157,11 @@ class Reaper {
   void maintainMirrors();
   void scheduleLoop();
 
-  const Config& config_;
+  const ReaperOptions config_;
   Store& store_;
   GitRepos* git_;
   ReclaimFn reclaim_;
-  std::function<TimePoint()> now_;
+  const TimeSource& time_;
 
   std::mutex passMu_;  // held for the whole of a pass
 

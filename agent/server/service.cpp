@@ -143,9 +143,10 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   toProto(e.spec.limits, out->mutable_asked_limits());
 }
 
-QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
-                           Authorizer& auth, HostInfo host, const TimeSource& time)
-    : envs_(envs),
+QaboxService::QaboxService(const Config& config, EnvironmentManager& envs, ImageBuilder& images,
+                           Store& store, Authorizer& auth, HostInfo host, const TimeSource& time)
+    : config_(config),
+      envs_(envs),
       images_(images),
       store_(store),
       auth_(auth),
@@ -166,17 +167,17 @@ Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
 
 // Second thing: every field of the request against its rules, before
 // anything is looked up or changed (server/validate.h).
-#define QABOX_VALID(req)                                                    \
-  do {                                                                      \
-    if (Status valid_ = validate(*(req), envs_.config()); !valid_.isOk()) { \
-      return toGrpc(valid_);                                                \
-    }                                                                       \
+#define QABOX_VALID(req)                                             \
+  do {                                                               \
+    if (Status valid_ = validate(*(req), config_); !valid_.isOk()) { \
+      return toGrpc(valid_);                                         \
+    }                                                                \
   } while (0)
 
 // The rest of a handler that answers with one environment.
 grpc::Status QaboxService::answer(const Result<Environment>& e, v1::Environment* resp) const {
   if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
+  toProto(*e, config_, resp);
   return grpc::Status::OK;
 }
 
@@ -203,7 +204,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   v1::DeployEvent last;
   last.set_phase(failed || result->state == EnvState::kFailed ? "failed" : "done");
   last.set_detail(result->message);
-  toProto(*result, envs_.config(), last.mutable_environment());
+  toProto(*result, config_, last.mutable_environment());
   send(writer, last, "Deploy");
   return grpc::Status::OK;
 }
@@ -222,7 +223,7 @@ grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
   QABOX_AUTHORIZED(caller, ctx);
   auto list = envs_.list();
   if (!list) return toGrpc(list.status());
-  for (const auto& e : *list) toProto(e, envs_.config(), resp->add_environments());
+  for (const auto& e : *list) toProto(e, config_, resp->add_environments());
   return grpc::Status::OK;
 }
 
@@ -351,7 +352,7 @@ grpc::Status QaboxService::DeleteImage(grpc::ServerContext* ctx, const v1::Delet
 grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::GetHostStatusRequest*,
                                          v1::HostStatus* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  const Config& c = envs_.config();
+  const Config& c = config_;
   auto facts = hostFacts(store_, c);
   if (!facts) return toGrpc(facts.status());
   resp->set_version(QABOX_VERSION);

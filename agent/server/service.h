@@ -33,8 +33,8 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out);
 // tokens are server/auth's.
 class QaboxService final : public v1::Qabox::Service {
  public:
-  QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, Authorizer& auth,
-               HostInfo host, const TimeSource& time = systemTime());
+  QaboxService(const Config& config, EnvironmentManager& envs, ImageBuilder& images, Store& store,
+               Authorizer& auth, HostInfo host, const TimeSource& time = systemTime());
 
   grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                       grpc::ServerWriter<v1::DeployEvent>* writer) override;
@@ -81,6 +81,7 @@ class QaboxService final : public v1::Qabox::Service {
   // The end of a handler that answers with one environment.
   grpc::Status answer(const Result<Environment>& e, v1::Environment* resp) const;
 
+  const Config& config_;
   EnvironmentManager& envs_;
   ImageBuilder& images_;
   Store& store_;

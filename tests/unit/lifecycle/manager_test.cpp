@@ -1,16 +1,24 @@
 // The lifecycle's decisions against a fake runtime and a real SQLite file:
-// deploy, the error paths, delete, and recovery after a crash.
+// deploy, the error paths, delete, recovery after a crash, sleep and wake
+// and their schedule, the options built from the config.
 #include "lifecycle/manager.h"
 #include "lifecycle/input_check.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
+#include <thread>
 
+#include "daemon/options.h"
 #include "fakes/fake_runtime.h"
+#include "fakes/fake_time.h"
+#include "lifecycle/periodic.h"
+#include "lifecycle/schedule.h"
 #include "sys/process.h"
 
 namespace qabox {
@@ -39,10 +47,20 @@ class EnvironmentsTest : public ::testing::Test {
 
   void makeManager() {
     envs_ = std::make_unique<EnvironmentManager>(
-        config_, *store_, runtime_, bridge_, *images_, nullptr, routes_,
+        lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
           return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
         });
+  }
+
+  // Whether an event of `action` by `actor` was recorded for `ticket`.
+  bool recorded(const std::string& ticket, const std::string& action, const std::string& actor) {
+    auto events = store_->listEvents(ticket, 0);
+    bool found = false;
+    for (const auto& e : events ? *events : std::vector<Event>{}) {
+      found |= e.action == action && e.actor == actor;
+    }
+    return found;
   }
 
   Result<Environment> deploy(const std::string& ticket) {
@@ -162,8 +180,8 @@ TEST_F(EnvironmentsTest, RecoveryGoesOnPastAContainerItCannotDestroyAndMarksItBr
   runtime_.failOn.insert("destroy qabox-orphan");
 
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   Status s = after.recover();
   ASSERT_TRUE(s.isOk()) << s.toString();
 
@@ -233,8 +251,8 @@ TEST_F(EnvironmentsTest, RecoveryMarksAContainerItCannotAskAboutBroken) {
   ASSERT_TRUE(deploy("KEEP-1").isOk());
   runtime_.failOn.insert("state qabox-ask-1");
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_EQ((**store_->getEnvironment("ask-1")).state, EnvState::kBroken);
   EXPECT_EQ(fresh.lookup("ask-1")->state, EnvState::kBroken);
@@ -252,8 +270,8 @@ TEST_F(EnvironmentsTest, UnfinishedCreateThatCannotBeDestroyedIsBroken) {
                   .isOk());
   runtime_.failOn.insert("destroy qabox-new-1");
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_EQ((**store_->getEnvironment("new-1")).state, EnvState::kBroken);
   EXPECT_EQ(store_->listLeases()->size(), 1u);
@@ -277,8 +295,8 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
   runtime_.containers["qabox-keep-1"].state = ContainerState::kStopped;
 
   RouteTable fresh;
-  EnvironmentManager after(config_, *store_, runtime_, bridge_, *images_, nullptr, fresh,
-                           [](auto&&...) { return Status::ok(); });
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_FALSE(runtime_.containers.count("qabox-orphan"));
   EXPECT_EQ(runtime_.containers.at("qabox-keep-1").state, ContainerState::kRunning);
@@ -379,6 +397,7 @@ TEST_F(EnvironmentsTest, RecoverCompletesAnUnfinishedDelete) {
 
 TEST_F(EnvironmentsTest, SleepIdlePutsOnlyIdleUnpinnedReadyEnvironmentsToSleep) {
   config_.reaper.sleepAfter = std::chrono::hours(2);
+  makeManager();  // the manager copies its options
   ASSERT_TRUE(deploy("IDLE-1").isOk());
   ASSERT_TRUE(deploy("BUSY-1").isOk());
   ASSERT_TRUE(deploy("PIN-1").isOk());
@@ -401,6 +420,7 @@ TEST_F(EnvironmentsTest, SleepIdlePutsOnlyIdleUnpinnedReadyEnvironmentsToSleep) 
   EXPECT_EQ(routes_.lookup("idle-1")->state, EnvState::kReady);
 
   config_.reaper.sleepAfter = std::chrono::milliseconds(0);
+  makeManager();
   EXPECT_TRUE(envs_->sleepIdle(now + std::chrono::hours(10))->empty());
 }
 
@@ -485,6 +505,7 @@ TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeeping
     for (int i = 0; i < 3; ++i) big << mb;
   }
   config_.limits.maxDisk = "1M";
+  makeManager();
   auto failed = envs_->enforceDiskLimits();
   ASSERT_TRUE(failed.isOk()) << failed.status().toString();
   EXPECT_EQ(*failed, std::vector<std::string>{"A-1"});
@@ -513,6 +534,7 @@ TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeeping
 TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
   ASSERT_TRUE(deploy("A-1").isOk());
   config_.limits.maxFiles = 1000;
+  makeManager();
   for (int i = 0; i < 1200; ++i) {
     std::ofstream(runtime_.upperRoot + "/qabox-a-1/f" + std::to_string(i)) << "";
   }
@@ -520,6 +542,176 @@ TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
   ASSERT_TRUE(failed.isOk());
   EXPECT_EQ(failed->size(), 1u);
   EXPECT_NE(envs_->get("A-1")->message.find("limits.max_files"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qabox
+
+namespace qabox {
+namespace {
+
+// ------------------------------------------------ the schedule and the waker
+
+TEST_F(EnvironmentsTest, TheWakerWakesOnItsPoolAndStopWaitsForTheWakesInFlight) {
+  ASSERT_TRUE(deploy("NAP-1").isOk());
+  ASSERT_TRUE(envs_->sleep("NAP-1", "test").isOk());
+  Waker waker(*envs_);
+  std::promise<Status> woke;
+  waker.wake("nap-1", [&](Status s) { woke.set_value(s); });
+  waker.stop();  // waits for it
+  auto f = woke.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(f.get().isOk());
+  EXPECT_EQ(routes_.lookup("nap-1")->state, EnvState::kReady);
+  EXPECT_TRUE(recorded("NAP-1", "wake", actors::kRouter));
+
+  Status after = Status::ok();
+  waker.wake("nap-1", [&](Status s) { after = s; });
+  EXPECT_EQ(after.code(), Code::kUnavailable);
+  waker.stop();
+}
+
+TEST_F(EnvironmentsTest, TheSleepScheduleAsksItsTimeSourceWhatTimeItIs) {
+  config_.reaper.sleepAfter = std::chrono::hours(2);
+  makeManager();
+  ASSERT_TRUE(deploy("IDLE-1").isOk());
+  FakeTime time(Clock::now());
+  LifecycleSchedule schedule(*envs_, time);
+  schedule.sleepIdleOnce();
+  EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kReady);
+  time.advance(std::chrono::hours(3));
+  schedule.sleepIdleOnce();
+  EXPECT_EQ((*store_->getEnvironment("idle-1"))->state, EnvState::kSleeping);
+  EXPECT_TRUE(recorded("IDLE-1", "sleep", actors::kSleeper));
+}
+
+TEST_F(EnvironmentsTest, TheReclaimPathIsTheReapersDeleteWithItsRecheckUnderTheLock) {
+  ASSERT_TRUE(deploy("OLD-1").isOk());
+  Status refused = envs_->reclaim("OLD-1", "reap by alice: idle: test", [](const Environment&) {
+    return failedPrecondition("changed since the decision");
+  });
+  EXPECT_EQ(refused.code(), Code::kFailedPrecondition);
+  EXPECT_TRUE(store_->getEnvironment("old-1")->has_value());
+  ASSERT_TRUE(envs_
+                  ->reclaim("OLD-1", "reap by alice: idle: test",
+                            [](const Environment& e) {
+                              return e.slug == "old-1" ? Status::ok() : internalError("wrong row");
+                            })
+                  .isOk());
+  EXPECT_FALSE(store_->getEnvironment("old-1")->has_value());
+  EXPECT_TRUE(recorded("OLD-1", "delete", actors::kReaper));
+}
+
+TEST(LifecycleSchedule, LooksForIdleEnvironmentsEveryQuarterOfSleepAfterWithinOneSecondAndAMinute) {
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(seconds(2)), seconds(1));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(seconds(8)), seconds(2));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(hours(2)), seconds(60));
+  EXPECT_EQ(LifecycleSchedule::sleepCheckEvery(milliseconds(1)), seconds(1));
+}
+
+TEST(Periodic, RunsEveryPeriodUntilStoppedAndStopsTwiceSafely) {
+  std::atomic<int> runs{0};
+  Periodic p("test", std::chrono::milliseconds(5), [&] { ++runs; });
+  p.stop();  // before start: nothing to stop
+  p.start();
+  p.start();  // a second start is not a second thread
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (runs < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  p.stop();
+  int after = runs;
+  EXPECT_GE(after, 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(runs, after);
+  p.stop();
+}
+
+// --------------------------------------------------------------- options
+
+TEST(LifecycleOptions, AreBuiltFromTheConfigWithItsNames) {
+  Config c;
+  c.stateDir = "/srv/qabox";
+  c.routing.domain = "qa.example.test";
+  c.routing.listen = "0.0.0.0:8080";
+  c.routing.tlsListen = "0.0.0.0:8443";
+  c.api.listen = {"unix:///run/qabox.sock", "10.0.0.1:7443", "127.0.0.1:0"};
+  c.repos = {{"shop", "https://git.example.test/shop.git"}};
+  c.reaper.sleepAfter = std::chrono::minutes(30);
+  c.limits.maxDisk = "3G";
+  LifecycleOptions o = lifecycleOptions(c);
+  EXPECT_EQ(o.stateDir, "/srv/qabox");
+  EXPECT_EQ(o.limits.maxDisk, "3G");
+  EXPECT_EQ(o.reaper.sleepAfter, std::chrono::minutes(30));
+  EXPECT_EQ(o.reaper.maxAge, c.reaper.maxAge);
+  EXPECT_EQ(o.urlFor("exmp-1"), c.urlFor("exmp-1"));
+  EXPECT_EQ(o.urlFor("exmp-1"), "http://exmp-1.qa.example.test:8080");
+  c.routing.listen = "0.0.0.0:80";
+  EXPECT_EQ(lifecycleOptions(c).urlFor("exmp-1"), c.urlFor("exmp-1"));
+  EXPECT_EQ(o.hostTcpPorts, (std::vector<uint16_t>{7443}));  // no unix socket, no port 0
+  EXPECT_EQ(o.routerTcpPorts, (std::vector<uint16_t>{8080, 8443}));
+  ASSERT_NE(o.findRepo("shop"), nullptr);
+  EXPECT_EQ(o.findRepo("https://git.example.test/shop.git"), o.findRepo("shop"));
+  EXPECT_EQ(o.findRepo("web"), nullptr);
+
+  ReaperOptions r = reaperOptions(c);
+  EXPECT_EQ(r.reaper.interval, c.reaper.interval);
+  EXPECT_NE(r.findRepo("shop"), nullptr);
+}
+
+}  // namespace
+}  // namespace qabox
+
+namespace qabox {
+namespace {
+
+// ------------------------------------ recovery's executor, on the fake runtime
+
+class InterruptedRedeployTest : public EnvironmentsTest {
+ protected:
+  void SetUp() override {
+    EnvironmentsTest::SetUp();
+    ASSERT_TRUE(deploy("RE-1").isOk());
+    auto ip = store_->leaseAddress(config_.network.subnet, "qabox-re-1_1");
+    ASSERT_TRUE(ip.isOk());
+    ASSERT_TRUE(store_
+                    ->beginOperation({0, "re-1", JournalKind::kRedeploy, "qabox-re-1_1", *ip,
+                                      Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
+                    .isOk());
+    runtime_.containers["qabox-re-1_1"] = {};
+    auto row = *store_->getEnvironment("re-1");
+    row->state = EnvState::kDeploying;
+    ASSERT_TRUE(store_->putEnvironment(*row).isOk());
+  }
+};
+
+TEST_F(InterruptedRedeployTest, ANewContainerThatCannotGoIsLeftWithItsLeaseAndTheOldOneServes) {
+  runtime_.failOn.insert("destroy qabox-re-1_1");
+  ASSERT_TRUE(envs_->recover().isOk());
+  auto row = **store_->getEnvironment("re-1");
+  EXPECT_EQ(row.state, EnvState::kReady);
+  EXPECT_EQ(row.message, "redeploy interrupted by an agent restart");
+  EXPECT_EQ(routes_.lookup("re-1")->state, EnvState::kReady);
+  EXPECT_TRUE(runtime_.containers.count("qabox-re-1_1"));
+  EXPECT_EQ(store_->listLeases()->size(), 2u);  // the stuck one keeps its address
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+  EXPECT_TRUE(recorded("re-1", "recover", actors::kAgent));
+}
+
+TEST_F(InterruptedRedeployTest, AServingContainerThatCannotBeAskedAboutIsBroken) {
+  runtime_.failOn.insert("state qabox-re-1");
+  ASSERT_TRUE(envs_->recover().isOk());
+  auto row = **store_->getEnvironment("re-1");
+  EXPECT_EQ(row.state, EnvState::kBroken);
+  EXPECT_NE(row.message.find("could not read the state of container qabox-re-1"), std::string::npos)
+      << row.message;
+  EXPECT_FALSE(runtime_.containers.count("qabox-re-1_1"));
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
+  EXPECT_EQ(routes_.lookup("re-1")->state, EnvState::kBroken);
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
 }
 
 }  // namespace

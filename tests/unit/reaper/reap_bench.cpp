@@ -17,6 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include "core/ticket.h"
+#include "daemon/options.h"
+#include "fakes/fake_time.h"
 #include "reaper/reaper.h"
 #include "store/paths.h"
 #include "unit/reaper/git_fixture.h"
@@ -185,12 +187,13 @@ int run(int argc, char** argv) {
 
   TimingRunner runner;
   GitRepos git(runner, state, std::chrono::seconds(60));
+  FakeTime time(kNow);
   Reaper reaper(
-      config, store, &git,
+      reaperOptions(config), store, &git,
       [](const std::string&, const std::string&, const Reaper::StillDueFn&) {
         return Status::ok();
       },
-      [] { return kNow; });
+      time);
 
   std::printf("reap bench: %d environments over %d repos, %d due per pass\n", made, repoCount, due);
   std::printf("%-22s %10s %10s %12s %10s %10s\n", "pass", "total ms", "fetch ms", "w/o fetch ms",

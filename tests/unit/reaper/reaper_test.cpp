@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "core/ticket.h"
+#include "daemon/options.h"
+#include "fakes/fake_time.h"
 #include "store/paths.h"
 #include "unit/reaper/git_fixture.h"
 
@@ -310,10 +312,10 @@ class ReaperPassTest : public ::testing::Test {
 
   std::unique_ptr<Reaper> makeReaper(GitRepos* git) {
     return std::make_unique<Reaper>(
-        config_, *store_, git,
+        reaperOptions(config_), *store_, git,
         [this](const std::string& ticket, const std::string& why,
                const Reaper::StillDueFn& stillDue) { return reclaim(ticket, why, stillDue); },
-        [this] { return TimePoint(milliseconds(nowMs_.load())); });
+        time_);
   }
   std::unique_ptr<Reaper> makeReaper() { return makeReaper(git_.get()); }
 
@@ -418,7 +420,7 @@ class ReaperPassTest : public ::testing::Test {
   std::unique_ptr<test::GitRemote> shop_;
   Config config_;
   std::unique_ptr<GitRepos> git_;
-  std::atomic<int64_t> nowMs_{toUnixMillis(kNow)};
+  FakeTime time_{kNow};
 
   std::mutex mu_;
   std::vector<ReclaimCall> calls_;
@@ -479,6 +481,7 @@ TEST_F(ReaperPassTest, DeletedBranchIsReclaimedUnlessTurnedOff) {
   EXPECT_TRUE(calls().empty());
 
   config_.reaper.reclaimDeleted = true;
+  reaper = makeReaper();  // the reaper copies its options
   r = reaper->runOnce(false, "", "alice");
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   ASSERT_EQ(r->reclaimed.size(), 1u);

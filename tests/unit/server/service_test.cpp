@@ -16,6 +16,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "daemon/options.h"
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
 #include "lifecycle/input_check.h"
@@ -47,14 +48,15 @@ class ServiceTest : public ::testing::Test {
     ASSERT_TRUE(store_->putImage({"busybox", 1, Clock::now(), true, ""}).isOk());
     images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
     envs_ = std::make_unique<EnvironmentManager>(
-        config_, *store_, runtime_, bridge_, *images_, nullptr, routes_,
+        lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
           return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
         });
     auth_ = std::make_unique<Authorizer>(*store_, peers_, std::nullopt);
     HostInfo host;
     host.requestsRouted = [] { return uint64_t{42}; };
-    service_ = std::make_unique<QaboxService>(*envs_, *images_, *store_, *auth_, host, time_);
+    service_ =
+        std::make_unique<QaboxService>(config_, *envs_, *images_, *store_, *auth_, host, time_);
     startServer();
     ops_ = token("ops-1", "ops");
     ci_ = token("ci-1", "ci");
@@ -413,12 +415,13 @@ TEST_F(ServiceTest, ReapAnswersWithTheReportAndRecordsThePass) {
   req.set_ticket("OLD-1");
   *req.mutable_ttl() = TimeUtil::SecondsToDuration(3600);
   ASSERT_TRUE(deploy(req).status.ok());
+  FakeTime later(Clock::now() + std::chrono::hours(2));
   Reaper reaper(
-      config_, *store_, nullptr,
+      reaperOptions(config_), *store_, nullptr,
       [](const std::string&, const std::string&, const Reaper::StillDueFn&) {
         return internalError("a dry run deletes nothing");
       },
-      [] { return Clock::now() + std::chrono::hours(2); });
+      later);
   service_->setReaper(&reaper);
   v1::ReapRequest reap;
   reap.set_dry_run(true);

@@ -1,0 +1,126 @@
+#include "daemon/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <functional>
+
+#include "daemon/options.h"
+#include "deploy/health.h"
+#include "server/unix_listener.h"
+#include "store/paths.h"
+
+namespace qabox {
+
+Status Agent::start() {
+  QABOX_RETURN_IF_ERROR(openParts());
+  QABOX_RETURN_IF_ERROR(recover());
+  QABOX_RETURN_IF_ERROR(startRouter());
+  QABOX_RETURN_IF_ERROR(startApi());
+  startBackground();
+  return Status::ok();
+}
+
+Status Agent::openParts() {
+  QABOX_ASSIGN_OR_RETURN(store_, openSqliteStore(storeOptions(config_)));
+  QABOX_RETURN_IF_ERROR(checkIdmaps());
+  runtime_ = std::make_unique<LxcRuntime>(runtimeOptions(config_), runner_, nftables_);
+  bridge_ = std::make_unique<HostBridge>(nftables_);
+  images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+  git_ = std::make_unique<GitRepos>(runner_, config_.stateDir, config_.deploy.fetchTimeout);
+  envs_ = std::make_unique<EnvironmentManager>(
+      lifecycleOptions(config_), *store_, *runtime_, *bridge_, *images_, git_.get(), *routes_,
+      [](const std::string& ip, uint16_t port, const std::string& path,
+         std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
+  return Status::ok();
+}
+
+Status Agent::checkIdmaps() {
+  if (!config_.containers.unprivileged || !config_.containers.isolatedIds) return Status::ok();
+  ProcessSpec check;
+  check.argv = {defaultLxcHelperPath(), "idmap-check", paths::runDir(config_.stateDir),
+                std::to_string(config_.containers.idBase)};
+  check.timeout = std::chrono::seconds(30);
+  auto r = runner_.run(check);
+  if (!r || !r->ok()) {
+    return failedPrecondition(
+        "containers.isolated_ids: clones of images cannot be mounted in " + config_.stateDir +
+        " (" + (r ? lastLines(r->err, 2) : r.status().message()) +
+        "): idmapped mounts need Linux 5.19 or later and a state_dir on ext4, xfs or btrfs; or "
+        "set isolated_ids = false");
+  }
+  return Status::ok();
+}
+
+Status Agent::recover() {
+  spdlog::info("qaboxd {} starting: state_dir {}, bridge {} {}, routing *.{}", QABOX_VERSION,
+               config_.stateDir, config_.network.bridge, config_.network.subnet,
+               config_.routing.domain);
+  auto started = std::chrono::steady_clock::now();
+  if (Status s = envs_->recover(); !s.isOk()) {
+    return Status(s.code(), "recovery failed: " + s.toString());
+  }
+  spdlog::info("recovered in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count());
+  return Status::ok();
+}
+
+Status Agent::startRouter() {
+  // A request for a sleeping environment wakes it; the router holds it (and
+  // any others for it) until the app answers its health check.
+  waker_ = std::make_unique<Waker>(*envs_);
+  RouterOptions ro = routerOptions(config_);
+  ro.wake = std::bind_front(&Waker::wake, waker_.get());
+  router_ = std::make_unique<Router>(ro, routes_);
+  if (Status s = router_->start(); !s.isOk()) {
+    return Status(s.code(), "routing.listen: " + s.message());
+  }
+  spdlog::info("router listening on {} (port {})", config_.routing.listen, router_->port());
+  usage_ = std::make_unique<UsageRecorder>(*router_, *store_, config_);
+  return Status::ok();
+}
+
+Status Agent::startApi() {
+  HostInfo host;
+  host.requestsRouted = [this] { return usage_->requestsRouted(); };
+  std::optional<gid_t> socketGroup = lookupGroup(config_.api.socketGroup);
+  if (!socketGroup) {
+    spdlog::warn(
+        "api.socket_group {}: no such group, so only root may use the unix socket "
+        "(groupadd --system {} to let its members act as ops)",
+        config_.api.socketGroup, config_.api.socketGroup);
+  }
+  DenialLimiter::Options denials;
+  denials.perPeerBurst = config_.events.refusedBurst;
+  denials.perPeerRefill = config_.events.refusedEvery;
+  auth_ = std::make_unique<Authorizer>(
+      *store_, localPeers_, socketGroup, [] { return Clock::now(); }, denials);
+  service_ = std::make_unique<QaboxService>(config_, *envs_, *images_, *store_, *auth_, host);
+  reaper_ = std::make_unique<Reaper>(reaperOptions(config_), *store_, git_.get(),
+                                     std::bind_front(&EnvironmentManager::reclaim, envs_.get()));
+  service_->setReaper(reaper_.get());
+  return api_.start(config_.api, *service_, *auth_, localPeers_, socketGroup);
+}
+
+void Agent::startBackground() {
+  usage_->start();
+  reaper_->start();
+  schedule_ = std::make_unique<LifecycleSchedule>(*envs_);
+  schedule_->start();
+}
+
+void Agent::stop() {
+  if (reaper_) reaper_->stop();
+  if (envs_) envs_->beginShutdown();
+  api_.stopListening();
+  // In-flight deploys run to their end (or the journal rolls them back on
+  // the next start); containers keep running across agent restarts.
+  api_.shutdown(std::chrono::seconds(60));
+  if (schedule_) schedule_->stop();
+  if (usage_) usage_->stop();
+  if (router_) router_->stop();
+  if (waker_) waker_->stop();
+}
+
+}  // namespace qabox

@@ -1,0 +1,74 @@
+#pragma once
+
+// The daemon's components, made in the order of their arrows and stopped in
+// the reverse: store, runtime, images, git, lifecycle (recovered before
+// anything listens), router, API, reaper and the background schedules.
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "daemon/api.h"
+#include "daemon/usage.h"
+#include "deploy/git.h"
+#include "deploy/image_builder.h"
+#include "lifecycle/manager.h"
+#include "lifecycle/schedule.h"
+#include "proxy/router.h"
+#include "reaper/reaper.h"
+#include "runtime/host_bridge.h"
+#include "runtime/lxc_runtime.h"
+#include "runtime/nftables.h"
+#include "server/auth.h"
+#include "server/service.h"
+#include "store/store.h"
+#include "sys/process.h"
+
+namespace qabox {
+
+class Agent {
+ public:
+  // `config` is validated, and the host prepared for it (prepareHost).
+  explicit Agent(const Config& config) : config_(config) {}
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Everything up to serving: an error says what, for the daemon to exit with.
+  Status start();
+  // In-flight operations finish (or the journal rolls them back on the next
+  // start); the containers keep running.
+  void stop();
+
+ private:
+  Status openParts();      // store, runtime, bridge, images, git, lifecycle
+  Status checkIdmaps();    // containers.isolated_ids can work on this host
+  Status recover();        // the lifecycle reconciles, before anything listens
+  Status startRouter();    // with the lifecycle's Waker as its wake hook
+  Status startApi();       // auth, service, reaper, the gRPC listeners
+  void startBackground();  // router use, reaper, sleep and disk schedules
+
+  const Config& config_;
+  std::unique_ptr<Store> store_;
+  RealProcessRunner runner_;
+  Nftables nftables_;
+  std::unique_ptr<LxcRuntime> runtime_;
+  std::unique_ptr<HostBridge> bridge_;
+  std::unique_ptr<ImageBuilder> images_;
+  std::unique_ptr<GitRepos> git_;
+  std::shared_ptr<RouteTable> routes_ = std::make_shared<RouteTable>();
+  std::unique_ptr<EnvironmentManager> envs_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<UsageRecorder> usage_;
+  LocalPeers localPeers_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<QaboxService> service_;
+  std::unique_ptr<Reaper> reaper_;
+  ApiServer api_;
+  std::unique_ptr<LifecycleSchedule> schedule_;
+};
+
+}  // namespace qabox

@@ -1,0 +1,86 @@
+#include "daemon/api.h"
+
+#include <fmt/ranges.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace qabox {
+
+namespace {
+
+Result<std::string> readPem(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalidArgument(key + " " + path + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return invalidArgument(key + " " + path + ": not a PEM file");
+  }
+  return text.str();
+}
+
+// TCP listeners serve TLS only; with client_ca, clients need a certificate
+// signed by it (and still a token: the certificate says which machine, the
+// token which role).
+Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Api& api) {
+  QABOX_ASSIGN_OR_RETURN(std::string cert, readPem("api.tls_cert", api.tlsCert));
+  QABOX_ASSIGN_OR_RETURN(std::string key, readPem("api.tls_key", api.tlsKey));
+  grpc::SslServerCredentialsOptions options(
+      api.clientCa.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                           : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_key_cert_pairs.push_back({key, cert});
+  if (!api.clientCa.empty()) {
+    QABOX_ASSIGN_OR_RETURN(options.pem_root_certs, readPem("api.client_ca", api.clientCa));
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
+
+Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authorizer& auth,
+                        LocalPeers& peers, std::optional<gid_t> socketGroup) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(api.maxMessageBytes));
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  for (const auto& l : api.listen) {
+    if (l.rfind("unix://", 0) == 0) {
+      auto listener = std::make_unique<UnixListener>(l.substr(7), peers);
+      QABOX_RETURN_IF_ERROR(listener->bind(socketGroup));
+      unixListeners_.push_back(std::move(listener));
+      continue;
+    }
+    if (!tls) {
+      QABOX_ASSIGN_OR_RETURN(tls, tlsCredentials(api));
+    }
+    builder.AddListeningPort(l, tls);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(auth));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  builder.RegisterService(&service);
+  server_ = builder.BuildAndStart();
+  if (!server_)
+    return failedPrecondition("api.listen: cannot listen on every address given (in use?)");
+  for (auto& l : unixListeners_) l->start(server_.get());
+  spdlog::info("API listening on {}{}", fmt::join(api.listen, ", "),
+               api.clientCa.empty() ? "" : " (TCP: client certificates required)");
+  return Status::ok();
+}
+
+void ApiServer::stopListening() {
+  for (auto& l : unixListeners_) l->stop();
+}
+
+void ApiServer::shutdown(std::chrono::milliseconds grace) {
+  if (!server_) return;
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Wait();
+}
+
+}  // namespace qabox

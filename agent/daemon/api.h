@@ -1,0 +1,41 @@
+#pragma once
+
+// The gRPC API as the daemon serves it: unix sockets (plaintext, the
+// caller's uid is its identity) and TCP addresses (TLS only), every call
+// through the auth interceptor.
+
+#include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "server/auth.h"
+#include "server/unix_listener.h"
+
+namespace qabox {
+
+class ApiServer {
+ public:
+  ApiServer() = default;
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds every api.listen address and starts serving `service`. Errors
+  // name the key (api.listen, api.tls_cert, ...).
+  Status start(const Config::Api& api, grpc::Service& service, Authorizer& auth, LocalPeers& peers,
+               std::optional<gid_t> socketGroup);
+  // Stops accepting on the unix sockets.
+  void stopListening();
+  // Lets calls in flight finish, for up to `grace`, then stops.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  std::vector<std::unique_ptr<UnixListener>> unixListeners_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace qabox

@@ -1,0 +1,25 @@
+#pragma once
+
+// The one place the agent's Config becomes each component's own options:
+// a component reads only what its struct holds, and a test builds one from
+// a Config the same way the daemon does.
+
+#include "core/config.h"
+#include "lifecycle/options.h"
+#include "proxy/router.h"
+#include "reaper/reaper.h"
+#include "runtime/lxc_runtime.h"
+#include "store/store.h"
+
+namespace qabox {
+
+LifecycleOptions lifecycleOptions(const Config& config);
+ReaperOptions reaperOptions(const Config& config);
+// Without the wake hook: the daemon sets it to the lifecycle's Waker.
+RouterOptions routerOptions(const Config& config);
+// With containers.isolated_ids, the id slots; the daemon checks first that
+// idmapped mounts work here (Agent::checkIdmaps).
+LxcRuntimeOptions runtimeOptions(const Config& config);
+StoreOptions storeOptions(const Config& config);
+
+}  // namespace qabox
