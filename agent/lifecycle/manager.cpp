@@ -38,8 +38,8 @@ std::string shellQuote(std::string_view value) {
 
 EnvironmentManager::EnvironmentManager(const Config& config, Store& store,
                                        ContainerRuntime& runtime, Bridge& bridge,
-                                       ImageBuilder& images, GitRepos* git, RouteTable& routes,
-                                       HealthCheck health)
+                                       ImageCatalog& images, GitSource* git, RouteTable& routes,
+                                       HealthCheck health, const TimeSource& time)
     : config_(config),
       store_(store),
       runtime_(runtime),
@@ -47,7 +47,8 @@ EnvironmentManager::EnvironmentManager(const Config& config, Store& store,
       images_(images),
       git_(git),
       routes_(routes),
-      health_(std::move(health)) {}
+      health_(std::move(health)),
+      time_(time) {}
 
 std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
   std::lock_guard l(locksMu_);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/ticket.h"
@@ -30,6 +31,9 @@ struct DeployInput {
 };
 
 struct Progress {
+  // The phase of a deploy's last progress event when it failed; the wire
+  // string the transport and the CLI compare with.
+  static constexpr const char* kFailed = "failed";
   std::string phase;
   std::string detail;
   std::chrono::milliseconds took{0};
@@ -46,7 +50,8 @@ using HealthCheck = std::function<Status(const std::string& ip, uint16_t port,
 class EnvironmentManager {
  public:
   EnvironmentManager(const Config& config, Store& store, ContainerRuntime& runtime, Bridge& bridge,
-                     ImageBuilder& images, GitRepos* git, RouteTable& routes, HealthCheck health);
+                     ImageCatalog& images, GitSource* git, RouteTable& routes, HealthCheck health,
+                     const TimeSource& time = systemTime());
 
   // Start-up, before the API listens: reconciles the journal and the store
   // with the containers that really exist, and fills the route table.
@@ -96,6 +101,8 @@ class EnvironmentManager {
   const Config& config() const { return config_; }
 
  private:
+  friend class DeployRun;  // the deploy's steps (lifecycle/deploy_steps.h)
+
   struct Target {
     std::string container;
     std::string ip;
@@ -122,10 +129,11 @@ class EnvironmentManager {
   Store& store_;
   ContainerRuntime& runtime_;
   Bridge& bridge_;
-  ImageBuilder& images_;
-  GitRepos* git_;
+  ImageCatalog& images_;
+  GitSource* git_;
   RouteTable& routes_;
   HealthCheck health_;
+  const TimeSource& time_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
