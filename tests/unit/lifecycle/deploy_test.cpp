@@ -600,6 +600,18 @@ TEST_F(DeployTest, AnImageDeployWhoseFilesCannotBePlacedIsRolledBackLikeItsClone
 // ---------------------------------------------------------------------------
 // A new ticket that fails later: kept FAILED for inspection.
 
+TEST_F(DeployTest, ARepoDeployWhoseFilesCannotBePlacedKeepsAFailedEnvironment) {
+  if (geteuid() != 0) GTEST_SKIP() << "the export sets a trusted.* xattr, which needs root";
+  fs::create_directories(upper("qabox-files-2"));
+  std::ofstream(upper("qabox-files-2") + "/etc") << "not a directory";
+  auto r = deploy(fromRepo("FILES-2"));
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  // After its export, what a repo deploy writes counts as the export.
+  expectKeptFailed(*r, "export failed: ");
+  EXPECT_TRUE(fs::exists(upper("qabox-files-2") + "/srv/app/index.html"));
+  EXPECT_EQ(countCalls("start qabox-files-2"), 0u);
+}
+
 TEST_F(DeployTest, AnExportFailureKeepsAFailedEnvironment) {
   git_.fail["exportTree"] = internalError("repo shop: git archive cccccccccccc: exit 128");
   auto r = deploy(fromRepo("EXP-1"));
@@ -747,6 +759,16 @@ struct RedeployFailure {
   const char* message;  // how the row's message starts after "redeploy failed: "
 };
 
+// The command `command` (a hook, or the rename that starts the app) exits
+// with `code`; every other exec succeeds.
+std::function<void(DeployTest&)> failing(std::string command, int code) {
+  return [command, code](DeployTest& t) {
+    t.runtime_.onExec = [command, code](const std::string&, const ExecSpec& ex) {
+      return Result<ProcessResult>(exited(ex.argv.back() == command ? code : 0, "cc: error\n"));
+    };
+  };
+}
+
 class RedeployFailureTest : public DeployTest,
                             public ::testing::WithParamInterface<RedeployFailure> {};
 
@@ -804,29 +826,11 @@ INSTANTIATE_TEST_SUITE_P(
         RedeployFailure{"Start",
                         [](DeployTest& t) { t.runtime_.failOn.insert("start qabox-old-1_1"); },
                         "start failed: start qabox-old-1_1: injected"},
-        RedeployFailure{"Build",
-                        [](DeployTest& t) {
-                          t.runtime_.onExec = [](const std::string&, const ExecSpec& ex) {
-                            return Result<ProcessResult>(
-                                exited(ex.argv.back() == "make" ? 2 : 0, "cc: error\n"));
-                          };
-                        },
+        RedeployFailure{"Build", failing("make", 2),
                         "build failed: hook build failed with exit code 2"},
-        RedeployFailure{"Seed",
-                        [](DeployTest& t) {
-                          t.runtime_.onExec = [](const std::string&, const ExecSpec& ex) {
-                            return Result<ProcessResult>(
-                                exited(ex.argv.back() == "seed demo" ? 1 : 0));
-                          };
-                        },
+        RedeployFailure{"Seed", failing("seed demo", 1),
                         "seed failed: hook seed failed with exit code 1"},
-        RedeployFailure{"App",
-                        [](DeployTest& t) {
-                          t.runtime_.onExec = [](const std::string&, const ExecSpec& ex) {
-                            return Result<ProcessResult>(
-                                exited(ex.argv.back() == "/etc/qabox/app.run" ? 1 : 0));
-                          };
-                        },
+        RedeployFailure{"App", failing("/etc/qabox/app.run", 1),
                         "start failed: starting the app failed"},
         RedeployFailure{"Health", [](DeployTest& t) { t.healthy_ = false; },
                         "health failed: health check: no answer"},
