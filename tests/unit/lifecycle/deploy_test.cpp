@@ -759,6 +759,8 @@ struct RedeployFailure {
   const char* message;  // how the row's message starts after "redeploy failed: "
 };
 
+void PrintTo(const RedeployFailure& f, std::ostream* os) { *os << f.name; }
+
 // The command `command` (a hook, or the rename that starts the app) exits
 // with `code`; every other exec succeeds.
 std::function<void(DeployTest&)> failing(std::string command, int code) {
