@@ -90,6 +90,8 @@ struct DeployContext {
   // kSwitch
   Environment ready;  // the row after the switch
 
+  // How far the deploy got. rollback() undoes by `current`, the step after
+  // `done` that failed (undoFor).
   DeployStep done = DeployStep::kNone;     // the last step that completed
   DeployStep current = DeployStep::kNone;  // the step running, or the one that failed
 };
