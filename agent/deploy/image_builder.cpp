@@ -133,7 +133,7 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
 
   Operation op;
   op.slug = "";
-  op.kind = "image.build";
+  op.kind = JournalKind::kImageBuild;
   op.container = container;
   op.startedAt = Clock::now();
   QABOX_ASSIGN_OR_RETURN(int64_t opId, store_.beginOperation(op));
@@ -141,7 +141,7 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   auto fail = [&](Status s) -> Status {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    (void)store_.finishOperation(opId, "error", s.message());
+    (void)store_.finishOperation(opId, JournalOutcome::kError, s.message());
     (void)store_.addEvent(
         {0, Clock::now(), "", "image.build", actor, "error", name + ": " + s.message()});
     return s;
@@ -189,7 +189,7 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
 
   ImageVersion iv{name, version, Clock::now(), true, m.description};
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
-  (void)store_.finishOperation(opId, "ok", "");
+  (void)store_.finishOperation(opId, JournalOutcome::kOk, "");
   (void)store_.addEvent(
       {0, Clock::now(), "", "image.build", actor, "ok", name + " v" + std::to_string(version)});
   return iv;
@@ -238,11 +238,11 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
 Status ImageBuilder::recover() {
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
   for (const auto& op : ops) {
-    if (op.kind != "image.build") continue;
+    if (op.kind != JournalKind::kImageBuild) continue;
     std::error_code ec;
     fs::remove_all(paths::imagesLxcPath(config_.stateDir) + "/" + op.container, ec);
     QABOX_RETURN_IF_ERROR(
-        store_.finishOperation(op.id, "rolled-back", "agent restarted mid-build"));
+        store_.finishOperation(op.id, JournalOutcome::kRolledBack, "agent restarted mid-build"));
   }
   // Directories no stored version names are leftovers too.
   QABOX_ASSIGN_OR_RETURN(auto images, store_.listImages());

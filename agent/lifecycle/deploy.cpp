@@ -228,12 +228,12 @@ Status DeployRun::writeIntent(Environment& row) {
   QABOX_ASSIGN_OR_RETURN(ctx_.ip, store.leaseAddress(config.network.subnet, ctx_.container));
   Operation op{0,
                ctx_.ticket.slug,
-               ctx_.redeploy ? "redeploy" : "create",
+               ctx_.redeploy ? JournalKind::kRedeploy : JournalKind::kCreate,
                ctx_.container,
                ctx_.ip,
                m_.time_.now(),
                std::nullopt,
-               "",
+               JournalOutcome::kUnfinished,
                ""};
   QABOX_ASSIGN_OR_RETURN(ctx_.opId, store.beginOperation(op));
   if (ctx_.redeploy) {
@@ -272,7 +272,7 @@ Status DeployRun::switchOver() {
   if (ctx_.spec.ttl) ready.expiresAt = ready.deployedAt + *ctx_.spec.ttl;
   QABOX_RETURN_IF_ERROR(m_.store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(m_.store_.putEnvironment(ready));
-    return m_.store_.finishOperation(ctx_.opId, "ok", ctx_.merge.commit);
+    return m_.store_.finishOperation(ctx_.opId, JournalOutcome::kOk, ctx_.merge.commit);
   }));
   ctx_.done = DeployStep::kSwitch;
   return Status::ok();

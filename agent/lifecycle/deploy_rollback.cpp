@@ -59,7 +59,7 @@ Result<Environment> DeployRun::rollback(Status s) {
 Status DeployRun::recordFailure(const std::string& message) {
   return m_.store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(m_.store_.putEnvironment(ctx_.env));
-    return m_.store_.finishOperation(ctx_.opId, "error", message);
+    return m_.store_.finishOperation(ctx_.opId, JournalOutcome::kError, message);
   });
 }
 
@@ -117,7 +117,7 @@ Status DeployRun::rollBackWhole(const Status& s, const std::string& message, boo
   Status w = store.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(store.releaseAddressesOf(ctx_.container));
     QABOX_RETURN_IF_ERROR(store.deleteEnvironment(t.slug));
-    return store.finishOperation(ctx_.opId, "rolled-back", message);
+    return store.finishOperation(ctx_.opId, JournalOutcome::kRolledBack, message);
   });
   if (!w.isOk()) {
     // The journal still says create: the next start rolls it back.

@@ -128,9 +128,10 @@ Status EnvironmentManager::remove(const std::string& ticket, const std::string& 
 
 Status EnvironmentManager::removeLocked(const Environment& env, const std::string& actor,
                                         const std::string& why) {
-  QABOX_ASSIGN_OR_RETURN(int64_t opId,
-                         store_.beginOperation({0, env.slug, "delete", env.container, env.ip,
-                                                Clock::now(), std::nullopt, "", why}));
+  QABOX_ASSIGN_OR_RETURN(
+      int64_t opId,
+      store_.beginOperation({0, env.slug, JournalKind::kDelete, env.container, env.ip, Clock::now(),
+                             std::nullopt, JournalOutcome::kUnfinished, why}));
   Environment row = env;
   row.state = EnvState::kDeleting;
   row.updatedAt = Clock::now();
@@ -146,7 +147,7 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     row.message =
         "delete failed: " + s.message() + " (qabox delete " + env.ticket + " tries again)";
     (void)store_.putEnvironment(row);
-    (void)store_.finishOperation(opId, "error", s.message());
+    (void)store_.finishOperation(opId, JournalOutcome::kError, s.message());
     publishRoute(row);
     event(env.ticket, "delete", actor, "error", s.message());
     return s;
@@ -154,7 +155,7 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(env.container));
     QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
-    return store_.finishOperation(opId, "ok", "");
+    return store_.finishOperation(opId, JournalOutcome::kOk, "");
   }));
   std::error_code ec;
   fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);

@@ -88,13 +88,13 @@ Status EnvironmentManager::recover() {
   //    completed).
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
   for (const auto& op : ops) {
-    if (op.kind == "image.build") continue;
+    if (op.kind == JournalKind::kImageBuild) continue;
     QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(op.slug));
     std::string decision;
-    std::string outcome = "rolled-back";
+    JournalOutcome outcome = JournalOutcome::kRolledBack;
     Status destroyed;
     const bool ownsIt = env && env->container == op.container;
-    if (op.kind == "create") {
+    if (op.kind == JournalKind::kCreate) {
       destroyed = runtime_.destroy(op.container);
       if (destroyed.isOk()) {
         QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
@@ -103,7 +103,7 @@ Status EnvironmentManager::recover() {
         }
         decision = "rolled back the unfinished create of " + op.container;
       }
-    } else if (op.kind == "redeploy") {
+    } else if (op.kind == JournalKind::kRedeploy) {
       if (ownsIt) {
         decision = "kept " + op.container + ": the redeploy had already switched";
       } else {
@@ -129,7 +129,7 @@ Status EnvironmentManager::recover() {
           stuck.insert(op.container);
         }
       }
-    } else if (op.kind == "delete") {
+    } else if (op.kind == JournalKind::kDelete) {
       destroyed = runtime_.destroy(op.container);
       if (destroyed.isOk()) {
         QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
@@ -139,8 +139,8 @@ Status EnvironmentManager::recover() {
     }
     if (!destroyed.isOk()) {
       decision = cannotDestroy(op.container, destroyed);
-      outcome = "error";
-      if (ownsIt && op.kind != "redeploy") {
+      outcome = JournalOutcome::kError;
+      if (ownsIt && op.kind != JournalKind::kRedeploy) {
         QABOX_RETURN_IF_ERROR(markBroken(*env, op.container, decision));
       } else {
         stuck.insert(op.container);

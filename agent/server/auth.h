@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "lifecycle/audit.h"
 #include "store/store.h"
 
 namespace qabox {
@@ -80,6 +81,26 @@ std::string hashTokenSecret(std::string_view secret);
 // Token names appear in events and on command lines: 1 to 64 of letters,
 // digits, '.', '_' and '-', starting with a letter or digit.
 Status checkTokenName(std::string_view name);
+
+// A token CreateToken made: the row the store keeps, and the secret, shown
+// once and never stored.
+struct IssuedToken {
+  TokenRecord record;
+  std::string secret;
+};
+
+// Makes token `name` with `role`, expiring `ttl` after `now` when given, and
+// records token.create by `actor`. Names are never reused, not even once
+// revoked (ALREADY_EXISTS): the audit log names callers by token name. The
+// token events live here, not in the lifecycle, because tokens are this
+// component's: it makes their secrets, keeps their hashes and checks them.
+Result<IssuedToken> issueToken(Store& store, AuditLog& audit, const std::string& name,
+                               const std::string& role,
+                               std::optional<std::chrono::milliseconds> ttl,
+                               const std::string& actor, TimePoint now);
+// Revokes token `name` as of `now` and records token.revoke by `actor`.
+Result<TokenRecord> revokeToken(Store& store, AuditLog& audit, const std::string& name,
+                                const std::string& actor, TimePoint now);
 
 // The secret of an `authorization` metadata value; "Bearer" in any case.
 std::optional<std::string_view> bearerSecret(std::string_view authorization);

@@ -2,21 +2,17 @@
 
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
-#include <sys/statvfs.h>
 
-#include <fstream>
-#include <thread>
-
-#include "core/duration.h"
+#include "lifecycle/host_facts.h"
+#include "lifecycle/logs.h"
 #include "reaper/reaper.h"
 #include "server/validate.h"
-#include "store/ipam.h"
-#include "sys/safe_path.h"
 
 namespace qabox {
 namespace {
 
 using google::protobuf::util::TimeUtil;
+using std::chrono::milliseconds;
 
 google::protobuf::Timestamp ts(TimePoint t) {
   return TimeUtil::MillisecondsToTimestamp(toUnixMillis(t));
@@ -33,6 +29,12 @@ v1::Environment::State toProtoState(EnvState s) {
     case EnvState::kBroken: return v1::Environment::BROKEN;
   }
   return v1::Environment::STATE_UNSPECIFIED;
+}
+
+void toProto(const ResourceLimits& l, v1::ResourceLimits* out) {
+  out->set_memory(l.memory);
+  out->set_cpus(l.cpus);
+  out->set_pids(l.pids);
 }
 
 void toProto(const ImageVersion& im, uint32_t users, v1::Image* out) {
@@ -54,13 +56,52 @@ void toProto(const TokenRecord& t, v1::Token* out) {
   if (t.lastUsedAt) *out->mutable_last_used_at() = ts(*t.lastUsedAt);
 }
 
-// What a log has past `offset`, at most `max` bytes; "" while it does not
-// exist. The app log is in the container's files: read beneath its root,
-// never through a link, and never blocking on a FIFO (sys/safe_path.h).
-Result<std::string> readLog(const EnvironmentManager::LogFile& log, off_t& offset, size_t max) {
-  auto r = readFileBeneath(log.root, log.relative, offset, max);
-  if (!r && r.status().code() == Code::kNotFound) return std::string();
-  return r;
+void toProto(const Event& e, v1::Event* out) {
+  out->set_id(e.id);
+  *out->mutable_at() = ts(e.at);
+  out->set_ticket(e.ticket);
+  out->set_action(e.action);
+  out->set_actor(e.actor);
+  out->set_outcome(e.outcome);
+  out->set_detail(e.detail);
+}
+
+void toProto(const ReapReport& report, v1::ReapResponse* out) {
+  out->set_dry_run(report.dryRun);
+  for (const auto& d : report.reclaimed) {
+    auto* r = out->add_reclaimed();
+    r->set_ticket(d.ticket);
+    r->set_policy(d.policy);
+    r->set_reason(d.reason);
+    r->set_done(d.done);
+    r->set_error(d.error);
+  }
+  for (const auto& w : report.warnings) out->add_warnings(w);
+}
+
+// The host's facts; the config's and the process's are added by the caller.
+void toProto(const HostFacts& f, v1::HostStatus* out) {
+  out->set_environments(f.environments);
+  for (const auto& [state, n] : f.byState) (*out->mutable_environments_by_state())[state] = n;
+  out->set_sleeping(f.sleeping);
+  out->set_max_environments(f.maxEnvironments);
+  out->set_capacity_left(f.capacityLeft);
+  if (f.addressesLeft) out->set_addresses_left(*f.addressesLeft);
+  if (f.diskTotalBytes) out->set_disk_total_bytes(*f.diskTotalBytes);
+  if (f.diskFreeBytes) out->set_disk_free_bytes(*f.diskFreeBytes);
+  if (f.memoryTotalBytes) out->set_memory_total_bytes(*f.memoryTotalBytes);
+  if (f.memoryAvailableBytes) out->set_memory_available_bytes(*f.memoryAvailableBytes);
+}
+
+// What a shell would say: the exit code, 124 for a timeout, 128 + a signal.
+int32_t exitCodeOf(const ProcessResult& r) {
+  return r.timedOut ? 124 : r.exitCode >= 0 ? r.exitCode : 128 + r.signal;
+}
+
+// A write to a caller that went away just fails; what it says is logged.
+template <typename Writer, typename Message>
+void send(Writer* writer, const Message& message, std::string_view rpc) {
+  if (!writer->Write(message)) spdlog::debug("{}: the caller is gone; not sent", rpc);
 }
 
 }  // namespace
@@ -98,18 +139,19 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   for (const auto& [k, v] : e.spec.env) (*out->mutable_env())[k] = v;
   for (const auto& k : e.spec.secretKeys) out->add_secret_keys(k);
   if (e.deployedAt != TimePoint{}) *out->mutable_deployed_at() = ts(e.deployedAt);
-  auto limits = [](const ResourceLimits& l, v1::ResourceLimits* o) {
-    o->set_memory(l.memory);
-    o->set_cpus(l.cpus);
-    o->set_pids(l.pids);
-  };
-  limits(e.limits, out->mutable_limits());
-  limits(e.spec.limits, out->mutable_asked_limits());
+  toProto(e.limits, out->mutable_limits());
+  toProto(e.spec.limits, out->mutable_asked_limits());
 }
 
 QaboxService::QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store,
-                           Authorizer& auth, HostInfo host)
-    : envs_(envs), images_(images), store_(store), auth_(auth), host_(std::move(host)) {}
+                           Authorizer& auth, HostInfo host, const TimeSource& time)
+    : envs_(envs),
+      images_(images),
+      store_(store),
+      auth_(auth),
+      host_(std::move(host)),
+      time_(time),
+      audit_(store, time) {}
 
 Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
   return auth_.callerOf(static_cast<grpc::ServerContextBase*>(ctx));
@@ -131,6 +173,13 @@ Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
     }                                                                       \
   } while (0)
 
+// The rest of a handler that answers with one environment.
+grpc::Status QaboxService::answer(const Result<Environment>& e, v1::Environment* resp) const {
+  if (!e) return toGrpc(e.status());
+  toProto(*e, envs_.config(), resp);
+  return grpc::Status::OK;
+}
+
 grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                                   grpc::ServerWriter<v1::DeployEvent>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
@@ -143,19 +192,19 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   auto result = envs_.deploy(in, [&](const Progress& p) {
     // A failed redeploy leaves the old container serving (READY), so the
     // final event, not the state, says the deploy failed.
-    if (p.phase == "failed") failed = true;
+    if (p.phase == Progress::kFailed) failed = true;
     v1::DeployEvent ev;
     ev.set_phase(p.phase);
     ev.set_detail(p.detail);
     *ev.mutable_took() = TimeUtil::MillisecondsToDuration(p.took.count());
-    writer->Write(ev);
+    send(writer, ev, "Deploy");
   });
   if (!result) return toGrpc(result.status());
   v1::DeployEvent last;
-  last.set_phase(failed || result->state == EnvState::kFailed ? "failed" : "done");
+  last.set_phase(failed || result->state == EnvState::kFailed ? Progress::kFailed : "done");
   last.set_detail(result->message);
   toProto(*result, envs_.config(), last.mutable_environment());
-  writer->Write(last);
+  send(writer, last, "Deploy");
   return grpc::Status::OK;
 }
 
@@ -164,10 +213,7 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
                                           v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto e = envs_.get(req->ticket());
-  if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
-  return grpc::Status::OK;
+  return answer(envs_.get(req->ticket()), resp);
 }
 
 grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
@@ -195,36 +241,15 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
                                       grpc::ServerWriter<v1::LogChunk>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto path = envs_.logPath(req->ticket(), req->deploy());
-  if (!path) return toGrpc(path.status());
-  auto refused = [&](const Status& s) {
-    return toGrpc(Status(s.code(), "logs of " + req->ticket() + ": " + s.message()));
+  LogQuery query{req->ticket(), req->deploy(), req->tail(), req->follow()};
+  LogSink sink;
+  sink.write = [&](std::string chunk) {
+    v1::LogChunk out;
+    out.set_data(std::move(chunk));
+    return writer->Write(out);
   };
-  off_t offset = 0;
-  if (req->tail() > 0) {
-    off_t all = 0;
-    auto content = readLog(*path, all, 64 << 20);
-    if (!content) return refused(content.status());
-    std::string tail = lastLines(*content, req->tail());
-    offset = all - static_cast<off_t>(tail.size());
-    while (offset > 0 && offset < all && (*content)[static_cast<size_t>(offset)] == '\n') ++offset;
-  }
-  while (!ctx->IsCancelled()) {
-    auto read = readLog(*path, offset, 256 << 10);
-    if (!read) return refused(read.status());
-    std::string chunk = std::move(*read);
-    if (!chunk.empty()) {
-      v1::LogChunk out;
-      out.set_data(std::move(chunk));
-      if (!writer->Write(out)) return grpc::Status::OK;
-      continue;
-    }
-    if (!req->follow()) break;
-    // The environment may go away while followed.
-    if (!envs_.get(req->ticket())) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return grpc::Status::OK;
+  sink.cancelled = [&] { return ctx->IsCancelled(); };
+  return toGrpc(streamLogs(envs_, query, sink));
 }
 
 grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
@@ -233,25 +258,23 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
   QABOX_VALID(req);
   std::vector<std::string> argv(req->argv().begin(), req->argv().end());
   std::map<std::string, std::string> env(req->env().begin(), req->env().end());
-  auto timeout = std::chrono::milliseconds(
-      req->has_timeout() ? TimeUtil::DurationToMilliseconds(req->timeout()) : 600'000);
-  auto r = envs_.exec(
-      req->ticket(), argv, env, req->stdin(), timeout,
-      [&](bool isErr, std::string_view data) {
-        v1::ExecOutput out;
-        if (isErr) {
-          out.set_stderr(std::string(data));
-        } else {
-          out.set_stdout(std::string(data));
-        }
-        writer->Write(out);
-      },
-      caller.name);
+  auto timeout =
+      milliseconds(req->has_timeout() ? TimeUtil::DurationToMilliseconds(req->timeout()) : 600'000);
+  auto onOutput = [&](bool isErr, std::string_view data) {
+    v1::ExecOutput out;
+    if (isErr) {
+      out.set_stderr(std::string(data));
+    } else {
+      out.set_stdout(std::string(data));
+    }
+    send(writer, out, "Exec");
+  };
+  auto r = envs_.exec(req->ticket(), argv, env, req->stdin(), timeout, onOutput, caller.name);
   if (!r) return toGrpc(r.status());
   v1::ExecOutput last;
   last.set_exited(true);
-  last.set_exit_code(r->timedOut ? 124 : r->exitCode >= 0 ? r->exitCode : 128 + r->signal);
-  writer->Write(last);
+  last.set_exit_code(exitCodeOf(*r));
+  send(writer, last, "Exec");
   return grpc::Status::OK;
 }
 
@@ -262,29 +285,13 @@ grpc::Status QaboxService::Reap(grpc::ServerContext* ctx, const v1::ReapRequest*
   if (!reaper_) return toGrpc(unavailable("Reap: the reaper is not running on this agent"));
   auto report = reaper_->runOnce(req->dry_run(), req->policy(), caller.name);
   if (!report) {
-    (void)store_.addEvent(
-        {0, Clock::now(), "", "reap", caller.name, "error", report.status().message()});
+    audit_.reapFailed(caller.name, report.status().message());
     return toGrpc(report.status());
   }
-  {
-    size_t done = 0;
-    for (const auto& d : report->reclaimed) done += d.done;
-    std::string detail = report->dryRun ? "dry run: " + std::to_string(report->reclaimed.size()) +
-                                              " would be reclaimed"
-                                        : std::to_string(done) + " reclaimed";
-    if (!req->policy().empty()) detail += " (policy " + req->policy() + ")";
-    (void)store_.addEvent({0, Clock::now(), "", "reap", caller.name, "ok", detail});
-  }
-  resp->set_dry_run(report->dryRun);
-  for (const auto& d : report->reclaimed) {
-    auto* r = resp->add_reclaimed();
-    r->set_ticket(d.ticket);
-    r->set_policy(d.policy);
-    r->set_reason(d.reason);
-    r->set_done(d.done);
-    r->set_error(d.error);
-  }
-  for (const auto& w : report->warnings) resp->add_warnings(w);
+  size_t done = 0;
+  for (const auto& d : report->reclaimed) done += d.done;
+  audit_.reapPass(caller.name, req->policy(), report->dryRun, report->reclaimed.size(), done);
+  toProto(*report, resp);
   return grpc::Status::OK;
 }
 
@@ -292,10 +299,7 @@ grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinn
                                      v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto e = envs_.setPinned(req->ticket(), req->pinned(), caller.name);
-  if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
-  return grpc::Status::OK;
+  return answer(envs_.setPinned(req->ticket(), req->pinned(), caller.name), resp);
 }
 
 grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
@@ -303,10 +307,7 @@ grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
                                             v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto e = envs_.sleep(req->ticket(), caller.name);
-  if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
-  return grpc::Status::OK;
+  return answer(envs_.sleep(req->ticket(), caller.name), resp);
 }
 
 grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
@@ -314,24 +315,15 @@ grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
                                            v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto e = envs_.wake(req->ticket(), caller.name);
-  if (!e) return toGrpc(e.status());
-  toProto(*e, envs_.config(), resp);
-  return grpc::Status::OK;
+  return answer(envs_.wake(req->ticket(), caller.name), resp);
 }
 
 grpc::Status QaboxService::ListImages(grpc::ServerContext* ctx, const v1::ListImagesRequest*,
                                       v1::ListImagesResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
-  auto images = store_.listImages();
-  if (!images) return toGrpc(images.status());
-  auto envs = store_.listEnvironments();
-  if (!envs) return toGrpc(envs.status());
-  for (const auto& im : *images) {
-    uint32_t users = 0;
-    for (const auto& e : *envs) users += e.spec.image == im.name && e.imageVersion == im.version;
-    toProto(im, users, resp->add_images());
-  }
+  auto uses = imageUses(store_);
+  if (!uses) return toGrpc(uses.status());
+  for (const auto& u : *uses) toProto(u.image, u.environments, resp->add_images());
   for (const auto& r : images_.recipes()) resp->add_recipes(r);
   return grpc::Status::OK;
 }
@@ -360,43 +352,14 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::Get
                                          v1::HostStatus* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   const Config& c = envs_.config();
+  auto facts = hostFacts(store_, c);
+  if (!facts) return toGrpc(facts.status());
   resp->set_version(QABOX_VERSION);
+  auto uptime = std::chrono::steady_clock::now() - host_.startedAt;
   *resp->mutable_uptime() =
-      TimeUtil::MillisecondsToDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           std::chrono::steady_clock::now() - host_.startedAt)
-                                           .count());
-  auto envs = store_.listEnvironments();
-  if (!envs) return toGrpc(envs.status());
-  resp->set_environments(static_cast<uint32_t>(envs->size()));
-  uint32_t sleeping = 0;
-  for (const auto& e : *envs) {
-    (*resp->mutable_environments_by_state())[std::string(stateName(e.state))]++;
-    sleeping += e.state == EnvState::kSleeping;
-  }
-  resp->set_sleeping(sleeping);
-  resp->set_max_environments(c.limits.maxEnvironments);
-  uint32_t n = static_cast<uint32_t>(envs->size());
-  resp->set_capacity_left(n >= c.limits.maxEnvironments ? 0 : c.limits.maxEnvironments - n);
-  if (auto subnet = parseSubnet(c.network.subnet); subnet) {
-    auto leases = store_.listLeases();
-    uint32_t used = leases ? static_cast<uint32_t>(leases->size()) : 0;
-    uint32_t total = hostCount(*subnet);
-    resp->set_addresses_left(used >= total ? 0 : total - used);
-  }
+      TimeUtil::MillisecondsToDuration(std::chrono::duration_cast<milliseconds>(uptime).count());
+  toProto(*facts, resp);
   resp->set_state_dir(c.stateDir);
-  struct statvfs vfs {};
-  if (statvfs(c.stateDir.c_str(), &vfs) == 0) {
-    resp->set_disk_total_bytes(static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize);
-    resp->set_disk_free_bytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
-  }
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (meminfo >> key >> kb >> unit) {
-    if (key == "MemTotal:") resp->set_memory_total_bytes(kb * 1024);
-    if (key == "MemAvailable:") resp->set_memory_available_bytes(kb * 1024);
-  }
   resp->set_bridge(c.network.bridge);
   resp->set_subnet(c.network.subnet);
   resp->set_domain(c.routing.domain);
@@ -410,16 +373,7 @@ grpc::Status QaboxService::ListEvents(grpc::ServerContext* ctx, const v1::ListEv
   QABOX_VALID(req);
   auto events = store_.listEvents(req->ticket(), req->limit());
   if (!events) return toGrpc(events.status());
-  for (const auto& e : *events) {
-    auto* out = resp->add_events();
-    out->set_id(e.id);
-    *out->mutable_at() = ts(e.at);
-    out->set_ticket(e.ticket);
-    out->set_action(e.action);
-    out->set_actor(e.actor);
-    out->set_outcome(e.outcome);
-    out->set_detail(e.detail);
-  }
+  for (const auto& e : *events) toProto(e, resp->add_events());
   return grpc::Status::OK;
 }
 
@@ -427,36 +381,12 @@ grpc::Status QaboxService::CreateToken(grpc::ServerContext* ctx, const v1::Creat
                                        v1::CreateTokenResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  TokenRecord t;
-  t.name = req->name();
-  t.role = req->role();
-  t.createdAt = Clock::now();
-  if (req->has_ttl()) {
-    t.expiresAt =
-        t.createdAt + std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(req->ttl()));
-  }
-  auto secret = newTokenSecret();
-  if (!secret) return toGrpc(secret.status());
-  t.hash = hashTokenSecret(*secret);
-  // Names are never reused: the audit log names callers by token name.
-  Status s = store_.transaction([&]() -> Status {
-    QABOX_ASSIGN_OR_RETURN(auto existing, store_.getToken(t.name));
-    if (existing) {
-      return alreadyExists("token " + t.name + ": already exists" +
-                           (existing->revoked ? " (revoked); choose another name" : ""));
-    }
-    return store_.putToken(t);
-  });
-  if (!s.isOk()) return toGrpc(s);
-  (void)store_.addEvent(
-      {0, Clock::now(), "", "token.create", caller.name, "ok",
-       t.name + " (" + t.role + ")" +
-           (t.expiresAt ? ", expires in " +
-                              formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  *t.expiresAt - t.createdAt))
-                        : "")});
-  toProto(t, resp->mutable_token());
-  resp->set_secret(*secret);
+  std::optional<milliseconds> ttl;
+  if (req->has_ttl()) ttl = milliseconds(TimeUtil::DurationToMilliseconds(req->ttl()));
+  auto t = issueToken(store_, audit_, req->name(), req->role(), ttl, caller.name, time_.now());
+  if (!t) return toGrpc(t.status());
+  toProto(t->record, resp->mutable_token());
+  resp->set_secret(t->secret);
   return grpc::Status::OK;
 }
 
@@ -473,9 +403,8 @@ grpc::Status QaboxService::RevokeToken(grpc::ServerContext* ctx, const v1::Revok
                                        v1::RevokeTokenResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto t = store_.revokeToken(req->name(), Clock::now());
+  auto t = revokeToken(store_, audit_, req->name(), caller.name, time_.now());
   if (!t) return toGrpc(t.status());
-  (void)store_.addEvent({0, Clock::now(), "", "token.revoke", caller.name, "ok", t->name});
   toProto(*t, resp->mutable_token());
   return grpc::Status::OK;
 }

@@ -5,9 +5,11 @@
 #include <chrono>
 #include <functional>
 
+#include "core/clock.h"
+#include "lifecycle/audit.h"
+#include "lifecycle/manager.h"
 #include "qabox/v1/qabox.grpc.pb.h"
 #include "server/auth.h"
-#include "lifecycle/manager.h"
 
 namespace qabox {
 
@@ -22,13 +24,17 @@ struct HostInfo {
 grpc::Status toGrpc(const Status& s);
 void toProto(const Environment& e, const Config& config, v1::Environment* out);
 
-// The v1 API over the environment manager. Every handler first asks for the
-// caller the auth interceptor let through, then checks its input, and
-// answers with a status a person can act on.
+// The v1 API over the environment manager: transport only. Every handler
+// first asks for the caller the auth interceptor let through, then checks
+// its input (server/validate.h), turns the request into the lifecycle's
+// terms, calls it, and maps its answer back to proto, with the lifecycle's
+// status code (toGrpc) and a message a person can act on. What is done,
+// and what the audit log says about it, is the lifecycle's (agent/lifecycle/);
+// tokens are server/auth's.
 class QaboxService final : public v1::Qabox::Service {
  public:
   QaboxService(EnvironmentManager& envs, ImageBuilder& images, Store& store, Authorizer& auth,
-               HostInfo host);
+               HostInfo host, const TimeSource& time = systemTime());
 
   grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                       grpc::ServerWriter<v1::DeployEvent>* writer) override;
@@ -72,12 +78,16 @@ class QaboxService final : public v1::Qabox::Service {
  private:
   // The caller of this call, or the status to end it with.
   Result<Caller> authorized(grpc::ServerContext* ctx) const;
+  // The end of a handler that answers with one environment.
+  grpc::Status answer(const Result<Environment>& e, v1::Environment* resp) const;
 
   EnvironmentManager& envs_;
   ImageBuilder& images_;
   Store& store_;
   Authorizer& auth_;
   HostInfo host_;
+  const TimeSource& time_;
+  AuditLog audit_;
   Reaper* reaper_ = nullptr;
 };
 

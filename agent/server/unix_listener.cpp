@@ -30,16 +30,23 @@ PeerCred peerCred(int fd) {
     out.uid = cred.uid;
     out.gid = cred.gid;
   } else {
+    spdlog::warn("api: SO_PEERCRED of a unix connection: {}; it acts as nobody", errnoText());
     // Nobody: never root, never in a group.
     out.uid = static_cast<uid_t>(-1);
     out.gid = static_cast<gid_t>(-1);
   }
   std::vector<gid_t> groups(64);
   len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0 && errno == ERANGE) {
+  int rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+  if (rc != 0 && errno == ERANGE) {
     groups.resize(len / sizeof(gid_t));
     len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0) len = 0;
+    rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+  }
+  if (rc != 0) {
+    // No groups, never the zeroed buffer: a failure must not read as gid 0.
+    spdlog::warn("api: SO_PEERGROUPS of a unix connection: {}; it has no groups", errnoText());
+    len = 0;
   }
   groups.resize(len / sizeof(gid_t));
   out.groups = std::move(groups);
@@ -76,7 +83,9 @@ Status UnixListener::bind(std::optional<gid_t> group) {
   std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+  if (ec) spdlog::warn("api.listen unix://{}: making its directory: {}", path_, ec.message());
   std::filesystem::remove(path_, ec);  // a stale socket from an earlier run
+  if (ec) spdlog::warn("api.listen unix://{}: removing a stale socket: {}", path_, ec.message());
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return internalError("api.listen unix://" + path_ + ": socket: " + errnoText());
   // The socket file is created 0600 and only then opened up to the group,
@@ -106,7 +115,9 @@ void UnixListener::start(grpc::Server* server) {
 void UnixListener::stop() {
   if (!thread_.joinable()) return;
   uint64_t one = 1;
-  (void)::write(wakeFd_, &one, sizeof one);
+  if (::write(wakeFd_, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) {
+    spdlog::error("api unix://{}: waking the accept loop to stop it: {}", path_, errnoText());
+  }
   thread_.join();
 }
 

@@ -1,28 +1,53 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/environment.h"
 #include "core/status.h"
 
 namespace qabox {
+
+// What a journal entry does. The names are what the operations.kind column
+// holds; rows in the field have them, so they never change.
+enum class JournalKind {
+  kCreate,      // "create": a new environment in a new container
+  kRedeploy,    // "redeploy": a new container for an existing environment
+  kDelete,      // "delete": an environment and its container go
+  kImageBuild,  // "image.build": a new base image version
+};
+std::string_view journalKindName(JournalKind kind);
+std::optional<JournalKind> parseJournalKind(std::string_view name);
+
+// How a journal entry ended (operations.outcome). kUnfinished ("") is what a
+// row holds until finishOperation; it is not an outcome to finish with.
+enum class JournalOutcome {
+  kUnfinished,  // ""
+  kOk,          // "ok"
+  kError,       // "error"
+  kRolledBack,  // "rolled-back"
+};
+std::string_view journalOutcomeName(JournalOutcome outcome);
+std::optional<JournalOutcome> parseJournalOutcome(std::string_view name);
 
 // One entry of the operations journal: the intent is written before the host
 // is touched, the outcome after. Recovery reads the unfinished ones.
 struct Operation {
   int64_t id = 0;
   std::string slug;
-  std::string kind;       // create, redeploy, delete, image.build
+  JournalKind kind = JournalKind::kCreate;
   std::string container;  // the container the operation makes or destroys
   std::string ip;         // the address it leased for it, if any
   TimePoint startedAt{};
   std::optional<TimePoint> finishedAt;
-  std::string outcome;  // "" while unfinished; ok, error, rolled-back
+  JournalOutcome outcome = JournalOutcome::kUnfinished;
   std::string detail;
 };
 
@@ -99,8 +124,8 @@ class Store {
 
   // Operations journal.
   virtual Result<int64_t> beginOperation(const Operation& op) = 0;
-  virtual Status finishOperation(int64_t id, const std::string& outcome,
-                                 const std::string& detail) = 0;
+  // INVALID_ARGUMENT for kUnfinished; NOT_FOUND for an id not in the journal.
+  virtual Status finishOperation(int64_t id, JournalOutcome outcome, const std::string& detail) = 0;
   virtual Result<std::vector<Operation>> unfinishedOperations() = 0;
 
   // Events / audit, newest first.
@@ -134,7 +159,19 @@ class Store {
   virtual Status recordAccess(const std::vector<AccessStats>& stats) = 0;
 };
 
-// Opens (creating if needed) and migrates the database at `path`.
+// What the SQLite store needs from the configuration, and no more.
+struct StoreOptions {
+  std::string path;  // the database file (paths::database(stateDir))
+  // How long a statement waits for another connection's lock before BUSY.
+  std::chrono::milliseconds busyTimeout{5000};
+  // What stamps the rows the store dates itself (lease created_at, journal
+  // finished_at). Must outlive the store.
+  const TimeSource* time = &systemTime();
+};
+
+// Opens (creating if needed) and migrates the database.
+Result<std::unique_ptr<Store>> openSqliteStore(const StoreOptions& options);
+// The same with the default options for `path`.
 Result<std::unique_ptr<Store>> openSqliteStore(const std::string& path);
 
 }  // namespace qabox

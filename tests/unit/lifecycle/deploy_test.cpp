@@ -65,11 +65,11 @@ class FlakyStore : public Store {
  public:
   explicit FlakyStore(std::unique_ptr<Store> inner) : s_(std::move(inner)) {}
 
-  std::set<std::string> failFinish;  // outcomes finishOperation() refuses
-  std::string failRowOf;             // putEnvironment() of a row naming this container fails
+  std::set<JournalOutcome> failFinish;  // outcomes finishOperation() refuses
+  std::string failRowOf;                // putEnvironment() of a row naming this container fails
   struct Finished {
     int64_t id;
-    std::string outcome;
+    std::string outcome;  // as the journal names it
     std::string detail;
   };
   std::vector<Finished> finished;
@@ -94,11 +94,10 @@ class FlakyStore : public Store {
   }
   Result<std::vector<Lease>> listLeases() override { return s_->listLeases(); }
   Result<int64_t> beginOperation(const Operation& op) override { return s_->beginOperation(op); }
-  Status finishOperation(int64_t id, const std::string& outcome,
-                         const std::string& detail) override {
+  Status finishOperation(int64_t id, JournalOutcome outcome, const std::string& detail) override {
     if (failFinish.count(outcome)) return internalError("database or disk is full");
     Status s = s_->finishOperation(id, outcome, detail);
-    if (s.isOk()) finished.push_back({id, outcome, detail});
+    if (s.isOk()) finished.push_back({id, std::string(journalOutcomeName(outcome)), detail});
     return s;
   }
   Result<std::vector<Operation>> unfinishedOperations() override {
@@ -723,7 +722,7 @@ TEST_F(DeployTest, AContainerThatCannotBeStoppedPastItsLimitIsStillFailed) {
 }
 
 TEST_F(DeployTest, ASwitchTheStoreRefusesKeepsAFailedEnvironment) {
-  store_->failFinish.insert("ok");
+  store_->failFinish.insert(JournalOutcome::kOk);
   auto r = deploy("SW-1");
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   expectKeptFailed(*r, "switch failed: database or disk is full");
@@ -733,7 +732,7 @@ TEST_F(DeployTest, ASwitchTheStoreRefusesKeepsAFailedEnvironment) {
 
 TEST_F(DeployTest, AFailureThatCannotBeRecordedIsRolledBackWholeInstead) {
   healthy_ = false;
-  store_->failFinish.insert("error");
+  store_->failFinish.insert(JournalOutcome::kError);
   auto r = deploy("REC-1");
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), Code::kDeadlineExceeded);

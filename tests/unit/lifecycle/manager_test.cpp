@@ -150,8 +150,8 @@ TEST_F(EnvironmentsTest, RecoveryGoesOnPastAContainerItCannotDestroyAndMarksItBr
   // A delete the agent was killed in the middle of, on a container stuck in D state.
   auto stuck = **store_->getEnvironment("stuck-1");
   ASSERT_TRUE(store_
-                  ->beginOperation({0, "stuck-1", "delete", stuck.container, stuck.ip, Clock::now(),
-                                    std::nullopt, "", ""})
+                  ->beginOperation({0, "stuck-1", JournalKind::kDelete, stuck.container, stuck.ip,
+                                    Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
                   .isOk());
   stuck.state = EnvState::kDeleting;
   ASSERT_TRUE(store_->putEnvironment(stuck).isOk());
@@ -247,8 +247,8 @@ TEST_F(EnvironmentsTest, UnfinishedCreateThatCannotBeDestroyedIsBroken) {
   row.state = EnvState::kCreating;
   ASSERT_TRUE(store_->putEnvironment(row).isOk());
   ASSERT_TRUE(store_
-                  ->beginOperation({0, "new-1", "create", row.container, row.ip, Clock::now(),
-                                    std::nullopt, "", ""})
+                  ->beginOperation({0, "new-1", JournalKind::kCreate, row.container, row.ip,
+                                    Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
                   .isOk());
   runtime_.failOn.insert("destroy qabox-new-1");
   RouteTable fresh;
@@ -330,8 +330,8 @@ TEST_F(EnvironmentsTest, RecoverRollsBackAnUnfinishedCreate) {
   row.ip = *ip;
   ASSERT_TRUE(store_->putEnvironment(row).isOk());
   ASSERT_TRUE(store_
-                  ->beginOperation({0, "half-1", "create", row.container, row.ip, Clock::now(),
-                                    std::nullopt, "", ""})
+                  ->beginOperation({0, "half-1", JournalKind::kCreate, row.container, row.ip,
+                                    Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
                   .isOk());
   runtime_.containers["qabox-half-1"] = {};
 
@@ -347,8 +347,8 @@ TEST_F(EnvironmentsTest, RecoverRollsBackAnUnfinishedRedeployAndKeepsTheOldOne) 
   auto ip = store_->leaseAddress(config_.network.subnet, "qabox-re-1_1");
   ASSERT_TRUE(ip.isOk());
   ASSERT_TRUE(store_
-                  ->beginOperation({0, "re-1", "redeploy", "qabox-re-1_1", *ip, Clock::now(),
-                                    std::nullopt, "", ""})
+                  ->beginOperation({0, "re-1", JournalKind::kRedeploy, "qabox-re-1_1", *ip,
+                                    Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
                   .isOk());
   runtime_.containers["qabox-re-1_1"] = {};
   auto row = *store_->getEnvironment("re-1");
@@ -368,8 +368,8 @@ TEST_F(EnvironmentsTest, RecoverCompletesAnUnfinishedDelete) {
   ASSERT_TRUE(deploy("GO-1").isOk());
   auto env = *store_->getEnvironment("go-1");
   ASSERT_TRUE(store_
-                  ->beginOperation({0, "go-1", "delete", env->container, env->ip, Clock::now(),
-                                    std::nullopt, "", ""})
+                  ->beginOperation({0, "go-1", JournalKind::kDelete, env->container, env->ip,
+                                    Clock::now(), std::nullopt, JournalOutcome::kUnfinished, ""})
                   .isOk());
   ASSERT_TRUE(envs_->recover().isOk());
   EXPECT_TRUE(runtime_.containers.empty());

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "qabox/v1/qabox.grpc.pb.h"
+#include "unit/server/tokens.h"
 #include "unit/store/temp_dir.h"
 
 namespace qabox {
@@ -135,16 +136,7 @@ class AuthorizerTest : public ::testing::Test {
   // Creates a token and returns its secret.
   std::string token(const std::string& name, const std::string& role,
                     std::optional<TimePoint> expires = std::nullopt) {
-    auto secret = newTokenSecret();
-    EXPECT_TRUE(secret.isOk());
-    TokenRecord t;
-    t.name = name;
-    t.role = role;
-    t.hash = hashTokenSecret(*secret);
-    t.createdAt = now_;
-    t.expiresAt = expires;
-    EXPECT_TRUE(store_->putToken(t).isOk());
-    return *secret;
+    return test::putToken(*store_, name, role, now_, expires);
   }
 
   AuthDecision tcp(std::string_view rpc, std::optional<std::string> authorization) {

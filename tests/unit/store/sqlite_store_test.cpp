@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "fakes/fake_time.h"
 #include "store/store.h"
+#include "unit/store/old_rows.h"
 #include "unit/store/temp_dir.h"
 
 namespace qabox {
@@ -72,6 +75,22 @@ class SqliteStoreTest : public ::testing::Test {
 
   test::TempDir dir_;
 };
+
+std::string hex(const std::string& bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xf];
+  }
+  return out;
+}
+
+std::string upperHex(const std::string& bytes) {
+  std::string out = hex(bytes);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
 
 Environment sample(const std::string& slug) {
   Environment e;
@@ -173,6 +192,148 @@ TEST_F(SqliteStoreTest, CorruptRowIsDataLossNotACrash) {
   ASSERT_FALSE(worse.isOk());
   EXPECT_THAT(worse.status().message(), HasSubstr("unknown state \"PUZZLED\""));
   EXPECT_FALSE(store->listEnvironments().isOk());
+}
+
+// A row the store's earlier JSON writer left behind reads back the same, and
+// writing it again stores the same bytes.
+TEST_F(SqliteStoreTest, RowsInTheOldJsonFormatReadBackTheSame) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putEnvironment(sample("old")).isOk());
+  {
+    RawDb raw(dbPath());
+    raw.exec("UPDATE environments SET env_json = x'" + hex(test::kOldEnvJson) +
+             "', secret_keys_json = x'" + hex(test::kOldKeysJson) + "' WHERE slug = 'old'");
+  }
+  auto e = store->getEnvironment("old");
+  ASSERT_TRUE(e.isOk()) << e.status().toString();
+  ASSERT_TRUE(e->has_value());
+  EXPECT_EQ((*e)->spec.env, test::kEnv);
+  EXPECT_EQ((*e)->spec.secretKeys, test::kKeys);
+
+  ASSERT_TRUE(store->putEnvironment(**e).isOk());
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("SELECT hex(env_json) FROM environments WHERE slug = 'old'"),
+            upperHex(test::kOldEnvJson));
+  EXPECT_EQ(raw.query("SELECT hex(secret_keys_json) FROM environments WHERE slug = 'old'"),
+            upperHex(test::kOldKeysJson));
+  EXPECT_EQ(raw.query("SELECT json_extract(env_json, '$.QUOTE') FROM environments"), "say \"hi\"");
+}
+
+TEST_F(SqliteStoreTest, BadSecretKeysJsonIsDataLossNamingTheRow) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putEnvironment(sample("keys")).isOk());
+  {
+    RawDb raw(dbPath());
+    raw.exec("UPDATE environments SET secret_keys_json = '[\"a\", 1]' WHERE slug = 'keys'");
+  }
+  auto e = store->getEnvironment("keys");
+  ASSERT_FALSE(e.isOk());
+  EXPECT_EQ(e.status().code(), Code::kDataLoss);
+  EXPECT_THAT(e.status().message(), HasSubstr("environment keys: secret_keys_json"));
+}
+
+TEST_F(SqliteStoreTest, EnvValueThatIsNotUtf8IsRefusedNotStored) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Environment e = sample("utf");
+  e.spec.env = {{"A", "\xff"}};
+  Status put = store->putEnvironment(e);
+  EXPECT_EQ(put.code(), Code::kInvalidArgument);
+  EXPECT_THAT(put.message(), HasSubstr("environment utf"));
+  auto back = store->getEnvironment("utf");
+  ASSERT_TRUE(back.isOk());
+  EXPECT_FALSE(back->has_value());
+}
+
+// The journal's columns hold the same strings as before the kinds and
+// outcomes became enums: rows from an older agent recover, and the other way.
+TEST_F(SqliteStoreTest, JournalStoresKindsAndOutcomesAsTheirNames) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto id =
+      store->beginOperation({0, "img", JournalKind::kImageBuild, "qabox-image-1", "",
+                             fromUnixMillis(1), std::nullopt, JournalOutcome::kUnfinished, ""});
+  ASSERT_TRUE(id.isOk());
+  ASSERT_TRUE(store->finishOperation(*id, JournalOutcome::kRolledBack, "why").isOk());
+  {
+    RawDb raw(dbPath());
+    EXPECT_EQ(raw.query("SELECT kind || '/' || outcome FROM operations"),
+              "image.build/rolled-back");
+    raw.exec(
+        "INSERT INTO operations (slug, kind, container, ip, started_at) "
+        "VALUES ('old', 'redeploy', 'qabox-old_1', '10.44.0.9', 5)");
+  }
+  auto open = store->unfinishedOperations();
+  ASSERT_TRUE(open.isOk()) << open.status().toString();
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].kind, JournalKind::kRedeploy);
+  EXPECT_EQ((*open)[0].outcome, JournalOutcome::kUnfinished);
+  EXPECT_EQ((*open)[0].container, "qabox-old_1");
+}
+
+TEST_F(SqliteStoreTest, UnknownJournalKindOrOutcomeIsDataLossNamingTheRow) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  {
+    RawDb raw(dbPath());
+    raw.exec("INSERT INTO operations (id, slug, kind, started_at) VALUES (7, 'x', 'teleport', 5)");
+  }
+  auto kind = store->unfinishedOperations();
+  ASSERT_FALSE(kind.isOk());
+  EXPECT_EQ(kind.status().code(), Code::kDataLoss);
+  EXPECT_THAT(kind.status().message(), HasSubstr("operation 7: unknown kind \"teleport\""));
+  {
+    RawDb raw(dbPath());
+    raw.exec("UPDATE operations SET kind = 'delete', outcome = 'maybe' WHERE id = 7");
+  }
+  auto outcome = store->unfinishedOperations();
+  ASSERT_FALSE(outcome.isOk());
+  EXPECT_EQ(outcome.status().code(), Code::kDataLoss);
+  EXPECT_THAT(outcome.status().message(), HasSubstr("operation 7: unknown outcome \"maybe\""));
+}
+
+// The rows the store dates itself take the time from its options.
+TEST_F(SqliteStoreTest, DatesRowsWithTheTimeSourceItIsGiven) {
+  FakeTime time(fromUnixMillis(1'700'000'000'000));
+  StoreOptions options;
+  options.path = dbPath();
+  options.time = &time;
+  auto opened = openSqliteStore(options);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  Store& store = **opened;
+  ASSERT_TRUE(store.leaseAddress("10.44.0.0/24", "qabox-t").isOk());
+  auto id = store.beginOperation({0, "t", JournalKind::kCreate, "qabox-t", "", fromUnixMillis(1),
+                                  std::nullopt, JournalOutcome::kUnfinished, ""});
+  ASSERT_TRUE(id.isOk());
+  time.advance(std::chrono::milliseconds(5));
+  ASSERT_TRUE(store.finishOperation(*id, JournalOutcome::kOk, "").isOk());
+  auto leases = store.listLeases();
+  ASSERT_TRUE(leases.isOk());
+  ASSERT_EQ(leases->size(), 1u);
+  EXPECT_EQ((*leases)[0].createdAt, fromUnixMillis(1'700'000'000'000));
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("SELECT finished_at FROM operations"), "1700000000005");
+}
+
+// A writer gives up after the busy timeout of its options, not the default.
+TEST_F(SqliteStoreTest, BusyTimeoutComesFromTheOptions) {
+  StoreOptions options;
+  options.path = dbPath();
+  options.busyTimeout = std::chrono::milliseconds(100);
+  auto opened = openSqliteStore(options);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  RawDb raw(dbPath());
+  raw.exec("BEGIN IMMEDIATE");
+  const auto start = std::chrono::steady_clock::now();
+  Status put = (*opened)->putEnvironment(sample("late"));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  raw.exec("COMMIT");
+  EXPECT_EQ(put.code(), Code::kInternal);
+  EXPECT_THAT(put.message(), HasSubstr("write environment late"));
+  EXPECT_GE(waited, std::chrono::milliseconds(90));
+  EXPECT_LT(waited, std::chrono::milliseconds(3000));
 }
 
 TEST_F(SqliteStoreTest, WriterWaitsForAnotherConnectionsLock) {

@@ -366,10 +366,12 @@ TEST_P(StoreContract, ConcurrentLeasesAreDistinct) {
 }
 
 TEST_P(StoreContract, JournalBeginFinishAndUnfinished) {
-  auto first = store_->beginOperation(
-      {0, "exmp-1", "create", "qabox-exmp-1", "10.44.0.2", at(1'000), std::nullopt, "", ""});
-  auto second = store_->beginOperation(
-      {0, "exmp-2", "delete", "qabox-exmp-2", "", at(2'000), std::nullopt, "", "why"});
+  auto first =
+      store_->beginOperation({0, "exmp-1", JournalKind::kCreate, "qabox-exmp-1", "10.44.0.2",
+                              at(1'000), std::nullopt, JournalOutcome::kUnfinished, ""});
+  auto second =
+      store_->beginOperation({0, "exmp-2", JournalKind::kDelete, "qabox-exmp-2", "", at(2'000),
+                              std::nullopt, JournalOutcome::kUnfinished, "why"});
   ASSERT_TRUE(first.isOk()) << first.status().toString();
   ASSERT_TRUE(second.isOk()) << second.status().toString();
   EXPECT_GT(*second, *first);
@@ -380,29 +382,30 @@ TEST_P(StoreContract, JournalBeginFinishAndUnfinished) {
   const Operation& op = (*open)[0];
   EXPECT_EQ(op.id, *first);
   EXPECT_EQ(op.slug, "exmp-1");
-  EXPECT_EQ(op.kind, "create");
+  EXPECT_EQ(op.kind, JournalKind::kCreate);
   EXPECT_EQ(op.container, "qabox-exmp-1");
   EXPECT_EQ(op.ip, "10.44.0.2");
   EXPECT_EQ(op.startedAt, at(1'000));
   EXPECT_FALSE(op.finishedAt.has_value());
-  EXPECT_EQ(op.outcome, "");
+  EXPECT_EQ(op.outcome, JournalOutcome::kUnfinished);
   EXPECT_EQ((*open)[1].detail, "why");
 
-  ASSERT_TRUE(store_->finishOperation(*first, "ok", "done").isOk());
+  ASSERT_TRUE(store_->finishOperation(*first, JournalOutcome::kOk, "done").isOk());
   open = store_->unfinishedOperations();
   ASSERT_TRUE(open.isOk());
   ASSERT_EQ(open->size(), 1u);
   EXPECT_EQ((*open)[0].id, *second);
 
-  ASSERT_TRUE(store_->finishOperation(*second, "rolled-back", "agent restarted").isOk());
+  ASSERT_TRUE(
+      store_->finishOperation(*second, JournalOutcome::kRolledBack, "agent restarted").isOk());
   open = store_->unfinishedOperations();
   ASSERT_TRUE(open.isOk());
   EXPECT_TRUE(open->empty());
 
-  Status missing = store_->finishOperation(*second + 100, "ok", "");
+  Status missing = store_->finishOperation(*second + 100, JournalOutcome::kOk, "");
   EXPECT_EQ(missing.code(), Code::kNotFound);
   EXPECT_THAT(missing.message(), HasSubstr("not in the journal"));
-  Status empty = store_->finishOperation(*first, "", "");
+  Status empty = store_->finishOperation(*first, JournalOutcome::kUnfinished, "");
   EXPECT_EQ(empty.code(), Code::kInvalidArgument);
 }
 
@@ -696,8 +699,9 @@ TEST_P(StoreContract, TransactionCommitsWritesMadeThroughOtherMethods) {
     QABOX_ASSIGN_OR_RETURN(uint32_t n, store_->countEnvironments());
     if (n != 0) return internalError("expected an empty store");
     QABOX_ASSIGN_OR_RETURN(ip, store_->leaseAddress("10.44.0.0/24", "qabox-t"));
-    QABOX_ASSIGN_OR_RETURN(int64_t id, store_->beginOperation({0, "t", "create", "qabox-t", ip,
-                                                               at(1), std::nullopt, "", ""}));
+    QABOX_ASSIGN_OR_RETURN(
+        int64_t id, store_->beginOperation({0, "t", JournalKind::kCreate, "qabox-t", ip, at(1),
+                                            std::nullopt, JournalOutcome::kUnfinished, ""}));
     (void)id;
     Environment e = sampleEnvironment("t");
     e.ip = ip;
@@ -725,8 +729,9 @@ TEST_P(StoreContract, TransactionRollsBackWhenBodyFails) {
     QABOX_RETURN_IF_ERROR(store_->deleteEnvironment("keep"));
     QABOX_ASSIGN_OR_RETURN(auto ip, store_->leaseAddress("10.44.0.0/24", "qabox-t"));
     (void)ip;
-    QABOX_ASSIGN_OR_RETURN(auto id, store_->beginOperation({0, "t", "create", "qabox-t", "", at(1),
-                                                            std::nullopt, "", ""}));
+    QABOX_ASSIGN_OR_RETURN(
+        auto id, store_->beginOperation({0, "t", JournalKind::kCreate, "qabox-t", "", at(1),
+                                         std::nullopt, JournalOutcome::kUnfinished, ""}));
     (void)id;
     QABOX_RETURN_IF_ERROR(store_->addEvent({0, at(1), "T", "deploy", "me", "started", ""}));
     QABOX_RETURN_IF_ERROR(store_->putImage({"busybox", 1, at(1), true, ""}));

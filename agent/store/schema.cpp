@@ -1,0 +1,149 @@
+// The schema: numbered migrations in user_version, and the step that applies them.
+
+#include <string>
+#include <vector>
+
+#include "store/sqlite_stmt.h"
+#include "store/sqlite_store.h"
+
+namespace qabox::store {
+
+namespace {
+
+// Migration N (1-based) moves user_version from N-1 to N. Append only: a
+// released migration is never edited, since databases in the field already ran it.
+const std::vector<const char*> kMigrations = {
+    R"sql(
+CREATE TABLE environments (
+  slug TEXT PRIMARY KEY,
+  ticket TEXT NOT NULL,
+  state TEXT NOT NULL,
+  ip TEXT NOT NULL DEFAULT '',
+  container TEXT NOT NULL DEFAULT '',
+  image_version INTEGER NOT NULL DEFAULT 0,
+  image TEXT NOT NULL DEFAULT '',
+  repo TEXT NOT NULL DEFAULT '',
+  source_branch TEXT NOT NULL DEFAULT '',
+  target_branch TEXT NOT NULL DEFAULT '',
+  env_json TEXT NOT NULL DEFAULT '{}',
+  secret_keys_json TEXT NOT NULL DEFAULT '[]',
+  ttl_ms INTEGER,
+  commit_id TEXT NOT NULL DEFAULT '',
+  port INTEGER NOT NULL DEFAULT 80,
+  message TEXT NOT NULL DEFAULT '',
+  pinned INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deployed_at INTEGER NOT NULL,
+  last_access_at INTEGER,
+  expires_at INTEGER,
+  request_count INTEGER NOT NULL DEFAULT 0,
+  bytes_in INTEGER NOT NULL DEFAULT 0,
+  bytes_out INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE leases (
+  ip TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX leases_owner ON leases(owner);
+CREATE TABLE operations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  slug TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  container TEXT NOT NULL DEFAULT '',
+  ip TEXT NOT NULL DEFAULT '',
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX operations_unfinished ON operations(id) WHERE finished_at IS NULL;
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  ticket TEXT NOT NULL,
+  action TEXT NOT NULL,
+  actor TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_ticket ON events(ticket, id);
+CREATE TABLE images (
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  built_at INTEGER NOT NULL,
+  current INTEGER NOT NULL DEFAULT 0,
+  description TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (name, version)
+);
+CREATE UNIQUE INDEX images_one_current ON images(name) WHERE current = 1;
+CREATE TABLE tokens (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+)sql",
+    // Tokens learn when they were revoked and last used.
+    R"sql(
+ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+UPDATE tokens SET revoked_at = created_at WHERE revoked = 1;
+)sql",
+    // Resource limits: what the deploy asked for (ask_*) and what is in force.
+    R"sql(
+ALTER TABLE environments ADD COLUMN ask_memory TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN ask_cpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN ask_pids INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN memory TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN cpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN pids INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // The heads a deploy merged: the reaper's merged policy asks whether the
+    // source's own head is in the target. Rows from before stay '' (unknown).
+    // events_at lets pruning by age use an index.
+    R"sql(
+ALTER TABLE environments ADD COLUMN source_commit TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN target_commit TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_at ON events(at);
+)sql",
+};
+
+}  // namespace
+
+// Each migration runs in its own BEGIN IMMEDIATE transaction and reads
+// user_version inside it, so two processes opening a fresh file at once
+// do not both apply the same step.
+Status SqliteStore::migrate() {
+  bool done = false;
+  while (!done) {
+    QABOX_RETURN_IF_ERROR(write("migrate " + options_.path, [&] { return migrateOneStep(done); }));
+  }
+  return Status::ok();
+}
+
+Status SqliteStore::migrateOneStep(bool& done) {
+  const std::string& path = options_.path;
+  const int latest = static_cast<int>(kMigrations.size());
+  int version = 0;
+  {
+    Stmt s(db_, "PRAGMA user_version", "read the schema version of " + path);
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    if (row) version = static_cast<int>(s.int64(0));
+  }
+  if (version > latest) {
+    return failedPrecondition("database " + path + ": schema version " + std::to_string(version) +
+                              " is newer than this agent's (" + std::to_string(latest) +
+                              "); upgrade qaboxd");
+  }
+  done = version == latest;
+  if (done) return Status::ok();
+  const std::string what = "migrate " + path + " to schema version " + std::to_string(version + 1);
+  QABOX_RETURN_IF_ERROR(exec(kMigrations[static_cast<size_t>(version)], what));
+  return exec(("PRAGMA user_version = " + std::to_string(version + 1)).c_str(), what);
+}
+
+}  // namespace qabox::store
