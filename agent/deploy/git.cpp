@@ -547,6 +547,21 @@ Result<BranchState> GitRepos::branchState(const RepoConfig& repo, std::string_vi
   return st;
 }
 
+namespace {
+
+// A query wrong on its face, before any git runs for it.
+Status checkQuery(const BranchQuery& q) {
+  QABOX_RETURN_IF_ERROR(checkBranchName("source_branch", q.source));
+  QABOX_RETURN_IF_ERROR(checkBranchName("target_branch", q.target));
+  if (!q.lastSourceHead.empty() && !isCommitId(q.lastSourceHead)) {
+    return invalidArgument("last source head \"" + q.lastSourceHead.substr(0, 80) +
+                           "\": must be a full commit id");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 std::vector<Result<BranchState>> GitRepos::branchStates(const RepoConfig& repo,
                                                         const std::vector<BranchQuery>& queries) {
   std::vector<Result<BranchState>> out;
@@ -576,12 +591,7 @@ std::vector<Result<BranchState>> GitRepos::branchStates(const RepoConfig& repo,
   std::vector<bool> answered(queries.size(), false);
   for (size_t i = 0; i < queries.size(); ++i) {
     const BranchQuery& q = queries[i];
-    Status s = checkBranchName("source_branch", q.source);
-    if (s.isOk()) s = checkBranchName("target_branch", q.target);
-    if (s.isOk() && !q.lastSourceHead.empty() && !isCommitId(q.lastSourceHead)) {
-      s = invalidArgument("last source head \"" + q.lastSourceHead.substr(0, 80) +
-                          "\": must be a full commit id");
-    }
+    Status s = checkQuery(q);
     auto target = all->find(q.target);
     if (s.isOk() && target == all->end()) {
       s = notFound("target_branch \"" + q.target + "\": no such branch on repo " + repo.name);

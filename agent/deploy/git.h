@@ -38,11 +38,60 @@ struct BranchState {
   std::string containedIn;  // the target commit that contains it (targetHead) when merged
 };
 
-// One branch pair for GitRepos::branchStates(), as for branchState().
+// One branch pair for GitSource::branchStates(), as for branchState().
 struct BranchQuery {
   std::string source;
   std::string target;
   std::string lastSourceHead;  // the head that was deployed, or empty
+};
+
+// The git side of a deploy and of the reaper: what EnvironmentManager and the
+// Reaper ask of a repo. GitRepos below is the real one (the git CLI on bare
+// mirrors); tests/fakes/fake_git.h is the one unit tests use.
+class GitSource {
+ public:
+  virtual ~GitSource() = default;
+
+  // Fetches, then computes the merge of `source` into `target`. The same heads
+  // always give the same commit (fixed identity, dates from the heads), which
+  // is how a redeploy of an unchanged pair is recognised.
+  //   INVALID_ARGUMENT     a branch name git would reject or read as an option, a bad repo
+  //   NOT_FOUND            source_branch "feature/x": no such branch on repo shop
+  //   UNAVAILABLE          repo shop: cannot fetch <url>: <git's last lines>
+  //   FAILED_PRECONDITION  merging feature/x into develop conflicts in: a.txt, dir/b.txt
+  virtual Result<Merge> merge(const RepoConfig& repo, std::string_view source,
+                              std::string_view target) = 0;
+
+  // Writes the tree of `commit` into destDir (created if missing), without .git.
+  virtual Status exportTree(const RepoConfig& repo, const std::string& commit,
+                            const std::string& destDir) = 0;
+
+  // The content of `path` at `commit`; NOT_FOUND when there is no such file.
+  virtual Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
+                                       const std::string& path) = 0;
+
+  // Fetches the remote's branches (creating the local copy on first use).
+  virtual Status fetch(const RepoConfig& repo) = 0;
+
+  enum class FetchFirst { kYes, kNo };
+  // For the reaper: fetch once per repo with fetch(), then ask with kNo for
+  // each environment. `lastSourceHead` (the head that was deployed) still
+  // answers "merged?" after the branch was deleted, as a merged pull request
+  // usually is.
+  virtual Result<BranchState> branchState(const RepoConfig& repo, std::string_view source,
+                                          std::string_view target,
+                                          FetchFirst fetchFirst = FetchFirst::kYes,
+                                          std::string_view lastSourceHead = {}) = 0;
+
+  // branchState(..., FetchFirst::kNo, lastSourceHead) for many pairs on one
+  // repo, in the same order. A bad repo or an unreadable copy fails every
+  // answer; a bad name, a bad head or a missing target only its own.
+  virtual std::vector<Result<BranchState>> branchStates(
+      const RepoConfig& repo, const std::vector<BranchQuery>& queries) = 0;
+
+  // Drops the pins of commits not in `keep` and lets git pack and prune.
+  // For the reaper, once per pass.
+  virtual Status maintain(const RepoConfig& repo, const std::set<std::string>& keep) = 0;
 };
 
 // The git side of a deploy, through the git CLI on one bare mirror per repo:
@@ -67,53 +116,31 @@ struct BranchQuery {
 // in-process mutex (git's ref locks cover the rest); different repos run in
 // parallel. exportTree() and readFile() only read immutable objects and take
 // no lock.
-class GitRepos {
+class GitRepos final : public GitSource {
  public:
   GitRepos(ProcessRunner& runner, std::string stateDir, std::chrono::milliseconds fetchTimeout);
 
-  // Fetches, then computes the merge of `source` into `target`. The same heads
-  // always give the same commit (fixed identity, dates from the heads), which
-  // is how a redeploy of an unchanged pair is recognised.
-  //   INVALID_ARGUMENT     a branch name git would reject or read as an option, a bad repo
-  //   NOT_FOUND            source_branch "feature/x": no such branch on repo shop
-  //   UNAVAILABLE          repo shop: cannot fetch <url>: <git's last lines>
-  //   FAILED_PRECONDITION  merging feature/x into develop conflicts in: a.txt, dir/b.txt
-  Result<Merge> merge(const RepoConfig& repo, std::string_view source, std::string_view target);
-
-  // Writes the tree of `commit` into destDir (created if missing), without .git.
-  Status exportTree(const RepoConfig& repo, const std::string& commit, const std::string& destDir);
-
-  // The content of `path` at `commit`; NOT_FOUND when there is no such file.
+  Result<Merge> merge(const RepoConfig& repo, std::string_view source,
+                      std::string_view target) override;
+  Status exportTree(const RepoConfig& repo, const std::string& commit,
+                    const std::string& destDir) override;
   Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
-                               const std::string& path);
-
-  // Fetches the remote's branches into the mirror (creating it on first use).
+                               const std::string& path) override;
   // Fetches requested while another one runs on the same repo reuse the next
   // one that starts after them instead of queueing one each.
-  Status fetch(const RepoConfig& repo);
-
-  enum class FetchFirst { kYes, kNo };
-  // For the reaper: fetch once per repo with fetch(), then ask with kNo for
-  // each environment. `lastSourceHead` (the head that was deployed) still
-  // answers "merged?" after the branch was deleted, as a merged pull request
-  // usually is.
+  Status fetch(const RepoConfig& repo) override;
   Result<BranchState> branchState(const RepoConfig& repo, std::string_view source,
                                   std::string_view target, FetchFirst fetchFirst = FetchFirst::kYes,
-                                  std::string_view lastSourceHead = {});
-
-  // branchState(..., FetchFirst::kNo, lastSourceHead) for many pairs on one
-  // repo, answered from the mirror as last fetched (fetched only when it does
-  // not exist yet), in the same order. Costs one git process for all heads,
-  // one per distinct existing target, and one per deleted source with a last
-  // known head: a reap pass stays fast however many environments share a repo.
-  // A bad repo or an unreadable mirror fails every answer; a bad name, a bad
-  // head or a missing target only its own.
+                                  std::string_view lastSourceHead = {}) override;
+  // Answered from the mirror as last fetched (fetched only when it does not
+  // exist yet). Costs one git process for all heads, one per distinct
+  // existing target, and one per deleted source with a last known head: a
+  // reap pass stays fast however many environments share a repo.
   std::vector<Result<BranchState>> branchStates(const RepoConfig& repo,
-                                                const std::vector<BranchQuery>& queries);
-
-  // Drops the pins of commits not in `keep` and lets git pack and prune
-  // (`git gc --auto`, in the foreground). For the reaper, once per pass.
-  Status maintain(const RepoConfig& repo, const std::set<std::string>& keep);
+                                                const std::vector<BranchQuery>& queries) override;
+  // Pins are dropped for commits not in `keep`, then `git gc --auto` runs in
+  // the foreground.
+  Status maintain(const RepoConfig& repo, const std::set<std::string>& keep) override;
 
   // Fixed identity of the merge commits made here.
   static constexpr const char* kMergeName = "qabox";

@@ -12,24 +12,39 @@
 
 namespace qabox {
 
+// The base images environments are cloned from, as the lifecycle and the API
+// see them. ImageBuilder below is the real one; tests/fakes/fake_images.h is
+// the one unit tests use.
+class ImageCatalog {
+ public:
+  virtual ~ImageCatalog() = default;
+
+  virtual Result<ImageVersion> build(const std::string& name, const std::string& actor) = 0;
+  // The recipe's manifest (defaults for apps deployed on the image).
+  virtual Result<ImageManifest> manifest(const std::string& name) const = 0;
+  virtual std::vector<std::string> recipes() const = 0;
+  // Deletes `version` (0: every version that is not current) of `name` when
+  // no environment uses it.
+  virtual Result<std::vector<ImageVersion>> remove(const std::string& name, uint32_t version,
+                                                   const std::string& actor) = 0;
+  // Recovery: removes image directories whose build never finished.
+  virtual Status recover() = 0;
+};
+
 // Builds immutable base image versions from recipes (images/<name>/): each
 // build is a new version, a container of its own in the images lxcpath.
 // Clones read a version's rootfs as their lower layer, so a version is never
 // rebuilt in place, only deleted once no environment uses it.
-class ImageBuilder {
+class ImageBuilder final : public ImageCatalog {
  public:
   ImageBuilder(const Config& config, Store& store, ProcessRunner& runner);
 
-  Result<ImageVersion> build(const std::string& name, const std::string& actor);
-  // The recipe's manifest (defaults for apps deployed on the image).
-  Result<ImageManifest> manifest(const std::string& name) const;
-  std::vector<std::string> recipes() const;
-  // Deletes `version` (0: every version that is not current) of `name` when
-  // no environment uses it.
+  Result<ImageVersion> build(const std::string& name, const std::string& actor) override;
+  Result<ImageManifest> manifest(const std::string& name) const override;
+  std::vector<std::string> recipes() const override;
   Result<std::vector<ImageVersion>> remove(const std::string& name, uint32_t version,
-                                           const std::string& actor);
-  // Recovery: removes image directories whose build never finished.
-  Status recover();
+                                           const std::string& actor) override;
+  Status recover() override;
 
  private:
   std::mutex& lockFor(const std::string& name);

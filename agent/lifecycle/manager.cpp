@@ -38,7 +38,7 @@ std::string shellQuote(std::string_view value) {
 
 EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
                                        ContainerRuntime& runtime, Bridge& bridge,
-                                       ImageBuilder& images, GitRepos* git, RouteTable& routes,
+                                       ImageCatalog& images, GitSource* git, RouteTable& routes,
                                        HealthCheck health, const TimeSource& time)
     : config_(std::move(options)),
       store_(store),

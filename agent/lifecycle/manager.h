@@ -33,6 +33,9 @@ struct DeployInput {
 };
 
 struct Progress {
+  // The phase of a deploy's last progress event when it failed; the wire
+  // string the transport and the CLI compare with.
+  static constexpr const char* kFailed = "failed";
   std::string phase;
   std::string detail;
   std::chrono::milliseconds took{0};
@@ -51,7 +54,7 @@ class EnvironmentManager {
   // `options` from daemon/options.h (lifecycleOptions); the references must
   // outlive the manager.
   EnvironmentManager(LifecycleOptions options, Store& store, ContainerRuntime& runtime,
-                     Bridge& bridge, ImageBuilder& images, GitRepos* git, RouteTable& routes,
+                     Bridge& bridge, ImageCatalog& images, GitSource* git, RouteTable& routes,
                      HealthCheck health, const TimeSource& time = systemTime());
 
   // Start-up, before the API listens: reconciles the journal and the store
@@ -107,6 +110,8 @@ class EnvironmentManager {
   const LifecycleOptions& options() const { return config_; }
 
  private:
+  friend class DeployRun;  // the deploy's steps (lifecycle/deploy_steps.h)
+
   struct Target {
     std::string container;
     std::string ip;
@@ -154,8 +159,8 @@ class EnvironmentManager {
   Store& store_;
   ContainerRuntime& runtime_;
   Bridge& bridge_;
-  ImageBuilder& images_;
-  GitRepos* git_;
+  ImageCatalog& images_;
+  GitSource* git_;
   RouteTable& routes_;
   HealthCheck health_;
   const TimeSource& time_;

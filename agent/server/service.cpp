@@ -193,7 +193,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   auto result = envs_.deploy(in, [&](const Progress& p) {
     // A failed redeploy leaves the old container serving (READY), so the
     // final event, not the state, says the deploy failed.
-    if (p.phase == "failed") failed = true;
+    if (p.phase == Progress::kFailed) failed = true;
     v1::DeployEvent ev;
     ev.set_phase(p.phase);
     ev.set_detail(p.detail);
@@ -202,7 +202,7 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   });
   if (!result) return toGrpc(result.status());
   v1::DeployEvent last;
-  last.set_phase(failed || result->state == EnvState::kFailed ? "failed" : "done");
+  last.set_phase(failed || result->state == EnvState::kFailed ? Progress::kFailed : "done");
   last.set_detail(result->message);
   toProto(*result, config_, last.mutable_environment());
   send(writer, last, "Deploy");

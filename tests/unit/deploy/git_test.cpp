@@ -206,6 +206,37 @@ TEST_F(GitTest, MergesSourceIntoTargetAndExportsBoth) {
             << " ms; export: " << ms(t3 - t2) / 1000.0 << " ms\n";
 }
 
+// The lifecycle and the reaper hold a GitSource: its calls, defaults
+// included, reach the mirrors as the GitRepos ones do.
+TEST_F(GitTest, TheInterfaceReachesTheMirrors) {
+  divergentBranches();
+  GitRepos repos(runner_, state_, milliseconds(30'000));
+  GitSource& source = repos;
+  auto m = source.merge(repo_, "feature/x", "develop");
+  ASSERT_TRUE(m.isOk()) << m.status().toString();
+  EXPECT_EQ(m->sourceHead, remoteHead("feature/x"));
+  auto text = source.readFile(repo_, m->commit, "src.txt");
+  ASSERT_TRUE(text.isOk()) << text.status().toString();
+  EXPECT_EQ(*text, "from source\n");
+  ASSERT_TRUE(source.exportTree(repo_, m->commit, root_ + "/export").isOk());
+  EXPECT_EQ(slurp(root_ + "/export/tgt.txt"), "from target\n");
+  // branchState() fetches first unless told not to.
+  size_t fetches = runner_.count("fetch");
+  auto st = source.branchState(repo_, "feature/x", "develop");
+  ASSERT_TRUE(st.isOk()) << st.status().toString();
+  EXPECT_EQ(runner_.count("fetch"), fetches + 1);
+  EXPECT_FALSE(st->merged);
+  st = source.branchState(repo_, "feature/x", "develop", GitSource::FetchFirst::kNo);
+  ASSERT_TRUE(st.isOk()) << st.status().toString();
+  EXPECT_EQ(runner_.count("fetch"), fetches + 1);
+  auto many = source.branchStates(repo_, {{"feature/x", "develop", ""}});
+  ASSERT_EQ(many.size(), 1u);
+  ASSERT_TRUE(many[0].isOk()) << many[0].status().toString();
+  EXPECT_EQ(many[0]->sourceHead, st->sourceHead);
+  EXPECT_TRUE(source.maintain(repo_, {}).isOk());
+  EXPECT_EQ(mirrorGit({"for-each-ref", "--format=%(refname)", GitRepos::kPinPrefix}), "");
+}
+
 TEST_F(GitTest, FastForwardGivesTheSourceHead) {
   checkout("feature/x", true);
   write("src.txt", "s\n");

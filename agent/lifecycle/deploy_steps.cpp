@@ -1,0 +1,230 @@
+// The deploy's steps on the host: clone, export, the app's files, start,
+// hooks, the app, its health check. Each reads what earlier steps left in
+// the context; a failure ends the run and rollback() (deploy_rollback.cpp)
+// undoes what the steps before it did.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "lifecycle/deploy_steps.h"
+#include "store/paths.h"
+#include "sys/idshift.h"
+#include "sys/process.h"
+#include "sys/safe_path.h"
+
+namespace qabox {
+namespace {
+
+// Where the app's start command waits while hooks run, and its final name.
+constexpr const char* kRunFile = "/etc/qabox/app.run";
+constexpr const char* kPendingRunFile = "/etc/qabox/app.run.pending";
+
+// The steps on the host, in the order they run; applies() skips those a
+// deploy has no use for.
+constexpr DeployStep kHostSteps[] = {
+    DeployStep::kClone, DeployStep::kExport, DeployStep::kAppFiles,
+    DeployStep::kStart, DeployStep::kBuild,  DeployStep::kMigrate,
+    DeployStep::kSeed,  DeployStep::kApp,    DeployStep::kHealth,
+};
+
+}  // namespace
+
+std::string_view stepName(DeployStep step, bool hasRepo) {
+  switch (step) {
+    case DeployStep::kNone: return "none";
+    case DeployStep::kCheck: return "check";
+    case DeployStep::kMerge: return "merge";
+    case DeployStep::kReserve: return "reserve";
+    case DeployStep::kClone: return "clone";
+    case DeployStep::kExport: return "export";
+    case DeployStep::kAppFiles: return hasRepo ? "export" : "clone";
+    case DeployStep::kStart: return "start";
+    case DeployStep::kBuild: return "build";
+    case DeployStep::kMigrate: return "migrate";
+    case DeployStep::kSeed: return "seed";
+    case DeployStep::kApp: return "start";
+    case DeployStep::kHealth: return "health";
+    case DeployStep::kSwitch: return "switch";
+    case DeployStep::kFinish: return "finish";
+  }
+  return "unknown";
+}
+
+void DeployRun::openLog() {
+  const std::string path = paths::deployLog(m_.config_.stateDir, ctx_.ticket.slug);
+  // A directory that cannot be made shows as the open's failure below.
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (Status s = hookLog_.open(path, logMax_); !s.isOk()) {
+    logFailed_ = true;
+    spdlog::warn("deploy {}: {}", ctx_.ticket.name, s.toString());
+  }
+}
+
+void DeployRun::logHook(std::string_view text) {
+  if (logFailed_ || text.empty()) return;
+  if (Status s = hookLog_.write(text); !s.isOk()) {
+    // The deploy goes on; what it says about the disk comes from its steps.
+    logFailed_ = true;
+    spdlog::warn("deploy {}: {}", ctx_.ticket.name, s.toString());
+  }
+}
+
+Status DeployRun::hostSteps() {
+  for (DeployStep step : kHostSteps) {
+    if (!applies(step)) continue;
+    ctx_.current = step;
+    QABOX_RETURN_IF_ERROR(runStep(step));
+    ctx_.done = step;
+  }
+  return Status::ok();
+}
+
+bool DeployRun::applies(DeployStep step) const {
+  switch (step) {
+    case DeployStep::kExport: return ctx_.repo != nullptr;
+    case DeployStep::kBuild: return !ctx_.app.build.empty();
+    case DeployStep::kMigrate: return !ctx_.app.migrate.empty();
+    case DeployStep::kSeed: return !ctx_.app.seed.empty();
+    default: return true;
+  }
+}
+
+Status DeployRun::runStep(DeployStep step) {
+  switch (step) {
+    case DeployStep::kClone: return clone();
+    case DeployStep::kExport: return exportSource();
+    case DeployStep::kAppFiles: return writeAppFiles();
+    case DeployStep::kStart: return start();
+    case DeployStep::kBuild:
+    case DeployStep::kMigrate:
+    case DeployStep::kSeed: return runHook(step);
+    case DeployStep::kApp: return startApp();
+    case DeployStep::kHealth: return healthCheck();
+    default: return internalError("deploy step " + failedStep() + ": not a step on the host");
+  }
+}
+
+Status DeployRun::clone() {
+  const auto& config = m_.config_;
+  const std::string& container = ctx_.container;
+  const uint32_t version = ctx_.imageVersion.version;
+  NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
+  QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
+                                          paths::imageContainer(ctx_.image, version), container,
+                                          net, ctx_.limits));
+  phase("clone",
+        container + " from " + ctx_.image + " v" + std::to_string(version) + " at " + ctx_.ip);
+  QABOX_RETURN_IF_ERROR(m_.bridge_.forgetNeighbor(config.network.bridge, ctx_.ip));
+  watch_.start(std::min<milliseconds>(config.limits.diskCheckInterval, std::chrono::seconds(1)));
+  ctx_.upper = m_.runtime_.upperDir(container);
+  return Status::ok();
+}
+
+Status DeployRun::exportSource() {
+  const std::string& upper = ctx_.upper;
+  const std::string appDir = upper + paths::kAppDir;
+  // Every host-side step into the container's files resolves beneath
+  // its upper dir and follows no link (sys/safe_path.h).
+  QABOX_RETURN_IF_ERROR(makeDirsBeneath(upper, paths::kAppDir, 0755).status());
+  // Opaque: the image's own /srv/app must not show through the app. An
+  // overlay mounted in a user namespace (unprivileged) reads the user.
+  // xattr, one mounted by host root the trusted. one.
+  for (const char* attr : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
+    QABOX_RETURN_IF_ERROR(setDirXattrBeneath(upper, paths::kAppDir, attr, "y"));
+  }
+  QABOX_RETURN_IF_ERROR(m_.git_->exportTree(*ctx_.repo, ctx_.merge.commit, appDir));
+  if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
+  phase("export", ctx_.merge.commit.substr(0, 12) + " into " + paths::kAppDir);
+  return Status::ok();
+}
+
+Status DeployRun::writeAppFiles() {
+  const std::string& upper = ctx_.upper;
+  std::string envFile;
+  for (const auto& [k, v] : ctx_.appEnv) envFile += k + "=" + shellQuote(v) + "\n";
+  // Owner-only from its first byte: app.env holds the secrets.
+  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
+  // Without hooks the app may start with the container; with hooks the
+  // start command waits beside its final name until they have run.
+  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, ctx_.hasHooks ? kPendingRunFile : kRunFile,
+                                         ctx_.app.start + "\n", 0740));
+  if (auto root = m_.runtime_.mappedRoot(ctx_.container)) {
+    // Unprivileged: what the agent placed belongs to root inside.
+    QABOX_RETURN_IF_ERROR(shiftOwnership(upper, *root));
+  }
+  return Status::ok();
+}
+
+Status DeployRun::start() {
+  QABOX_RETURN_IF_ERROR(m_.runtime_.start(ctx_.container));
+  phase("start", ctx_.container + " running");
+  return Status::ok();
+}
+
+Status DeployRun::runHook(DeployStep step) {
+  const std::string name(stepName(step, ctx_.repo != nullptr));
+  const AppManifest& app = ctx_.app;
+  const std::string& command = step == DeployStep::kBuild     ? app.build
+                               : step == DeployStep::kMigrate ? app.migrate
+                                                              : app.seed;
+  const auto hookTimeout = m_.config_.deploy.hookTimeout;
+  logHook(redactor_.redact("==> " + name + ": " + command + "\n"));
+  ExecSpec ex;
+  ex.argv = {"/bin/sh", "-c", command};
+  ex.env = ctx_.appEnv;
+  ex.env["PATH"] = kPath;
+  ex.env["HOME"] = "/root";
+  ex.cwd = paths::kAppDir;
+  ex.timeout = hookTimeout;
+  // One redactor a stream: a value cut between two pieces of stdout
+  // must not escape because a piece of stderr came in between.
+  Redactor out(ctx_.in.secrets), err(ctx_.in.secrets);
+  ex.onOutput = [&](bool isErr, std::string_view data) { logHook((isErr ? err : out).feed(data)); };
+  auto r = m_.runtime_.exec(ctx_.container, ex);
+  logHook(out.finish());
+  logHook(err.finish());
+  if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
+  if (!r) return r.status();
+  if (!r->ok()) {
+    std::string tail = lastLines(r->out + r->err, 10);
+    if (r->timedOut) {
+      return deadlineExceeded("hook " + name + " did not finish within " +
+                              std::to_string(hookTimeout.count() / 1000) + "s; last output:\n" +
+                              tail);
+    }
+    return failedPrecondition("hook " + name + " failed with exit code " +
+                              std::to_string(r->exitCode) + "; last output:\n" + tail);
+  }
+  phase(name, command);
+  return Status::ok();
+}
+
+Status DeployRun::startApp() {
+  if (ctx_.hasHooks) {
+    ExecSpec ex;
+    ex.argv = {"/bin/mv", kPendingRunFile, kRunFile};
+    ex.env = {{"PATH", kPath}};
+    ex.timeout = std::chrono::seconds(30);
+    QABOX_ASSIGN_OR_RETURN(auto r, m_.runtime_.exec(ctx_.container, ex));
+    if (!r.ok()) return internalError("starting the app failed: " + lastLines(r.err, 3));
+    phase("app", ctx_.app.start);
+  }
+  watch_.stop();
+  if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
+  return Status::ok();
+}
+
+Status DeployRun::healthCheck() {
+  const std::string& path = ctx_.app.health;
+  QABOX_RETURN_IF_ERROR(
+      m_.health_(ctx_.ip, ctx_.port, path.empty() ? "/" : path, m_.config_.deploy.healthTimeout));
+  phase("health", "GET http://" + ctx_.ip + ":" + std::to_string(ctx_.port) + path);
+  return Status::ok();
+}
+
+}  // namespace qabox

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "deploy/image_builder.h"
+
+namespace qabox::fakes {
+
+// Image recipes as a map, in place of images/<name>/ and their builds: what
+// unit tests of the lifecycle and the API use. build() records a new
+// version (current) in the store it is given, as the real builder does, but
+// provisions nothing. Failures are injected per operation ("build",
+// "manifest", "remove", "recover") with the Status to return.
+class FakeImages : public ImageCatalog {
+ public:
+  explicit FakeImages(Store* store = nullptr) : store_(store) {}
+
+  Result<ImageVersion> build(const std::string& name, const std::string& actor) override {
+    std::lock_guard l(mu_);
+    calls.push_back("build " + name + " " + actor);
+    if (auto it = fail.find("build"); it != fail.end()) return it->second;
+    if (!recipes_.count(name)) return notFound("image " + name + ": no such recipe");
+    ImageVersion v{name, ++versions_[name], Clock::now(), true, recipes_[name].description};
+    if (store_) QABOX_RETURN_IF_ERROR(store_->putImage(v));
+    return v;
+  }
+
+  Result<ImageManifest> manifest(const std::string& name) const override {
+    std::lock_guard l(mu_);
+    calls.push_back("manifest " + name);
+    if (auto it = fail.find("manifest"); it != fail.end()) return it->second;
+    auto it = recipes_.find(name);
+    if (it == recipes_.end()) return notFound("image " + name + ": no such recipe");
+    return it->second;
+  }
+
+  std::vector<std::string> recipes() const override {
+    std::lock_guard l(mu_);
+    std::vector<std::string> out;
+    for (const auto& [name, m] : recipes_) out.push_back(name);
+    return out;
+  }
+
+  Result<std::vector<ImageVersion>> remove(const std::string& name, uint32_t version,
+                                           const std::string& actor) override {
+    std::lock_guard l(mu_);
+    calls.push_back("remove " + name + " " + std::to_string(version) + " " + actor);
+    if (auto it = fail.find("remove"); it != fail.end()) return it->second;
+    return std::vector<ImageVersion>{};
+  }
+
+  Status recover() override {
+    std::lock_guard l(mu_);
+    calls.push_back("recover");
+    if (auto it = fail.find("recover"); it != fail.end()) return it->second;
+    return Status::ok();
+  }
+
+  // A recipe named `m.name`.
+  void addRecipe(const ImageManifest& m) {
+    std::lock_guard l(mu_);
+    recipes_[m.name] = m;
+  }
+
+  std::map<std::string, Status> fail;  // operation -> what it returns
+  mutable std::vector<std::string> calls;
+
+ private:
+  Store* store_;
+  mutable std::mutex mu_;
+  std::map<std::string, ImageManifest> recipes_;
+  std::map<std::string, uint32_t> versions_;
+};
+
+}  // namespace qabox::fakes
