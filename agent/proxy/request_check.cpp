@@ -198,7 +198,7 @@ HeadVerdict inspectRequest(std::string_view bytes, std::string_view domain, size
     return v;
   }
   v.slug.reserve(label.size());
-  for (char c : label) v.slug += static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+  for (char c : label) v.slug += asciiLower(c);
 
   p.eager(true);
   char body[4096];
