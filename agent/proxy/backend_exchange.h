@@ -22,7 +22,7 @@
 
 #include "proxy/backend_pool.h"
 #include "proxy/beast.h"
-#include "proxy/host.h"
+#include "proxy/head_rewrite.h"
 #include "proxy/request_check.h"
 #include "proxy/request_state.h"
 #include "proxy/route_page.h"
@@ -113,9 +113,11 @@ class BackendExchange {
     if (body_) s_.w_.bodies.put(std::move(body_));
   }
 
-  // Rewrites the request head for the backend: hop-by-hop fields out, the
-  // forwarded ones in. Once per request, before it is routed.
-  void prepareRequest();
+  // Rewrites the request head for the backend, once per request, before it
+  // is routed.
+  void prepareRequest() {
+    rewriteRequestHead(s_.req_->get(), s_.head_.websocket, s_.clientIp_, Session::kTls);
+  }
 
   // Sends the request to the session's target, over a pooled connection or
   // a new one.
@@ -179,7 +181,6 @@ class BackendExchange {
   void readResponseHead();
   void parseResponseHead();
   void onResponseHead();
-  void transformResponse(unsigned code);
   void upgrade();
   void relayResponse();
   void writeResponse();
@@ -205,34 +206,6 @@ class BackendExchange {
 };
 
 // ---- the request ----
-
-template <class Session>
-void BackendExchange<Session>::prepareRequest() {
-  namespace http = boost::beast::http;
-  auto& m = s_.req_->get();
-  m.version(11);
-  m.erase(http::field::connection);
-  m.erase(http::field::keep_alive);
-  m.erase(http::field::proxy_connection);
-  m.erase(http::field::te);
-  m.erase(http::field::trailer);
-  m.erase(http::field::expect);
-  if (s_.head_.websocket) {
-    m.set(http::field::connection, "Upgrade");
-  } else {
-    m.erase(http::field::upgrade);
-  }
-  std::string xff;
-  for (auto it = m.find("X-Forwarded-For");
-       it != m.end() && iequals(sv(it->name_string()), "X-Forwarded-For"); ++it) {
-    xff.append(it->value().data(), it->value().size());
-    xff += ", ";
-  }
-  xff += s_.clientIp_;
-  m.set("X-Forwarded-For", xff);
-  m.set("X-Forwarded-Proto", Session::kTls ? "https" : "http");
-  m.set("X-Forwarded-Host", m[http::field::host]);
-}
 
 template <class Session>
 void BackendExchange<Session>::sendRequest() {
@@ -393,7 +366,8 @@ void BackendExchange<Session>::onResponseHead() {
     return failed({}, Stage::kBadResponse,
                   "sent more than " + std::to_string(kBackendHeaderCount) + " header fields");
   }
-  transformResponse(code);
+  facts_.noResponseBody = rewriteResponseHead(
+      m, res_->chunked(), static_cast<bool>(res_->content_length()), s_.head_, s_.stopping());
   resSer_.emplace(m);
   s_.enter(S::kSendingResponseHead);
   if (facts_.noResponseBody) {
@@ -408,42 +382,6 @@ void BackendExchange<Session>::onResponseHead() {
     return;
   }
   relayResponse();
-}
-
-template <class Session>
-void BackendExchange<Session>::transformResponse(unsigned code) {
-  namespace http = boost::beast::http;
-  auto& m = res_->get();
-  auto& head = s_.head_;
-  m.erase(http::field::connection);
-  m.erase(http::field::keep_alive);
-  m.erase(http::field::proxy_connection);
-  m.erase(http::field::trailer);
-  m.erase(http::field::upgrade);
-  facts_.noResponseBody = head.isHead || code == 204 || code == 304;
-  if (!facts_.noResponseBody) {
-    if (res_->chunked()) {
-      if (head.clientV10) {
-        m.chunked(false);
-        head.keepAlive = false;
-      }
-    } else if (!res_->content_length()) {
-      // The backend ends the body by closing; the client gets it chunked, so
-      // its connection survives.
-      if (head.clientV10) {
-        head.keepAlive = false;
-      } else {
-        m.chunked(true);
-      }
-    }
-  }
-  if (s_.stopping()) head.keepAlive = false;
-  m.version(11);
-  if (!head.keepAlive) {
-    m.set(http::field::connection, "close");
-  } else if (head.clientV10) {
-    m.set(http::field::connection, "keep-alive");
-  }
 }
 
 // A 101 to a websocket request: the head goes to the client, then the

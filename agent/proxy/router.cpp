@@ -183,8 +183,12 @@ void Router::Impl::accept(tcp::acceptor& acceptor, bool isTls) {
   acceptor.async_accept(w.ioc, [this, &acceptor, isTls, &w](error_code ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || stopping.load()) return;
     if (ec) {
-      // Out of descriptors and the like: back off instead of spinning.
-      spdlog::warn("router: accepting a connection failed, retrying in 50 ms: {}", ec.message());
+      // Out of descriptors and the like: back off instead of spinning, and
+      // say so (the first times, then every 1000th: it may last).
+      if (uint64_t n = ++acceptFailures; n <= 5 || n % 1000 == 0) {
+        spdlog::warn("router: accepting a connection failed ({} so far), retrying in 50 ms: {}", n,
+                     ec.message());
+      }
       auto timer =
           std::make_shared<asio::steady_timer>(workers[0]->ioc, std::chrono::milliseconds(50));
       timer->async_wait([this, timer, &acceptor, isTls](error_code e) {

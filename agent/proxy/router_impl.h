@@ -58,6 +58,7 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   std::optional<boost::asio::ip::tcp::acceptor> plain, secure;
   std::atomic<unsigned> nextWorker{0};
   std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> acceptFailures{0};
   uint16_t port = 0, tlsPort = 0;
 
  private:
