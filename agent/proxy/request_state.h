@@ -8,6 +8,7 @@
 // and of its backend exchange, lives in named fields beside it (HeadFacts,
 // ExchangeFacts).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -35,8 +36,52 @@ enum class RequestState : uint8_t {
 };
 inline constexpr size_t kRequestStateCount = static_cast<size_t>(RequestState::kClosed) + 1;
 
+namespace request_state_detail {
+constexpr uint32_t bit(RequestState s) { return 1u << static_cast<unsigned>(s); }
+template <class... T>
+constexpr uint32_t bits(T... s) {
+  return (bit(s) | ... | 0u);
+}
+
+// Where each state may go (kClosed is reachable from every state but
+// itself, and is added by canEnter). A route that changed under the request
+// sends it back to kRouting; a pooled connection the backend had closed sends
+// it to kConnecting once.
+inline constexpr std::array<uint32_t, kRequestStateCount> kNext = [] {
+  using S = RequestState;
+  std::array<uint32_t, kRequestStateCount> t{};
+  auto set = [&t](S from, uint32_t to) { t[static_cast<size_t>(from)] = to; };
+  set(S::kNew, bits(S::kHandshake, S::kReadingHead));
+  set(S::kHandshake, bits(S::kReadingHead));
+  set(S::kIdle, bits(S::kReadingHead));
+  set(S::kReadingHead, bits(S::kRouting, S::kReplying));
+  set(S::kRouting,
+      bits(S::kRouting, S::kWaking, S::kConnecting, S::kContinue, S::kSendingHead, S::kReplying));
+  set(S::kWaking, bits(S::kRouting, S::kReplying));
+  set(S::kConnecting, bits(S::kRouting, S::kContinue, S::kSendingHead, S::kReplying));
+  set(S::kContinue, bits(S::kSendingHead));
+  set(S::kSendingHead,
+      bits(S::kSendingBody, S::kAwaitingResponse, S::kConnecting, S::kRouting, S::kReplying));
+  set(S::kSendingBody, bits(S::kAwaitingResponse, S::kConnecting, S::kRouting, S::kReplying));
+  set(S::kAwaitingResponse, bits(S::kAwaitingResponse, S::kSendingResponseHead, S::kTunnel,
+                                 S::kConnecting, S::kRouting, S::kReplying));
+  set(S::kSendingResponseHead, bits(S::kRelayingResponse, S::kIdle, S::kReadingHead, S::kClosing));
+  set(S::kRelayingResponse, bits(S::kIdle, S::kReadingHead, S::kClosing));
+  set(S::kTunnel, 0);
+  set(S::kReplying, bits(S::kIdle, S::kReadingHead, S::kClosing));
+  set(S::kClosing, 0);
+  set(S::kClosed, 0);
+  return t;
+}();
+}  // namespace request_state_detail
+
 // The transition table: whether a session in `from` may enter `to`.
-bool canEnter(RequestState from, RequestState to) noexcept;
+constexpr bool canEnter(RequestState from, RequestState to) noexcept {
+  if (from == RequestState::kClosed) return false;
+  if (to == RequestState::kClosed) return true;
+  return (request_state_detail::kNext[static_cast<size_t>(from)] & request_state_detail::bit(to)) !=
+         0;
+}
 
 std::string_view requestStateName(RequestState s) noexcept;
 
@@ -48,11 +93,17 @@ class RequestMachine {
   bool is(RequestState s) const { return state_ == s; }
   bool closed() const { return state_ == RequestState::kClosed; }
   // Throws std::logic_error when the table does not allow the step.
-  void enter(RequestState to);
+  void enter(RequestState to) {
+    if (!canEnter(state_, to)) [[unlikely]]
+      refuse(to);
+    state_ = to;
+  }
   // The one step that never fails: any state may close.
   void close() noexcept { state_ = RequestState::kClosed; }
 
  private:
+  [[noreturn]] void refuse(RequestState to) const;
+
   RequestState state_;
 };
 

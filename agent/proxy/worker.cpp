@@ -16,12 +16,6 @@ std::atomic<uint64_t> gCaught{0};
 
 }  // namespace
 
-int64_t steadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t unixNowMs() { return toUnixMillis(Clock::now()); }
 
 uint64_t caughtExceptions() { return gCaught.load(std::memory_order_relaxed); }

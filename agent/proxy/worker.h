@@ -4,6 +4,7 @@
 // pool and its spare body buffers. A connection lives on one thread for its
 // whole life, so none of this needs a lock.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -22,7 +23,11 @@ namespace qabox::proxy_internal {
 // Body relay buffers, both ways.
 inline constexpr size_t kBodyBufSize = 32 * 1024;
 
-int64_t steadyNowMs();
+inline int64_t steadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 int64_t unixNowMs();  // for lastAccessMs
 
 // The last barrier caught an exception: logged (the first ones, then every
