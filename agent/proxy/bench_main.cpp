@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/endpoint.h"
 #include "proxy/router.h"
 
 int main(int argc, char** argv) {
@@ -35,12 +36,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  size_t colon = backend.rfind(':');
-  if (backend.empty() || colon == std::string::npos) {
+  if (backend.empty()) {
     std::fprintf(stderr,
                  "usage: %s --backend ip:port [--listen host:port] [--domain d] "
                  "[--slug s] [--threads n]\n",
                  argv[0]);
+    return 2;
+  }
+  auto target = qabox::parseHostPort(backend, "--backend");
+  if (!target.isOk()) {
+    std::fprintf(stderr, "%s\n", target.status().message().c_str());
     return 2;
   }
 
@@ -56,8 +61,8 @@ int main(int argc, char** argv) {
   qabox::Route route;
   route.slug = slug;
   route.state = qabox::EnvState::kReady;
-  route.ip = backend.substr(0, colon);
-  route.port = static_cast<uint16_t>(std::atoi(backend.c_str() + colon + 1));
+  route.ip = target->host;
+  route.port = target->port;
   route.generation = 1;
   table->set(route);
 

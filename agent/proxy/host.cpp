@@ -4,16 +4,10 @@
 
 namespace qabox {
 namespace proxy_internal {
-namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-}  // namespace
-
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
   }
   return true;
 }
@@ -56,7 +50,7 @@ std::string normalizeDomain(std::string_view domain) {
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
   std::string out;
   out.reserve(domain.size());
-  for (char c : domain) out += lower(c);
+  for (char c : domain) out += asciiLower(c);
   return out;
 }
 
@@ -115,7 +109,7 @@ Result<std::string> parseHostHeader(std::string_view host, std::string_view doma
     return invalidArgument("host \"" + shown + "\": " + rule);
   }
   std::string slug(label);
-  for (char& c : slug) c = proxy_internal::lower(c);
+  for (char& c : slug) c = proxy_internal::asciiLower(c);
   return slug;
 }
 

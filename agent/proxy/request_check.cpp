@@ -134,6 +134,87 @@ std::optional<Refusal> checkRequestHead(RequestParser& parser, bool folded, size
   return std::nullopt;
 }
 
+namespace {
+
+// The bytes of inspectRequest as they arrive: all at once, or in pieces of
+// `split` bytes.
+struct Feed {
+  std::string_view bytes;
+  size_t split = 0;
+  std::string pending;
+  size_t pos = 0;
+
+  bool more() {
+    if (pos >= bytes.size()) return false;
+    size_t k = split == 0 ? bytes.size() - pos : std::min(split, bytes.size() - pos);
+    pending.append(bytes.data() + pos, k);
+    pos += k;
+    return true;
+  }
+  size_t put(RequestParser& p, boost::system::error_code& ec) {
+    if (pending.empty()) {
+      ec = http::error::need_more;
+      return 0;
+    }
+    return p.put(boost::asio::buffer(pending), ec);
+  }
+};
+
+void refuseWith(HeadVerdict& v, const Refusal& r) {
+  v.status = r.status;
+  v.reason = r.reason;
+}
+
+// Parses the head; false when it ended without one to check (refused, or
+// the bytes ran out).
+bool readHead(RequestParser& p, Feed& in, HeadScanner& scan, HeadVerdict& v) {
+  in.more();
+  while (!p.is_header_done()) {
+    boost::system::error_code ec;
+    size_t n = in.put(p, ec);
+    scan.feed(in.pending.data(), n);
+    in.pending.erase(0, n);
+    if (ec == http::error::need_more || (!ec && n == 0)) {
+      if (scan.pendingBadLineEnding(in.pending.data(), in.pending.size())) {
+        v.complete = true;
+        refuseWith(v, {400, "lines must end with CRLF"});
+        return false;
+      }
+      if (!in.more()) return false;
+      continue;
+    }
+    if (ec) {
+      v.complete = true;
+      refuseWith(v, refusalForParseError(ec));
+      return false;
+    }
+  }
+  v.complete = true;
+  return true;
+}
+
+void readBody(RequestParser& p, Feed& in, HeadVerdict& v) {
+  p.eager(true);
+  char body[4096];
+  while (!p.is_done()) {
+    p.get().body().data = body;
+    p.get().body().size = sizeof body;
+    boost::system::error_code ec;
+    size_t n = in.put(p, ec);
+    in.pending.erase(0, n);
+    v.bodyBytes += sizeof body - p.get().body().size;
+    if (ec == http::error::need_buffer) continue;
+    if (ec == http::error::need_more || (!ec && n == 0)) {
+      if (!in.more()) break;
+      continue;
+    }
+    if (ec) return refuseWith(v, refusalForParseError(ec));
+  }
+  v.bodyDone = p.is_done();
+}
+
+}  // namespace
+
 HeadVerdict inspectRequest(std::string_view bytes, std::string_view domain, size_t maxHeaderBytes,
                            size_t maxHeaderCount, size_t split) {
   HeadVerdict v;
@@ -141,52 +222,12 @@ HeadVerdict inspectRequest(std::string_view bytes, std::string_view domain, size
   p.header_limit(static_cast<uint32_t>(std::min<size_t>(maxHeaderBytes, UINT32_MAX)));
   p.body_limit(kNoBodyLimit);
   HeadScanner scan;
-  std::string pending;
-  size_t pos = 0;
-  auto more = [&]() {
-    if (pos >= bytes.size()) return false;
-    size_t k = split == 0 ? bytes.size() - pos : std::min(split, bytes.size() - pos);
-    pending.append(bytes.data() + pos, k);
-    pos += k;
-    return true;
-  };
-  auto put = [&](boost::system::error_code& ec) -> size_t {
-    if (pending.empty()) {
-      ec = http::error::need_more;
-      return 0;
-    }
-    size_t n = p.put(boost::asio::buffer(pending), ec);
-    return n;
-  };
-
-  more();
-  while (!p.is_header_done()) {
-    boost::system::error_code ec;
-    size_t n = put(ec);
-    scan.feed(pending.data(), n);
-    pending.erase(0, n);
-    if (ec == http::error::need_more || (!ec && n == 0)) {
-      if (scan.pendingBadLineEnding(pending.data(), pending.size())) {
-        v.complete = true;
-        v.status = 400;
-        v.reason = "lines must end with CRLF";
-        return v;
-      }
-      if (!more()) return v;
-      continue;
-    }
-    if (ec) {
-      Refusal r = refusalForParseError(ec);
-      v.complete = true;
-      v.status = r.status;
-      v.reason = r.reason;
-      return v;
-    }
-  }
-  v.complete = true;
+  Feed in;
+  in.bytes = bytes;
+  in.split = split;
+  if (!readHead(p, in, scan, v)) return v;
   if (auto r = checkRequestHead(p, scan.folded(), maxHeaderCount)) {
-    v.status = r->status;
-    v.reason = r->reason;
+    refuseWith(v, *r);
     return v;
   }
   std::string normalized = normalizeDomain(domain);
@@ -198,30 +239,8 @@ HeadVerdict inspectRequest(std::string_view bytes, std::string_view domain, size
     return v;
   }
   v.slug.reserve(label.size());
-  for (char c : label) v.slug += static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-
-  p.eager(true);
-  char body[4096];
-  while (!p.is_done()) {
-    p.get().body().data = body;
-    p.get().body().size = sizeof body;
-    boost::system::error_code ec;
-    size_t n = put(ec);
-    pending.erase(0, n);
-    v.bodyBytes += sizeof body - p.get().body().size;
-    if (ec == http::error::need_buffer) continue;
-    if (ec == http::error::need_more || (!ec && n == 0)) {
-      if (!more()) break;
-      continue;
-    }
-    if (ec) {
-      Refusal r = refusalForParseError(ec);
-      v.status = r.status;
-      v.reason = r.reason;
-      return v;
-    }
-  }
-  v.bodyDone = p.is_done();
+  for (char c : label) v.slug += asciiLower(c);
+  readBody(p, in, v);
   return v;
 }
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "proxy/host.h"
 #include "proxy/route_internal.h"
 #include "proxy/router.h"
 
@@ -37,9 +38,7 @@ void RouteTable::publish(std::shared_ptr<const Snapshot> next,
 }
 
 void RouteTable::set(Route r) {
-  for (char& c : r.slug) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : r.slug) c = proxy_internal::asciiLower(c);
   auto target = std::make_shared<Target>();
   boost::system::error_code ec;
   auto address = boost::asio::ip::make_address(r.ip, ec);
@@ -65,9 +64,7 @@ void RouteTable::set(Route r) {
 
 void RouteTable::remove(const std::string& slug) {
   std::string key = slug;
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : key) c = proxy_internal::asciiLower(c);
   std::lock_guard lock(mu_);
   auto it = snap_->bySlug.find(key);
   if (it == snap_->bySlug.end()) return;
@@ -80,9 +77,7 @@ void RouteTable::remove(const std::string& slug) {
 
 std::optional<Route> RouteTable::lookup(std::string_view slug) const {
   std::string key(slug);
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : key) c = proxy_internal::asciiLower(c);
   auto snap = snapshot();
   auto it = snap->bySlug.find(key);
   if (it == snap->bySlug.end()) return std::nullopt;
