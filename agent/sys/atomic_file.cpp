@@ -92,4 +92,10 @@ Status writeFileAtomically(const std::string& path, std::string_view content, mo
   return writeFileAtomicallyAt(dirFd.get(), name, content, mode, path);
 }
 
+void removeTemporaryFile(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("{}: could not remove it after a failed write: {}", path, std::strerror(errno));
+  }
+}
+
 }  // namespace qabox

@@ -28,4 +28,8 @@ Status writeFileAtomicallyAt(int dirFd, const std::string& name, std::string_vie
 // `path`, a host path the agent chose (its directory must exist).
 Status writeFileAtomically(const std::string& path, std::string_view content, mode_t mode);
 
+// Removes the temporary file a failed write left at `path`, logging (not
+// returning) a failure: the caller is already reporting the first error.
+void removeTemporaryFile(const std::string& path);
+
 }  // namespace qabox
