@@ -9,11 +9,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "../store/temp_dir.h"
 #include "sys/fd.h"
+#include "text_file.h"
 
 namespace qabox {
 namespace {
@@ -22,15 +21,8 @@ namespace fs = std::filesystem;
 
 class AtomicFile : public ::testing::Test {
  protected:
-  static void put(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::trunc) << text;
-  }
-  static std::string get(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static void put(const std::string& path, const std::string& text) { test::writeText(path, text); }
+  static std::string get(const std::string& path) { return test::readText(path); }
   static mode_t modeOf(const std::string& path) {
     struct stat st {};
     EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
