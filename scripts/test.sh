@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds and runs every test (ctest): unit tests, also under ASan/UBSan, and
-# integration tests on real LXC containers, real git, real SQLite and the
-# real daemon over gRPC. Integration tests need root; with CI=true a missing
-# prerequisite fails them instead of skipping.
+# Checks the style (clang-format, and clang-tidy's function-size rule from
+# .clang-tidy), then builds with warnings as errors and runs every test
+# (ctest): unit tests, also under ASan/UBSan, and integration tests on real
+# LXC containers, real git, real SQLite and the real daemon over gRPC.
+# Integration tests need root; with CI=true a missing prerequisite fails them
+# instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,18 +17,35 @@ if command -v ccache >/dev/null; then
   export CCACHE_BASEDIR=$PWD
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
+# Our own builds treat warnings as errors; a packager's build does not.
+werror=(-DQABOX_WERROR=ON)
+
+# Every C++ file we wrote; the generated proto code lives in the build dirs.
+echo "==> clang-format (.clang-format)"
+find agent tests \( -name '*.cpp' -o -name '*.h' \) -print0 | sort -z |
+  xargs -0 clang-format --dry-run --Werror
+
 echo "==> build (RelWithDebInfo)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${werror[@]}" "${launcher[@]}" >/dev/null
 cmake --build build -j"$jobs"
 
+# After the build: clang-tidy reads build/compile_commands.json and needs the
+# generated proto headers. Its checks and limits are in .clang-tidy; any
+# warning fails the run.
+echo "==> clang-tidy (.clang-tidy: readability-function-size) over agent/"
+find agent -name '*.cpp' -print0 | sort -z |
+  xargs -0 -n1 -P"$jobs" clang-tidy -p build --quiet --warnings-as-errors='*' \
+    --extra-arg=-Wno-unknown-warning-option
+
 echo "==> unit tests under ASan/UBSan"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DQABOX_SANITIZE=ON "${launcher[@]}" >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DQABOX_SANITIZE=ON "${werror[@]}" \
+  "${launcher[@]}" >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest -L unit --output-on-failure -j"$jobs")
 
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DQABOX_FUZZ=ON "${launcher[@]}" >/dev/null
+  -DQABOX_FUZZ=ON "${werror[@]}" "${launcher[@]}" >/dev/null
 cmake --build build-fuzz -j"$jobs" --target http_fuzz http_backend_fuzz
 fuzz_work=$(mktemp -d)
 trap 'rm -rf "$fuzz_work"' EXIT

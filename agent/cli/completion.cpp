@@ -74,20 +74,9 @@ std::string quotedAlternatives(const std::vector<std::string>& spellings) {
   return join(quoted, "|");
 }
 
-}  // namespace
-
-std::string bashCompletion(const CLI::App& root, const std::string& program,
-                           const std::map<std::string, std::string>& valueWords) {
-  std::vector<Command> commands;
-  std::set<std::string> valueOptions;
-  collect(root, "", {""}, commands, valueOptions);
-  const std::vector<std::string> globals = {"--endpoint", "--token", "--ca-cert", "--output", "-o"};
-  std::string fn = "_" + program;
-  for (auto& c : fn) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-
-  std::ostringstream s;
+// The script's start: the helper that asks the agent, and the function up
+// to the loop over the words before the cursor.
+void writePrologue(std::ostream& s, const std::string& program, const std::string& fn) {
   s << "# bash completion for " << program << "\n"
     << "#   source <(" << program << " completion bash)\n"
     << "# or save it as /etc/bash_completion.d/" << program << "\n"
@@ -117,8 +106,14 @@ std::string bashCompletion(const CLI::App& root, const std::string& program,
     << "    fi\n"
     << "    case \"$w\" in\n"
     // After "--" the words belong to the command run by exec.
-    << "      --) compopt -o default 2>/dev/null; COMPREPLY=(); return 0 ;;\n"
-    << "      --endpoint|--token|--ca-cert) " << fn << "_globals+=(\"$w\"); skip=global ;;\n"
+    << "      --) compopt -o default 2>/dev/null; COMPREPLY=(); return 0 ;;\n";
+}
+
+// The loop: which command the words so far name, and the global options
+// they carry (passed on when asking the agent).
+void writeWordLoop(std::ostream& s, const std::vector<Command>& commands,
+                   const std::set<std::string>& valueOptions, const std::string& fn) {
+  s << "      --endpoint|--token|--ca-cert) " << fn << "_globals+=(\"$w\"); skip=global ;;\n"
     << "      --endpoint=*|--token=*|--ca-cert=*) " << fn << "_globals+=(\"$w\"); joining=1 ;;\n";
   std::vector<std::string> otherValueOptions;
   for (const auto& o : valueOptions) {
@@ -136,8 +131,13 @@ std::string bashCompletion(const CLI::App& root, const std::string& program,
   s << "          *) npos=$((npos + 1)) ;;\n"
     << "        esac ;;\n"
     << "    esac\n"
-    << "  done\n"
-    << "  case \"$prev\" in\n";
+    << "  done\n";
+}
+
+// The word after an option that takes a value.
+void writeValueCompletion(std::ostream& s, const std::map<std::string, std::string>& valueWords,
+                          const std::set<std::string>& valueOptions) {
+  s << "  case \"$prev\" in\n";
   std::set<std::string> handled;
   for (const auto& [option, words] : valueWords) {
     std::vector<std::string> names = {option};
@@ -155,8 +155,15 @@ std::string bashCompletion(const CLI::App& root, const std::string& program,
     if (handled.count(o) == 0) freeValues.push_back(o);
   }
   if (!freeValues.empty()) s << "    " << join(freeValues, "|") << ") return 0 ;;\n";
-  s << "  esac\n"
-    << "  if [[ $cur == -* ]]; then\n"
+  s << "  esac\n";
+}
+
+// An option of the command named so far, else its subcommands or what the
+// agent lists (tickets, images).
+void writeOptionsAndCommands(std::ostream& s, const std::vector<Command>& commands,
+                             const std::string& program, const std::string& fn) {
+  const std::vector<std::string> globals = {"--endpoint", "--token", "--ca-cert", "--output", "-o"};
+  s << "  if [[ $cur == -* ]]; then\n"
     << "    local opts=\"\"\n"
     << "    case \"$path\" in\n";
   for (const auto& c : commands) {
@@ -183,6 +190,24 @@ std::string bashCompletion(const CLI::App& root, const std::string& program,
     << "  return 0\n"
     << "}\n"
     << "complete -F " << fn << " " << program << "\n";
+}
+
+}  // namespace
+
+std::string bashCompletion(const CLI::App& root, const std::string& program,
+                           const std::map<std::string, std::string>& valueWords) {
+  std::vector<Command> commands;
+  std::set<std::string> valueOptions;
+  collect(root, "", {""}, commands, valueOptions);
+  std::string fn = "_" + program;
+  for (auto& c : fn) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  std::ostringstream s;
+  writePrologue(s, program, fn);
+  writeWordLoop(s, commands, valueOptions, fn);
+  writeValueCompletion(s, valueWords, valueOptions);
+  writeOptionsAndCommands(s, commands, program, fn);
   return s.str();
 }
 

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/endpoint.h"
+
 namespace qabox::cli {
 namespace {
 
@@ -118,12 +120,12 @@ Status applyEndpoint(std::string_view endpoint, bool haveCaCert, Connection& con
       return bad("give a port, as host:50051");
     }
   }
-  std::string_view port = hasPort ? hostPort.substr(colon + 1) : std::string_view("443");
-  if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos) {
-    return bad("the port must be a number");
-  }
+  // The agent's own parser: the CLI refuses what the agent would.
+  QABOX_ASSIGN_OR_RETURN(
+      HostPort hp,
+      parseHostPort(hasPort ? std::string(hostPort) : std::string(hostPort) + ":443", "endpoint"));
   conn.target = std::move(target);
-  conn.tls = explicitTls.value_or(haveCaCert || port == "443");
+  conn.tls = explicitTls.value_or(haveCaCert || hp.port == 443);
   return Status::ok();
 }
 

@@ -11,75 +11,12 @@
 #include <utility>
 
 #include "core/duration.h"
+#include "core/endpoint.h"
 #include "core/environment.h"
 #include "core/ticket.h"
 
 namespace qabox {
 namespace {
-
-constexpr std::string_view kDefaultToml = R"(# qaboxd default configuration
-state_dir = "/var/lib/qabox"
-images_dir = "/usr/share/qabox/images"
-default_image = "busybox"
-
-[api]
-# unix:///path is plaintext, mode 0660, group socket_group: root and that
-# group's members act as ops. host:port serves TLS only, and every call on it
-# needs a token (qabox token create --role ci --name jenkins).
-listen = ["unix:///run/qabox/qabox.sock"]
-# listen = ["unix:///run/qabox/qabox.sock", "0.0.0.0:7443"]
-# tls_cert = "/etc/qabox/tls/server.crt"   # PEM; needed by any host:port listener
-# tls_key = "/etc/qabox/tls/server.key"
-# client_ca = "/etc/qabox/tls/clients-ca.crt"   # set: clients need a certificate it signed
-# socket_group = "qabox"   # groupadd --system qabox; members may use the socket
-
-[network]
-bridge = "qabox0"
-subnet = "10.44.0.0/24"
-isolate = true         # containers cannot reach each other on the bridge
-# What containers may reach beyond the host, through NAT: "all", "none", or a
-# list of "CIDR[:port]" (e.g. ["10.0.0.0/8", "198.51.100.7/32:443"]). The
-# metadata service (169.254.0.0/16, fd00:ec2::254) and the host's own ports
-# but the router's stay closed whatever it says.
-egress = "all"
-
-[routing]
-domain = "qa.company.int"
-listen = "0.0.0.0:80"
-
-[limits]
-max_environments = 200
-max_memory = "2G"      # the most one environment may have ("": no maximum)
-max_cpus = 0           # whole CPUs (0: no maximum)
-max_pids = 4096        # processes (0: no maximum)
-max_disk = "10G"       # what one environment may write to the state dir's disk ("": no maximum)
-max_files = 1000000    # files one environment may create
-disk_check_interval = "30s"   # how often running environments are measured
-
-[containers]
-unprivileged = true    # root in a container is id_base on the host, not root
-id_base = 1000000000   # container ids 0-65535 map to host ids from here (above useradd's ranges)
-allow_nested_userns = false  # true: processes in a container may make user namespaces
-isolated_ids = true    # each environment's root is 65536 host ids of its own above id_base
-
-[deploy]
-log_max = "8M"         # deploy.log and app.log keep their first line and their last part
-
-[reaper]
-interval = "10m"
-idle_after = "72h"
-max_age = "336h"
-reclaim_merged = true
-reclaim_deleted = true
-sleep_after = "2h"     # stop idle containers; the first request wakes them ("0": never)
-wake_timeout = "30s"
-
-[events]
-max_age = "720h"       # the audit log keeps 30 days ("0": no age limit)
-max_rows = 100000      # and at most this many rows (0: no limit)
-refused_burst = 10     # refused calls recorded per peer at once,
-refused_every = "6s"   # then one every this long (the rest summed up)
-)";
 
 // Reads typed keys out of one table and remembers which it saw, so unknown
 // keys (typos) are reported instead of silently ignored.
@@ -234,18 +171,15 @@ Status checkListenAddress(const std::string& key, const std::string& value, bool
     }
     return Status::ok();
   }
-  auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
-    return invalidArgument(key + " \"" + value + "\": use host:port" +
-                           (allowUnix ? " or unix:///path" : ""));
+  auto hostPort = parseHostPort(value, key);
+  if (!hostPort.isOk() && allowUnix && value.find(':') == std::string::npos) {
+    return invalidArgument(key + " \"" + value + "\": use host:port or unix:///path");
   }
-  std::string port = value.substr(colon + 1);
-  for (char c : port) {
-    if (c < '0' || c > '9')
-      return invalidArgument(key + " \"" + value + "\": port must be a number");
-  }
-  if (port.size() > 5 || std::stoi(port) > 65535) {
-    return invalidArgument(key + " \"" + value + "\": port must be between 0 and 65535");
+  QABOX_RETURN_IF_ERROR(hostPort.status());
+  // The agent listens where the config says: ":80" names no address.
+  if (hostPort->host.empty()) {
+    return invalidArgument(key + " \"" + value +
+                           "\": use host:port, with a host (0.0.0.0 for all)");
   }
   return Status::ok();
 }
@@ -298,9 +232,8 @@ Result<EgressPolicy::Rule> parseEgressRule(std::string_view text) {
 
 std::string Config::urlFor(std::string_view slug) const {
   std::string host = std::string(slug) + "." + routing.domain;
-  auto colon = routing.listen.rfind(':');
-  std::string port = colon == std::string::npos ? "80" : routing.listen.substr(colon + 1);
-  if (port != "80") host += ":" + port;
+  uint16_t port = portOfListen(routing.listen).value_or(80);
+  if (port != 80) host += ":" + std::to_string(port);
   return "http://" + host;
 }
 
@@ -315,7 +248,9 @@ const RepoConfig* Config::findRepo(std::string_view nameOrUrl) const {
   return qabox::findRepo(repos, nameOrUrl);
 }
 
-Status validateConfig(const Config& c) {
+namespace {
+
+Status checkSizes(const Config& c) {
   if (!c.limits.maxMemory.empty() && !parseMemorySize(c.limits.maxMemory)) {
     return invalidArgument("limits.max_memory \"" + c.limits.maxMemory +
                            "\": must be a size such as 512M or 2G (\"\": no maximum)");
@@ -334,6 +269,10 @@ Status validateConfig(const Config& c) {
                              "\": must be a size between 64K and 1G, such as 8M");
     }
   }
+  return Status::ok();
+}
+
+Status checkPaths(const Config& c) {
   if (c.stateDir.empty() || c.stateDir.front() != '/') {
     return invalidArgument("state_dir \"" + c.stateDir + "\": must be an absolute path");
   }
@@ -351,6 +290,10 @@ Status validateConfig(const Config& c) {
                            std::to_string(c.limits.maxEnvironments) +
                            " environments of 65536 ids each do not fit below 2^32");
   }
+  return Status::ok();
+}
+
+Status checkApi(const Config& c) {
   if (c.api.listen.empty()) return invalidArgument("api.listen: must name at least one address");
   for (const auto& l : c.api.listen)
     QABOX_RETURN_IF_ERROR(checkListenAddress("api.listen", l, true));
@@ -380,6 +323,10 @@ Status validateConfig(const Config& c) {
     return invalidArgument("api.socket_group \"" + c.api.socketGroup +
                            "\": must be a group name, as qabox");
   }
+  return Status::ok();
+}
+
+Status checkBridge(const Config& c) {
   const auto& b = c.network.bridge;
   if (b.empty() || b.size() > 15) {
     return invalidArgument("network.bridge \"" + b +
@@ -391,40 +338,43 @@ Status validateConfig(const Config& c) {
                              "\": only letters, digits, '-' and '_' are allowed");
     }
   }
-  {
-    const auto& s = c.network.subnet;
-    auto slash = s.find('/');
-    uint32_t addr = 0;
-    if (slash == std::string::npos || !parseIpv4(s.substr(0, slash), addr)) {
-      return invalidArgument("network.subnet \"" + s + "\": use an IPv4 CIDR such as 10.44.0.0/24");
-    }
-    std::string len = s.substr(slash + 1);
-    if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != std::string::npos) {
-      return invalidArgument("network.subnet \"" + s + "\": prefix length must be a number");
-    }
-    int prefix = std::stoi(len);
-    if (prefix < 8 || prefix > 30) {
-      return invalidArgument("network.subnet \"" + s +
-                             "\": prefix length must be between 8 and 30");
-    }
-    uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
-    if ((addr & ~mask) != 0) {
-      return invalidArgument("network.subnet \"" + s +
-                             "\": host bits must be zero (the network address)");
-    }
+  return Status::ok();
+}
+
+Status checkSubnet(const Config& c) {
+  const auto& s = c.network.subnet;
+  auto slash = s.find('/');
+  uint32_t addr = 0;
+  if (slash == std::string::npos || !parseIpv4(s.substr(0, slash), addr)) {
+    return invalidArgument("network.subnet \"" + s + "\": use an IPv4 CIDR such as 10.44.0.0/24");
   }
-  {
-    const auto& d = c.routing.domain;
-    if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' ||
-        d.find("..") != std::string::npos) {
+  std::string len = s.substr(slash + 1);
+  if (len.empty() || len.size() > 2 || len.find_first_not_of("0123456789") != std::string::npos) {
+    return invalidArgument("network.subnet \"" + s + "\": prefix length must be a number");
+  }
+  int prefix = std::stoi(len);
+  if (prefix < 8 || prefix > 30) {
+    return invalidArgument("network.subnet \"" + s + "\": prefix length must be between 8 and 30");
+  }
+  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if ((addr & ~mask) != 0) {
+    return invalidArgument("network.subnet \"" + s +
+                           "\": host bits must be zero (the network address)");
+  }
+  return Status::ok();
+}
+
+Status checkRouting(const Config& c) {
+  const auto& d = c.routing.domain;
+  if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' ||
+      d.find("..") != std::string::npos) {
+    return invalidArgument("routing.domain \"" + d +
+                           "\": must be a DNS name such as qa.company.int");
+  }
+  for (char ch : d) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') {
       return invalidArgument("routing.domain \"" + d +
-                             "\": must be a DNS name such as qa.company.int");
-    }
-    for (char ch : d) {
-      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') {
-        return invalidArgument("routing.domain \"" + d +
-                               "\": only letters, digits, '-' and '.' are allowed");
-      }
+                             "\": only letters, digits, '-' and '.' are allowed");
     }
   }
   QABOX_RETURN_IF_ERROR(checkListenAddress("routing.listen", c.routing.listen, false));
@@ -434,9 +384,10 @@ Status validateConfig(const Config& c) {
       return invalidArgument("routing.tls_listen: needs routing.tls_cert and routing.tls_key");
     }
   }
-  if (c.limits.maxEnvironments == 0) {
-    return invalidArgument("limits.max_environments: must be at least 1");
-  }
+  return Status::ok();
+}
+
+Status checkRepos(const Config& c) {
   std::set<std::string> names;
   for (const auto& r : c.repos) {
     if (r.name.empty() || r.url.empty())
@@ -450,6 +401,10 @@ Status validateConfig(const Config& c) {
     if (!names.insert(r.name).second)
       return invalidArgument("repos.name \"" + r.name + "\": listed twice");
   }
+  return Status::ok();
+}
+
+Status checkEvents(const Config& c) {
   // Pruning below these would drop what a person is still reading about.
   if (c.events.maxAge.count() > 0 && c.events.maxAge < std::chrono::minutes(1)) {
     return invalidArgument("events.max_age \"" + formatDuration(c.events.maxAge) +
@@ -471,6 +426,125 @@ Status validateConfig(const Config& c) {
   return Status::ok();
 }
 
+Status readApi(const toml::table& root, Config& c) {
+  return parseSection(root, "api", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.stringList("listen", c.api.listen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.api.tlsCert));
+    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.api.tlsKey));
+    QABOX_RETURN_IF_ERROR(r.string("client_ca", c.api.clientCa));
+    QABOX_RETURN_IF_ERROR(r.string("socket_group", c.api.socketGroup));
+    return r.count("max_message_bytes", c.api.maxMessageBytes, 1024, 64 * 1024 * 1024);
+  });
+}
+
+Status readNetwork(const toml::table& root, Config& c) {
+  return parseSection(root, "network", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.string("bridge", c.network.bridge));
+    QABOX_RETURN_IF_ERROR(r.boolean("isolate", c.network.isolate));
+    QABOX_RETURN_IF_ERROR(r.custom("egress"));
+    QABOX_RETURN_IF_ERROR(readEgress(*root["network"].as_table(), c.network.egress));
+    return r.string("subnet", c.network.subnet);
+  });
+}
+
+Status readRouting(const toml::table& root, Config& c) {
+  return parseSection(root, "routing", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.string("domain", c.routing.domain));
+    QABOX_RETURN_IF_ERROR(r.string("listen", c.routing.listen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_listen", c.routing.tlsListen));
+    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.routing.tlsCert));
+    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.routing.tlsKey));
+    QABOX_RETURN_IF_ERROR(r.duration("idle_timeout", c.routing.idleTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("header_timeout", c.routing.headerTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("backend_timeout", c.routing.backendTimeout));
+    return r.duration("stats_flush_interval", c.routing.statsFlushInterval);
+  });
+}
+
+Status readLimits(const toml::table& root, Config& c) {
+  return parseSection(root, "limits", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.count("max_environments", c.limits.maxEnvironments, 1, 100000));
+    QABOX_RETURN_IF_ERROR(r.string("max_memory", c.limits.maxMemory));
+    QABOX_RETURN_IF_ERROR(r.count("max_cpus", c.limits.maxCpus, 0, 1024));
+    QABOX_RETURN_IF_ERROR(r.count("max_pids", c.limits.maxPids, 0, 4194304));
+    QABOX_RETURN_IF_ERROR(r.string("max_disk", c.limits.maxDisk));
+    QABOX_RETURN_IF_ERROR(r.count("max_files", c.limits.maxFiles, 1000, 100'000'000));
+    return r.duration("disk_check_interval", c.limits.diskCheckInterval);
+  });
+}
+
+Status readContainers(const toml::table& root, Config& c) {
+  return parseSection(root, "containers", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
+    QABOX_RETURN_IF_ERROR(r.boolean("allow_nested_userns", c.containers.allowNestedUserns));
+    QABOX_RETURN_IF_ERROR(r.boolean("isolated_ids", c.containers.isolatedIds));
+    // Above the host's own system and user ids, and room for 65536 ids.
+    return r.count("id_base", c.containers.idBase, 65536, 4294967295LL - 65536);
+  });
+}
+
+Status readDeploy(const toml::table& root, Config& c) {
+  return parseSection(root, "deploy", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("hook_timeout", c.deploy.hookTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("health_timeout", c.deploy.healthTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("start_timeout", c.deploy.startTimeout));
+    return r.string("log_max", c.deploy.logMax);
+  });
+}
+
+Status readReaper(const toml::table& root, Config& c) {
+  return parseSection(root, "reaper", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("interval", c.reaper.interval));
+    QABOX_RETURN_IF_ERROR(r.duration("idle_after", c.reaper.idleAfter));
+    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.reaper.maxAge));
+    QABOX_RETURN_IF_ERROR(r.duration("sleep_after", c.reaper.sleepAfter));
+    QABOX_RETURN_IF_ERROR(r.duration("wake_timeout", c.reaper.wakeTimeout));
+    QABOX_RETURN_IF_ERROR(r.boolean("reclaim_merged", c.reaper.reclaimMerged));
+    return r.boolean("reclaim_deleted", c.reaper.reclaimDeleted);
+  });
+}
+
+Status readEvents(const toml::table& root, Config& c) {
+  return parseSection(root, "events", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.events.maxAge));
+    QABOX_RETURN_IF_ERROR(r.count("refused_burst", c.events.refusedBurst, 1, 1'000'000));
+    QABOX_RETURN_IF_ERROR(r.duration("refused_every", c.events.refusedEvery));
+    return r.count("max_rows", c.events.maxRows, 0, 1'000'000'000);
+  });
+}
+
+Status readRepos(const toml::table& root, Config& c) {
+  if (const toml::node* n = root.get("repos")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) return invalidArgument("repos: must be a list of tables ([[repos]])");
+    for (const auto& item : *arr) {
+      const toml::table* t = item.as_table();
+      if (!t) return invalidArgument("repos: must be a list of tables ([[repos]])");
+      RepoConfig repo;
+      TableReader r(*t, "repos");
+      QABOX_RETURN_IF_ERROR(r.string("name", repo.name));
+      QABOX_RETURN_IF_ERROR(r.string("url", repo.url));
+      QABOX_RETURN_IF_ERROR(r.noUnknownKeys());
+      c.repos.push_back(std::move(repo));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status validateConfig(const Config& c) {
+  for (auto* check : {checkSizes, checkPaths, checkApi, checkBridge, checkSubnet, checkRouting}) {
+    QABOX_RETURN_IF_ERROR(check(c));
+  }
+  if (c.limits.maxEnvironments == 0) {
+    return invalidArgument("limits.max_environments: must be at least 1");
+  }
+  QABOX_RETURN_IF_ERROR(checkRepos(c));
+  return checkEvents(c);
+}
+
 Result<Config> parseConfig(std::string_view text) {
   toml::table root;
   try {
@@ -490,83 +564,9 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "limits", "containers",
                                            "deploy", "reaper", "events", "repos"}));
 
-  QABOX_RETURN_IF_ERROR(parseSection(root, "api", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.stringList("listen", c.api.listen));
-    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.api.tlsCert));
-    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.api.tlsKey));
-    QABOX_RETURN_IF_ERROR(r.string("client_ca", c.api.clientCa));
-    QABOX_RETURN_IF_ERROR(r.string("socket_group", c.api.socketGroup));
-    return r.count("max_message_bytes", c.api.maxMessageBytes, 1024, 64 * 1024 * 1024);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "network", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.string("bridge", c.network.bridge));
-    QABOX_RETURN_IF_ERROR(r.boolean("isolate", c.network.isolate));
-    QABOX_RETURN_IF_ERROR(r.custom("egress"));
-    QABOX_RETURN_IF_ERROR(readEgress(*root["network"].as_table(), c.network.egress));
-    return r.string("subnet", c.network.subnet);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "routing", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.string("domain", c.routing.domain));
-    QABOX_RETURN_IF_ERROR(r.string("listen", c.routing.listen));
-    QABOX_RETURN_IF_ERROR(r.string("tls_listen", c.routing.tlsListen));
-    QABOX_RETURN_IF_ERROR(r.string("tls_cert", c.routing.tlsCert));
-    QABOX_RETURN_IF_ERROR(r.string("tls_key", c.routing.tlsKey));
-    QABOX_RETURN_IF_ERROR(r.duration("idle_timeout", c.routing.idleTimeout));
-    QABOX_RETURN_IF_ERROR(r.duration("header_timeout", c.routing.headerTimeout));
-    QABOX_RETURN_IF_ERROR(r.duration("backend_timeout", c.routing.backendTimeout));
-    return r.duration("stats_flush_interval", c.routing.statsFlushInterval);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "limits", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.count("max_environments", c.limits.maxEnvironments, 1, 100000));
-    QABOX_RETURN_IF_ERROR(r.string("max_memory", c.limits.maxMemory));
-    QABOX_RETURN_IF_ERROR(r.count("max_cpus", c.limits.maxCpus, 0, 1024));
-    QABOX_RETURN_IF_ERROR(r.count("max_pids", c.limits.maxPids, 0, 4194304));
-    QABOX_RETURN_IF_ERROR(r.string("max_disk", c.limits.maxDisk));
-    QABOX_RETURN_IF_ERROR(r.count("max_files", c.limits.maxFiles, 1000, 100'000'000));
-    return r.duration("disk_check_interval", c.limits.diskCheckInterval);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "containers", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.boolean("unprivileged", c.containers.unprivileged));
-    QABOX_RETURN_IF_ERROR(r.boolean("allow_nested_userns", c.containers.allowNestedUserns));
-    QABOX_RETURN_IF_ERROR(r.boolean("isolated_ids", c.containers.isolatedIds));
-    // Above the host's own system and user ids, and room for 65536 ids.
-    return r.count("id_base", c.containers.idBase, 65536, 4294967295LL - 65536);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "deploy", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));
-    QABOX_RETURN_IF_ERROR(r.duration("hook_timeout", c.deploy.hookTimeout));
-    QABOX_RETURN_IF_ERROR(r.duration("health_timeout", c.deploy.healthTimeout));
-    QABOX_RETURN_IF_ERROR(r.duration("start_timeout", c.deploy.startTimeout));
-    return r.string("log_max", c.deploy.logMax);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "reaper", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.duration("interval", c.reaper.interval));
-    QABOX_RETURN_IF_ERROR(r.duration("idle_after", c.reaper.idleAfter));
-    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.reaper.maxAge));
-    QABOX_RETURN_IF_ERROR(r.duration("sleep_after", c.reaper.sleepAfter));
-    QABOX_RETURN_IF_ERROR(r.duration("wake_timeout", c.reaper.wakeTimeout));
-    QABOX_RETURN_IF_ERROR(r.boolean("reclaim_merged", c.reaper.reclaimMerged));
-    return r.boolean("reclaim_deleted", c.reaper.reclaimDeleted);
-  }));
-  QABOX_RETURN_IF_ERROR(parseSection(root, "events", [&](TableReader& r) {
-    QABOX_RETURN_IF_ERROR(r.duration("max_age", c.events.maxAge));
-    QABOX_RETURN_IF_ERROR(r.count("refused_burst", c.events.refusedBurst, 1, 1'000'000));
-    QABOX_RETURN_IF_ERROR(r.duration("refused_every", c.events.refusedEvery));
-    return r.count("max_rows", c.events.maxRows, 0, 1'000'000'000);
-  }));
-  if (const toml::node* n = root.get("repos")) {
-    const toml::array* arr = n->as_array();
-    if (!arr) return invalidArgument("repos: must be a list of tables ([[repos]])");
-    for (const auto& item : *arr) {
-      const toml::table* t = item.as_table();
-      if (!t) return invalidArgument("repos: must be a list of tables ([[repos]])");
-      RepoConfig repo;
-      TableReader r(*t, "repos");
-      QABOX_RETURN_IF_ERROR(r.string("name", repo.name));
-      QABOX_RETURN_IF_ERROR(r.string("url", repo.url));
-      QABOX_RETURN_IF_ERROR(r.noUnknownKeys());
-      c.repos.push_back(std::move(repo));
-    }
+  for (auto* read : {readApi, readNetwork, readRouting, readLimits, readContainers, readDeploy,
+                     readReaper, readEvents, readRepos}) {
+    QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));
   return c;
@@ -581,7 +581,5 @@ Result<Config> loadConfig(const std::string& path) {
   if (!c) return c.status().withContext("config " + path);
   return c;
 }
-
-std::string_view defaultConfigToml() { return kDefaultToml; }
 
 }  // namespace qabox

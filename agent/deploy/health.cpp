@@ -84,6 +84,101 @@ Status checkPath(const std::string& path) {
   return Status::ok();
 }
 
+// One probe's exchange: connect, send the request, read the head, then the
+// whole answer within its bounds. The step that ends the probe says why in
+// `probe`; Asio's own timers bound the whole exchange (a sync socket could
+// block in connect or read for as long as the kernel likes).
+class Exchange {
+ public:
+  Exchange(net::io_context& ioc, const net::ip::address& addr, const std::string& ip, uint16_t port,
+           const std::string& path, milliseconds timeout, HealthProbe& probe)
+      : addr_(addr), port_(port), probe_(probe), stream_(ioc), req_{http::verb::get, path, 11} {
+    stream_.expires_after(timeout);
+    std::string host = addr.is_v6() ? "[" + ip + "]" : ip;
+    if (port != 80) host += ":" + std::to_string(port);
+    req_.set(http::field::host, host);
+    req_.set(http::field::user_agent, "qabox-health");
+    req_.set(http::field::connection, "close");
+    parser_.header_limit(kHeadLimit);
+    parser_.body_limit(kBodyLimit);
+  }
+
+  void start() {
+    // Opened here, not by async_connect, to be close-on-exec at once.
+    boost::system::error_code ec;
+    stream_.socket().open(addr_.is_v6() ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) setCloseOnExec(stream_.socket().native_handle());
+    stream_.async_connect(tcp::endpoint(addr_, port_),
+                          [this](beast::error_code ec) { connected(ec); });
+  }
+
+  void shutdown() {
+    beast::error_code ignored;  // the app may have closed it first
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+ private:
+  void connected(beast::error_code ec) {
+    if (ec) {
+      probe_.detail = describe(ec);
+      return;
+    }
+    http::async_write(stream_, req_, [this](beast::error_code wec, size_t) { sent(wec); });
+  }
+
+  void sent(beast::error_code ec) {
+    if (ec) {
+      probe_.detail = describe(ec);
+      return;
+    }
+    http::async_read_header(stream_, buffer_, parser_,
+                            [this](beast::error_code rec, size_t) { headRead(rec); });
+  }
+
+  void headRead(beast::error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      probe_.detail =
+          "the answer's head is larger than " + std::to_string(kHeadLimit / 1024) + " KiB";
+      return;
+    }
+    if (ec) {
+      probe_.detail = describe(ec);
+      return;
+    }
+    probe_.httpStatus = parser_.get().result_int();
+    probe_.detail = "HTTP " + std::to_string(probe_.httpStatus);
+    if (probe_.httpStatus < 200 || probe_.httpStatus >= 400) return;
+    // Healthy once the whole answer is in, within its bounds.
+    http::async_read(stream_, buffer_, parser_,
+                     [this](beast::error_code bec, size_t) { bodyRead(bec); });
+  }
+
+  void bodyRead(beast::error_code ec) {
+    std::string but = probe_.detail + ", but the answer";
+    if (!ec) {
+      probe_.healthy = true;
+    } else if (ec == http::error::body_limit) {
+      probe_.detail =
+          but + "'s body is larger than " + std::to_string(kBodyLimit / (1024 * 1024)) + " MiB";
+    } else if (ec == http::error::buffer_overflow) {
+      probe_.detail = but + " has a chunk line or trailer larger than " +
+                      std::to_string(kBufferLimit / 1024) + " KiB";
+    } else if (ec == beast::error::timeout) {
+      probe_.detail = but + " did not end in time";
+    } else {
+      probe_.detail = but + "'s body is broken: " + describe(ec);
+    }
+  }
+
+  net::ip::address addr_;
+  uint16_t port_;
+  HealthProbe& probe_;
+  beast::tcp_stream stream_;
+  http::request<http::empty_body> req_;
+  beast::flat_buffer buffer_{kBufferLimit};
+  http::response_parser<DiscardBody> parser_;
+};
+
 }  // namespace
 
 HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string& path,
@@ -97,71 +192,10 @@ HealthProbe probeHealth(const std::string& ip, uint16_t port, const std::string&
       return probe;
     }
     net::io_context ioc;
-    beast::tcp_stream stream(ioc);
-    // Asio's own timers bound the whole exchange; a sync socket could block
-    // in connect or read for as long as the kernel likes.
-    stream.expires_after(timeout);
-    http::request<http::empty_body> req{http::verb::get, path, 11};
-    bool v6 = addr.is_v6();
-    std::string host = v6 ? "[" + ip + "]" : ip;
-    if (port != 80) host += ":" + std::to_string(port);
-    req.set(http::field::host, host);
-    req.set(http::field::user_agent, "qabox-health");
-    req.set(http::field::connection, "close");
-    beast::flat_buffer buffer(kBufferLimit);
-    http::response_parser<DiscardBody> parser;
-    parser.header_limit(kHeadLimit);
-    parser.body_limit(kBodyLimit);
-
-    // Opened here, not by async_connect, to be close-on-exec at once.
-    stream.socket().open(v6 ? tcp::v6() : tcp::v4(), ec);
-    if (!ec) setCloseOnExec(stream.socket().native_handle());
-    stream.async_connect(tcp::endpoint(addr, port), [&](beast::error_code cec) {
-      if (cec) {
-        probe.detail = describe(cec);
-        return;
-      }
-      http::async_write(stream, req, [&](beast::error_code wec, size_t) {
-        if (wec) {
-          probe.detail = describe(wec);
-          return;
-        }
-        http::async_read_header(stream, buffer, parser, [&](beast::error_code rec, size_t) {
-          if (rec == http::error::header_limit || rec == http::error::buffer_overflow) {
-            probe.detail =
-                "the answer's head is larger than " + std::to_string(kHeadLimit / 1024) + " KiB";
-            return;
-          }
-          if (rec) {
-            probe.detail = describe(rec);
-            return;
-          }
-          probe.httpStatus = parser.get().result_int();
-          probe.detail = "HTTP " + std::to_string(probe.httpStatus);
-          if (probe.httpStatus < 200 || probe.httpStatus >= 400) return;
-          // Healthy once the whole answer is in, within its bounds.
-          http::async_read(stream, buffer, parser, [&](beast::error_code bec, size_t) {
-            std::string but = probe.detail + ", but the answer";
-            if (!bec) {
-              probe.healthy = true;
-            } else if (bec == http::error::body_limit) {
-              probe.detail = but + "'s body is larger than " +
-                             std::to_string(kBodyLimit / (1024 * 1024)) + " MiB";
-            } else if (bec == http::error::buffer_overflow) {
-              probe.detail = but + " has a chunk line or trailer larger than " +
-                             std::to_string(kBufferLimit / 1024) + " KiB";
-            } else if (bec == beast::error::timeout) {
-              probe.detail = but + " did not end in time";
-            } else {
-              probe.detail = but + "'s body is broken: " + describe(bec);
-            }
-          });
-        });
-      });
-    });
+    Exchange exchange(ioc, addr, ip, port, path, timeout, probe);
+    exchange.start();
     ioc.run();
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    exchange.shutdown();
   } catch (const std::exception& e) {
     probe.healthy = false;
     probe.detail = e.what();

@@ -1,9 +1,7 @@
 #include "deploy/image_builder.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,31 +9,16 @@
 
 #include "core/ticket.h"
 #include "store/paths.h"
-#include "sys/fd.h"
+#include "sys/atomic_file.h"
 #include "sys/idshift.h"
 
 namespace qabox {
 namespace fs = std::filesystem;
 namespace {
 
+// Every clone reads this config: replaced whole and durably.
 Status writeFileAtomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    // Close-on-exec, which an ofstream is not.
-    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    std::string_view left = content;
-    while (out && !left.empty()) {
-      ssize_t n = ::write(out.get(), left.data(), left.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      left.remove_prefix(static_cast<size_t>(n));
-    }
-    if (!out || !left.empty()) return internalError("writing " + tmp + " failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return internalError("renaming " + tmp + ": " + ec.message());
-  return Status::ok();
+  return qabox::writeFileAtomically(path, content, 0644);
 }
 
 std::string lxcConfig(const std::string& name, const std::string& dir, const Config& config) {

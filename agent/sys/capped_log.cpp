@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "sys/atomic_file.h"
 #include "sys/disk_usage.h"
 
 namespace qabox {
@@ -110,7 +111,7 @@ Status CappedLog::compact(std::string_view data) {
     s = writeError("renaming " + tmp, errno);
   if (!s.isOk()) {
     ::close(fd);
-    ::unlink(tmp.c_str());
+    removeTemporaryFile(tmp);
     return s;
   }
   close();

@@ -30,26 +30,49 @@ struct DevInoHash {
 
 constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
 
-}  // namespace
-
-Result<TreeUsage> measureTree(const std::string& root, const TreeBounds& bounds) {
+// The root, open as a directory stream; `st` is its stat.
+Result<DIR*> openTreeRoot(const std::string& root, struct stat& st) {
   int rootFd = ::open(root.c_str(), kDirFlags);
   if (rootFd < 0) {
     int err = errno;
     if (err == ENOENT) return notFound("measuring " + root + ": no such directory");
     return internalError("measuring " + root + ": " + std::strerror(err));
   }
-  struct stat rootSt {};
-  if (::fstat(rootFd, &rootSt) != 0) {
+  if (::fstat(rootFd, &st) != 0) {
     int err = errno;
     ::close(rootFd);
     return internalError("measuring " + root + ": " + std::strerror(err));
   }
   DIR* rootDir = ::fdopendir(rootFd);
   if (!rootDir) {
+    int err = errno;
     ::close(rootFd);
-    return internalError("measuring " + root + ": " + std::strerror(errno));
+    return internalError("measuring " + root + ": " + std::strerror(err));
   }
+  return rootDir;
+}
+
+// The subdirectory `name` of `dir` that was stat'ed as `st`, or null when
+// it is no longer that directory (replaced by a link or a file since the
+// stat): not ours to follow.
+DIR* openChildDir(DIR* dir, const char* name, const struct stat& st) {
+  int fd = ::openat(::dirfd(dir), name, kDirFlags);
+  if (fd < 0) return nullptr;
+  struct stat opened {};
+  if (::fstat(fd, &opened) != 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
+    ::close(fd);
+    return nullptr;
+  }
+  DIR* child = ::fdopendir(fd);
+  if (!child) ::close(fd);
+  return child;
+}
+
+}  // namespace
+
+Result<TreeUsage> measureTree(const std::string& root, const TreeBounds& bounds) {
+  struct stat rootSt {};
+  QABOX_ASSIGN_OR_RETURN(DIR * rootDir, openTreeRoot(root, rootSt));
 
   TreeUsage u;
   u.entries = 1;
@@ -99,19 +122,7 @@ Result<TreeUsage> measureTree(const std::string& root, const TreeBounds& bounds)
            "directories nested deeper than " + std::to_string(bounds.maxDepth) + " levels");
       break;
     }
-    int fd = ::openat(::dirfd(dir), e->d_name, kDirFlags);
-    if (fd < 0) continue;  // replaced by a link or a file since the stat: not ours to follow
-    struct stat opened {};
-    if (::fstat(fd, &opened) != 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
-      ::close(fd);
-      continue;
-    }
-    DIR* child = ::fdopendir(fd);
-    if (!child) {
-      ::close(fd);
-      continue;
-    }
-    stack.push_back(child);
+    if (DIR* child = openChildDir(dir, e->d_name, st)) stack.push_back(child);
   }
   for (DIR* d : stack) ::closedir(d);
   return u;

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <vector>
 
+#include "sys/atomic_file.h"
+
 namespace qabox {
 namespace {
 
@@ -174,35 +176,7 @@ Status writeFileBeneath(const std::string& root, std::string_view relative,
     return invalidArgument(root + "/" + rel + ": not a file name");
   }
   QABOX_ASSIGN_OR_RETURN(UniqueFd dir, makeDirsBeneath(root, parent, 0755));
-  const std::string shown = root + "/" + rel;
-  const std::string tmp = name + ".tmp";
-  if (::unlinkat(dir.get(), tmp.c_str(), 0) != 0 && errno != ENOENT) {
-    return openError(errno, shown + ".tmp");
-  }
-  // O_EXCL: a fresh inode, never one that was there (nor a link's target).
-  int fd = ::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    mode & 0777);
-  if (fd < 0) return openError(errno, shown + ".tmp");
-  UniqueFd file(fd);
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(file.get(), content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : ENOSPC;
-      ::unlinkat(dir.get(), tmp.c_str(), 0);
-      return openError(err, "writing " + shown + ".tmp");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fchmod(file.get(), mode) != 0) return openError(errno, shown + ".tmp");
-  file.reset();
-  if (::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
-    int err = errno;
-    ::unlinkat(dir.get(), tmp.c_str(), 0);
-    return internalError("renaming " + shown + ".tmp: " + std::strerror(err));
-  }
-  return Status::ok();
+  return writeFileAtomicallyAt(dir.get(), name, content, mode, root + "/" + rel);
 }
 
 Status setDirXattrBeneath(const std::string& root, std::string_view relative,

@@ -52,8 +52,10 @@ Result<std::string> readFileBeneath(const std::string& root, std::string_view re
 Result<UniqueFd> makeDirsBeneath(const std::string& root, std::string_view relative, mode_t mode);
 
 // Writes `content` to `relative` beneath `root`: the parents made as by
-// makeDirsBeneath (0755), a new temporary file with `mode` from its first
-// byte, then renamed over the name within the same directory descriptor.
+// makeDirsBeneath (0755), then the file replaced whole and durably within
+// that directory's descriptor (sys/atomic_file.h: a new temporary file with
+// `mode` from its first byte, fsynced, renamed over the name, the directory
+// fsynced).
 Status writeFileBeneath(const std::string& root, std::string_view relative,
                         std::string_view content, mode_t mode);
 

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sys/atomic_file.h"
+
 namespace qabox {
 namespace {
 
@@ -128,7 +130,7 @@ Status reserveSubIds(const std::string& path, const std::vector<std::string>& ow
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
     if (ok) err = errno;
-    ::unlink(tmp.c_str());
+    removeTemporaryFile(tmp);
     return cannot(std::strerror(err));
   }
   return Status::ok();

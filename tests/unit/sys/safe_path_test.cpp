@@ -16,6 +16,7 @@
 
 #include "../store/temp_dir.h"
 #include "sys/traverse.h"
+#include "text_file.h"
 
 namespace qabox {
 namespace {
@@ -31,15 +32,8 @@ class SafePath : public ::testing::Test {
     fs::create_directories(root_ + "/var/log/qabox");
     put(secret_, "HOST-SECRET\n");
   }
-  static void put(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::trunc) << text;
-  }
-  static std::string get(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static void put(const std::string& path, const std::string& text) { test::writeText(path, text); }
+  static std::string get(const std::string& path) { return test::readText(path); }
   Result<std::string> read(const std::string& rel) {
     off_t off = 0;
     return readFileBeneath(root_, rel, off, 1 << 20);
