@@ -1,5 +1,7 @@
 #include "deploy/image_builder.h"
 
+#include <spdlog/spdlog.h>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +17,12 @@
 namespace qabox {
 namespace fs = std::filesystem;
 namespace {
+
+// The build's bookkeeping after the fact: a row the store refuses is said
+// in the log, and does not change the build's answer.
+void logIfFailed(const Status& s, const std::string& what) {
+  if (!s.isOk()) spdlog::warn("{}: {}", what, s.toString());
+}
 
 // Every clone reads this config: replaced whole and durably.
 Status writeFileAtomically(const std::string& path, const std::string& content) {
@@ -124,9 +132,11 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   auto fail = [&](Status s) -> Status {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    (void)store_.finishOperation(opId, JournalOutcome::kError, s.message());
-    (void)store_.addEvent(
-        {0, Clock::now(), "", "image.build", actor, "error", name + ": " + s.message()});
+    logIfFailed(store_.finishOperation(opId, JournalOutcome::kError, s.message()),
+                "closing the journal entry of image build " + name);
+    logIfFailed(store_.addEvent({0, Clock::now(), "", "image.build", actor, "error",
+                                 name + ": " + s.message()}),
+                "recording the event of image build " + name);
     return s;
   };
 
@@ -172,9 +182,11 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
 
   ImageVersion iv{name, version, Clock::now(), true, m.description};
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
-  (void)store_.finishOperation(opId, JournalOutcome::kOk, "");
-  (void)store_.addEvent(
-      {0, Clock::now(), "", "image.build", actor, "ok", name + " v" + std::to_string(version)});
+  logIfFailed(store_.finishOperation(opId, JournalOutcome::kOk, ""),
+              "closing the journal entry of image build " + name);
+  logIfFailed(store_.addEvent({0, Clock::now(), "", "image.build", actor, "ok",
+                               name + " v" + std::to_string(version)}),
+              "recording the event of image build " + name);
   return iv;
 }
 
@@ -208,8 +220,9 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
     if (ec) return internalError("removing image " + name + ": " + ec.message());
     QABOX_RETURN_IF_ERROR(store_.deleteImage(name, im.version));
     deleted.push_back(im);
-    (void)store_.addEvent({0, Clock::now(), "", "image.delete", actor, "ok",
-                           name + " v" + std::to_string(im.version)});
+    logIfFailed(store_.addEvent({0, Clock::now(), "", "image.delete", actor, "ok",
+                                 name + " v" + std::to_string(im.version)}),
+                "recording the event of image delete " + name);
   }
   if (!found) {
     return notFound("image " + name + (version ? " v" + std::to_string(version) : "") +
