@@ -18,10 +18,21 @@ namespace qabox {
 namespace fs = std::filesystem;
 namespace {
 
-// The build's bookkeeping after the fact: a row the store refuses is said
-// in the log, and does not change the build's answer.
-void logIfFailed(const Status& s, const std::string& what) {
-  if (!s.isOk()) spdlog::warn("{}: {}", what, s.toString());
+// The end of a build in the journal (`detail` for an error) and the events
+// (`what`). A row the store refuses is said in the log, and does not change
+// the build's answer.
+void recordBuildEnd(Store& store, int64_t opId, bool ok, const std::string& detail,
+                    const std::string& actor, const std::string& what) {
+  if (Status s =
+          store.finishOperation(opId, ok ? JournalOutcome::kOk : JournalOutcome::kError, detail);
+      !s.isOk()) {
+    spdlog::warn("image build {}: closing its journal entry: {}", what, s.toString());
+  }
+  if (Status s =
+          store.addEvent({0, Clock::now(), "", "image.build", actor, ok ? "ok" : "error", what});
+      !s.isOk()) {
+    spdlog::warn("image build {}: recording its event: {}", what, s.toString());
+  }
 }
 
 // Every clone reads this config: replaced whole and durably.
@@ -132,11 +143,7 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   auto fail = [&](Status s) -> Status {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    logIfFailed(store_.finishOperation(opId, JournalOutcome::kError, s.message()),
-                "closing the journal entry of image build " + name);
-    logIfFailed(store_.addEvent({0, Clock::now(), "", "image.build", actor, "error",
-                                 name + ": " + s.message()}),
-                "recording the event of image build " + name);
+    recordBuildEnd(store_, opId, false, s.message(), actor, name + ": " + s.message());
     return s;
   };
 
@@ -182,11 +189,7 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
 
   ImageVersion iv{name, version, Clock::now(), true, m.description};
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
-  logIfFailed(store_.finishOperation(opId, JournalOutcome::kOk, ""),
-              "closing the journal entry of image build " + name);
-  logIfFailed(store_.addEvent({0, Clock::now(), "", "image.build", actor, "ok",
-                               name + " v" + std::to_string(version)}),
-              "recording the event of image build " + name);
+  recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
   return iv;
 }
 
@@ -220,9 +223,11 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
     if (ec) return internalError("removing image " + name + ": " + ec.message());
     QABOX_RETURN_IF_ERROR(store_.deleteImage(name, im.version));
     deleted.push_back(im);
-    logIfFailed(store_.addEvent({0, Clock::now(), "", "image.delete", actor, "ok",
-                                 name + " v" + std::to_string(im.version)}),
-                "recording the event of image delete " + name);
+    if (Status s = store_.addEvent({0, Clock::now(), "", "image.delete", actor, "ok",
+                                    name + " v" + std::to_string(im.version)});
+        !s.isOk()) {
+      spdlog::warn("image delete {}: recording its event: {}", name, s.toString());
+    }
   }
   if (!found) {
     return notFound("image " + name + (version ? " v" + std::to_string(version) : "") +
