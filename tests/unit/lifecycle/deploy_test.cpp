@@ -427,7 +427,7 @@ TEST_F(DeployTest, HooksRunInOrderBeforeTheAppStartsAndTheirTimeIsTheClocks) {
 }
 
 TEST_F(DeployTest, ARepoDeployMergesExportsAndTakesTheReposManifest) {
-  if (geteuid() != 0) GTEST_SKIP() << "the export sets a trusted.* xattr, which needs root";
+  ASSERT_EQ(geteuid(), 0u) << "needs root: the export sets a trusted.* xattr";
   git_.files["qabox.toml"] = "[app]\nstart = \"./serve\"\nport = 8080\nhealth = \"/up\"\n";
   auto env = deploy(fromRepo("SHOP-1"));
   ASSERT_TRUE(env.isOk()) << env.status().toString();
@@ -608,7 +608,7 @@ TEST_F(DeployTest, AnImageDeployWhoseFilesCannotBePlacedIsRolledBackLikeItsClone
 // A new ticket that fails later: kept FAILED for inspection.
 
 TEST_F(DeployTest, ARepoDeployWhoseFilesCannotBePlacedKeepsAFailedEnvironment) {
-  if (geteuid() != 0) GTEST_SKIP() << "the export sets a trusted.* xattr, which needs root";
+  ASSERT_EQ(geteuid(), 0u) << "needs root: the export sets a trusted.* xattr";
   fs::create_directories(upper("qabox-files-2"));
   std::ofstream(upper("qabox-files-2") + "/etc") << "not a directory";
   auto r = deploy(fromRepo("FILES-2"));
