@@ -118,7 +118,16 @@ Result<ImageManifest> ImageBuilder::manifest(const std::string& name) const {
   return m;
 }
 
-Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::string& actor) {
+Result<std::vector<std::string>> ImageBuilder::lowerDirs(const std::string& name,
+                                                         uint32_t version) {
+  // TODO(layers): the parent's layers too.
+  return std::vector<std::string>{paths::imagesLxcPath(config_.stateDir) + "/" +
+                                  paths::imageContainer(name, version) + "/rootfs"};
+}
+
+Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::string& actor,
+                                         bool force) {
+  (void)force;  // TODO(layers)
   QABOX_ASSIGN_OR_RETURN(ImageManifest m, manifest(name));
   std::lock_guard buildLock(lockFor(name));
 
@@ -187,7 +196,12 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
     return fail(s);
   }
 
-  ImageVersion iv{name, version, Clock::now(), true, m.description};
+  ImageVersion iv;
+  iv.name = name;
+  iv.version = version;
+  iv.builtAt = Clock::now();
+  iv.current = true;
+  iv.description = m.description;
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
   recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
   return iv;

@@ -19,7 +19,15 @@ class ImageCatalog {
  public:
   virtual ~ImageCatalog() = default;
 
-  virtual Result<ImageVersion> build(const std::string& name, const std::string& actor) = 0;
+  // Builds `name` (and its parent first, when that has no version yet).
+  // Unless `force`, a recipe unchanged since the current version (same
+  // recipe hash, same parent version) returns that version with `cached`.
+  virtual Result<ImageVersion> build(const std::string& name, const std::string& actor,
+                                     bool force) = 0;
+  // A version's read-only layers on the host, topmost first: its own
+  // rootfs, then its parent's, down to the base image's.
+  virtual Result<std::vector<std::string>> lowerDirs(const std::string& name,
+                                                     uint32_t version) = 0;
   // The recipe's manifest (defaults for apps deployed on the image).
   virtual Result<ImageManifest> manifest(const std::string& name) const = 0;
   virtual std::vector<std::string> recipes() const = 0;
@@ -39,7 +47,9 @@ class ImageBuilder final : public ImageCatalog {
  public:
   ImageBuilder(const Config& config, Store& store, ProcessRunner& runner);
 
-  Result<ImageVersion> build(const std::string& name, const std::string& actor) override;
+  Result<ImageVersion> build(const std::string& name, const std::string& actor,
+                             bool force) override;
+  Result<std::vector<std::string>> lowerDirs(const std::string& name, uint32_t version) override;
   Result<ImageManifest> manifest(const std::string& name) const override;
   std::vector<std::string> recipes() const override;
   Result<std::vector<ImageVersion>> remove(const std::string& name, uint32_t version,

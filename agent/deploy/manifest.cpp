@@ -51,6 +51,21 @@ class Reader {
     return Status::ok();
   }
 
+  Status strings(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* n = get(key);
+    if (!n) return Status::ok();
+    const auto* a = n->as_array();
+    if (!a) return bad(key, "must be a list of strings");
+    out.clear();
+    for (const auto& e : *a) {
+      const auto* v = e.as_string();
+      if (!v) return bad(key, "must be a list of strings");
+      if (v->get().find('\0') != std::string::npos) return bad(key, "must not contain NUL");
+      out.push_back(v->get());
+    }
+    return Status::ok();
+  }
+
   // Runs `body` on sub-table `key` if present.
   Status table(std::string_view key, const std::function<Status(Reader&)>& body) {
     const toml::node* n = get(key);
@@ -91,6 +106,18 @@ class Reader {
   std::string tableName_;
   std::set<std::string> seen_;
 };
+
+// Debian policy 5.6.1: at least two characters, lowercase letters, digits,
+// '+', '-' and '.', starting with a letter or digit.
+bool isDebianPackageName(std::string_view p) {
+  if (p.size() < 2 || p.size() > 128) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(p.front())) return false;
+  for (char c : p) {
+    if (!alnum(c) && c != '+' && c != '-' && c != '.') return false;
+  }
+  return true;
+}
 
 Result<toml::table> parseToml(std::string_view text, const std::string& file) {
   try {
@@ -156,6 +183,19 @@ Result<ImageManifest> parseImageManifest(std::string_view text, std::string_view
       m.provision.front() == '.') {
     return top.badValue("provision", m.provision,
                         "must be the name of a script in the image's folder, such as provision.sh");
+  }
+  QABOX_RETURN_IF_ERROR(top.string("from", m.from));
+  if (!m.from.empty()) {
+    if (Status s = checkImageName(m.from); !s.isOk())
+      return top.badValue("from", m.from, s.message());
+    if (m.from == m.name) return top.badValue("from", m.from, "an image cannot be built on itself");
+  }
+  QABOX_RETURN_IF_ERROR(top.strings("packages", m.packages));
+  for (const std::string& p : m.packages) {
+    if (!isDebianPackageName(p)) {
+      return top.badValue(
+          "packages", p, "is not a Debian package name (lowercase letters, digits, '+', '-', '.')");
+    }
   }
   QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m.defaults); }));
   QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m.defaults); }));

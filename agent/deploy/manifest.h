@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -27,6 +29,29 @@ struct AppManifest {
   std::optional<uint32_t> port;
   std::string health;
   std::string build, migrate, seed;
+  // [services.NAME] (a table, empty or not): the image's services this app
+  // runs, each its own instance inside the environment. Sorted.
+  std::vector<std::string> services;
+  // [processes] NAME = "command": long-running processes besides [app]
+  // start, each supervised with its own log.
+  std::map<std::string, std::string> processes;
+  // [app] process: the [processes] entry that is routed and health-checked;
+  // empty: [app] start, under the name "app".
+  std::string process;
+};
+
+// A service an image carries ([services.NAME] in image.toml), which apps on
+// it turn on by name: started by the image's init before the hooks run,
+// ready when `ready` passes.
+struct ServiceDef {
+  std::string name;
+  std::string run;    // the command (sh -c), in the foreground
+  std::string ready;  // exits 0 once the service serves
+  std::string setup;  // after each start, before it counts as ready (sets its password)
+  std::string user;   // the image's user it runs as; empty: root
+  // Given to hooks and app. "${password}" in a value is the environment's
+  // own password for this service, generated at deploy and kept as a secret.
+  std::map<std::string, std::string> env;
 };
 
 // A base image recipe, `images/<name>/image.toml`: how to provision it, the
@@ -35,6 +60,9 @@ struct ImageManifest {
   std::string name;
   std::string description;
   std::string provision = "provision.sh";  // a script in the image's folder
+  std::string from;                        // the parent image; empty: a base image
+  std::vector<std::string> packages;       // Debian packages the provision script installs
+  std::map<std::string, ServiceDef> services;
   AppManifest defaults;
   std::string memory;  // "256M", "1G": as LXC's memory limit takes it; empty: none
   uint32_t cpus = 0;   // 0: no limit

@@ -114,9 +114,10 @@ Status DeployRun::clone() {
   const std::string& container = ctx_.container;
   const uint32_t version = ctx_.imageVersion.version;
   NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
+  QABOX_ASSIGN_OR_RETURN(auto lowers, m_.images_.lowerDirs(ctx_.image, version));
   QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
                                           paths::imageContainer(ctx_.image, version), container,
-                                          net, ctx_.limits));
+                                          lowers, net, ctx_.limits));
   phase("clone",
         container + " from " + ctx_.image + " v" + std::to_string(version) + " at " + ctx_.ip);
   QABOX_RETURN_IF_ERROR(m_.bridge_.forgetNeighbor(config.network.bridge, ctx_.ip));

@@ -128,8 +128,9 @@ void LxcRuntime::releaseIdSlot(uint64_t base) {
 }
 
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
-                         const std::string& name, const NetSpec& net,
-                         const ResourceLimits& limits) {
+                         const std::string& name, const std::vector<std::string>& lowers,
+                         const NetSpec& net, const ResourceLimits& limits) {
+  (void)lowers;  // TODO(layers): passed to the helper
   // A fixed veth name and MAC, bound to the address in the bridge's
   // firewall before the container first starts.
   const std::string address = net.address.substr(0, net.address.find('/'));

@@ -34,7 +34,8 @@ class LxcRuntime : public ContainerRuntime {
   LxcRuntime(LxcRuntimeOptions options, ProcessRunner& runner, Firewall& firewall);
 
   Status clone(const std::string& imageLxcPath, const std::string& image, const std::string& name,
-               const NetSpec& net, const ResourceLimits& limits) override;
+               const std::vector<std::string>& lowers, const NetSpec& net,
+               const ResourceLimits& limits) override;
   Status start(const std::string& name) override;
   Status stop(const std::string& name) override;
   Status destroy(const std::string& name) override;

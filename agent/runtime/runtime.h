@@ -41,11 +41,12 @@ class ContainerRuntime {
 
   // An overlay snapshot of `image` (a container in `imageLxcPath`) named
   // `name`, with its network set to `net` and its cgroup limited to
-  // `limits`. The image's rootfs is the clone's lower layer and must never
-  // change afterwards.
+  // `limits`. `lowers` are the clone's read-only layers, topmost first (an
+  // image's own layer, then its parent's, ...); empty: the image's rootfs
+  // alone. Layers must never change afterwards.
   virtual Status clone(const std::string& imageLxcPath, const std::string& image,
-                       const std::string& name, const NetSpec& net,
-                       const ResourceLimits& limits) = 0;
+                       const std::string& name, const std::vector<std::string>& lowers,
+                       const NetSpec& net, const ResourceLimits& limits) = 0;
   virtual Status start(const std::string& name) = 0;
   virtual Status stop(const std::string& name) = 0;
   // Stops (if running) and destroys, with its overlay. A missing container
@@ -62,6 +63,29 @@ class ContainerRuntime {
   // (files placed in its upper layer must belong to it); nullopt when it is
   // privileged. A clone is what its image version was built as.
   virtual std::optional<uint32_t> mappedRoot(const std::string& name) const = 0;
+};
+
+// An overlay of read-only layers on the host, for building a layer on top of
+// them (an image built `from` another): what is written in `merged` lands in
+// `upper`.
+struct LayerMount {
+  std::string merged;
+  std::string upper;
+  std::string work;                 // overlayfs' work dir, on upper's filesystem
+  std::vector<std::string> lowers;  // topmost first
+  // Unprivileged layers are owned by container ids from this host id on:
+  // `merged` shows them as 0.. (host root builds as container root), and
+  // opaque directories and whiteouts are user.overlay.* as clones read them.
+  std::optional<uint32_t> idBase;
+};
+
+class LayerMounter {
+ public:
+  virtual ~LayerMounter() = default;
+  virtual Status mountLayers(const LayerMount& mount) = 0;
+  // Unmounts `merged` and what mountLayers mounted for it; nothing mounted
+  // is not an error.
+  virtual Status unmountLayers(const std::string& merged) = 0;
 };
 
 // A container's port on the bridge (its host-side veth) and the only

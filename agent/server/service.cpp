@@ -333,7 +333,7 @@ grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildI
                                       v1::Image* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto im = images_.build(req->name(), caller.name);
+  auto im = images_.build(req->name(), caller.name, false);
   if (!im) return toGrpc(im.status());
   toProto(*im, 0, resp);
   return grpc::Status::OK;

@@ -8,7 +8,13 @@ namespace qabox::store {
 namespace {
 
 ImageVersion readImage(const Stmt& s) {
-  return {s.text(0), static_cast<uint32_t>(s.int64(1)), s.time(2), s.int64(3) != 0, s.text(4)};
+  ImageVersion v;
+  v.name = s.text(0);
+  v.version = static_cast<uint32_t>(s.int64(1));
+  v.builtAt = s.time(2);
+  v.current = s.int64(3) != 0;
+  v.description = s.text(4);
+  return v;
 }
 
 }  // namespace

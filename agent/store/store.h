@@ -73,6 +73,15 @@ struct ImageVersion {
   TimePoint builtAt{};
   bool current = false;  // what new environments are cloned from
   std::string description;
+  // The version of `parent` it was built on ("" and 0 for a base image):
+  // its rootfs holds only what its recipe added, over its parent's layers.
+  std::string parent{};
+  uint32_t parentVersion = 0;
+  // SHA-256 hex of its recipe folder and its parent's version: a build whose
+  // hash is the current version's makes no new version.
+  std::string recipeHash{};
+  // Not stored: set by a build that found the current version up to date.
+  bool cached = false;
 };
 
 struct TokenRecord {

@@ -18,14 +18,24 @@ class FakeImages : public ImageCatalog {
  public:
   explicit FakeImages(Store* store = nullptr) : store_(store) {}
 
-  Result<ImageVersion> build(const std::string& name, const std::string& actor) override {
+  Result<ImageVersion> build(const std::string& name, const std::string& actor,
+                             bool = false) override {
     std::lock_guard l(mu_);
     calls.push_back("build " + name + " " + actor);
     if (auto it = fail.find("build"); it != fail.end()) return it->second;
     if (!recipes_.count(name)) return notFound("image " + name + ": no such recipe");
-    ImageVersion v{name, ++versions_[name], Clock::now(), true, recipes_[name].description};
+    ImageVersion v;
+    v.name = name;
+    v.version = ++versions_[name];
+    v.builtAt = Clock::now();
+    v.current = true;
+    v.description = recipes_[name].description;
     if (store_) QABOX_RETURN_IF_ERROR(store_->putImage(v));
     return v;
+  }
+
+  Result<std::vector<std::string>> lowerDirs(const std::string&, uint32_t) override {
+    return std::vector<std::string>{};
   }
 
   Result<ImageManifest> manifest(const std::string& name) const override {

@@ -22,7 +22,8 @@ class FakeRuntime : public ContainerRuntime {
   };
 
   Status clone(const std::string&, const std::string& image, const std::string& name,
-               const NetSpec& net, const ResourceLimits&) override {
+               const std::vector<std::string>&, const NetSpec& net,
+               const ResourceLimits&) override {
     std::lock_guard l(mu_);
     calls.push_back("clone " + name);
     if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");

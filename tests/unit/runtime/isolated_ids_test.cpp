@@ -41,7 +41,7 @@ class IsolatedIds : public ::testing::Test {
   }
   // The helper's last argument for a clone of the image.
   std::string bases(LxcRuntime& rt, Status* status = nullptr) {
-    Status s = rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new",
+    Status s = rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new", {},
                         NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{});
     if (status) *status = s;
     const ProcessSpec last = runner_.last("clone");
@@ -87,7 +87,7 @@ TEST_F(IsolatedIds, ClonesSideBySideNeverShareASlot) {
       if (spec.argv.size() > 1 && spec.argv[1] == "clone") {
         bases.push_back(spec.argv.back());
         if (bases.size() == 1) {
-          EXPECT_TRUE(rt->clone(images.string(), "busybox-v1", "qabox-second",
+          EXPECT_TRUE(rt->clone(images.string(), "busybox-v1", "qabox-second", {},
                                 NetSpec{"br", "10.0.0.3/24", "10.0.0.1"}, ResourceLimits{})
                           .isOk());
         }
@@ -100,7 +100,7 @@ TEST_F(IsolatedIds, ClonesSideBySideNeverShareASlot) {
   runner.images = root_ / "images";
   LxcRuntime rt(options(3), runner, firewall_);
   runner.rt = &rt;
-  ASSERT_TRUE(rt.clone(runner.images.string(), "busybox-v1", "qabox-first",
+  ASSERT_TRUE(rt.clone(runner.images.string(), "busybox-v1", "qabox-first", {},
                        NetSpec{"br", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{})
                   .isOk());
   ASSERT_EQ(runner.bases.size(), 2u);

@@ -26,7 +26,7 @@ class LxcFirewall : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
   Status cloneNew(LxcRuntime& rt) {
-    return rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new",
+    return rt.clone((root_ / "images").string(), "busybox-v1", "qabox-new", {},
                     NetSpec{"br0", "10.0.0.2/24", "10.0.0.1"}, ResourceLimits{});
   }
   PortBinding binding() const {
