@@ -8,11 +8,14 @@
 //   qabox-lxc clone   IMAGE_LXCPATH IMAGE LXCPATH NAME BRIDGE ADDRESS/PREFIX GATEWAY
 //                     MEMORY|- CPUS PIDS       (0 or -: no limit)
 //                     VETH MAC                 (the host-side veth's name, eth0's MAC)
-//                     SECCOMP_PROFILE|- IMAGE_BASE:OWN_BASE|-
+//                     SECCOMP_PROFILE|- LOWERS|- IMAGE_BASE:OWN_BASE|-
+//                     (LOWERS: the layers, topmost first, ':'-separated; -: the image's rootfs)
 //   qabox-lxc start   LXCPATH NAME TIMEOUT_SECONDS
 //   qabox-lxc stop    LXCPATH NAME
 //   qabox-lxc destroy LXCPATH NAME
 //   qabox-lxc idmap-check DIR BASE   can clones' rootfs be mounted in DIR?
+//   qabox-lxc layer-mount MERGED UPPER WORK IDBASE|- LOWER...   (topmost first)
+//   qabox-lxc layer-umount MERGED
 //   qabox-lxc attach  LXCPATH NAME CWD -- PROGRAM [ARG ...]
 //                     the command's variables in our environment, as
 //                     QABOX_ATTACH_ENV_<n>=KEY=VALUE (runtime/helper_protocol.h)
@@ -20,14 +23,10 @@
 // Exit 0 on success; on failure a message on stderr and exit 125. attach
 // exits with the command's own exit code (128+N when killed by signal N).
 #include <fcntl.h>
-#include <linux/mount.h>
 #include <lxc/attach_options.h>
 #include <lxc/lxccontainer.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,15 +36,24 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "runtime/helper_mounts.h"
 #include "runtime/helper_protocol.h"
 
 extern char** environ;
+
+using qabox::badLayerPath;
+using qabox::idmapLayers;
+using qabox::isMountRoot;
+using qabox::mountOverlay;
+using qabox::pathExists;
+using qabox::unmountAll;
 
 namespace {
 
@@ -92,16 +100,27 @@ std::vector<std::pair<std::string, std::string>> limitItems(const std::string& m
 }
 
 // Isolated ids: an environment's root is host ids of its own, while every
-// clone of an image reads the image's one rootfs, owned by the image's ids.
-// liblxc 5.0's overlay backend cannot idmap its lower layer (it passes
+// clone of an image reads the image's layers, owned by the image's ids.
+// liblxc 5.0's overlay backend cannot idmap its lower layers (it passes
 // idmap=container to overlayfs, which refuses it), so the helper mounts the
 // clone's rootfs itself and gives liblxc a dir rootfs:
-//   <container>/lower   the image's rootfs, idmapped: image ids -> own ids
-//   <container>/rootfs  overlay of lower and overlay/delta (the clone's writes)
-// <container>/idmap holds "IMAGE_ROOTFS IMAGE_BASE OWN_BASE" for later starts.
+//   <container>/lower     the image's topmost layer, idmapped: image ids -> own ids
+//   <container>/lower.N   the N-th layer below it (an image built on others), idmapped so
+//   <container>/rootfs    overlay of the lowers and overlay/delta (the clone's writes)
+// <container>/idmap holds "TOP_LAYER IMAGE_BASE OWN_BASE" on its first line and
+// each further layer on a line of its own, for later starts.
 struct Idmapped {
-  std::string dir, lower, merged, imageRootfs;
+  std::string dir, merged;
+  std::vector<std::string> layers;  // topmost first
   unsigned long from = 0, to = 0;
+  std::string mountPoint(size_t i) const {
+    return dir + (i == 0 ? "/lower" : "/lower." + std::to_string(i));
+  }
+  std::vector<std::string> mountPoints() const {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < layers.size(); ++i) out.push_back(mountPoint(i));
+    return out;
+  }
 };
 
 std::string containerDir(const char* lxcpath, const char* name) {
@@ -111,125 +130,62 @@ std::string containerDir(const char* lxcpath, const char* name) {
 std::optional<Idmapped> readIdmapped(const std::string& dir) {
   std::ifstream in(dir + "/idmap");
   Idmapped m;
-  if (!(in >> m.imageRootfs >> m.from >> m.to)) return std::nullopt;
+  std::string top;
+  if (!(in >> top >> m.from >> m.to)) return std::nullopt;
+  m.layers.push_back(top);
+  in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) m.layers.push_back(line);
+  }
   m.dir = dir;
-  m.lower = dir + "/lower";
   m.merged = dir + "/rootfs";
   return m;
 }
 
-bool isMountRoot(const std::string& path) {
-  struct statx st {};
-  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0) {
-    return false;
-  }
-  return (st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
-         (st.stx_attributes & STATX_ATTR_MOUNT_ROOT);
-}
-
-// A user namespace whose ids `from`.. are host ids `to`.., held by an fd:
-// what an idmapped mount takes its mapping from.
-int userNamespace(unsigned long from, unsigned long to, std::string& error) {
-  int ready[2], done[2];
-  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(done, O_CLOEXEC) != 0) {
-    error = std::string("pipe: ") + std::strerror(errno);
-    return -1;
-  }
-  pid_t child = fork();
-  if (child == 0) {
-    close(ready[0]);
-    close(done[1]);
-    char c = 0;
-    if (unshare(CLONE_NEWUSER) != 0 || write(ready[1], &c, 1) != 1) _exit(1);
-    (void)!read(done[0], &c, 1);
-    _exit(0);
-  }
-  close(ready[1]);
-  close(done[0]);
-  int ns = -1;
-  char c = 0;
-  if (child > 0 && read(ready[0], &c, 1) == 1) {
-    const std::string map = std::to_string(from) + " " + std::to_string(to) + " 65536\n";
-    bool mapped = true;
-    for (const char* file : {"uid_map", "gid_map"}) {
-      std::string path = "/proc/" + std::to_string(child) + "/" + file;
-      int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-      mapped = mapped && fd >= 0 &&
-               write(fd, map.data(), map.size()) == static_cast<ssize_t>(map.size());
-      if (fd >= 0) close(fd);
-    }
-    if (mapped) {
-      ns = open(("/proc/" + std::to_string(child) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
-    }
-    if (ns < 0) error = std::string("mapping a user namespace: ") + std::strerror(errno);
-  } else {
-    error = "the user namespace helper did not start";
-  }
-  close(done[1]);
-  close(ready[0]);
-  if (child > 0) waitpid(child, nullptr, 0);
-  return ns;
-}
-
 std::string mountRootfs(const Idmapped& m) {
   if (isMountRoot(m.merged)) return "";
-  if (!isMountRoot(m.lower)) {
-    std::string error;
-    int ns = userNamespace(m.from, m.to, error);
-    if (ns < 0) return error;
-    int tree = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, m.imageRootfs.c_str(),
-                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-    mount_attr attr{};
-    attr.attr_set = MOUNT_ATTR_IDMAP;
-    attr.userns_fd = static_cast<uint64_t>(ns);
-    bool ok =
-        tree >= 0 && syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) == 0 &&
-        syscall(SYS_move_mount, tree, "", AT_FDCWD, m.lower.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0;
-    int err = errno;
-    if (tree >= 0) close(tree);
-    close(ns);
-    if (!ok) return "idmapping " + m.imageRootfs + " at " + m.lower + ": " + std::strerror(err);
+  for (const std::string& layer : m.layers) {
+    if (std::string bad = badLayerPath(layer); !bad.empty()) return m.dir + "/idmap: " + bad;
   }
-  // userxattr: opaque marks are user.overlay.*, as in a clone liblxc mounts.
-  std::string options = "lowerdir=" + m.lower + ",upperdir=" + m.dir +
-                        "/overlay/delta,workdir=" + m.dir + "/overlay/work,userxattr";
-  if (mount("overlay", m.merged.c_str(), "overlay", 0, options.c_str()) != 0) {
-    return "mounting the overlay at " + m.merged + ": " + std::strerror(errno);
-  }
-  return "";
+  std::string error = idmapLayers(m.layers, m.mountPoints(), m.from, m.to);
+  if (!error.empty()) return error;
+  return mountOverlay(m.merged, m.mountPoints(), m.dir + "/overlay/delta", m.dir + "/overlay/work",
+                      true);
 }
 
-// Both mounts gone, or an error: liblxc's destroy removes the container's
-// directory, and must never descend into the image through `lower`.
+// Every mount gone, or an error: liblxc's destroy removes the container's
+// directory, and must never descend into a layer through a lower mount
+// (an idmapped mount is on the layer's own device). Mount points past what
+// the idmap file names are unmounted too.
 std::string unmountRootfs(const Idmapped& m) {
-  for (const std::string& path : {m.merged, m.lower}) {
-    if (isMountRoot(path) && umount2(path.c_str(), MNT_DETACH) != 0) {
-      return "unmounting " + path + ": " + std::strerror(errno);
-    }
-    if (isMountRoot(path)) return path + " is still mounted";
+  std::vector<std::string> paths{m.merged};
+  for (size_t i = 0; i < m.layers.size() || pathExists(m.mountPoint(i)); ++i) {
+    paths.push_back(m.mountPoint(i));
   }
-  return "";
+  return unmountAll(paths);
 }
 
 // The clone's own ids (IMAGE_BASE:OWN_BASE) and the rootfs that gives it
-// the image's files under them; "" or what failed.
-std::string isolateIds(lxc_container* clone, const char* imagePath, const char* image,
+// the image's layers under them; "" or what failed.
+std::string isolateIds(lxc_container* clone, const std::vector<std::string>& layers,
                        const char* lxcpath, const char* name, const char* bases) {
   Idmapped m;
   m.dir = containerDir(lxcpath, name);
-  m.lower = m.dir + "/lower";
   m.merged = m.dir + "/rootfs";
-  m.imageRootfs = std::string(imagePath) + "/" + image + "/rootfs";
+  m.layers = layers;
   char* colon = nullptr;
   m.from = std::strtoul(bases, &colon, 10);
   m.to = colon && *colon == ':' ? std::strtoul(colon + 1, nullptr, 10) : 0;
   if (m.to == 0) return std::string("bad id bases ") + bases;
   std::ofstream idmap(m.dir + "/idmap");
-  idmap << m.imageRootfs << " " << m.from << " " << m.to << "\n";
+  idmap << m.layers[0] << " " << m.from << " " << m.to << "\n";
+  for (size_t i = 1; i < m.layers.size(); ++i) idmap << m.layers[i] << "\n";
   if (!idmap.flush()) return "writing " + m.dir + "/idmap failed";
-  for (const auto& [dir, mode] :
-       {std::pair{m.lower, 0700}, std::pair{m.dir + "/overlay/work", 0700},
-        std::pair{m.merged, 0755}}) {
+  std::vector<std::pair<std::string, int>> dirs;
+  for (const std::string& lower : m.mountPoints()) dirs.emplace_back(lower, 0700);
+  dirs.emplace_back(m.dir + "/overlay/work", 0700);
+  dirs.emplace_back(m.merged, 0755);
+  for (const auto& [dir, mode] : dirs) {
     if (mkdir(dir.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
       return "mkdir " + dir + ": " + std::strerror(errno);
     }
@@ -249,12 +205,80 @@ std::string isolateIds(lxc_container* clone, const char* imagePath, const char* 
   return "";
 }
 
+// A clone's layers, topmost first, from LOWERS (':'-separated, "-": the
+// image's rootfs alone); "" or why they are refused.
+std::string cloneLayers(const char* lowers, const char* imagePath, const char* image,
+                        std::vector<std::string>& layers) {
+  if (std::strcmp(lowers, "-") == 0) {
+    layers = {std::string(imagePath) + "/" + image + "/rootfs"};
+    return "";
+  }
+  std::string_view rest = lowers;
+  while (!rest.empty()) {
+    size_t colon = rest.find(':');
+    layers.emplace_back(rest.substr(0, colon));
+    rest = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+  }
+  for (const std::string& layer : layers) {
+    if (std::string bad = badLayerPath(layer); !bad.empty()) return bad;
+  }
+  return layers.empty() ? "no layers" : "";
+}
+
+// A clone whose ids are the image's (privileged, or unprivileged with the
+// images' ids): liblxc's overlay backend mounts its rootfs at every start,
+// and takes several lower layers as overlay:L1:L2:...:DELTA.
+std::string overlayLayers(lxc_container* clone, const std::vector<std::string>& layers) {
+  if (layers.size() == 1) return "";  // the image's rootfs, as liblxc's clone set it
+  char path[4096];
+  int n = clone->get_config_item(clone, "lxc.rootfs.path", path, sizeof path);
+  const char* delta =
+      n > 0 && n < static_cast<int>(sizeof path) ? std::strrchr(path, ':') : nullptr;
+  if (!delta || std::strncmp(path, "overlay:", 8) != 0) {
+    return "the clone's rootfs is no overlay: " + std::string(n > 0 ? path : "");
+  }
+  std::string rootfs = "overlay";
+  for (const std::string& layer : layers) rootfs += ":" + layer;
+  rootfs += delta;
+  if (!clone->set_config_item(clone, "lxc.rootfs.path", rootfs.c_str())) {
+    return "setting lxc.rootfs.path failed";
+  }
+  return "";
+}
+
+// liblxc's overlay destroy removes what follows the FIRST ':' of
+// overlay:L1:L2:...:DELTA as the delta: with several lowers it is shown the
+// top one alone (in memory only: the container's directory goes next).
+bool showOneLower(lxc_container* c) {
+  char path[4096];
+  int n = c->get_config_item(c, "lxc.rootfs.path", path, sizeof path);
+  if (n <= 0 || n >= static_cast<int>(sizeof path) || std::strncmp(path, "overlay:", 8) != 0) {
+    return true;
+  }
+  const char* first = std::strchr(path + 8, ':');
+  const char* last = std::strrchr(path, ':');
+  if (first == last) return true;
+  const std::string rootfs = std::string(path, static_cast<size_t>(first - path)) + last;
+  return c->set_config_item(c, "lxc.rootfs.path", rootfs.c_str());
+}
+
+lxc_container* makeClone(lxc_container* src, const char* name, const char* lxcpath) {
+  // KEEPNAME: the clone's hostname comes from lxc.uts.name below, so liblxc
+  // need not mount the new rootfs to edit /etc/hostname.
+  return src->clone(src, name, lxcpath, LXC_CLONE_SNAPSHOT | LXC_CLONE_KEEPNAME, "overlay", nullptr,
+                    0, nullptr);
+}
+
 int cloneCmd(char** a) {
   const char *imagePath = a[0], *image = a[1], *lxcpath = a[2], *name = a[3], *bridge = a[4],
-             *address = a[5], *gateway = a[6], *veth = a[10], *mac = a[11];
+             *address = a[5], *gateway = a[6], *veth = a[10], *mac = a[11], *bases = a[14];
   auto items = limitItems(a[7], a[8], a[9]);
   // Read by liblxc at every start: the file must stay where it is.
   if (std::strcmp(a[12], "-") != 0) items.emplace_back("lxc.seccomp.profile", a[12]);
+  std::vector<std::string> layers;
+  if (std::string bad = cloneLayers(a[13], imagePath, image, layers); !bad.empty()) {
+    return fail("clone " + std::string(name) + ": " + bad);
+  }
   Container src(image, imagePath);
   if (!src.c || !src.c->is_defined(src.c)) {
     return fail(std::string("image container ") + image + " not found in " + imagePath);
@@ -263,10 +287,7 @@ int cloneCmd(char** a) {
   if (existing.c && existing.c->is_defined(existing.c)) {
     return fail(std::string("container ") + name + " already exists");
   }
-  // KEEPNAME: the clone's hostname comes from lxc.uts.name below, so liblxc
-  // need not mount the new rootfs to edit /etc/hostname.
-  lxc_container* clone = src.c->clone(src.c, name, lxcpath, LXC_CLONE_SNAPSHOT | LXC_CLONE_KEEPNAME,
-                                      "overlay", nullptr, 0, nullptr);
+  lxc_container* clone = makeClone(src.c, name, lxcpath);
   if (!clone) return fail(std::string("cloning ") + image + " as " + name + " failed");
   bool ok = clone->set_config_item(clone, "lxc.uts.name", name) &&
             clone->set_config_item(clone, "lxc.net.0.link", bridge) &&
@@ -278,13 +299,16 @@ int cloneCmd(char** a) {
     ok = ok && clone->set_config_item(clone, key.c_str(), value.c_str());
   }
   std::string idError;
-  if (ok && std::strcmp(a[13], "-") != 0)
-    idError = isolateIds(clone, imagePath, image, lxcpath, name, a[13]);
+  if (ok) {
+    idError = std::strcmp(bases, "-") != 0 ? isolateIds(clone, layers, lxcpath, name, bases)
+                                           : overlayLayers(clone, layers);
+  }
   ok = ok && idError.empty();
   ok = ok && clone->save_config(clone, nullptr);
   if (!ok) {
     std::string why = idError.empty() ? "" : ": " + idError;
-    if (!clone->destroy(clone)) why += "; destroying the half-made clone failed too";
+    if (!showOneLower(clone) || !clone->destroy(clone))
+      why += "; destroying the half-made clone failed too";
     lxc_container_put(clone);
     return fail(std::string("writing the network, cgroup and seccomp config of ") + name +
                 " failed" + why);
@@ -332,7 +356,11 @@ int startCmd(char** a) {
     // upper layer changed underneath it is undefined.
     std::string error = unmountRootfs(*m);
     if (error.empty()) error = mountRootfs(*m);
-    if (!error.empty()) return fail("starting " + std::string(a[1]) + ": " + error);
+    if (!error.empty()) {
+      // Nothing is left half-mounted: a stopped clone holds no mounts.
+      if (std::string undo = unmountRootfs(*m); !undo.empty()) error += "; undoing: " + undo;
+      return fail("starting " + std::string(a[1]) + ": " + error);
+    }
   }
   c.c->want_daemonize(c.c, true);
   // The monitor must not keep the agent's pipes open.
@@ -378,7 +406,8 @@ int destroyCmd(char** a) {
     }
   }
   if (!c.c || !c.c->is_defined(c.c)) return 0;
-  if (!c.c->destroy(c.c)) return fail(std::string("destroying ") + a[1] + " failed");
+  if (!showOneLower(c.c) || !c.c->destroy(c.c))
+    return fail(std::string("destroying ") + a[1] + " failed");
   return 0;
 }
 
@@ -389,13 +418,12 @@ int destroyCmd(char** a) {
 int idmapCheckCmd(char** a) {
   Idmapped m;
   m.dir = std::string(a[0]) + "/idmap-check";
-  m.lower = m.dir + "/lower";
   m.merged = m.dir + "/rootfs";
-  m.imageRootfs = m.dir + "/image";
+  m.layers = {m.dir + "/image"};
   m.from = std::strtoul(a[1], nullptr, 10);
   m.to = m.from + 65536;
   std::string error;
-  for (const std::string& dir : {m.dir, m.lower, m.merged, m.imageRootfs, m.dir + "/overlay",
+  for (const std::string& dir : {m.dir, m.mountPoint(0), m.merged, m.layers[0], m.dir + "/overlay",
                                  m.dir + "/overlay/delta", m.dir + "/overlay/work"}) {
     if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST && error.empty()) {
       error = "mkdir " + dir + ": " + std::strerror(errno);
@@ -406,10 +434,78 @@ int idmapCheckCmd(char** a) {
   if (!unmounted.empty()) return fail(unmounted);
   for (const std::string& dir :
        {m.dir + "/overlay/work/work", m.dir + "/overlay/work", m.dir + "/overlay/delta",
-        m.dir + "/overlay", m.imageRootfs, m.merged, m.lower, m.dir}) {
+        m.dir + "/overlay", m.layers[0], m.merged, m.mountPoint(0), m.dir}) {
     rmdir(dir.c_str());
   }
   return error.empty() ? 0 : fail(error);
+}
+
+// The mount points of a host-side layer mount's idmapped lowers, beside
+// MERGED: MERGED.lower.0, MERGED.lower.1, ...
+std::string layerMountPoint(const std::string& merged, size_t i) {
+  return merged + ".lower." + std::to_string(i);
+}
+
+// MERGED and every lower mount beside it gone, their mount points removed
+// (each one that is a directory: a symlink there is named, never followed);
+// "" or what failed. Nothing mounted is fine.
+std::string unmountLayers(const std::string& merged) {
+  std::vector<std::string> paths{merged};
+  for (size_t i = 0; pathExists(layerMountPoint(merged, i)); ++i) {
+    paths.push_back(layerMountPoint(merged, i));
+  }
+  std::string error = unmountAll(paths);
+  if (!error.empty()) return error;
+  for (size_t i = 1; i < paths.size(); ++i) {
+    if (rmdir(paths[i].c_str()) != 0 && error.empty()) {
+      error = "removing " + paths[i] + ": " + std::strerror(errno);
+    }
+  }
+  return error;
+}
+
+int layerUmountCmd(char** a) {
+  if (std::string bad = badLayerPath(a[0]); !bad.empty()) return fail("layer-umount: " + bad);
+  if (std::string error = unmountLayers(a[0]); !error.empty()) {
+    return fail("layer-umount: " + error);
+  }
+  return 0;
+}
+
+// layer-mount MERGED UPPER WORK IDBASE|- LOWER...: an overlay of the lowers
+// (topmost first) and UPPER at MERGED. With IDBASE every lower is mounted
+// idmapped beside MERGED first (host ids IDBASE.. show as 0..), and the
+// overlay's opaque directories and whiteouts are user.overlay.*, as a
+// clone's overlay (mounted in its user namespace) reads them.
+int layerMountCmd(int n, char** a) {
+  const std::string merged = a[0], upper = a[1], work = a[2];
+  std::vector<std::string> lowers(a + 4, a + n);
+  std::vector<std::string> all{merged, upper, work};
+  all.insert(all.end(), lowers.begin(), lowers.end());
+  for (const std::string& path : all) {
+    if (std::string bad = badLayerPath(path); !bad.empty()) return fail("layer-mount: " + bad);
+  }
+  if (isMountRoot(merged)) return fail("layer-mount: " + merged + " is mounted already");
+  const bool idmapped = std::strcmp(a[3], "-") != 0;
+  std::vector<std::string> points = lowers;
+  std::string error;
+  if (idmapped) {
+    const unsigned long base = std::strtoul(a[3], nullptr, 10);
+    if (base == 0) return fail(std::string("layer-mount: bad id base ") + a[3]);
+    for (size_t i = 0; i < lowers.size() && error.empty(); ++i) {
+      points[i] = layerMountPoint(merged, i);
+      if (mkdir(points[i].c_str(), 0700) != 0 && errno != EEXIST) {
+        error = "mkdir " + points[i] + ": " + std::strerror(errno);
+      } else if (isMountRoot(points[i])) {
+        error = points[i] + " is mounted already";
+      }
+    }
+    if (error.empty()) error = idmapLayers(lowers, points, base, 0);
+  }
+  if (error.empty()) error = mountOverlay(merged, points, upper, work, idmapped);
+  if (error.empty()) return 0;
+  if (std::string undo = unmountLayers(merged); !undo.empty()) error += "; undoing: " + undo;
+  return fail("layer-mount: " + error);
 }
 
 int attachCmd(char** a) {
@@ -453,15 +549,18 @@ int main(int argc, char** argv) {
   // what runs in a container (init, hooks, exec) gets the usual one.
   umask(022);
   if (getppid() != parent) return fail("the agent exited before the helper started");
-  if (argc < 2) return fail("usage: qabox-lxc clone|start|stop|destroy|attach ...");
+  if (argc < 2)
+    return fail("usage: qabox-lxc clone|start|stop|destroy|attach|layer-mount|layer-umount ...");
   std::string cmd = argv[1];
   int n = argc - 2;
   char** a = argv + 2;
-  if (cmd == "clone" && n == 14) return cloneCmd(a);
+  if (cmd == "clone" && n == 15) return cloneCmd(a);
   if (cmd == "start" && n == 3) return startCmd(a);
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);
   if (cmd == "attach" && n >= 5) return attachCmd(a);
   if (cmd == "idmap-check" && n == 2) return idmapCheckCmd(a);
+  if (cmd == "layer-mount" && n >= 5) return layerMountCmd(n, a);
+  if (cmd == "layer-umount" && n == 1) return layerUmountCmd(a);
   return fail("bad arguments for " + cmd);
 }

@@ -130,7 +130,11 @@ void LxcRuntime::releaseIdSlot(uint64_t base) {
 Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& image,
                          const std::string& name, const std::vector<std::string>& lowers,
                          const NetSpec& net, const ResourceLimits& limits) {
-  (void)lowers;  // TODO(layers): passed to the helper
+  std::string layers;
+  for (const std::string& lower : lowers) {
+    QABOX_RETURN_IF_ERROR(checkLayerPath(lower).withContext("clone " + name));
+    layers += (layers.empty() ? "" : ":") + lower;
+  }
   // A fixed veth name and MAC, bound to the address in the bridge's
   // firewall before the container first starts.
   const std::string address = net.address.substr(0, net.address.find('/'));
@@ -149,6 +153,7 @@ Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& ima
                                    binding.port,
                                    binding.mac,
                                    o_.seccompProfile.empty() ? "-" : o_.seccompProfile,
+                                   layers.empty() ? "-" : layers,
                                    "-"};
   auto imageBase = mappedRootOf(readText(imageLxcPath + "/" + image + "/config"));
   uint64_t own = 0;
@@ -260,6 +265,32 @@ std::optional<uint32_t> LxcRuntime::mappedRoot(const std::string& name) const {
   std::stringstream config;
   config << in.rdbuf();
   return mappedRootOf(config.str());
+}
+
+Status LxcRuntime::mountLayers(const LayerMount& mount) {
+  if (mount.lowers.empty())
+    return invalidArgument("layer mount at " + mount.merged + ": no lowers");
+  std::vector<std::string> args = {"layer-mount", mount.merged, mount.upper, mount.work,
+                                   mount.idBase ? std::to_string(*mount.idBase) : "-"};
+  args.insert(args.end(), mount.lowers.begin(), mount.lowers.end());
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (i == 4) continue;
+    QABOX_RETURN_IF_ERROR(checkLayerPath(args[i]).withContext("layer mount at " + mount.merged));
+  }
+  return runHelper(args, "layer mount at " + mount.merged);
+}
+
+Status LxcRuntime::unmountLayers(const std::string& merged) {
+  QABOX_RETURN_IF_ERROR(checkLayerPath(merged).withContext("layer unmount"));
+  return runHelper({"layer-umount", merged}, "layer unmount at " + merged);
+}
+
+Status checkLayerPath(const std::string& path) {
+  if (path.empty() || path[0] != '/') return invalidArgument("not an absolute path: " + path);
+  if (path.find_first_of(":,\n") != std::string::npos) {
+    return invalidArgument("a layer path must not hold ':', ',' or a newline: " + path);
+  }
+  return Status::ok();
 }
 
 std::string seccompProfile(bool allowNestedUserns) {

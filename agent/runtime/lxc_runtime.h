@@ -28,8 +28,9 @@ struct LxcRuntimeOptions {
 // Containers of one lxcpath through liblxc. Calls that fork (clone, start,
 // attach) and the ones that change state run in the qabox-lxc helper
 // process; reads (list, state) run here. A clone's port binding goes into
-// the bridge's firewall (bridge_rules.h) through `firewall`.
-class LxcRuntime : public ContainerRuntime {
+// the bridge's firewall (bridge_rules.h) through `firewall`. Layer mounts
+// on the host (for building an image on another) go through the helper too.
+class LxcRuntime : public ContainerRuntime, public LayerMounter {
  public:
   LxcRuntime(LxcRuntimeOptions options, ProcessRunner& runner, Firewall& firewall);
 
@@ -44,6 +45,9 @@ class LxcRuntime : public ContainerRuntime {
   Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override;
   std::string upperDir(const std::string& name) const override;
   std::optional<uint32_t> mappedRoot(const std::string& name) const override;
+
+  Status mountLayers(const LayerMount& mount) override;
+  Status unmountLayers(const std::string& merged) override;
 
   const std::string& lxcPath() const { return o_.lxcPath; }
 
@@ -67,6 +71,10 @@ class LxcRuntime : public ContainerRuntime {
 // to it (kernel keyrings, bpf, userfaultfd, perf events, io_uring), and new
 // user namespaces unless `allowNestedUserns`.
 std::string seccompProfile(bool allowNestedUserns);
+
+// A path given to overlayfs (a layer, an upper, work or merged dir): it must
+// be absolute and hold none of ':' ',' '\n', which its options syntax takes.
+Status checkLayerPath(const std::string& path);
 
 // Where qabox-lxc lives: beside the running executable, else on PATH.
 std::string defaultLxcHelperPath();
