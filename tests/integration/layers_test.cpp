@@ -116,6 +116,19 @@ class LxcLayers : public ::testing::Test {
     EXPECT_TRUE(mountsUnder(host_->stateDir()).empty());
   }
 
+  // Layers on the busybox image's rootfs, owned by its ids, in `sub`.
+  LayerSet imageLayers(const std::string& sub = "layers") {
+    return makeLayers(host_->stateDir() + "/" + sub, images_ + "/busybox-v1/rootfs", imageBase_);
+  }
+
+  // Layers of host ids (a privileged image's), opaque marks trusted.*.
+  LayerSet hostLayers() {
+    auto l = makeLayers(host_->stateDir() + "/priv-layers", images_ + "/busybox-v1/rootfs",
+                        std::nullopt);
+    EXPECT_EQ(runOrDie({"chown", "-R", "0:0", l.top.string(), l.bottom.string()}).exitCode, 0);
+    return l;
+  }
+
   LxcRuntime& runtime(uint32_t idSlots) {
     LxcRuntimeOptions o;
     o.lxcPath = lxcPath_;
@@ -151,6 +164,16 @@ class LxcLayers : public ::testing::Test {
     if (!r.isOk()) return "";
     if (exitCode) *exitCode = r->exitCode;
     return r->out + r->err;
+  }
+
+  // A clone with the image's ids: liblxc mounts its layers, named in order
+  // in its rootfs, above its delta.
+  void expectLiblxcOverlay(const std::string& name, const LayerSet& l) {
+    const std::string config = readFile(lxcPath_ + "/" + name + "/config");
+    EXPECT_TRUE(contains(config, "lxc.rootfs.path = overlay:" + l.top.string() + ":" +
+                                     l.bottom.string() + ":" + lxcPath_ + "/" + name +
+                                     "/overlay/delta"))
+        << config;
   }
 
   // What every mode must show: the union from inside, writes in the delta
@@ -207,7 +230,7 @@ class LxcLayers : public ::testing::Test {
 
 TEST_F(LxcLayers, AnIsolatedCloneSeesItsLayersIdmappedAndWritesOnlyItsDelta) {
   ASSERT_TRUE(imageBase_) << "the harness builds unprivileged images";
-  auto l = makeLayers(host_->stateDir() + "/layers", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto l = imageLayers();
   auto& rt = runtime(3);
   cloneOn(rt, images_, "busybox-v1", "qabox-iso", l, 201);
   const std::string dir = lxcPath_ + "/qabox-iso";
@@ -234,14 +257,10 @@ TEST_F(LxcLayers, AnIsolatedCloneSeesItsLayersIdmappedAndWritesOnlyItsDelta) {
 
 TEST_F(LxcLayers, ACloneWithTheImagesIdsGetsAnOverlayOfItsLayersFromLiblxc) {
   ASSERT_TRUE(imageBase_);
-  auto l = makeLayers(host_->stateDir() + "/layers", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto l = imageLayers();
   auto& rt = runtime(0);
   cloneOn(rt, images_, "busybox-v1", "qabox-shared", l, 202);
-  const std::string config = readFile(lxcPath_ + "/qabox-shared/config");
-  EXPECT_TRUE(contains(config, "lxc.rootfs.path = overlay:" + l.top.string() + ":" +
-                                   l.bottom.string() + ":" + lxcPath_ +
-                                   "/qabox-shared/overlay/delta"))
-      << config;
+  expectLiblxcOverlay("qabox-shared", l);
   expectUnion(rt, "qabox-shared", l);
 }
 
@@ -249,9 +268,7 @@ TEST_F(LxcLayers, APrivilegedCloneGetsAnOverlayOfItsLayersFromLiblxc) {
   // A privileged image: the busybox image's config without its id map, on a
   // rootfs of host ids, its opaque marks trusted.overlay.*.
   const std::string privImages = host_->stateDir() + "/priv-images";
-  auto l =
-      makeLayers(host_->stateDir() + "/priv-layers", images_ + "/busybox-v1/rootfs", std::nullopt);
-  ASSERT_EQ(runOrDie({"chown", "-R", "0:0", l.top.string(), l.bottom.string()}).exitCode, 0);
+  auto l = hostLayers();
   fs::create_directories(privImages + "/priv-v1");
   // liblxc clones only an image whose rootfs is in its own directory.
   fs::rename(l.bottom, privImages + "/priv-v1/rootfs");
@@ -266,6 +283,7 @@ TEST_F(LxcLayers, APrivilegedCloneGetsAnOverlayOfItsLayersFromLiblxc) {
   out.close();
   auto& rt = runtime(0);
   cloneOn(rt, privImages, "priv-v1", "qabox-priv", l, 203);
+  expectLiblxcOverlay("qabox-priv", l);
   expectUnion(rt, "qabox-priv", l);
 }
 
@@ -273,7 +291,7 @@ TEST_F(LxcLayers, APrivilegedCloneGetsAnOverlayOfItsLayersFromLiblxc) {
 // nothing is mounted where the link points.
 TEST_F(LxcLayers, ASymlinkAtALowerMountPointIsRefused) {
   ASSERT_TRUE(imageBase_);
-  auto l = makeLayers(host_->stateDir() + "/layers", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto l = imageLayers();
   auto& rt = runtime(3);
   cloneOn(rt, images_, "busybox-v1", "qabox-link", l, 204);
   const std::string point = lxcPath_ + "/qabox-link/lower.1";
@@ -333,7 +351,7 @@ class LxcLayerMount : public LxcLayers {
 
 TEST_F(LxcLayerMount, WithAnIdBaseTheLayersShowAsRootsAndWritesLandInUpper) {
   ASSERT_TRUE(imageBase_);
-  auto l = makeLayers(host_->stateDir() + "/layers", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto l = imageLayers();
   auto& rt = runtime(0);
   LayerMount m = mountOf(l, *imageBase_);
   expectMounted(rt, m, l, 0);
@@ -349,14 +367,11 @@ TEST_F(LxcLayerMount, WithAnIdBaseTheLayersShowAsRootsAndWritesLandInUpper) {
 }
 
 TEST_F(LxcLayerMount, WithoutAnIdBaseTheLayersShowAsTheyAre) {
-  auto l =
-      makeLayers(host_->stateDir() + "/priv-layers", images_ + "/busybox-v1/rootfs", std::nullopt);
-  ASSERT_EQ(runOrDie({"chown", "-R", "0:0", l.top.string(), l.bottom.string()}).exitCode, 0);
+  auto l = hostLayers();
   auto& rt = runtime(0);
   expectMounted(rt, mountOf(l, std::nullopt), l, 0);
   // Layers of container ids without an id base show those ids.
-  auto shifted =
-      makeLayers(host_->stateDir() + "/shifted", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto shifted = imageLayers("shifted");
   LayerMount m = mountOf(shifted, std::nullopt);
   fs::remove_all(m.upper);
   fs::remove_all(m.work);
@@ -374,7 +389,7 @@ TEST_F(LxcLayerMount, WithoutAnIdBaseTheLayersShowAsTheyAre) {
 // nothing is mounted anywhere.
 TEST_F(LxcLayerMount, LinksAndBadPathsAreRefusedAndNothingIsMounted) {
   ASSERT_TRUE(imageBase_);
-  auto l = makeLayers(host_->stateDir() + "/layers", images_ + "/busybox-v1/rootfs", imageBase_);
+  auto l = imageLayers();
   auto& rt = runtime(0);
   LayerMount m = mountOf(l, *imageBase_);
   const std::string target = host_->stateDir() + "/elsewhere";
