@@ -268,16 +268,17 @@ std::optional<uint32_t> LxcRuntime::mappedRoot(const std::string& name) const {
 }
 
 Status LxcRuntime::mountLayers(const LayerMount& mount) {
-  if (mount.lowers.empty())
-    return invalidArgument("layer mount at " + mount.merged + ": no lowers");
+  const std::string what = "layer mount at " + mount.merged;
+  if (mount.lowers.empty()) return invalidArgument(what + ": no lowers");
+  std::vector<std::string> paths = {mount.merged, mount.upper, mount.work};
+  paths.insert(paths.end(), mount.lowers.begin(), mount.lowers.end());
+  for (const std::string& path : paths) {
+    QABOX_RETURN_IF_ERROR(checkLayerPath(path).withContext(what));
+  }
   std::vector<std::string> args = {"layer-mount", mount.merged, mount.upper, mount.work,
                                    mount.idBase ? std::to_string(*mount.idBase) : "-"};
   args.insert(args.end(), mount.lowers.begin(), mount.lowers.end());
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (i == 4) continue;
-    QABOX_RETURN_IF_ERROR(checkLayerPath(args[i]).withContext("layer mount at " + mount.merged));
-  }
-  return runHelper(args, "layer mount at " + mount.merged);
+  return runHelper(args, what);
 }
 
 Status LxcRuntime::unmountLayers(const std::string& merged) {
