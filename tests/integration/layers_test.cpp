@@ -311,6 +311,15 @@ TEST_F(LxcLayers, ASymlinkAtALowerMountPointIsRefused) {
 
 class LxcLayerMount : public LxcLayers {
  protected:
+  // A test stopped half-way leaves nothing mounted for the state dir's
+  // removal to descend into.
+  void TearDown() override {
+    if (host_ && !runtimes_.empty()) {
+      Status s = runtimes_.front()->unmountLayers(host_->stateDir() + "/build/merged");
+      EXPECT_TRUE(s.isOk()) << s.toString();
+    }
+    LxcLayers::TearDown();
+  }
   LayerMount mountOf(const LayerSet& l, std::optional<uint32_t> base) {
     const fs::path build = host_->stateDir() + "/build";
     for (const char* d : {"merged", "upper", "work"}) fs::create_directories(build / d);
