@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "init/app_env.h"
@@ -157,6 +158,20 @@ std::vector<std::string> Supervisor::environment(const std::string& home) {
     if (!errors.empty()) note(errors.substr(0, errors.size() - 1));
   }
   return processEnvironment(env, home);
+}
+
+// Without supervise.json, app.log keeps to the cap the agent gives the
+// busybox init: QABOX_LOG_MAX in app.env.
+uint64_t Supervisor::appEnvLogMax(uint64_t fallback) {
+  auto text = readBounded(o_.paths("/etc/qabox/app.env"), kMaxEnvBytes);
+  if (!text) return fallback;
+  uint64_t max = fallback;
+  for (const auto& [k, v] : parseAppEnv(*text).vars) {
+    if (k != "QABOX_LOG_MAX") continue;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), max);
+    if (ec != std::errc() || end != v.data() + v.size()) max = fallback;
+  }
+  return max;
 }
 
 void Supervisor::openLog(Proc& p) {

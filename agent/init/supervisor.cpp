@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +82,7 @@ int Supervisor::run() {
 
 void Supervisor::prepare() {
   bootMs_ = wallMs();
+  ::umask(022);  // what the processes' files get, whatever started init
   // 0, 1 and 2 open, so no pipe of ours lands there.
   for (int fd = ::open("/dev/null", O_RDWR); fd >= 0 && fd < 3; fd = ::open("/dev/null", O_RDWR)) {
   }
@@ -126,6 +128,7 @@ void Supervisor::load() {
     p.def.name = "app";
     p.fromAppRun = true;
     procs_.push_back(std::move(p));
+    logMax_ = appEnvLogMax(logMax_);
   } else if (!text) {
     note("supervise.json: " + text.status().message() + "; nothing is supervised");
   } else if (auto f = supervise::parseSuperviseFile(*text); !f) {
@@ -185,14 +188,14 @@ int Supervisor::pollTimeout() {
     if (at > 0) wake = std::min(wake, at);
   };
   for (const Proc& p : procs_) {
-    if (p.check != 0) soon(p.checkDeadline);
+    if (p.check != 0 && !p.checkKilled) soon(p.checkDeadline);
     if (p.setup != 0) soon(p.setupDeadline);
     if (p.st.state == ProcState::kStarting && p.check == 0 && p.setup == 0 && !stopping_)
       soon(p.nextCheck);
     if (p.st.state == ProcState::kBackoff && !stopping_) soon(p.restartAt);
     if (p.st.state == ProcState::kStopping) soon(p.killAt);
     if (p.st.state == ProcState::kWaiting && p.def.stage == supervise::Stage::kApp && !appRun_)
-      soon(nextAppRunCheck_);
+      soon(std::max(nextAppRunCheck_, now + t_.appRunPollMs));
   }
   return static_cast<int>(std::clamp<int64_t>(wake - now, 0, 1000));
 }

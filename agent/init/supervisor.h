@@ -101,6 +101,7 @@ class Supervisor {
   std::vector<std::string> environment(const std::string& home);
   Result<std::string> resolveCommand(Proc& p);
   void openLog(Proc& p);
+  uint64_t appEnvLogMax(uint64_t fallback);
   void setState(Proc& p, supervise::ProcState state, std::string message = "");
   void flushStatus();
   void note(const std::string& line);

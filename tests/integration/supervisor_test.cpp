@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -138,7 +139,12 @@ class LxcSupervisor : public ::testing::Test {
 }
 
 TEST_F(LxcSupervisor, StartsInOrderOfReadinessRestartsKeepsLogs) {
+  auto t0 = std::chrono::steady_clock::now();
   deploy();
+  std::printf("deploy to READY: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - t0)
+                                         .count()));
   ASSERT_TRUE(waitAllReady(30s)) << sh("/sbin/init status").out;
   std::string initLog = sh("cat /var/log/qabox/init.log").out;
   EXPECT_TRUE(before(initLog, "svc1: setup done; ready", "started svc2"));
@@ -173,6 +179,10 @@ TEST_F(LxcSupervisor, StartsInOrderOfReadinessRestartsKeepsLogs) {
   EXPECT_TRUE(contains(table.out, "svc1")) << table.out;
   EXPECT_TRUE(contains(table.out, "ready")) << table.out;
   // The app's log is the one `qabox logs` shows.
+  // What PID 1 costs (a figure for the report, not a limit).
+  auto rss = sh("grep VmRSS /proc/1/status");
+  RecordProperty("init_rss", rss.out);
+  std::printf("qabox-init in the container: %s", rss.out.c_str());
   auto logs = host_->cli({"logs", ticket_});
   EXPECT_TRUE(contains(logs.out, "app starting")) << logs.out << logs.err;
 }

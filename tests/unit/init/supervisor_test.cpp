@@ -136,6 +136,52 @@ TEST_F(Supervisor, KilledProcessRestartsWithBackoffAndIsCounted) {
   EXPECT_EQ(stop(), 0);
 }
 
+TEST_F(Supervisor, ARestartedServiceGoesThroughReadyAndSetupAgain) {
+  auto a = proc("a", Stage::kService, "echo run >>" + mark("RUNS") + "; exec sleep 100",
+                "grep -q run " + mark("RUNS"));
+  a.setup = "echo setup >>" + mark("RUNS");
+  supervise({a});
+  start();
+  ASSERT_TRUE(waitFor([&] { return inState("a", ProcState::kReady); }));
+  ASSERT_EQ(::kill(static_cast<pid_t>(proc("a")->pid), SIGKILL), 0);
+  ASSERT_TRUE(waitFor([&] {
+    auto p = proc("a");
+    return p && p->restarts == 1 && p->state == ProcState::kReady;
+  }));
+  EXPECT_EQ(slurp(mark("RUNS")), "run\nsetup\nrun\nsetup\n");
+  EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(Supervisor, WaitingInitUsesNoCpu) {
+  // A service never ready, an app waiting behind it and app.run: init wakes
+  // for the checks only.
+  supervise({proc("svc", Stage::kService, "exec sleep 100", "false"),
+             proc("web", Stage::kApp, "exec sleep 100")});
+  write("/etc/qabox/app.run", "");
+  start();
+  ASSERT_TRUE(waitFor([&] { return inState("svc", ProcState::kStarting); }));
+  std::this_thread::sleep_for(1s);
+  std::string stat = slurp("/proc/" + std::to_string(pid_) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stol(field);
+  }
+  EXPECT_LT(ticks, 20) << "utime+stime in clock ticks after a second";
+  EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(Supervisor, AppRunAloneKeepsAppLogUnderQaboxLogMax) {
+  write("/etc/qabox/app.env", "QABOX_LOG_MAX='8192'\n");
+  write("/etc/qabox/app.run",
+        "head -c 100000 /dev/zero | tr '\\0' y; echo; echo DONE; exec sleep 100\n");
+  start();
+  ASSERT_TRUE(waitFor([&] { return log("app").find("DONE") != std::string::npos; }));
+  EXPECT_LE(log("app").size(), 8192u);
+  EXPECT_EQ(stop(), 0);
+}
+
 TEST_F(Supervisor, ExitKillsWhatIsLeftOfTheGroup) {
   // The shell exits; the sleep it left behind in its group must not live on.
   supervise(
