@@ -31,6 +31,7 @@ using supervise::ProcState;
 constexpr size_t kMaxSuperviseBytes = 1 << 20;
 constexpr size_t kMaxProcesses = 64;
 constexpr uint64_t kInitLogMax = 1 << 20;
+constexpr size_t kMaxMessage = 256;
 constexpr int kSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 void noop(int) {}
@@ -289,6 +290,9 @@ bool Supervisor::advanceStop() {
 }
 
 void Supervisor::setState(Proc& p, ProcState state, std::string message) {
+  // status.json stays well under what the agent reads (kMaxStatusBytes):
+  // a message may quote supervise.json's strings.
+  if (message.size() > kMaxMessage) message.resize(kMaxMessage);
   if (p.st.state == state && p.st.message == message && p.st.sinceMs != 0) return;
   if (p.st.state != state || p.st.sinceMs == 0) p.st.sinceMs = wallMs();
   p.st.state = state;
