@@ -238,6 +238,18 @@ std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, Tim
 
 namespace {
 
+// `table`'s lines, each indented by two spaces.
+std::string indented(const std::string& table) {
+  std::string out;
+  size_t start = 0;
+  while (start < table.size()) {
+    size_t end = table.find('\n', start);
+    out += "  " + table.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
 // What the environment's supervisor says of its services and processes: the
 // services' names and a short "name state" list for the key-value part...
 std::pair<std::string, std::string> processSummary(const v1::Environment& e) {
@@ -259,15 +271,8 @@ std::string processTable(const v1::Environment& e) {
     rows.push_back({cleanCell(p.name()), p.service() ? "service" : "process", state,
                     p.pid() ? std::to_string(p.pid()) : "-", std::to_string(p.restarts())});
   }
-  std::string out = "\nProcesses:\n";
-  std::string table = renderTable({"NAME", "KIND", "STATE", "PID", "RESTARTS"}, rows);
-  size_t start = 0;
-  while (start < table.size()) {
-    size_t end = table.find('\n', start);
-    out += "  " + table.substr(start, end - start + 1);
-    start = end + 1;
-  }
-  return out;
+  return "\nProcesses:\n" +
+         indented(renderTable({"NAME", "KIND", "STATE", "PID", "RESTARTS"}, rows));
 }
 
 }  // namespace
@@ -322,13 +327,7 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
     if (events->events().empty()) {
       out += "  (none)\n";
     } else {
-      std::string table = formatEventsTable(*events, now);
-      size_t start = 0;
-      while (start < table.size()) {
-        size_t end = table.find('\n', start);
-        out += "  " + table.substr(start, end - start + 1);
-        start = end + 1;
-      }
+      out += indented(formatEventsTable(*events, now));
     }
   }
   return out;
