@@ -1,10 +1,13 @@
 #include "lifecycle/services.h"
 
 #include <openssl/rand.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 
 #include "store/paths.h"
 #include "sys/process.h"
@@ -119,12 +122,24 @@ Result<supervise::InitStatus> readInitStatus(const std::string& upper) {
 std::string processLogTail(const std::string& upper, const std::string& name, size_t lines) {
   const std::string relative = processLog(name);
   auto file = openRegularFileBeneath(upper, relative);
-  if (!file) return "";
+  if (!file) {
+    // The message says "(nothing)"; why is for the agent's log.
+    if (file.status().code() != Code::kNotFound) {
+      spdlog::warn("the tail of {}: {}", relative, file.status().toString());
+    }
+    return "";
+  }
   struct stat st {};
-  if (::fstat(file->get(), &st) != 0) return "";
+  if (::fstat(file->get(), &st) != 0) {
+    spdlog::warn("the tail of {}: fstat: {}", relative, std::strerror(errno));
+    return "";
+  }
   off_t offset = st.st_size > static_cast<off_t>(kTailWindow) ? st.st_size - kTailWindow : 0;
   auto text = readFileBeneath(upper, relative, offset, kTailWindow);
-  if (!text) return "";
+  if (!text) {
+    spdlog::warn("the tail of {}: {}", relative, text.status().toString());
+    return "";
+  }
   return printable(lastLines(*text, lines), kTailWindow);
 }
 
