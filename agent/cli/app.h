@@ -151,6 +151,7 @@ class Cli {
     bool deploy = false;
     bool follow = false;
     uint32_t tail = 0;
+    std::string process;
   } logs_;
   struct {
     std::vector<std::string> argv, env;

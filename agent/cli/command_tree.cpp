@@ -126,12 +126,16 @@ void Cli::defineEnvironmentCommands() {
   del->add_option("ticket", ticket_, "The ticket")->required();
 
   auto* logs = command(&app_, "logs", "Print the app's log, or the last deploy's hook output",
-                       "  qabox logs EXMP-113 -f --tail 100\n  qabox logs EXMP-113 --deploy",
+                       "  qabox logs EXMP-113 -f --tail 100\n  qabox logs EXMP-113 --deploy\n"
+                       "  qabox logs EXMP-113 --process postgres",
                        [this] { return cmdLogs(); });
   logs->add_option("ticket", ticket_, "The ticket")->required();
   logs->add_flag("--deploy", logs_.deploy, "The last deploy's hook output");
   logs->add_flag("-f,--follow", logs_.follow, "Keep printing new output");
   logs->add_option("--tail", logs_.tail, "Start with the last N lines (0: all)");
+  logs->add_option("--process", logs_.process,
+                   "One supervised process's or service's log (web, worker, postgres); "
+                   "default: the routed process's");
 
   auto* exec = command(
       &app_, "exec", "Run a command in an environment's container",

@@ -176,6 +176,7 @@ int Cli::cmdLogs() {
   req.set_deploy(logs_.deploy);
   req.set_follow(logs_.follow);
   req.set_tail(logs_.tail);
+  req.set_process(logs_.process);
   // No deadline: a followed log streams until interrupted.
   auto ctx = client_->context(std::nullopt);
   auto reader = client_->stub().StreamLogs(ctx.get(), req);

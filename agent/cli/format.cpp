@@ -236,6 +236,47 @@ std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, Tim
   return renderTable({"TICKET", "STATE", "URL", "IMAGE", "COMMIT", "AGE", "LAST USED"}, rows);
 }
 
+namespace {
+
+// `table`'s lines, each indented by two spaces.
+std::string indented(const std::string& table) {
+  std::string out;
+  size_t start = 0;
+  while (start < table.size()) {
+    size_t end = table.find('\n', start);
+    out += "  " + table.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+// What the environment's supervisor says of its services and processes: the
+// services' names and a short "name state" list for the key-value part...
+std::pair<std::string, std::string> processSummary(const v1::Environment& e) {
+  std::string services, processes;
+  for (const auto& p : e.processes()) {
+    if (p.service()) services += (services.empty() ? "" : " ") + cleanCell(p.name());
+    processes += (processes.empty() ? "" : ", ") + cleanCell(p.name()) + " " + cleanCell(p.state());
+  }
+  return {orDash(services), orDash(processes)};
+}
+
+// ...and a table of each one's state, pid and restarts.
+std::string processTable(const v1::Environment& e) {
+  if (e.processes().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : e.processes()) {
+    std::string state = cleanCell(p.state());
+    if (!p.message().empty()) state += " (" + cleanCell(p.message()) + ")";
+    rows.push_back({cleanCell(p.name()), p.service() ? "service" : "process", state,
+                    p.pid() ? std::to_string(p.pid()) : "-", std::to_string(p.restarts())});
+  }
+  return "\nProcesses:\n" +
+         indented(renderTable({"NAME", "KIND", "STATE", "PID", "RESTARTS"}, rows));
+}
+
+}  // namespace
+
 std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResponse* events,
                               TimePoint now, const Style& style) {
   std::string env;
@@ -245,6 +286,7 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
   std::sort(secretKeys.begin(), secretKeys.end());
   std::string secrets;
   for (const auto& k : secretKeys) secrets += (secrets.empty() ? "" : " ") + cleanCell(k);
+  const auto [services, processes] = processSummary(e);
 
   std::string out = renderKeyValues({
       {"ticket", cleanCell(e.ticket())},
@@ -276,19 +318,16 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"secret_keys", orDash(secrets)},
       {"limits", describeLimits(e.limits())},
       {"asked_limits", describeLimits(e.asked_limits())},
+      {"services", services},
+      {"processes", processes},
   });
+  out += processTable(e);
   if (events != nullptr) {
     out += "\nEvents:\n";
     if (events->events().empty()) {
       out += "  (none)\n";
     } else {
-      std::string table = formatEventsTable(*events, now);
-      size_t start = 0;
-      while (start < table.size()) {
-        size_t end = table.find('\n', start);
-        out += "  " + table.substr(start, end - start + 1);
-        start = end + 1;
-      }
+      out += indented(formatEventsTable(*events, now));
     }
   }
   return out;

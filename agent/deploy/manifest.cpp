@@ -2,12 +2,14 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <sstream>
 
 #include "core/environment.h"
 #include "core/ticket.h"
+#include "init/contract.h"
 
 namespace qabox {
 namespace {
@@ -62,6 +64,35 @@ class Reader {
       if (!v) return bad(key, "must be a list of strings");
       if (v->get().find('\0') != std::string::npos) return bad(key, "must not contain NUL");
       out.push_back(v->get());
+    }
+    return Status::ok();
+  }
+
+  // Each key of sub-table `key` (a table of named entries, in name order):
+  // a valid process name (its log is NAME.log), handed to `body` with the
+  // sub-table's reader, which then reads it.
+  Status named(std::string_view key,
+               const std::function<Status(Reader& sub, const std::string& entry)>& body) {
+    return table(key, [&](Reader& sub) -> Status {
+      for (const auto& [k, v] : sub.table_) {
+        std::string entry(k.str());
+        if (!supervise::validName(entry)) {
+          return invalidArgument(file_ + name(key) + " " + quoted(entry) +
+                                 ": a name must match [a-z][a-z0-9_-]{0,31}");
+        }
+        QABOX_RETURN_IF_ERROR(body(sub, entry));
+      }
+      return Status::ok();
+    });
+  }
+
+  // Every key of this table as a string value, into `out`.
+  Status allStrings(std::map<std::string, std::string>& out) {
+    for (const auto& [k, v] : table_) {
+      std::string key(k.str());
+      std::string value;
+      QABOX_RETURN_IF_ERROR(string(key, value));
+      out[key] = value;
     }
     return Status::ok();
   }
@@ -132,8 +163,64 @@ Result<toml::table> parseToml(std::string_view text, const std::string& file) {
   }
 }
 
-Status readApp(Reader& r, AppManifest& m) {
+constexpr std::string_view kPassword = "${password}";
+
+// A user name as useradd takes it.
+bool isUserName(std::string_view u) {
+  if (u.empty() || u.size() > 32) return false;
+  if (!((u[0] >= 'a' && u[0] <= 'z') || u[0] == '_')) return false;
+  for (char c : u) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// "${password}" is the one thing expanded, and only in env values: a
+// command sees the password through those variables.
+Status checkPasswordUse(Reader& r, std::string_view key, const std::string& value, bool env) {
+  for (size_t at = value.find("${"); at != std::string::npos; at = value.find("${", at + 2)) {
+    if (!env) {
+      return r.badValue(key, value,
+                        "${...} is not expanded here; ${password} is expanded only in the "
+                        "service's env values, which the command sees as variables");
+    }
+    if (value.compare(at, kPassword.size(), kPassword) != 0) {
+      return r.badValue(key, value, "only ${password} is expanded");
+    }
+  }
+  return Status::ok();
+}
+
+Status readService(Reader& r, ServiceDef& s) {
+  QABOX_RETURN_IF_ERROR(r.string("run", s.run));
+  if (s.run.empty()) return r.bad("run", "must be set: the service's command, in the foreground");
+  QABOX_RETURN_IF_ERROR(r.string("ready", s.ready));
+  QABOX_RETURN_IF_ERROR(r.string("setup", s.setup));
+  QABOX_RETURN_IF_ERROR(r.string("user", s.user));
+  if (!s.user.empty() && !isUserName(s.user)) {
+    return r.badValue("user", s.user, "must be a user name ([a-z_][a-z0-9_.-]{0,31})");
+  }
+  for (const auto& [key, value] :
+       {std::pair{"run", &s.run}, {"ready", &s.ready}, {"setup", &s.setup}}) {
+    QABOX_RETURN_IF_ERROR(checkPasswordUse(r, key, *value, false));
+  }
+  return r.table("env", [&](Reader& e) -> Status {
+    QABOX_RETURN_IF_ERROR(e.allStrings(s.env));
+    for (const auto& [k, v] : s.env) {
+      if (Status st = checkEnvName(k); !st.isOk()) {
+        return e.bad(k, "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+      }
+      QABOX_RETURN_IF_ERROR(checkPasswordUse(e, k, v, true));
+    }
+    return Status::ok();
+  });
+}
+
+Status readApp(Reader& r, AppManifest& m, bool isApp) {
   QABOX_RETURN_IF_ERROR(r.string("start", m.start));
+  if (isApp) QABOX_RETURN_IF_ERROR(r.string("process", m.process));
   std::optional<int64_t> port;
   QABOX_RETURN_IF_ERROR(r.integer("port", 1, 65535, port));
   if (port) m.port = static_cast<uint32_t>(*port);
@@ -157,6 +244,31 @@ Status readHooks(Reader& r, AppManifest& m) {
   return r.string("seed", m.seed);
 }
 
+// The names a supervised environment's processes go by are its logs'
+// names: one name, one process.
+Status checkProcessNames(const AppManifest& m, const std::string& file) {
+  for (const auto& [name, command] : m.processes) {
+    if (std::binary_search(m.services.begin(), m.services.end(), name)) {
+      return invalidArgument(file + "processes." + name + ": named twice: the service " + name +
+                             " runs under that name");
+    }
+    if (name == kDefaultProcess && m.process.empty()) {
+      return invalidArgument(file + "processes." + name +
+                             ": named twice: without app.process, [app] start runs as process "
+                             "\"" +
+                             kDefaultProcess + "\"");
+    }
+  }
+  if (!m.process.empty() && !m.processes.count(m.process)) {
+    std::string names;
+    for (const auto& [name, command] : m.processes) names += (names.empty() ? "" : ", ") + name;
+    return invalidArgument(
+        file + "app.process " + quoted(m.process) + ": names no [processes] entry (" +
+        (names.empty() ? std::string("there are none") : "there are: " + names) + ")");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<AppManifest> parseAppManifest(std::string_view text) {
@@ -164,9 +276,21 @@ Result<AppManifest> parseAppManifest(std::string_view text) {
   QABOX_ASSIGN_OR_RETURN(toml::table root, parseToml(text, file));
   AppManifest m;
   Reader top(root, file, "");
-  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m); }));
+  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m, true); }));
   QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m); }));
+  QABOX_RETURN_IF_ERROR(top.named("services", [&](Reader& r, const std::string& name) {
+    m.services.push_back(name);
+    // An empty table: the image says how the service runs.
+    return r.table(name, [](Reader&) { return Status::ok(); });
+  }));
+  QABOX_RETURN_IF_ERROR(top.named("processes", [&](Reader& r, const std::string& name) -> Status {
+    std::string& command = m.processes[name];
+    QABOX_RETURN_IF_ERROR(r.string(name, command));
+    if (command.empty()) return r.bad(name, "must be a command");
+    return Status::ok();
+  }));
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys());
+  QABOX_RETURN_IF_ERROR(checkProcessNames(m, file));
   return m;
 }
 
@@ -197,7 +321,18 @@ Result<ImageManifest> parseImageManifest(std::string_view text, std::string_view
           "packages", p, "is not a Debian package name (lowercase letters, digits, '+', '-', '.')");
     }
   }
-  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m.defaults); }));
+  QABOX_RETURN_IF_ERROR(top.string("init", m.init));
+  if (!m.init.empty() && m.init != kSupervisorInit) {
+    return top.badValue("init", m.init,
+                        std::string("must be \"") + kSupervisorInit +
+                            "\" (or unset: the image's own init, which runs only app.run)");
+  }
+  QABOX_RETURN_IF_ERROR(top.named("services", [&](Reader& r, const std::string& name) {
+    ServiceDef& s = m.services[name];
+    s.name = name;
+    return r.table(name, [&](Reader& sr) { return readService(sr, s); });
+  }));
+  QABOX_RETURN_IF_ERROR(top.table("app", [&](Reader& r) { return readApp(r, m.defaults, false); }));
   QABOX_RETURN_IF_ERROR(top.table("hooks", [&](Reader& r) { return readHooks(r, m.defaults); }));
   QABOX_RETURN_IF_ERROR(top.table("limits", [&](Reader& r) -> Status {
     QABOX_RETURN_IF_ERROR(r.string("memory", m.memory));
@@ -228,11 +363,43 @@ AppManifest mergeManifests(const ImageManifest& image, const AppManifest& app) {
   m.build = pick(app.build, d.build);
   m.migrate = pick(app.migrate, d.migrate);
   m.seed = pick(app.seed, d.seed);
+  // Only the app turns services on and names processes.
+  m.services = app.services;
+  m.processes = app.processes;
+  m.process = app.process;
   return m;
 }
 
+std::string routedProcess(const AppManifest& m) {
+  return m.process.empty() ? kDefaultProcess : m.process;
+}
+
+std::string routedCommand(const AppManifest& m) {
+  auto it = m.processes.find(m.process);
+  return m.process.empty() || it == m.processes.end() ? m.start : it->second;
+}
+
+Status checkImageFits(const ImageManifest& image, const AppManifest& app) {
+  const std::string file = std::string(kAppManifestFile) + ": ";
+  std::string has;
+  for (const auto& [name, def] : image.services) has += (has.empty() ? "" : ", ") + name;
+  for (const std::string& name : app.services) {
+    if (!image.services.count(name)) {
+      return failedPrecondition(
+          file + "services." + name + ": image " + image.name + " has no service " + name + " (" +
+          (has.empty() ? std::string("it has none") : "it has: " + has) + ")");
+    }
+  }
+  if (image.init != kSupervisorInit && (!app.services.empty() || !app.processes.empty())) {
+    return failedPrecondition(file + (app.services.empty() ? "processes" : "services") +
+                              ": image " + image.name + " has no init = \"" + kSupervisorInit +
+                              "\" to supervise them: it runs only [app] start");
+  }
+  return Status::ok();
+}
+
 Status checkRunnable(const AppManifest& m) {
-  if (m.start.empty()) {
+  if (routedCommand(m).empty()) {
     return failedPrecondition(std::string(kAppManifestFile) +
                               ": app.start: not set by the app nor by its image");
   }

@@ -17,10 +17,15 @@ namespace qabox {
 //   start = "exec ./server --port 8080"   # the supervised app
 //   port = 8080
 //   health = "/healthz"
+//   process = "web"                      # optional: the [processes] entry routed
 //   [hooks]
 //   build = "make"
 //   migrate = "./manage migrate"
 //   seed = "./manage seed"
+//   [services.postgres]                  # the image's service, turned on
+//   [processes]
+//   web = "exec ./server --port 8080"
+//   worker = "exec ./worker"
 //
 // Every key is optional here; empty strings and an unset port mean "not
 // set", so image defaults fill them in (mergeManifests).
@@ -54,6 +59,12 @@ struct ServiceDef {
   std::map<std::string, std::string> env;
 };
 
+// The init an image names (image.toml `init`) that reads supervise.json
+// (agent/init/contract.h); an image without it only knows app.run.
+inline constexpr const char* kSupervisorInit = "qabox-init";
+// The name [app] start runs under when the app names no [app] process.
+inline constexpr const char* kDefaultProcess = "app";
+
 // A base image recipe, `images/<name>/image.toml`: how to provision it, the
 // defaults for apps deployed on it ([app], [hooks]), and resource limits.
 struct ImageManifest {
@@ -62,6 +73,7 @@ struct ImageManifest {
   std::string provision = "provision.sh";  // a script in the image's folder
   std::string from;                        // the parent image; empty: a base image
   std::vector<std::string> packages;       // Debian packages the provision script installs
+  std::string init;                        // kSupervisorInit or empty (the image's own init)
   std::map<std::string, ServiceDef> services;
   AppManifest defaults;
   std::string memory;  // "256M", "1G": as LXC's memory limit takes it; empty: none
@@ -81,6 +93,17 @@ Result<ImageManifest> parseImageManifest(std::string_view toml, std::string_view
 
 // The app's values where it sets them, the image's defaults elsewhere.
 AppManifest mergeManifests(const ImageManifest& image, const AppManifest& app);
+
+// The routed process's name: [app] process, or kDefaultProcess.
+std::string routedProcess(const AppManifest& merged);
+// Its command: its [processes] entry, or [app] start.
+std::string routedCommand(const AppManifest& merged);
+
+// What the app asks of its image: each service it turns on is one the image
+// has, and services or [processes] need an image whose init is
+// kSupervisorInit. FAILED_PRECONDITION naming the service (or key) and what
+// the image has.
+Status checkImageFits(const ImageManifest& image, const AppManifest& app);
 
 // What a deploy needs from the merged manifest: a start command, and a port
 // when there is a health path to check.

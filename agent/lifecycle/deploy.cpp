@@ -152,16 +152,18 @@ Status DeployRun::mergeSource() {
         return parsed.status().withContext("qabox.toml at " + merge.commit.substr(0, 12));
       }
       ctx_.app = mergeManifests(ctx_.imageManifest, *parsed);
+      // Before anything is made: what the app asks of its image is there.
+      QABOX_RETURN_IF_ERROR(checkImageFits(ctx_.imageManifest, ctx_.app));
     } else if (manifestText.status().code() != Code::kNotFound) {
       return manifestText.status();
     }
   }
-  prepareApp();
+  QABOX_RETURN_IF_ERROR(prepareApp());
   ctx_.done = DeployStep::kMerge;
   return Status::ok();
 }
 
-void DeployRun::prepareApp() {
+Status DeployRun::prepareApp() {
   const Ticket& t = ctx_.ticket;
   const DeploySpec& spec = ctx_.spec;
   std::map<std::string, std::string>& appEnv = ctx_.appEnv;
@@ -173,10 +175,14 @@ void DeployRun::prepareApp() {
   appEnv["QABOX_TARGET_BRANCH"] = spec.targetBranch;
   // The image's init keeps app.log under the same cap as deploy.log.
   appEnv["QABOX_LOG_MAX"] = std::to_string(logMax_);
+  ctx_.secrets = ctx_.in.secrets;
+  // The services' env with their passwords: hooks, app and supervisor get it.
+  QABOX_RETURN_IF_ERROR(addServices());
   for (const auto& [k, v] : ctx_.in.secrets) appEnv[k] = v;
   const AppManifest& app = ctx_.app;
   ctx_.port = static_cast<uint16_t>(app.port.value_or(80));
   ctx_.hasHooks = !app.build.empty() || !app.migrate.empty() || !app.seed.empty();
+  return Status::ok();
 }
 
 bool DeployRun::unchanged() const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lifecycle/deploy_steps.h"
+#include "lifecycle/services.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
 #include "sys/process.h"
@@ -26,9 +27,9 @@ constexpr const char* kPendingRunFile = "/etc/qabox/app.run.pending";
 // The steps on the host, in the order they run; applies() skips those a
 // deploy has no use for.
 constexpr DeployStep kHostSteps[] = {
-    DeployStep::kClone, DeployStep::kExport, DeployStep::kAppFiles,
-    DeployStep::kStart, DeployStep::kBuild,  DeployStep::kMigrate,
-    DeployStep::kSeed,  DeployStep::kApp,    DeployStep::kHealth,
+    DeployStep::kClone,    DeployStep::kExport, DeployStep::kAppFiles, DeployStep::kStart,
+    DeployStep::kServices, DeployStep::kBuild,  DeployStep::kMigrate,  DeployStep::kSeed,
+    DeployStep::kApp,      DeployStep::kHealth,
 };
 
 }  // namespace
@@ -43,6 +44,7 @@ std::string_view stepName(DeployStep step, bool hasRepo) {
     case DeployStep::kExport: return "export";
     case DeployStep::kAppFiles: return hasRepo ? "export" : "clone";
     case DeployStep::kStart: return "start";
+    case DeployStep::kServices: return "services";
     case DeployStep::kBuild: return "build";
     case DeployStep::kMigrate: return "migrate";
     case DeployStep::kSeed: return "seed";
@@ -87,6 +89,7 @@ Status DeployRun::hostSteps() {
 bool DeployRun::applies(DeployStep step) const {
   switch (step) {
     case DeployStep::kExport: return ctx_.repo != nullptr;
+    case DeployStep::kServices: return !ctx_.app.services.empty();
     case DeployStep::kBuild: return !ctx_.app.build.empty();
     case DeployStep::kMigrate: return !ctx_.app.migrate.empty();
     case DeployStep::kSeed: return !ctx_.app.seed.empty();
@@ -100,6 +103,7 @@ Status DeployRun::runStep(DeployStep step) {
     case DeployStep::kExport: return exportSource();
     case DeployStep::kAppFiles: return writeAppFiles();
     case DeployStep::kStart: return start();
+    case DeployStep::kServices: return waitForServices();
     case DeployStep::kBuild:
     case DeployStep::kMigrate:
     case DeployStep::kSeed: return runHook(step);
@@ -150,10 +154,16 @@ Status DeployRun::writeAppFiles() {
   for (const auto& [k, v] : ctx_.appEnv) envFile += k + "=" + shellQuote(v) + "\n";
   // Owner-only from its first byte: app.env holds the secrets.
   QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
+  if (ctx_.imageManifest.init == kSupervisorInit) {
+    // What qabox-init runs; the secrets it needs are in app.env alone.
+    const auto file = superviseFileFor(ctx_.imageManifest, ctx_.app, logMax_);
+    QABOX_RETURN_IF_ERROR(
+        writeFileBeneath(upper, supervise::kSuperviseFile, supervise::toJson(file), 0644));
+  }
   // Without hooks the app may start with the container; with hooks the
   // start command waits beside its final name until they have run.
   QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, ctx_.hasHooks ? kPendingRunFile : kRunFile,
-                                         ctx_.app.start + "\n", 0740));
+                                         routedCommand(ctx_.app) + "\n", 0740));
   if (auto root = m_.runtime_.mappedRoot(ctx_.container)) {
     // Unprivileged: what the agent placed belongs to root inside.
     QABOX_RETURN_IF_ERROR(shiftOwnership(upper, *root));
@@ -184,7 +194,7 @@ Status DeployRun::runHook(DeployStep step) {
   ex.timeout = hookTimeout;
   // One redactor a stream: a value cut between two pieces of stdout
   // must not escape because a piece of stderr came in between.
-  Redactor out(ctx_.in.secrets), err(ctx_.in.secrets);
+  Redactor out(ctx_.secrets), err(ctx_.secrets);
   ex.onOutput = [&](bool isErr, std::string_view data) { logHook((isErr ? err : out).feed(data)); };
   auto r = m_.runtime_.exec(ctx_.container, ex);
   logHook(out.finish());
@@ -213,7 +223,7 @@ Status DeployRun::startApp() {
     ex.timeout = std::chrono::seconds(30);
     QABOX_ASSIGN_OR_RETURN(auto r, m_.runtime_.exec(ctx_.container, ex));
     if (!r.ok()) return internalError("starting the app failed: " + lastLines(r.err, 3));
-    phase("app", ctx_.app.start);
+    phase("app", routedCommand(ctx_.app));
   }
   watch_.stop();
   if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);

@@ -27,6 +27,7 @@ enum class DeployStep {
   kExport,    // the merge result exported into /srv/app (only when deploying a repo)
   kAppFiles,  // app.env and app.run (app.run.pending while hooks are to run) placed
   kStart,     // the container started
+  kServices,  // every service the app turns on ready (qabox-init's status.json)
   kBuild,     // the manifest's hooks, each only when the manifest has it
   kMigrate,
   kSeed,
@@ -74,6 +75,9 @@ struct DeployContext {
   Merge merge;
   AppManifest app;
   std::map<std::string, std::string> appEnv;  // app.env: the app's environment and secrets
+  // The deploy's secrets and each service's password (passwordSecretName):
+  // what the redactors look for.
+  std::map<std::string, std::string> secrets;
   uint16_t port = 80;
   bool hasHooks = false;
 
@@ -111,7 +115,8 @@ class DeployRun {
   Status check();
   Status checkExisting();
   Status mergeSource();
-  void prepareApp();
+  Status prepareApp();
+  Status addServices();
   bool unchanged() const;
   Status reserve();
   Status writeIntent(Environment& row);
@@ -125,6 +130,8 @@ class DeployRun {
   Status exportSource();
   Status writeAppFiles();
   Status start();
+  Status waitForServices();
+  Status servicesFailed(Code code, const std::string& what, const std::string& name);
   Status runHook(DeployStep step);
   Status startApp();
   Status healthCheck();

@@ -69,7 +69,7 @@ Status followLog(const EnvironmentManager::LogFile& log, uint32_t tail, bool fol
 
 Status streamLogs(EnvironmentManager& envs, const LogQuery& query, const LogSink& sink,
                   std::chrono::milliseconds pollEvery) {
-  QABOX_ASSIGN_OR_RETURN(auto log, envs.logPath(query.ticket, query.deployLog));
+  QABOX_ASSIGN_OR_RETURN(auto log, envs.logPath(query.ticket, query.deployLog, query.process));
   LogSink watched = sink;
   // The environment may go away while followed.
   watched.gone = [&] { return !envs.get(query.ticket) || (sink.gone && sink.gone()); };

@@ -29,6 +29,7 @@ struct LogQuery {
   bool deployLog = false;  // the last deploy's hook output instead of the app's log
   uint32_t tail = 0;       // begin this many lines before the end; 0: at the start
   bool follow = false;     // at the end, wait for more until stopped or the environment is gone
+  std::string process;     // a supervised process's own log; empty: the routed one's
 };
 
 // Where a log goes. `write` gets each chunk and answers false once the

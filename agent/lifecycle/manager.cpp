@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "deploy/manifest.h"
 #include "lifecycle/input_check.h"
 #include "lifecycle/internal.h"
+#include "lifecycle/services.h"
 #include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/capped_log.h"
@@ -225,13 +227,69 @@ Result<ProcessResult> EnvironmentManager::exec(
 }
 
 Result<EnvironmentManager::LogFile> EnvironmentManager::logPath(const std::string& ticket,
-                                                                bool deployLog) {
+                                                                bool deployLog,
+                                                                const std::string& process) {
+  if (!process.empty() && !supervise::validName(process)) {
+    return invalidArgument("process " + printable(process, 40) +
+                           ": must match [a-z][a-z0-9_-]{0,31}");
+  }
+  if (deployLog && !process.empty()) {
+    return invalidArgument("process: the deploy log is one for all processes");
+  }
   QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
   if (!deployLog && e.state == EnvState::kSleeping) {
     QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actors::kLogs));
   }
   if (deployLog) return LogFile{paths::logDir(config_.stateDir, e.slug), "deploy.log"};
-  return LogFile{runtime_.upperDir(e.container), paths::kAppLog};
+  const std::string upper = runtime_.upperDir(e.container);
+  QABOX_ASSIGN_OR_RETURN(auto image, images_.manifest(e.spec.image));
+  auto app = appManifestOf(e);
+  if (!app && process.empty()) {
+    // The log is still there to read: the default process's, as the image says.
+    spdlog::warn("logs {}: reading its qabox.toml: {}", ticket, app.status().toString());
+    app = image.defaults;
+  }
+  if (!app) return app.status();
+  if (process.empty()) return LogFile{upper, appLogOf(image, *app)};
+  std::vector<std::string> names = app->services;
+  if (app->process.empty()) names.push_back(kDefaultProcess);
+  for (const auto& [name, command] : app->processes) names.push_back(name);
+  if (image.init != kSupervisorInit) names = {kDefaultProcess};
+  if (std::find(names.begin(), names.end(), process) == names.end()) {
+    std::string all;
+    for (const std::string& n : names) all += (all.empty() ? "" : ", ") + n;
+    return notFound("ticket " + e.ticket + ": no process " + process + " (it has: " + all + ")");
+  }
+  if (image.init != kSupervisorInit) return LogFile{upper, paths::kAppLog};
+  return LogFile{upper, processLog(process)};
+}
+
+std::vector<EnvironmentManager::ProcessInfo> EnvironmentManager::processesOf(
+    const Environment& env) {
+  if (env.container.empty() || env.state == EnvState::kSleeping) return {};
+  auto image = images_.manifest(env.spec.image);
+  if (!image || image->init != kSupervisorInit) return {};
+  auto status = readInitStatus(runtime_.upperDir(env.container));
+  if (!status) {
+    if (status.status().code() != Code::kNotFound) {
+      spdlog::warn("get {}: {}", env.ticket, status.status().toString());
+    }
+    return {};
+  }
+  std::vector<std::string> services;
+  if (auto app = appManifestOf(env)) {
+    services = app->services;
+  } else {
+    spdlog::warn("get {}: reading its qabox.toml: {}", env.ticket, app.status().toString());
+    for (const auto& [name, def] : image->services) services.push_back(name);
+  }
+  std::vector<ProcessInfo> out;
+  for (auto& p : status->processes) {
+    p.message = printable(p.message, 200);
+    bool service = std::find(services.begin(), services.end(), p.name) != services.end();
+    out.push_back({std::move(p), service});
+  }
+  return out;
 }
 
 Result<AppManifest> EnvironmentManager::appManifestOf(const Environment& env) {

@@ -16,6 +16,7 @@
 #include "deploy/git.h"
 #include "deploy/image_builder.h"
 #include "deploy/manifest.h"
+#include "init/contract.h"
 #include "lifecycle/options.h"
 #include "lifecycle/recovery.h"
 #include "proxy/router.h"
@@ -102,7 +103,21 @@ class EnvironmentManager {
     std::string root;
     std::string relative;
   };
-  Result<LogFile> logPath(const std::string& ticket, bool deployLog);
+  // `process` (a supervised environment's process or service, by name):
+  // its own log; empty: the routed process's log, or app.log when the
+  // image has no qabox-init.
+  Result<LogFile> logPath(const std::string& ticket, bool deployLog,
+                          const std::string& process = "");
+
+  // What qabox-init says of each process (its status.json, which the app
+  // can forge: shown, never acted on), and whether it is a service. Empty
+  // when the environment is not supervised, sleeps, or the file is not
+  // there or not qabox-init's.
+  struct ProcessInfo {
+    supervise::ProcessStatus status;
+    bool service = false;
+  };
+  std::vector<ProcessInfo> processesOf(const Environment& env);
 
   // New mutations are refused from now on; in-flight ones finish.
   void beginShutdown() { stopping_ = true; }

@@ -214,7 +214,24 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
                                           v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  return answer(envs_.get(req->ticket()), resp);
+  auto e = envs_.get(req->ticket());
+  if (!e) return toGrpc(e.status());
+  toProto(*e, config_, resp);
+  // Services first, as qabox-init lists them.
+  for (const auto& p : envs_.processesOf(*e)) {
+    v1::Process* out = resp->add_processes();
+    out->set_name(p.status.name);
+    out->set_service(p.service);
+    out->set_state(std::string(supervise::stateName(p.status.state)));
+    out->set_pid(p.status.pid);
+    out->set_restarts(p.status.restarts);
+    out->set_last_exit(p.status.lastExit);
+    out->set_message(p.status.message);
+    if (p.status.sinceMs > 0) {
+      *out->mutable_since() = ts(TimePoint{} + std::chrono::milliseconds(p.status.sinceMs));
+    }
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
@@ -242,7 +259,7 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
                                       grpc::ServerWriter<v1::LogChunk>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  LogQuery query{req->ticket(), req->deploy(), req->tail(), req->follow()};
+  LogQuery query{req->ticket(), req->deploy(), req->tail(), req->follow(), req->process()};
   LogSink sink;
   sink.write = [&](std::string chunk) {
     v1::LogChunk out;

@@ -364,6 +364,9 @@ TEST_F(CliTest, LogsStreamRawAndPassFlags) {
   EXPECT_TRUE(req.follow());
   EXPECT_TRUE(req.deploy());
   EXPECT_EQ(req.tail(), 50u);
+  EXPECT_EQ(req.process(), "");
+  ASSERT_EQ(run({"logs", "EXMP-113", "--process", "postgres"}).code, 0);
+  EXPECT_EQ(agent_->seen().logs.process(), "postgres");
   CliRun json = run({"logs", "EXMP-113", "-o", "json"});
   ASSERT_EQ(json.code, 0);
   // One LogChunk message per line.

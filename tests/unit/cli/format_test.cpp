@@ -215,6 +215,40 @@ TEST(EnvironmentDetail, ShowsEveryFieldThenEvents) {
             std::string::npos);
 }
 
+TEST(EnvironmentDetail, ShowsTheServicesAndEachProcess) {
+  v1::Environment e = sampleEnvironment();
+  EXPECT_EQ(formatEnvironment(e, nullptr, kNow).find("Processes:"), std::string::npos);
+  auto* pg = e.add_processes();
+  pg->set_name("postgres");
+  pg->set_service(true);
+  pg->set_state("ready");
+  pg->set_pid(31);
+  auto* web = e.add_processes();
+  web->set_name("web");
+  web->set_state("backoff");
+  web->set_restarts(4);
+  web->set_message("exited with code 1\x1b[2J");
+  std::string text = formatEnvironment(e, nullptr, kNow);
+  auto rows = lines(text);
+  auto row = [&](const std::string& start) {
+    for (const auto& r : rows) {
+      if (r.rfind(start, 0) == 0) return r;
+    }
+    return std::string();
+  };
+  EXPECT_NE(row("services:").find("postgres"), std::string::npos) << text;
+  EXPECT_NE(row("processes:").find("postgres ready, web backoff"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nProcesses:\n"), std::string::npos) << text;
+  EXPECT_NE(row("  postgres").find("service"), std::string::npos) << text;
+  EXPECT_NE(row("  postgres").find("31"), std::string::npos) << text;
+  std::string w = row("  web");
+  EXPECT_NE(w.find("process"), std::string::npos) << text;
+  EXPECT_NE(w.find("backoff (exited with code 1"), std::string::npos) << text;
+  EXPECT_NE(w.find("4"), std::string::npos) << text;
+  // The environment wrote the message: no terminal control reaches the screen.
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+}
+
 TEST(HostStatus, ShowsStatesCapacityDiskMemoryAndVersion) {
   v1::HostStatus s;
   s.set_version("0.1.0");

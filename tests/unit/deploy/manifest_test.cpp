@@ -264,5 +264,219 @@ TEST(Manifests, RunnableNeedsStartAndAPortForHealth) {
   EXPECT_TRUE(checkRunnable(m).isOk());
 }
 
+// ---------------------------------------------------------------------------
+// Services and processes (image.toml init and [services.NAME]; qabox.toml
+// [services.NAME], [processes], [app] process).
+
+constexpr const char* kDebianServices = R"(
+init = "qabox-init"
+[services.postgres]
+run = "exec postgres -D /var/lib/postgresql"
+ready = "pg_isready -q -h 127.0.0.1 -p 5432"
+setup = "printf \"ALTER ROLE app PASSWORD '%s';\\n\" \"$PGPASSWORD\" | psql"
+user = "postgres"
+[services.postgres.env]
+DATABASE_URL = "postgresql://app:${password}@127.0.0.1:5432/app"
+PGPASSWORD = "${password}"
+PGHOST = "127.0.0.1"
+[services.redis]
+run = "exec redis-server --requirepass \"$REDIS_PASSWORD\""
+)";
+
+TEST(ImageManifest, ReadsInitAndServices) {
+  auto m = parseImageManifest(kDebianServices, "debian-app");
+  ASSERT_TRUE(m.isOk()) << m.status().toString();
+  EXPECT_EQ(m->init, "qabox-init");
+  ASSERT_EQ(m->services.size(), 2u);
+  const ServiceDef& pg = m->services.at("postgres");
+  EXPECT_EQ(pg.name, "postgres");
+  EXPECT_EQ(pg.run, "exec postgres -D /var/lib/postgresql");
+  EXPECT_EQ(pg.ready, "pg_isready -q -h 127.0.0.1 -p 5432");
+  EXPECT_EQ(pg.setup, "printf \"ALTER ROLE app PASSWORD '%s';\\n\" \"$PGPASSWORD\" | psql");
+  EXPECT_EQ(pg.user, "postgres");
+  EXPECT_EQ(pg.env, (std::map<std::string, std::string>{
+                        {"DATABASE_URL", "postgresql://app:${password}@127.0.0.1:5432/app"},
+                        {"PGHOST", "127.0.0.1"},
+                        {"PGPASSWORD", "${password}"}}));
+  const ServiceDef& redis = m->services.at("redis");
+  EXPECT_EQ(redis.run, "exec redis-server --requirepass \"$REDIS_PASSWORD\"");
+  EXPECT_EQ(redis.ready, "");
+  EXPECT_EQ(redis.user, "");
+  EXPECT_TRUE(redis.env.empty());
+  // Neither: the image's own init.
+  auto plain = parseImageManifest(kBusybox, "busybox");
+  ASSERT_TRUE(plain.isOk());
+  EXPECT_EQ(plain->init, "");
+  EXPECT_TRUE(plain->services.empty());
+}
+
+TEST(ImageManifest, EveryServiceErrorNamesTheKey) {
+  const BadCase cases[] = {
+      {"init = \"systemd\"\n",
+       "init \"systemd\": must be \"qabox-init\" (or unset: the image's own init, which runs "
+       "only app.run)"},
+      {"init = 1\n", "init: must be a string"},
+      {"services = 1\n", "services: must be a table ([services])"},
+      {"[services]\npostgres = \"x\"\n",
+       "services.postgres: must be a table ([services.postgres])"},
+      {"[services.Postgres]\nrun = \"x\"\n",
+       "services \"Postgres\": a name must match [a-z][a-z0-9_-]{0,31}"},
+      {"[services.\"../x\"]\nrun = \"x\"\n",
+       "services \"../x\": a name must match [a-z][a-z0-9_-]{0,31}"},
+      {"[services.pg]\n", "services.pg.run: must be set: the service's command, in the foreground"},
+      {"[services.pg]\nrun = 1\n", "services.pg.run: must be a string"},
+      {"[services.pg]\nrun = \"x\"\nreddy = \"y\"\n", "services.pg.reddy: unknown key"},
+      {"[services.pg]\nrun = \"x\"\nuser = \"Root User\"\n",
+       "services.pg.user \"Root User\": must be a user name ([a-z_][a-z0-9_.-]{0,31})"},
+      {"[services.pg]\nrun = \"x --password ${password}\"\n",
+       "services.pg.run \"x --password ${password}\": ${...} is not expanded here; ${password} "
+       "is expanded only in the service's env values, which the command sees as variables"},
+      {"[services.pg]\nrun = \"x\"\nready = \"check ${password}\"\n",
+       "services.pg.ready \"check ${password}\": ${...} is not expanded here; ${password} is "
+       "expanded only in the service's env values, which the command sees as variables"},
+      {"[services.pg]\nrun = \"x\"\nsetup = \"${HOME}/s\"\n",
+       "services.pg.setup \"${HOME}/s\": ${...} is not expanded here; ${password} is expanded "
+       "only in the service's env values, which the command sees as variables"},
+      {"[services.pg]\nrun = \"x\"\n[services.pg.env]\nURL = \"x:${pasword}@h\"\n",
+       "services.pg.env.URL \"x:${pasword}@h\": only ${password} is expanded"},
+      {"[services.pg]\nrun = \"x\"\n[services.pg.env]\nURL = \"${password\"\n",
+       "services.pg.env.URL \"${password\": only ${password} is expanded"},
+      {"[services.pg]\nrun = \"x\"\n[services.pg.env]\n\"BAD-NAME\" = \"x\"\n",
+       "services.pg.env.BAD-NAME: must be a variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+      {"[services.pg]\nrun = \"x\"\n[services.pg.env]\nPORT = 5432\n",
+       "services.pg.env.PORT: must be a string"},
+      {"[services.pg]\nrun = \"x\"\nenv = \"A=1\"\n",
+       "services.pg.env: must be a table ([services.pg.env])"},
+      // The image names no processes: that is the app's.
+      {"[app]\nprocess = \"web\"\n", "app.process: unknown key"},
+      {"[processes]\nweb = \"x\"\n", "processes: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto m = parseImageManifest(c.toml, "debian");
+    ASSERT_FALSE(m.isOk()) << c.toml;
+    EXPECT_EQ(m.status().code(), Code::kInvalidArgument) << c.toml;
+    EXPECT_EQ(m.status().message(), c.message) << c.toml;
+  }
+}
+
+TEST(AppManifest, ReadsServicesProcessesAndTheRoutedOne) {
+  auto m = parseAppManifest(R"(
+[app]
+process = "web"
+port = 8000
+[services.redis]
+[services.postgres]
+[processes]
+web = "exec gunicorn app:app -b 0.0.0.0:8000"
+worker = "exec python3 worker.py"
+)");
+  ASSERT_TRUE(m.isOk()) << m.status().toString();
+  EXPECT_EQ(m->services, (std::vector<std::string>{"postgres", "redis"}));  // sorted
+  EXPECT_EQ(m->processes,
+            (std::map<std::string, std::string>{{"web", "exec gunicorn app:app -b 0.0.0.0:8000"},
+                                                {"worker", "exec python3 worker.py"}}));
+  EXPECT_EQ(m->process, "web");
+  EXPECT_EQ(routedProcess(*m), "web");
+  EXPECT_EQ(routedCommand(*m), "exec gunicorn app:app -b 0.0.0.0:8000");
+  // [app] start may be unset with [app] process.
+  EXPECT_TRUE(checkRunnable(*m).isOk());
+
+  // Without [app] process: [app] start, as "app", besides the others.
+  auto plain = parseAppManifest("[app]\nstart = \"./serve\"\n[processes]\nworker = \"./work\"\n");
+  ASSERT_TRUE(plain.isOk()) << plain.status().toString();
+  EXPECT_EQ(routedProcess(*plain), "app");
+  EXPECT_EQ(routedCommand(*plain), "./serve");
+}
+
+TEST(AppManifest, EveryServiceAndProcessErrorNamesTheKey) {
+  const BadCase cases[] = {
+      {"services = [\"postgres\"]\n", "qabox.toml: services: must be a table ([services])"},
+      {"[services]\npostgres = true\n",
+       "qabox.toml: services.postgres: must be a table ([services.postgres])"},
+      {"[services.postgres]\nversion = \"15\"\n",
+       "qabox.toml: services.postgres.version: unknown key"},
+      {"[services.PG]\n", "qabox.toml: services \"PG\": a name must match [a-z][a-z0-9_-]{0,31}"},
+      {"processes = \"web\"\n", "qabox.toml: processes: must be a table ([processes])"},
+      {"[processes]\nweb = 1\n", "qabox.toml: processes.web: must be a string"},
+      {"[processes]\nweb = \"\"\n", "qabox.toml: processes.web: must be a command"},
+      {"[processes]\n\"w/../x\" = \"x\"\n",
+       "qabox.toml: processes \"w/../x\": a name must match [a-z][a-z0-9_-]{0,31}"},
+      {"[processes]\n\"0web\" = \"x\"\n",
+       "qabox.toml: processes \"0web\": a name must match [a-z][a-z0-9_-]{0,31}"},
+      {"[processes]\nweb = { command = \"x\" }\n", "qabox.toml: processes.web: must be a string"},
+      {"[app]\nprocess = 1\n", "qabox.toml: app.process: must be a string"},
+      {"[app]\nprocess = \"web\"\n",
+       "qabox.toml: app.process \"web\": names no [processes] entry (there are none)"},
+      {"[app]\nprocess = \"web\"\n[processes]\nworker = \"x\"\nclock = \"y\"\n",
+       "qabox.toml: app.process \"web\": names no [processes] entry (there are: clock, worker)"},
+      // One name, one process (and one log).
+      {"[services.postgres]\n[processes]\npostgres = \"x\"\n",
+       "qabox.toml: processes.postgres: named twice: the service postgres runs under that name"},
+      {"[app]\nstart = \"./serve\"\n[processes]\napp = \"x\"\n",
+       "qabox.toml: processes.app: named twice: without app.process, [app] start runs as process "
+       "\"app\""},
+  };
+  for (const auto& c : cases) {
+    auto m = parseAppManifest(c.toml);
+    ASSERT_FALSE(m.isOk()) << c.toml;
+    EXPECT_EQ(m.status().code(), Code::kInvalidArgument) << c.toml;
+    EXPECT_EQ(m.status().message(), c.message) << c.toml;
+  }
+  // TOML itself refuses a key twice.
+  auto twice = parseAppManifest("[processes]\nweb = \"a\"\nweb = \"b\"\n");
+  ASSERT_FALSE(twice.isOk());
+  EXPECT_EQ(twice.status().message().rfind("qabox.toml: line 3", 0), 0u)
+      << twice.status().message();
+  // "app" may be a [processes] entry when it is the routed one.
+  EXPECT_TRUE(parseAppManifest("[app]\nprocess = \"app\"\n[processes]\napp = \"x\"\n").isOk());
+}
+
+TEST(Manifests, TheAppsServicesAndProcessesAreCarriedAndCheckedAgainstTheImage) {
+  auto image = parseImageManifest(kDebianServices, "debian-app");
+  ASSERT_TRUE(image.isOk()) << image.status().toString();
+  image->defaults.start = "exec ./default";
+  auto app = parseAppManifest(
+      "[app]\nprocess = \"web\"\n[services.postgres]\n[processes]\nweb = \"./web\"\n");
+  ASSERT_TRUE(app.isOk()) << app.status().toString();
+  AppManifest m = mergeManifests(*image, *app);
+  EXPECT_EQ(m.services, std::vector<std::string>{"postgres"});
+  EXPECT_EQ(m.processes.at("web"), "./web");
+  EXPECT_EQ(m.process, "web");
+  EXPECT_EQ(m.start, "exec ./default");
+  EXPECT_EQ(routedCommand(m), "./web");
+  EXPECT_TRUE(checkImageFits(*image, m).isOk());
+
+  // A service the image lacks: named, with what the image has.
+  m.services = {"mysql", "postgres"};
+  Status s = checkImageFits(*image, m);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "qabox.toml: services.mysql: image debian-app has no service mysql (it has: "
+            "postgres, redis)");
+
+  // Services or processes on an image without qabox-init.
+  auto busybox = parseImageManifest(kBusybox, "busybox");
+  ASSERT_TRUE(busybox.isOk());
+  m.services = {"postgres"};
+  s = checkImageFits(*busybox, m);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "qabox.toml: services.postgres: image busybox has no service postgres (it has none)");
+  busybox->services = image->services;
+  s = checkImageFits(*busybox, m);
+  EXPECT_EQ(s.message(),
+            "qabox.toml: services: image busybox has no init = \"qabox-init\" to supervise them: "
+            "it runs only [app] start");
+  m.services.clear();
+  s = checkImageFits(*busybox, m);
+  EXPECT_EQ(s.message(),
+            "qabox.toml: processes: image busybox has no init = \"qabox-init\" to supervise "
+            "them: it runs only [app] start");
+  // Neither: any image will do.
+  m.processes.clear();
+  m.process.clear();
+  EXPECT_TRUE(checkImageFits(*busybox, m).isOk());
+}
+
 }  // namespace
 }  // namespace qabox

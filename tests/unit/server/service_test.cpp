@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <type_traits>
 
@@ -37,7 +38,7 @@ class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     config_.stateDir = dir_.path();
-    config_.imagesDir = std::string(QABOX_SOURCE_DIR) + "/images";
+    config_.imagesDir = imagesDir_;
     config_.network.subnet = "10.9.0.0/29";  // 5 addresses for containers
     config_.limits.maxEnvironments = 3;
     config_.routing.domain = "qa.example.test";
@@ -168,6 +169,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
+  std::string imagesDir_ = std::string(QABOX_SOURCE_DIR) + "/images";
   Config config_;
   RealProcessRunner runner_;
   fakes::FakeRuntime runtime_;
@@ -460,6 +462,91 @@ TEST_F(ServiceTest, StreamLogsSendsTheLogOrItsLastLines) {
   EXPECT_EQ(logs("LOG-1", 2).data, "three\nfour\n");
   // The deploy's own log is another file.
   EXPECT_TRUE(logs("LOG-1", 0, true).status.ok());
+}
+
+// busybox as if its init were qabox-init.
+class SupervisedServiceTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    imagesDir_ = images_dir_.path();
+    fs::copy(std::string(QABOX_SOURCE_DIR) + "/images/busybox", imagesDir_ + "/busybox",
+             fs::copy_options::recursive);
+    const std::string recipe = imagesDir_ + "/busybox/image.toml";
+    std::stringstream text;
+    text << std::ifstream(recipe).rdbuf();
+    // Top-level, before any table.
+    std::ofstream(recipe, std::ios::trunc) << "init = \"qabox-init\"\n" << text.str();
+    ServiceTest::SetUp();
+  }
+  void putStatus(const std::string& container, const std::string& text) {
+    std::string path = runtime_.upperDir(container) + "/run/qabox/status.json";
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << text;
+  }
+  test::TempDir images_dir_;
+};
+
+TEST_F(ServiceTest, GetShowsNoProcessesWithoutQaboxInit) {
+  ASSERT_TRUE(deploy("PLAIN-1").status.ok());
+  std::string path = runtime_.upperDir("qabox-plain-1") + "/run/qabox/status.json";
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << R"({"boot_ms":1,"processes":[{"name":"app","state":"ready"}]})";
+  v1::Environment env;
+  ASSERT_TRUE(get("PLAIN-1", &env).ok());
+  EXPECT_TRUE(env.processes().empty());
+}
+
+TEST_F(SupervisedServiceTest, GetShowsEachProcessAndListDoesNot) {
+  ASSERT_TRUE(deploy("SUP-1").status.ok());
+  putStatus("qabox-sup-1",
+            R"({"boot_ms":1,"processes":[{"name":"app","state":"backoff","pid":0,"restarts":2,)"
+            R"("last_exit":1,"since_ms":1700000000000,"message":"exited with code 1"}]})");
+  v1::Environment env;
+  ASSERT_TRUE(get("SUP-1", &env).ok());
+  ASSERT_EQ(env.processes_size(), 1);
+  const v1::Process& p = env.processes(0);
+  EXPECT_EQ(p.name(), "app");
+  EXPECT_FALSE(p.service());
+  EXPECT_EQ(p.state(), "backoff");
+  EXPECT_EQ(p.restarts(), 2u);
+  EXPECT_EQ(p.last_exit(), 1);
+  EXPECT_EQ(p.message(), "exited with code 1");
+  EXPECT_EQ(TimeUtil::TimestampToMilliseconds(p.since()), 1700000000000);
+  v1::ListEnvironmentsResponse list;
+  ASSERT_TRUE(call(&Stub::ListEnvironments, ci_, v1::ListEnvironmentsRequest(), &list).ok());
+  ASSERT_EQ(list.environments_size(), 1);
+  EXPECT_TRUE(list.environments(0).processes().empty());
+  // A forged one: get still answers, without processes.
+  putStatus("qabox-sup-1", std::string(70000, '['));
+  ASSERT_TRUE(get("SUP-1", &env).ok());
+  EXPECT_TRUE(env.processes().empty());
+}
+
+TEST_F(SupervisedServiceTest, StreamLogsTakesAProcessByName) {
+  ASSERT_TRUE(deploy("SUP-2").status.ok());
+  std::string log = runtime_.upperDir("qabox-sup-2") + "/var/log/qabox/app.log";
+  fs::create_directories(fs::path(log).parent_path());
+  std::ofstream(log) << "from app\n";
+  v1::StreamLogsRequest req;
+  req.set_ticket("SUP-2");
+  req.set_process("app");
+  auto r = stream(&Stub::StreamLogs, ci_, req);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].data(), "from app\n");
+  req.set_process("worker");
+  r = stream(&Stub::StreamLogs, ci_, req);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(r.status.error_message(), "ticket SUP-2: no process worker (it has: app)");
+  req.set_process("../x");
+  r = stream(&Stub::StreamLogs, ci_, req);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The app log itself, made a link by the container, is refused.
+  fs::remove(log);
+  fs::create_symlink(dir_.path() + "/qabox.db", log);
+  req.set_process("app");
+  r = stream(&Stub::StreamLogs, ci_, req);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ServiceTest, StreamLogsRefusesAFifoOrALinkPlantedByTheContainer) {
