@@ -62,6 +62,9 @@ struct ImageManifest {
   std::string provision = "provision.sh";  // a script in the image's folder
   std::string from;                        // the parent image; empty: a base image
   std::vector<std::string> packages;       // Debian packages the provision script installs
+  // "qabox-init": the image's PID 1 is the supervisor (agent/init);
+  // empty: the image's own /sbin/init, which only knows app.run.
+  std::string init;
   std::map<std::string, ServiceDef> services;
   AppManifest defaults;
   std::string memory;  // "256M", "1G": as LXC's memory limit takes it; empty: none

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "daemon/options.h"
+#include "fakes/fake_images.h"
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
 #include "lifecycle/input_check.h"
@@ -46,7 +47,7 @@ class ServiceTest : public ::testing::Test {
     ASSERT_TRUE(s.isOk()) << s.status().toString();
     store_ = std::move(*s);
     ASSERT_TRUE(store_->putImage({"busybox", 1, Clock::now(), true, ""}).isOk());
-    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_, layers_, "");
     envs_ = std::make_unique<EnvironmentManager>(
         lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
@@ -170,6 +171,7 @@ class ServiceTest : public ::testing::Test {
   test::TempDir dir_;
   Config config_;
   RealProcessRunner runner_;
+  fakes::FakeLayerMounter layers_;
   fakes::FakeRuntime runtime_;
   fakes::FakeBridge bridge_;
   RouteTable routes_;
