@@ -15,6 +15,9 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer over the router's request path (scripts/test.sh)
   # runtime: containers, their network, the base image, git
   lxc busybox-static iproute2 nftables git tar ca-certificates
+  # the Debian images (images/debian), built in root mode: without recommends,
+  # so uidmap, which mmdebstrap recommends, stays out
+  mmdebstrap
 )
 if [[ "${QABOX_BENCH:-}" == 1 ]]; then packages+=(wrk nginx-light hyperfine); fi
 

@@ -165,6 +165,7 @@ class Cli {
   struct {
     std::string timeout = "30m";
     uint32_t version = 0;
+    bool force = false;
   } image_;
   struct {
     uint32_t limit = 50;

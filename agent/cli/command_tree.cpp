@@ -179,9 +179,13 @@ void Cli::defineImageCommands() {
   auto* image = command(&app_, "image", "Base images: build, list, delete",
                         "  qabox image ls\n  qabox image build busybox");
   image->require_subcommand(1);
-  auto* build = command(image, "build", "Build a new version of a base image from its recipe",
-                        "  qabox image build busybox", [this] { return cmdImageBuild(); });
+  auto* build = command(image, "build",
+                        "Build a new version of an image from its recipe (and its parent first, "
+                        "if that has none); nothing new when the recipe is unchanged",
+                        "  qabox image build busybox\n  qabox image build python --force",
+                        [this] { return cmdImageBuild(); });
   build->add_option("image", name_, "The image's recipe name")->required();
+  build->add_flag("--force", image_.force, "A new version even when the recipe is unchanged");
   build->add_option("--timeout", image_.timeout, "Give up waiting after this long")
       ->capture_default_str();
   auto* ils = command(image, "ls", "List image versions and recipes not built yet",

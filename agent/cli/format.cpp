@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "core/duration.h"
 
@@ -342,15 +344,51 @@ std::string formatEventsTable(const v1::ListEventsResponse& events, TimePoint no
   return renderTable({"WHEN", "TICKET", "ACTION", "OUTCOME", "ACTOR", "DETAIL"}, rows);
 }
 
+namespace {
+
+// Image versions as a tree: each under the parent version it was built on
+// (a base image, or one whose parent version is not listed, at the top).
+void imageTreeRows(const v1::ListImagesResponse& images, TimePoint now,
+                   std::vector<std::vector<std::string>>& rows) {
+  using Key = std::pair<std::string, uint32_t>;
+  std::set<Key> listed;
+  for (const auto& im : images.images()) listed.insert({im.name(), im.version()});
+  std::map<Key, std::vector<const v1::Image*>> children;
+  std::vector<const v1::Image*> roots;
+  for (const auto& im : images.images()) {
+    Key parent{im.parent(), im.parent_version()};
+    if (!im.parent().empty() && listed.count(parent)) {
+      children[parent].push_back(&im);
+    } else {
+      roots.push_back(&im);
+    }
+  }
+  auto byName = [](const v1::Image* a, const v1::Image* b) {
+    return std::make_pair(a->name(), a->version()) < std::make_pair(b->name(), b->version());
+  };
+  std::function<void(const v1::Image*, size_t)> add = [&](const v1::Image* im, size_t depth) {
+    std::string name = depth == 0 ? "" : std::string(3 * (depth - 1), ' ') + "`- ";
+    rows.push_back({name + cleanCell(im->name()), std::to_string(im->version()),
+                    relativeTime(im->built_at(), now), std::to_string(im->environments()),
+                    im->current() ? "yes" : "-", orDash(truncated(im->description(), 60))});
+    auto it = children.find({im->name(), im->version()});
+    if (it == children.end()) return;
+    std::sort(it->second.begin(), it->second.end(), byName);
+    for (const auto* c : it->second) add(c, depth + 1);
+  };
+  std::sort(roots.begin(), roots.end(), byName);
+  for (const auto* r : roots) add(r, 0);
+}
+
+}  // namespace
+
 std::string formatImagesTable(const v1::ListImagesResponse& images, TimePoint now) {
   std::vector<std::vector<std::string>> rows;
   std::set<std::string> built;
-  for (const auto& im : images.images()) {
-    built.insert(im.name());
-    rows.push_back({cleanCell(im.name()), std::to_string(im.version()), im.current() ? "yes" : "-",
-                    std::to_string(im.environments()), relativeTime(im.built_at(), now)});
-  }
-  std::string out = renderTable({"NAME", "VERSION", "CURRENT", "ENVIRONMENTS", "BUILT"}, rows);
+  for (const auto& im : images.images()) built.insert(im.name());
+  imageTreeRows(images, now, rows);
+  std::string out =
+      renderTable({"IMAGE", "VERSION", "BUILT", "ENVS", "CURRENT", "DESCRIPTION"}, rows);
   std::string unbuilt;
   for (const auto& r : images.recipes()) {
     if (built.count(r) == 0) unbuilt += (unbuilt.empty() ? "" : ", ") + cleanCell(r);

@@ -19,6 +19,7 @@ int Cli::cmdImageBuild() {
   if (auto rc = connect()) return *rc;
   v1::BuildImageRequest req;
   req.set_name(name_);
+  req.set_force(image_.force);
   auto ctx = client_->context(timeout);
   err_ << "building " << name_ << "...\n";
   v1::Image im;
@@ -26,8 +27,9 @@ int Cli::cmdImageBuild() {
   if (!s.ok()) return fail(s);
   return emit(im,
               [&] {
-                return cleanCell(im.name()) + " version " + std::to_string(im.version()) +
-                       " built" + (im.current() ? ", now current" : "") + "\n";
+                std::string v = cleanCell(im.name()) + " version " + std::to_string(im.version());
+                if (im.cached()) return v + " (current), cached: recipe unchanged\n";
+                return v + " built" + (im.current() ? ", now current" : "") + "\n";
               },
               {im.name()});
 }

@@ -26,7 +26,7 @@ Status Agent::openParts() {
   QABOX_RETURN_IF_ERROR(checkIdmaps());
   runtime_ = std::make_unique<LxcRuntime>(runtimeOptions(config_), runner_, nftables_);
   bridge_ = std::make_unique<HostBridge>(nftables_);
-  images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+  images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_, *runtime_, defaultInitPath());
   git_ = std::make_unique<GitRepos>(runner_, config_.stateDir, config_.deploy.fetchTimeout);
   envs_ = std::make_unique<EnvironmentManager>(
       lifecycleOptions(config_), *store_, *runtime_, *bridge_, *images_, git_.get(), *routes_,

@@ -4,12 +4,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "core/ticket.h"
+#include "deploy/image_recipe.h"
 #include "store/paths.h"
 #include "sys/atomic_file.h"
 #include "sys/idshift.h"
@@ -85,8 +87,21 @@ std::string lxcConfig(const std::string& name, const std::string& dir, const Con
 
 }  // namespace
 
-ImageBuilder::ImageBuilder(const Config& config, Store& store, ProcessRunner& runner)
-    : config_(config), store_(store), runner_(runner) {}
+// What one build makes: the recipe's own manifest, the parent version it
+// is built on (none for a base image) and its hash.
+struct ImageBuilder::Plan {
+  ImageManifest own;
+  std::optional<ImageVersion> parent;
+  std::string hash;
+};
+
+ImageBuilder::ImageBuilder(const Config& config, Store& store, ProcessRunner& runner,
+                           LayerMounter& layers, std::string initPath)
+    : config_(config),
+      store_(store),
+      runner_(runner),
+      layers_(layers),
+      initPath_(std::move(initPath)) {}
 
 std::mutex& ImageBuilder::lockFor(const std::string& name) {
   std::lock_guard l(mu_);
@@ -103,7 +118,7 @@ std::vector<std::string> ImageBuilder::recipes() const {
   return out;
 }
 
-Result<ImageManifest> ImageBuilder::manifest(const std::string& name) const {
+Result<ImageManifest> ImageBuilder::ownManifest(const std::string& name) const {
   QABOX_RETURN_IF_ERROR(checkImageName(name));
   std::string path = config_.imagesDir + "/" + name + "/image.toml";
   std::ifstream in(path);
@@ -118,19 +133,96 @@ Result<ImageManifest> ImageBuilder::manifest(const std::string& name) const {
   return m;
 }
 
+Result<ImageManifest> ImageBuilder::manifest(const std::string& name) const {
+  QABOX_ASSIGN_OR_RETURN(
+      auto chain, recipeChain(name, [this](const std::string& n) { return ownManifest(n); }));
+  ImageManifest merged = chain.back();
+  for (size_t i = chain.size() - 1; i-- > 0;) merged = inheritManifest(chain[i], merged);
+  return merged;
+}
+
 Result<std::vector<std::string>> ImageBuilder::lowerDirs(const std::string& name,
                                                          uint32_t version) {
-  // TODO(layers): the parent's layers too.
-  return std::vector<std::string>{paths::imagesLxcPath(config_.stateDir) + "/" +
-                                  paths::imageContainer(name, version) + "/rootfs"};
+  QABOX_ASSIGN_OR_RETURN(auto images, store_.listImages());
+  std::vector<std::string> out;
+  std::string n = name;
+  uint32_t v = version;
+  // A chain is as long as the recipes made it; a stored loop is refused.
+  for (size_t depth = 0; !n.empty(); ++depth) {
+    auto it = std::find_if(images.begin(), images.end(),
+                           [&](const ImageVersion& im) { return im.name == n && im.version == v; });
+    if (it == images.end()) {
+      return notFound("image " + n + " v" + std::to_string(v) + ": no such image version" +
+                      (n == name ? "" : " (" + name + " is built on it)"));
+    }
+    if (depth >= 32) return failedPrecondition("image " + name + ": its layers loop");
+    out.push_back(paths::imageRootfs(config_.stateDir, n, v));
+    n = it->parent;
+    v = it->parentVersion;
+  }
+  return out;
 }
 
 Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::string& actor,
                                          bool force) {
-  (void)force;  // TODO(layers)
-  QABOX_ASSIGN_OR_RETURN(ImageManifest m, manifest(name));
-  std::lock_guard buildLock(lockFor(name));
+  QABOX_ASSIGN_OR_RETURN(
+      auto chain, recipeChain(name, [this](const std::string& n) { return ownManifest(n); }));
+  Plan plan;
+  plan.own = chain.front();
+  if (!plan.own.from.empty()) {
+    QABOX_ASSIGN_OR_RETURN(auto parent, store_.currentImage(plan.own.from));
+    if (!parent) {
+      auto built = build(plan.own.from, actor, false);
+      if (!built) return built.status().withContext("image " + name + ": building its parent");
+    }
+  }
+  // The chain's locks, base first: no version this build stands on goes
+  // (remove) or changes (build) under it.
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) held.emplace_back(lockFor(it->name));
+  if (!plan.own.from.empty()) {
+    QABOX_ASSIGN_OR_RETURN(plan.parent, store_.currentImage(plan.own.from));
+    if (!plan.parent) {
+      return failedPrecondition("image " + name + ": its parent " + plan.own.from +
+                                " has no version");
+    }
+  }
+  RecipeInputs in;
+  in.dir = config_.imagesDir + "/" + name;
+  // Shell every recipe may source: a change there is a change of recipe.
+  if (fs::is_directory(config_.imagesDir + "/lib")) in.shared = {config_.imagesDir + "/lib"};
+  if (plan.parent) {
+    in.parent = plan.parent->name;
+    in.parentVersion = plan.parent->version;
+  }
+  in.packages = plan.own.packages;
+  if (plan.own.init == "qabox-init") {
+    if (initPath_.empty()) {
+      return failedPrecondition("image " + name +
+                                ": init = \"qabox-init\", but qabox-init is not installed beside "
+                                "qaboxd");
+    }
+    in.initBinary = initPath_;
+  }
+  auto hash = recipeHash(in);
+  if (!hash) return hash.status().withContext("image " + name);
+  plan.hash = *hash;
+  QABOX_ASSIGN_OR_RETURN(auto current, store_.currentImage(name));
+  if (!force && current && current->recipeHash == plan.hash) {
+    current->cached = true;
+    if (Status s = store_.addEvent(
+            {0, Clock::now(), "", "image.build", actor, "ok",
+             name + " v" + std::to_string(current->version) + ": cached, recipe unchanged"});
+        !s.isOk()) {
+      spdlog::warn("image build {}: recording its event: {}", name, s.toString());
+    }
+    return *current;
+  }
+  return buildVersion(plan, actor);
+}
 
+Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::string& actor) {
+  const std::string& name = plan.own.name;
   QABOX_ASSIGN_OR_RETURN(auto existing, store_.listImages());
   uint32_t version = 1;
   for (const auto& im : existing) {
@@ -150,47 +242,13 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   QABOX_ASSIGN_OR_RETURN(int64_t opId, store_.beginOperation(op));
 
   auto fail = [&](Status s) -> Status {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
+    if (Status r = removeBuildDir(dir); !r.isOk()) {
+      spdlog::warn("image build {}: cleaning up {}: {}", name, dir, r.toString());
+    }
     recordBuildEnd(store_, opId, false, s.message(), actor, name + ": " + s.message());
     return s;
   };
-
-  std::error_code ec;
-  fs::create_directories(dir + "/rootfs", ec);
-  if (ec) return fail(internalError("creating " + dir + ": " + ec.message()));
-  // Whatever the agent's umask: the rootfs is the containers' "/".
-  for (const auto& d : {dir, dir + "/rootfs"}) {
-    fs::permissions(d, fs::perms(0755), ec);
-    if (ec) return fail(internalError("chmod " + d + ": " + ec.message()));
-  }
-
-  std::string recipeDir = config_.imagesDir + "/" + name;
-  ProcessSpec spec;
-  // The agent's umask is 077; an image's files are the containers', made
-  // with the usual one.
-  spec.argv = {"/bin/sh", "-c", "umask 022 && exec /bin/sh \"$@\"", "provision",
-               recipeDir + "/" + m.provision};
-  spec.env = std::map<std::string, std::string>{
-      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-      {"ROOTFS", dir + "/rootfs"},
-      {"IMAGE_DIR", recipeDir},
-      {"IMAGE_NAME", name},
-      {"IMAGE_VERSION", std::to_string(version)},
-      {"LC_ALL", "C"}};
-  spec.cwd = recipeDir;
-  spec.timeout = std::chrono::minutes(30);
-  auto r = runner_.run(spec);
-  if (!r) return fail(r.status());
-  if (!r->ok()) {
-    return fail(failedPrecondition("image " + name + ": " + m.provision + " failed (exit " +
-                                   std::to_string(r->exitCode) +
-                                   "): " + lastLines(r->err + r->out, 5)));
-  }
-  if (config_.containers.unprivileged) {
-    // Once per image version: every clone's lower layer is this rootfs.
-    if (Status s = shiftOwnership(dir, config_.containers.idBase); !s.isOk()) return fail(s);
-  }
+  if (Status s = provision(plan, dir, version); !s.isOk()) return fail(s);
   if (Status s = writeFileAtomically(dir + "/config", lxcConfig(container, dir, config_));
       !s.isOk()) {
     return fail(s);
@@ -201,10 +259,106 @@ Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::str
   iv.version = version;
   iv.builtAt = Clock::now();
   iv.current = true;
-  iv.description = m.description;
+  iv.description = plan.own.description;
+  if (plan.parent) {
+    iv.parent = plan.parent->name;
+    iv.parentVersion = plan.parent->version;
+  }
+  iv.recipeHash = plan.hash;
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
   recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
   return iv;
+}
+
+Status ImageBuilder::provision(const Plan& plan, const std::string& dir, uint32_t version) {
+  std::error_code ec;
+  fs::create_directories(dir + "/rootfs", ec);
+  if (ec) return internalError("creating " + dir + ": " + ec.message());
+  // Whatever the agent's umask: the rootfs is the containers' "/".
+  for (const auto& d : {dir, dir + "/rootfs"}) {
+    fs::permissions(d, fs::perms(0755), ec);
+    if (ec) return internalError("chmod " + d + ": " + ec.message());
+  }
+  if (plan.parent) {
+    QABOX_RETURN_IF_ERROR(provisionLayer(plan, dir, version));
+  } else {
+    QABOX_RETURN_IF_ERROR(runProvision(plan, dir + "/rootfs", version));
+  }
+  if (config_.containers.unprivileged) {
+    // Once per image version: every clone's lower layer is this rootfs. A
+    // layer's whiteouts (0:0 devices) and opaque folders (xattrs) keep
+    // what they are: chown changes neither.
+    QABOX_RETURN_IF_ERROR(shiftOwnership(dir + "/rootfs", config_.containers.idBase));
+  }
+  return Status::ok();
+}
+
+// The parent's layers as an overlay at <dir>/build, this version's layer
+// (<dir>/rootfs) its upper: provision writes there as into a whole rootfs.
+Status ImageBuilder::provisionLayer(const Plan& plan, const std::string& dir, uint32_t version) {
+  QABOX_ASSIGN_OR_RETURN(auto lowers, lowerDirs(plan.parent->name, plan.parent->version));
+  LayerMount mount;
+  mount.merged = dir + "/build";
+  mount.upper = dir + "/rootfs";
+  mount.work = dir + "/work";
+  mount.lowers = std::move(lowers);
+  if (config_.containers.unprivileged) mount.idBase = config_.containers.idBase;
+  for (const auto& d : {mount.merged, mount.work}) {
+    std::error_code ec;
+    fs::create_directories(d, ec);
+    if (ec) return internalError("creating " + d + ": " + ec.message());
+  }
+  QABOX_RETURN_IF_ERROR(layers_.mountLayers(mount));
+  Status ran = runProvision(plan, mount.merged, version);
+  Status unmounted = layers_.unmountLayers(mount.merged);
+  QABOX_RETURN_IF_ERROR(ran);
+  QABOX_RETURN_IF_ERROR(unmounted);
+  for (const auto& d : {mount.merged, mount.work}) {
+    std::error_code ec;
+    fs::remove_all(d, ec);
+    if (ec) return internalError("removing " + d + ": " + ec.message());
+  }
+  return Status::ok();
+}
+
+Status ImageBuilder::runProvision(const Plan& plan, const std::string& rootfs, uint32_t version) {
+  const ImageManifest& m = plan.own;
+  std::string recipeDir = config_.imagesDir + "/" + m.name;
+  std::string packages;
+  for (const auto& p : m.packages) packages += (packages.empty() ? "" : " ") + p;
+  ProcessSpec spec;
+  // The agent's umask is 077; an image's files are the containers', made
+  // with the usual one.
+  spec.argv = {"/bin/sh", "-c", "umask 022 && exec /bin/sh \"$@\"", "provision",
+               recipeDir + "/" + m.provision};
+  spec.env = std::map<std::string, std::string>{
+      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+      {"ROOTFS", rootfs},
+      {"IMAGE_DIR", recipeDir},
+      {"IMAGES_DIR", config_.imagesDir},
+      {"IMAGE_NAME", m.name},
+      {"IMAGE_VERSION", std::to_string(version)},
+      {"QABOX_PACKAGES", packages},
+      {"QABOX_INIT", initPath_},
+      {"LC_ALL", "C"}};
+  spec.cwd = recipeDir;
+  spec.timeout = std::chrono::minutes(30);
+  auto r = runner_.run(spec);
+  if (!r) return r.status();
+  if (!r->ok()) {
+    return failedPrecondition("image " + m.name + ": " + m.provision + " failed (exit " +
+                              std::to_string(r->exitCode) + "): " + lastLines(r->err + r->out, 5));
+  }
+  return Status::ok();
+}
+
+Status ImageBuilder::removeBuildDir(const std::string& dir) {
+  // Never remove through a mounted overlay: that would reach the layers.
+  if (fs::exists(dir + "/build")) QABOX_RETURN_IF_ERROR(layers_.unmountLayers(dir + "/build"));
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) return internalError("removing " + dir + ": " + ec.message());
+  return Status::ok();
 }
 
 Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, uint32_t version,
@@ -213,9 +367,17 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
   std::lock_guard buildLock(lockFor(name));
   QABOX_ASSIGN_OR_RETURN(auto images, store_.listImages());
   QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
-  std::set<uint32_t> used;
+  // What each version holds up: environments cloned from it, and versions
+  // built on it (their layers lie over its own).
+  std::map<uint32_t, std::string> used;
   for (const auto& e : envs) {
-    if (e.spec.image == name) used.insert(e.imageVersion);
+    if (e.spec.image == name) used.emplace(e.imageVersion, "environments still use it");
+  }
+  for (const auto& im : images) {
+    if (im.parent == name) {
+      used.emplace(im.parentVersion,
+                   "image " + im.name + " v" + std::to_string(im.version) + " is built on it");
+    }
   }
   std::vector<ImageVersion> deleted;
   bool found = false;
@@ -223,18 +385,16 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
     if (im.name != name) continue;
     if (version != 0 && im.version != version) continue;
     found = true;
-    if (used.count(im.version)) {
+    if (auto u = used.find(im.version); u != used.end()) {
       if (version != 0) {
-        return failedPrecondition("image " + name + " v" + std::to_string(version) +
-                                  ": environments still use it; delete them first");
+        return failedPrecondition("image " + name + " v" + std::to_string(version) + ": " +
+                                  u->second + "; delete them first");
       }
       continue;
     }
     if (version == 0 && im.current) continue;
-    std::error_code ec;
-    fs::remove_all(
-        paths::imagesLxcPath(config_.stateDir) + "/" + paths::imageContainer(name, im.version), ec);
-    if (ec) return internalError("removing image " + name + ": " + ec.message());
+    QABOX_RETURN_IF_ERROR(removeBuildDir(paths::imagesLxcPath(config_.stateDir) + "/" +
+                                         paths::imageContainer(name, im.version)));
     QABOX_RETURN_IF_ERROR(store_.deleteImage(name, im.version));
     deleted.push_back(im);
     if (Status s = store_.addEvent({0, Clock::now(), "", "image.delete", actor, "ok",
@@ -251,11 +411,12 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
 }
 
 Status ImageBuilder::recover() {
+  const std::string imagesPath = paths::imagesLxcPath(config_.stateDir);
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
   for (const auto& op : ops) {
     if (op.kind != JournalKind::kImageBuild) continue;
-    std::error_code ec;
-    fs::remove_all(paths::imagesLxcPath(config_.stateDir) + "/" + op.container, ec);
+    // A build's overlay is unmounted before its directory goes.
+    QABOX_RETURN_IF_ERROR(removeBuildDir(imagesPath + "/" + op.container));
     QABOX_RETURN_IF_ERROR(
         store_.finishOperation(op.id, JournalOutcome::kRolledBack, "agent restarted mid-build"));
   }
@@ -264,10 +425,25 @@ Status ImageBuilder::recover() {
   std::set<std::string> known;
   for (const auto& im : images) known.insert(paths::imageContainer(im.name, im.version));
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(paths::imagesLxcPath(config_.stateDir), ec)) {
-    if (!known.count(e.path().filename())) fs::remove_all(e.path(), ec);
+  for (const auto& e : fs::directory_iterator(imagesPath, ec)) {
+    if (known.count(e.path().filename())) continue;
+    if (Status s = removeBuildDir(e.path()); !s.isOk()) {
+      spdlog::warn("image recovery: leftover {}: {}", e.path().string(), s.toString());
+    }
   }
   return Status::ok();
+}
+
+std::string defaultInitPath() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  if (auto beside = self.parent_path() / "qabox-init"; fs::exists(beside)) return beside;
+  // In the build tree qabox-init sits in agent/init.
+  for (auto dir = self.parent_path(); dir != dir.root_path(); dir = dir.parent_path()) {
+    if (auto inBuild = dir / "agent/init/qabox-init"; fs::exists(inBuild)) return inBuild;
+  }
+  return "";
 }
 
 }  // namespace qabox

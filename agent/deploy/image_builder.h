@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "deploy/manifest.h"
+#include "runtime/runtime.h"
 #include "store/store.h"
 #include "sys/process.h"
 
@@ -26,8 +27,7 @@ class ImageCatalog {
                                      bool force) = 0;
   // A version's read-only layers on the host, topmost first: its own
   // rootfs, then its parent's, down to the base image's.
-  virtual Result<std::vector<std::string>> lowerDirs(const std::string& name,
-                                                     uint32_t version) = 0;
+  virtual Result<std::vector<std::string>> lowerDirs(const std::string& name, uint32_t version) = 0;
   // The recipe's manifest (defaults for apps deployed on the image).
   virtual Result<ImageManifest> manifest(const std::string& name) const = 0;
   virtual std::vector<std::string> recipes() const = 0;
@@ -39,17 +39,25 @@ class ImageCatalog {
   virtual Status recover() = 0;
 };
 
-// Builds immutable base image versions from recipes (images/<name>/): each
-// build is a new version, a container of its own in the images lxcpath.
-// Clones read a version's rootfs as their lower layer, so a version is never
-// rebuilt in place, only deleted once no environment uses it.
+// Builds immutable image versions from recipes (images/<name>/): each build
+// is a new version, a container of its own in the images lxcpath. A base
+// image's rootfs is a whole root filesystem; an image built `from` another
+// is a layer: its rootfs holds only what its provision wrote over an overlay
+// of its parent version's layers. Clones read a version's layers as their
+// lower layers, so a version is never rebuilt in place, only deleted once
+// no environment and no other version uses it. A build whose recipe hash
+// (image_recipe.h) is the current version's makes no new version.
 class ImageBuilder final : public ImageCatalog {
  public:
-  ImageBuilder(const Config& config, Store& store, ProcessRunner& runner);
+  // `initPath`: qabox-init, given to provision scripts as QABOX_INIT (and
+  // hashed with recipes that install it); "" when there is none.
+  ImageBuilder(const Config& config, Store& store, ProcessRunner& runner, LayerMounter& layers,
+               std::string initPath);
 
   Result<ImageVersion> build(const std::string& name, const std::string& actor,
                              bool force) override;
   Result<std::vector<std::string>> lowerDirs(const std::string& name, uint32_t version) override;
+  // Merged with its parents' (image_recipe.h inheritManifest).
   Result<ImageManifest> manifest(const std::string& name) const override;
   std::vector<std::string> recipes() const override;
   Result<std::vector<ImageVersion>> remove(const std::string& name, uint32_t version,
@@ -57,13 +65,27 @@ class ImageBuilder final : public ImageCatalog {
   Status recover() override;
 
  private:
+  struct Plan;  // one version to build (image_builder.cpp)
+  Result<ImageManifest> ownManifest(const std::string& name) const;
   std::mutex& lockFor(const std::string& name);
+  Result<ImageVersion> buildVersion(const Plan& plan, const std::string& actor);
+  Status provision(const Plan& plan, const std::string& dir, uint32_t version);
+  Status provisionLayer(const Plan& plan, const std::string& dir, uint32_t version);
+  Status runProvision(const Plan& plan, const std::string& rootfs, uint32_t version);
+  // Unmounts a build's overlay (if mounted) and removes its directory.
+  Status removeBuildDir(const std::string& dir);
 
   const Config& config_;
   Store& store_;
   ProcessRunner& runner_;
+  LayerMounter& layers_;
+  std::string initPath_;
   std::mutex mu_;
   std::map<std::string, std::mutex> locks_;
 };
+
+// qabox-init beside the running executable (or in the build tree's
+// agent/init/); "" when there is none.
+std::string defaultInitPath();
 
 }  // namespace qabox

@@ -44,6 +44,10 @@ void toProto(const ImageVersion& im, uint32_t users, v1::Image* out) {
   out->set_environments(users);
   out->set_current(im.current);
   out->set_description(im.description);
+  out->set_parent(im.parent);
+  out->set_parent_version(im.parentVersion);
+  out->set_recipe_hash(im.recipeHash);
+  out->set_cached(im.cached);
 }
 
 void toProto(const TokenRecord& t, v1::Token* out) {
@@ -350,7 +354,7 @@ grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildI
                                       v1::Image* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  auto im = images_.build(req->name(), caller.name, false);
+  auto im = images_.build(req->name(), caller.name, req->force());
   if (!im) return toGrpc(im.status());
   toProto(*im, 0, resp);
   return grpc::Status::OK;

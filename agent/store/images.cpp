@@ -14,8 +14,14 @@ ImageVersion readImage(const Stmt& s) {
   v.builtAt = s.time(2);
   v.current = s.int64(3) != 0;
   v.description = s.text(4);
+  v.parent = s.text(5);
+  v.parentVersion = static_cast<uint32_t>(s.int64(6));
+  v.recipeHash = s.text(7);
   return v;
 }
+
+constexpr const char* kImageColumns =
+    "name, version, built_at, current, description, parent, parent_version, recipe_hash";
 
 }  // namespace
 
@@ -30,23 +36,24 @@ Status SqliteStore::putImage(const ImageVersion& image) {
       QABOX_RETURN_IF_ERROR(clear.run());
     }
     Stmt s(db_,
-           "INSERT OR REPLACE INTO images (name, version, built_at, current, description) "
-           "VALUES (?, ?, ?, ?, ?)",
+           std::string("INSERT OR REPLACE INTO images (") + kImageColumns +
+               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
            what);
     s.bind(1, image.name)
         .bind(2, image.version)
         .bind(3, image.builtAt)
         .bind(4, image.current)
-        .bind(5, image.description);
+        .bind(5, image.description)
+        .bind(6, image.parent)
+        .bind(7, image.parentVersion)
+        .bind(8, image.recipeHash);
     return s.run();
   });
 }
 
 Result<std::vector<ImageVersion>> SqliteStore::listImages() {
   std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "SELECT name, version, built_at, current, description FROM images "
-         "ORDER BY name, version",
+  Stmt s(db_, std::string("SELECT ") + kImageColumns + " FROM images ORDER BY name, version",
          "list images");
   return readRows<ImageVersion>(s, readImage);
 }
@@ -54,8 +61,7 @@ Result<std::vector<ImageVersion>> SqliteStore::listImages() {
 Result<std::optional<ImageVersion>> SqliteStore::currentImage(const std::string& name) {
   std::lock_guard lock(mu_);
   Stmt s(db_,
-         "SELECT name, version, built_at, current, description FROM images "
-         "WHERE name = ? AND current = 1",
+         std::string("SELECT ") + kImageColumns + " FROM images WHERE name = ? AND current = 1",
          "read the current version of image " + name);
   s.bind(1, name);
   QABOX_ASSIGN_OR_RETURN(bool row, s.step());

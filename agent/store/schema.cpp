@@ -110,6 +110,14 @@ ALTER TABLE environments ADD COLUMN source_commit TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN target_commit TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_at ON events(at);
 )sql",
+    // Images built on images: the parent version a layer was built on, and
+    // the recipe hash a build is cached by. Rows from before are base images
+    // with no hash ('': the next build makes a new version).
+    R"sql(
+ALTER TABLE images ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+ALTER TABLE images ADD COLUMN parent_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE images ADD COLUMN recipe_hash TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 }  // namespace

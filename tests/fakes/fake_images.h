@@ -6,8 +6,40 @@
 #include <vector>
 
 #include "deploy/image_builder.h"
+#include "runtime/runtime.h"
 
 namespace qabox::fakes {
+
+// Layer mounts as a record, in place of overlayfs: mountLayers notes the
+// mount (and makes `merged` so a provision can write there), unmountLayers
+// forgets it. What a build mounted and never unmounted stays in `mounted`.
+// Failures are injected per call ("mount", "unmount").
+class FakeLayerMounter : public LayerMounter {
+ public:
+  Status mountLayers(const LayerMount& mount) override {
+    std::lock_guard l(mu_);
+    calls.push_back("mount " + mount.merged);
+    if (auto it = fail.find("mount"); it != fail.end()) return it->second;
+    mounts.push_back(mount);
+    mounted[mount.merged] = mount;
+    return Status::ok();
+  }
+  Status unmountLayers(const std::string& merged) override {
+    std::lock_guard l(mu_);
+    calls.push_back("unmount " + merged);
+    if (auto it = fail.find("unmount"); it != fail.end()) return it->second;
+    mounted.erase(merged);
+    return Status::ok();
+  }
+
+  std::map<std::string, Status> fail;
+  std::vector<std::string> calls;
+  std::vector<LayerMount> mounts;             // every mount made, in order
+  std::map<std::string, LayerMount> mounted;  // merged -> what is mounted now
+
+ private:
+  std::mutex mu_;
+};
 
 // Image recipes as a map, in place of images/<name>/ and their builds: what
 // unit tests of the lifecycle and the API use. build() records a new
@@ -30,6 +62,8 @@ class FakeImages : public ImageCatalog {
     v.builtAt = Clock::now();
     v.current = true;
     v.description = recipes_[name].description;
+    v.parent = recipes_[name].from;
+    if (!v.parent.empty()) v.parentVersion = versions_[v.parent];
     if (store_) QABOX_RETURN_IF_ERROR(store_->putImage(v));
     return v;
   }

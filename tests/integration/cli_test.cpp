@@ -296,25 +296,29 @@ TEST_F(LxcCli, PinLogsExecDeleteInEveryOutputFormat) {
 
 TEST_F(LxcCli, ImagesStatusEventsVersionInEveryOutputFormat) {
   // SetUp built version 1 with the table output.
-  auto buildJson = host_->cli({"image", "build", "busybox", "-o", "json"});
+  auto buildJson = host_->cli({"image", "build", "busybox", "--force", "-o", "json"});
   ASSERT_EQ(buildJson.exitCode, 0) << buildJson.err;
   auto v2 = parseJson<v1::Image>(buildJson.out);
   EXPECT_EQ(v2.name(), "busybox");
   EXPECT_EQ(v2.version(), 2u);
   EXPECT_TRUE(v2.current());
   EXPECT_TRUE(contains(buildJson.err, "building busybox")) << buildJson.err;
-  auto buildName = host_->cli({"image", "build", "busybox", "-o", "name"});
+  auto buildName = host_->cli({"image", "build", "busybox", "--force", "-o", "name"});
   ASSERT_EQ(buildName.exitCode, 0) << buildName.err;
   EXPECT_EQ(buildName.out, "busybox\n");
-  auto buildTable = host_->cli({"image", "build", "busybox"});
+  auto buildTable = host_->cli({"image", "build", "busybox", "--force"});
   ASSERT_EQ(buildTable.exitCode, 0) << buildTable.err;
   EXPECT_EQ(buildTable.out, "busybox version 4 built, now current\n");
+  // Unchanged and not forced: no new version.
+  auto cached = host_->cli({"image", "build", "busybox"});
+  ASSERT_EQ(cached.exitCode, 0) << cached.err;
+  EXPECT_EQ(cached.out, "busybox version 4 (current), cached: recipe unchanged\n");
 
   auto ls = host_->cli({"image", "ls"});
   ASSERT_EQ(ls.exitCode, 0) << ls.err;
   auto lsRows = lines(ls.out);
   ASSERT_GE(lsRows.size(), 5u) << ls.out;
-  for (const char* column : {"NAME", "VERSION", "CURRENT", "ENVIRONMENTS", "BUILT"}) {
+  for (const char* column : {"IMAGE", "VERSION", "BUILT", "ENVS", "CURRENT", "DESCRIPTION"}) {
     EXPECT_TRUE(contains(lsRows[0], column)) << lsRows[0];
   }
   auto lsJson = host_->cli({"image", "list", "-o", "json"});

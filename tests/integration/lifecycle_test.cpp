@@ -144,7 +144,7 @@ TEST_F(LxcLifecycle, RebuildingTheImageKeepsRunningEnvironmentsOnTheirVersion) {
   auto before = host_->env("OLD-1");
   ASSERT_TRUE(before);
   EXPECT_EQ(before->image_version(), 1u);
-  ASSERT_EQ(host_->cli({"image", "build", "busybox"}).exitCode, 0);
+  ASSERT_EQ(host_->cli({"image", "build", "busybox", "--force"}).exitCode, 0);
   EXPECT_EQ(httpGet(before->ip(), 80, "/").status, 200);
   ASSERT_EQ(host_->cli({"deploy", "NEW-1"}).exitCode, 0);
   EXPECT_EQ(host_->env("NEW-1")->image_version(), 2u);

@@ -438,8 +438,9 @@ TEST_F(CliTest, Reap) {
 TEST_F(CliTest, Images) {
   CliRun ls = run({"image", "ls"});
   ASSERT_EQ(ls.code, 0) << ls.err;
-  EXPECT_EQ(ls.out.rfind("NAME      VERSION   CURRENT   ENVIRONMENTS   BUILT\n", 0), 0u) << ls.out;
-  EXPECT_TRUE(contains(ls.out, "busybox   2         yes       3              5h ago"));
+  EXPECT_EQ(ls.out.rfind("IMAGE     VERSION   BUILT    ENVS   CURRENT   DESCRIPTION\n", 0), 0u)
+      << ls.out;
+  EXPECT_TRUE(contains(ls.out, "busybox   2         5h ago   3      yes       -")) << ls.out;
   EXPECT_TRUE(contains(ls.out, "alpine"));
   auto images = parseJson<v1::ListImagesResponse>(run({"image", "ls", "-o", "json"}));
   EXPECT_EQ(images.images_size(), 2);
@@ -447,6 +448,14 @@ TEST_F(CliTest, Images) {
   CliRun build = run({"image", "build", "alpine"});
   ASSERT_EQ(build.code, 0) << build.err;
   EXPECT_EQ(build.out, "alpine version 3 built, now current\n");
+  CliRun cached = run({"image", "build", "busybox"});
+  ASSERT_EQ(cached.code, 0) << cached.err;
+  EXPECT_EQ(cached.out, "busybox version 2 (current), cached: recipe unchanged\n");
+  CliRun forced = run({"image", "build", "busybox", "--force", "-o", "json"});
+  ASSERT_EQ(forced.code, 0) << forced.err;
+  auto built = parseJson<v1::Image>(forced);
+  EXPECT_EQ(built.version(), 3u);
+  EXPECT_FALSE(built.cached());
   EXPECT_EQ(run({"image", "build", "nope"}).code, 3);
 
   CliRun rm = run({"image", "rm", "busybox", "--version", "1"});

@@ -301,9 +301,12 @@ grpc::Status FakeAgent::BuildImage(grpc::ServerContext* ctx, const v1::BuildImag
   if (req->name() != "busybox" && req->name() != "alpine") {
     return {grpc::StatusCode::NOT_FOUND, "image recipe \"" + req->name() + "\": not found"};
   }
+  // busybox's recipe is unchanged since its current version 2.
+  const bool cached = req->name() == "busybox" && !req->force();
   resp->set_name(req->name());
-  resp->set_version(3);
+  resp->set_version(cached ? 2 : 3);
   resp->set_current(true);
+  resp->set_cached(cached);
   *resp->mutable_built_at() = ago(std::chrono::seconds(0));
   return grpc::Status::OK;
 }

@@ -282,14 +282,53 @@ TEST(ImagesTable, ShowsVersionsAndUnbuiltRecipes) {
   im->set_version(2);
   im->set_current(true);
   im->set_environments(5);
+  im->set_description("tiny");
   *im->mutable_built_at() = at(kNow - hours(72));
   images.add_recipes("busybox");
   images.add_recipes("alpine");
   auto rows = lines(formatImagesTable(images, kNow));
   ASSERT_GE(rows.size(), 2u);
-  EXPECT_EQ(rows[0], "NAME      VERSION   CURRENT   ENVIRONMENTS   BUILT");
-  EXPECT_EQ(rows[1], "busybox   2         yes       5              3d ago");
+  EXPECT_EQ(rows[0], "IMAGE     VERSION   BUILT    ENVS   CURRENT   DESCRIPTION");
+  EXPECT_EQ(rows[1], "busybox   2         3d ago   5      yes       tiny");
   EXPECT_EQ(rows.back(), "Not built yet (qabox image build NAME): alpine");
+}
+
+// Each version under the parent version it was built on.
+TEST(ImagesTable, ShowsChildrenUnderTheParentVersionTheyWereBuiltOn) {
+  v1::ListImagesResponse images;
+  auto add = [&](const std::string& name, uint32_t v, const std::string& parent, uint32_t pv,
+                 bool current) {
+    auto* im = images.add_images();
+    im->set_name(name);
+    im->set_version(v);
+    im->set_parent(parent);
+    im->set_parent_version(pv);
+    im->set_current(current);
+    *im->mutable_built_at() = at(kNow - hours(1));
+  };
+  // In the store's order: by name, then version.
+  add("debian", 1, "", 0, false);
+  add("debian", 2, "", 0, true);
+  add("node", 1, "services", 1, true);
+  add("python", 1, "services", 1, false);
+  add("python", 2, "services", 2, true);
+  add("services", 1, "debian", 1, false);
+  add("services", 2, "debian", 2, true);
+  auto rows = lines(formatImagesTable(images, kNow));
+  ASSERT_EQ(rows.size(), 8u);
+  auto first = [](const std::string& row) {
+    return row.substr(0, row.find("  ", row.find_first_not_of(' ')));
+  };
+  EXPECT_EQ(first(rows[1]), "debian");
+  EXPECT_EQ(first(rows[2]), "`- services");
+  EXPECT_EQ(first(rows[3]), "   `- node");
+  EXPECT_EQ(first(rows[4]), "   `- python");
+  EXPECT_EQ(first(rows[5]), "debian");
+  EXPECT_EQ(first(rows[6]), "`- services");
+  EXPECT_EQ(first(rows[7]), "   `- python");
+  EXPECT_NE(rows[4].find(" 1 "), std::string::npos) << rows[4];  // python v1 on services v1
+  EXPECT_NE(rows[7].find(" 2 "), std::string::npos) << rows[7];
+  EXPECT_NE(rows[7].find("yes"), std::string::npos) << rows[7];
 }
 
 TEST(EventsAndTokens, Tables) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "daemon/options.h"
+#include "fakes/fake_images.h"
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
 #include "lifecycle/periodic.h"
@@ -40,7 +41,7 @@ class EnvironmentsTest : public ::testing::Test {
     ASSERT_TRUE(s.isOk()) << s.status().toString();
     store_ = std::move(*s);
     ASSERT_TRUE(store_->putImage({"busybox", 1, Clock::now(), true, ""}).isOk());
-    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_, layers_, "");
     makeManager();
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -73,6 +74,7 @@ class EnvironmentsTest : public ::testing::Test {
   std::string dir_;
   Config config_;
   RealProcessRunner runner_;
+  fakes::FakeLayerMounter layers_;
   fakes::FakeRuntime runtime_;
   fakes::FakeBridge bridge_;
   RouteTable routes_;

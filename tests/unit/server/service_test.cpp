@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "daemon/options.h"
+#include "fakes/fake_images.h"
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
 #include "lifecycle/input_check.h"
@@ -47,7 +48,7 @@ class ServiceTest : public ::testing::Test {
     ASSERT_TRUE(s.isOk()) << s.status().toString();
     store_ = std::move(*s);
     ASSERT_TRUE(store_->putImage({"busybox", 1, Clock::now(), true, ""}).isOk());
-    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_);
+    images_ = std::make_unique<ImageBuilder>(config_, *store_, runner_, layers_, "");
     envs_ = std::make_unique<EnvironmentManager>(
         lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
@@ -172,6 +173,7 @@ class ServiceTest : public ::testing::Test {
   std::string imagesDir_ = std::string(QABOX_SOURCE_DIR) + "/images";
   Config config_;
   RealProcessRunner runner_;
+  fakes::FakeLayerMounter layers_;
   fakes::FakeRuntime runtime_;
   fakes::FakeBridge bridge_;
   RouteTable routes_;

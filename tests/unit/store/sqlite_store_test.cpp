@@ -26,7 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -413,6 +413,10 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
         // What later migrations alter of the rest of a version 1 file.
         "CREATE TABLE environments (slug TEXT PRIMARY KEY);"
         "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL);"
+        "CREATE TABLE images (name TEXT NOT NULL, version INTEGER NOT NULL, built_at INTEGER "
+        "NOT NULL, current INTEGER NOT NULL DEFAULT 0, description TEXT NOT NULL DEFAULT '', "
+        "PRIMARY KEY (name, version));"
+        "INSERT INTO images VALUES ('busybox', 3, 1000, 1, 'old');"
         "PRAGMA user_version = 1;");
   }
   auto store = open();
@@ -427,6 +431,16 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
   EXPECT_FALSE((*live)->revokedAt.has_value());
   EXPECT_FALSE((*live)->lastUsedAt.has_value());
   EXPECT_EQ((*live)->expiresAt, fromUnixMillis(9000));
+  // Images from before layers are base images with no recipe hash, so the
+  // next build of them makes a new version.
+  auto images = store->listImages();
+  ASSERT_TRUE(images.isOk());
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ((*images)[0].name, "busybox");
+  EXPECT_EQ((*images)[0].version, 3u);
+  EXPECT_EQ((*images)[0].parent, "");
+  EXPECT_EQ((*images)[0].parentVersion, 0u);
+  EXPECT_EQ((*images)[0].recipeHash, "");
   RawDb raw(dbPath());
   EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
 }

@@ -566,6 +566,32 @@ TEST_P(StoreContract, SettingACurrentImageClearsTheOthers) {
   EXPECT_EQ(list->size(), 3u);
 }
 
+TEST_P(StoreContract, ImageParentAndRecipeHashRoundTrip) {
+  ImageVersion base{"debian", 2, at(1'000), true, "debian"};
+  base.recipeHash = std::string(64, 'a');
+  ImageVersion child{"python", 1, at(2'000), true, "python"};
+  child.parent = "debian";
+  child.parentVersion = 2;
+  child.recipeHash = std::string(64, 'b');
+  child.cached = true;  // not stored
+  ASSERT_TRUE(store_->putImage(base).isOk());
+  ASSERT_TRUE(store_->putImage(child).isOk());
+  auto cur = store_->currentImage("python");
+  ASSERT_TRUE(cur.isOk() && cur->has_value());
+  EXPECT_EQ((*cur)->parent, "debian");
+  EXPECT_EQ((*cur)->parentVersion, 2u);
+  EXPECT_EQ((*cur)->recipeHash, std::string(64, 'b'));
+  EXPECT_FALSE((*cur)->cached);
+  auto list = store_->listImages();
+  ASSERT_TRUE(list.isOk());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "debian");
+  EXPECT_EQ((*list)[0].parent, "");
+  EXPECT_EQ((*list)[0].parentVersion, 0u);
+  EXPECT_EQ((*list)[0].recipeHash, std::string(64, 'a'));
+  EXPECT_EQ((*list)[1].parent, "debian");
+}
+
 TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
   TokenRecord jenkins{"jenkins", "deployer", "aa11",       at(1'000),
                       at(9'000), false,      std::nullopt, std::nullopt};
