@@ -31,7 +31,7 @@ if [[ ! -d $remote ]]; then
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   git init -q -b develop "$scratch/app"
-  cp -r scripts/sample-app/. "$scratch/app/"
+  cp -r scripts/sample-busybox/. "$scratch/app/"
   git -C "$scratch/app" add -A
   git -C "$scratch/app" -c user.name=qabox -c user.email=qabox@localhost commit -qm "Sample app"
   git -C "$scratch/app" checkout -qb "feature/$ticket"

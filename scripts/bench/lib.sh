@@ -74,7 +74,7 @@ bench_sample_repo() {
   SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
   local app=$SAMPLE_SRC/app
   git init -q -b develop "$app"
-  cp -r "$REPO_ROOT/scripts/sample-app/." "$app/"
+  cp -r "$REPO_ROOT/scripts/sample-busybox/." "$app/"
   git -C "$app" add -A
   git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm app
   git -C "$app" checkout -qb feature/BENCH
