@@ -304,6 +304,12 @@ TEST_F(LxcRealApp, KilledPostgresIsRestartedAndTheAppRecovers) {
   EXPECT_TRUE(contains(get("CRASH-1").body, "written-before-the-crash"));
   EXPECT_TRUE(waitFor(20, [&] { return number(get("CRASH-1").body, beat) > beatBefore + 1; }))
       << get("CRASH-1").body;
+  // qabox get shows it restarted (read from the JSON text: its processes
+  // field is the services part's).
+  std::string got = host_->cli({"get", "CRASH-1", "-o", "json"}).out;
+  EXPECT_GE(number(got, R"("name":"postgres"[^}]*"restarts":(\d+))"), 1) << got;
+  EXPECT_TRUE(std::regex_search(got, std::regex(R"("name":"postgres"[^}]*"state":"ready")")))
+      << got;
   auto pgLog = host_->cli({"logs", "CRASH-1", "--process", "postgres"});
   EXPECT_TRUE(contains(pgLog.out, "automatic recovery in progress")) << pgLog.out << pgLog.err;
   EXPECT_EQ(host_->env("CRASH-1")->state(), v1::Environment::READY);
