@@ -20,12 +20,7 @@ fi
 SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
 SAMPLE_REPO=$SAMPLE_SRC/sample.git
 "$REPO_ROOT/scripts/sample-app/make-remote.sh" "$SAMPLE_REPO" >/dev/null
-bench_start_agent "[[repos]]
-name = \"sample\"
-url = \"$SAMPLE_REPO\""
-trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
-out=$STATE/samples
-mkdir -p "$out"
+bench_start_sample_agent
 
 # Warm images: the first build may take minutes (debian, services, python
 # from Debian's packages); the second must come from the cache.
@@ -109,7 +104,7 @@ for i in $(seq "$N"); do
   echo "$anon" >> "$out/mem-anon"
 done
 
-ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l)
+ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
 echo "qabox real app benchmark: sample app (Flask, Postgres 15, Redis) on the python image,"
 echo "N=$N, $(nproc) cores; READY: $ready of $((N + 1))"
 printf 'image build python: %d ms the first time in this run, %d ms again (cached)\n' \

@@ -344,6 +344,12 @@ TEST_F(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNoth
   EXPECT_TRUE(host_->bridgePorts().empty());
   EXPECT_EQ(host_->leaseCount(), 0);
   EXPECT_FALSE(fs::exists(host_->lxcPath() + "/" + container));
+  // Nor its cgroup, in any hierarchy (v1's controllers or v2's).
+  std::error_code ec;
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/lxc.payload." + container));
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    EXPECT_FALSE(fs::exists(h.path() / ("lxc.payload." + container))) << h.path();
+  }
   EXPECT_EQ(get("DATA-1").status, 404);
 }
 
