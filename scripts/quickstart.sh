@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job, on a fresh Debian 12 machine as root: installs what qabox
-# needs, builds it, starts qaboxd with its embedded default config, builds
-# the busybox base image, deploys the bundled sample app's feature branch
-# (merged into develop) as ticket EXMP-113, and prints the URL and the page
-# the router serves there. Safe to run again: it reuses what is there.
+# needs, builds it, starts qaboxd with its embedded default config, builds the
+# python image (debian -> services -> python, from Debian's packages through
+# the host's own apt sources: a few minutes the first time, cached after),
+# deploys the sample app (Flask on gunicorn, Postgres 15, Redis) from its
+# feature branch merged into develop as ticket EXMP-113, and prints the URL
+# and the page the router serves there: rows read from that environment's own
+# Postgres. Safe to run again: it reuses what is there.
 set -euo pipefail
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo_root"
@@ -18,27 +21,29 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 say "installing Debian packages (if any are missing)"
 scripts/install-deps.sh
 
-say "building qaboxd and qabox"
+say "building qaboxd, qabox and their helpers"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target qaboxd qabox qabox-lxc >/dev/null
+targets=(qaboxd qabox qabox-lxc)
+# PID 1 of Debian environments, where this tree has it.
+if cmake --build build --target help | grep -qw qabox-init; then targets+=(qabox-init); fi
+cmake --build build -j"$(nproc)" --target "${targets[@]}" >/dev/null
 qabox=$repo_root/build/agent/cli/qabox
 qaboxd=$repo_root/build/agent/daemon/qaboxd
 
+# The remote is made again whenever the sample's files change (a machine that
+# ran an older quickstart has the busybox sample there); the agent's mirror
+# follows the new branches on its next fetch.
 say "making the sample app's remote: a bare repo with develop and feature/$ticket"
 mkdir -p "$work"
 remote=$work/sample-app.git
-if [[ ! -d $remote ]]; then
-  scratch=$(mktemp -d)
-  trap 'rm -rf "$scratch"' EXIT
-  git init -q -b develop "$scratch/app"
-  cp -r scripts/sample-app/. "$scratch/app/"
-  git -C "$scratch/app" add -A
-  git -C "$scratch/app" -c user.name=qabox -c user.email=qabox@localhost commit -qm "Sample app"
-  git -C "$scratch/app" checkout -qb "feature/$ticket"
-  echo "<p>This line comes from feature/$ticket.</p>" > "$scratch/app/www/feature.html"
-  git -C "$scratch/app" add -A
-  git -C "$scratch/app" -c user.name=qabox -c user.email=qabox@localhost commit -qm "$ticket: a feature page"
-  git clone -q --bare "$scratch/app" "$remote"
+stamp=$work/sample-app.stamp
+sample_hash=$(tar -C scripts/sample-app --exclude=__pycache__ --sort=name --mtime=@0 \
+  --owner=0 --group=0 --numeric-owner -cf - . | sha256sum | cut -d' ' -f1)
+sample_hash="$sample_hash $ticket"
+if [[ ! -d $remote || $(cat "$stamp" 2>/dev/null) != "$sample_hash" ]]; then
+  rm -rf "$remote" "$stamp"
+  scripts/sample-app/make-remote.sh "$remote" "$ticket" >&2
+  echo "$sample_hash" > "$stamp"
 fi
 
 if "$qabox" status -o json >/dev/null 2>&1; then
@@ -58,13 +63,12 @@ else
   done
 fi
 
-if ! "$qabox" image ls -o json | grep -q '"name": *"busybox"'; then
-  say "building the busybox base image"
-  "$qabox" image build busybox
-fi
+# Cached by recipe: once built, this takes well under a second.
+say "building the python image and the images it stands on (first run only)"
+"$qabox" image build python >&2
 
-say "deploying sample feature/$ticket merged into develop as $ticket"
-"$qabox" deploy "$ticket" --repo sample --source "feature/$ticket" --target develop
+say "deploying sample feature/$ticket merged into develop as $ticket on the python image"
+"$qabox" deploy "$ticket" --repo sample --source "feature/$ticket" --target develop --image python
 
 url=$("$qabox" get "$ticket" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
 host=${url#http://}
@@ -72,9 +76,9 @@ host=${host%%/*}
 router_port=${host##*:}
 [[ $router_port == "$host" ]] && router_port=80
 echo
-echo "URL: $url"
+echo "URL: $url   (the pull request's page: $url/priority)"
 echo "(a wildcard DNS record for *.qa.company.int points at this host; here the"
 echo " router is asked directly at 127.0.0.1:$router_port with that Host header)"
 echo
-echo "The router serves at $url:"
-curl -sS --max-time 10 -H "Host: ${host%%:*}" "http://127.0.0.1:$router_port/"
+echo "The router serves at $url (as text; a browser gets the HTML page):"
+curl -sS --max-time 10 -H "Host: ${host%%:*}" -H "Accept: text/plain" "http://127.0.0.1:$router_port/"

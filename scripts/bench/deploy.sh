@@ -9,12 +9,7 @@ bench_build
 
 bench_sample_repo
 
-bench_start_agent "[[repos]]
-name = \"sample\"
-url = \"$SAMPLE_REPO\""
-trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
-out=$STATE/samples
-mkdir -p "$out"
+bench_start_sample_agent
 
 # One warm-up deploy fills the git mirror, as on a host that has deployed before.
 "${QB[@]}" deploy WARM-0 --repo sample --source feature/BENCH --target develop >/dev/null 2>&1

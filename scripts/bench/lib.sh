@@ -68,13 +68,13 @@ stats() {
 
 p50_of() { sort -n | awk '{ v[NR] = $1 } END { p = v[int((NR + 1) * 0.5)]; if (!p) p = v[1]; print p }'; }
 
-# bench_sample_repo: a bare repo of the sample app with develop and
+# bench_sample_repo: a bare repo of the busybox sample with develop and
 # feature/BENCH (which adds a page); sets $SAMPLE_REPO and $SAMPLE_SRC.
 bench_sample_repo() {
   SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
   local app=$SAMPLE_SRC/app
   git init -q -b develop "$app"
-  cp -r "$REPO_ROOT/scripts/sample-app/." "$app/"
+  cp -r "$REPO_ROOT/scripts/sample-busybox/." "$app/"
   git -C "$app" add -A
   git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm app
   git -C "$app" checkout -qb feature/BENCH
@@ -87,4 +87,15 @@ bench_sample_repo() {
   git -C "$app" -c user.name=b -c user.email=b@localhost commit -qm develop
   git clone -q --bare "$app" "$SAMPLE_SRC/sample.git"
   SAMPLE_REPO=$SAMPLE_SRC/sample.git
+}
+
+# bench_start_sample_agent: bench_start_agent with $SAMPLE_REPO allowed as
+# repo "sample", both removed at exit; sets $out, a directory for samples.
+bench_start_sample_agent() {
+  bench_start_agent "[[repos]]
+name = \"sample\"
+url = \"$SAMPLE_REPO\""
+  trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
+  out=$STATE/samples
+  mkdir -p "$out"
 }

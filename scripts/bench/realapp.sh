@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The real sample app (scripts/sample-app: Flask on gunicorn, Postgres 15,
+# Redis, a worker) on the python image: time from the deploy call to READY
+# over N deploys with the images warm, the phase that dominates, and each
+# idle environment's memory from its container's cgroup (memory.current and
+# memory.stat's anon on cgroup v2, memory.usage_in_bytes and total_rss on v1),
+# with the share of init, Postgres, gunicorn, the worker and Redis (PSS).
+#   usage: scripts/bench/realapp.sh [N]   (default 10; run as root)
+#   QABOX_BENCH_SETTLE=SECONDS: how long the environments idle before their
+#   memory is read (default 20)
+source "$(dirname "$0")/lib.sh"
+N=${1:-10}
+SETTLE=${QABOX_BENCH_SETTLE:-20}
+bench_build
+# PID 1 of Debian environments, where this tree has it.
+if cmake --build "$REPO_ROOT/build" --target help | grep -qw qabox-init; then
+  cmake --build "$REPO_ROOT/build" -j"$(nproc)" --target qabox-init >/dev/null
+fi
+
+SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
+SAMPLE_REPO=$SAMPLE_SRC/sample.git
+"$REPO_ROOT/scripts/sample-app/make-remote.sh" "$SAMPLE_REPO" >/dev/null
+bench_start_sample_agent
+
+# Warm images: the first build may take minutes (debian, services, python
+# from Debian's packages); the second must come from the cache.
+t0=$(now_ms)
+"${QB[@]}" image build python >/dev/null
+build_first=$(( $(now_ms) - t0 ))
+t0=$(now_ms)
+"${QB[@]}" image build python >/dev/null
+build_cached=$(( $(now_ms) - t0 ))
+
+deploy() {  # deploy TICKET PROGRESS-FILE
+  "${QB[@]}" deploy "$1" --repo sample --source feature/EXMP-113 --target develop --image python \
+    >/dev/null 2>"$2"
+}
+
+# One warm-up deploy fills the git mirror and the page cache, as on a host
+# that has deployed before.
+deploy WARM-0 "$out/progress-0" || { cat "$out/progress-0" >&2; exit 1; }
+for i in $(seq "$N"); do
+  t0=$(now_ms)
+  deploy "REAL-$i" "$out/progress-$i" || { cat "$out/progress-$i" >&2; exit 1; }
+  echo $(( $(now_ms) - t0 )) >> "$out/total"
+  # "migrate 0.31s  ..." lines: one per phase, in the order they ran.
+  awk '$2 ~ /^[0-9.]+s$/ { sub(/s$/, "", $2); print $2 * 1000 >> "'"$out"'/phase-" $1
+                           print $1 >> "'"$out"'/phase-order" }' "$out/progress-$i"
+done
+
+# The container's memory cgroup, from its init's /proc/PID/cgroup: the v1
+# memory hierarchy where there is one (a hybrid host), else the v2 one. The
+# path is cut after lxc.payload.NAME, so processes its init put in child
+# cgroups count too. Prints "DIR v1|v2".
+container_cgroup() {
+  local pid=$1 line path
+  if line=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' "/proc/$pid/cgroup"); then
+    path=${line#*:*:}
+    path=$(sed -E 's#(/lxc\.payload\.[^/]+).*#\1#' <<< "$path")
+    echo "/sys/fs/cgroup/memory$path v1"
+  else
+    line=$(grep '^0::' "/proc/$pid/cgroup")
+    path=$(sed -E 's#(/lxc\.payload\.[^/]+).*#\1#' <<< "${line#0::}")
+    echo "/sys/fs/cgroup$path v2"
+  fi
+}
+
+# memory_of TICKET: "charged_kib anon_kib" and, in $out/pss-NAME, each
+# process kind's PSS in KiB.
+memory_of() {
+  local name pid dir kind charged anon p cmd pss what
+  name=$("${QB[@]}" get "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["container"])')
+  pid=$(lxc-info -P "$STATE/lxc" -n "$name" -pH)
+  read -r dir kind < <(container_cgroup "$pid")
+  if [[ $kind == v1 ]]; then
+    charged=$(cat "$dir/memory.usage_in_bytes")
+    anon=$(awk '$1 == "total_rss" { print $2 }' "$dir/memory.stat")
+  else
+    charged=$(cat "$dir/memory.current")
+    anon=$(awk '$1 == "anon" { print $2 }' "$dir/memory.stat")
+  fi
+  echo "$kind" > "$out/cgroup-kind"
+  echo $((charged / 1024)) $((anon / 1024))
+  # Every process below the container's cgroup, by what it is.
+  find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un | while read -r p; do
+    cmd=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || continue
+    pss=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+    case "$p:$cmd" in
+      "$pid":*) what=init ;;
+      *gunicorn*) what=gunicorn ;;
+      *worker.py*) what=worker ;;
+      *postgres*) what=postgres ;;
+      *redis-server*) what=redis ;;
+      *) what=other ;;
+    esac
+    echo "${pss:-0}" >> "$out/pss-$what"
+  done
+}
+
+sleep "$SETTLE"
+for i in $(seq "$N"); do
+  read -r charged anon < <(memory_of "REAL-$i")
+  echo "$charged" >> "$out/mem-charged"
+  echo "$anon" >> "$out/mem-anon"
+done
+
+ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
+echo "qabox real app benchmark: sample app (Flask, Postgres 15, Redis) on the python image,"
+echo "N=$N, $(nproc) cores; READY: $ready of $((N + 1))"
+printf 'image build python: %d ms the first time in this run, %d ms again (cached)\n' \
+  "$build_first" "$build_cached"
+stats "deploy call -> READY (CLI wall)" < "$out/total"
+dominant="" dominant_p50=0
+for phase in $(awk '!seen[$1]++' "$out/phase-order"); do
+  stats "  phase $phase" < "$out/phase-$phase"
+  p=$(p50_of < "$out/phase-$phase")
+  if [[ $phase != ready ]] && awk -v a="$p" -v b="$dominant_p50" 'BEGIN { exit !(a > b) }'; then
+    dominant=$phase dominant_p50=$p
+  fi
+done
+p50=$(p50_of < "$out/total")
+awk -v p="$p50" 'BEGIN { printf "p50 end to end: %.0f ms (target: under 1500 ms)\n", p }'
+awk -v p="$dominant_p50" -v t="$p50" -v n="$dominant" \
+  'BEGIN { printf "phase that dominates: %s, p50 %.0f ms (%.0f%% of the p50 deploy)\n", n, p, t ? 100 * p / t : 0 }'
+
+echo "idle memory per environment after ${SETTLE}s, from the cgroup ($(cat "$out/cgroup-kind")):"
+mib() { awk '{ printf "%.1f\n", $1 / 1024 }'; }
+awk '{ print $1 }' "$out/mem-charged" | mib | sort -n | awk '{ v[NR] = $1 } END {
+  printf "  charged (page cache included): p50 %.1f MiB, max %.1f MiB\n", v[int((NR + 1) / 2)], v[NR] }'
+awk '{ print $1 }' "$out/mem-anon" | mib | sort -n | awk '{ v[NR] = $1 } END {
+  printf "  anonymous (rss):               p50 %.1f MiB, max %.1f MiB (target: under 80 MiB)\n", v[int((NR + 1) / 2)], v[NR] }'
+echo "  by process, PSS averaged over the $N environments:"
+for what in init postgres gunicorn worker redis other; do
+  [[ -f $out/pss-$what ]] || continue
+  awk -v w="$what" -v n="$N" '{ s += $1; c++ } END {
+    printf "    %-9s %6.1f MiB  (%.1f processes)\n", w, s / n / 1024, c / n }' "$out/pss-$what"
+done
+echo "not measured yet: a ~1 GiB dataset and the first deploy after a change to"
+echo "requirements.txt (datasets and dependency layers come later)"
