@@ -415,8 +415,15 @@ Status ImageBuilder::recover() {
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
   for (const auto& op : ops) {
     if (op.kind != JournalKind::kImageBuild) continue;
-    // A build's overlay is unmounted before its directory goes.
-    QABOX_RETURN_IF_ERROR(removeBuildDir(imagesPath + "/" + op.container));
+    // A build's overlay is unmounted before its directory goes. The row
+    // names one directory of the images lxcpath, never the lxcpath itself.
+    if (!op.container.empty() && op.container.find('/') == std::string::npos &&
+        op.container != "." && op.container != "..") {
+      QABOX_RETURN_IF_ERROR(removeBuildDir(imagesPath + "/" + op.container));
+    } else {
+      spdlog::warn("image recovery: journal entry {} names no image directory (\"{}\")", op.id,
+                   op.container);
+    }
     QABOX_RETURN_IF_ERROR(
         store_.finishOperation(op.id, JournalOutcome::kRolledBack, "agent restarted mid-build"));
   }

@@ -83,6 +83,10 @@ apt_layer_install() {
 # What apt leaves behind: nothing of it belongs in the layer.
 apt_layer_clean() {
   apt_layer_run apt-get clean
-  rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
-    "$ROOTFS"/var/log/apt/* "$ROOTFS"/var/log/dpkg.log "$ROOTFS"/var/cache/debconf/*-old
+  # The package indexes; apt's lock and partial/ stay as the parent has them
+  # (removing them would only leave whiteouts in the layer).
+  find "$ROOTFS/var/lib/apt/lists" -mindepth 1 -maxdepth 1 ! -name lock ! -name partial \
+    -exec rm -rf {} +
+  rm -rf "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/log/apt/* "$ROOTFS"/var/log/dpkg.log \
+    "$ROOTFS"/var/cache/debconf/*-old
 }

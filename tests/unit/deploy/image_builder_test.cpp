@@ -436,6 +436,23 @@ TEST_F(ImageBuilderTest, RecoverUnmountsACrashedBuildBeforeRemovingIt) {
   EXPECT_TRUE(open->empty());
 }
 
+TEST_F(ImageBuilderTest, RecoverNeverRemovesTheImagesLxcpathForABadRow) {
+  recipe("base", "");
+  ASSERT_TRUE(images_->build("base", "ops", false).isOk());
+  for (const char* bad : {"", "..", "../state"}) {
+    Operation op;
+    op.kind = JournalKind::kImageBuild;
+    op.container = bad;
+    op.startedAt = Clock::now();
+    ASSERT_TRUE(store_->beginOperation(op).isOk());
+  }
+  ASSERT_TRUE(images_->recover().isOk());
+  EXPECT_TRUE(fs::exists(dirOf("base", 1) + "/rootfs/base"));
+  auto open = store_->unfinishedOperations();
+  ASSERT_TRUE(open.isOk());
+  EXPECT_TRUE(open->empty());
+}
+
 TEST_F(ImageBuilderTest, RecoverKeepsADirectoryItCannotUnmount) {
   std::string stray = dirOf("stray", 1);
   fs::create_directories(stray + "/build");
