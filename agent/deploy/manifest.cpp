@@ -314,10 +314,6 @@ Result<ImageManifest> parseImageManifest(std::string_view text, std::string_view
       return top.badValue("from", m.from, s.message());
     if (m.from == m.name) return top.badValue("from", m.from, "an image cannot be built on itself");
   }
-  QABOX_RETURN_IF_ERROR(top.string("init", m.init));
-  if (!m.init.empty() && m.init != "qabox-init") {
-    return top.badValue("init", m.init, "must be \"qabox-init\" or unset");
-  }
   QABOX_RETURN_IF_ERROR(top.strings("packages", m.packages));
   for (const std::string& p : m.packages) {
     if (!isDebianPackageName(p)) {
