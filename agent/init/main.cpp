@@ -23,6 +23,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.pid1 = ::getpid() == 1;
+  if (!o.pid1 && o.paths.root.empty()) {
+    // By hand in a running environment: a second supervisor would start
+    // every process again.
+    std::fprintf(stderr, "qabox-init: not PID 1 (QABOX_INIT_ROOT runs it on another root)\n");
+    return 2;
+  }
   o.timings = qabox::init::Timings::fromEnv();
   ::unsetenv("QABOX_INIT_ROOT");
   return qabox::init::Supervisor(std::move(o)).run();

@@ -31,9 +31,16 @@ using supervise::ProcState;
 constexpr size_t kMaxSuperviseBytes = 1 << 20;
 constexpr size_t kMaxProcesses = 64;
 constexpr uint64_t kInitLogMax = 1 << 20;
+constexpr size_t kMaxMessage = 256;
 constexpr int kSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-void noop(int) {}
+// Only without a signalfd (it could not be made) do the handlers see a
+// signal; with one, they are there because PID 1 gets no signal it has no
+// handler for.
+volatile sig_atomic_t gStopSignal = 0;
+void onSignal(int sig) {
+  if (sig == SIGTERM || sig == SIGINT || sig == SIGPWR) gStopSignal = 1;
+}
 
 int64_t envMs(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -84,22 +91,10 @@ void Supervisor::prepare() {
   bootMs_ = wallMs();
   ::umask(022);  // what the processes' files get, whatever started init
   // 0, 1 and 2 open, so no pipe of ours lands there.
-  for (int fd = ::open("/dev/null", O_RDWR); fd >= 0 && fd < 3; fd = ::open("/dev/null", O_RDWR)) {
-  }
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t set;
-  sigemptyset(&set);
-  struct sigaction sa {};
-  sa.sa_handler = noop;  // PID 1 gets only the signals it handles
-  for (int sig : kSignals) {
-    sigaddset(&set, sig);
-    ::sigaction(sig, &sa, nullptr);
-  }
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!o_.pid1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    note(std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno));
-  }
+  int fd = ::open("/dev/null", O_RDWR);
+  while (fd >= 0 && fd < 3) fd = ::open("/dev/null", O_RDWR);
+  if (fd >= 3) ::close(fd);
+  const std::string signalError = prepareSignals();
   auto logDir = openDir(o_.paths(supervise::kLogDir));
   if (logDir) {
     logDir_ = std::move(*logDir);
@@ -115,8 +110,33 @@ void Supervisor::prepare() {
   } else {
     note(runDir.status().message());
   }
-  if (!signals_) note(std::string("signalfd: ") + std::strerror(errno));
+  if (!signalError.empty()) note(signalError);
   note("qabox-init started (pid " + std::to_string(::getpid()) + ")");
+}
+
+// What went wrong, or "".
+std::string Supervisor::prepareSignals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  for (int sig : kSignals) {
+    sigaddset(&set, sig);
+    ::sigaction(sig, &sa, nullptr);
+  }
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  std::string error;
+  signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signals_) {
+    error = std::string("signalfd: ") + std::strerror(errno) + "; polling for exits instead";
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  }
+  if (!o_.pid1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    error +=
+        std::string(error.empty() ? "" : "; ") + "PR_SET_CHILD_SUBREAPER: " + std::strerror(errno);
+  }
+  return error;
 }
 
 void Supervisor::load() {
@@ -172,7 +192,11 @@ void Supervisor::iterate() {
       owners.emplace_back(&p, fd);
     }
   }
-  int n = ::poll(fds.data(), fds.size(), pollTimeout());
+  int n = ::poll(fds.data(), fds.size(), signals_ ? pollTimeout() : std::min(pollTimeout(), 50));
+  if (!signals_) {
+    reap();
+    if (gStopSignal) beginStop();
+  }
   if (n < 0 && errno != EINTR) note(std::string("poll: ") + std::strerror(errno));
   if (n <= 0) return;
   for (size_t i = 1; i < fds.size(); ++i) {
@@ -289,6 +313,9 @@ bool Supervisor::advanceStop() {
 }
 
 void Supervisor::setState(Proc& p, ProcState state, std::string message) {
+  // status.json stays well under what the agent reads (kMaxStatusBytes):
+  // a message may quote supervise.json's strings.
+  if (message.size() > kMaxMessage) message.resize(kMaxMessage);
   if (p.st.state == state && p.st.message == message && p.st.sinceMs != 0) return;
   if (p.st.state != state || p.st.sinceMs == 0) p.st.sinceMs = wallMs();
   p.st.state = state;

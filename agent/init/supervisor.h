@@ -71,6 +71,7 @@ class Supervisor {
 
  private:
   void prepare();
+  std::string prepareSignals();
   void load();
   void iterate();
   int pollTimeout();

@@ -355,9 +355,15 @@ int startCmd(char** a) {
   return 0;
 }
 
+// A clean stop first: lxc.signal.halt (SIGTERM) to PID 1, whose supervisor
+// stops its processes in reverse order, each within its stop timeout; what
+// is still running after this long is killed.
+constexpr int kShutdownSeconds = 10;
+
 int stopCmd(char** a) {
   Container c(a[1], a[0]);
-  if (c.c && c.c->is_defined(c.c) && c.c->is_running(c.c) && !c.c->stop(c.c)) {
+  if (c.c && c.c->is_defined(c.c) && c.c->is_running(c.c) &&
+      !c.c->shutdown(c.c, kShutdownSeconds) && c.c->is_running(c.c) && !c.c->stop(c.c)) {
     return fail(std::string("stopping ") + a[1] + " failed");
   }
   if (auto m = readIdmapped(containerDir(a[0], a[1]))) {

@@ -24,32 +24,26 @@ using namespace std::chrono_literals;
 using supervise::ProcState;
 using supervise::Stage;
 
-supervise::ProcessDef def(const std::string& name, Stage stage, const std::string& command,
-                          const std::string& ready = "") {
-  supervise::ProcessDef d;
-  d.name = name;
-  d.stage = stage;
-  d.command = command;
-  d.ready = ready;
-  d.stopTimeoutMs = 5000;
-  return d;
-}
-
 // Two busybox httpd "services", the second ready only once a marker its own
 // command makes a second after it starts; the routed app; and a worker that
 // ignores SIGTERM.
 std::string superviseJson() {
   supervise::SuperviseFile f;
-  auto svc1 = def("svc1", Stage::kService, "echo svc1 starting; exec httpd -f -p 8081 -h /srv/www1",
-                  "wget -q -O /dev/null http://127.0.0.1:8081/");
+  supervise::ProcessDef svc1, svc2, app, stubborn;
+  svc1.name = "svc1";
+  svc1.stage = svc2.stage = Stage::kService;
+  svc1.command = "echo svc1 starting; exec httpd -f -p 8081 -h /srv/www1";
+  svc1.ready = "wget -q -O /dev/null http://127.0.0.1:8081/";
   svc1.setup = "echo svc1 setup ran";
-  auto svc2 = def("svc2", Stage::kService,
-                  "rm -f /run/svc2.go; echo svc2 starting; (sleep 1; touch /run/svc2.go) & "
-                  "exec httpd -f -p 8082 -h /srv/www2",
-                  "test -f /run/svc2.go && wget -q -O /dev/null http://127.0.0.1:8082/");
-  auto app = def("app", Stage::kApp, "echo app starting; exec httpd -f -p 80 -h /srv/app");
-  auto stubborn = def("stubborn", Stage::kApp,
-                      "trap '' TERM; echo stubborn starting; while :; do sleep 1; done");
+  svc2.name = "svc2";
+  svc2.command =
+      "rm -f /run/svc2.go; echo svc2 starting; (sleep 1; touch /run/svc2.go) & "
+      "exec httpd -f -p 8082 -h /srv/www2";
+  svc2.ready = "test -f /run/svc2.go && wget -q -O /dev/null http://127.0.0.1:8082/";
+  app.name = "app";  // stage app, as stubborn
+  app.command = "echo app starting; exec httpd -f -p 80 -h /srv/app";
+  stubborn.name = "stubborn";
+  stubborn.command = "trap '' TERM; echo stubborn starting; while :; do sleep 1; done";
   stubborn.stopTimeoutMs = 1500;
   f.processes = {svc1, svc2, app, stubborn};
   return supervise::toJson(f);
@@ -194,7 +188,13 @@ TEST_F(LxcSupervisor, SleepAndWakeStartEverythingAgain) {
   auto s = host_->cli({"sleep", ticket_});
   ASSERT_EQ(s.exitCode, 0) << s.err;
   auto tookSleep = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(tookSleep, 15s);
+  // The agent's stop is a clean one: the halt signal, and qabox-init stops
+  // everything in reverse order (the stubborn worker after its 1.5 s).
+  EXPECT_GE(tookSleep, 1400ms);
+  EXPECT_LT(tookSleep, 8s);
+  std::string initLog = hostFile("/var/log/qabox/init.log");
+  EXPECT_TRUE(before(initLog, "stopping stubborn", "stopping svc1"));
+  EXPECT_TRUE(before(initLog, "stopping svc1", "every process stopped; exiting"));
   ASSERT_EQ(host_->cli({"wake", ticket_}).exitCode, 0);
   ASSERT_TRUE(waitAllReady(30s)) << sh("/sbin/init status").out;
   EXPECT_EQ(httpGet(env_.ip(), 8082, "/").body, "service two\n");

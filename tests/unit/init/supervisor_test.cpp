@@ -414,6 +414,30 @@ TEST_F(Supervisor, StatusJsonRoundTripsAndStaysValid) {
   EXPECT_EQ(stop(), 0);
 }
 
+TEST_F(Supervisor, HugeStringsKeepStatusJsonReadable) {
+  std::vector<supervise::ProcessDef> procs;
+  for (int i = 0; i < 8; ++i) {  // 800 kB of supervise.json, under its 1 MiB
+    auto p = proc("p" + std::to_string(i), Stage::kService, "exec sleep 100");
+    p.user = std::string(100000, 'u');
+    procs.push_back(p);
+  }
+  supervise(procs);
+  start();
+  ASSERT_TRUE(waitFor([&] { return inState("p0", ProcState::kBackoff); })) << initLog().size();
+  EXPECT_LE(slurp(path(supervise::kStatusFile)).size(), supervise::kMaxStatusBytes);
+  EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(Supervisor, RefusesToRunAsASecondSupervisor) {
+  std::string cmd = std::string("env -u QABOX_INIT_ROOT ") + QABOX_INIT_BIN + " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char buf[512] = {};
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  EXPECT_EQ(WEXITSTATUS(::pclose(f)), 2);
+  EXPECT_NE(std::string(buf, n).find("not PID 1"), std::string::npos);
+}
+
 TEST_F(Supervisor, StatusCommandPrintsATable) {
   supervise({proc("a", Stage::kService, "exec sleep 100")});
   start();
