@@ -31,6 +31,44 @@ web = "exec gunicorn app:app -b 0.0.0.0:8000"
 worker = "exec python3 worker.py"
 )";
 
+TEST(Services, PasswordsAreFreshHexAndExpandedEverywhereInTheEnv) {
+  auto a = newServicePassword(), b = newServicePassword();
+  ASSERT_TRUE(a.isOk() && b.isOk());
+  EXPECT_TRUE(std::regex_match(*a, std::regex("[0-9a-f]{48}"))) << *a;
+  EXPECT_NE(*a, *b);
+  ServiceDef s;
+  s.env = {
+      {"URL", "x://u:${password}@h/${password}"}, {"PLAIN", "no password"}, {"P", "${password}"}};
+  auto env = serviceEnv(s, "pw");
+  EXPECT_EQ(env, (std::map<std::string, std::string>{
+                     {"URL", "x://u:pw@h/pw"}, {"PLAIN", "no password"}, {"P", "pw"}}));
+}
+
+TEST(Services, TheirStateIsTheFirstNotReadyOrTheFirstFailed) {
+  sv::InitStatus st;
+  auto add = [&](const std::string& name, sv::ProcState state, const std::string& msg = "") {
+    sv::ProcessStatus p;
+    p.name = name;
+    p.state = state;
+    p.message = msg;
+    st.processes.push_back(p);
+  };
+  add("a", sv::ProcState::kReady);
+  add("b", sv::ProcState::kStarting);
+  add("web", sv::ProcState::kBackoff, "not a service");
+  auto s = servicesState(st, {"a", "b", "c"});
+  EXPECT_EQ(s.failed, "");
+  EXPECT_EQ(s.waiting, "b is starting");
+  EXPECT_EQ(s.waitingName, "b");
+  EXPECT_EQ(servicesState(st, {"c"}).waiting, "c is not started yet");
+  EXPECT_TRUE(servicesState(st, {"a"}).waiting.empty());
+  add("c", sv::ProcState::kStopped, "killed\x07");
+  s = servicesState(st, {"a", "b", "c"});
+  EXPECT_EQ(s.failed, "c is stopped (killed?)");
+  EXPECT_EQ(s.failedName, "c");
+  EXPECT_EQ(printable(std::string(300, 'x'), 200), std::string(200, 'x') + "...");
+}
+
 class ServicesDeployTest : public DeployTest {
  protected:
   void SetUp() override {
