@@ -119,9 +119,9 @@ TEST_F(LxcServices, ADeployWaitsForItsServicesAndGetShowsEveryProcess) {
   auto d = deploy("SVC-1");
   auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_EQ(d.exitCode, 0) << d.err << d.out;
-  std::printf("deploy with two services to READY: %lld ms\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "deploy with two services to READY: %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
   EXPECT_TRUE(contains(d.out + d.err, "services")) << d.out << d.err;
   auto env = host_->env("SVC-1");
   ASSERT_TRUE(env);
@@ -171,8 +171,9 @@ TEST_F(LxcServices, ADeployWaitsForItsServicesAndGetShowsEveryProcess) {
 }
 
 TEST_F(LxcServices, AServiceThatKeepsFailingFailsTheDeployWithItsLog) {
-  git_->write("qabox.toml", "[app]\nstart = \"exec httpd -f -p 80 -h /srv/app\"\n"
-                            "[services.broken]\n");
+  git_->write("qabox.toml",
+              "[app]\nstart = \"exec httpd -f -p 80 -h /srv/app\"\n"
+              "[services.broken]\n");
   git_->commit("broken service");
   git_->push("develop");
   auto d = deploy("BRK-1");
@@ -180,8 +181,9 @@ TEST_F(LxcServices, AServiceThatKeepsFailingFailsTheDeployWithItsLog) {
   ASSERT_TRUE(env) << d.err;
   EXPECT_EQ(env->state(), v1::Environment::FAILED);
   EXPECT_TRUE(contains(env->message(), "services failed: broken is backoff")) << env->message();
-  EXPECT_TRUE(contains(env->message(), "last lines of broken.log:\nbroken starting with "
-                                       "[secret broken.password]"))
+  EXPECT_TRUE(contains(env->message(),
+                       "last lines of broken.log:\nbroken starting with "
+                       "[secret broken.password]"))
       << env->message();
   // The password was redacted, and is in no file of the agent's.
   auto appEnv = sh("BRK-1", "cat /etc/qabox/app.env");
