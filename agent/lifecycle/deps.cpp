@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -73,28 +74,28 @@ std::string depsHash(const DepsInputs& in) {
 }
 
 Status dropBeneath(const std::string& root, std::string_view relative) {
-  fs::path at(root);
-  size_t start = 0;
-  while (start < relative.size()) {
-    size_t end = relative.find('/', start);
-    if (end == std::string_view::npos) end = relative.size();
-    std::string part(relative.substr(start, end - start));
-    if (part.empty() || part == "." || part == "..") {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start <= relative.size();) {
+    size_t end = std::min(relative.find('/', start), relative.size());
+    parts.emplace_back(relative.substr(start, end - start));
+    if (parts.back().empty() || parts.back() == "." || parts.back() == "..") {
       return invalidArgument("dropping " + std::string(relative) + ": not a plain path");
     }
-    at /= part;
+    start = end + 1;
+  }
+  fs::path at(root);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    at /= parts[i];
     std::error_code ec;
     auto st = fs::symlink_status(at, ec);
     if (ec || !fs::exists(st)) return Status::ok();  // nothing there: nothing to drop
-    const bool last = end == relative.size();
     // A link or a file where a directory should be is dropped itself: what
     // lies beyond it is never reached through it.
-    if (last || !fs::is_directory(st)) {
+    if (i + 1 == parts.size() || !fs::is_directory(st)) {
       fs::remove_all(at, ec);  // never follows a link
       if (ec) return internalError("removing " + at.string() + ": " + ec.message());
       return Status::ok();
     }
-    start = end + 1;
   }
   return Status::ok();
 }
@@ -144,9 +145,11 @@ Status checkDepsFiles(const std::string& appDir, const std::vector<std::string>&
     if (fd.status().code() == Code::kNotFound) {
       return failedPrecondition("[deps] files: " + f + ": no such file in the tree");
     }
-    return failedPrecondition("[deps] files: " + f +
-                              ": not a regular file reached without links (" +
-                              fd.status().message() + ")");
+    if (fd.status().code() == Code::kFailedPrecondition) {
+      return failedPrecondition("[deps] files: " + f +
+                                ": must be a regular file reached through no symbolic link");
+    }
+    return fd.status().withContext("[deps] files: " + f);
   }
   return Status::ok();
 }
