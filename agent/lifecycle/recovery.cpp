@@ -151,6 +151,10 @@ Status EnvironmentManager::recover() {
     spdlog::error("recover: {} environment(s) BROKEN (qabox list shows them); starting anyway",
                   run.broken);
   }
+  // Layers unused for long (or over a gone image version) go at each start.
+  if (auto c = deps_->collect(actors::kAgent); !c) {
+    spdlog::warn("recover: collecting dependency layers: {}", c.status().toString());
+  }
   return Status::ok();
 }
 

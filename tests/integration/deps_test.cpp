@@ -6,6 +6,7 @@
 // agent and one python image build serve every test of this binary.
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,33 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::seconds;
-
-// Builds wheels/qaboxdemo-<version>-py3-none-any.whl by hand (a zip with
-// the package and its dist-info), so the host needs neither pip nor wheel.
-constexpr const char* kMakeWheel = R"py(
-import base64, hashlib, os, sys, zipfile
-out, ver = sys.argv[1], sys.argv[2]
-name = "qaboxdemo"
-files = {
-    name + "/__init__.py": "VALUE = 42\nVERSION = '%s'\n" % ver,
-    "%s-%s.dist-info/METADATA" % (name, ver):
-        "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, ver),
-    "%s-%s.dist-info/WHEEL" % (name, ver):
-        "Wheel-Version: 1.0\nGenerator: qabox-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = "%s-%s.dist-info/RECORD" % (name, ver)
-lines = []
-for path, content in files.items():
-    data = content.encode()
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    lines.append("%s,sha256=%s,%d" % (path, digest, len(data)))
-lines.append(record + ",,")
-os.makedirs(out, exist_ok=True)
-with zipfile.ZipFile(os.path.join(out, "%s-%s-py3-none-any.whl" % (name, ver)), "w") as z:
-    for path, content in files.items():
-        z.writestr(path, content)
-    z.writestr(record, "\n".join(lines) + "\n")
-)py";
 
 constexpr const char* kInstall =
     "python3 -m venv --system-site-packages /opt/venv && /opt/venv/bin/pip install --no-index "
@@ -141,7 +115,8 @@ class LxcDeps : public ::testing::Test {
       return false;
     }
     for (const char* ver : {"1.0", "1.1"}) {
-      auto w = runOrDie({"python3", "-c", kMakeWheel, work + "/wheels", ver});
+      auto w = runOrDie(
+          {"python3", sourceDir() + "/tests/integration/make_wheel.py", work + "/wheels", ver});
       if (w.exitCode != 0) {
         setupError_ = std::string("building the wheel: ") + w.err;
         return false;
@@ -170,6 +145,12 @@ class LxcDeps : public ::testing::Test {
                              " && rm -rf /var/log && ln -s /etc /var/log"
                              " && mkdir -p /etc/qabox && ln -s / /etc/qabox/root"
                              " && ln -s / /srv/app/hostroot";
+    // An install still running when the agent is killed.
+    repo_->checkout("feature/slow", true);
+    repo_->write("qabox.toml", manifest(std::string(kInstall) + " && sleep 120"));
+    repo_->commit("a slow install");
+    repo_->push("feature/slow");
+    repo_->checkout("develop");
     repo_->checkout("feature/evil", true);
     repo_->write("qabox.toml", manifest(evil));
     repo_->commit("an install that reaches for the host");
@@ -274,6 +255,10 @@ TEST_F(LxcDeps, BuiltOnceSharedByTheSameFilesNewForAChangeImportableAndCollected
             << " s, ratio " << (second > 0 ? first / second : 0) << "\n";
   ASSERT_EQ(layers().size(), 1u);
   EXPECT_TRUE(buildContainers().empty());
+  // qabox image ls lists it, with the two environments on it.
+  auto ls = host_->cli({"image", "ls"});
+  ASSERT_EQ(ls.exitCode, 0) << ls.err;
+  EXPECT_TRUE(std::regex_search(ls.out, std::regex(built + " +python v[0-9]+ .* 2\\n"))) << ls.out;
 
   // In the app's processes: the probe imports it with the venv's python,
   // and web runs on that python (health passed).
@@ -383,6 +368,32 @@ TEST_F(LxcDeps, TheInstallCannotWriteOutsideItsContainerNorItsLayerHoldAPathOuts
   auto inside = host_->cli({"exec", "DEPS-EVIL", "--", "cat", "/" + marker()});
   EXPECT_EQ(inside.exitCode, 0) << inside.err;
   EXPECT_TRUE(contains(inside.out, "escaped"));
+}
+
+TEST_F(LxcDeps, AnAgentKilledMidBuildLeavesNoHalfMadeLayerNorBuildContainer) {
+  const auto before = layers();
+  const int leases = host_->leaseCount();
+  int pid = host_->cliAsync({"deploy", "DEPS-SLOW", "--repo", "sample", "--source", "feature/slow",
+                             "--target", "develop", "--image", "python"});
+  // Until the build container is up and its install runs.
+  bool building = false;
+  for (int i = 0; i < 240 && !building; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    for (const auto& c : buildContainers()) {
+      building = building || fs::exists(host_->lxcPath() + "/" + c + "/overlay/delta/opt/venv");
+    }
+  }
+  ASSERT_TRUE(building) << host_->logText();
+  host_->killDaemon();
+  int status = 0;
+  waitpid(pid, &status, 0);
+  host_->startDaemon();
+  ASSERT_TRUE(host_->daemonRunning()) << host_->logText();
+  EXPECT_TRUE(buildContainers().empty());
+  EXPECT_EQ(layers(), before);
+  EXPECT_FALSE(host_->env("DEPS-SLOW"));
+  EXPECT_EQ(host_->leaseCount(), leases);
+  for (const auto& c : host_->containers()) EXPECT_EQ(c.find("deps-slow"), std::string::npos) << c;
 }
 
 }  // namespace
