@@ -2,15 +2,10 @@
 // the layer taken from its delta, recovery and collection (deps.h).
 #include "lifecycle/deps.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -97,44 +92,6 @@ Status dropBeneath(const std::string& root, std::string_view relative) {
       return Status::ok();
     }
   }
-  return Status::ok();
-}
-
-namespace {
-
-Status moveOne(const std::string& path, uint32_t from, uint32_t to) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) {
-    return internalError("stat " + path + ": " + std::strerror(errno));
-  }
-  auto move = [&](uint32_t id) -> uint32_t {
-    return id >= from && id - from < kMappedIds ? to + (id - from) : to;
-  };
-  uid_t uid = move(st.st_uid);
-  gid_t gid = move(st.st_gid);
-  if (uid == st.st_uid && gid == st.st_gid) return Status::ok();
-  if (lchown(path.c_str(), uid, gid) != 0) {
-    return internalError("chown " + path + ": " + std::strerror(errno));
-  }
-  if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) &&
-      fchmodat(AT_FDCWD, path.c_str(), st.st_mode & 07777, AT_SYMLINK_NOFOLLOW) != 0) {
-    return internalError("chmod " + path + ": " + std::strerror(errno));
-  }
-  return Status::ok();
-}
-
-}  // namespace
-
-Status moveOwnership(const std::string& root, uint32_t from, uint32_t to) {
-  if (from == to) return Status::ok();
-  Status s = moveOne(root, from, to);
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, ec), end; s.isOk() && !ec && it != end;
-       it.increment(ec)) {
-    s = moveOne(it->path().string(), from, to);
-  }
-  if (!s.isOk()) return s.withContext("giving " + root + " to the image's ids");
-  if (ec) return internalError("giving " + root + " to the image's ids: " + ec.message());
   return Status::ok();
 }
 

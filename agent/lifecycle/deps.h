@@ -51,11 +51,6 @@ inline constexpr const char* kDepsDropped[] = {"srv/app", "etc/qabox", "run", "t
 // link: a part that is not a real directory is itself what is removed.
 Status dropBeneath(const std::string& root, std::string_view relative);
 
-// Moves every file under `root` (links not followed) from container ids
-// based at `from` to the same container ids based at `to`; ids outside
-// `from`'s range become `to` itself (container root). Keeps setuid/setgid.
-Status moveOwnership(const std::string& root, uint32_t from, uint32_t to);
-
 // Each of `files` is a regular file beneath `appDir` (the exported tree),
 // reached through no link: FAILED_PRECONDITION naming the entry otherwise.
 Status checkDepsFiles(const std::string& appDir, const std::vector<std::string>& files);

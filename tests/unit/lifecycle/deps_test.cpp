@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "lifecycle/deps.h"
+#include "sys/idshift.h"
 #include "unit/lifecycle/deploy_fixture.h"
 
 namespace qabox::deploy_test {
