@@ -289,7 +289,21 @@ Result<uint64_t> DepsLayers::takeLayer(const Request& r, const std::string& name
   if (own && image) QABOX_RETURN_IF_ERROR(moveOwnership(part, *own, *image));
   fs::permissions(part, fs::perms(0755), ec);
   if (ec) return internalError("chmod " + part + ": " + ec.message());
-  QABOX_ASSIGN_OR_RETURN(auto usage, measureTree(part));
+  // A layer is held to an environment's own disk limits (measured once
+  // the install is done).
+  TreeBounds bounds;
+  bounds.maxEntries = config_.limits.maxFiles;
+  QABOX_ASSIGN_OR_RETURN(auto usage, measureTree(part, bounds));
+  if (usage.bound == TreeUsage::Bound::kEntries) {
+    return resourceExhausted("[deps] install wrote more than " +
+                             std::to_string(config_.limits.maxFiles) + " files (limits.max_files)");
+  }
+  auto maxDisk =
+      config_.limits.maxDisk.empty() ? std::nullopt : parseMemorySize(config_.limits.maxDisk);
+  if (maxDisk && usage.bytes > *maxDisk) {
+    return resourceExhausted("[deps] install wrote " + formatBytes(usage.bytes) +
+                             ", above limits.max_disk " + config_.limits.maxDisk);
+  }
   fs::rename(part, layerDir(r.hash), ec);
   if (ec) return internalError("moving " + part + " into place: " + ec.message());
   return usage.bytes;

@@ -286,6 +286,26 @@ TEST_F(DepsDeployTest, AFailedInstallFailsAtDepsWithItsLastLinesAndLeavesNothing
   EXPECT_TRUE(buildError);
 }
 
+TEST_F(DepsDeployTest, ALayerOverTheDiskLimitFailsAtDepsAndLeavesNothing) {
+  config_.limits.maxDisk = "1K";
+  makeManager();
+  runtime_.onExec = [this](const std::string& name, const ExecSpec&) -> Result<ProcessResult> {
+    if (name.rfind("qabox-deps-", 0) != 0) return exited(0);
+    fs::create_directories(upper(name) + "/opt");
+    std::ofstream(upper(name) + "/opt/big") << std::string(64 * 1024, 'x');
+    return exited(0);
+  };
+  auto r = deploy(fromRepo("SHOP-1"));
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_TRUE(contains(r.status().message(), "deps failed: [deps] install wrote "))
+      << r.status().message();
+  EXPECT_TRUE(contains(r.status().message(), "above limits.max_disk 1K"));
+  expectNothingLeft("shop-1", "qabox-shop-1");
+  EXPECT_TRUE(runtime_.containers.empty());
+  EXPECT_TRUE(layerDirs().empty());
+}
+
 TEST_F(DepsDeployTest, ARedeployWhoseDepsFailKeepsTheOldOne) {
   auto a = deploy(fromRepo("SHOP-1"));
   ASSERT_TRUE(a.isOk()) << a.status().toString();
