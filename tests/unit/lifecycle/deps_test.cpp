@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "lifecycle/deps.h"
 #include "sys/idshift.h"
 #include "unit/lifecycle/deploy_fixture.h"
@@ -264,6 +266,32 @@ TEST_F(DepsDeployTest, BuiltOnceInAContainerOfItsOwnThenCachedForTheSameFiles) {
   EXPECT_EQ(phaseDetail("deps").rfind("built " + c->depsLayer.substr(0, 12), 0), 0u);
   EXPECT_EQ(buildClones(), 2u);
   EXPECT_EQ(layerDirs().size(), 2u);
+}
+
+TEST_F(DepsDeployTest, ConcurrentDeploysOfOneHashWaitForOneBuild) {
+  auto install = runtime_.onExec;
+  runtime_.onExec = [&](const std::string& name, const ExecSpec& spec) {
+    if (name.rfind("qabox-deps-", 0) == 0) std::this_thread::sleep_for(milliseconds(300));
+    return install(name, spec);
+  };
+  std::mutex mu;
+  std::vector<std::string> details;
+  auto run = [&](const std::string& ticket) {
+    DeployInput in = fromRepo(ticket);
+    in.actor = "alice";
+    auto r = envs_->deploy(in, [&](const Progress& p) {
+      std::lock_guard l(mu);
+      if (p.phase == "deps") details.push_back(p.detail.substr(0, p.detail.find(' ')));
+    });
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+  };
+  std::thread a(run, "SHOP-1"), b(run, "SHOP-2");
+  a.join();
+  b.join();
+  EXPECT_EQ(buildClones(), 1u);
+  std::sort(details.begin(), details.end());
+  EXPECT_EQ(details, (std::vector<std::string>{"built", "cached"}));
+  EXPECT_EQ(layerDirs().size(), 1u);
 }
 
 TEST_F(DepsDeployTest, AFailedInstallFailsAtDepsWithItsLastLinesAndLeavesNothing) {
