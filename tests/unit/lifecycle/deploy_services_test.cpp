@@ -31,6 +31,44 @@ web = "exec gunicorn app:app -b 0.0.0.0:8000"
 worker = "exec python3 worker.py"
 )";
 
+TEST(Services, PasswordsAreFreshHexAndExpandedEverywhereInTheEnv) {
+  auto a = newServicePassword(), b = newServicePassword();
+  ASSERT_TRUE(a.isOk() && b.isOk());
+  EXPECT_TRUE(std::regex_match(*a, std::regex("[0-9a-f]{48}"))) << *a;
+  EXPECT_NE(*a, *b);
+  ServiceDef s;
+  s.env = {
+      {"URL", "x://u:${password}@h/${password}"}, {"PLAIN", "no password"}, {"P", "${password}"}};
+  auto env = serviceEnv(s, "pw");
+  EXPECT_EQ(env, (std::map<std::string, std::string>{
+                     {"URL", "x://u:pw@h/pw"}, {"PLAIN", "no password"}, {"P", "pw"}}));
+}
+
+TEST(Services, TheirStateIsTheFirstNotReadyOrTheFirstFailed) {
+  sv::InitStatus st;
+  auto add = [&](const std::string& name, sv::ProcState state, const std::string& msg = "") {
+    sv::ProcessStatus p;
+    p.name = name;
+    p.state = state;
+    p.message = msg;
+    st.processes.push_back(p);
+  };
+  add("a", sv::ProcState::kReady);
+  add("b", sv::ProcState::kStarting);
+  add("web", sv::ProcState::kBackoff, "not a service");
+  auto s = servicesState(st, {"a", "b", "c"});
+  EXPECT_EQ(s.failed, "");
+  EXPECT_EQ(s.waiting, "b is starting");
+  EXPECT_EQ(s.waitingName, "b");
+  EXPECT_EQ(servicesState(st, {"c"}).waiting, "c is not started yet");
+  EXPECT_TRUE(servicesState(st, {"a"}).waiting.empty());
+  add("c", sv::ProcState::kStopped, "killed\x07");
+  s = servicesState(st, {"a", "b", "c"});
+  EXPECT_EQ(s.failed, "c is stopped (killed?)");
+  EXPECT_EQ(s.failedName, "c");
+  EXPECT_EQ(printable(std::string(300, 'x'), 200), std::string(200, 'x') + "...");
+}
+
 class ServicesDeployTest : public DeployTest {
  protected:
   void SetUp() override {
@@ -429,9 +467,10 @@ TEST_F(ServicesDeployTest, LogsOfAProcessAreItsOwnAndTheDefaultIsTheRoutedOnes) 
   put(env->container, "var/log/qabox/postgres.log", "pg says hi\n");
   put(env->container, "var/log/qabox/app.log", "not this one\n");
 
-  auto read = [&](const std::string& process) -> Result<std::string> {
+  auto read = [&](const std::string& process,
+                  const std::string& ticket = "LOG-1") -> Result<std::string> {
     LogQuery q;
-    q.ticket = "LOG-1";
+    q.ticket = ticket;
     q.process = process;
     std::string all;
     LogSink sink;
@@ -468,19 +507,10 @@ TEST_F(ServicesDeployTest, LogsOfAProcessAreItsOwnAndTheDefaultIsTheRoutedOnes) 
   auto plain = deploy(fromRepo("LOG-2"));
   ASSERT_TRUE(plain.isOk() && plain->state == EnvState::kReady) << plain->message;
   put(plain->container, "var/log/qabox/app.log", "plain app\n");
-  LogQuery q;
-  q.ticket = "LOG-2";
-  std::string all;
-  LogSink sink;
-  sink.write = [&](std::string chunk) {
-    all += chunk;
-    return true;
-  };
-  ASSERT_TRUE(streamLogs(*envs_, q, sink, milliseconds(5)).isOk());
-  EXPECT_EQ(all, "plain app\n");
-  q.process = "web";
-  Status s = streamLogs(*envs_, q, sink, milliseconds(5));
-  EXPECT_EQ(s.code(), Code::kNotFound) << s.toString();
+  EXPECT_EQ(*read("", "LOG-2"), "plain app\n");
+  auto web = read("web", "LOG-2");
+  ASSERT_FALSE(web.isOk());
+  EXPECT_EQ(web.status().code(), Code::kNotFound) << web.status().toString();
 }
 
 }  // namespace
