@@ -120,8 +120,10 @@ files = ["requirements.txt"]
 install = "python3 -m venv --system-site-packages /opt/venv && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check --find-links wheels -r requirements.txt"
 TOML
 dg() { git -C "$deps_work" -c user.name=qabox -c user.email=qabox@localhost "$@"; }
+dg checkout -q -b bench/deps develop
+dg add -A && dg commit -qm "the sample with [deps] and its wheels"
 for v in 1.0 1.1; do
-  dg checkout -q -B "bench/deps-$v" develop
+  dg checkout -q -B "bench/deps-$v" bench/deps
   echo "qaboxdemo==$v" > "$deps_work/requirements.txt"
   dg add -A && dg commit -qm "requirements.txt: qaboxdemo $v" && dg push -q origin "bench/deps-$v"
 done
