@@ -489,6 +489,7 @@ Status readDeploy(const toml::table& root, Config& c) {
     QABOX_RETURN_IF_ERROR(r.duration("hook_timeout", c.deploy.hookTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("health_timeout", c.deploy.healthTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("start_timeout", c.deploy.startTimeout));
+    QABOX_RETURN_IF_ERROR(r.duration("deps_max_age", c.deploy.depsMaxAge));
     return r.string("log_max", c.deploy.logMax);
   });
 }

@@ -118,6 +118,9 @@ struct Config {
     // The most a deploy.log (hook output) and an app.log keep: past it,
     // their first line and their last part.
     std::string logMax = "8M";
+    // A dependency layer no environment uses is collected once its last use
+    // is this old (at once when its image version is gone).
+    std::chrono::milliseconds depsMaxAge{7 * 24 * 3'600'000LL};
   } deploy;
 
   struct Reaper {

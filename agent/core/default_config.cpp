@@ -52,6 +52,7 @@ isolated_ids = true    # each environment's root is 65536 host ids of its own ab
 
 [deploy]
 log_max = "8M"         # deploy.log and app.log keep their first line and their last part
+deps_max_age = "168h"  # an unused [deps] layer goes once its last use is this old
 
 [reaper]
 interval = "10m"

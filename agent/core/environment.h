@@ -89,6 +89,8 @@ struct Environment {
   uint64_t bytesIn = 0;
   uint64_t bytesOut = 0;
   ResourceLimits limits;  // in force: the deploy's, else the image's, else the maxima
+  // The dependency layer (store DepsLayer hash) it is cloned over; "": none.
+  std::string depsLayer;
 };
 
 std::string containerNameFor(std::string_view slug);  // qabox-<slug>

@@ -269,6 +269,45 @@ Status checkProcessNames(const AppManifest& m, const std::string& file) {
   return Status::ok();
 }
 
+// A [deps] files entry: a plain relative path inside the repo.
+Status checkDepsFile(Reader& r, const std::string& f) {
+  if (f.empty()) return r.badValue("files", f, "must not be empty");
+  if (f.size() > 256) return r.badValue("files", f, "at most 256 characters are allowed");
+  if (f[0] == '/') return r.badValue("files", f, "must be a path in the repo, not absolute");
+  for (char c : f) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\') {
+      return r.badValue("files", f, "must not hold control characters or backslashes");
+    }
+  }
+  size_t start = 0;
+  while (start <= f.size()) {
+    size_t end = f.find('/', start);
+    if (end == std::string::npos) end = f.size();
+    std::string_view part(f.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return r.badValue("files", f, "must not hold empty, '.' or '..' parts");
+    }
+    if (part == ".git") return r.badValue("files", f, "must not name .git");
+    start = end + 1;
+  }
+  return Status::ok();
+}
+
+Status readDeps(Reader& r, DepsDef& d) {
+  QABOX_RETURN_IF_ERROR(r.strings("files", d.files));
+  QABOX_RETURN_IF_ERROR(r.string("install", d.install));
+  if (d.install.empty()) return r.bad("install", "must be a command");
+  if (d.install.size() > 4096) return r.bad("install", "at most 4096 characters are allowed");
+  if (d.files.empty()) return r.bad("files", "must name at least one file");
+  if (d.files.size() > 32) return r.bad("files", "at most 32 files are allowed");
+  std::set<std::string> seen;
+  for (const auto& f : d.files) {
+    QABOX_RETURN_IF_ERROR(checkDepsFile(r, f));
+    if (!seen.insert(f).second) return r.badValue("files", f, "named twice");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<AppManifest> parseAppManifest(std::string_view text) {
@@ -289,6 +328,7 @@ Result<AppManifest> parseAppManifest(std::string_view text) {
     if (command.empty()) return r.bad(name, "must be a command");
     return Status::ok();
   }));
+  QABOX_RETURN_IF_ERROR(top.table("deps", [&](Reader& r) { return readDeps(r, m.deps); }));
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys());
   QABOX_RETURN_IF_ERROR(checkProcessNames(m, file));
   return m;
@@ -367,6 +407,7 @@ AppManifest mergeManifests(const ImageManifest& image, const AppManifest& app) {
   m.services = app.services;
   m.processes = app.processes;
   m.process = app.process;
+  m.deps = app.deps;
   return m;
 }
 

@@ -29,6 +29,15 @@ namespace qabox {
 //
 // Every key is optional here; empty strings and an unset port mean "not
 // set", so image defaults fill them in (mergeManifests).
+// [deps] of qabox.toml: `install` runs once per hash of the image version,
+// itself and the contents of `files` (paths in the repo) into a layer that
+// every environment with the same hash shares (lifecycle/deps.h).
+struct DepsDef {
+  std::vector<std::string> files;
+  std::string install;
+  bool operator==(const DepsDef&) const = default;
+};
+
 struct AppManifest {
   std::string start;
   std::optional<uint32_t> port;
@@ -43,6 +52,8 @@ struct AppManifest {
   // [app] process: the [processes] entry that is routed and health-checked;
   // empty: [app] start, under the name "app".
   std::string process;
+  // [deps]; no install: none.
+  DepsDef deps;
 };
 
 // A service an image carries ([services.NAME] in image.toml), which apps on

@@ -159,6 +159,7 @@ Status DeployRun::mergeSource() {
     }
   }
   QABOX_RETURN_IF_ERROR(prepareApp());
+  QABOX_RETURN_IF_ERROR(hashDeps());
   ctx_.done = DeployStep::kMerge;
   return Status::ok();
 }
@@ -189,7 +190,7 @@ bool DeployRun::unchanged() const {
   const std::optional<Environment>& existing = ctx_.existing;
   return existing && !ctx_.in.force && existing->state == EnvState::kReady &&
          existing->spec == ctx_.spec && existing->commit == ctx_.merge.commit &&
-         ctx_.in.secrets.empty();
+         existing->depsLayer == ctx_.depsHash && ctx_.in.secrets.empty();
 }
 
 Status DeployRun::reserve() {
@@ -253,6 +254,7 @@ Status DeployRun::writeIntent(Environment& row) {
     row.imageVersion = ctx_.imageVersion.version;
     row.port = ctx_.app.port.value_or(80);
     row.limits = ctx_.limits;
+    row.depsLayer = ctx_.depsHash;
   }
   row.updatedAt = m_.time_.now();
   return store.putEnvironment(row);
@@ -272,6 +274,7 @@ Status DeployRun::switchOver() {
   ready.imageVersion = ctx_.imageVersion.version;
   ready.port = ctx_.port;
   ready.limits = ctx_.limits;
+  ready.depsLayer = ctx_.depsHash;
   ready.message.clear();
   ready.deployedAt = m_.time_.now();
   ready.updatedAt = ready.deployedAt;

@@ -27,9 +27,9 @@ constexpr const char* kPendingRunFile = "/etc/qabox/app.run.pending";
 // The steps on the host, in the order they run; applies() skips those a
 // deploy has no use for.
 constexpr DeployStep kHostSteps[] = {
-    DeployStep::kClone,    DeployStep::kExport, DeployStep::kAppFiles, DeployStep::kStart,
-    DeployStep::kServices, DeployStep::kBuild,  DeployStep::kMigrate,  DeployStep::kSeed,
-    DeployStep::kApp,      DeployStep::kHealth,
+    DeployStep::kDeps,  DeployStep::kClone,    DeployStep::kExport, DeployStep::kAppFiles,
+    DeployStep::kStart, DeployStep::kServices, DeployStep::kBuild,  DeployStep::kMigrate,
+    DeployStep::kSeed,  DeployStep::kApp,      DeployStep::kHealth,
 };
 
 }  // namespace
@@ -40,6 +40,7 @@ std::string_view stepName(DeployStep step, bool hasRepo) {
     case DeployStep::kCheck: return "check";
     case DeployStep::kMerge: return "merge";
     case DeployStep::kReserve: return "reserve";
+    case DeployStep::kDeps: return "deps";
     case DeployStep::kClone: return "clone";
     case DeployStep::kExport: return "export";
     case DeployStep::kAppFiles: return hasRepo ? "export" : "clone";
@@ -88,6 +89,7 @@ Status DeployRun::hostSteps() {
 
 bool DeployRun::applies(DeployStep step) const {
   switch (step) {
+    case DeployStep::kDeps: return !ctx_.depsHash.empty();
     case DeployStep::kExport: return ctx_.repo != nullptr;
     case DeployStep::kServices: return !ctx_.app.services.empty();
     case DeployStep::kBuild: return !ctx_.app.build.empty();
@@ -99,6 +101,7 @@ bool DeployRun::applies(DeployStep step) const {
 
 Status DeployRun::runStep(DeployStep step) {
   switch (step) {
+    case DeployStep::kDeps: return ensureDeps();
     case DeployStep::kClone: return clone();
     case DeployStep::kExport: return exportSource();
     case DeployStep::kAppFiles: return writeAppFiles();
@@ -119,6 +122,8 @@ Status DeployRun::clone() {
   const uint32_t version = ctx_.imageVersion.version;
   NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
   QABOX_ASSIGN_OR_RETURN(auto lowers, m_.images_.lowerDirs(ctx_.image, version));
+  // The dependency layer lies over the image's, under the clone's delta.
+  if (!ctx_.depsDir.empty()) lowers.insert(lowers.begin(), ctx_.depsDir);
   QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
                                           paths::imageContainer(ctx_.image, version), container,
                                           lowers, net, ctx_.limits));
@@ -143,6 +148,9 @@ Status DeployRun::exportSource() {
     QABOX_RETURN_IF_ERROR(setDirXattrBeneath(upper, paths::kAppDir, attr, "y"));
   }
   QABOX_RETURN_IF_ERROR(m_.git_->exportTree(*ctx_.repo, ctx_.merge.commit, appDir));
+  // The same rule as the layer's build: a listed file reached through a
+  // link is refused, whether or not its layer was cached.
+  if (!ctx_.depsHash.empty()) QABOX_RETURN_IF_ERROR(checkDepsFiles(appDir, ctx_.app.deps.files));
   if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
   phase("export", ctx_.merge.commit.substr(0, 12) + " into " + paths::kAppDir);
   return Status::ok();

@@ -23,6 +23,7 @@ enum class DeployStep {
   kCheck,     // the image is built, the limits fit, the row allows it (a sleeping one is woken)
   kMerge,     // the source fetched and merged, qabox.toml read; or nothing changed
   kReserve,   // intent: lease, journal entry and row in one transaction; a new ticket's route
+  kDeps,      // the [deps] layer found by its hash, or built (lifecycle/deps.h)
   kClone,     // the container cloned from the image, the bridge's neighbour entry forgotten
   kExport,    // the merge result exported into /srv/app (only when deploying a repo)
   kAppFiles,  // app.env and app.run (app.run.pending while hooks are to run) placed
@@ -80,6 +81,10 @@ struct DeployContext {
   std::map<std::string, std::string> secrets;
   uint16_t port = 80;
   bool hasHooks = false;
+  std::string depsHash;  // [deps]: the layer's hash; "": none
+
+  // kDeps
+  std::string depsDir;  // the layer, topmost of the clone's lowers
 
   // kReserve
   bool redeploy = false;
@@ -117,6 +122,7 @@ class DeployRun {
   Status mergeSource();
   Status prepareApp();
   Status addServices();
+  Status hashDeps();
   bool unchanged() const;
   Status reserve();
   Status writeIntent(Environment& row);
@@ -126,6 +132,7 @@ class DeployRun {
   Status hostSteps();
   bool applies(DeployStep step) const;
   Status runStep(DeployStep step);
+  Status ensureDeps();
   Status clone();
   Status exportSource();
   Status writeAppFiles();
@@ -162,6 +169,7 @@ class DeployRun {
   CappedLog hookLog_;
   bool logFailed_ = false;
   uint64_t logMax_ = 0;
+  DepsLayers::Pin depsPin_;  // the layer this deploy clones over stays until the run ends
   // Last: stopped (its thread joined) before anything it reads goes.
   DiskWatch watch_;
 };

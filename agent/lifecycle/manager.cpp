@@ -50,7 +50,16 @@ EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
       git_(git),
       routes_(routes),
       health_(std::move(health)),
-      time_(time) {}
+      time_(time),
+      deps_(std::make_unique<DepsLayers>(config_, store_, runtime_, git_, time_)) {}
+
+EnvironmentManager::~EnvironmentManager() = default;
+
+Result<std::vector<DepsLayer>> EnvironmentManager::depsLayers() { return store_.listDepsLayers(); }
+
+Result<std::vector<std::string>> EnvironmentManager::collectDepsLayers(const std::string& actor) {
+  return deps_->collect(actor);
+}
 
 std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
   std::lock_guard l(locksMu_);
@@ -135,7 +144,16 @@ Status EnvironmentManager::remove(const std::string& ticket, const std::string& 
   QABOX_RETURN_IF_ERROR(refuseWhenStopping());
   QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
   if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(row.env));
-  return removeLocked(row.env, actor, why);
+  QABOX_RETURN_IF_ERROR(removeLocked(row.env, actor, why));
+  row.lock.unlock();
+  if (!row.env.depsLayer.empty()) {
+    // Its layer may be unused now; collection decides by its age.
+    if (auto c = deps_->collect(actor); !c) {
+      spdlog::warn("delete {}: collecting dependency layers: {}", row.env.ticket,
+                   c.status().toString());
+    }
+  }
+  return Status::ok();
 }
 
 Status EnvironmentManager::reclaim(const std::string& ticket, const std::string& why,

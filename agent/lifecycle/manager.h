@@ -17,6 +17,7 @@
 #include "deploy/image_builder.h"
 #include "deploy/manifest.h"
 #include "init/contract.h"
+#include "lifecycle/deps.h"
 #include "lifecycle/options.h"
 #include "lifecycle/recovery.h"
 #include "proxy/router.h"
@@ -57,6 +58,7 @@ class EnvironmentManager {
   EnvironmentManager(LifecycleOptions options, Store& store, ContainerRuntime& runtime,
                      Bridge& bridge, ImageCatalog& images, GitSource* git, RouteTable& routes,
                      HealthCheck health, const TimeSource& time = systemTime());
+  ~EnvironmentManager();
 
   // Start-up, before the API listens: reconciles the journal and the store
   // with the containers that really exist, and fills the route table.
@@ -120,6 +122,12 @@ class EnvironmentManager {
   std::vector<ProcessInfo> processesOf(const Environment& env);
 
   // New mutations are refused from now on; in-flight ones finish.
+  // The cached dependency layers ([deps]), and their collection: those no
+  // environment names, unused for deploy.deps_max_age or whose image
+  // version is gone, are removed (their hashes returned).
+  Result<std::vector<DepsLayer>> depsLayers();
+  Result<std::vector<std::string>> collectDepsLayers(const std::string& actor);
+
   void beginShutdown() { stopping_ = true; }
 
   const LifecycleOptions& options() const { return config_; }
@@ -183,6 +191,7 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+  std::unique_ptr<DepsLayers> deps_;
 };
 
 // Shell single-quoting for the app.env file the container's init sources.

@@ -12,11 +12,12 @@ namespace qabox {
 namespace {
 
 // The stored strings: rows in the field hold them, so they never change.
-constexpr std::array<std::pair<JournalKind, std::string_view>, 4> kKindNames = {{
+constexpr std::array<std::pair<JournalKind, std::string_view>, 5> kKindNames = {{
     {JournalKind::kCreate, "create"},
     {JournalKind::kRedeploy, "redeploy"},
     {JournalKind::kDelete, "delete"},
     {JournalKind::kImageBuild, "image.build"},
+    {JournalKind::kDepsBuild, "deps.build"},
 }};
 
 constexpr std::array<std::pair<JournalOutcome, std::string_view>, 4> kOutcomeNames = {{

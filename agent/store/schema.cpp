@@ -118,6 +118,19 @@ ALTER TABLE images ADD COLUMN parent TEXT NOT NULL DEFAULT '';
 ALTER TABLE images ADD COLUMN parent_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE images ADD COLUMN recipe_hash TEXT NOT NULL DEFAULT '';
 )sql",
+    // Cached dependency layers (qabox.toml [deps]) and the one each
+    // environment is cloned over ('': none).
+    R"sql(
+CREATE TABLE deps_layers (
+  hash TEXT PRIMARY KEY,
+  image TEXT NOT NULL,
+  image_version INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL DEFAULT 0,
+  built_at INTEGER NOT NULL,
+  last_used_at INTEGER NOT NULL
+);
+ALTER TABLE environments ADD COLUMN deps_layer TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 }  // namespace

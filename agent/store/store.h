@@ -22,6 +22,7 @@ enum class JournalKind {
   kRedeploy,    // "redeploy": a new container for an existing environment
   kDelete,      // "delete": an environment and its container go
   kImageBuild,  // "image.build": a new base image version
+  kDepsBuild,   // "deps.build": a dependency layer built in a build container
 };
 std::string_view journalKindName(JournalKind kind);
 std::optional<JournalKind> parseJournalKind(std::string_view name);
@@ -82,6 +83,18 @@ struct ImageVersion {
   std::string recipeHash{};
   // Not stored: set by a build that found the current version up to date.
   bool cached = false;
+};
+
+// A cached dependency layer (qabox.toml [deps]): what `install` wrote, built
+// once per hash and shared copy-on-write by every environment whose image
+// version, install command and files hash the same.
+struct DepsLayer {
+  std::string hash;  // SHA-256 hex (lifecycle/deps.h depsHash)
+  std::string image;
+  uint32_t imageVersion = 0;
+  uint64_t sizeBytes = 0;
+  TimePoint builtAt{};
+  TimePoint lastUsedAt{};
 };
 
 struct TokenRecord {
@@ -153,6 +166,13 @@ class Store {
   virtual Result<std::vector<ImageVersion>> listImages() = 0;
   virtual Result<std::optional<ImageVersion>> currentImage(const std::string& name) = 0;
   virtual Status deleteImage(const std::string& name, uint32_t version) = 0;
+
+  // Dependency layers, keyed by hash.
+  virtual Status putDepsLayer(const DepsLayer& layer) = 0;
+  virtual Result<std::optional<DepsLayer>> getDepsLayer(const std::string& hash) = 0;
+  virtual Result<std::vector<DepsLayer>> listDepsLayers() = 0;
+  virtual Status touchDepsLayer(const std::string& hash, TimePoint at) = 0;  // last_used_at
+  virtual Status deleteDepsLayer(const std::string& hash) = 0;
 
   // Tokens, keyed by name; the hash is unique too.
   virtual Status putToken(const TokenRecord& token) = 0;

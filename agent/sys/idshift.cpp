@@ -15,13 +15,15 @@ uint32_t shiftedId(uint32_t id, uint32_t base) { return id < kMappedIds ? base +
 
 namespace {
 
-Status shiftOne(const std::string& path, uint32_t base) {
+// Gives `path` (never followed) the ids `map` makes of its own.
+template <typename Map>
+Status remapOne(const std::string& path, const Map& map) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
     return internalError("stat " + path + ": " + std::strerror(errno));
   }
-  uid_t uid = shiftedId(st.st_uid, base);
-  gid_t gid = shiftedId(st.st_gid, base);
+  uid_t uid = map(st.st_uid);
+  gid_t gid = map(st.st_gid);
   if (uid == st.st_uid && gid == st.st_gid) return Status::ok();
   if (lchown(path.c_str(), uid, gid) != 0) {
     return internalError("chown " + path + ": " + std::strerror(errno));
@@ -35,20 +37,37 @@ Status shiftOne(const std::string& path, uint32_t base) {
   return Status::ok();
 }
 
-}  // namespace
-
-Status shiftOwnership(const std::string& root, uint32_t base) {
+template <typename Map>
+Status remapTree(const std::string& root, const Map& map, const std::string& what) {
   namespace fs = std::filesystem;
-  Status s = shiftOne(root, base);
+  Status s = remapOne(root, map);
   std::error_code ec;
   // Symlinks are not followed: the walk stays inside `root`.
   for (fs::recursive_directory_iterator it(root, ec), end; s.isOk() && !ec && it != end;
        it.increment(ec)) {
-    s = shiftOne(it->path().string(), base);
+    s = remapOne(it->path().string(), map);
   }
-  if (!s.isOk()) return s.withContext("giving " + root + " to the container's ids");
-  if (ec) return internalError("giving " + root + " to the container's ids: " + ec.message());
+  if (!s.isOk()) return s.withContext(what);
+  if (ec) return internalError(what + ": " + ec.message());
   return Status::ok();
+}
+
+}  // namespace
+
+Status shiftOwnership(const std::string& root, uint32_t base) {
+  return remapTree(
+      root, [base](uint32_t id) { return shiftedId(id, base); },
+      "giving " + root + " to the container's ids");
+}
+
+Status moveOwnership(const std::string& root, uint32_t from, uint32_t to) {
+  if (from == to) return Status::ok();
+  return remapTree(
+      root,
+      [from, to](uint32_t id) -> uint32_t {
+        return id >= from && id - from < kMappedIds ? to + (id - from) : to;
+      },
+      "giving " + root + " to the image's ids");
 }
 
 std::optional<uint32_t> mappedRootOf(std::string_view lxcConfig) {

@@ -23,6 +23,12 @@ uint32_t shiftedId(uint32_t id, uint32_t base);
 // are kept. Repeating it changes nothing.
 Status shiftOwnership(const std::string& root, uint32_t base);
 
+// Moves every file under `root` (links not followed) from the container
+// ids based at `from` to the same container ids based at `to` (a build
+// container's files given to its image's ids); an id outside `from`'s range
+// becomes `to` itself (container root). setuid and setgid bits are kept.
+Status moveOwnership(const std::string& root, uint32_t from, uint32_t to);
+
 // The host id container root runs as, read from an LXC config's
 // `lxc.idmap = u 0 <base> <count>` line; nullopt for a privileged one.
 std::optional<uint32_t> mappedRootOf(std::string_view lxcConfig);

@@ -4,7 +4,9 @@
 # over N deploys with the images warm, the phase that dominates, and each
 # idle environment's memory from its container's cgroup (memory.current and
 # memory.stat's anon on cgroup v2, memory.usage_in_bytes and total_rss on v1),
-# with the share of init, Postgres, gunicorn, the worker and Redis (PSS).
+# with the share of init, Postgres, gunicorn, the worker and Redis (PSS); then
+# the first deploy after a change to requirements.txt ([deps] layer built) and
+# one with it unchanged (the layer cached).
 #   usage: scripts/bench/realapp.sh [N]   (default 10; run as root)
 #   QABOX_BENCH_SETTLE=SECONDS: how long the environments idle before their
 #   memory is read (default 20)
@@ -104,9 +106,42 @@ for i in $(seq "$N"); do
   echo "$anon" >> "$out/mem-anon"
 done
 
+# Dependency layers: the sample with a requirements.txt naming a local
+# package (wheels built here, no network) and [deps]. The first deploy after
+# a change to requirements.txt builds the layer; the next one with the same
+# file reuses it.
+deps_work=$SAMPLE_SRC/deps-work
+git clone -q -b develop "$SAMPLE_REPO" "$deps_work"
+for v in 1.0 1.1; do python3 "$REPO_ROOT/tests/integration/make_wheel.py" "$deps_work/wheels" "$v"; done
+cat >> "$deps_work/qabox.toml" <<'TOML'
+
+[deps]
+files = ["requirements.txt"]
+install = "python3 -m venv --system-site-packages /opt/venv && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check --find-links wheels -r requirements.txt"
+TOML
+dg() { git -C "$deps_work" -c user.name=qabox -c user.email=qabox@localhost "$@"; }
+dg checkout -q -b bench/deps develop
+dg add -A && dg commit -qm "the sample with [deps] and its wheels"
+for v in 1.0 1.1; do
+  dg checkout -q -B "bench/deps-$v" bench/deps
+  echo "qaboxdemo==$v" > "$deps_work/requirements.txt"
+  dg add -A && dg commit -qm "requirements.txt: qaboxdemo $v" && dg push -q origin "bench/deps-$v"
+done
+deps_deploy() {  # deps_deploy TICKET BRANCH: prints "ms deps-phase-detail"
+  local t0 ms
+  t0=$(now_ms)
+  "${QB[@]}" deploy "$1" --repo sample --source "$2" --target develop --image python \
+    >/dev/null 2>"$out/deps-$1" || { cat "$out/deps-$1" >&2; exit 1; }
+  ms=$(( $(now_ms) - t0 ))
+  echo "$ms $(awk '$1 == "deps" { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' "$out/deps-$1")"
+}
+read -r deps_first_ms deps_first < <(deps_deploy DEPS-1 bench/deps-1.0)
+read -r deps_cached_ms deps_cached < <(deps_deploy DEPS-2 bench/deps-1.0)
+read -r deps_change_ms deps_change < <(deps_deploy DEPS-3 bench/deps-1.1)
+
 ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
 echo "qabox real app benchmark: sample app (Flask, Postgres 15, Redis) on the python image,"
-echo "N=$N, $(nproc) cores; READY: $ready of $((N + 1))"
+echo "N=$N, $(nproc) cores; READY: $ready of $((N + 4))"
 printf 'image build python: %d ms the first time in this run, %d ms again (cached)\n' \
   "$build_first" "$build_cached"
 stats "deploy call -> READY (CLI wall)" < "$out/total"
@@ -135,5 +170,8 @@ for what in init postgres gunicorn worker redis other; do
   awk -v w="$what" -v n="$N" '{ s += $1; c++ } END {
     printf "    %-9s %6.1f MiB  (%.1f processes)\n", w, s / n / 1024, c / n }' "$out/pss-$what"
 done
-echo "not measured yet: a ~1 GiB dataset and the first deploy after a change to"
-echo "requirements.txt (datasets and dependency layers come later)"
+echo "dependency layer ([deps], pip from a local wheel):"
+printf '  first deploy after a requirements.txt change: %d ms (deps: %s)\n' "$deps_change_ms" "$deps_change"
+printf '  the first deploy with [deps] at all:         %d ms (deps: %s)\n' "$deps_first_ms" "$deps_first"
+printf '  the same requirements.txt again:             %d ms (deps: %s)\n' "$deps_cached_ms" "$deps_cached"
+echo "not measured yet: a ~1 GiB dataset (datasets come later)"

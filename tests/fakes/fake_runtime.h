@@ -22,10 +22,11 @@ class FakeRuntime : public ContainerRuntime {
   };
 
   Status clone(const std::string&, const std::string& image, const std::string& name,
-               const std::vector<std::string>&, const NetSpec& net,
+               const std::vector<std::string>& layers, const NetSpec& net,
                const ResourceLimits&) override {
     std::lock_guard l(mu_);
     calls.push_back("clone " + name);
+    lowers[name] = layers;
     if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");
     if (containers.count(name)) return internalError("clone " + name + ": already exists");
     containers[name] = {ContainerState::kStopped, image, net};
@@ -83,6 +84,7 @@ class FakeRuntime : public ContainerRuntime {
   std::optional<uint32_t> mappedRoot(const std::string&) const override { return std::nullopt; }
 
   std::map<std::string, Container> containers;
+  std::map<std::string, std::vector<std::string>> lowers;  // each clone's, as asked
   std::vector<std::string> calls;
   std::set<std::string> failOn;
   int execExitCode = 0;

@@ -19,17 +19,19 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->limits.maxFiles, 1000000u);
   EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(30));
   EXPECT_EQ(c->deploy.logMax, "8M");
+  EXPECT_EQ(c->deploy.depsMaxAge, std::chrono::hours(168));
 }
 
 TEST(Config, ReadsTheDiskKeys) {
   auto c = parseConfig(
       "[limits]\nmax_disk = \"2G\"\nmax_files = 5000\ndisk_check_interval = \"5s\"\n"
-      "[deploy]\nlog_max = \"256K\"\n");
+      "[deploy]\nlog_max = \"256K\"\ndeps_max_age = \"0\"\n");
   ASSERT_TRUE(c.isOk()) << c.status().toString();
   EXPECT_EQ(c->limits.maxDisk, "2G");
   EXPECT_EQ(c->limits.maxFiles, 5000u);
   EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(5));
   EXPECT_EQ(c->deploy.logMax, "256K");
+  EXPECT_EQ(c->deploy.depsMaxAge, std::chrono::milliseconds(0));
   auto none = parseConfig("[limits]\nmax_disk = \"\"\n");
   ASSERT_TRUE(none.isOk()) << none.status().toString();
   EXPECT_EQ(none->limits.maxDisk, "");
@@ -123,6 +125,7 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
       {"[limits]\ndisk_check_interval = \"10ms\"", "limits.disk_check_interval: must be at least"},
       {"[deploy]\nlog_max = \"1K\"", "deploy.log_max \"1K\": must be a size between 64K and 1G"},
       {"[deploy]\nlog_max = 8", "deploy.log_max: must be a string"},
+      {"[deploy]\ndeps_max_age = \"a week\"", "deploy.deps_max_age: duration"},
       {"[containers]\nid_base = 1000", "containers.id_base: must be between 65536"},
       {"[containers]\nunprivileged = \"yes\"", "containers.unprivileged: must be true or false"},
       {"[reaper]\ninterval = \"10 minutes\"", "reaper.interval"},

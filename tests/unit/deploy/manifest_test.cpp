@@ -478,5 +478,77 @@ TEST(Manifests, TheAppsServicesAndProcessesAreCarriedAndCheckedAgainstTheImage) 
   EXPECT_TRUE(checkImageFits(*busybox, m).isOk());
 }
 
+TEST(AppManifest, ReadsDepsAndCarriesThemOverTheImage) {
+  auto m = parseAppManifest(
+      "[deps]\nfiles = [\"requirements.txt\", \"constraints/prod.txt\"]\n"
+      "install = \"pip install -r requirements.txt\"\n");
+  ASSERT_TRUE(m.isOk()) << m.status().toString();
+  EXPECT_EQ(m->deps.files, (std::vector<std::string>{"requirements.txt", "constraints/prod.txt"}));
+  EXPECT_EQ(m->deps.install, "pip install -r requirements.txt");
+  ImageManifest image;
+  image.name = "python";
+  EXPECT_EQ(mergeManifests(image, *m).deps, m->deps);
+  // No [deps]: none.
+  auto none = parseAppManifest("[app]\nstart = \"x\"\n");
+  ASSERT_TRUE(none.isOk());
+  EXPECT_TRUE(none->deps.install.empty());
+  EXPECT_TRUE(none->deps.files.empty());
+}
+
+TEST(AppManifest, EveryDepsErrorNamesTheKey) {
+  auto deps = [](const std::string& files, const std::string& install = "\"make deps\"") {
+    return "[deps]\nfiles = " + files + "\ninstall = " + install + "\n";
+  };
+  const std::string longPath(257, 'a');
+  const std::string longInstall = "\"" + std::string(4097, 'x') + "\"";
+  std::string many = "[";
+  for (int i = 0; i < 33; ++i)
+    many += (i ? ", " : "") + std::string("\"f") + std::to_string(i) + "\"";
+  many += "]";
+  struct DepsCase {
+    std::string toml, message;
+  };
+  const DepsCase cases[] = {
+      {"deps = 1\n", "qabox.toml: deps: must be a table ([deps])"},
+      {"[deps]\nfiles = [\"a\"]\n", "qabox.toml: deps.install: must be a command"},
+      {deps("[\"a\"]", "\"\""), "qabox.toml: deps.install: must be a command"},
+      {deps("[\"a\"]", "1"), "qabox.toml: deps.install: must be a string"},
+      {deps("[\"a\"]", longInstall),
+       "qabox.toml: deps.install: at most 4096 characters are allowed"},
+      {"[deps]\ninstall = \"x\"\n", "qabox.toml: deps.files: must name at least one file"},
+      {deps("[]"), "qabox.toml: deps.files: must name at least one file"},
+      {deps("\"requirements.txt\""), "qabox.toml: deps.files: must be a list of strings"},
+      {deps("[1]"), "qabox.toml: deps.files: must be a list of strings"},
+      {deps(many), "qabox.toml: deps.files: at most 32 files are allowed"},
+      {deps("[\"\"]"), "qabox.toml: deps.files \"\": must not be empty"},
+      {deps("[\"" + longPath + "\"]"), "qabox.toml: deps.files \"" + longPath.substr(0, 80) +
+                                           "...\": at most 256 characters are allowed"},
+      {deps("[\"/etc/passwd\"]"),
+       "qabox.toml: deps.files \"/etc/passwd\": must be a path in the repo, not absolute"},
+      {deps("[\"../x\"]"),
+       "qabox.toml: deps.files \"../x\": must not hold empty, '.' or '..' parts"},
+      {deps("[\"a/../../x\"]"),
+       "qabox.toml: deps.files \"a/../../x\": must not hold empty, '.' or '..' parts"},
+      {deps("[\"./a\"]"), "qabox.toml: deps.files \"./a\": must not hold empty, '.' or '..' parts"},
+      {deps("[\"a//b\"]"),
+       "qabox.toml: deps.files \"a//b\": must not hold empty, '.' or '..' parts"},
+      {deps("[\"a/\"]"), "qabox.toml: deps.files \"a/\": must not hold empty, '.' or '..' parts"},
+      {deps("[\".git/config\"]"), "qabox.toml: deps.files \".git/config\": must not name .git"},
+      {deps("[\"a\\nb\"]"),
+       "qabox.toml: deps.files \"a?b\": must not hold control characters or backslashes"},
+      {deps("[\"a\\\\b\"]"),
+       "qabox.toml: deps.files \"a\\b\": must not hold control characters or backslashes"},
+      {deps("[\"a\", \"a\"]"), "qabox.toml: deps.files \"a\": named twice"},
+      {"[deps]\nfiles = [\"a\"]\ninstall = \"x\"\ncache = true\n",
+       "qabox.toml: deps.cache: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto m = parseAppManifest(c.toml);
+    ASSERT_FALSE(m.isOk()) << c.toml;
+    EXPECT_EQ(m.status().code(), Code::kInvalidArgument) << c.toml;
+    EXPECT_EQ(m.status().message(), c.message) << c.toml;
+  }
+}
+
 }  // namespace
 }  // namespace qabox

@@ -10,7 +10,8 @@ TEST(JournalNames, KindsAreStoredAsTheirOldNames) {
   const std::pair<JournalKind, const char*> kinds[] = {{JournalKind::kCreate, "create"},
                                                        {JournalKind::kRedeploy, "redeploy"},
                                                        {JournalKind::kDelete, "delete"},
-                                                       {JournalKind::kImageBuild, "image.build"}};
+                                                       {JournalKind::kImageBuild, "image.build"},
+                                                       {JournalKind::kDepsBuild, "deps.build"}};
   for (const auto& [kind, name] : kinds) {
     EXPECT_EQ(journalKindName(kind), name);
     EXPECT_EQ(parseJournalKind(name), kind) << name;

@@ -65,6 +65,7 @@ void expectSameEnvironment(const Environment& a, const Environment& b) {
   EXPECT_EQ(a.commit, b.commit);
   EXPECT_EQ(a.sourceCommit, b.sourceCommit);
   EXPECT_EQ(a.targetCommit, b.targetCommit);
+  EXPECT_EQ(a.depsLayer, b.depsLayer);
   EXPECT_EQ(a.port, b.port);
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.pinned, b.pinned);
@@ -142,6 +143,7 @@ TEST_P(StoreContract, EnvironmentRoundTripsEveryField) {
   e.commit = "0123456789abcdef0123456789abcdef01234567";
   e.sourceCommit = "1111111111111111111111111111111111111111";
   e.targetCommit = "2222222222222222222222222222222222222222";
+  e.depsLayer = std::string(64, 'd');
   e.port = 8080;
   e.message = "deploying: \"build\" step\nsecond line";
   e.pinned = true;
@@ -590,6 +592,31 @@ TEST_P(StoreContract, ImageParentAndRecipeHashRoundTrip) {
   EXPECT_EQ((*list)[0].parentVersion, 0u);
   EXPECT_EQ((*list)[0].recipeHash, std::string(64, 'a'));
   EXPECT_EQ((*list)[1].parent, "debian");
+}
+
+TEST_P(StoreContract, DepsLayersRoundTripAreTouchedForwardOnlyAndDeleted) {
+  DepsLayer a{std::string(64, 'a'), "python", 3, 123'456'789, at(1'000), at(2'000)};
+  DepsLayer b{std::string(64, 'b'), "node", 1, 0, at(500), at(500)};
+  ASSERT_TRUE(store_->putDepsLayer(a).isOk());
+  ASSERT_TRUE(store_->putDepsLayer(b).isOk());
+  auto got = store_->getDepsLayer(a.hash);
+  ASSERT_TRUE(got.isOk() && got->has_value());
+  EXPECT_EQ((*got)->image, "python");
+  EXPECT_EQ((*got)->imageVersion, 3u);
+  EXPECT_EQ((*got)->sizeBytes, 123'456'789u);
+  EXPECT_EQ((*got)->builtAt, at(1'000));
+  EXPECT_EQ((*got)->lastUsedAt, at(2'000));
+  EXPECT_FALSE(store_->getDepsLayer(std::string(64, 'c'))->has_value());
+  auto list = store_->listDepsLayers();
+  ASSERT_TRUE(list.isOk());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].hash, b.hash) << "oldest built first";
+  ASSERT_TRUE(store_->touchDepsLayer(a.hash, at(5'000)).isOk());
+  ASSERT_TRUE(store_->touchDepsLayer(a.hash, at(3'000)).isOk());
+  EXPECT_EQ((*store_->getDepsLayer(a.hash))->lastUsedAt, at(5'000));
+  ASSERT_TRUE(store_->deleteDepsLayer(a.hash).isOk());
+  EXPECT_FALSE(store_->getDepsLayer(a.hash)->has_value());
+  EXPECT_EQ(store_->listDepsLayers()->size(), 1u);
 }
 
 TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
