@@ -23,9 +23,8 @@ scripts/install-deps.sh
 
 say "building qaboxd, qabox and their helpers"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(qaboxd qabox qabox-lxc)
-# PID 1 of Debian environments, where this tree has it.
-if cmake --build build --target help | grep -qw qabox-init; then targets+=(qabox-init); fi
+# qabox-init: PID 1 of the Debian environments the images below install.
+targets=(qaboxd qabox qabox-lxc qabox-init)
 cmake --build build -j"$(nproc)" --target "${targets[@]}" >/dev/null
 qabox=$repo_root/build/agent/cli/qabox
 qaboxd=$repo_root/build/agent/daemon/qaboxd
@@ -68,7 +67,15 @@ say "building the python image and the images it stands on (first run only)"
 "$qabox" image build python >&2
 
 say "deploying sample feature/$ticket merged into develop as $ticket on the python image"
-"$qabox" deploy "$ticket" --repo sample --source "feature/$ticket" --target develop --image python
+# The same environment from an earlier run is left as it is; one of this
+# ticket on another image or repo (an older quickstart's) is replaced.
+force=()
+if existing=$("$qabox" get "$ticket" -o json 2>/dev/null) &&
+  ! python3 -c 'import json,sys; e=json.load(sys.stdin); sys.exit(e.get("image") != "python" or e.get("repo") != "sample")' <<<"$existing"; then
+  say "replacing the $ticket environment an earlier run left on another image or repo"
+  force=(--force)
+fi
+"$qabox" deploy "$ticket" --repo sample --source "feature/$ticket" --target develop --image python "${force[@]}"
 
 url=$("$qabox" get "$ticket" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
 host=${url#http://}
