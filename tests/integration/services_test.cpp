@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "supervised_recipe.h"
 
 namespace qabox::testing {
 namespace {
@@ -55,12 +56,7 @@ class LxcServices : public ::testing::Test {
   void SetUp() override {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
-    const std::string recipes = host_->stateDir() + "/recipes";
-    fs::create_directories(recipes);
-    fs::copy(sourceDir() + "/images/busybox", recipes + "/busybox", fs::copy_options::recursive);
-    fs::copy(sourceDir() + "/tests/integration/images/supervised", recipes + "/supervised",
-             fs::copy_options::recursive);
-    fs::copy_file(binDir() + "/agent/init/qabox-init", recipes + "/supervised/qabox-init");
+    const std::string recipes = copySupervisedRecipes(host_->stateDir());
     // The recipe with qabox-init named as its init, and the services.
     const std::string recipe = recipes + "/supervised/image.toml";
     std::string text = readFile(recipe);
@@ -76,10 +72,7 @@ class LxcServices : public ::testing::Test {
     o.healthTimeout = "20s";
     o.deployToml = "hook_timeout = \"30s\"";
     host_->writeConfig(o);
-    const std::string cfg = host_->stateDir() + "/qaboxd.toml";
-    std::string conf = std::regex_replace(readFile(cfg), std::regex("images_dir = \"[^\"]*\""),
-                                          "images_dir = \"" + recipes + "\"");
-    std::ofstream(cfg, std::ios::trunc) << conf;
+    pointImagesDirAt(host_->stateDir(), recipes);
     host_->startDaemon();
     auto build = host_->cli({"image", "build", "supervised"});
     ASSERT_EQ(build.exitCode, 0) << build.err << build.out;

@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "harness.h"
 #include "init/contract.h"
+#include "supervised_recipe.h"
 
 namespace qabox::testing {
 namespace {
@@ -56,18 +56,9 @@ class LxcSupervisor : public ::testing::Test {
     host_ = std::make_unique<TestHost>();
     // The images the test builds: busybox's recipe and the supervised one,
     // with the qabox-init just built and the test's supervise.json in it.
-    const std::string recipes = host_->stateDir() + "/recipes";
-    fs::create_directories(recipes);
-    fs::copy(sourceDir() + "/images/busybox", recipes + "/busybox", fs::copy_options::recursive);
-    fs::copy(sourceDir() + "/tests/integration/images/supervised", recipes + "/supervised",
-             fs::copy_options::recursive);
-    fs::copy_file(binDir() + "/agent/init/qabox-init", recipes + "/supervised/qabox-init");
+    const std::string recipes = copySupervisedRecipes(host_->stateDir());
     std::ofstream(recipes + "/supervised/supervise.json") << superviseJson();
-    const std::string cfg = host_->stateDir() + "/qaboxd.toml";
-    std::string text = readFile(cfg);
-    text = std::regex_replace(text, std::regex("images_dir = \"[^\"]*\""),
-                              "images_dir = \"" + recipes + "\"");
-    std::ofstream(cfg, std::ios::trunc) << text;
+    pointImagesDirAt(host_->stateDir(), recipes);
     host_->startDaemon();
     auto build = host_->cli({"image", "build", "supervised"});
     ASSERT_EQ(build.exitCode, 0) << build.err << build.out;
