@@ -394,17 +394,20 @@ std::string formatImagesTable(const v1::ListImagesResponse& images, TimePoint no
     if (built.count(r) == 0) unbuilt += (unbuilt.empty() ? "" : ", ") + cleanCell(r);
   }
   if (!unbuilt.empty()) out += "\nNot built yet (qabox image build NAME): " + unbuilt + "\n";
-  if (images.deps_layers_size() > 0) {
-    // [deps] layers: built once per hash, shared by the environments on them.
+  if (images.layers_size() > 0) {
+    // [deps] and [data] layers: built once per hash, shared by the
+    // environments on them.
     std::vector<std::vector<std::string>> layers;
-    for (const auto& l : images.deps_layers()) {
-      layers.push_back({cleanCell(l.hash().substr(0, 12)),
+    for (const auto& l : images.layers()) {
+      layers.push_back({cleanCell(l.hash().substr(0, 12)), cleanCell(l.kind()),
+                        l.lineage().empty() ? "-" : cleanCell(l.lineage()),
                         cleanCell(l.image()) + " v" + std::to_string(l.image_version()),
                         humanBytes(l.size_bytes()), relativeTime(l.built_at(), now),
                         relativeTime(l.last_used_at(), now), std::to_string(l.environments())});
     }
-    out += "\nDependency layers ([deps]):\n" +
-           renderTable({"LAYER", "IMAGE", "SIZE", "BUILT", "LAST USED", "ENVS"}, layers);
+    out += "\nCached layers ([deps] installs, [data] datasets):\n" +
+           renderTable({"LAYER", "KIND", "FOR", "IMAGE", "SIZE", "BUILT", "LAST USED", "ENVS"},
+                       layers);
   }
   return out;
 }

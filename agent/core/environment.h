@@ -89,8 +89,10 @@ struct Environment {
   uint64_t bytesIn = 0;
   uint64_t bytesOut = 0;
   ResourceLimits limits;  // in force: the deploy's, else the image's, else the maxima
-  // The dependency layer (store DepsLayer hash) it is cloned over; "": none.
+  // The dependency and data layers (store CachedLayer hashes) it is cloned
+  // over; "": none.
   std::string depsLayer;
+  std::string dataLayer;
 };
 
 std::string containerNameFor(std::string_view slug);  // qabox-<slug>

@@ -460,6 +460,29 @@ Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
   return Status::ok();
 }
 
+Result<std::string> GitRepos::objectId(const RepoConfig& repo, const std::string& commit,
+                                       const std::string& path) {
+  QABOX_RETURN_IF_ERROR(checkRepo(repo));
+  if (!isCommitId(commit)) {
+    return invalidArgument("commit \"" + commit.substr(0, 80) + "\": must be a full commit id");
+  }
+  QABOX_RETURN_IF_ERROR(checkRepoPath(path));
+  QABOX_ASSIGN_OR_RETURN(
+      auto r, git(repo, {"cat-file", "--batch-check"}, kLocalTimeout, commit + ":" + path + "\n"));
+  if (!r.ok()) return internalError("repo " + repo.name + ": git cat-file: " + gitFailure(r));
+  // "<oid> <type> <size>", or "<what> missing"
+  std::string header = r.out.substr(0, r.out.find('\n'));
+  if (header.size() >= 8 && header.compare(header.size() - 8, 8, " missing") == 0) {
+    return notFound("repo " + repo.name + ": no " + path + " at commit " + shortSha(commit));
+  }
+  std::string oid = header.substr(0, header.find(' '));
+  if (oid.size() < 40 || oid.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return internalError("repo " + repo.name + ": git cat-file: unexpected answer \"" +
+                         header.substr(0, 100) + "\"");
+  }
+  return oid;
+}
+
 Result<std::string> GitRepos::readFile(const RepoConfig& repo, const std::string& commit,
                                        const std::string& path) {
   QABOX_RETURN_IF_ERROR(checkRepo(repo));

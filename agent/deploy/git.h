@@ -70,6 +70,11 @@ class GitSource {
   virtual Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
                                        const std::string& path) = 0;
 
+  // The object id of `path` (a file or a directory) at `commit`, which
+  // changes whenever anything in it does; NOT_FOUND when there is no such path.
+  virtual Result<std::string> objectId(const RepoConfig& repo, const std::string& commit,
+                                       const std::string& path) = 0;
+
   // Fetches the remote's branches (creating the local copy on first use).
   virtual Status fetch(const RepoConfig& repo) = 0;
 
@@ -124,6 +129,8 @@ class GitRepos final : public GitSource {
                       std::string_view target) override;
   Status exportTree(const RepoConfig& repo, const std::string& commit,
                     const std::string& destDir) override;
+  Result<std::string> objectId(const RepoConfig& repo, const std::string& commit,
+                               const std::string& path) override;
   Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
                                const std::string& path) override;
   // Fetches requested while another one runs on the same repo reuse the next

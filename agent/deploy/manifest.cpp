@@ -193,6 +193,31 @@ Status checkPasswordUse(Reader& r, std::string_view key, const std::string& valu
   return Status::ok();
 }
 
+// A plain relative path (a [deps] files or [data] depends entry, a
+// service's data dir without its leading '/').
+Status checkRepoStylePath(Reader& r, const char* key, const std::string& f) {
+  if (f.empty()) return r.badValue(key, f, "must not be empty");
+  if (f.size() > 256) return r.badValue(key, f, "at most 256 characters are allowed");
+  if (f[0] == '/') return r.badValue(key, f, "must be a path in the repo, not absolute");
+  for (char c : f) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\') {
+      return r.badValue(key, f, "must not hold control characters or backslashes");
+    }
+  }
+  size_t start = 0;
+  while (start <= f.size()) {
+    size_t end = f.find('/', start);
+    if (end == std::string::npos) end = f.size();
+    std::string_view part(f.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return r.badValue(key, f, "must not hold empty, '.' or '..' parts");
+    }
+    if (part == ".git") return r.badValue(key, f, "must not name .git");
+    start = end + 1;
+  }
+  return Status::ok();
+}
+
 Status readService(Reader& r, ServiceDef& s) {
   QABOX_RETURN_IF_ERROR(r.string("run", s.run));
   if (s.run.empty()) return r.bad("run", "must be set: the service's command, in the foreground");
@@ -201,6 +226,13 @@ Status readService(Reader& r, ServiceDef& s) {
   QABOX_RETURN_IF_ERROR(r.string("user", s.user));
   if (!s.user.empty() && !isUserName(s.user)) {
     return r.badValue("user", s.user, "must be a user name ([a-z_][a-z0-9_.-]{0,31})");
+  }
+  QABOX_RETURN_IF_ERROR(r.string("data", s.data));
+  if (!s.data.empty()) {
+    if (s.data.front() != '/' || s.data == "/") {
+      return r.badValue("data", s.data, "must be an absolute directory such as /var/lib/NAME");
+    }
+    QABOX_RETURN_IF_ERROR(checkRepoStylePath(r, "data", s.data.substr(1)));
   }
   for (const auto& [key, value] :
        {std::pair{"run", &s.run}, {"ready", &s.ready}, {"setup", &s.setup}}) {
@@ -269,30 +301,6 @@ Status checkProcessNames(const AppManifest& m, const std::string& file) {
   return Status::ok();
 }
 
-// A [deps] files entry: a plain relative path inside the repo.
-Status checkDepsFile(Reader& r, const std::string& f) {
-  if (f.empty()) return r.badValue("files", f, "must not be empty");
-  if (f.size() > 256) return r.badValue("files", f, "at most 256 characters are allowed");
-  if (f[0] == '/') return r.badValue("files", f, "must be a path in the repo, not absolute");
-  for (char c : f) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\') {
-      return r.badValue("files", f, "must not hold control characters or backslashes");
-    }
-  }
-  size_t start = 0;
-  while (start <= f.size()) {
-    size_t end = f.find('/', start);
-    if (end == std::string::npos) end = f.size();
-    std::string_view part(f.data() + start, end - start);
-    if (part.empty() || part == "." || part == "..") {
-      return r.badValue("files", f, "must not hold empty, '.' or '..' parts");
-    }
-    if (part == ".git") return r.badValue("files", f, "must not name .git");
-    start = end + 1;
-  }
-  return Status::ok();
-}
-
 Status readDeps(Reader& r, DepsDef& d) {
   QABOX_RETURN_IF_ERROR(r.strings("files", d.files));
   QABOX_RETURN_IF_ERROR(r.string("install", d.install));
@@ -302,8 +310,27 @@ Status readDeps(Reader& r, DepsDef& d) {
   if (d.files.size() > 32) return r.bad("files", "at most 32 files are allowed");
   std::set<std::string> seen;
   for (const auto& f : d.files) {
-    QABOX_RETURN_IF_ERROR(checkDepsFile(r, f));
+    QABOX_RETURN_IF_ERROR(checkRepoStylePath(r, "files", f));
     if (!seen.insert(f).second) return r.badValue("files", f, "named twice");
+  }
+  return Status::ok();
+}
+
+Status readData(Reader& r, DataDef& d) {
+  QABOX_RETURN_IF_ERROR(r.string("seed", d.seed));
+  QABOX_RETURN_IF_ERROR(r.strings("depends", d.depends));
+  if (d.seed.empty()) return r.bad("seed", "must be a command");
+  if (d.seed.size() > 4096) return r.bad("seed", "at most 4096 characters are allowed");
+  if (d.depends.empty()) {
+    return r.bad("depends",
+                 "must name what the dataset is built from (its migrations, its seed files): it "
+                 "is rebuilt when they change on the target branch");
+  }
+  if (d.depends.size() > 32) return r.bad("depends", "at most 32 paths are allowed");
+  std::set<std::string> seen;
+  for (const auto& f : d.depends) {
+    QABOX_RETURN_IF_ERROR(checkRepoStylePath(r, "depends", f));
+    if (!seen.insert(f).second) return r.badValue("depends", f, "named twice");
   }
   return Status::ok();
 }
@@ -329,6 +356,7 @@ Result<AppManifest> parseAppManifest(std::string_view text) {
     return Status::ok();
   }));
   QABOX_RETURN_IF_ERROR(top.table("deps", [&](Reader& r) { return readDeps(r, m.deps); }));
+  QABOX_RETURN_IF_ERROR(top.table("data", [&](Reader& r) { return readData(r, m.data); }));
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys());
   QABOX_RETURN_IF_ERROR(checkProcessNames(m, file));
   return m;
@@ -408,6 +436,7 @@ AppManifest mergeManifests(const ImageManifest& image, const AppManifest& app) {
   m.processes = app.processes;
   m.process = app.process;
   m.deps = app.deps;
+  m.data = app.data;
   return m;
 }
 
@@ -435,6 +464,17 @@ Status checkImageFits(const ImageManifest& image, const AppManifest& app) {
     return failedPrecondition(file + (app.services.empty() ? "processes" : "services") +
                               ": image " + image.name + " has no init = \"" + kSupervisorInit +
                               "\" to supervise them: it runs only [app] start");
+  }
+  if (!app.data.seed.empty()) {
+    bool keeps = false;
+    for (const std::string& name : app.services)
+      keeps = keeps || !image.services.at(name).data.empty();
+    if (!keeps) {
+      return failedPrecondition(file + "data: none of the app's services keeps data on image " +
+                                image.name +
+                                " (turn on one whose image.toml sets data, such as "
+                                "[services.postgres])");
+    }
   }
   return Status::ok();
 }

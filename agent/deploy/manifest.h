@@ -38,6 +38,17 @@ struct DepsDef {
   bool operator==(const DepsDef&) const = default;
 };
 
+// [data] of qabox.toml: `seed` runs once, against the services, on the
+// target branch (after its migrate hook), and the services' data is kept as
+// a snapshot layer that every environment of that repo and target starts
+// from; `depends` (paths in the repo: files or directories) is what it is
+// rebuilt on when changed (lifecycle/datasets.h).
+struct DataDef {
+  std::string seed;
+  std::vector<std::string> depends;
+  bool operator==(const DataDef&) const = default;
+};
+
 struct AppManifest {
   std::string start;
   std::optional<uint32_t> port;
@@ -54,6 +65,7 @@ struct AppManifest {
   std::string process;
   // [deps]; no install: none.
   DepsDef deps;
+  DataDef data;
 };
 
 // A service an image carries ([services.NAME] in image.toml), which apps on
@@ -68,6 +80,8 @@ struct ServiceDef {
   // Given to hooks and app. "${password}" in a value is the environment's
   // own password for this service, generated at deploy and kept as a secret.
   std::map<std::string, std::string> env;
+  // The directory (absolute) its data lives in: what a [data] snapshot keeps.
+  std::string data;
 };
 
 // The init an image names (image.toml `init`) that reads supervise.json

@@ -160,6 +160,7 @@ Status DeployRun::mergeSource() {
   }
   QABOX_RETURN_IF_ERROR(prepareApp());
   QABOX_RETURN_IF_ERROR(hashDeps());
+  QABOX_RETURN_IF_ERROR(hashData());
   ctx_.done = DeployStep::kMerge;
   return Status::ok();
 }
@@ -255,6 +256,7 @@ Status DeployRun::writeIntent(Environment& row) {
     row.port = ctx_.app.port.value_or(80);
     row.limits = ctx_.limits;
     row.depsLayer = ctx_.depsHash;
+    row.dataLayer = ctx_.dataUse;
   }
   row.updatedAt = m_.time_.now();
   return store.putEnvironment(row);
@@ -275,6 +277,7 @@ Status DeployRun::switchOver() {
   ready.port = ctx_.port;
   ready.limits = ctx_.limits;
   ready.depsLayer = ctx_.depsHash;
+  ready.dataLayer = ctx_.dataUse;
   ready.message.clear();
   ready.deployedAt = m_.time_.now();
   ready.updatedAt = ready.deployedAt;

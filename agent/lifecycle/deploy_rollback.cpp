@@ -19,8 +19,10 @@ DeployUndo undoFor(DeployStep failed, bool redeploy, bool hasRepo, bool diskFull
   // may keep for inspection: what the deploy wrote goes at once, so the
   // other environments (and the agent's own writes) have room again. A
   // failed clone leaves nothing to inspect.
-  // Nor does a failed dependency layer (its build cleans up after itself).
-  if (diskFull || failed == DeployStep::kDeps || stepName(failed, hasRepo) == "clone") {
+  // Nor does a failed dependency or data layer (its build cleans up after
+  // itself).
+  if (diskFull || failed == DeployStep::kDeps || failed == DeployStep::kData ||
+      stepName(failed, hasRepo) == "clone") {
     return DeployUndo::kRollBackWhole;
   }
   return DeployUndo::kKeepFailed;

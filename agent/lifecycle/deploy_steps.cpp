@@ -27,9 +27,9 @@ constexpr const char* kPendingRunFile = "/etc/qabox/app.run.pending";
 // The steps on the host, in the order they run; applies() skips those a
 // deploy has no use for.
 constexpr DeployStep kHostSteps[] = {
-    DeployStep::kDeps,  DeployStep::kClone,    DeployStep::kExport, DeployStep::kAppFiles,
-    DeployStep::kStart, DeployStep::kServices, DeployStep::kBuild,  DeployStep::kMigrate,
-    DeployStep::kSeed,  DeployStep::kApp,      DeployStep::kHealth,
+    DeployStep::kDeps,     DeployStep::kData,  DeployStep::kClone,    DeployStep::kExport,
+    DeployStep::kAppFiles, DeployStep::kStart, DeployStep::kServices, DeployStep::kBuild,
+    DeployStep::kMigrate,  DeployStep::kSeed,  DeployStep::kApp,      DeployStep::kHealth,
 };
 
 }  // namespace
@@ -41,6 +41,7 @@ std::string_view stepName(DeployStep step, bool hasRepo) {
     case DeployStep::kMerge: return "merge";
     case DeployStep::kReserve: return "reserve";
     case DeployStep::kDeps: return "deps";
+    case DeployStep::kData: return "data";
     case DeployStep::kClone: return "clone";
     case DeployStep::kExport: return "export";
     case DeployStep::kAppFiles: return hasRepo ? "export" : "clone";
@@ -90,6 +91,7 @@ Status DeployRun::hostSteps() {
 bool DeployRun::applies(DeployStep step) const {
   switch (step) {
     case DeployStep::kDeps: return !ctx_.depsHash.empty();
+    case DeployStep::kData: return !ctx_.dataHash.empty();
     case DeployStep::kExport: return ctx_.repo != nullptr;
     case DeployStep::kServices: return !ctx_.app.services.empty();
     case DeployStep::kBuild: return !ctx_.app.build.empty();
@@ -102,6 +104,7 @@ bool DeployRun::applies(DeployStep step) const {
 Status DeployRun::runStep(DeployStep step) {
   switch (step) {
     case DeployStep::kDeps: return ensureDeps();
+    case DeployStep::kData: return ensureData();
     case DeployStep::kClone: return clone();
     case DeployStep::kExport: return exportSource();
     case DeployStep::kAppFiles: return writeAppFiles();
@@ -122,8 +125,10 @@ Status DeployRun::clone() {
   const uint32_t version = ctx_.imageVersion.version;
   NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
   QABOX_ASSIGN_OR_RETURN(auto lowers, m_.images_.lowerDirs(ctx_.image, version));
-  // The dependency layer lies over the image's, under the clone's delta.
+  // The dependency layer lies over the image's, the data layer over it,
+  // under the clone's delta.
   if (!ctx_.depsDir.empty()) lowers.insert(lowers.begin(), ctx_.depsDir);
+  if (!ctx_.dataDir.empty()) lowers.insert(lowers.begin(), ctx_.dataDir);
   QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
                                           paths::imageContainer(ctx_.image, version), container,
                                           lowers, net, ctx_.limits));

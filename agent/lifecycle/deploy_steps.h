@@ -11,6 +11,8 @@
 #include <string_view>
 
 #include "core/redact.h"
+#include "lifecycle/datasets.h"
+#include "lifecycle/deps.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/manager.h"
 #include "store/ipam.h"
@@ -24,6 +26,7 @@ enum class DeployStep {
   kMerge,     // the source fetched and merged, qabox.toml read; or nothing changed
   kReserve,   // intent: lease, journal entry and row in one transaction; a new ticket's route
   kDeps,      // the [deps] layer found by its hash, or built (lifecycle/deps.h)
+  kData,      // the [data] layer: found, the previous one (the new one built behind), or built
   kClone,     // the container cloned from the image, the bridge's neighbour entry forgotten
   kExport,    // the merge result exported into /srv/app (only when deploying a repo)
   kAppFiles,  // app.env and app.run (app.run.pending while hooks are to run) placed
@@ -82,9 +85,14 @@ struct DeployContext {
   uint16_t port = 80;
   bool hasHooks = false;
   std::string depsHash;  // [deps]: the layer's hash; "": none
+  std::string dataHash;  // [data]: the hash of the layer it asks for; "": none
+  // The data layer it is cloned over: dataHash once that is built, until
+  // then its lineage's newest (while dataHash builds in the background).
+  std::string dataUse;
+  std::string dataDir;  // its directory (kData)
 
   // kDeps
-  std::string depsDir;  // the layer, topmost of the clone's lowers
+  std::string depsDir;  // the layer, over the image's among the clone's lowers
 
   // kReserve
   bool redeploy = false;
@@ -123,6 +131,8 @@ class DeployRun {
   Status prepareApp();
   Status addServices();
   Status hashDeps();
+  Status hashData();
+  Result<LayerCache::Request> dataRequest();
   bool unchanged() const;
   Status reserve();
   Status writeIntent(Environment& row);
@@ -133,12 +143,12 @@ class DeployRun {
   bool applies(DeployStep step) const;
   Status runStep(DeployStep step);
   Status ensureDeps();
+  Status ensureData();
   Status clone();
   Status exportSource();
   Status writeAppFiles();
   Status start();
   Status waitForServices();
-  Status servicesFailed(Code code, const std::string& what, const std::string& name);
   Status runHook(DeployStep step);
   Status startApp();
   Status healthCheck();
@@ -169,7 +179,10 @@ class DeployRun {
   CappedLog hookLog_;
   bool logFailed_ = false;
   uint64_t logMax_ = 0;
-  DepsLayers::Pin depsPin_;  // the layer this deploy clones over stays until the run ends
+  // The layers this deploy clones over stay until the run ends.
+  LayerCache::Pin depsPin_;
+  LayerCache::Pin dataPin_;
+  LayerCache::Pin dataUsePin_;
   // Last: stopped (its thread joined) before anything it reads goes.
   DiskWatch watch_;
 };

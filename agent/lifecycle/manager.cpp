@@ -51,14 +51,14 @@ EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
       routes_(routes),
       health_(std::move(health)),
       time_(time),
-      deps_(std::make_unique<DepsLayers>(config_, store_, runtime_, git_, time_)) {}
+      layers_(std::make_unique<LayerCache>(config_, store_, runtime_, time_)) {}
 
 EnvironmentManager::~EnvironmentManager() = default;
 
-Result<std::vector<DepsLayer>> EnvironmentManager::depsLayers() { return store_.listDepsLayers(); }
+Result<std::vector<CachedLayer>> EnvironmentManager::layers() { return store_.listLayers(); }
 
-Result<std::vector<std::string>> EnvironmentManager::collectDepsLayers(const std::string& actor) {
-  return deps_->collect(actor);
+Result<std::vector<std::string>> EnvironmentManager::collectLayers(const std::string& actor) {
+  return layers_->collect(actor);
 }
 
 std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
@@ -146,10 +146,10 @@ Status EnvironmentManager::remove(const std::string& ticket, const std::string& 
   if (stillDue) QABOX_RETURN_IF_ERROR(stillDue(row.env));
   QABOX_RETURN_IF_ERROR(removeLocked(row.env, actor, why));
   row.lock.unlock();
-  if (!row.env.depsLayer.empty()) {
-    // Its layer may be unused now; collection decides by its age.
-    if (auto c = deps_->collect(actor); !c) {
-      spdlog::warn("delete {}: collecting dependency layers: {}", row.env.ticket,
+  if (!row.env.depsLayer.empty() || !row.env.dataLayer.empty()) {
+    // Its layers may be unused now; collection decides.
+    if (auto c = layers_->collect(actor); !c) {
+      spdlog::warn("delete {}: collecting cached layers: {}", row.env.ticket,
                    c.status().toString());
     }
   }

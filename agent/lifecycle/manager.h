@@ -17,7 +17,7 @@
 #include "deploy/image_builder.h"
 #include "deploy/manifest.h"
 #include "init/contract.h"
-#include "lifecycle/deps.h"
+#include "lifecycle/layers.h"
 #include "lifecycle/options.h"
 #include "lifecycle/recovery.h"
 #include "proxy/router.h"
@@ -122,11 +122,12 @@ class EnvironmentManager {
   std::vector<ProcessInfo> processesOf(const Environment& env);
 
   // New mutations are refused from now on; in-flight ones finish.
-  // The cached dependency layers ([deps]), and their collection: those no
-  // environment names, unused for deploy.deps_max_age or whose image
-  // version is gone, are removed (their hashes returned).
-  Result<std::vector<DepsLayer>> depsLayers();
-  Result<std::vector<std::string>> collectDepsLayers(const std::string& actor);
+  // The cached layers ([deps] and [data]), and their collection: those no
+  // environment names, unused for deploy.deps_max_age, whose image version
+  // is gone, or (data) replaced by a newer one, are removed (their hashes
+  // returned).
+  Result<std::vector<CachedLayer>> layers();
+  Result<std::vector<std::string>> collectLayers(const std::string& actor);
 
   void beginShutdown() { stopping_ = true; }
 
@@ -191,7 +192,8 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
-  std::unique_ptr<DepsLayers> deps_;
+  // Last: its background builds are waited for before anything they use goes.
+  std::unique_ptr<LayerCache> layers_;
 };
 
 // Shell single-quoting for the app.env file the container's init sources.

@@ -50,7 +50,8 @@ JournalDecision decideJournal(const Operation& op, const std::optional<Environme
                               const std::optional<Result<ContainerState>>& serving) {
   const bool ownsIt = row && row->container == op.container;
   JournalDecision d;
-  if (op.kind == JournalKind::kImageBuild || op.kind == JournalKind::kDepsBuild) {
+  if (op.kind == JournalKind::kImageBuild || op.kind == JournalKind::kDepsBuild ||
+      op.kind == JournalKind::kDataBuild) {
     d.action = JournalAction::kSkip;
   } else if (op.kind == JournalKind::kCreate) {
     d.action = JournalAction::kRollBackCreate;
@@ -125,13 +126,15 @@ Status EnvironmentManager::recover() {
   QABOX_RETURN_IF_ERROR(images_.recover());
   // Before the orphan sweep: a half-built dependency layer and its build
   // container go, and its lease with them.
-  QABOX_RETURN_IF_ERROR(deps_->recover());
+  QABOX_RETURN_IF_ERROR(layers_->recover());
   recovery::Run run;
   // 1. Operations a crash left unfinished are rolled back (or, for deletes,
   //    completed).
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
   for (const auto& op : ops) {
-    if (op.kind == JournalKind::kImageBuild || op.kind == JournalKind::kDepsBuild) continue;
+    if (op.kind == JournalKind::kImageBuild || op.kind == JournalKind::kDepsBuild ||
+        op.kind == JournalKind::kDataBuild)
+      continue;
     QABOX_ASSIGN_OR_RETURN(auto row, store_.getEnvironment(op.slug));
     std::optional<Result<ContainerState>> serving;
     if (recovery::needsServingState(op, row)) serving = runtime_.state(row->container);
@@ -152,7 +155,7 @@ Status EnvironmentManager::recover() {
                   run.broken);
   }
   // Layers unused for long (or over a gone image version) go at each start.
-  if (auto c = deps_->collect(actors::kAgent); !c) {
+  if (auto c = layers_->collect(actors::kAgent); !c) {
     spdlog::warn("recover: collecting dependency layers: {}", c.status().toString());
   }
   return Status::ok();

@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "store/paths.h"
 #include "sys/process.h"
@@ -30,6 +31,16 @@ std::string hex(const unsigned char* bytes, size_t n) {
     out += kDigits[bytes[i] & 0xf];
   }
   return out;
+}
+
+constexpr std::chrono::milliseconds kServicesPollEvery{200};
+constexpr size_t kServiceLogLines = 10;
+
+Status serviceFailed(Code code, const std::string& upper, const std::string& what,
+                     const std::string& name) {
+  std::string tail = processLogTail(upper, name, kServiceLogLines);
+  return Status(code,
+                what + "; last lines of " + name + ".log:\n" + (tail.empty() ? "(nothing)" : tail));
 }
 
 }  // namespace
@@ -181,6 +192,42 @@ ServicesState servicesState(const supervise::InitStatus& status,
     }
   }
   return out;
+}
+
+Status awaitServices(const std::string& upper, const std::vector<std::string>& services,
+                     std::chrono::milliseconds timeout,
+                     const std::function<std::string()>& breach) {
+  if (services.empty()) return Status::ok();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string waiting = "qabox-init wrote no " + std::string(supervise::kStatusFile);
+  std::string waitingName = services.front();
+  for (;;) {
+    auto status = readInitStatus(upper);
+    if (!status && status.status().code() != Code::kNotFound) {
+      // Forged or garbled: qabox-init writes it whole (rename), so it will
+      // not get better.
+      return failedPrecondition(status.status().message());
+    }
+    if (status) {
+      ServicesState st = servicesState(*status, services);
+      if (!st.failed.empty()) {
+        return serviceFailed(Code::kFailedPrecondition, upper, st.failed, st.failedName);
+      }
+      if (st.waiting.empty()) return Status::ok();
+      waiting = st.waiting;
+      waitingName = st.waitingName;
+    }
+    if (breach) {
+      if (std::string b = breach(); !b.empty()) return resourceExhausted(b);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return serviceFailed(
+          Code::kDeadlineExceeded, upper,
+          waiting + ", not ready within " + std::to_string(timeout.count() / 1000) + "s",
+          waitingName);
+    }
+    std::this_thread::sleep_for(kServicesPollEvery);
+  }
 }
 
 }  // namespace qabox

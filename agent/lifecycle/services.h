@@ -9,7 +9,9 @@
 // followed, regular files only, at most kMaxStatusBytes), and a forged or
 // garbled one is an error for this environment only.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -62,5 +64,13 @@ struct ServicesState {
 };
 ServicesState servicesState(const supervise::InitStatus& status,
                             const std::vector<std::string>& services);
+
+// Polls status.json beneath `upper` until every one of `services` is
+// ready. An error names the service and what it is at, with the last
+// lines of its log: FAILED_PRECONDITION when one failed (or status.json is
+// forged), DEADLINE_EXCEEDED after `timeout`, RESOURCE_EXHAUSTED when
+// `breach` (may be empty) says why to stop.
+Status awaitServices(const std::string& upper, const std::vector<std::string>& services,
+                     std::chrono::milliseconds timeout, const std::function<std::string()>& breach);
 
 }  // namespace qabox

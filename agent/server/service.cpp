@@ -349,20 +349,24 @@ grpc::Status QaboxService::ListImages(grpc::ServerContext* ctx, const v1::ListIm
   if (!uses) return toGrpc(uses.status());
   for (const auto& u : *uses) toProto(u.image, u.environments, resp->add_images());
   for (const auto& r : images_.recipes()) resp->add_recipes(r);
-  auto layers = store_.listDepsLayers();
+  auto layers = store_.listLayers();
   auto envs = store_.listEnvironments();
   if (!layers) return toGrpc(layers.status());
   if (!envs) return toGrpc(envs.status());
   for (const auto& l : *layers) {
-    auto* out = resp->add_deps_layers();
+    auto* out = resp->add_layers();
     out->set_hash(l.hash);
     out->set_image(l.image);
     out->set_image_version(l.imageVersion);
+    out->set_kind(std::string(layerKindName(l.kind)));
+    out->set_lineage(l.lineage);
     out->set_size_bytes(l.sizeBytes);
     *out->mutable_built_at() = ts(l.builtAt);
     *out->mutable_last_used_at() = ts(l.lastUsedAt);
-    out->set_environments(static_cast<uint32_t>(std::count_if(
-        envs->begin(), envs->end(), [&](const Environment& e) { return e.depsLayer == l.hash; })));
+    out->set_environments(
+        static_cast<uint32_t>(std::count_if(envs->begin(), envs->end(), [&](const Environment& e) {
+          return e.depsLayer == l.hash || e.dataLayer == l.hash;
+        })));
   }
   return grpc::Status::OK;
 }

@@ -16,12 +16,12 @@ constexpr const char* kEnvColumns =
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
     "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids, source_commit, target_commit, "
-    "deps_layer";
+    "deps_layer, data_layer";
 
 // An upsert, not a replace: the router's use counters may have been
 // flushed since the caller read the row, and must not go back.
 constexpr const char* kUpsertTail =
-    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
+    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
     "CONFLICT(slug) DO "
     "UPDATE SET "
     "ticket=excluded.ticket, state=excluded.state, ip=excluded.ip, "
@@ -36,6 +36,7 @@ constexpr const char* kUpsertTail =
     "ask_cpus=excluded.ask_cpus, ask_pids=excluded.ask_pids, memory=excluded.memory, "
     "cpus=excluded.cpus, pids=excluded.pids, source_commit=excluded.source_commit, "
     "target_commit=excluded.target_commit, deps_layer=excluded.deps_layer, "
+    "data_layer=excluded.data_layer, "
     "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
     "WHEN excluded.last_access_at IS NULL THEN last_access_at "
     "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -88,6 +89,7 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.sourceCommit = s.text(31);
   e.targetCommit = s.text(32);
   e.depsLayer = s.text(33);
+  e.dataLayer = s.text(34);
   return e;
 }
 
@@ -111,6 +113,7 @@ Status bindEnvironment(Stmt& s, const Environment& e) {
   s.bind(26, e.spec.limits.memory).bind(27, e.spec.limits.cpus).bind(28, e.spec.limits.pids);
   s.bind(29, e.limits.memory).bind(30, e.limits.cpus).bind(31, e.limits.pids);
   s.bind(32, e.sourceCommit).bind(33, e.targetCommit).bind(34, e.depsLayer);
+  s.bind(35, e.dataLayer);
   return Status::ok();
 }
 

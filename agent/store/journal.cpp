@@ -1,5 +1,5 @@
 // The operations table: the journal of host changes, and the names of its
-// kinds and outcomes as the rows hold them.
+// kinds and outcomes (and of the cached layers' kinds) as the rows hold them.
 
 #include <array>
 #include <utility>
@@ -12,12 +12,18 @@ namespace qabox {
 namespace {
 
 // The stored strings: rows in the field hold them, so they never change.
-constexpr std::array<std::pair<JournalKind, std::string_view>, 5> kKindNames = {{
+constexpr std::array<std::pair<JournalKind, std::string_view>, 6> kKindNames = {{
     {JournalKind::kCreate, "create"},
     {JournalKind::kRedeploy, "redeploy"},
     {JournalKind::kDelete, "delete"},
     {JournalKind::kImageBuild, "image.build"},
     {JournalKind::kDepsBuild, "deps.build"},
+    {JournalKind::kDataBuild, "data.build"},
+}};
+
+constexpr std::array<std::pair<LayerKind, std::string_view>, 2> kLayerKindNames = {{
+    {LayerKind::kDeps, "deps"},
+    {LayerKind::kData, "data"},
 }};
 
 constexpr std::array<std::pair<JournalOutcome, std::string_view>, 4> kOutcomeNames = {{
@@ -55,6 +61,10 @@ std::string_view journalOutcomeName(JournalOutcome outcome) {
 }
 std::optional<JournalOutcome> parseJournalOutcome(std::string_view name) {
   return valueOf(kOutcomeNames, name);
+}
+std::string_view layerKindName(LayerKind kind) { return nameOf(kLayerKindNames, kind); }
+std::optional<LayerKind> parseLayerKind(std::string_view name) {
+  return valueOf(kLayerKindNames, name);
 }
 
 namespace store {

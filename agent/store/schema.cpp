@@ -131,6 +131,14 @@ CREATE TABLE deps_layers (
 );
 ALTER TABLE environments ADD COLUMN deps_layer TEXT NOT NULL DEFAULT '';
 )sql",
+    // Dataset snapshots ([data]) beside the dependency layers, in one
+    // table of cached layers; the one each environment is cloned over.
+    R"sql(
+ALTER TABLE deps_layers RENAME TO layers;
+ALTER TABLE layers ADD COLUMN kind TEXT NOT NULL DEFAULT 'deps';
+ALTER TABLE layers ADD COLUMN lineage TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN data_layer TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 }  // namespace

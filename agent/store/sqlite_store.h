@@ -59,11 +59,11 @@ class SqliteStore final : public Store {
   Result<std::vector<ImageVersion>> listImages() override;
   Result<std::optional<ImageVersion>> currentImage(const std::string& name) override;
   Status deleteImage(const std::string& name, uint32_t version) override;
-  Status putDepsLayer(const DepsLayer& layer) override;
-  Result<std::optional<DepsLayer>> getDepsLayer(const std::string& hash) override;
-  Result<std::vector<DepsLayer>> listDepsLayers() override;
-  Status touchDepsLayer(const std::string& hash, TimePoint at) override;
-  Status deleteDepsLayer(const std::string& hash) override;
+  Status putLayer(const CachedLayer& layer) override;
+  Result<std::optional<CachedLayer>> getLayer(const std::string& hash) override;
+  Result<std::vector<CachedLayer>> listLayers() override;
+  Status touchLayer(const std::string& hash, TimePoint at) override;
+  Status deleteLayer(const std::string& hash) override;
 
   // tokens.cpp
   Status putToken(const TokenRecord& token) override;

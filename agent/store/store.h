@@ -23,6 +23,7 @@ enum class JournalKind {
   kDelete,      // "delete": an environment and its container go
   kImageBuild,  // "image.build": a new base image version
   kDepsBuild,   // "deps.build": a dependency layer built in a build container
+  kDataBuild,   // "data.build": a dataset snapshot seeded in a build container
 };
 std::string_view journalKindName(JournalKind kind);
 std::optional<JournalKind> parseJournalKind(std::string_view name);
@@ -85,11 +86,19 @@ struct ImageVersion {
   bool cached = false;
 };
 
-// A cached dependency layer (qabox.toml [deps]): what `install` wrote, built
-// once per hash and shared copy-on-write by every environment whose image
-// version, install command and files hash the same.
-struct DepsLayer {
-  std::string hash;  // SHA-256 hex (lifecycle/deps.h depsHash)
+// A cached layer, built once per hash and shared copy-on-write by every
+// environment cloned over it: what a [deps] install wrote (lifecycle/deps.h),
+// or a [data] seed's services' data (lifecycle/datasets.h).
+enum class LayerKind { kDeps, kData };
+std::string_view layerKindName(LayerKind kind);  // "deps", "data"
+std::optional<LayerKind> parseLayerKind(std::string_view name);
+
+struct CachedLayer {
+  std::string hash;  // SHA-256 hex (depsHash, dataHash)
+  LayerKind kind = LayerKind::kDeps;
+  // data: the repo and target branch it seeds ("REPO TARGET"): a newer one
+  // of the same lineage replaces it.
+  std::string lineage;
   std::string image;
   uint32_t imageVersion = 0;
   uint64_t sizeBytes = 0;
@@ -167,12 +176,12 @@ class Store {
   virtual Result<std::optional<ImageVersion>> currentImage(const std::string& name) = 0;
   virtual Status deleteImage(const std::string& name, uint32_t version) = 0;
 
-  // Dependency layers, keyed by hash.
-  virtual Status putDepsLayer(const DepsLayer& layer) = 0;
-  virtual Result<std::optional<DepsLayer>> getDepsLayer(const std::string& hash) = 0;
-  virtual Result<std::vector<DepsLayer>> listDepsLayers() = 0;
-  virtual Status touchDepsLayer(const std::string& hash, TimePoint at) = 0;  // last_used_at
-  virtual Status deleteDepsLayer(const std::string& hash) = 0;
+  // Cached layers ([deps], [data]), keyed by hash.
+  virtual Status putLayer(const CachedLayer& layer) = 0;
+  virtual Result<std::optional<CachedLayer>> getLayer(const std::string& hash) = 0;
+  virtual Result<std::vector<CachedLayer>> listLayers() = 0;
+  virtual Status touchLayer(const std::string& hash, TimePoint at) = 0;  // last_used_at
+  virtual Status deleteLayer(const std::string& hash) = 0;
 
   // Tokens, keyed by name; the hash is unique too.
   virtual Status putToken(const TokenRecord& token) = 0;

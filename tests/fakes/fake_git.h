@@ -16,7 +16,7 @@ namespace qabox::fakes {
 // One repo's branches as a map, in place of git mirrors: what unit tests of
 // the deploy and the reaper use. merge() answers `nextMerge`; exportTree()
 // writes `files` (the tree of every commit); readFile() reads them.
-// Failures are injected per operation ("merge", "exportTree", "readFile",
+// Failures are injected per operation ("merge", "exportTree", "readFile", "objectId",
 // "fetch", "branchState", "branchStates", "maintain") with the Status to
 // return.
 class FakeGit : public GitSource {
@@ -62,6 +62,18 @@ class FakeGit : public GitSource {
     auto it = files.find(path);
     if (it == files.end()) return notFound("path \"" + path + "\": not in " + commit);
     return it->second;
+  }
+
+  // The id of a listed file: its content's length and first bytes, so a
+  // change to it changes the id.
+  Result<std::string> objectId(const RepoConfig& repo, const std::string& commit,
+                               const std::string& path) override {
+    std::lock_guard l(mu_);
+    calls.push_back("objectId " + repo.name + " " + commit + " " + path);
+    if (auto it = fail.find("objectId"); it != fail.end()) return it->second;
+    auto it = files.find(path);
+    if (it == files.end()) return notFound("path \"" + path + "\": not in " + commit);
+    return std::to_string(it->second.size()) + ":" + it->second.substr(0, 32);
   }
 
   Status fetch(const RepoConfig& repo) override {

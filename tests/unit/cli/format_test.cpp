@@ -337,22 +337,26 @@ TEST(ImagesTable, ShowsTheDependencyLayersUnderTheImages) {
   im->set_name("python");
   im->set_version(3);
   *im->mutable_built_at() = at(kNow - hours(72));
-  auto* l = images.add_deps_layers();
+  auto* l = images.add_layers();
   l->set_hash(std::string(12, 'a') + std::string(52, 'b'));
   l->set_image("python");
   l->set_image_version(3);
+  l->set_kind("data");
+  l->set_lineage("shop develop");
   l->set_size_bytes(3u << 20);
   l->set_environments(2);
   *l->mutable_built_at() = at(kNow - hours(2));
   *l->mutable_last_used_at() = at(kNow - hours(1));
   auto rows = lines(formatImagesTable(images, kNow));
   ASSERT_EQ(rows.size(), 6u);
-  EXPECT_EQ(rows[3], "Dependency layers ([deps]):");
-  EXPECT_EQ(rows[4], "LAYER          IMAGE       SIZE      BUILT    LAST USED   ENVS");
-  EXPECT_EQ(rows[5], "aaaaaaaaaaaa   python v3   3.0 MiB   2h ago   1h ago      2");
+  EXPECT_EQ(rows[3], "Cached layers ([deps] installs, [data] datasets):");
+  EXPECT_EQ(rows[4],
+            "LAYER          KIND   FOR            IMAGE       SIZE      BUILT    LAST USED   ENVS");
+  EXPECT_EQ(rows[5],
+            "aaaaaaaaaaaa   data   shop develop   python v3   3.0 MiB   2h ago   1h ago      2");
   // None: no section.
-  images.clear_deps_layers();
-  EXPECT_EQ(formatImagesTable(images, kNow).find("Dependency layers"), std::string::npos);
+  images.clear_layers();
+  EXPECT_EQ(formatImagesTable(images, kNow).find("Cached layers"), std::string::npos);
 }
 
 TEST(EventsAndTokens, Tables) {

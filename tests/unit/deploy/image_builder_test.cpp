@@ -485,10 +485,11 @@ TEST_F(ImageBuilderTest, AChildsManifestInheritsItsParents) {
 
 TEST(InheritManifest, ServicesMergeByNameTheChildWinning) {
   ImageManifest parent, child;
-  parent.services["postgres"] = ServiceDef{"postgres", "run pg", "ready pg", "", "postgres", {}};
-  parent.services["redis"] = ServiceDef{"redis", "run redis", "", "", "redis", {}};
-  child.services["redis"] = ServiceDef{"redis", "run my redis", "", "", "redis", {}};
-  child.services["memcached"] = ServiceDef{"memcached", "run mc", "", "", "", {}};
+  parent.services["postgres"] =
+      ServiceDef{"postgres", "run pg", "ready pg", "", "postgres", {}, ""};
+  parent.services["redis"] = ServiceDef{"redis", "run redis", "", "", "redis", {}, ""};
+  child.services["redis"] = ServiceDef{"redis", "run my redis", "", "", "redis", {}, ""};
+  child.services["memcached"] = ServiceDef{"memcached", "run mc", "", "", "", {}, ""};
   parent.packages = {"postgresql-15"};
   parent.provision = "base.sh";
   auto m = inheritManifest(child, parent);

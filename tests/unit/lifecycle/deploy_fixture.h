@@ -127,15 +127,15 @@ class FlakyStore : public Store {
   Status deleteImage(const std::string& name, uint32_t version) override {
     return s_->deleteImage(name, version);
   }
-  Status putDepsLayer(const DepsLayer& layer) override { return s_->putDepsLayer(layer); }
-  Result<std::optional<DepsLayer>> getDepsLayer(const std::string& hash) override {
-    return s_->getDepsLayer(hash);
+  Status putLayer(const CachedLayer& layer) override { return s_->putLayer(layer); }
+  Result<std::optional<CachedLayer>> getLayer(const std::string& hash) override {
+    return s_->getLayer(hash);
   }
-  Result<std::vector<DepsLayer>> listDepsLayers() override { return s_->listDepsLayers(); }
-  Status touchDepsLayer(const std::string& hash, TimePoint at) override {
-    return s_->touchDepsLayer(hash, at);
+  Result<std::vector<CachedLayer>> listLayers() override { return s_->listLayers(); }
+  Status touchLayer(const std::string& hash, TimePoint at) override {
+    return s_->touchLayer(hash, at);
   }
-  Status deleteDepsLayer(const std::string& hash) override { return s_->deleteDepsLayer(hash); }
+  Status deleteLayer(const std::string& hash) override { return s_->deleteLayer(hash); }
   Status putToken(const TokenRecord& token) override { return s_->putToken(token); }
   Result<std::optional<TokenRecord>> findTokenByHash(const std::string& hash) override {
     return s_->findTokenByHash(hash);

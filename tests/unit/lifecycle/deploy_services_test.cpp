@@ -83,10 +83,15 @@ class ServicesDeployTest : public DeployTest {
                   "psql -c setup",
                   "postgres",
                   {{"DATABASE_URL", "postgresql://app:${password}@127.0.0.1:5432/app"},
-                   {"PGPASSWORD", "${password}"}}};
-    ServiceDef redis{"redis",          "exec redis-server",
-                     "redis-cli ping", "",
-                     "redis",          {{"REDIS_PASSWORD", "${password}"}}};
+                   {"PGPASSWORD", "${password}"}},
+                  "/var/lib/postgresql/15/main"};
+    ServiceDef redis{"redis",
+                     "exec redis-server",
+                     "redis-cli ping",
+                     "",
+                     "redis",
+                     {{"REDIS_PASSWORD", "${password}"}},
+                     ""};
     debian.services = {{"postgres", pg}, {"redis", redis}};
     images_.addRecipe(debian);
     git_.files["qabox.toml"] = kAppToml;

@@ -135,7 +135,7 @@ TEST_F(DepsFiles, OwnershipMovesFromTheBuildsIdsToTheImagesLinksNotFollowed) {
 }
 
 TEST(DepsCollect, NamedOrPinnedStayElseByAgeOrAGoneImage) {
-  DepsLayer l;
+  CachedLayer l;
   const TimePoint now = TimePoint(hours(1000));
   l.lastUsedAt = now - hours(2);
   struct Case {
@@ -151,7 +151,8 @@ TEST(DepsCollect, NamedOrPinnedStayElseByAgeOrAGoneImage) {
       {false, false, true, hours(0), true},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(collectable(l, c.named, c.pinned, c.imageExists, now, c.maxAge), c.collect)
+    LayerUse use{c.named, c.pinned, c.imageExists, false};
+    EXPECT_EQ(collectable(l, use, now, c.maxAge), c.collect)
         << c.named << c.pinned << c.imageExists << " " << c.maxAge.count();
   }
 }
@@ -224,7 +225,7 @@ TEST_F(DepsDeployTest, BuiltOnceInAContainerOfItsOwnThenCachedForTheSameFiles) {
   ASSERT_EQ(execs_.size(), 1u);
   EXPECT_EQ(execs_[0].argv, (std::vector<std::string>{"/bin/sh", "-c", kInstall}));
   EXPECT_EQ(execs_[0].cwd, "/srv/app");
-  const std::string build = DepsLayers::buildContainer(a->depsLayer);
+  const std::string build = LayerCache::buildContainer(LayerKind::kDeps, a->depsLayer);
   EXPECT_EQ(countCalls("start " + build), 1u);
   EXPECT_EQ(countCalls("stop " + build), 1u);
   EXPECT_FALSE(runtime_.containers.count(build));
@@ -235,7 +236,7 @@ TEST_F(DepsDeployTest, BuiltOnceInAContainerOfItsOwnThenCachedForTheSameFiles) {
   EXPECT_FALSE(fs::exists(layer + "/srv/app"));
   EXPECT_FALSE(fs::exists(layer + "/tmp"));
   EXPECT_FALSE(fs::exists(layer + ".part"));
-  auto row = store_->getDepsLayer(a->depsLayer);
+  auto row = store_->getLayer(a->depsLayer);
   ASSERT_TRUE(row.isOk() && row->has_value());
   EXPECT_EQ((*row)->image, "busybox");
   EXPECT_EQ((*row)->imageVersion, 1u);
@@ -255,7 +256,7 @@ TEST_F(DepsDeployTest, BuiltOnceInAContainerOfItsOwnThenCachedForTheSameFiles) {
   EXPECT_EQ(phaseDetail("deps"), "cached " + hash12);
   EXPECT_EQ(buildClones(), 1u);
   EXPECT_EQ(runtime_.lowers["qabox-shop-2"][0], layer);
-  EXPECT_EQ((*store_->getDepsLayer(a->depsLayer))->lastUsedAt, time_.now());
+  EXPECT_EQ((*store_->getLayer(a->depsLayer))->lastUsedAt, time_.now());
 
   // Changed files: a layer of their own, built once.
   git_.files["requirements.txt"] = "flask==3.1\n";
@@ -305,7 +306,7 @@ TEST_F(DepsDeployTest, AFailedInstallFailsAtDepsWithItsLastLinesAndLeavesNothing
   expectNothingLeft("shop-1", "qabox-shop-1");
   EXPECT_TRUE(runtime_.containers.empty());
   EXPECT_TRUE(layerDirs().empty());
-  EXPECT_TRUE(store_->listDepsLayers()->empty());
+  EXPECT_TRUE(store_->listLayers()->empty());
   // The build's own journal entry ended "error".
   bool buildError = false;
   for (const auto& f : store_->finished) {
@@ -369,7 +370,7 @@ TEST_F(DepsDeployTest, DeleteCollectsTheLayerTheLastEnvironmentNamed) {
   EXPECT_EQ(layerDirs().size(), 1u) << "SHOP-2 still names it";
   ASSERT_TRUE(envs_->remove("SHOP-2", "alice").isOk());
   EXPECT_TRUE(layerDirs().empty());
-  EXPECT_TRUE(store_->listDepsLayers()->empty());
+  EXPECT_TRUE(store_->listLayers()->empty());
 }
 
 TEST_F(DepsDeployTest, CollectionWaitsForTheAgeUnlessItsImageVersionIsGone) {
@@ -380,9 +381,9 @@ TEST_F(DepsDeployTest, CollectionWaitsForTheAgeUnlessItsImageVersionIsGone) {
   ASSERT_TRUE(envs_->remove("SHOP-1", "alice").isOk());
   EXPECT_EQ(layerDirs().size(), 1u) << "unused, but not for long";
   time_.advance(hours(23));
-  EXPECT_TRUE(envs_->collectDepsLayers("test")->empty());
+  EXPECT_TRUE(envs_->collectLayers("test")->empty());
   time_.advance(hours(2));
-  auto removed = envs_->collectDepsLayers("test");
+  auto removed = envs_->collectLayers("test");
   ASSERT_TRUE(removed.isOk());
   EXPECT_EQ(*removed, (std::vector<std::string>{a->depsLayer}));
   EXPECT_TRUE(layerDirs().empty());
@@ -393,13 +394,13 @@ TEST_F(DepsDeployTest, CollectionWaitsForTheAgeUnlessItsImageVersionIsGone) {
   ASSERT_TRUE(b.isOk());
   ASSERT_TRUE(envs_->remove("SHOP-2", "alice").isOk());
   ASSERT_TRUE(store_->deleteImage("busybox", 1).isOk());
-  EXPECT_EQ(envs_->collectDepsLayers("test")->size(), 1u);
+  EXPECT_EQ(envs_->collectLayers("test")->size(), 1u);
   EXPECT_TRUE(layerDirs().empty());
 }
 
 TEST_F(DepsDeployTest, RecoveryRemovesAHalfMadeLayerAndItsBuildContainer) {
   const std::string hash(64, 'a'), kept(64, 'b');
-  const std::string build = DepsLayers::buildContainer(hash);
+  const std::string build = LayerCache::buildContainer(LayerKind::kDeps, hash);
   ASSERT_TRUE(runtime_.clone("", "busybox-v1", build, {}, {}, {}).isOk());
   auto ip = store_->leaseAddress(config_.network.subnet, build);
   ASSERT_TRUE(ip.isOk());
@@ -409,17 +410,20 @@ TEST_F(DepsDeployTest, RecoveryRemovesAHalfMadeLayerAndItsBuildContainer) {
   fs::create_directories(layersDir() + "/deps-" + hash + ".part/opt");
   fs::create_directories(layersDir() + "/deps-" + kept + "/opt");
   fs::create_directories(layersDir() + "/deps-" + std::string(64, 'c'));  // no row
-  ASSERT_TRUE(store_->putDepsLayer({kept, "busybox", 1, 10, time_.now(), time_.now()}).isOk());
   ASSERT_TRUE(
-      store_->putDepsLayer({std::string(64, 'd'), "busybox", 1, 10, time_.now(), time_.now()})
+      store_->putLayer({kept, LayerKind::kDeps, "", "busybox", 1, 10, time_.now(), time_.now()})
           .isOk());
+  ASSERT_TRUE(store_
+                  ->putLayer({std::string(64, 'd'), LayerKind::kDeps, "", "busybox", 1, 10,
+                              time_.now(), time_.now()})
+                  .isOk());
   makeManager();
   ASSERT_TRUE(envs_->recover().isOk());
   EXPECT_FALSE(runtime_.containers.count(build));
   EXPECT_TRUE(store_->listLeases()->empty());
   EXPECT_TRUE(store_->unfinishedOperations()->empty());
   EXPECT_EQ(layerDirs(), (std::vector<std::string>{"deps-" + kept}));
-  auto rows = store_->listDepsLayers();
+  auto rows = store_->listLayers();
   ASSERT_EQ(rows->size(), 1u) << "a row whose directory is gone goes";
   EXPECT_EQ(rows->at(0).hash, kept);
 }

@@ -26,7 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {

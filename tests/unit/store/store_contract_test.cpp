@@ -594,29 +594,36 @@ TEST_P(StoreContract, ImageParentAndRecipeHashRoundTrip) {
   EXPECT_EQ((*list)[1].parent, "debian");
 }
 
-TEST_P(StoreContract, DepsLayersRoundTripAreTouchedForwardOnlyAndDeleted) {
-  DepsLayer a{std::string(64, 'a'), "python", 3, 123'456'789, at(1'000), at(2'000)};
-  DepsLayer b{std::string(64, 'b'), "node", 1, 0, at(500), at(500)};
-  ASSERT_TRUE(store_->putDepsLayer(a).isOk());
-  ASSERT_TRUE(store_->putDepsLayer(b).isOk());
-  auto got = store_->getDepsLayer(a.hash);
+TEST_P(StoreContract, LayersRoundTripAreTouchedForwardOnlyAndDeleted) {
+  CachedLayer a{std::string(64, 'a'), LayerKind::kDeps, "",       "python", 3,
+                123'456'789,          at(1'000),        at(2'000)};
+  CachedLayer b{
+      std::string(64, 'b'), LayerKind::kData, "shop develop", "node", 1, 0, at(500), at(500)};
+  ASSERT_TRUE(store_->putLayer(a).isOk());
+  ASSERT_TRUE(store_->putLayer(b).isOk());
+  auto got = store_->getLayer(a.hash);
   ASSERT_TRUE(got.isOk() && got->has_value());
   EXPECT_EQ((*got)->image, "python");
   EXPECT_EQ((*got)->imageVersion, 3u);
+  EXPECT_EQ((*got)->kind, LayerKind::kDeps);
+  auto gotB = store_->getLayer(b.hash);
+  ASSERT_TRUE(gotB.isOk() && gotB->has_value());
+  EXPECT_EQ((*gotB)->kind, LayerKind::kData);
+  EXPECT_EQ((*gotB)->lineage, "shop develop");
   EXPECT_EQ((*got)->sizeBytes, 123'456'789u);
   EXPECT_EQ((*got)->builtAt, at(1'000));
   EXPECT_EQ((*got)->lastUsedAt, at(2'000));
-  EXPECT_FALSE(store_->getDepsLayer(std::string(64, 'c'))->has_value());
-  auto list = store_->listDepsLayers();
+  EXPECT_FALSE(store_->getLayer(std::string(64, 'c'))->has_value());
+  auto list = store_->listLayers();
   ASSERT_TRUE(list.isOk());
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].hash, b.hash) << "oldest built first";
-  ASSERT_TRUE(store_->touchDepsLayer(a.hash, at(5'000)).isOk());
-  ASSERT_TRUE(store_->touchDepsLayer(a.hash, at(3'000)).isOk());
-  EXPECT_EQ((*store_->getDepsLayer(a.hash))->lastUsedAt, at(5'000));
-  ASSERT_TRUE(store_->deleteDepsLayer(a.hash).isOk());
-  EXPECT_FALSE(store_->getDepsLayer(a.hash)->has_value());
-  EXPECT_EQ(store_->listDepsLayers()->size(), 1u);
+  ASSERT_TRUE(store_->touchLayer(a.hash, at(5'000)).isOk());
+  ASSERT_TRUE(store_->touchLayer(a.hash, at(3'000)).isOk());
+  EXPECT_EQ((*store_->getLayer(a.hash))->lastUsedAt, at(5'000));
+  ASSERT_TRUE(store_->deleteLayer(a.hash).isOk());
+  EXPECT_FALSE(store_->getLayer(a.hash)->has_value());
+  EXPECT_EQ(store_->listLayers()->size(), 1u);
 }
 
 TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
