@@ -15,9 +15,9 @@
 namespace qabox {
 
 std::string dataHash(const DataInputs& in) {
-  std::vector<std::string> fields = {in.image,    std::to_string(in.imageVersion),
-                                     in.depsHash, in.seed,
-                                     in.migrate,  std::to_string(in.services.size())};
+  std::vector<std::string> fields = {
+      in.lineage, in.image,   std::to_string(in.imageVersion),   in.depsHash,
+      in.seed,    in.migrate, std::to_string(in.services.size())};
   for (const auto& [name, dir] : in.services) {
     fields.push_back(name);
     fields.push_back(dir);

@@ -7,12 +7,11 @@
 // of that repo and target whose hash matches starts from a copy-on-write
 // copy of it, and runs only its own new migrations on top.
 //
-// The hash is over the image version, the dependency layer, the seed and
-// migrate commands, the services and their data directories, and the git
-// object ids of `depends` at the target's head: a change to any of them on
-// the target branch makes a new layer. While it builds (in the background)
-// deploys use the newest layer of the same lineage (repo and target); with
-// none, the deploy builds it.
+// The hash is over the repo and target branch, the image version, the dependency layer, the seed
+// and migrate commands, the services and their data directories, and the git object ids of
+// `depends` at the target's head: a change to any of them on the target branch makes a new layer.
+// While it builds (in the background) deploys use the newest layer of the same lineage (repo and
+// target); with none, the deploy builds it.
 
 #include <chrono>
 #include <functional>
@@ -29,6 +28,7 @@
 namespace qabox {
 
 struct DataInputs {
+  std::string lineage;  // dataLineage: each target has datasets of its own
   std::string image;
   uint32_t imageVersion = 0;
   std::string depsHash;  // "": none

@@ -83,6 +83,7 @@ Status DeployRun::hashData() {
   if (data.seed.empty()) return Status::ok();
   if (!ctx_.repo) return failedPrecondition("[data] needs a repo deploy");
   DataInputs in;
+  in.lineage = dataLineage(ctx_.repo->name, ctx_.spec.targetBranch);
   in.image = ctx_.image;
   in.imageVersion = ctx_.imageVersion.version;
   in.depsHash = ctx_.depsHash;

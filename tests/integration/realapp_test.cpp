@@ -177,20 +177,29 @@ TEST_F(LxcRealApp, PagesReadSeededRowsThroughTheRouterAndThePrsMigrationRan) {
   ASSERT_TRUE(env);
   EXPECT_EQ(env->state(), v1::Environment::READY) << env->message();
   EXPECT_EQ(env->port(), 8000u);
-  for (const char* phase : {"merge", "migrate", "seed", "health"}) {
+  for (const char* phase : {"merge", "data", "migrate", "health"}) {
     EXPECT_TRUE(contains(r.err, phase)) << phase << " missing in:\n" << r.err;
   }
-  // develop's two migrations, then the pull request's, in order; then the seed.
+  // develop's two migrations and the seed are the dataset's (run in its
+  // build, or cached from an earlier test's); the deploy's migrate applied
+  // only the pull request's.
   std::string log = host_->cli({"logs", "EXMP-113", "--deploy"}).out;
-  size_t m1 = log.find("applied 001_create_items.sql");
-  size_t m2 = log.find("applied 002_item_descriptions.sql");
-  size_t m3 = log.find("applied 003_item_priority.sql");
-  ASSERT_NE(m1, std::string::npos) << log;
-  ASSERT_NE(m2, std::string::npos) << log;
-  ASSERT_NE(m3, std::string::npos) << log;
+  size_t mine = log.find("==> migrate:");
+  ASSERT_NE(mine, std::string::npos) << log;
+  EXPECT_TRUE(contains(log.substr(mine), "applied 003_item_priority.sql")) << log;
+  EXPECT_FALSE(contains(log.substr(mine), "applied 001_create_items.sql")) << log;
+  EXPECT_FALSE(contains(log.substr(mine), "seeded")) << log;
+  auto status = host_->cli({"exec", "EXMP-113", "--", "sh", "-c",
+                            "cd /srv/app && set -a && . /etc/qabox/app.env && "
+                            "python3 migrate.py --status"});
+  size_t m1 = status.out.find("applied 001_create_items.sql");
+  size_t m2 = status.out.find("applied 002_item_descriptions.sql");
+  size_t m3 = status.out.find("applied 003_item_priority.sql");
+  ASSERT_NE(m1, std::string::npos) << status.out << status.err;
+  ASSERT_NE(m2, std::string::npos) << status.out;
+  ASSERT_NE(m3, std::string::npos) << status.out;
   EXPECT_LT(m1, m2);
   EXPECT_LT(m2, m3);
-  EXPECT_TRUE(contains(log, "seeded 5 new items (5 in the table)")) << log;
 
   auto page = get("EXMP-113");
   ASSERT_EQ(page.status, 200) << page.error << page.body;
@@ -316,8 +325,8 @@ TEST_F(LxcRealApp, KilledPostgresIsRestartedAndTheAppRecovers) {
 }
 
 // Documented in scripts/sample-app/README.md: a deploy (also a redeploy) is
-// a fresh merge result with fresh data (migrations and seed on an empty
-// database); sleep and wake keep the environment's data.
+// a fresh merge result with fresh data (the dataset's copy, the pull
+// request's migrations on top); sleep and wake keep the environment's data.
 TEST_F(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNothing) {
   ASSERT_NO_FATAL_FAILURE(deployReady("DATA-1"));
   ASSERT_NO_FATAL_FAILURE(addItem("DATA-1", "written-before-sleep"));
@@ -334,7 +343,9 @@ TEST_F(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNoth
   ASSERT_EQ(fresh.status, 200) << fresh.error;
   EXPECT_FALSE(contains(fresh.body, "written-before-sleep")) << fresh.body;
   for (const auto& item : kSeeded) EXPECT_TRUE(contains(fresh.body, item)) << item;
-  EXPECT_TRUE(contains(host_->cli({"logs", "DATA-1", "--deploy"}).out, "seeded 5 new items"));
+  // From the dataset, not seeded again.
+  EXPECT_TRUE(contains(r.err, "data")) << r.err;
+  EXPECT_FALSE(contains(host_->cli({"logs", "DATA-1", "--deploy"}).out, "seeded"));
 
   auto container = host_->env("DATA-1")->container();
   ASSERT_EQ(host_->cli({"delete", "DATA-1"}).exitCode, 0);
@@ -409,6 +420,82 @@ TEST_F(LxcRealApp, GeneratedPasswordsNeverReachLogsEventsGetOutputOrTheStateDb) 
   for (const auto& [where, text] : said) {
     for (const auto& p : passwords) EXPECT_FALSE(contains(text, p)) << "a password in " << where;
   }
+}
+
+// [data]: the dataset is seeded once on the target branch and every later
+// environment starts from its snapshot; a change to what it depends on
+// builds a new one in the background while deploys keep the previous one;
+// the previous one goes once no environment is on it. On a target branch of
+// its own, so the other tests' dataset is not touched.
+TEST_F(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollected) {
+  const std::string target = "develop-ds";
+  std::string work = host_->stateDir() + "/dataset";
+  ASSERT_EQ(runOrDie({"git", "clone", "-q", "-b", "develop", remote_, work}).exitCode, 0);
+  auto git = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"git", "-C", work, "-c", "user.name=t", "-c", "user.email=t@l"});
+    auto r = runOrDie(args);
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+  };
+  git({"push", "-q", "origin", "develop:" + target});
+  auto deployOn = [&](const std::string& ticket) {
+    deployed_.push_back(ticket);
+    auto started = std::chrono::steady_clock::now();
+    auto r = host_->cli({"deploy", ticket, "--repo", "sample", "--source", kFeature, "--target",
+                         target, "--image", "python"},
+                        std::chrono::minutes(5));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
+    EXPECT_EQ(r.exitCode, 0) << r.err << host_->cli({"logs", ticket, "--deploy"}).out;
+    return std::make_pair(r, took);
+  };
+  auto dataLayers = [&] {
+    std::string json = host_->cli({"image", "ls", "-o", "json"}).out;
+    auto lineage = std::regex("\"lineage\":\"sample " + target + "\"");
+    return std::distance(std::sregex_iterator(json.begin(), json.end(), lineage),
+                         std::sregex_iterator());
+  };
+
+  auto [first, firstMs] = deployOn("DS-1");
+  EXPECT_TRUE(std::regex_search(first.err, std::regex("data +[0-9.]+s +built"))) << first.err;
+  EXPECT_TRUE(contains(host_->cli({"logs", "DS-1", "--deploy"}).out, "seeded 5 new items"));
+  auto [second, secondMs] = deployOn("DS-2");
+  EXPECT_TRUE(std::regex_search(second.err, std::regex("data +[0-9.]+s +cached"))) << second.err;
+  EXPECT_FALSE(contains(host_->cli({"logs", "DS-2", "--deploy"}).out, "seeded"));
+  auto page = get("DS-2");
+  ASSERT_EQ(page.status, 200) << page.error;
+  for (const auto& item : kSeeded) EXPECT_TRUE(contains(page.body, item)) << item;
+  std::cerr << "[ realapp ] deploy with the dataset built: " << firstMs
+            << " ms, from its snapshot: " << secondMs << " ms (ratio "
+            << static_cast<double>(secondMs) / static_cast<double>(firstMs) << ")\n";
+  EXPECT_EQ(dataLayers(), 1);
+
+  // The target's seed changes: the next deploy starts at once from the
+  // previous snapshot while the new one builds behind it.
+  {
+    std::ofstream(work + "/seed.py", std::ios::app)
+        << "\n# v2\nITEMS.append((\"Dataset v2 item\", \"Added on the target branch.\"))\n";
+  }
+  git({"add", "-A"});
+  git({"commit", "-qm", "seed: one more item"});
+  git({"push", "-q", "origin", "develop:" + target});
+  auto [third, thirdMs] = deployOn("DS-3");
+  EXPECT_TRUE(std::regex_search(third.err, std::regex("data +[0-9.]+s +previous [0-9a-f]{12} while "
+                                                      "[0-9a-f]{12} builds")))
+      << third.err;
+  EXPECT_FALSE(contains(get("DS-3").body, "Dataset v2 item"));
+  EXPECT_TRUE(waitFor(300, [&] { return dataLayers() == 2; }))
+      << host_->cli({"events", "-o", "json"}).out << host_->logText();
+  auto [fourth, fourthMs] = deployOn("DS-4");
+  EXPECT_TRUE(std::regex_search(fourth.err, std::regex("data +[0-9.]+s +cached"))) << fourth.err;
+  EXPECT_TRUE(contains(get("DS-4").body, "Dataset v2 item")) << get("DS-4").body;
+  std::cerr << "[ realapp ] deploy on the previous dataset: " << thirdMs
+            << " ms, on the new one: " << fourthMs << " ms\n";
+
+  // No environment is on the first dataset once DS-1..3 are gone: it goes.
+  for (const char* t : {"DS-1", "DS-2", "DS-3"}) ASSERT_EQ(host_->cli({"delete", t}).exitCode, 0);
+  EXPECT_EQ(dataLayers(), 1);
+  EXPECT_TRUE(contains(get("DS-4").body, "Dataset v2 item"));
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <mutex>
 #include <regex>
+#include <thread>
 
 #include "init/contract.h"
 #include "lifecycle/logs.h"
@@ -516,6 +518,184 @@ TEST_F(ServicesDeployTest, LogsOfAProcessAreItsOwnAndTheDefaultIsTheRoutedOnes) 
   auto web = read("web", "LOG-2");
   ASSERT_FALSE(web.isOk());
   EXPECT_EQ(web.status().code(), Code::kNotFound) << web.status().toString();
+}
+
+// ---------------------------------------------------------------------------
+// [data]: the dataset's build, its layer, and its reuse.
+
+constexpr const char* kDataToml = R"(
+[data]
+seed = "seed it"
+depends = ["seed.py", "migrations"]
+)";
+
+class DataDeployTest : public ServicesDeployTest {
+ protected:
+  void SetUp() override {
+    ServicesDeployTest::SetUp();
+    git_.files["qabox.toml"] = std::string(kAppToml) + kDataToml;
+    git_.files["seed.py"] = "v1";
+    git_.files["migrations"] = "001";
+    status_ = allReady();
+    // The build container's migrate and seed write the database's files,
+    // and some a data layer must not keep.
+    runtime_.onExec = [this](const std::string& name, const ExecSpec& ex) -> Result<ProcessResult> {
+      if (name.rfind("qabox-data-", 0) != 0) return exited(0);
+      {
+        std::lock_guard l(mu_);
+        buildExecs_.push_back(ex.argv.back());
+        buildEnv_ = ex.env;
+      }
+      if (ex.argv.back() == "seed it" && seedFails_) {
+        return exited(1, "", "psql: relation \"items\" does not exist\n");
+      }
+      put(name, "var/lib/postgresql/15/main/base/" + ex.argv.back(), git_.files["seed.py"]);
+      put(name, "var/lib/other/file", "x");
+      put(name, "srv/app/out", "x");
+      put(name, "root/.psql_history", "x");
+      return exited(0, "seeded\n");
+    };
+  }
+  std::string layerDir(const std::string& hash) const { return dir_ + "/layers/data-" + hash; }
+  std::vector<std::string> buildExecs() {
+    std::lock_guard l(mu_);
+    return buildExecs_;
+  }
+  size_t dataLayers() {
+    size_t n = 0;
+    for (const auto& l : *store_->listLayers()) n += l.kind == LayerKind::kData;
+    return n;
+  }
+  std::string phaseDetail(const std::string& name) const {
+    for (const auto& p : phases_) {
+      if (p.phase == name) return p.detail;
+    }
+    return "";
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> buildExecs_;
+  std::map<std::string, std::string> buildEnv_;
+  bool seedFails_ = false;
+};
+
+TEST_F(DataDeployTest, SeededOnceOnTheTargetThenEveryEnvironmentStartsFromItsLayer) {
+  auto a = deploy(debianDeploy("DS-1"));
+  ASSERT_TRUE(a.isOk()) << a.status().toString();
+  ASSERT_EQ(a->state, EnvState::kReady) << a->message;
+  ASSERT_EQ(a->dataLayer.size(), 64u);
+  EXPECT_EQ(phaseDetail("data").rfind("built " + a->dataLayer.substr(0, 12), 0), 0u)
+      << phaseDetail("data");
+  // The target's migrate, then the seed, in the build container, on the
+  // target's head, with the services' env (a password of the build's own).
+  EXPECT_EQ(buildExecs(), (std::vector<std::string>{"migrate up", "seed it"}));
+  EXPECT_EQ(buildEnv_.at("QABOX_COMMIT"), git_.nextMerge.targetHead);
+  EXPECT_EQ(buildEnv_.at("PGPASSWORD").size(), 48u);
+  EXPECT_NE(buildEnv_.at("PGPASSWORD"), passwords(a->container)["postgres"]);
+  EXPECT_EQ(countCalls("exportTree shop " + git_.nextMerge.targetHead), 0u);
+  const std::string build = LayerCache::buildContainer(LayerKind::kData, a->dataLayer);
+  EXPECT_FALSE(runtime_.containers.count(build));
+  // Its layer: the data dir alone, the top of the clone's lowers.
+  const std::string layer = layerDir(a->dataLayer);
+  EXPECT_TRUE(fs::exists(layer + "/var/lib/postgresql/15/main/base/seed it"));
+  EXPECT_FALSE(fs::exists(layer + "/var/lib/other"));
+  EXPECT_FALSE(fs::exists(layer + "/srv"));
+  EXPECT_FALSE(fs::exists(layer + "/root"));
+  ASSERT_FALSE(runtime_.lowers[a->container].empty());
+  EXPECT_EQ(runtime_.lowers[a->container][0], layer);
+
+  // A second environment of the same target: no build, the same layer.
+  auto b = deploy(debianDeploy("DS-2"));
+  ASSERT_TRUE(b.isOk() && b->state == EnvState::kReady) << b.status().toString();
+  EXPECT_EQ(b->dataLayer, a->dataLayer);
+  EXPECT_EQ(phaseDetail("data"), "cached " + a->dataLayer.substr(0, 12));
+  EXPECT_EQ(buildExecs().size(), 2u);
+  EXPECT_EQ(runtime_.lowers[b->container][0], layer);
+  EXPECT_EQ(dataLayers(), 1u);
+}
+
+TEST_F(DataDeployTest, AChangeOnTheTargetBuildsBehindWhileDeploysUseThePreviousOne) {
+  auto a = deploy(debianDeploy("DS-1"));
+  ASSERT_TRUE(a.isOk() && a->state == EnvState::kReady) << a.status().toString();
+  git_.files["seed.py"] = "v2";
+  time_.advance(std::chrono::minutes(1));
+  auto b = deploy(debianDeploy("DS-2"));
+  ASSERT_TRUE(b.isOk() && b->state == EnvState::kReady) << b.status().toString();
+  EXPECT_EQ(b->dataLayer, a->dataLayer);
+  EXPECT_EQ(runtime_.lowers[b->container][0], layerDir(a->dataLayer));
+  EXPECT_TRUE(std::regex_match(
+      phaseDetail("data"),
+      std::regex("previous " + a->dataLayer.substr(0, 12) + " while [0-9a-f]{12} builds")))
+      << phaseDetail("data");
+  // The background build's outcome is an event.
+  auto built = [&] {
+    auto events = store_->listEvents("", 0);
+    return events.isOk() && std::any_of(events->begin(), events->end(), [](const Event& e) {
+             return e.action == "data.build" && e.outcome == "ok";
+           });
+  };
+  for (int i = 0; i < 500 && !built(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(built());
+  ASSERT_EQ(dataLayers(), 2u);
+
+  auto c = deploy(debianDeploy("DS-3"));
+  ASSERT_TRUE(c.isOk() && c->state == EnvState::kReady) << c.status().toString();
+  EXPECT_NE(c->dataLayer, a->dataLayer);
+  EXPECT_EQ(phaseDetail("data"), "cached " + c->dataLayer.substr(0, 12));
+  EXPECT_EQ(readAll(layerDir(c->dataLayer) + "/var/lib/postgresql/15/main/base/seed it"), "v2");
+
+  // The first one goes once no environment is on it: replaced, not aged.
+  ASSERT_TRUE(envs_->remove("DS-1", "test", "").isOk());
+  EXPECT_TRUE(fs::exists(layerDir(a->dataLayer)));  // DS-2 is on it
+  ASSERT_TRUE(envs_->remove("DS-2", "test", "").isOk());
+  EXPECT_FALSE(fs::exists(layerDir(a->dataLayer)));
+  EXPECT_EQ(dataLayers(), 1u);
+  EXPECT_TRUE(fs::exists(layerDir(c->dataLayer)));
+}
+
+TEST_F(DataDeployTest, AFailingSeedFailsTheDeployAtDataAndLeavesNothing) {
+  seedFails_ = true;
+  auto a = deploy(debianDeploy("DS-1"));
+  ASSERT_FALSE(a.isOk());
+  EXPECT_EQ(a.status().code(), Code::kFailedPrecondition);
+  EXPECT_TRUE((a.status().message().find("data failed: [data] seed failed with exit code 1") !=
+               std::string::npos))
+      << a.status().message();
+  EXPECT_TRUE(
+      (a.status().message().find("relation \"items\" does not exist") != std::string::npos));
+  expectNothingLeft("ds-1", "qabox-ds-1");
+  EXPECT_EQ(dataLayers(), 0u);
+  EXPECT_TRUE(runtime_.containers.empty());
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(dir_ + "/layers", ec) || !fs::exists(dir_ + "/layers"));
+}
+
+TEST_F(DataDeployTest, BadDataManifestsAreRefusedBeforeAnythingIsMade) {
+  git_.files["qabox.toml"] = std::string(kAppToml) + "[data]\nseed = \"seed it\"\n";
+  auto a = deploy(debianDeploy("DS-1"));
+  ASSERT_FALSE(a.isOk());
+  EXPECT_TRUE((a.status().message().find("data.depends: must name what the dataset is built") !=
+               std::string::npos))
+      << a.status().message();
+  git_.files["qabox.toml"] = std::string(kAppToml) + kDataToml;
+  git_.files.erase("migrations");
+  auto b = deploy(debianDeploy("DS-1"));
+  ASSERT_FALSE(b.isOk());
+  EXPECT_TRUE(
+      (b.status().message().find("data.depends \"migrations\": no such path") != std::string::npos))
+      << b.status().message();
+  git_.files["qabox.toml"] =
+      "[app]\nprocess = \"web\"\n[services.redis]\n[processes]\nweb = \"x\"\n" +
+      std::string(kDataToml);
+  auto c = deploy(debianDeploy("DS-1"));
+  ASSERT_FALSE(c.isOk());
+  EXPECT_TRUE(
+      (c.status().message().find("none of the app's services keeps data") != std::string::npos))
+      << c.status().message();
+  EXPECT_TRUE(runtime_.containers.empty());
+  EXPECT_FALSE(store_->getEnvironment("ds-1")->has_value());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // collection's rule, and the deps step in deploys with the fakes: built
 // once, cached after, a failure that leaves nothing, recovery, collection.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <thread>
@@ -91,6 +92,37 @@ TEST_F(DepsFiles, DropRemovesThePathAndNeverWhatALinkPointsAt) {
   EXPECT_TRUE(dropBeneath(layer, "tmp").isOk());
   EXPECT_EQ(dropBeneath(layer, "../outside").code(), Code::kInvalidArgument);
   EXPECT_EQ(dropBeneath(layer, "a//b").code(), Code::kInvalidArgument);
+  EXPECT_TRUE(fs::exists(dir_ + "/outside/keep/file"));
+}
+
+// A data layer keeps only the services' data dirs: everything else goes,
+// links on the way go without being followed, and the directories on the
+// way lose an opaque mark (which would hide the image's /var/lib).
+TEST_F(DepsFiles, KeepOnlyLeavesTheKeptPathsAndNeverFollowsALink) {
+  const std::string layer = dir_ + "/layer";
+  fs::create_directories(layer + "/var/lib/postgresql/15/main/base");
+  std::ofstream(layer + "/var/lib/postgresql/15/main/base/1") << "table";
+  fs::create_directories(layer + "/var/lib/postgresql/16");
+  fs::create_directories(layer + "/var/lib/dpkg");
+  std::ofstream(layer + "/var/lib/postgresql/notes") << "x";
+  fs::create_directories(layer + "/root/.cache");
+  fs::create_directory_symlink(dir_ + "/outside", layer + "/var/lib/redis");
+  ASSERT_EQ(::setxattr((layer + "/var/lib").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
+  ASSERT_TRUE(keepOnlyBeneath(layer, {"var/lib/postgresql/15/main", "var/lib/redis/data"}).isOk());
+  EXPECT_TRUE(fs::exists(layer + "/var/lib/postgresql/15/main/base/1"));
+  EXPECT_FALSE(fs::exists(layer + "/var/lib/postgresql/16"));
+  EXPECT_FALSE(fs::exists(layer + "/var/lib/postgresql/notes"));
+  EXPECT_FALSE(fs::exists(layer + "/var/lib/dpkg"));
+  EXPECT_FALSE(fs::exists(layer + "/root"));
+  EXPECT_FALSE(fs::exists(layer + "/srv"));
+  // The link where a directory on the way should be went; its target stays.
+  EXPECT_FALSE(fs::exists(fs::symlink_status(layer + "/var/lib/redis")));
+  EXPECT_TRUE(fs::exists(dir_ + "/outside/keep/file"));
+  char value[4];
+  EXPECT_LT(::getxattr((layer + "/var/lib").c_str(), "user.overlay.opaque", value, sizeof value),
+            0);
+  EXPECT_EQ(keepOnlyBeneath(layer, {"../outside"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(keepOnlyBeneath(layer, {}).code(), Code::kInvalidArgument);
   EXPECT_TRUE(fs::exists(dir_ + "/outside/keep/file"));
 }
 
