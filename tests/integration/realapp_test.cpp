@@ -473,8 +473,11 @@ TEST_F(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollecte
   // The target's seed changes: the next deploy starts at once from the
   // previous snapshot while the new one builds behind it.
   {
-    std::ofstream(work + "/seed.py", std::ios::app)
-        << "\n# v2\nITEMS.append((\"Dataset v2 item\", \"Added on the target branch.\"))\n";
+    std::string seed = readFile(work + "/seed.py");
+    size_t at = seed.find("ITEMS = [\n");
+    ASSERT_NE(at, std::string::npos) << seed;
+    seed.insert(at + 10, "    (\"Dataset v2 item\", \"Added on the target branch.\"),\n");
+    std::ofstream(work + "/seed.py", std::ios::trunc) << seed;
   }
   git({"add", "-A"});
   git({"commit", "-qm", "seed: one more item"});
