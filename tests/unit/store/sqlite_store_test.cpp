@@ -445,6 +445,33 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
   EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
 }
 
+// Version 6's dependency layers are version 7's cached layers of kind deps.
+TEST_F(SqliteStoreTest, DependencyLayersFromVersionSixAreLayersOfKindDeps) {
+  ASSERT_TRUE(open());
+  {
+    RawDb raw(dbPath());
+    raw.exec(
+        "ALTER TABLE layers DROP COLUMN kind; ALTER TABLE layers DROP COLUMN lineage;"
+        "ALTER TABLE layers RENAME TO deps_layers;"
+        "ALTER TABLE environments DROP COLUMN data_layer;"
+        "INSERT INTO deps_layers VALUES ('" +
+        std::string(64, 'a') +
+        "', 'python', 3, 42, 1000, 2000);"
+        "PRAGMA user_version = 6;");
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto layers = store->listLayers();
+  ASSERT_TRUE(layers.isOk()) << layers.status().toString();
+  ASSERT_EQ(layers->size(), 1u);
+  EXPECT_EQ((*layers)[0].kind, LayerKind::kDeps);
+  EXPECT_EQ((*layers)[0].lineage, "");
+  EXPECT_EQ((*layers)[0].image, "python");
+  EXPECT_EQ((*layers)[0].sizeBytes, 42u);
+  RawDb raw(dbPath());
+  EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
+}
+
 TEST_F(SqliteStoreTest, TwoFreshOpensOfOneFileMigrateOnce) {
   std::vector<std::thread> threads;
   std::vector<Status> results(4);
