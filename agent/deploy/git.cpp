@@ -460,21 +460,30 @@ Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
   return Status::ok();
 }
 
-Result<std::string> GitRepos::objectId(const RepoConfig& repo, const std::string& commit,
-                                       const std::string& path) {
+Result<ProcessResult> GitRepos::catFile(const RepoConfig& repo, const std::string& commit,
+                                        const std::string& path, const char* mode,
+                                        const char* what) {
   QABOX_RETURN_IF_ERROR(checkRepo(repo));
   if (!isCommitId(commit)) {
     return invalidArgument("commit \"" + commit.substr(0, 80) + "\": must be a full commit id");
   }
   QABOX_RETURN_IF_ERROR(checkRepoPath(path));
-  QABOX_ASSIGN_OR_RETURN(
-      auto r, git(repo, {"cat-file", "--batch-check"}, kLocalTimeout, commit + ":" + path + "\n"));
+  // A batch mode tells "missing" apart from every other failure, in one process.
+  QABOX_ASSIGN_OR_RETURN(auto r,
+                         git(repo, {"cat-file", mode}, kLocalTimeout, commit + ":" + path + "\n"));
   if (!r.ok()) return internalError("repo " + repo.name + ": git cat-file: " + gitFailure(r));
-  // "<oid> <type> <size>", or "<what> missing"
   std::string header = r.out.substr(0, r.out.find('\n'));
   if (header.size() >= 8 && header.compare(header.size() - 8, 8, " missing") == 0) {
-    return notFound("repo " + repo.name + ": no " + path + " at commit " + shortSha(commit));
+    return notFound("repo " + repo.name + ": no " + what + path + " at commit " + shortSha(commit));
   }
+  return r;
+}
+
+Result<std::string> GitRepos::objectId(const RepoConfig& repo, const std::string& commit,
+                                       const std::string& path) {
+  QABOX_ASSIGN_OR_RETURN(auto r, catFile(repo, commit, path, "--batch-check", ""));
+  // "<oid> <type> <size>"
+  std::string header = r.out.substr(0, r.out.find('\n'));
   std::string oid = header.substr(0, header.find(' '));
   if (oid.size() < 40 || oid.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return internalError("repo " + repo.name + ": git cat-file: unexpected answer \"" +
@@ -485,20 +494,9 @@ Result<std::string> GitRepos::objectId(const RepoConfig& repo, const std::string
 
 Result<std::string> GitRepos::readFile(const RepoConfig& repo, const std::string& commit,
                                        const std::string& path) {
-  QABOX_RETURN_IF_ERROR(checkRepo(repo));
-  if (!isCommitId(commit)) {
-    return invalidArgument("commit \"" + commit.substr(0, 80) + "\": must be a full commit id");
-  }
-  QABOX_RETURN_IF_ERROR(checkRepoPath(path));
-  // --batch tells "missing" apart from every other failure, in one process.
-  QABOX_ASSIGN_OR_RETURN(
-      auto r, git(repo, {"cat-file", "--batch"}, kLocalTimeout, commit + ":" + path + "\n"));
-  if (!r.ok()) return internalError("repo " + repo.name + ": git cat-file: " + gitFailure(r));
+  QABOX_ASSIGN_OR_RETURN(auto r, catFile(repo, commit, path, "--batch", "file "));
   size_t nl = r.out.find('\n');
   std::string header = r.out.substr(0, nl);
-  if (header.size() >= 8 && header.compare(header.size() - 8, 8, " missing") == 0) {
-    return notFound("repo " + repo.name + ": no file " + path + " at commit " + shortSha(commit));
-  }
   // "<oid> <type> <size>"
   size_t s1 = header.find(' ');
   size_t s2 = s1 == std::string::npos ? s1 : header.find(' ', s1 + 1);

@@ -183,6 +183,10 @@ class GitRepos final : public GitSource {
   Result<ProcessResult> git(const RepoConfig& repo, std::vector<std::string> args,
                             std::chrono::milliseconds timeout, std::string stdinData = {},
                             const std::map<std::string, std::string>& extraEnv = {});
+  // `git cat-file MODE` (--batch, --batch-check) of commit:path, after the
+  // checks of both; NOT_FOUND ("no WHAT path at commit ...") when missing.
+  Result<ProcessResult> catFile(const RepoConfig& repo, const std::string& commit,
+                                const std::string& path, const char* mode, const char* what);
   Result<Merge> computeMerge(const RepoConfig& repo, const std::string& src, const std::string& tgt,
                              const Head& s, const Head& t);
 

@@ -39,14 +39,21 @@ Status DeployRun::hashDeps() {
   return Status::ok();
 }
 
-Status DeployRun::ensureDeps() {
+// What every layer's build shares: over the image version's layers, with
+// the deploy's limits.
+Result<LayerCache::Request> DeployRun::layerRequest(LayerKind kind, const std::string& hash) {
   LayerCache::Request r;
-  r.kind = LayerKind::kDeps;
-  r.hash = ctx_.depsHash;
+  r.kind = kind;
+  r.hash = hash;
   r.image = ctx_.image;
   r.imageVersion = ctx_.imageVersion.version;
   QABOX_ASSIGN_OR_RETURN(r.lowers, m_.images_.lowerDirs(ctx_.image, r.imageVersion));
   r.limits = ctx_.limits;
+  return r;
+}
+
+Status DeployRun::ensureDeps() {
+  QABOX_ASSIGN_OR_RETURN(auto r, layerRequest(LayerKind::kDeps, ctx_.depsHash));
   r.drop = depsDropped();
   logHook(redactor_.redact("==> deps: " + ctx_.app.deps.install + "\n"));
   // The build's output is the deploy's log, one redactor a stream as a hook's.
@@ -137,18 +144,12 @@ Status DeployRun::hashData() {
 // What builds the dataset: over the dependency layer (ctx_.depsDir) and the
 // image's, the target's tree at its head.
 Result<LayerCache::Request> DeployRun::dataRequest() {
-  LayerCache::Request r;
-  r.kind = LayerKind::kData;
-  r.hash = ctx_.dataHash;
+  QABOX_ASSIGN_OR_RETURN(auto r, layerRequest(LayerKind::kData, ctx_.dataHash));
   r.lineage = dataLineage(ctx_.repo->name, ctx_.spec.targetBranch);
-  r.image = ctx_.image;
-  r.imageVersion = ctx_.imageVersion.version;
-  QABOX_ASSIGN_OR_RETURN(r.lowers, m_.images_.lowerDirs(ctx_.image, r.imageVersion));
   if (!ctx_.depsDir.empty()) {
     r.lowers.insert(r.lowers.begin(), ctx_.depsDir);
     r.holds.push_back(ctx_.depsHash);
   }
-  r.limits = ctx_.limits;
   r.keep = dataKept(ctx_.imageManifest, ctx_.app);
   DataFill fill;
   fill.runtime = &m_.runtime_;

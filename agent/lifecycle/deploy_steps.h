@@ -132,6 +132,7 @@ class DeployRun {
   Status addServices();
   Status hashDeps();
   Status hashData();
+  Result<LayerCache::Request> layerRequest(LayerKind kind, const std::string& hash);
   Result<LayerCache::Request> dataRequest();
   bool unchanged() const;
   Status reserve();
