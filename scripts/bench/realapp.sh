@@ -15,10 +15,12 @@ N=${1:-10}
 SETTLE=${QABOX_BENCH_SETTLE:-20}
 bench_build
 # PID 1 of Debian environments, where this tree has it.
-if cmake --build "$REPO_ROOT/build" --target help | grep -qw qabox-init; then
+if cmake --build "$REPO_ROOT/build" --target help | grep -w qabox-init >/dev/null; then
   cmake --build "$REPO_ROOT/build" -j"$(nproc)" --target qabox-init >/dev/null
 fi
 
+# The machine's load while measuring (others may build on it too).
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
 SAMPLE_REPO=$SAMPLE_SRC/sample.git
 "$REPO_ROOT/scripts/sample-app/make-remote.sh" "$SAMPLE_REPO" >/dev/null
@@ -142,6 +144,7 @@ read -r deps_change_ms deps_change < <(deps_deploy DEPS-3 bench/deps-1.1)
 ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
 echo "qabox real app benchmark: sample app (Flask, Postgres 15, Redis) on the python image,"
 echo "N=$N, $(nproc) cores; READY: $ready of $((N + 4))"
+echo "load average (1, 5, 15 min): $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 printf 'image build python: %d ms the first time in this run, %d ms again (cached)\n' \
   "$build_first" "$build_cached"
 stats "deploy call -> READY (CLI wall)" < "$out/total"
