@@ -6,10 +6,12 @@
 # memory.stat's anon on cgroup v2, memory.usage_in_bytes and total_rss on v1),
 # with the share of init, Postgres, gunicorn, the worker and Redis (PSS); then
 # the first deploy after a change to requirements.txt ([deps] layer built) and
-# one with it unchanged (the layer cached).
+# one with it unchanged (the layer cached); then the same deploys over a
+# ~1 GiB dataset ([data]), and the first statement that touches its table.
 #   usage: scripts/bench/realapp.sh [N]   (default 10; run as root)
 #   QABOX_BENCH_SETTLE=SECONDS: how long the environments idle before their
 #   memory is read (default 20)
+#   QABOX_BENCH_BIG_ROWS=N: rows of the big table (default 1300000, ~1 GiB)
 source "$(dirname "$0")/lib.sh"
 N=${1:-10}
 SETTLE=${QABOX_BENCH_SETTLE:-20}
@@ -153,9 +155,47 @@ read -r deps_first_ms deps_first < <(deps_deploy DEPS-1 bench/deps-1.0)
 read -r deps_cached_ms deps_cached < <(deps_deploy DEPS-2 bench/deps-1.0)
 read -r deps_change_ms deps_change < <(deps_deploy DEPS-3 bench/deps-1.1)
 
+# A dataset of ~1 GiB: develop-big is develop plus a migration that fills
+# the table `bulk` with ~1 GiB (one relation segment). On the target branch,
+# it is the dataset's: seeded once (timed), then N deploys timed like the
+# empty one's; then, in one environment, the first and second statement
+# that touch the big table (the first copies the table's file up on an
+# overlay; on a btrfs data pool it copies only the blocks written).
+BIG_ROWS=${QABOX_BENCH_BIG_ROWS:-1300000}
+big_work=$SAMPLE_SRC/big-work
+git clone -q -b develop "$SAMPLE_REPO" "$big_work"
+cat > "$big_work/migrations/010_bulk.sql" <<SQL
+CREATE TABLE bulk (id bigint PRIMARY KEY, payload text NOT NULL);
+INSERT INTO bulk SELECT g, repeat(md5(g::text), 24) FROM generate_series(1, $BIG_ROWS) g;
+SQL
+bg() { git -C "$big_work" -c user.name=qabox -c user.email=qabox@localhost "$@"; }
+bg checkout -q -b develop-big
+bg add -A && bg commit -qm "a ~1 GiB table in the dataset" && bg push -q origin develop-big
+big_deploy() {  # big_deploy TICKET: prints the ms from the call to READY
+  local t0
+  t0=$(now_ms)
+  "${QB[@]}" deploy "$1" --repo sample --source feature/EXMP-113 --target develop-big \
+    --image python >/dev/null 2>"$out/big-$1" || { cat "$out/big-$1" >&2; exit 1; }
+  echo $(( $(now_ms) - t0 ))
+}
+big_build_ms=$(big_deploy BIG-0)
+big_build=$(awk '$1 == "data" { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' "$out/big-BIG-0")
+"${QB[@]}" delete BIG-0 >/dev/null
+for i in $(seq "$N"); do big_deploy "BIG-$i" >> "$out/total-big"; done
+psql_in() {  # psql_in TICKET SQL: psql's own timing of SQL, in ms
+  "${QB[@]}" exec "$1" -- sh -c "set -a && . /etc/qabox/app.env && psql -qtA -c '\\timing on' -c \"$2\"" |
+    awk '/^Time:/ { print $2 }'
+}
+big_bytes=$("${QB[@]}" exec BIG-1 -- sh -c "set -a && . /etc/qabox/app.env && psql -qtAc \"SELECT pg_total_relation_size('bulk')\"")
+big_upper_before=$(du -sk "$STATE/lxc/$("${QB[@]}" get BIG-1 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["container"])')" | cut -f1)
+big_first=$(psql_in BIG-1 "UPDATE bulk SET payload = 'touched' WHERE id = $((BIG_ROWS / 2))")
+big_second=$(psql_in BIG-1 "UPDATE bulk SET payload = 'again' WHERE id = $((BIG_ROWS / 3))")
+big_upper_after=$(du -sk "$STATE/lxc/$("${QB[@]}" get BIG-1 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["container"])')" | cut -f1)
+
 ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
+ready_of=$((N + 4 + N))
 echo "qabox real app benchmark: sample app (Flask, Postgres 15, Redis) on the python image,"
-echo "N=$N, $(nproc) cores; READY: $ready of $((N + 4))"
+echo "N=$N, $(nproc) cores; READY: $ready of $ready_of"
 echo "load average (1, 5, 15 min): $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 printf 'image build python: %d ms the first time in this run, %d ms again (cached)\n' \
   "$build_first" "$build_cached"
@@ -193,4 +233,10 @@ echo "dependency layer ([deps], pip from a local wheel):"
 printf '  first deploy after a requirements.txt change: %d ms (deps: %s)\n' "$deps_change_ms" "$deps_change"
 printf '  the first deploy with [deps] at all:         %d ms (deps: %s)\n' "$deps_first_ms" "$deps_first"
 printf '  the same requirements.txt again:             %d ms (deps: %s)\n' "$deps_cached_ms" "$deps_cached"
-echo "not measured yet: a ~1 GiB dataset (datasets come later)"
+echo "dataset of ~1 GiB ([data], table bulk of $(awk -v b="$big_bytes" 'BEGIN { printf "%.0f", b / 1048576 }') MiB, storage: ${QABOX_BENCH_STORAGE:-overlay}):"
+printf '  first deploy, the dataset built: %d ms (data: %s)\n' "$big_build_ms" "$big_build"
+stats "  deploy call -> READY, dataset warm" < "$out/total-big"
+big_p50=$(p50_of < "$out/total-big")
+awk -v a="$big_p50" -v b="$p50" 'BEGIN { printf "  p50 %.0f ms against %.0f ms with the small dataset: %.2fx (target: within 1.2x)\n", a, b, b ? a / b : 0 }'
+printf '  first UPDATE of one row of bulk in a fresh environment: %s ms, the second: %s ms\n' "$big_first" "$big_second"
+printf "  the environment's container dir grew by %d MiB on the first UPDATE\n" $(( (big_upper_after - big_upper_before) / 1024 ))
