@@ -330,7 +330,12 @@ Result<std::string> dataMountEntry(const std::string& source, const std::string&
                                "\": only letters, digits and / . _ - + @ = are allowed");
       }
     }
-    for (const auto& part : std::filesystem::path(p->substr(1))) {
+    // No trailing '/' (above), so every part between slashes is a name.
+    std::string_view rest = std::string_view(*p).substr(1);
+    while (!rest.empty()) {
+      const size_t slash = rest.find('/');
+      const std::string_view part = rest.substr(0, slash);
+      rest = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
       if (part.empty() || part == "." || part == "..") {
         return invalidArgument(what + " \"" + *p + "\": must be normalized (no //, . or ..)");
       }
