@@ -374,6 +374,28 @@ TEST_F(LxcDataPool, ASymlinkedTargetIsRefusedAndNeverMountedOutside) {
   }
 }
 
+TEST_F(LxcDataPool, TheAgentChecksItsDataPoolAtStart) {
+  TestHost::Options o;
+  const std::string plain = host_->stateDir() + "/plain-dir";
+  fs::create_directories(plain);
+  o.extraToml = "[storage]\ndata_pool = \"" + plain + "\"\n";
+  host_->writeConfig(o);
+  ProcessResult r = runOrDie(
+      {binDir() + "/agent/daemon/qaboxd", "--config=" + host_->stateDir() + "/qaboxd.toml"});
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_TRUE(contains(r.out + r.err, "storage.data_pool \"" + plain + "\": not on btrfs"))
+      << r.out << r.err;
+  EXPECT_TRUE(contains(r.out + r.err, "mkfs.btrfs a volume and mount it there")) << r.err;
+  fs::remove_all(pool_ + "/envs");
+  o.extraToml = "[storage]\ndata_pool = \"" + pool_ + "\"\n";
+  host_->writeConfig(o);
+  host_->startDaemon();
+  EXPECT_TRUE(fs::is_directory(pool_ + "/envs"));
+  EXPECT_EQ(fs::status(pool_ + "/datasets").permissions(), fs::perms(0711));
+  EXPECT_TRUE(contains(host_->logText(), "data pool " + pool_ + ": btrfs, quota on"));
+  EXPECT_EQ(host_->stopDaemon(), 0);
+}
+
 TEST_F(LxcDataPool, AttachDataNeedsAPoolAndAStoppedClone) {
   auto v = dataset();
   ASSERT_EQ(v.size(), 2u);
