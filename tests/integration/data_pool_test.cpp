@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "runtime/data_pool.h"
 #include "runtime/lxc_runtime.h"
+#include "runtime_exec.h"
 #include "store/paths.h"
 #include "sys/btrfs.h"
 #include "sys/idshift.h"
@@ -22,11 +23,6 @@ namespace qabox::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void writeText(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << text;
-}
 
 // Makes a subvolume in the directory argv[1], named argv[2], with the btrfs
 // ioctl: what code in a container would try.
@@ -145,9 +141,7 @@ class LxcDataPool : public ::testing::Test {
   }
 
   void cloneOn(LxcRuntime& rt, const std::string& name, int host) {
-    const std::string subnet = host_->subnet();
-    const std::string prefix = subnet.substr(0, subnet.rfind('.') + 1);
-    NetSpec net{host_->bridge(), prefix + std::to_string(host) + "/24", prefix + "1"};
+    const NetSpec net = bridgeNet(*host_, host);
     Status s = rt.clone(images_, "busybox-v1", name, {}, net, ResourceLimits{});
     ASSERT_TRUE(s.isOk()) << s.toString();
     made_.emplace_back(name, &rt);
@@ -176,15 +170,7 @@ class LxcDataPool : public ::testing::Test {
 
   std::string sh(LxcRuntime& rt, const std::string& name, const std::string& script,
                  int* exitCode = nullptr) {
-    ExecSpec spec;
-    spec.argv = {"/bin/sh", "-c", script};
-    spec.env = {{"PATH", "/bin:/sbin:/usr/bin:/usr/sbin"}};
-    spec.timeout = std::chrono::seconds(60);
-    auto r = rt.exec(name, spec);
-    EXPECT_TRUE(r.isOk()) << r.status().toString();
-    if (!r.isOk()) return "";
-    if (exitCode) *exitCode = r->exitCode;
-    return r->out + r->err;
+    return shIn(rt, name, script, exitCode, std::chrono::seconds(60));
   }
 
   // What every id mode must show.
