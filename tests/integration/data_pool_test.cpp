@@ -142,7 +142,8 @@ class LxcDataPool : public ::testing::Test {
 
   void cloneOn(LxcRuntime& rt, const std::string& name, int host) {
     const NetSpec net = bridgeNet(*host_, host);
-    Status s = rt.clone(images_, "busybox-v1", name, {}, net, ResourceLimits{});
+    Status s = rt.clone(cloneImages_.empty() ? images_ : cloneImages_, cloneImage_, name, {}, net,
+                        ResourceLimits{});
     ASSERT_TRUE(s.isOk()) << s.toString();
     made_.emplace_back(name, &rt);
   }
@@ -186,6 +187,9 @@ class LxcDataPool : public ::testing::Test {
       ASSERT_TRUE(s.isOk()) << s.toString();
       EXPECT_TRUE(contains(readFile(lxcPath_ + "/" + name + "/config"),
                            "lxc.mount.entry = " + envDataDir(pool_, name) + "/0 srv/data"));
+      EXPECT_EQ(contains(readFile(lxcPath_ + "/" + name + "/config"), "idmap=container"),
+                rt.mappedRoot(name).has_value())
+          << "idmapped exactly when unprivileged";
       s = rt.start(name);
       ASSERT_TRUE(s.isOk()) << s.toString();
     }
@@ -273,6 +277,7 @@ class LxcDataPool : public ::testing::Test {
   std::unique_ptr<TestHost> host_;
   std::unique_ptr<LoopBtrfs> loop_;
   std::string images_, lxcPath_, seccomp_, pool_, src_;
+  std::string cloneImages_, cloneImage_ = "busybox-v1";  // what cloneOn clones
   std::optional<uint32_t> imageBase_;
   std::vector<std::string> volumes_;
   RealProcessRunner runner_;
@@ -332,6 +337,28 @@ TEST_F(LxcDataPool, ADatasetVolumeIsAReadOnlyCopyWithZeroBasedIds) {
 TEST_F(LxcDataPool, SharedIdsGetWritableLimitedSnapshots) { expectData(runtime(0)); }
 
 TEST_F(LxcDataPool, IsolatedIdsGetWritableLimitedSnapshots) { expectData(runtime(3)); }
+
+// A privileged image (the busybox image's config without its id map, on a
+// rootfs of host ids): a plain bind, the dataset's ids as they are.
+TEST_F(LxcDataPool, PrivilegedClonesGetWritableLimitedSnapshots) {
+  cloneImages_ = host_->stateDir() + "/priv-images";
+  cloneImage_ = "priv-v1";
+  const std::string dir = cloneImages_ + "/priv-v1";
+  fs::create_directories(dir);
+  ASSERT_EQ(runOrDie({"cp", "-a", images_ + "/busybox-v1/rootfs", dir + "/rootfs"}).exitCode, 0);
+  ASSERT_EQ(runOrDie({"chown", "-R", "0:0", dir + "/rootfs"}).exitCode, 0);
+  std::istringstream in(readFile(images_ + "/busybox-v1/config"));
+  std::ofstream out(dir + "/config");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("lxc.idmap", 0) == 0 || line.rfind("lxc.rootfs.options", 0) == 0) continue;
+    if (line.rfind("lxc.rootfs.path", 0) == 0) line = "lxc.rootfs.path = dir:" + dir + "/rootfs";
+    out << line << "\n";
+  }
+  out.close();
+  auto& rt = runtime(0);
+  expectData(rt);
+  expectSymlinkRefused(rt);
+}
 
 // What the profile's ioctl rule stops: without it, root in an isolated
 // container makes a subvolume in its data, outside its snapshot's qgroup;
