@@ -317,6 +317,12 @@ Result<std::vector<std::string>> makeDatasetVolume(const std::string& pool, cons
   if (made.isOk() && ::rename(part.c_str(), final.c_str()) != 0) {
     made = errnoStatus("renaming " + part + " to " + final);
   }
+  if (made.isOk()) {
+    // The rename durable: a dataset the store records must be there after a crash.
+    UniqueFd parent(::open(poolDatasetsDir(pool).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!parent || ::fsync(parent.get()) != 0)
+      return errnoStatus("syncing " + poolDatasetsDir(pool));
+  }
   if (!made.isOk()) {
     std::string msg = what + ": " + made.message();
     if (Status s = deleteVolumeDir(part); !s.isOk()) msg += "; cleaning up: " + s.message();

@@ -315,32 +315,36 @@ bool mountPathChar(char ch) {
   return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("/._-+@=", ch) != nullptr;
 }
 
+// An absolute, normalized path of the characters a mount entry line takes.
+Status checkDataPath(const std::string& what, const std::string& path) {
+  if (path.size() < 2 || path[0] != '/' || path.back() == '/') {
+    return invalidArgument(what + " \"" + path + "\": must be an absolute path below /");
+  }
+  for (char ch : path) {
+    if (!mountPathChar(ch)) {
+      return invalidArgument(what + " \"" + path +
+                             "\": only letters, digits and / . _ - + @ = are allowed");
+    }
+  }
+  // No trailing '/' (above), so every part between slashes is a name.
+  std::string_view rest = std::string_view(path).substr(1);
+  while (!rest.empty()) {
+    const size_t slash = rest.find('/');
+    const std::string_view part = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    if (part.empty() || part == "." || part == "..") {
+      return invalidArgument(what + " \"" + path + "\": must be normalized (no //, . or ..)");
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<std::string> dataMountEntry(const std::string& source, const std::string& target,
                                    bool idmapped) {
-  for (const std::string* p : {&source, &target}) {
-    const std::string what = p == &source ? "data source" : "data target";
-    if (p->size() < 2 || (*p)[0] != '/' || p->back() == '/') {
-      return invalidArgument(what + " \"" + *p + "\": must be an absolute path below /");
-    }
-    for (char ch : *p) {
-      if (!mountPathChar(ch)) {
-        return invalidArgument(what + " \"" + *p +
-                               "\": only letters, digits and / . _ - + @ = are allowed");
-      }
-    }
-    // No trailing '/' (above), so every part between slashes is a name.
-    std::string_view rest = std::string_view(*p).substr(1);
-    while (!rest.empty()) {
-      const size_t slash = rest.find('/');
-      const std::string_view part = rest.substr(0, slash);
-      rest = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-      if (part.empty() || part == "." || part == "..") {
-        return invalidArgument(what + " \"" + *p + "\": must be normalized (no //, . or ..)");
-      }
-    }
-  }
+  QABOX_RETURN_IF_ERROR(checkDataPath("data source", source));
+  QABOX_RETURN_IF_ERROR(checkDataPath("data target", target));
   // The target relative to the rootfs: liblxc mounts beneath it and refuses
   // a path with a symlink in it (safe_mount), so a link planted in the
   // clone's upper dir cannot move the mount out of the rootfs.
@@ -369,6 +373,7 @@ Status LxcRuntime::attachData(const std::string& name, const std::vector<DataSna
   std::vector<std::string> args = {"mount-entries", o_.lxcPath, name, envDir + "/"};
   for (size_t i = 0; i < snaps.size(); ++i) {
     const DataSnapshot& snap = snaps[i];
+    QABOX_RETURN_IF_ERROR(checkDataPath("data source", snap.source).withContext(what));
     if (snap.source.rfind(datasets, 0) != 0) {
       return invalidArgument(what + ": " + snap.source + " is not in " + datasets);
     }

@@ -68,9 +68,10 @@ class ContainerRuntime {
   // writable into the data pool (envs/<name>/<i>), each snapshot's exclusive
   // bytes limited to `maxBytes` (0: no limit), and mounted at its target on
   // every start (nosuid, nodev; idmapped to the container's ids when it is
-  // unprivileged: the pool's files are 0-based). Targets missing in the
-  // rootfs are made in the clone's upper layer. destroy deletes the
-  // snapshots. Replaces what an earlier attachData gave it.
+  // unprivileged: the pool's files are 0-based). Each target must be a
+  // directory in the clone's rootfs (its image's layers or its upper dir),
+  // reached without a symlink. destroy deletes the snapshots. Replaces what
+  // an earlier attachData gave it.
   virtual Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
                             uint64_t maxBytes) = 0;
   // The host path of the clone's writable upper layer, where files may be

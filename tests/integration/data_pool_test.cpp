@@ -417,6 +417,8 @@ TEST_F(LxcDataPool, AttachDataNeedsAPoolAndAStoppedClone) {
   makeTarget(rt, "qabox-a1", "/srv/data");
   Status s = rt.attachData("qabox-a1", {{"/etc", "/srv/data"}}, 0);
   EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.toString();
+  s = rt.attachData("qabox-a1", {{poolDatasetsDir(pool_) + "/../../..", "/srv/data"}}, 0);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.toString();
   s = rt.attachData("qabox-a1", {{v[0], "/srv/../etc"}}, 0);
   EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.toString();
   s = rt.attachData("qabox-a1", {{v[0], "/srv/da ta"}}, 0);
