@@ -85,13 +85,11 @@ class LxcDataPool : public ::testing::Test {
   void SetUp() override {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
-    host_->startWithBusybox();
-    ASSERT_EQ(host_->stopDaemon(), 0);
-    images_ = paths::imagesLxcPath(host_->stateDir());
+    images_ = busyboxForRuntime(*host_, "data-lxc");
+    ASSERT_FALSE(HasFatalFailure());
     imageBase_ = mappedRootOf(readFile(images_ + "/busybox-v1/config"));
     ASSERT_TRUE(imageBase_) << "the harness builds unprivileged images";
     lxcPath_ = host_->stateDir() + "/data-lxc";
-    fs::create_directories(lxcPath_);
     seccomp_ = host_->stateDir() + "/data.seccomp";
     writeText(seccomp_, seccompProfile(false));
     loop_ = std::make_unique<LoopBtrfs>(host_->stateDir() + "/btrfs");

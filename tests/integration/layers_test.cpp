@@ -94,14 +94,9 @@ class LxcLayers : public ::testing::Test {
   void SetUp() override {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
-    host_->startWithBusybox();
-    // The agent built the image and made the bridge; what follows is the
-    // runtime's alone, in an lxcpath the agent does not look after.
-    ASSERT_EQ(host_->stopDaemon(), 0);
-    images_ = paths::imagesLxcPath(host_->stateDir());
+    images_ = busyboxForRuntime(*host_, "layers-lxc");
     imageBase_ = mappedRootOf(readFile(images_ + "/busybox-v1/config"));
     lxcPath_ = host_->stateDir() + "/layers-lxc";
-    fs::create_directories(lxcPath_);
   }
   void TearDown() override {
     if (!host_) return;

@@ -10,8 +10,19 @@
 
 #include "harness.h"
 #include "runtime/runtime.h"
+#include "store/paths.h"
 
 namespace qabox::testing {
+
+// The agent builds the busybox image and makes the bridge, then stops: what
+// follows is the runtime's alone, in `<state dir>/<lxcDir>`, an lxcpath the
+// agent does not look after. Returns the images' lxcpath.
+inline std::string busyboxForRuntime(TestHost& host, const std::string& lxcDir) {
+  host.startWithBusybox();
+  EXPECT_EQ(host.stopDaemon(), 0);
+  std::filesystem::create_directories(host.stateDir() + "/" + lxcDir);
+  return paths::imagesLxcPath(host.stateDir());
+}
 
 // Writes `text` to `path`, its parent directories made.
 inline void writeText(const std::filesystem::path& path, const std::string& text) {
