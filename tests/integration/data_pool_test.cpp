@@ -4,6 +4,7 @@
 // attachData, in the shared and the isolated id mode. Real LXC, the real
 // qabox-lxc helper and the containers' real seccomp profile.
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -330,6 +331,35 @@ TEST_F(LxcDataPool, ADatasetVolumeIsAReadOnlyCopyWithZeroBasedIds) {
   EXPECT_FALSE(fs::exists(datasetVolumeDir(pool_, "h5") + ".part"));
   ASSERT_TRUE(deleteDatasetVolume(pool_, "h1").isOk());
   EXPECT_FALSE(fs::exists(datasetVolumeDir(pool_, "h1")));
+}
+
+// How a dataset is made from a build: its upper dir (here `top`, hiding a
+// file with a whiteout) over the image's layers (`src_`), merged by a layer
+// mount that shows the image's ids as 0..; the copy takes the merged view.
+TEST_F(LxcDataPool, ADatasetIsMadeFromALayerMountsMergedView) {
+  const std::string top = host_->stateDir() + "/top", merged = host_->stateDir() + "/merged";
+  writeText(top + "/var/lib/data/seeded.txt", "seeded\n");
+  ASSERT_EQ(::mknod((top + "/var/lib/data/a.txt").c_str(), S_IFCHR | 0000, makedev(0, 0)), 0);
+  ASSERT_TRUE(shiftOwnership(top, *imageBase_).isOk());
+  fs::create_directories(merged);
+  fs::create_directories(host_->stateDir() + "/upper");
+  fs::create_directories(host_->stateDir() + "/work");
+  auto& rt = runtime(0);
+  LayerMount m{
+      merged, host_->stateDir() + "/upper", host_->stateDir() + "/work", {top, src_}, *imageBase_};
+  Status s = rt.mountLayers(m);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  auto v = makeDatasetVolume(pool_, "hm", merged, {"var/lib/data"}, 0);
+  EXPECT_TRUE(rt.unmountLayers(merged).isOk());
+  ASSERT_TRUE(v.isOk()) << v.status().toString();
+  EXPECT_EQ(readFile((*v)[0] + "/seeded.txt"), "seeded\n");
+  EXPECT_FALSE(fs::exists((*v)[0] + "/a.txt")) << "the whiteout's file came back";
+  EXPECT_EQ(readFile((*v)[0] + "/sub/b.txt"), "deep\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(((*v)[0] + "/sub/b.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 70u);
+  ASSERT_EQ(::lstat(((*v)[0] + "/seeded.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
 }
 
 TEST_F(LxcDataPool, SharedIdsGetWritableLimitedSnapshots) { expectData(runtime(0)); }
