@@ -41,8 +41,9 @@ Status preparePool(const std::string& pool);
 // file, or a file owned by an id outside the container's range, is refused.
 // Owners are moved from container ids based at `fromRoot` (the host id of
 // the container's root on disk, 0 for a privileged one) to 0-based.
-// Extended attributes and ACLs are not copied; hard links become copies. Returns the volumes'
-// paths, in `keptPaths`' order. An existing dataset `hash` is kAlreadyExists.
+// Extended attributes and ACLs are not copied; hard links become copies.
+// Returns the volumes' paths, in `keptPaths`' order. An existing dataset
+// `hash` is kAlreadyExists.
 Result<std::vector<std::string>> makeDatasetVolume(const std::string& pool, const std::string& hash,
                                                    const std::string& fromDir,
                                                    const std::vector<std::string>& keptPaths,

@@ -77,8 +77,8 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
 std::string seccompProfile(bool allowNestedUserns);
 
 // The lxc.mount.entry line that mounts the data snapshot `source` at
-// `target` (absolute, normalized, no whitespace or '\\'), idmapped to the
-// container's ids when `idmapped`.
+// `target` (both absolute and normalized, of letters, digits and
+// / . _ - + @ =), idmapped to the container's ids when `idmapped`.
 Result<std::string> dataMountEntry(const std::string& source, const std::string& target,
                                    bool idmapped);
 
