@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -282,6 +284,17 @@ Status checkPaths(const Config& c) {
   if (auto s = checkImageName(c.defaultImage); !s.isOk()) {
     return s.withContext("default_image");
   }
+  // The pool's paths go into the containers' lxc.mount.entry lines (fields
+  // split on whitespace, options on ','): the characters dataMountEntry takes.
+  const std::string& pool = c.storage.dataPool;
+  const bool poolChars = std::all_of(pool.begin(), pool.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("/._-+@=", ch) != nullptr;
+  });
+  if (!pool.empty() && (pool.front() != '/' || !poolChars || pool.size() < 2)) {
+    return invalidArgument("storage.data_pool \"" + pool +
+                           "\": must be an absolute path of letters, digits and / . _ - + @ = "
+                           "(\"\": datasets as overlay layers)");
+  }
   if (c.containers.unprivileged && c.containers.isolatedIds &&
       uint64_t{c.containers.idBase} + (uint64_t{c.limits.maxEnvironments} + 1) * 65536 >
           4294967295ULL) {
@@ -483,6 +496,11 @@ Status readContainers(const toml::table& root, Config& c) {
   });
 }
 
+Status readStorage(const toml::table& root, Config& c) {
+  return parseSection(root, "storage",
+                      [&](TableReader& r) { return r.string("data_pool", c.storage.dataPool); });
+}
+
 Status readDeploy(const toml::table& root, Config& c) {
   return parseSection(root, "deploy", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("fetch_timeout", c.deploy.fetchTimeout));
@@ -563,10 +581,10 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "limits", "containers",
-                                           "deploy", "reaper", "events", "repos"}));
+                                           "storage", "deploy", "reaper", "events", "repos"}));
 
-  for (auto* read : {readApi, readNetwork, readRouting, readLimits, readContainers, readDeploy,
-                     readReaper, readEvents, readRepos}) {
+  for (auto* read : {readApi, readNetwork, readRouting, readLimits, readContainers, readStorage,
+                     readDeploy, readReaper, readEvents, readRepos}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));

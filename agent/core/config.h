@@ -110,6 +110,14 @@ struct Config {
     bool isolatedIds = true;
   } containers;
 
+  // Where datasets' data lives. Empty: overlay layers in the state dir, as
+  // everything else. A directory on btrfs: datasets are read-only subvolumes
+  // there and each environment writes on snapshots of them, block by block
+  // (runtime/data_pool.h).
+  struct Storage {
+    std::string dataPool;
+  } storage;
+
   struct Deploy {
     std::chrono::milliseconds fetchTimeout{120'000};
     std::chrono::milliseconds hookTimeout{600'000};

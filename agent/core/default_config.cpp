@@ -50,6 +50,9 @@ id_base = 1000000000   # container ids 0-65535 map to host ids from here (above 
 allow_nested_userns = false  # true: processes in a container may make user namespaces
 isolated_ids = true    # each environment's root is 65536 host ids of its own above id_base
 
+[storage]
+data_pool = ""         # a btrfs mount: datasets as subvolumes, written block by block ("": overlay)
+
 [deploy]
 log_max = "8M"         # deploy.log and app.log keep their first line and their last part
 deps_max_age = "168h"  # an unused [deps] layer goes once its last use is this old

@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "runtime/data_pool.h"
 #include "runtime/lxc_runtime.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
@@ -171,6 +172,12 @@ Status prepareHost(const Config& config) {
   QABOX_RETURN_IF_ERROR(writeSeccompProfile(config));
   for (const auto& dir : {paths::lxcPath(config.stateDir), paths::imagesLxcPath(config.stateDir)}) {
     QABOX_RETURN_IF_ERROR(checkContainersCanReach(config, dir));
+  }
+  // A data pool that is no btrfs (or has no quota) fails here, not at the
+  // first deploy with a dataset.
+  if (!config.storage.dataPool.empty()) {
+    QABOX_RETURN_IF_ERROR(preparePool(config.storage.dataPool));
+    spdlog::info("data pool {}: btrfs, quota on", config.storage.dataPool);
   }
   return Status::ok();
 }

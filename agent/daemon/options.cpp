@@ -66,6 +66,7 @@ LxcRuntimeOptions runtimeOptions(const Config& config) {
   o.helperPath = defaultLxcHelperPath();
   o.startTimeout = config.deploy.startTimeout;
   o.seccompProfile = paths::seccompProfile(config.stateDir);
+  o.dataPool = config.storage.dataPool;
   if (config.containers.unprivileged && config.containers.isolatedIds) {
     o.idBase = config.containers.idBase;
     o.idSlots = config.limits.maxEnvironments;

@@ -16,6 +16,9 @@
 //   qabox-lxc idmap-check DIR BASE   can clones' rootfs be mounted in DIR?
 //   qabox-lxc layer-mount MERGED UPPER WORK IDBASE|- LOWER...   (topmost first)
 //   qabox-lxc layer-umount MERGED
+//   qabox-lxc mount-entries LXCPATH NAME PREFIX [ENTRY ...]
+//                     the container's lxc.mount.entry lines whose source starts with
+//                     PREFIX replaced by the ENTRY lines (its data snapshots)
 //   qabox-lxc attach  LXCPATH NAME CWD -- PROGRAM [ARG ...]
 //                     the command's variables in our environment, as
 //                     QABOX_ATTACH_ENV_<n>=KEY=VALUE (runtime/helper_protocol.h)
@@ -514,6 +517,36 @@ int layerMountCmd(int n, char** a) {
   return fail("layer-mount: " + error);
 }
 
+int mountEntriesCmd(int n, char** a) {
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_defined(c.c)) return fail(std::string("container ") + a[1] + " not found");
+  if (c.c->is_running(c.c)) return fail(std::string("container ") + a[1] + " is running");
+  const std::string_view prefix = a[2];
+  std::vector<std::string> keep;
+  int len = c.c->get_config_item(c.c, "lxc.mount.entry", nullptr, 0);
+  if (len > 0) {
+    std::string all(static_cast<size_t>(len) + 1, '\0');
+    c.c->get_config_item(c.c, "lxc.mount.entry", all.data(), len + 1);
+    all.resize(static_cast<size_t>(len));
+    std::string_view rest = all;
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? "" : rest.substr(nl + 1);
+      if (!line.empty() && line.substr(0, prefix.size()) != prefix) keep.emplace_back(line);
+    }
+  }
+  for (int i = 3; i < n; ++i) keep.emplace_back(a[i]);
+  bool ok = c.c->clear_config_item(c.c, "lxc.mount.entry");
+  for (const std::string& entry : keep) {
+    ok = ok && c.c->set_config_item(c.c, "lxc.mount.entry", entry.c_str());
+  }
+  if (!ok || !c.c->save_config(c.c, nullptr)) {
+    return fail(std::string("writing the mount entries of ") + a[1] + " failed");
+  }
+  return 0;
+}
+
 int attachCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_running(c.c))
@@ -565,6 +598,7 @@ int main(int argc, char** argv) {
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);
   if (cmd == "attach" && n >= 5) return attachCmd(a);
+  if (cmd == "mount-entries" && n >= 3) return mountEntriesCmd(n, a);
   if (cmd == "idmap-check" && n == 2) return idmapCheckCmd(a);
   if (cmd == "layer-mount" && n >= 5) return layerMountCmd(n, a);
   if (cmd == "layer-umount" && n == 1) return layerUmountCmd(a);

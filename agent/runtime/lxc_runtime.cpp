@@ -1,8 +1,12 @@
 #include "runtime/lxc_runtime.h"
 
 #include <lxc/lxccontainer.h>
+#include <sys/stat.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,8 +18,11 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/bridge_rules.h"
+#include "runtime/data_pool.h"
 #include "runtime/helper_protocol.h"
+#include "sys/btrfs.h"
 #include "sys/idshift.h"
+#include "sys/safe_path.h"
 
 extern char** environ;
 
@@ -191,6 +198,10 @@ Status LxcRuntime::stop(const std::string& name) {
 Status LxcRuntime::destroy(const std::string& name) {
   auto bound = bindingInConfig(o_.lxcPath + "/" + name + "/config");
   QABOX_RETURN_IF_ERROR(runHelper({"destroy", o_.lxcPath, name}, "destroy " + name));
+  // Stopped now: nothing holds the snapshots mounted.
+  if (!o_.dataPool.empty() && checkPoolName("container", name).isOk()) {
+    QABOX_RETURN_IF_ERROR(deleteEnvData(o_.dataPool, name).withContext("destroy " + name));
+  }
   if (bound) {
     // A stale binding would let the next container named so use this
     // address; the set is rebuilt from the store on every start anyway.
@@ -254,6 +265,149 @@ Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& 
     return failedPrecondition("exec in " + name + ": " + helperError(*r));
   }
   return r;
+}
+
+namespace {
+
+// The read-only layers under a clone's upper dir, topmost first: the idmap
+// file's (isolated ids), else lxc.rootfs.path's overlay:L1:...:DELTA.
+std::vector<std::string> cloneLowers(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream idmap(dir + "/idmap");
+  std::string line;
+  if (std::getline(idmap, line)) {
+    out.push_back(line.substr(0, line.find(' ')));
+    while (std::getline(idmap, line)) {
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  }
+  std::istringstream config(readText(dir + "/config"));
+  const std::string key = "lxc.rootfs.path = overlay:";
+  while (std::getline(config, line)) {
+    if (line.rfind(key, 0) != 0) continue;
+    std::string_view rest = std::string_view(line).substr(key.size());
+    while (true) {
+      size_t colon = rest.find(':');
+      if (colon == std::string_view::npos) break;  // the last one is the delta
+      out.emplace_back(rest.substr(0, colon));
+      rest = rest.substr(colon + 1);
+    }
+  }
+  return out;
+}
+
+// Whether `target` is a directory in the clone's rootfs (its upper dir or a
+// lower), reached without a symlink; an error when a symlink or a file is
+// in its way.
+Result<bool> dirInRootfs(const std::vector<std::string>& layers, const std::string& target) {
+  for (const std::string& layer : layers) {
+    auto root = openRootDir(layer);
+    if (!root) continue;
+    auto dir = openBeneath(root->get(), target, O_RDONLY | O_DIRECTORY, layer + target);
+    if (dir) return true;
+    if (dir.status().code() != Code::kNotFound) return dir.status();
+  }
+  return false;
+}
+
+bool mountPathChar(char ch) {
+  return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("/._-+@=", ch) != nullptr;
+}
+
+// An absolute, normalized path of the characters a mount entry line takes.
+Status checkDataPath(const std::string& what, const std::string& path) {
+  if (path.size() < 2 || path[0] != '/' || path.back() == '/') {
+    return invalidArgument(what + " \"" + path + "\": must be an absolute path below /");
+  }
+  for (char ch : path) {
+    if (!mountPathChar(ch)) {
+      return invalidArgument(what + " \"" + path +
+                             "\": only letters, digits and / . _ - + @ = are allowed");
+    }
+  }
+  // No trailing '/' (above), so every part between slashes is a name.
+  std::string_view rest = std::string_view(path).substr(1);
+  while (!rest.empty()) {
+    const size_t slash = rest.find('/');
+    const std::string_view part = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    if (part.empty() || part == "." || part == "..") {
+      return invalidArgument(what + " \"" + path + "\": must be normalized (no //, . or ..)");
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::string> dataMountEntry(const std::string& source, const std::string& target,
+                                   bool idmapped) {
+  QABOX_RETURN_IF_ERROR(checkDataPath("data source", source));
+  QABOX_RETURN_IF_ERROR(checkDataPath("data target", target));
+  // The target relative to the rootfs: liblxc mounts beneath it and refuses
+  // a path with a symlink in it (safe_mount), so a link planted in the
+  // clone's upper dir cannot move the mount out of the rootfs.
+  return source + " " + target.substr(1) + " none bind,nosuid,nodev" +
+         (idmapped ? ",idmap=container" : "") + " 0 0";
+}
+
+Status LxcRuntime::attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
+                              uint64_t maxBytes) {
+  const std::string what = "attaching data to " + name;
+  if (o_.dataPool.empty()) {
+    return failedPrecondition(what + ": no data pool (storage.data_pool) is set");
+  }
+  QABOX_RETURN_IF_ERROR(checkPoolName("container", name).withContext(what));
+  auto st = state(name);
+  if (!st) return st.status().withContext(what);
+  if (*st != ContainerState::kStopped) {
+    return failedPrecondition(what + ": the container must exist and be stopped");
+  }
+  const std::string dir = o_.lxcPath + "/" + name;
+  std::vector<std::string> layers{upperDir(name)};
+  for (const std::string& lower : cloneLowers(dir)) layers.push_back(lower);
+  const std::string envDir = envDataDir(o_.dataPool, name);
+  const std::string datasets = poolDatasetsDir(o_.dataPool) + "/";
+  const bool idmapped = mappedRoot(name).has_value();
+  std::vector<std::string> args = {"mount-entries", o_.lxcPath, name, envDir + "/"};
+  for (size_t i = 0; i < snaps.size(); ++i) {
+    const DataSnapshot& snap = snaps[i];
+    QABOX_RETURN_IF_ERROR(checkDataPath("data source", snap.source).withContext(what));
+    if (snap.source.rfind(datasets, 0) != 0) {
+      return invalidArgument(what + ": " + snap.source + " is not in " + datasets);
+    }
+    auto sub = isSubvolume(snap.source);
+    if (!sub) return sub.status().withContext(what);
+    if (!*sub) return invalidArgument(what + ": " + snap.source + " is no subvolume");
+    auto entry = dataMountEntry(envDir + "/" + std::to_string(i), snap.target, idmapped);
+    if (!entry) return entry.status().withContext(what);
+    auto there = dirInRootfs(layers, snap.target);
+    if (!there) return there.status().withContext(what);
+    if (!*there) {
+      return failedPrecondition(what + ": " + snap.target +
+                                " is no directory in the container's image");
+    }
+    args.push_back(*entry);
+  }
+  // Fresh snapshots every time: a second attach replaces the first.
+  QABOX_RETURN_IF_ERROR(deleteEnvData(o_.dataPool, name).withContext(what));
+  if (::mkdir(envDir.c_str(), 0711) != 0) {
+    return internalError(what + ": mkdir " + envDir + ": " + std::strerror(errno));
+  }
+  Status made = Status::ok();
+  for (size_t i = 0; made.isOk() && i < snaps.size(); ++i) {
+    const std::string snap = envDir + "/" + std::to_string(i);
+    made = snapshotSubvolume(snaps[i].source, snap, false);
+    if (made.isOk()) made = limitExclusiveBytes(snap, maxBytes);
+  }
+  made = made.isOk() ? runHelper(args, what) : made.withContext(what);
+  if (!made.isOk()) {
+    if (Status s = deleteEnvData(o_.dataPool, name); !s.isOk()) {
+      spdlog::warn("{}: cleaning up: {}", what, s.message());
+    }
+  }
+  return made;
 }
 
 std::string LxcRuntime::upperDir(const std::string& name) const {
@@ -321,7 +475,12 @@ std::string seccompProfile(bool allowNestedUserns) {
       "perf_event_open errno 1\n"
       "io_uring_setup errno 1\n"
       "io_uring_enter errno 1\n"
-      "io_uring_register errno 1\n";
+      "io_uring_register errno 1\n"
+      "# Btrfs ioctls (type 0x94, in bits 8-15 of the request): a subvolume made\n"
+      "# inside a data snapshot would leave its qgroup's limit, and no snapshot,\n"
+      "# quota or device call is any container's to make. FICLONE and its kin\n"
+      "# share the type: cp --reflink=auto falls back to copying.\n"
+      "ioctl errno 1 [1,37888,SCMP_CMP_MASKED_EQ,65280]\n";
   if (!allowNestedUserns) {
     // A new user namespace gives its maker every capability inside it
     // (mounts, netfilter, ...), the kernel's widest unprivileged surface.

@@ -23,6 +23,8 @@ struct LxcRuntimeOptions {
   // is destroyed and kept across agent restarts. 0 slots: off.
   uint32_t idBase = 0;
   uint32_t idSlots = 0;
+  // storage.data_pool, prepared (preparePool); "": attachData refuses.
+  std::string dataPool;
 };
 
 // Containers of one lxcpath through liblxc. Calls that fork (clone, start,
@@ -43,6 +45,8 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
   Result<std::vector<std::string>> list() override;
   Result<ContainerState> state(const std::string& name) override;
   Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override;
+  Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
+                    uint64_t maxBytes) override;
   std::string upperDir(const std::string& name) const override;
   std::optional<uint32_t> mappedRoot(const std::string& name) const override;
 
@@ -71,6 +75,12 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
 // to it (kernel keyrings, bpf, userfaultfd, perf events, io_uring), and new
 // user namespaces unless `allowNestedUserns`.
 std::string seccompProfile(bool allowNestedUserns);
+
+// The lxc.mount.entry line that mounts the data snapshot `source` at
+// `target` (both absolute and normalized, of letters, digits and
+// / . _ - + @ =), idmapped to the container's ids when `idmapped`.
+Result<std::string> dataMountEntry(const std::string& source, const std::string& target,
+                                   bool idmapped);
 
 // A path given to overlayfs (a layer, an upper, work or merged dir): it must
 // be absolute and hold none of ':' ',' '\n', which its options syntax takes.

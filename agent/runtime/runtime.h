@@ -31,6 +31,14 @@ struct ExecSpec {
   std::function<void(bool isStderr, std::string_view data)> onOutput;
 };
 
+// A dataset volume to give a container: a writable snapshot of `source` (a
+// read-only subvolume in the data pool, runtime/data_pool.h) mounted at
+// `target`, an absolute directory in the container.
+struct DataSnapshot {
+  std::string source;
+  std::string target;
+};
+
 enum class ContainerState { kMissing, kStopped, kRunning, kOther };
 
 // The containers of one lxcpath. Every OS call on containers goes through
@@ -56,6 +64,16 @@ class ContainerRuntime {
   virtual Result<ContainerState> state(const std::string& name) = 0;
   // Runs a command inside a running container and waits for it.
   virtual Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) = 0;
+  // For a cloned, stopped container: each of `snaps`' sources snapshotted
+  // writable into the data pool (envs/<name>/<i>), each snapshot's exclusive
+  // bytes limited to `maxBytes` (0: no limit), and mounted at its target on
+  // every start (nosuid, nodev; idmapped to the container's ids when it is
+  // unprivileged: the pool's files are 0-based). Each target must be a
+  // directory in the clone's rootfs (its image's layers or its upper dir),
+  // reached without a symlink. destroy deletes the snapshots. Replaces what
+  // an earlier attachData gave it.
+  virtual Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
+                            uint64_t maxBytes) = 0;
   // The host path of the clone's writable upper layer, where files may be
   // placed before the container starts.
   virtual std::string upperDir(const std::string& name) const = 0;

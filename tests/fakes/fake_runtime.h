@@ -58,6 +58,7 @@ class FakeRuntime : public ContainerRuntime {
     calls.push_back("destroy " + name);
     if (failOn.count("destroy " + name)) return internalError("destroy " + name + ": injected");
     containers.erase(name);
+    data.erase(name);
     return Status::ok();
   }
   Result<std::vector<std::string>> list() override {
@@ -80,11 +81,25 @@ class FakeRuntime : public ContainerRuntime {
     r.out = execOutput;
     return r;
   }
+  Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
+                    uint64_t maxBytes) override {
+    std::lock_guard l(mu_);
+    std::string call = "attachData " + name + " " + std::to_string(maxBytes);
+    for (const auto& s : snaps) call += " " + s.source + ":" + s.target;
+    calls.push_back(call);
+    if (failOn.count("attachData " + name)) {
+      return internalError("attachData " + name + ": injected");
+    }
+    if (!containers.count(name)) return notFound("attachData " + name + ": no such container");
+    data[name] = snaps;
+    return Status::ok();
+  }
   std::string upperDir(const std::string& name) const override { return upperRoot + "/" + name; }
   std::optional<uint32_t> mappedRoot(const std::string&) const override { return std::nullopt; }
 
   std::map<std::string, Container> containers;
   std::map<std::string, std::vector<std::string>> lowers;  // each clone's, as asked
+  std::map<std::string, std::vector<DataSnapshot>> data;   // each clone's attachData
   std::vector<std::string> calls;
   std::set<std::string> failOn;
   int execExitCode = 0;

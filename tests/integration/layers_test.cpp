@@ -16,6 +16,7 @@
 #include "fakes/fake_firewall.h"
 #include "harness.h"
 #include "runtime/lxc_runtime.h"
+#include "runtime_exec.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
 
@@ -23,11 +24,6 @@ namespace qabox::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void writeText(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << text;
-}
 
 // Every entry under `root`: its path, type, mode, owner, size, content hash
 // and xattr names: what must be the same before and after a clone ran on it.
@@ -98,14 +94,9 @@ class LxcLayers : public ::testing::Test {
   void SetUp() override {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
-    host_->startWithBusybox();
-    // The agent built the image and made the bridge; what follows is the
-    // runtime's alone, in an lxcpath the agent does not look after.
-    ASSERT_EQ(host_->stopDaemon(), 0);
-    images_ = paths::imagesLxcPath(host_->stateDir());
+    images_ = busyboxForRuntime(*host_, "layers-lxc");
     imageBase_ = mappedRootOf(readFile(images_ + "/busybox-v1/config"));
     lxcPath_ = host_->stateDir() + "/layers-lxc";
-    fs::create_directories(lxcPath_);
   }
   void TearDown() override {
     if (!host_) return;
@@ -144,9 +135,7 @@ class LxcLayers : public ::testing::Test {
   // Clones `name` from `image` in `imagesPath` with lowers {top, bottom}.
   void cloneOn(LxcRuntime& rt, const std::string& imagesPath, const std::string& image,
                const std::string& name, const LayerSet& l, int host) {
-    const std::string subnet = host_->subnet();
-    const std::string prefix = subnet.substr(0, subnet.rfind('.') + 1);
-    NetSpec net{host_->bridge(), prefix + std::to_string(host) + "/24", prefix + "1"};
+    const NetSpec net = bridgeNet(*host_, host);
     Status s = rt.clone(imagesPath, image, name, {l.top.string(), l.bottom.string()}, net,
                         ResourceLimits{});
     ASSERT_TRUE(s.isOk()) << s.toString();
@@ -155,15 +144,7 @@ class LxcLayers : public ::testing::Test {
 
   std::string sh(LxcRuntime& rt, const std::string& name, const std::string& script,
                  int* exitCode = nullptr) {
-    ExecSpec spec;
-    spec.argv = {"/bin/sh", "-c", script};
-    spec.env = {{"PATH", "/bin:/sbin:/usr/bin:/usr/sbin"}};
-    spec.timeout = std::chrono::seconds(20);
-    auto r = rt.exec(name, spec);
-    EXPECT_TRUE(r.isOk()) << r.status().toString();
-    if (!r.isOk()) return "";
-    if (exitCode) *exitCode = r->exitCode;
-    return r->out + r->err;
+    return shIn(rt, name, script, exitCode);
   }
 
   // A clone with the image's ids: liblxc mounts its layers, named in order

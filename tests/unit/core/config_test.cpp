@@ -20,6 +20,13 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->limits.diskCheckInterval, std::chrono::seconds(30));
   EXPECT_EQ(c->deploy.logMax, "8M");
   EXPECT_EQ(c->deploy.depsMaxAge, std::chrono::hours(168));
+  EXPECT_EQ(c->storage.dataPool, "") << "overlay layers unless a pool is set";
+}
+
+TEST(Config, ReadsTheDataPool) {
+  auto c = parseConfig("[storage]\ndata_pool = \"/srv/qabox-data\"\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->storage.dataPool, "/srv/qabox-data");
 }
 
 TEST(Config, ReadsTheDiskKeys) {
@@ -111,6 +118,10 @@ TEST(Config, ErrorsNameTheKeyAndTheProblem) {
   BadCase cases[] = {
       {"state_dir = \"relative\"", "state_dir \"relative\": must be an absolute path"},
       {"state_dir = 3", "state_dir: must be a string"},
+      {"[storage]\ndata_pool = \"pool\"", "storage.data_pool \"pool\": must be an absolute path"},
+      {"[storage]\ndata_pool = \"/srv/my pool\"", "storage.data_pool \"/srv/my pool\": must be"},
+      {"[storage]\ndata_pool = \"/srv/a,b\"", "storage.data_pool \"/srv/a,b\": must be"},
+      {"[storage]\npool = \"/srv\"", "storage.pool: unknown key"},
       {"[network]\nsubnet = \"10.44.0.0/33\"", "network.subnet \"10.44.0.0/33\": prefix length"},
       {"[network]\nsubnet = \"10.44.0.5/24\"", "host bits must be zero"},
       {"[network]\nsubnet = \"banana\"", "network.subnet \"banana\": use an IPv4 CIDR"},

@@ -25,6 +25,10 @@ TEST(SeccompProfile, IsLxcsDenyListWithWhatContainerEnginesAdd) {
         "perf_event_open errno 1", "io_uring_setup errno 1"}) {
     EXPECT_TRUE(hasLine(p, line)) << line << " in\n" << p;
   }
+  // Every btrfs ioctl (type 0x94 in bits 8-15): no subvolume of a
+  // container's own inside its data snapshot, outside the snapshot's qgroup.
+  EXPECT_TRUE(hasLine(p, "ioctl errno 1 [1,37888,SCMP_CMP_MASKED_EQ,65280]")) << p;
+  EXPECT_TRUE(hasLine(seccompProfile(true), "ioctl errno 1 [1,37888,SCMP_CMP_MASKED_EQ,65280]"));
   // ptrace stays: it reaches only the container's own processes, and
   // debugging an app in its environment is what QA does.
   EXPECT_EQ(p.find("ptrace"), std::string::npos);
