@@ -32,6 +32,7 @@ Status Agent::openParts() {
       lifecycleOptions(config_), *store_, *runtime_, *bridge_, *images_, git_.get(), *routes_,
       [](const std::string& ip, uint16_t port, const std::string& path,
          std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
+  envs_->setLayerMounter(runtime_.get());
   return Status::ok();
 }
 

@@ -28,6 +28,7 @@ LifecycleOptions lifecycleOptions(const Config& config) {
   o.network = config.network;
   o.limits = config.limits;
   o.deploy = config.deploy;
+  o.storage = config.storage;
   o.reaper.sleepAfter = config.reaper.sleepAfter;
   o.reaper.wakeTimeout = config.reaper.wakeTimeout;
   o.reaper.maxAge = config.reaper.maxAge;

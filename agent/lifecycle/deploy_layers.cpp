@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lifecycle/deploy_steps.h"
+#include "runtime/data_pool.h"
 
 namespace qabox {
 namespace {
@@ -190,6 +191,26 @@ Status DeployRun::ensureData() {
   phase("data",
         made->built ? "built " + hash12 + " in " + seconds(made->took) : "cached " + hash12);
   return Status::ok();
+}
+
+// The dataset's volumes in the data pool, each snapshotted for this
+// container and mounted at its data directory, its writes held to the
+// environment's disk limit.
+Status DeployRun::attachDataset() {
+  const std::string& pool = m_.config_.storage.dataPool;
+  std::vector<DataSnapshot> snaps;
+  const auto kept = dataKept(ctx_.imageManifest, ctx_.app);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    snaps.push_back({datasetVolume(pool, ctx_.dataUse, i), "/" + kept[i]});
+    std::error_code ec;
+    if (!fs::is_directory(snaps.back().source, ec)) {
+      return failedPrecondition("dataset " + ctx_.dataUse.substr(0, 12) + " has no volume for " +
+                                snaps.back().target + " in storage.data_pool");
+    }
+  }
+  const std::string& max = m_.config_.limits.maxDisk;
+  const uint64_t maxBytes = max.empty() ? 0 : parseMemorySize(max).value_or(0);
+  return m_.runtime_.attachData(ctx_.container, snaps, maxBytes);
 }
 
 }  // namespace qabox

@@ -126,12 +126,15 @@ Status DeployRun::clone() {
   NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
   QABOX_ASSIGN_OR_RETURN(auto lowers, m_.images_.lowerDirs(ctx_.image, version));
   // The dependency layer lies over the image's, the data layer over it,
-  // under the clone's delta.
+  // under the clone's delta; with a data pool the dataset is snapshots of
+  // its volumes instead, mounted at the data directories.
+  const bool onPool = !ctx_.dataDir.empty() && !config.storage.dataPool.empty();
   if (!ctx_.depsDir.empty()) lowers.insert(lowers.begin(), ctx_.depsDir);
-  if (!ctx_.dataDir.empty()) lowers.insert(lowers.begin(), ctx_.dataDir);
+  if (!ctx_.dataDir.empty() && !onPool) lowers.insert(lowers.begin(), ctx_.dataDir);
   QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
                                           paths::imageContainer(ctx_.image, version), container,
                                           lowers, net, ctx_.limits));
+  if (onPool) QABOX_RETURN_IF_ERROR(attachDataset());
   phase("clone",
         container + " from " + ctx_.image + " v" + std::to_string(version) + " at " + ctx_.ip);
   QABOX_RETURN_IF_ERROR(m_.bridge_.forgetNeighbor(config.network.bridge, ctx_.ip));

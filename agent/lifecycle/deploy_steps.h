@@ -145,6 +145,7 @@ class DeployRun {
   Status runStep(DeployStep step);
   Status ensureDeps();
   Status ensureData();
+  Status attachDataset();
   Status clone();
   Status exportSource();
   Status writeAppFiles();

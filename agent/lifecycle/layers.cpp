@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "lifecycle/internal.h"
+#include "runtime/data_pool.h"
 #include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/disk_usage.h"
@@ -222,6 +223,9 @@ Result<std::optional<LayerCache::Outcome>> LayerCache::find(LayerKind kind,
   if (!row || row->kind != kind || !fs::is_directory(layerDir(kind, hash), ec)) {
     return std::optional<Outcome>();
   }
+  if (onPool(kind) && !fs::is_directory(datasetVolumeDir(config_.storage.dataPool, hash), ec)) {
+    return std::optional<Outcome>();  // made before the pool was configured: made again
+  }
   if (Status s = store_.touchLayer(hash, time_.now()); !s.isOk()) {
     spdlog::warn("{} {}: recording its use: {}", whatOf(kind), hash.substr(0, 12), s.toString());
   }
@@ -318,6 +322,7 @@ Status LayerCache::runBuild(const Request& r, const std::string& name, const std
                                        r.lowers, net, r.limits));
   QABOX_RETURN_IF_ERROR(r.fill(name));
   QABOX_ASSIGN_OR_RETURN(uint64_t size, takeLayer(r, name));
+  if (onPool(r.kind)) QABOX_RETURN_IF_ERROR(makeVolumes(r));
   CachedLayer row{r.hash,         r.kind, r.lineage,   r.image,
                   r.imageVersion, size,   time_.now(), time_.now()};
   QABOX_RETURN_IF_ERROR(store_.putLayer(row));
@@ -392,11 +397,53 @@ void LayerCache::cleanUp(const Request& r, const std::string& name) {
                  s.toString());
   }
   const std::string dir = layerDir(r.kind, r.hash);
-  for (const std::string& d : {dir + ".part", dir}) {
+  for (const std::string& d : {dir + ".part", dir, dir + ".merged", dir + ".scratch"}) {
     std::error_code ec;
     fs::remove_all(d, ec);
     if (ec) spdlog::warn("{} {}: removing {}: {}", whatOf(r.kind), hash12, d, ec.message());
   }
+  if (onPool(r.kind)) {
+    if (Status s = deleteDatasetVolume(config_.storage.dataPool, r.hash); !s.isOk()) {
+      spdlog::warn("{} {}: removing its pool volumes: {}", whatOf(r.kind), hash12, s.toString());
+    }
+  }
+}
+
+bool LayerCache::onPool(LayerKind kind) const {
+  return kind == LayerKind::kData && !config_.storage.dataPool.empty();
+}
+
+// The data directories whole, as the environment would see them (the layer
+// over the image's layers, merged by a read-only view whose ids show from
+// 0), copied into the pool's read-only subvolumes of the dataset.
+Status LayerCache::makeVolumes(const Request& r) {
+  if (!mounter_) return internalError("storage.data_pool: this agent has no layer mounter");
+  const std::string dir = layerDir(r.kind, r.hash);
+  const std::string merged = dir + ".merged", scratch = dir + ".scratch";
+  std::error_code ec;
+  for (const auto& d : {merged, scratch + "/upper", scratch + "/work"}) {
+    fs::create_directories(d, ec);
+    if (ec) return internalError("creating " + d + ": " + ec.message());
+  }
+  LayerMount m;
+  m.merged = merged;
+  m.upper = scratch + "/upper";
+  m.work = scratch + "/work";
+  m.lowers = r.lowers;
+  m.lowers.insert(m.lowers.begin(), dir);
+  m.idBase = mappedRootOf(readText(paths::imagesLxcPath(config_.stateDir) + "/" +
+                                   paths::imageContainer(r.image, r.imageVersion) + "/config"));
+  QABOX_RETURN_IF_ERROR(mounter_->mountLayers(m));
+  auto made = makeDatasetVolume(config_.storage.dataPool, r.hash, merged, r.keep, 0);
+  Status unmounted = mounter_->unmountLayers(merged);
+  if (!made) return made.status().withContext("storage.data_pool");
+  QABOX_RETURN_IF_ERROR(unmounted);
+  for (const auto& d : {merged, scratch}) {
+    fs::remove_all(d, ec);
+    if (ec) spdlog::warn("{} {}: removing {}: {}", whatOf(r.kind), r.hash.substr(0, 12), d,
+                         ec.message());
+  }
+  return Status::ok();
 }
 
 Status LayerCache::recover() {
@@ -426,13 +473,41 @@ Status LayerCache::recover() {
       spdlog::warn("layer recovery: {}: {}", l.hash.substr(0, 12), s.toString());
     }
   }
+  std::set<std::string> dataHashes;
+  for (const auto& l : rows) {
+    if (l.kind == LayerKind::kData) dataHashes.insert(l.hash);
+  }
+  if (!config_.storage.dataPool.empty()) QABOX_RETURN_IF_ERROR(recoverPool(dataHashes));
   // Whatever else is there is a half-made layer.
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(layersDir(config_.stateDir), ec)) {
     if (known.count(e.path().filename())) continue;
+    // A dataset's copy into the pool that a crash cut short: its view
+    // unmounted first, so nothing is removed through it.
+    if (e.path().extension() == ".merged" && mounter_) {
+      QABOX_RETURN_IF_ERROR(mounter_->unmountLayers(e.path().string()));
+    }
     std::error_code rm;
     fs::remove_all(e.path(), rm);
     if (rm) spdlog::warn("layer recovery: {}: {}", e.path().string(), rm.message());
+  }
+  return Status::ok();
+}
+
+// The pool: half-made datasets, datasets no row names, and environments'
+// snapshots whose container is gone (a crash between destroying it and
+// deleting them).
+Status LayerCache::recoverPool(const std::set<std::string>& dataHashes) {
+  const std::string& pool = config_.storage.dataPool;
+  QABOX_RETURN_IF_ERROR(removePartialDatasets(pool).status());
+  QABOX_ASSIGN_OR_RETURN(auto volumes, listDatasetVolumes(pool));
+  for (const auto& hash : volumes) {
+    if (!dataHashes.count(hash)) QABOX_RETURN_IF_ERROR(deleteDatasetVolume(pool, hash));
+  }
+  QABOX_ASSIGN_OR_RETURN(auto envs, listEnvData(pool));
+  for (const auto& container : envs) {
+    QABOX_ASSIGN_OR_RETURN(auto state, runtime_.state(container));
+    if (state == ContainerState::kMissing) QABOX_RETURN_IF_ERROR(deleteEnvData(pool, container));
   }
   return Status::ok();
 }
@@ -468,6 +543,9 @@ Status LayerCache::collectOne(const CachedLayer& l, const std::vector<CachedLaye
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) return internalError("removing " + dir + ": " + ec.message());
+  if (onPool(l.kind)) {
+    QABOX_RETURN_IF_ERROR(deleteDatasetVolume(config_.storage.dataPool, l.hash));
+  }
   QABOX_RETURN_IF_ERROR(store_.deleteLayer(l.hash));
   removed.push_back(l.hash);
   if (Status s = store_.addEvent(

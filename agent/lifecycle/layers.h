@@ -15,6 +15,13 @@
 // environment names are collected once older than deploy.deps_max_age, at
 // once when their image version is gone or (data) a newer layer of the same
 // lineage replaced them.
+//
+// With a data pool (storage.data_pool, runtime/data_pool.h) a data layer is
+// also copied, as its services' whole data directories (the layer over the
+// image's, merged), into read-only btrfs subvolumes there; environments then
+// get writable snapshots of those mounted at the data directories
+// (ContainerRuntime::attachData) instead of the layer among their lowers, so
+// a first write copies the blocks written, not the file.
 
 #include <chrono>
 #include <cstdint>
@@ -105,6 +112,7 @@ class LayerCache {
   // ensure(r) in a thread of its own, unless one already builds r.hash; the
   // outcome is an event ("data.build"). Returns whether it started one.
   bool buildInBackground(Request r, const std::string& actor);
+  void setMounter(LayerMounter* mounter) { mounter_ = mounter; }
   bool building(const std::string& hash);
 
   // A layer a deploy is about to clone over stays until unpinned, whatever
@@ -142,6 +150,9 @@ class LayerCache {
   Status runBuild(const Request& r, const std::string& name, const std::string& ip);
   Result<uint64_t> takeLayer(const Request& r, const std::string& name);
   void cleanUp(const Request& r, const std::string& name);
+  Status makeVolumes(const Request& r);
+  bool onPool(LayerKind kind) const;
+  Status recoverPool(const std::set<std::string>& dataHashes);
   Status collectOne(const CachedLayer& l, const std::vector<CachedLayer>& all,
                     const std::string& actor, std::vector<std::string>& removed);
 
@@ -154,6 +165,7 @@ class LayerCache {
   std::map<std::string, int> pins_;
   std::set<std::string> building_;  // hashes a background build is making
   std::vector<std::thread> background_;
+  LayerMounter* mounter_ = nullptr;
 };
 
 }  // namespace qabox

@@ -130,6 +130,9 @@ class EnvironmentManager {
   Result<std::vector<std::string>> collectLayers(const std::string& actor);
 
   void beginShutdown() { stopping_ = true; }
+  // What mounts a dataset's layers to copy them into the data pool
+  // (storage.data_pool); the runtime, in the agent.
+  void setLayerMounter(LayerMounter* mounter) { layers_->setMounter(mounter); }
 
   const LifecycleOptions& options() const { return config_; }
 

@@ -20,6 +20,7 @@ struct LifecycleOptions {
   Config::Network network;
   Config::Limits limits;
   Config::Deploy deploy;
+  Config::Storage storage;
   // The reaper section's settings the lifecycle itself follows.
   struct Reaper {
     std::chrono::milliseconds sleepAfter{0};  // 0: environments never sleep
