@@ -6,8 +6,10 @@
 #include "core/status.h"
 
 // Btrfs subvolumes, snapshots and qgroup limits (libbtrfsutil and two
-// ioctls it has no call for). Every call needs CAP_SYS_ADMIN except
-// isBtrfs. Errors name the path and the errno text.
+// ioctls it has no call for). Deleting, quota and limits need
+// CAP_SYS_ADMIN; making a subvolume or snapshot needs only write access to
+// the parent, which is why containers' seccomp profile denies btrfs ioctls.
+// Errors name the path and the errno text.
 namespace qabox {
 
 // Whether `path` is on a btrfs filesystem (statfs f_type).
