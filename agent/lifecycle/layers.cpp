@@ -440,8 +440,8 @@ Status LayerCache::makeVolumes(const Request& r) {
   QABOX_RETURN_IF_ERROR(unmounted);
   for (const auto& d : {merged, scratch}) {
     fs::remove_all(d, ec);
-    if (ec) spdlog::warn("{} {}: removing {}: {}", whatOf(r.kind), r.hash.substr(0, 12), d,
-                         ec.message());
+    if (ec)
+      spdlog::warn("{} {}: removing {}: {}", whatOf(r.kind), r.hash.substr(0, 12), d, ec.message());
   }
   return Status::ok();
 }

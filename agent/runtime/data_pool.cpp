@@ -305,7 +305,9 @@ Result<std::vector<std::string>> makeDatasetVolume(const std::string& pool, cons
   }
   const std::string part = final + kPartSuffix;
   QABOX_RETURN_IF_ERROR(deleteVolumeDir(part).withContext(what));
-  if (::mkdir(part.c_str(), 0711) != 0) return errnoStatus("mkdir " + part);
+  if (::mkdir(part.c_str(), 0711) != 0 || ::chmod(part.c_str(), 0711) != 0) {
+    return errnoStatus("mkdir " + part);
+  }
   auto root = openRootDir(fromDir);
   Status made = root.status();
   Copy c{fromRoot, fromDir};

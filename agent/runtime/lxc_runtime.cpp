@@ -392,7 +392,9 @@ Status LxcRuntime::attachData(const std::string& name, const std::vector<DataSna
   }
   // Fresh snapshots every time: a second attach replaces the first.
   QABOX_RETURN_IF_ERROR(deleteEnvData(o_.dataPool, name).withContext(what));
-  if (::mkdir(envDir.c_str(), 0711) != 0) {
+  // 0711 whatever the agent's umask: the container's root, which mounts the
+  // snapshots from inside its user namespace, must pass through it.
+  if (::mkdir(envDir.c_str(), 0711) != 0 || ::chmod(envDir.c_str(), 0711) != 0) {
     return internalError(what + ": mkdir " + envDir + ": " + std::strerror(errno));
   }
   Status made = Status::ok();

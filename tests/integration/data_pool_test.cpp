@@ -49,38 +49,6 @@ int main(int argc, char** argv) {
 }
 )";
 
-// A 1 GiB sparse file on a loop device of its own, btrfs, mounted at
-// `mnt()`; unmounted and detached when it goes, also when the test failed.
-class LoopBtrfs {
- public:
-  explicit LoopBtrfs(const std::string& dir) : dir_(dir) {
-    fs::create_directories(mnt());
-    fs::permissions(dir_, fs::perms(0711));
-    if (runOrDie({"truncate", "-s", "1G", dir_ + "/pool.img"}).exitCode != 0) return;
-    ProcessResult dev = runOrDie({"losetup", "--find", "--show", dir_ + "/pool.img"});
-    if (dev.exitCode != 0) return;
-    device_ = dev.out.substr(0, dev.out.find('\n'));
-    if (runOrDie({"mkfs.btrfs", "-q", device_}).exitCode != 0) return;
-    if (runOrDie({"mount", device_, mnt()}).exitCode != 0) return;
-    mounted_ = true;
-    fs::permissions(mnt(), fs::perms(0711));
-  }
-  ~LoopBtrfs() {
-    if (mounted_ && runOrDie({"umount", mnt()}).exitCode != 0) {
-      (void)runOrDie({"umount", "-l", mnt()});
-    }
-    if (!device_.empty()) (void)runOrDie({"losetup", "-d", device_});
-    std::error_code ec;
-    fs::remove(dir_ + "/pool.img", ec);
-  }
-  bool ok() const { return mounted_; }
-  std::string mnt() const { return dir_ + "/pool"; }
-
- private:
-  std::string dir_, device_;
-  bool mounted_ = false;
-};
-
 class LxcDataPool : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -507,4 +507,26 @@ std::string TestHost::logText() {
   return s.size() > 6000 ? s.substr(s.size() - 6000) : s;
 }
 
+LoopBtrfs::LoopBtrfs(const std::string& dir, const std::string& size) : dir_(dir) {
+  fs::create_directories(mnt());
+  fs::permissions(dir_, fs::perms(0711));
+  if (runOrDie({"truncate", "-s", size, dir_ + "/pool.img"}).exitCode != 0) return;
+  ProcessResult dev = runOrDie({"losetup", "--find", "--show", dir_ + "/pool.img"});
+  if (dev.exitCode != 0) return;
+  device_ = dev.out.substr(0, dev.out.find('\n'));
+  if (runOrDie({"mkfs.btrfs", "-q", device_}).exitCode != 0) return;
+  if (runOrDie({"mount", device_, mnt()}).exitCode != 0) return;
+  mounted_ = true;
+  fs::permissions(mnt(), fs::perms(0711));
+}
+
+LoopBtrfs::~LoopBtrfs() {
+  if (mounted_ && runOrDie({"umount", mnt()}).exitCode != 0) {
+    (void)runOrDie({"umount", "-l", mnt()});
+  }
+  if (!device_.empty()) (void)runOrDie({"losetup", "-d", device_});
+  std::error_code ec;
+  fs::remove(dir_ + "/pool.img", ec);
+}
+
 }  // namespace qabox::testing

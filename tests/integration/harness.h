@@ -104,6 +104,23 @@ grpc::Status drain(std::unique_ptr<grpc::ClientReader<Message>> reader) {
 // test failure. The exit code and output are the caller's to check.
 ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd = "");
 
+// A sparse file of `size` (truncate's units) on a loop device of its own,
+// btrfs, mounted at `mnt()` (0711): a data pool (storage.data_pool) for a
+// test. Unmounted and detached when it goes, also when the test failed.
+class LoopBtrfs {
+ public:
+  explicit LoopBtrfs(const std::string& dir, const std::string& size = "1G");
+  ~LoopBtrfs();
+  LoopBtrfs(const LoopBtrfs&) = delete;
+  LoopBtrfs& operator=(const LoopBtrfs&) = delete;
+  bool ok() const { return mounted_; }
+  std::string mnt() const { return dir_ + "/pool"; }
+
+ private:
+  std::string dir_, device_;
+  bool mounted_ = false;
+};
+
 // A scratch git repository with helpers to build branches; `bare()` is the
 // remote the agent fetches from.
 class GitFixture {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -31,46 +32,76 @@ struct PostReply {
   std::string raw;
 };
 
-class LxcRealApp : public ::testing::Test {
+// Each test runs on both storages of datasets: the overlay layer (the
+// default) and a data pool (storage.data_pool, a loop-mounted btrfs of the
+// test's own), each with its own agent, made on the first test that needs it.
+class LxcRealApp : public ::testing::TestWithParam<std::string> {
  public:
-  static void SetUpTestSuite() {
-    if (!lxcAvailable(&setupError_)) return;  // SetUp says why
-    setupError_.clear();
-    host_ = std::make_unique<TestHost>();
-    remote_ = host_->stateDir() + "/src/sample.git";
-    fs::create_directories(host_->stateDir() + "/src");
-    auto made = runOrDie({"bash", sourceDir() + "/scripts/sample-app/make-remote.sh", remote_});
+  struct Site {
+    std::unique_ptr<LoopBtrfs> pool;
+    std::unique_ptr<TestHost> host;
+    std::string remote;
+    std::string error;  // why it could not be set up
+  };
+
+  static std::unique_ptr<Site> makeSite(const std::string& storage) {
+    auto site = std::make_unique<Site>();
+    if (!lxcAvailable(&site->error)) return site;  // SetUp says why
+    site->error.clear();
+    site->host = std::make_unique<TestHost>();
+    TestHost& host = *site->host;
+    site->remote = host.stateDir() + "/src/sample.git";
+    fs::create_directories(host.stateDir() + "/src");
+    auto made =
+        runOrDie({"bash", sourceDir() + "/scripts/sample-app/make-remote.sh", site->remote});
     if (made.exitCode != 0) {
-      setupError_ = "make-remote.sh: " + made.err;
-      return;
+      site->error = "make-remote.sh: " + made.err;
+      return site;
     }
     TestHost::Options o;
-    o.repos = {{"sample", remote_}};
+    o.repos = {{"sample", site->remote}};
     o.healthTimeout = "60s";
-    host_->writeConfig(o);
-    host_->startDaemon();
-    if (!host_->daemonRunning()) {
-      setupError_ = "qaboxd did not start:\n" + host_->logText();
-      return;
+    if (storage == "pool") {
+      site->pool = std::make_unique<LoopBtrfs>(host.stateDir() + "/btrfs");
+      if (!site->pool->ok()) {
+        site->error = "no loop-mounted btrfs for the data pool";
+        return site;
+      }
+      o.extraToml = "[storage]\ndata_pool = \"" + site->pool->mnt() + "\"\n";
+    }
+    host.writeConfig(o);
+    host.startDaemon();
+    if (!host.daemonRunning()) {
+      site->error = "qaboxd did not start:\n" + host.logText();
+      return site;
     }
     auto started = std::chrono::steady_clock::now();
-    CliResult built = host_->cli({"image", "build", "python"}, std::chrono::minutes(30));
+    CliResult built = host.cli({"image", "build", "python"}, std::chrono::minutes(30));
     if (built.exitCode != 0) {
-      setupError_ = "image build python: " + built.err + "\n" + host_->logText();
-      return;
+      site->error = "image build python: " + built.err + "\n" + host.logText();
+      return site;
     }
     std::cerr
-        << "[ realapp ] image build python took "
+        << "[ realapp ] " << storage << ": image build python took "
         << std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - started).count()
         << " s\n";
+    return site;
   }
 
-  static void TearDownTestSuite() { host_.reset(); }
+  // The agent (its daemon stopped) before the pool it used is unmounted.
+  static void TearDownTestSuite() {
+    for (auto& [storage, site] : sites_) site->host.reset();
+    sites_.clear();
+  }
 
  protected:
   void SetUp() override {
     QABOX_REQUIRE_LXC();
-    ASSERT_TRUE(host_ && setupError_.empty()) << setupError_;
+    auto& site = sites_[GetParam()];
+    if (!site) site = makeSite(GetParam());
+    ASSERT_TRUE(site->host && site->error.empty()) << site->error;
+    host_ = site->host.get();
+    remote_ = site->remote;
   }
 
   void TearDown() override {
@@ -101,7 +132,7 @@ class LxcRealApp : public ::testing::Test {
     ASSERT_EQ(env->state(), v1::Environment::READY) << env->message();
   }
 
-  static std::string hostname(const std::string& ticket) {
+  std::string hostname(const std::string& ticket) {
     std::string slug = ticket;
     for (auto& c : slug) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return slug + "." + host_->domain();
@@ -160,17 +191,15 @@ class LxcRealApp : public ::testing::Test {
     return m[2];
   }
 
-  static std::unique_ptr<TestHost> host_;
-  static std::string remote_;
-  static std::string setupError_;
+  static std::map<std::string, std::unique_ptr<Site>> sites_;
+  TestHost* host_ = nullptr;
+  std::string remote_;
   std::vector<std::string> deployed_;
 };
 
-std::unique_ptr<TestHost> LxcRealApp::host_;
-std::string LxcRealApp::remote_;
-std::string LxcRealApp::setupError_;
+std::map<std::string, std::unique_ptr<LxcRealApp::Site>> LxcRealApp::sites_;
 
-TEST_F(LxcRealApp, PagesReadSeededRowsThroughTheRouterAndThePrsMigrationRan) {
+TEST_P(LxcRealApp, PagesReadSeededRowsThroughTheRouterAndThePrsMigrationRan) {
   auto r = deploy("EXMP-113");
   ASSERT_EQ(r.exitCode, 0) << r.err << host_->cli({"logs", "EXMP-113", "--deploy"}).out;
   auto env = host_->env("EXMP-113");
@@ -224,7 +253,7 @@ TEST_F(LxcRealApp, PagesReadSeededRowsThroughTheRouterAndThePrsMigrationRan) {
       << get("EXMP-113").body << host_->cli({"logs", "EXMP-113", "--process", "worker"}).out;
 }
 
-TEST_F(LxcRealApp, EachEnvironmentHasADatabaseAndACacheOfItsOwn) {
+TEST_P(LxcRealApp, EachEnvironmentHasADatabaseAndACacheOfItsOwn) {
   ASSERT_NO_FATAL_FAILURE(deployReady("ISO-1"));
   ASSERT_NO_FATAL_FAILURE(deployReady("ISO-2"));
   ASSERT_NO_FATAL_FAILURE(addItem("ISO-1", "only-in-iso-1"));
@@ -242,7 +271,7 @@ TEST_F(LxcRealApp, EachEnvironmentHasADatabaseAndACacheOfItsOwn) {
   EXPECT_FALSE(contains(get("ISO-1").body, "only-in-iso-2"));
 }
 
-TEST_F(LxcRealApp, FailingMigrationIsFailedNamingTheMigrateStepAndTheSqlError) {
+TEST_P(LxcRealApp, FailingMigrationIsFailedNamingTheMigrateStepAndTheSqlError) {
   // A pull request whose migration 004 breaks half way: the table it made
   // first must not stay (each migration is one transaction).
   std::string work = host_->stateDir() + "/broken";
@@ -285,7 +314,7 @@ TEST_F(LxcRealApp, FailingMigrationIsFailedNamingTheMigrateStepAndTheSqlError) {
   EXPECT_EQ(get("BROKEN-1").status, 502);
 }
 
-TEST_F(LxcRealApp, KilledPostgresIsRestartedAndTheAppRecovers) {
+TEST_P(LxcRealApp, KilledPostgresIsRestartedAndTheAppRecovers) {
   ASSERT_NO_FATAL_FAILURE(deployReady("CRASH-1"));
   ASSERT_NO_FATAL_FAILURE(addItem("CRASH-1", "written-before-the-crash"));
   const std::string beat = R"(heartbeat [0-9.]+ s ago, beat (\d+),)";
@@ -327,7 +356,7 @@ TEST_F(LxcRealApp, KilledPostgresIsRestartedAndTheAppRecovers) {
 // Documented in scripts/sample-app/README.md: a deploy (also a redeploy) is
 // a fresh merge result with fresh data (the dataset's copy, the pull
 // request's migrations on top); sleep and wake keep the environment's data.
-TEST_F(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNothing) {
+TEST_P(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNothing) {
   ASSERT_NO_FATAL_FAILURE(deployReady("DATA-1"));
   ASSERT_NO_FATAL_FAILURE(addItem("DATA-1", "written-before-sleep"));
   ASSERT_EQ(host_->cli({"sleep", "DATA-1"}).exitCode, 0);
@@ -364,7 +393,7 @@ TEST_F(LxcRealApp, SleepAndWakeKeepDataRedeployResetsItToTheSeedDeleteLeavesNoth
   EXPECT_EQ(get("DATA-1").status, 404);
 }
 
-TEST_F(LxcRealApp, GeneratedPasswordsNeverReachLogsEventsGetOutputOrTheStateDb) {
+TEST_P(LxcRealApp, GeneratedPasswordsNeverReachLogsEventsGetOutputOrTheStateDb) {
   ASSERT_NO_FATAL_FAILURE(deployReady("SECRET-1"));
   ASSERT_NO_FATAL_FAILURE(deployReady("SECRET-2"));
   std::vector<std::string> passwords;
@@ -427,7 +456,7 @@ TEST_F(LxcRealApp, GeneratedPasswordsNeverReachLogsEventsGetOutputOrTheStateDb) 
 // builds a new one in the background while deploys keep the previous one;
 // the previous one goes once no environment is on it. On a target branch of
 // its own, so the other tests' dataset is not touched.
-TEST_F(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollected) {
+TEST_P(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollected) {
   const std::string target = "develop-ds";
   std::string work = host_->stateDir() + "/dataset";
   ASSERT_EQ(runOrDie({"git", "clone", "-q", "-b", "develop", remote_, work}).exitCode, 0);
@@ -469,6 +498,12 @@ TEST_F(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollecte
             << " ms, from its snapshot: " << secondMs << " ms (ratio "
             << static_cast<double>(secondMs) / static_cast<double>(firstMs) << ")\n";
   EXPECT_EQ(dataLayers(), 1);
+  if (GetParam() == "pool") {
+    // The data dir is the environment's btrfs snapshot, not an overlay.
+    auto type =
+        host_->cli({"exec", "DS-2", "--", "stat", "-f", "-c", "%T", "/var/lib/postgresql/15/main"});
+    EXPECT_EQ(type.out, "btrfs\n") << type.err;
+  }
 
   // The target's seed changes: the next deploy starts at once from the
   // previous snapshot while the new one builds behind it.
@@ -498,8 +533,18 @@ TEST_F(LxcRealApp, DatasetIsSeededOnceRebuiltInTheBackgroundAndTheOldOneCollecte
   // No environment is on the first dataset once DS-1..3 are gone: it goes.
   for (const char* t : {"DS-1", "DS-2", "DS-3"}) ASSERT_EQ(host_->cli({"delete", t}).exitCode, 0);
   EXPECT_EQ(dataLayers(), 1);
+  if (GetParam() == "pool") {
+    const std::string envs = sites_[GetParam()]->pool->mnt() + "/envs";
+    for (const char* c : {"qabox-ds-1", "qabox-ds-2", "qabox-ds-3"}) {
+      EXPECT_FALSE(fs::exists(envs + "/" + c)) << c;
+    }
+    EXPECT_TRUE(fs::exists(envs + "/qabox-ds-4"));
+  }
   EXPECT_TRUE(contains(get("DS-4").body, "Dataset v2 item"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Storage, LxcRealApp, ::testing::Values("overlay", "pool"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace qabox::testing
