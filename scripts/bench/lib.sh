@@ -89,12 +89,14 @@ bench_sample_repo() {
   SAMPLE_REPO=$SAMPLE_SRC/sample.git
 }
 
-# bench_start_sample_agent: bench_start_agent with $SAMPLE_REPO allowed as
-# repo "sample", both removed at exit; sets $out, a directory for samples.
+# bench_start_sample_agent [TOML]: bench_start_agent with $SAMPLE_REPO
+# allowed as repo "sample" (and TOML after it), both removed at exit; sets
+# $out, a directory for samples.
 bench_start_sample_agent() {
   bench_start_agent "[[repos]]
 name = \"sample\"
-url = \"$SAMPLE_REPO\""
+url = \"$SAMPLE_REPO\"
+${1:-}"
   trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
   out=$STATE/samples
   mkdir -p "$out"

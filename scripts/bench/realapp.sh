@@ -12,6 +12,8 @@
 #   QABOX_BENCH_SETTLE=SECONDS: how long the environments idle before their
 #   memory is read (default 20)
 #   QABOX_BENCH_BIG_ROWS=N: rows of the big table (default 1300000, ~1 GiB)
+#   QABOX_BENCH_STORAGE=pool: datasets on a data pool (a loop-mounted btrfs
+#   the benchmark makes and removes), not overlay layers
 source "$(dirname "$0")/lib.sh"
 N=${1:-10}
 SETTLE=${QABOX_BENCH_SETTLE:-20}
@@ -26,7 +28,30 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 SAMPLE_SRC=$(mktemp -d /tmp/qabox-bench-src-XXXXXX)
 SAMPLE_REPO=$SAMPLE_SRC/sample.git
 "$REPO_ROOT/scripts/sample-app/make-remote.sh" "$SAMPLE_REPO" >/dev/null
-bench_start_sample_agent
+# QABOX_BENCH_STORAGE=pool: datasets in a data pool (storage.data_pool), a
+# loop-mounted btrfs of the benchmark's own, unmounted at exit.
+POOL_DIR="" POOL_DEV=""
+pool_down() {
+  if [[ -n $POOL_DIR ]]; then
+    umount "$POOL_DIR/pool" 2>/dev/null || umount -l "$POOL_DIR/pool" 2>/dev/null
+    [[ -n $POOL_DEV ]] && losetup -d "$POOL_DEV" 2>/dev/null
+    rm -rf "$POOL_DIR"
+  fi
+}
+pool_toml=""
+if [[ ${QABOX_BENCH_STORAGE:-overlay} == pool ]]; then
+  command -v mkfs.btrfs >/dev/null || apt-get install -y --no-install-recommends btrfs-progs >/dev/null
+  POOL_DIR=$(mktemp -d /tmp/qabox-bench-pool-XXXXXX)
+  trap pool_down EXIT
+  truncate -s 16G "$POOL_DIR/pool.img"
+  POOL_DEV=$(losetup --find --show "$POOL_DIR/pool.img")
+  mkfs.btrfs -q "$POOL_DEV" && mkdir -p "$POOL_DIR/pool" && mount "$POOL_DEV" "$POOL_DIR/pool"
+  chmod 0711 "$POOL_DIR" "$POOL_DIR/pool"
+  pool_toml="[storage]
+data_pool = \"$POOL_DIR/pool\""
+fi
+bench_start_sample_agent "$pool_toml"
+trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"; pool_down' EXIT
 
 # Warm images: the first build may take minutes (debian, services, python
 # from Debian's packages); the second must come from the cache.
@@ -191,6 +216,11 @@ big_upper_before=$(du -sk "$STATE/lxc/$("${QB[@]}" get BIG-1 -o json | python3 -
 big_first=$(psql_in BIG-1 "UPDATE bulk SET payload = 'touched' WHERE id = $((BIG_ROWS / 2))")
 big_second=$(psql_in BIG-1 "UPDATE bulk SET payload = 'again' WHERE id = $((BIG_ROWS / 3))")
 big_upper_after=$(du -sk "$STATE/lxc/$("${QB[@]}" get BIG-1 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["container"])')" | cut -f1)
+big_pool_excl=""
+if [[ -n $POOL_DIR ]]; then  # what the environment's snapshot holds of its own
+  sync
+  big_pool_excl=$(btrfs filesystem du -s --raw "$POOL_DIR/pool/envs/$("${QB[@]}" get BIG-1 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["container"])')" | awk 'NR == 2 { print $2 }')
+fi
 
 ready=$("${QB[@]}" list -o json | grep -o '"READY"' | wc -l || true)
 ready_of=$((N + 4 + N))
@@ -240,3 +270,4 @@ big_p50=$(p50_of < "$out/total-big")
 awk -v a="$big_p50" -v b="$p50" 'BEGIN { printf "  p50 %.0f ms against %.0f ms with the small dataset: %.2fx (target: within 1.2x)\n", a, b, b ? a / b : 0 }'
 printf '  first UPDATE of one row of bulk in a fresh environment: %s ms, the second: %s ms\n' "$big_first" "$big_second"
 printf "  the environment's container dir grew by %d MiB on the first UPDATE\n" $(( (big_upper_after - big_upper_before) / 1024 ))
+[[ -n $big_pool_excl ]] && printf "  its data pool snapshot holds %d KiB of its own (btrfs exclusive)\n" $(( big_pool_excl / 1024 ))
