@@ -23,6 +23,7 @@
 
 #include "deploy/git.h"
 #include "deploy/manifest.h"
+#include "lifecycle/deps.h"
 #include "lifecycle/layers.h"
 
 namespace qabox {
@@ -50,17 +51,13 @@ std::vector<std::string> dataKept(const ImageManifest& image, const AppManifest&
 // supervised (with passwords of the build's own), the container started,
 // the services awaited, `migrate` then `seed` run in /srv/app, the
 // container stopped (so the services write their data down).
-struct DataFill {
-  ContainerRuntime* runtime = nullptr;
-  GitSource* git = nullptr;
-  const RepoConfig* repo = nullptr;
-  std::string commit;  // the target's head
+// Its commit is the target's head; its timeout each hook's and the
+// services' readiness.
+struct DataFill : BuildSource {
   std::string targetBranch;
   ImageManifest image;
   AppManifest app;
   uint64_t logMax = 0;
-  std::chrono::milliseconds timeout{0};  // each hook's, and the services' readiness
-  std::function<void(bool isStderr, std::string_view data)> onOutput;
   Status operator()(const std::string& container) const;
 
  private:

@@ -53,19 +53,23 @@ Result<LayerCache::Request> DeployRun::layerRequest(LayerKind kind, const std::s
   return r;
 }
 
+BuildSource DeployRun::buildSource(const std::string& commit) {
+  BuildSource b;
+  b.runtime = &m_.runtime_;
+  b.git = m_.git_;
+  b.repo = ctx_.repo;
+  b.commit = commit;
+  b.timeout = m_.config_.deploy.hookTimeout;
+  return b;
+}
+
 Status DeployRun::ensureDeps() {
   QABOX_ASSIGN_OR_RETURN(auto r, layerRequest(LayerKind::kDeps, ctx_.depsHash));
   r.drop = depsDropped();
   logHook(redactor_.redact("==> deps: " + ctx_.app.deps.install + "\n"));
   // The build's output is the deploy's log, one redactor a stream as a hook's.
   Redactor out(ctx_.secrets), err(ctx_.secrets);
-  DepsFill fill;
-  fill.runtime = &m_.runtime_;
-  fill.git = m_.git_;
-  fill.repo = ctx_.repo;
-  fill.commit = ctx_.merge.commit;
-  fill.deps = ctx_.app.deps;
-  fill.timeout = m_.config_.deploy.hookTimeout;
+  DepsFill fill{buildSource(ctx_.merge.commit), ctx_.app.deps};
   fill.onOutput = [&](bool isErr, std::string_view data) {
     logHook((isErr ? err : out).feed(data));
   };
@@ -152,16 +156,8 @@ Result<LayerCache::Request> DeployRun::dataRequest() {
     r.holds.push_back(ctx_.depsHash);
   }
   r.keep = dataKept(ctx_.imageManifest, ctx_.app);
-  DataFill fill;
-  fill.runtime = &m_.runtime_;
-  fill.git = m_.git_;
-  fill.repo = ctx_.repo;
-  fill.commit = ctx_.merge.targetHead;
-  fill.targetBranch = ctx_.spec.targetBranch;
-  fill.image = ctx_.imageManifest;
-  fill.app = ctx_.app;
-  fill.logMax = logMax_;
-  fill.timeout = m_.config_.deploy.hookTimeout;
+  DataFill fill{buildSource(ctx_.merge.targetHead), ctx_.spec.targetBranch, ctx_.imageManifest,
+                ctx_.app, logMax_};
   r.fill = std::move(fill);
   return r;
 }

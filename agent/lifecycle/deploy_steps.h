@@ -133,6 +133,7 @@ class DeployRun {
   Status hashDeps();
   Status hashData();
   Result<LayerCache::Request> layerRequest(LayerKind kind, const std::string& hash);
+  BuildSource buildSource(const std::string& commit);
   Result<LayerCache::Request> dataRequest();
   bool unchanged() const;
   Status reserve();

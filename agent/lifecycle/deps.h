@@ -39,17 +39,22 @@ Status checkDepsFiles(const std::string& appDir, const std::vector<std::string>&
 Status placeTree(ContainerRuntime& runtime, GitSource& git, const RepoConfig& repo,
                  const std::string& commit, const std::string& container);
 
-// The [deps] build: the merge result in /srv/app, every listed file a
-// regular file there, the container started, `install` run in /srv/app,
-// the container stopped.
-struct DepsFill {
+// What a build container runs on: a repo's tree at a commit, each command
+// given `timeout`, their output to `onOutput`.
+struct BuildSource {
   ContainerRuntime* runtime = nullptr;
   GitSource* git = nullptr;
   const RepoConfig* repo = nullptr;
   std::string commit;
-  DepsDef deps;
   std::chrono::milliseconds timeout{0};
   std::function<void(bool isStderr, std::string_view data)> onOutput;
+};
+
+// The [deps] build: the merge result in /srv/app, every listed file a
+// regular file there, the container started, `install` run in /srv/app,
+// the container stopped.
+struct DepsFill : BuildSource {
+  DepsDef deps;
   Status operator()(const std::string& container) const;
 };
 

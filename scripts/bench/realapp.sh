@@ -206,7 +206,10 @@ big_deploy() {  # big_deploy TICKET: prints the ms from the call to READY
 big_build_ms=$(big_deploy BIG-0)
 big_build=$(awk '$1 == "data" { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' "$out/big-BIG-0")
 "${QB[@]}" delete BIG-0 >/dev/null
-for i in $(seq "$N"); do big_deploy "BIG-$i" >> "$out/total-big"; done
+for i in $(seq "$N"); do
+  big_deploy "BIG-$i" >> "$out/total-big"
+  awk '$2 ~ /^[0-9.]+s$/ { sub(/s$/, "", $2); print $2 * 1000 >> "'"$out"'/bigphase-" $1 }' "$out/big-BIG-$i"
+done
 psql_in() {  # psql_in TICKET SQL: psql's own timing of SQL, in ms
   "${QB[@]}" exec "$1" -- sh -c "set -a && . /etc/qabox/app.env && psql -qtA -c '\\timing on' -c \"$2\"" |
     awk '/^Time:/ { print $2 }'
@@ -268,6 +271,11 @@ printf '  first deploy, the dataset built: %d ms (data: %s)\n' "$big_build_ms" "
 stats "  deploy call -> READY, dataset warm" < "$out/total-big"
 big_p50=$(p50_of < "$out/total-big")
 awk -v a="$big_p50" -v b="$p50" 'BEGIN { printf "  p50 %.0f ms against %.0f ms with the small dataset: %.2fx (target: within 1.2x)\n", a, b, b ? a / b : 0 }'
+for phase in $(awk '!seen[$1]++' "$out/phase-order"); do  # where the difference is
+  [[ -f $out/bigphase-$phase ]] || continue
+  awk -v n="$phase" -v a="$(p50_of < "$out/bigphase-$phase")" -v b="$(p50_of < "$out/phase-$phase")" \
+    'BEGIN { if (a - b >= 20 || b - a >= 20) printf "    phase %-9s p50 %4.0f ms against %4.0f ms\n", n, a, b }'
+done
 printf '  first UPDATE of one row of bulk in a fresh environment: %s ms, the second: %s ms\n' "$big_first" "$big_second"
 printf "  the environment's container dir grew by %d MiB on the first UPDATE\n" $(( (big_upper_after - big_upper_before) / 1024 ))
 [[ -n $big_pool_excl ]] && printf "  its data pool snapshot holds %d KiB of its own (btrfs exclusive)\n" $(( big_pool_excl / 1024 ))
