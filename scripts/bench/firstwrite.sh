@@ -160,7 +160,8 @@ bt_excl() { btrfs filesystem sync "$BT" && btrfs filesystem du -s --raw "$1" | a
 btrfs subvolume create "$BT/base" >/dev/null
 cp --sparse=never "$W/lower/data.bin" "$BT/base/data.bin"
 sync -f "$BT"
-uncache "$BT/base"
+# Cold: btrfs's pages of the file and the loop's pages of its image file.
+uncache "$BT/base" "$W/btrfs.img"
 used0=$(bt_used)
 timed btrfs subvolume snapshot "$BT/base" "$BT/env1" >/dev/null
 snap=$T
@@ -271,7 +272,7 @@ SQL
   cp -a --sparse=never "$W/pg/lower/data" "$BT/pgbase/data"
   sync -f "$BT"
   for sel in 1 0; do
-    uncache "$BT/pgbase"
+    uncache "$BT/pgbase" "$W/btrfs.img"
     timed btrfs subvolume snapshot "$BT/pgbase" "$BT/pg$sel" >/dev/null
     snap=$T
     bt_disk() { echo "$(($(bt_excl "$BT/pg$sel") / 1024)) KiB"; }
