@@ -6,7 +6,9 @@
 #  (a) file level: a SIZE MiB file in the lower layer / base subvolume; a
 #      fresh overlay mount / snapshot over it; one 8 KiB write
 #      (open + pwrite + fsync, by dd conv=notrunc,fsync) in the middle of the
-#      file, then a second one; the extra disk the environment used.
+#      file, then a second one; the extra disk the environment used. dd
+#      opens O_WRONLY, not O_RDWR: overlayfs copies up at any open for
+#      writing, so the two cost the same.
 #  (b) database level: Postgres 15 with a table of about SIZE MiB (one
 #      relation segment is 1 GiB) in a data dir in the lower layer / base
 #      subvolume: start, first SELECT of one row (Postgres opens relation
