@@ -73,6 +73,13 @@ BLOCK=$W/block8k
 head -c 8192 /dev/urandom > "$BLOCK"
 MID=$((SIZE_MIB * 128 / 2)) # 8 KiB blocks: the middle of the file
 write8k() { dd if="$BLOCK" of="$1" bs=8192 count=1 seek="$MID" conv=notrunc,fsync status=none; }
+# two_writes FILE: w1, w2 = the first and second write's ms.
+two_writes() {
+  timed write8k "$1"
+  w1=$T
+  timed write8k "$1"
+  w2=$T
+}
 
 ROWS=()
 row() { ROWS+=("$(printf '%-26s %12s %15s %16s %14s' "$@")"); }
@@ -87,10 +94,8 @@ dd if=/dev/urandom of="$W/lower/data.bin" bs=1M count="$SIZE_MIB" conv=fsync sta
 # (what dd + fsync cost with no copy-on-write at all). Done before any mount
 # uses the lower dir.
 uncache "$W/lower"
-timed write8k "$W/lower/data.bin"
-b1=$T
-timed write8k "$W/lower/data.bin"
-row "ext4 in place (baseline)" - "$b1" "$T" 0
+two_writes "$W/lower/data.bin"
+row "ext4 in place (baseline)" - "$w1" "$w2" 0
 
 # overlay_env NAME cold|warm [EXTRA_OPTS]: a fresh overlay clone over
 # $W/lower; sets OV to its merged dir and OVU to its upper dir; T = mount ms.
@@ -107,10 +112,7 @@ overlay_env() {
 for cache in cold warm; do
   overlay_env "$cache" "$cache"
   snap=$T
-  timed write8k "$OV/data.bin"
-  w1=$T
-  timed write8k "$OV/data.bin"
-  w2=$T
+  two_writes "$OV/data.bin"
   sync -f "$OVU"
   row "overlay ($cache lower)" "$snap" "$w1" "$w2" "$(kib "$OVU")"
   umount "$OV"
@@ -126,10 +128,7 @@ if overlay_env meta cold metacopy=on 2>/dev/null; then
   c=$T
   sync -f "$OVU"
   after_chmod=$(kib "$OVU")
-  timed write8k "$OV/data.bin"
-  w1=$T
-  timed write8k "$OV/data.bin"
-  w2=$T
+  two_writes "$OV/data.bin"
   sync -f "$OVU"
   row "overlay metacopy=on" "$snap" "$w1" "$w2" "$(kib "$OVU")"
   METACOPY="$METACOPY; metacopy=on mounts: chmod ${c} ms and ${after_chmod} KiB of upper, then the first write copied the data up"
@@ -167,10 +166,7 @@ uncache "$BT/base" "$W/btrfs.img"
 used0=$(bt_used)
 timed btrfs subvolume snapshot "$BT/base" "$BT/env1" >/dev/null
 snap=$T
-timed write8k "$BT/env1/data.bin"
-w1=$T
-timed write8k "$BT/env1/data.bin"
-w2=$T
+two_writes "$BT/env1/data.bin"
 used1=$(bt_used)
 excl=$(bt_excl "$BT/env1")
 row "btrfs snapshot" "$snap" "$w1" "$w2" "$((excl / 1024))"
