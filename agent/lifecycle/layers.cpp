@@ -161,12 +161,12 @@ LayerCache::LayerCache(const LifecycleOptions& config, Store& store, ContainerRu
     : config_(config), store_(store), runtime_(runtime), time_(time) {}
 
 LayerCache::~LayerCache() {
-  std::vector<std::thread> threads;
+  std::vector<Background> threads;
   {
     std::lock_guard l(mu_);
     threads.swap(background_);
   }
-  for (auto& t : threads) t.join();
+  for (auto& b : threads) b.thread.join();
 }
 
 std::string LayerCache::layerDir(LayerKind kind, const std::string& hash) const {
@@ -260,10 +260,20 @@ Result<LayerCache::Outcome> LayerCache::ensure(const Request& r) {
 bool LayerCache::buildInBackground(Request r, const std::string& actor) {
   if (auto stored = find(r.kind, r.hash); stored && *stored) return false;
   std::lock_guard l(mu_);
+  // The threads of builds that are done are joined here, not kept.
+  for (auto it = background_.begin(); it != background_.end();) {
+    if (!it->done->load()) {
+      ++it;
+      continue;
+    }
+    it->thread.join();
+    it = background_.erase(it);
+  }
   if (!building_.insert(r.hash).second) return false;
+  auto done = std::make_shared<std::atomic<bool>>(false);
   // What it builds over stays until it is done.
   for (const auto& h : r.holds) ++pins_[h];
-  background_.emplace_back([this, r = std::move(r), actor] {
+  std::thread t([this, r = std::move(r), actor, done] {
     auto made = ensure(r);
     const std::string hash12 = r.hash.substr(0, 12);
     std::string detail =
@@ -277,12 +287,14 @@ bool LayerCache::buildInBackground(Request r, const std::string& actor) {
         !s.isOk()) {
       spdlog::warn("{} {}: recording its build: {}", whatOf(r.kind), hash12, s.toString());
     }
-    std::lock_guard done(mu_);
+    std::lock_guard held(mu_);
     building_.erase(r.hash);
     for (const auto& h : r.holds) {
       if (--pins_[h] <= 0) pins_.erase(h);
     }
+    done->store(true);
   });
+  background_.push_back({std::move(t), done});
   return true;
 }
 

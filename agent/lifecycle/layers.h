@@ -23,6 +23,7 @@
 // (ContainerRuntime::attachData) instead of the layer among their lowers, so
 // a first write copies the blocks written, not the file.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -164,7 +165,13 @@ class LayerCache {
   std::map<std::string, std::unique_ptr<std::mutex>> locks_;
   std::map<std::string, int> pins_;
   std::set<std::string> building_;  // hashes a background build is making
-  std::vector<std::thread> background_;
+  // Each background build's thread, and whether it has finished (joined at
+  // the next start of one, or at the end).
+  struct Background {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Background> background_;
   LayerMounter* mounter_ = nullptr;
 };
 

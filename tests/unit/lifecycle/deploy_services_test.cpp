@@ -563,7 +563,8 @@ class DataDeployTest : public ServicesDeployTest {
   }
   size_t dataLayers() {
     size_t n = 0;
-    for (const auto& l : *store_->listLayers()) n += l.kind == LayerKind::kData;
+    auto layers = store_->listLayers();  // held: the loop reads into it
+    for (const auto& l : *layers) n += l.kind == LayerKind::kData;
     return n;
   }
   std::string phaseDetail(const std::string& name) const {
