@@ -258,7 +258,8 @@ TEST_F(LxcDeps, BuiltOnceSharedByTheSameFilesNewForAChangeImportableAndCollected
   // qabox image ls lists it, with the two environments on it.
   auto ls = host_->cli({"image", "ls"});
   ASSERT_EQ(ls.exitCode, 0) << ls.err;
-  EXPECT_TRUE(std::regex_search(ls.out, std::regex(built + " +python v[0-9]+ .* 2\\n"))) << ls.out;
+  EXPECT_TRUE(std::regex_search(ls.out, std::regex(built + " +deps +- +python v[0-9]+ .* 2\\n")))
+      << ls.out;
 
   // In the app's processes: the probe imports it with the venv's python,
   // and web runs on that python (health passed).
