@@ -33,7 +33,7 @@ std::string hex(const unsigned char* bytes, size_t n) {
   return out;
 }
 
-constexpr std::chrono::milliseconds kServicesPollEvery{50};  // status.json is small
+constexpr std::chrono::milliseconds kServicesPollEvery{200};
 constexpr size_t kServiceLogLines = 10;
 
 Status serviceFailed(Code code, const std::string& upper, const std::string& what,
