@@ -521,12 +521,12 @@ LoopBtrfs::LoopBtrfs(const std::string& dir, const std::string& size) : dir_(dir
 }
 
 LoopBtrfs::~LoopBtrfs() {
-  if (mounted_ && runOrDie({"umount", mnt()}).exitCode != 0) {
-    (void)runOrDie({"umount", "-l", mnt()});
-  }
+  bool unmounted = !mounted_ || runOrDie({"umount", mnt()}).exitCode == 0 ||
+                   runOrDie({"umount", "-l", mnt()}).exitCode == 0;
   if (!device_.empty()) (void)runOrDie({"losetup", "-d", device_});
   std::error_code ec;
-  fs::remove(dir_ + "/pool.img", ec);
+  // Never through a pool still mounted: its files are not ours to remove.
+  if (unmounted) fs::remove_all(dir_, ec);
 }
 
 }  // namespace qabox::testing

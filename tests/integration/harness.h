@@ -106,7 +106,9 @@ ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& 
 
 // A sparse file of `size` (truncate's units) on a loop device of its own,
 // btrfs, mounted at `mnt()` (0711): a data pool (storage.data_pool) for a
-// test. Unmounted and detached when it goes, also when the test failed.
+// test. Unmounted and detached when it goes, also when the test failed,
+// and `dir` removed. Keep `dir` out of a TestHost's state dir: the host
+// removes that before the pool is unmounted.
 class LoopBtrfs {
  public:
   explicit LoopBtrfs(const std::string& dir, const std::string& size = "1G");

@@ -62,7 +62,12 @@ class LxcRealApp : public ::testing::TestWithParam<std::string> {
     o.repos = {{"sample", site->remote}};
     o.healthTimeout = "60s";
     if (storage == "pool") {
-      site->pool = std::make_unique<LoopBtrfs>(host.stateDir() + "/btrfs");
+      char dir[] = "/tmp/qabox-pool-XXXXXX";
+      if (!mkdtemp(dir)) {
+        site->error = "mkdtemp for the data pool failed";
+        return site;
+      }
+      site->pool = std::make_unique<LoopBtrfs>(dir);
       if (!site->pool->ok()) {
         site->error = "no loop-mounted btrfs for the data pool";
         return site;
