@@ -69,16 +69,8 @@ Status DataFill::place(const std::string& container, std::map<std::string, std::
   env["QABOX_COMMIT"] = commit;
   env["QABOX_TARGET_BRANCH"] = targetBranch;
   env["QABOX_DATASET"] = "1";
-  for (const std::string& name : app.services) {
-    auto it = image.services.find(name);
-    if (it == image.services.end()) return internalError("service " + name + ": not in the image");
-    QABOX_ASSIGN_OR_RETURN(std::string password, newServicePassword());
-    for (auto& [k, v] : serviceEnv(it->second, password)) env[k] = std::move(v);
-    secrets[passwordSecretName(name)] = std::move(password);
-  }
-  std::string envFile;
-  for (const auto& [k, v] : env) envFile += k + "=" + shellQuote(v) + "\n";
-  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
+  QABOX_RETURN_IF_ERROR(addServiceEnv(image, app.services, env, secrets));
+  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFileOf(env), 0600));
   auto file = superviseFileFor(image, app, logMax);
   std::erase_if(file.processes, [](const supervise::ProcessDef& p) {
     return p.stage != supervise::Stage::kService;
@@ -114,15 +106,7 @@ Status DataFill::run(const std::string& container, const std::string& what,
   emit(false, out.finish());
   emit(true, err.finish());
   if (!ran) return ran.status();
-  if (!ran->ok()) {
-    std::string tail = lastLines(ran->out + ran->err, 10);
-    if (ran->timedOut) {
-      return deadlineExceeded("[data] " + what + " did not finish within " +
-                              std::to_string(timeout.count() / 1000) + "s; last output:\n" + tail);
-    }
-    return failedPrecondition("[data] " + what + " failed with exit code " +
-                              std::to_string(ran->exitCode) + "; last output:\n" + tail);
-  }
+  if (!ran->ok()) return commandFailed("[data] " + what, *ran, timeout);
   return Status::ok();
 }
 

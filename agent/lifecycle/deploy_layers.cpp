@@ -124,9 +124,7 @@ Status DeployRun::hashData() {
     ctx_.dataDir = found->dir;
     return Status::ok();
   }
-  QABOX_ASSIGN_OR_RETURN(
-      auto newest,
-      m_.layers_->newestOf(LayerKind::kData, dataLineage(ctx_.repo->name, ctx_.spec.targetBranch)));
+  QABOX_ASSIGN_OR_RETURN(auto newest, m_.layers_->newestOf(LayerKind::kData, in.lineage));
   if (!newest) return Status::ok();
   ctx_.dataUse = newest->hash;
   dataUsePin_ = m_.layers_->pin(newest->hash);

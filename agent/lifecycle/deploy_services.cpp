@@ -7,16 +7,9 @@
 namespace qabox {
 
 Status DeployRun::addServices() {
-  for (const std::string& name : ctx_.app.services) {
-    auto it = ctx_.imageManifest.services.find(name);
-    if (it == ctx_.imageManifest.services.end()) {
-      return internalError("service " + name + ": not in image " + ctx_.image);
-    }
-    // A new one each deploy: a redeploy's services start from the image.
-    QABOX_ASSIGN_OR_RETURN(std::string password, newServicePassword());
-    for (auto& [k, v] : serviceEnv(it->second, password)) ctx_.appEnv[k] = std::move(v);
-    ctx_.secrets[passwordSecretName(name)] = std::move(password);
-  }
+  // New ones each deploy: a redeploy's services start from the image.
+  QABOX_RETURN_IF_ERROR(
+      addServiceEnv(ctx_.imageManifest, ctx_.app.services, ctx_.appEnv, ctx_.secrets));
   redactor_ = Redactor(ctx_.secrets);
   return Status::ok();
 }

@@ -166,10 +166,8 @@ Status DeployRun::exportSource() {
 
 Status DeployRun::writeAppFiles() {
   const std::string& upper = ctx_.upper;
-  std::string envFile;
-  for (const auto& [k, v] : ctx_.appEnv) envFile += k + "=" + shellQuote(v) + "\n";
   // Owner-only from its first byte: app.env holds the secrets.
-  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFile, 0600));
+  QABOX_RETURN_IF_ERROR(writeFileBeneath(upper, paths::kAppEnvFile, envFileOf(ctx_.appEnv), 0600));
   if (ctx_.imageManifest.init == kSupervisorInit) {
     // What qabox-init runs; the secrets it needs are in app.env alone.
     const auto file = superviseFileFor(ctx_.imageManifest, ctx_.app, logMax_);
@@ -217,16 +215,7 @@ Status DeployRun::runHook(DeployStep step) {
   logHook(err.finish());
   if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
   if (!r) return r.status();
-  if (!r->ok()) {
-    std::string tail = lastLines(r->out + r->err, 10);
-    if (r->timedOut) {
-      return deadlineExceeded("hook " + name + " did not finish within " +
-                              std::to_string(hookTimeout.count() / 1000) + "s; last output:\n" +
-                              tail);
-    }
-    return failedPrecondition("hook " + name + " failed with exit code " +
-                              std::to_string(r->exitCode) + "; last output:\n" + tail);
-  }
+  if (!r->ok()) return commandFailed("hook " + name, *r, hookTimeout);
   phase(name, command);
   return Status::ok();
 }

@@ -67,15 +67,7 @@ Status DepsFill::operator()(const std::string& container) const {
   auto ran = runtime->exec(container, ex);
   Status stopped = runtime->stop(container);
   if (!ran) return ran.status();
-  if (!ran->ok()) {
-    std::string tail = lastLines(ran->out + ran->err, 10);
-    if (ran->timedOut) {
-      return deadlineExceeded("[deps] install did not finish within " +
-                              std::to_string(timeout.count() / 1000) + "s; last output:\n" + tail);
-    }
-    return failedPrecondition("[deps] install failed with exit code " +
-                              std::to_string(ran->exitCode) + "; last output:\n" + tail);
-  }
+  if (!ran->ok()) return commandFailed("[deps] install", *ran, timeout);
   return stopped;
 }
 

@@ -12,6 +12,8 @@
 
 #include "core/clock.h"
 #include "core/environment.h"
+#include "core/status.h"
+#include "sys/process.h"
 
 namespace qabox {
 namespace fs = std::filesystem;
@@ -27,6 +29,19 @@ inline milliseconds since(steady_clock::time_point t) {
 }
 inline milliseconds since(const TimeSource& time, steady_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(time.steadyNow() - t);
+}
+
+// The error of a command run in a container (a hook, an install, a seed)
+// that did not exit 0: `what` ("hook migrate", "[deps] install") and its
+// last output lines.
+inline Status commandFailed(const std::string& what, const ProcessResult& r, milliseconds timeout) {
+  std::string tail = lastLines(r.out + r.err, 10);
+  if (r.timedOut) {
+    return deadlineExceeded(what + " did not finish within " +
+                            std::to_string(timeout.count() / 1000) + "s; last output:\n" + tail);
+  }
+  return failedPrecondition(what + " failed with exit code " + std::to_string(r.exitCode) +
+                            "; last output:\n" + tail);
 }
 
 inline bool sameSource(const DeploySpec& a, const DeploySpec& b) {

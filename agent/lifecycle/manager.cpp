@@ -26,6 +26,12 @@
 #include "sys/safe_path.h"
 
 namespace qabox {
+std::string envFileOf(const std::map<std::string, std::string>& env) {
+  std::string text;
+  for (const auto& [k, v] : env) text += k + "=" + shellQuote(v) + "\n";
+  return text;
+}
+
 std::string shellQuote(std::string_view value) {
   std::string out = "'";
   for (char c : value) {

@@ -201,5 +201,7 @@ class EnvironmentManager {
 
 // Shell single-quoting for the app.env file the container's init sources.
 std::string shellQuote(std::string_view value);
+// The app.env text of `env`: KEY='value' lines, each value shellQuote'd.
+std::string envFileOf(const std::map<std::string, std::string>& env);
 
 }  // namespace qabox

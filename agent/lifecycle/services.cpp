@@ -71,6 +71,21 @@ std::map<std::string, std::string> serviceEnv(const ServiceDef& service,
   return env;
 }
 
+Status addServiceEnv(const ImageManifest& image, const std::vector<std::string>& services,
+                     std::map<std::string, std::string>& env,
+                     std::map<std::string, std::string>& secrets) {
+  for (const std::string& name : services) {
+    auto it = image.services.find(name);
+    if (it == image.services.end()) {
+      return internalError("service " + name + ": not in image " + image.name);
+    }
+    QABOX_ASSIGN_OR_RETURN(std::string password, newServicePassword());
+    for (auto& [k, v] : serviceEnv(it->second, password)) env[k] = std::move(v);
+    secrets[passwordSecretName(name)] = std::move(password);
+  }
+  return Status::ok();
+}
+
 supervise::SuperviseFile superviseFileFor(const ImageManifest& image, const AppManifest& app,
                                           uint64_t logMax) {
   supervise::SuperviseFile f;

@@ -32,6 +32,12 @@ std::string passwordSecretName(const std::string& service);
 std::map<std::string, std::string> serviceEnv(const ServiceDef& service,
                                               const std::string& password);
 
+// For each of `services` (the image's): a fresh password, its env expanded
+// with it into `env`, the password into `secrets` (passwordSecretName).
+Status addServiceEnv(const ImageManifest& image, const std::vector<std::string>& services,
+                     std::map<std::string, std::string>& env,
+                     std::map<std::string, std::string>& secrets);
+
 // What qabox-init supervises: the app's services (in name order), then the
 // routed process, then the app's other processes (in name order).
 supervise::SuperviseFile superviseFileFor(const ImageManifest& image, const AppManifest& app,
