@@ -463,7 +463,10 @@ Status LayerCache::recover() {
   for (const auto& op : ops) {
     if (op.kind != JournalKind::kDepsBuild && op.kind != JournalKind::kDataBuild) continue;
     const std::string& name = op.container;
-    const bool ours = name.rfind(kBuildPrefix, 0) == 0 && name.find('/') == std::string::npos;
+    // Only a build container of the entry's own kind: never an environment's.
+    const LayerKind kind = op.kind == JournalKind::kDepsBuild ? LayerKind::kDeps : LayerKind::kData;
+    const bool ours =
+        name.rfind(kBuildPrefix + kindPrefix(kind), 0) == 0 && name.find('/') == std::string::npos;
     if (ours) {
       QABOX_RETURN_IF_ERROR(runtime_.destroy(name));
       QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(name));

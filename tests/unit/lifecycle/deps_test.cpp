@@ -460,5 +460,27 @@ TEST_F(DepsDeployTest, RecoveryRemovesAHalfMadeLayerAndItsBuildContainer) {
   EXPECT_EQ(rows->at(0).hash, kept);
 }
 
+// A build's journal entry names its build container; one that names an
+// environment's container is closed, and the container stays.
+TEST_F(DepsDeployTest, RecoveryOfABuildEntryNeverDestroysAnEnvironmentsContainer) {
+  auto a = deploy(fromRepo("SHOP-1"));
+  ASSERT_TRUE(a.isOk() && a->state == EnvState::kReady) << a.status().toString();
+  Operation op{0,
+               "",
+               JournalKind::kDepsBuild,
+               a->container,
+               "",
+               time_.now(),
+               {},
+               JournalOutcome::kUnfinished,
+               ""};
+  ASSERT_TRUE(store_->beginOperation(op).isOk());
+  makeManager();
+  ASSERT_TRUE(envs_->recover().isOk());
+  EXPECT_TRUE(runtime_.containers.count(a->container));
+  EXPECT_EQ(store_->getEnvironment("shop-1")->value().state, EnvState::kReady);
+  EXPECT_TRUE(store_->unfinishedOperations()->empty());
+}
+
 }  // namespace
 }  // namespace qabox::deploy_test
