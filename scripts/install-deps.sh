@@ -20,7 +20,13 @@ packages=(
   # the Debian images (images/debian), built in root mode: without recommends,
   # so uidmap, which mmdebstrap recommends, stays out
   mmdebstrap
+  chromium  # the dashboard's browser test (tests/integration/dashboard_test.cpp)
 )
+# node and npm for the browser test's driver: Debian's unless a node is
+# already installed (Debian 12's nodejs is 18, enough for playwright-core).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [[ "${QABOX_BENCH:-}" == 1 ]]; then packages+=(wrk nginx-light hyperfine); fi
 
 # uidmap (newuidmap/newgidmap) is never installed: the integration tests run
@@ -36,6 +42,24 @@ fetch_uidmap() {
     echo "install-deps: could not download uidmap's package file (LxcUidmap needs it)" >&2
 }
 
+# playwright-core from npm, as tests/browser/package-lock.json pins it, in a
+# cache dir the browser test reads (QABOX_BROWSER_MODULES); again only when
+# the lock file changed. No browser is downloaded: the test drives Debian's.
+browser_cache=${QABOX_BROWSER_CACHE:-/var/cache/qabox-test/browser}
+install_browser_driver() {
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+  command -v npm >/dev/null 2>&1 || return 0
+  mkdir -p "$browser_cache" 2>/dev/null || return 0
+  if [[ -d "$browser_cache/node_modules/playwright-core" ]] &&
+    cmp -s "$src/package-lock.json" "$browser_cache/package-lock.json"; then
+    return 0
+  fi
+  cp "$src/package.json" "$src/package-lock.json" "$browser_cache/"
+  (cd "$browser_cache" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) ||
+    echo "install-deps: npm could not install playwright-core (the browser test needs it)" >&2
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -44,6 +68,7 @@ for p in "${packages[@]}"; do
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
   fetch_uidmap
+  install_browser_driver
   exit 0
 fi
 
@@ -56,3 +81,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fetch_uidmap
+install_browser_driver
