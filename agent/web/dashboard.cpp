@@ -106,7 +106,7 @@ uint64_t Dashboard::changes() {
 }
 
 Reply Dashboard::handle(const Request& req) {
-  Call c{req};
+  Call c(req);
   Target t = splitTarget(std::string_view(req.target().data(), req.target().size()));
   c.path = t.path;
   c.query = t.query;

@@ -12,6 +12,7 @@
 namespace qabox::web {
 
 struct Dashboard::Call {
+  explicit Call(const Request& r) : req(r) {}
   const Request& req;
   std::string path;
   std::string query;

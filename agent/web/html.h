@@ -1,8 +1,7 @@
 #pragma once
 
 // Pure text helpers of the dashboard: HTML escaping (every byte that came
-// from an environment goes through escape()), URL encoding, query and form
-// parsing, and the short human forms of times and sizes.
+// from an environment goes through escape()), query and form parsing, and the short human forms of times and sizes.
 
 #include <chrono>
 #include <cstdint>
@@ -12,16 +11,13 @@
 #include <string_view>
 
 #include "core/environment.h"
+#include "core/url.h"  // urlEncode, urlDecode
 
 namespace qabox::web {
 
 // & < > " ' escaped; control characters but \n and \t shown as U+FFFD, so a
 // log or a commit message can carry no markup and no terminal escapes.
 std::string escape(std::string_view text);
-
-std::string urlEncode(std::string_view text);  // everything but unreserved
-// %XX and '+' decoded; nullopt for a malformed escape.
-std::optional<std::string> urlDecode(std::string_view text);
 
 // "a=1&b=x+y" -> {a: 1, b: "x y"}; a malformed pair is dropped, the first
 // of a repeated name kept, at most 64 pairs read.

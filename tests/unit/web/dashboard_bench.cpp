@@ -12,6 +12,7 @@
 
 using namespace qabox;
 using namespace qabox::web;
+namespace wt = qabox::web::testing;
 
 namespace {
 
@@ -20,7 +21,7 @@ double percentile(std::vector<double> v, double p) {
   return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
-void seed(testing::DashboardFixture& f, int n) {
+void seed(wt::DashboardFixture& f, int n) {
   for (int i = 0; i < n; ++i) {
     Environment e;
     e.ticket = "EXMP-" + std::to_string(1000 + i);
@@ -47,7 +48,7 @@ void seed(testing::DashboardFixture& f, int n) {
 int main(int argc, char** argv) {
   int n = argc > 1 ? std::atoi(argv[1]) : 300;
   int rounds = argc > 2 ? std::atoi(argv[2]) : 200;
-  testing::DashboardFixture f;
+  wt::DashboardFixture f;
   seed(f, n);
   std::string cookie = f.signIn(f.token("bench", "viewer"));
   std::vector<double> handler, http;
@@ -62,18 +63,18 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  HttpServer server({}, [&](const Request& req) { return f.dashboard_->handle(req); });
+  HttpServer server(HttpServerOptions{}, [&](const Request& req) { return f.dashboard_->handle(req); });
   if (!server.start().isOk()) return 1;
   std::string req = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: qabox.qa.test:8080\r\n"
                     "Cookie: " + cookie + "\r\nConnection: close\r\n\r\n";
   for (int i = 0; i < rounds; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    testing::Raw c(server.port());
+    wt::Raw c(server.port());
     c.send(req);
     std::string all = c.readAll();
     http.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    if (testing::statusOf(all) != 200) {
-      std::fprintf(stderr, "HTTP list answered %d\n", testing::statusOf(all));
+    if (wt::statusOf(all) != 200) {
+      std::fprintf(stderr, "HTTP list answered %d\n", wt::statusOf(all));
       return 1;
     }
   }
