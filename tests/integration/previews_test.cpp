@@ -3,6 +3,7 @@
 // exactly what of qabox's credentials reaches an app: nothing.
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
