@@ -228,6 +228,9 @@ if [ -n "$lport" ]; then
   l_p50="$(awk '{print $3}' "$work/login.txt" | median)"
   q_p50="$(awk '{print $3}' "$work/qabox.txt" | median)"
   printf "%-8s %12.0f %10.2f   (route behind a login, a valid preview cookie)\n" "login" "$l_rps" "$l_p99"
+  mkdir -p "$work/loop"
+  "$bench_bin" --backend "$backend" --domain bench.local --slug bench --login "$work/loop" \
+    --gate-loops 200000
   # At saturation each request costs threads/rps of router CPU; the
   # difference between the two routers is what the login check adds.
   awk -v qr="$q_rps" -v lr="$l_rps" -v w="$proxy_threads" -v q50="$q_p50" -v l50="$l_p50" 'BEGIN {

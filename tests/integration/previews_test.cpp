@@ -44,9 +44,20 @@ struct Reply {
 
 class LxcPreviews : public ::testing::Test {
  protected:
-  void start(const std::string& routingToml) {
+  void start(std::string routingToml, bool tls = false) {
     QABOX_REQUIRE_LXC();
     host_ = std::make_unique<TestHost>();
+    if (tls) {
+      // A self-signed wildcard certificate for the test's domain.
+      const std::string dir = host_->stateDir();
+      auto r = runOrDie({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                         "-subj", "/CN=*.qa.test", "-addext", "subjectAltName=DNS:*.qa.test",
+                         "-keyout", dir + "/tls.key", "-out", dir + "/tls.crt"});
+      ASSERT_EQ(r.exitCode, 0) << r.err;
+      tlsPort_ = freeTcpPort();
+      routingToml += "tls_listen = \"127.0.0.1:" + std::to_string(tlsPort_) + "\"\ntls_cert = \"" +
+                     dir + "/tls.crt\"\ntls_key = \"" + dir + "/tls.key\"\n";
+    }
     git_ = host_->appRepo({{"qabox.toml", kAppToml}, {"echo.sh", kEchoServer}});
     git_->makeExecutable("echo.sh");
     git_->commit("executable");
@@ -102,8 +113,22 @@ class LxcPreviews : public ::testing::Test {
     return r;
   }
 
+  // curl over the TLS listener: the head and body it printed.
+  std::string curlTls(const std::string& slug, const std::string& path,
+                      const std::vector<std::string>& extra = {}) {
+    std::string name = slug + "." + host_->domain();
+    std::string port = std::to_string(tlsPort_);
+    std::vector<std::string> argv = {
+        "curl",       "-sk", "-D",        "-",
+        "--max-time", "10",  "--resolve", name + ":" + port + ":127.0.0.1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("https://" + name + ":" + port + path);
+    return runOrDie(argv).out;
+  }
+
   std::unique_ptr<TestHost> host_;
   std::unique_ptr<GitFixture> git_;
+  uint16_t tlsPort_ = 0;
 };
 
 TEST_F(LxcPreviews, WithoutALoginABrowserIsSentToTheDashboardAndAnApiClientRefused) {
@@ -167,6 +192,26 @@ TEST_F(LxcPreviews, AnAllowedNetworkNeedsNoLoginAndADeployMayCloseItsOwn) {
   auto bad = host_->cli({"deploy", "BAD-3", "--access", "closed"});
   EXPECT_NE(bad.exitCode, 0);
   EXPECT_NE(bad.err.find("--access"), std::string::npos) << bad.err;
+}
+
+TEST_F(LxcPreviews, OverTlsTheSignInIsHttpsAndTheAppSeesNoCredentialEither) {
+  ASSERT_NO_FATAL_FAILURE(start("access = \"login\"\n", true));
+  ASSERT_NO_FATAL_FAILURE(deploy("TLS-4"));
+  std::string head = curlTls("tls-4", "/a?b=c");
+  EXPECT_NE(head.find("HTTP/1.1 302"), std::string::npos) << head;
+  EXPECT_NE(head.find("Location: https://qabox.qa.test:" + std::to_string(tlsPort_) +
+                      "/auth/preview?to=https%3A%2F%2Ftls-4.qa.test%3A"),
+            std::string::npos)
+      << head;
+  std::string qa = token("bob", "viewer");
+  std::string got = curlTls(
+      "tls-4", "/",
+      {"-H", "Authorization: Bearer " + qa, "-H", "Cookie: __Host-qabox_preview=x; keep=1"});
+  EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
+  EXPECT_NE(got.find("X-Forwarded-Proto: https"), std::string::npos) << got;
+  EXPECT_NE(got.find("keep=1"), std::string::npos) << got;
+  EXPECT_EQ(got.find("qabox_preview"), std::string::npos) << got;
+  EXPECT_EQ(got.find(qa), std::string::npos) << got;
 }
 
 }  // namespace
