@@ -144,29 +144,31 @@ nginx -p "$work/proxy" -e "$work/proxy/error.log" -c "$conf" &
 pids+=($!)
 wait_port "$nport"
 
-"$bench_bin" --backend "$backend" --listen 127.0.0.1:0 --domain bench.local --slug bench \
-  --threads "$proxy_threads" >"$work/router.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  grep -q '^listening' "$work/router.out" 2>/dev/null && break
-  sleep 0.05
-done
-qport="$(awk '/^listening/ {print $2}' "$work/router.out")"
-[ -n "$qport" ] || { cat "$work/router.out" >&2; exit 1; }
+# start_router OUT [ARGS...]: a qabox-router-bench in the background; sets
+# router_port once it listens.
+start_router() {
+  local out="$1"
+  shift
+  "$bench_bin" --backend "$backend" --listen 127.0.0.1:0 --domain bench.local --slug bench \
+    --threads "$proxy_threads" "$@" >"$out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    grep -q '^listening' "$out" 2>/dev/null && break
+    sleep 0.05
+  done
+  router_port="$(awk '/^listening/ {print $2}' "$out")"
+  [ -n "$router_port" ] || { cat "$out" >&2; exit 1; }
+}
 
+start_router "$work/router.out"
+qport="$router_port"
 lport="" cookie=""
 if [ "$login" = 1 ]; then
   mkdir -p "$work/login"
-  "$bench_bin" --backend "$backend" --listen 127.0.0.1:0 --domain bench.local --slug bench \
-    --threads "$proxy_threads" --login "$work/login" >"$work/login.out" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    grep -q '^listening' "$work/login.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  lport="$(awk '/^listening/ {print $2}' "$work/login.out")"
+  start_router "$work/login.out" --login "$work/login"
+  lport="$router_port"
   cookie="$(awk '/^cookie/ {print $2}' "$work/login.out")"
-  [ -n "$lport" ] && [ -n "$cookie" ] || { cat "$work/login.out" >&2; exit 1; }
+  [ -n "$cookie" ] || { cat "$work/login.out" >&2; exit 1; }
 fi
 
 host="bench.bench.local"
