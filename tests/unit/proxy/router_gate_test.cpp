@@ -134,6 +134,21 @@ TEST_F(RouterGateTest, TheAppNeverSeesQaboxsCookiesOrToken) {
   EXPECT_EQ(asked_, 1);  // an open route asks nobody
 }
 
+TEST_F(RouterGateTest, EveryRequestOfAKeptAliveConnectionIsAskedAgain) {
+  TestBackend backend(echoHandler("app", std::make_shared<Seen>()));
+  AccessAnswer a;
+  a.kind = Kind::kAllow;
+  startGated(a);
+  loginRoute("alpha", EnvState::kReady, backend.port());
+  Client c(port());
+  for (int i = 0; i < 3; ++i) {
+    c.send("GET / HTTP/1.1\r\nHost: " + host("alpha") + "\r\n\r\n");
+    EXPECT_EQ(c.read().result_int(), 200);
+  }
+  std::lock_guard l(mu_);
+  EXPECT_EQ(asked_, 3);
+}
+
 TEST_F(RouterGateTest, TheDashboardGetsItsOwnCookie) {
   auto seen = std::make_shared<Seen>();
   TestBackend backend(echoHandler("dashboard", seen));
