@@ -23,7 +23,9 @@
 #include "runtime/lxc_runtime.h"
 #include "runtime/nftables.h"
 #include "server/auth.h"
+#include "server/preview_gate.h"
 #include "server/service.h"
+#include "server/sessions.h"
 #include "store/store.h"
 #include "sys/process.h"
 
@@ -46,6 +48,7 @@ class Agent {
   Status openParts();      // store, runtime, bridge, images, git, lifecycle
   Status checkIdmaps();    // containers.isolated_ids can work on this host
   Status recover();        // the lifecycle reconciles, before anything listens
+  Status openSessions();   // the session key, the token directory, the preview gate
   Status startRouter();    // with the lifecycle's Waker as its wake hook
   Status startApi();       // auth, service, reaper, the gRPC listeners
   void startBackground();  // router use, reaper, sleep and disk schedules
@@ -61,6 +64,9 @@ class Agent {
   std::shared_ptr<RouteTable> routes_ = std::make_shared<RouteTable>();
   std::unique_ptr<EnvironmentManager> envs_;
   std::unique_ptr<Waker> waker_;
+  std::unique_ptr<SessionCodec> sessions_;
+  std::unique_ptr<TokenDirectory> tokens_;
+  std::unique_ptr<PreviewGate> gate_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<UsageRecorder> usage_;
   LocalPeers localPeers_;

@@ -179,6 +179,7 @@ class DeployRun {
   // streams passes through this first.
   Redactor redactor_;
   std::chrono::steady_clock::time_point phaseStart_;
+  std::vector<PhaseTime> phases_;  // what phase() reported, for the row
   CappedLog hookLog_;
   bool logFailed_ = false;
   uint64_t logMax_ = 0;
