@@ -18,6 +18,7 @@ Status Agent::start() {
   QABOX_RETURN_IF_ERROR(openSessions());
   QABOX_RETURN_IF_ERROR(startRouter());
   QABOX_RETURN_IF_ERROR(startApi());
+  QABOX_RETURN_IF_ERROR(startDashboard());
   startBackground();
   return Status::ok();
 }
@@ -131,6 +132,7 @@ void Agent::stop() {
   // In-flight deploys run to their end (or the journal rolls them back on
   // the next start); containers keep running across agent restarts.
   api_.shutdown(std::chrono::seconds(60));
+  stopDashboard();
   if (schedule_) schedule_->stop();
   if (usage_) usage_->stop();
   if (router_) router_->stop();

@@ -28,6 +28,8 @@
 #include "server/sessions.h"
 #include "store/store.h"
 #include "sys/process.h"
+#include "web/dashboard.h"
+#include "web/http_server.h"
 
 namespace qabox {
 
@@ -53,6 +55,10 @@ class Agent {
   Status startApi();       // auth, service, reaper, the gRPC listeners
   void startBackground();  // router use, reaper, sleep and disk schedules
 
+  // The dashboard's loopback server and the qabox.<domain> route (dashboard.cpp).
+  Status startDashboard();
+  void stopDashboard();
+
   const Config& config_;
   std::unique_ptr<Store> store_;
   RealProcessRunner runner_;
@@ -75,6 +81,9 @@ class Agent {
   std::unique_ptr<Reaper> reaper_;
   ApiServer api_;
   std::unique_ptr<LifecycleSchedule> schedule_;
+  // Last: stopped and gone first, before anything its pages read.
+  std::unique_ptr<web::Dashboard> dashboard_;
+  std::unique_ptr<web::HttpServer> web_;
 };
 
 }  // namespace qabox

@@ -1,7 +1,8 @@
 #pragma once
 
 // Pure text helpers of the dashboard: HTML escaping (every byte that came
-// from an environment goes through escape()), query and form parsing, and the short human forms of times and sizes.
+// from an environment goes through escape()), query and form parsing, and the short human forms of
+// times and sizes.
 
 #include <chrono>
 #include <cstdint>

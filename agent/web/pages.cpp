@@ -66,6 +66,7 @@ string filterForm(const ListQuery& q) {
     string n(stateName(s));
     f += "<option" + string(q.state == n ? " selected" : "") + ">" + n + "</option>";
   }
+  f += "</select>";
   if (q.sort != "ticket")
     f += "<input type=\"hidden\" name=\"sort\" value=\"" + escape(q.sort) + "\">";
   if (q.descending) f += "<input type=\"hidden\" name=\"dir\" value=\"desc\">";

@@ -156,8 +156,8 @@ async function asOps(page) {
     viewport: { width: 1400, height: 900 },
   });
   let failed = false;
+  const page = context.pages()[0] || (await context.newPage());
   try {
-    const page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(30000);
     page.on('pageerror', (e) => { console.error('page error: ' + e.message); failed = true; });
     await asQa(page);
@@ -165,6 +165,10 @@ async function asOps(page) {
   } catch (e) {
     console.error(e.stack || String(e));
     failed = true;
+    // What the page was when it failed, for a person to look at.
+    await shot(page, 'failure').catch(() => {});
+    fs.writeFileSync(path.join(shots, 'failure.html'), await page.content().catch(() => ''));
+    console.error('failed at ' + page.url());
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

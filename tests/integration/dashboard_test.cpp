@@ -113,8 +113,9 @@ TEST_F(LxcDashboard, IsServedThroughTheRouterBehindItsLogin) {
 }
 
 TEST_F(LxcDashboard, InARealBrowser) {
-  ASSERT_EQ(host_->cli({"deploy", "EXMP-1", "--repo", "app", "--source", "feature/EXMP-1",
-                        "--target", "develop"})
+  ASSERT_EQ(host_
+                ->cli({"deploy", "EXMP-1", "--repo", "app", "--source", "feature/EXMP-1",
+                       "--target", "develop"})
                 .exitCode,
             0);
   // A new commit, so the page's redeploy really deploys.

@@ -56,23 +56,28 @@ int main(int argc, char** argv) {
   for (int i = 0; i < rounds; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     Reply r = f.get("/", cookie);
-    handler.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    handler.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     bytes = r.res.body().size();
     if (r.res.result_int() != 200) {
       std::fprintf(stderr, "list answered %u\n", r.res.result_int());
       return 1;
     }
   }
-  HttpServer server(HttpServerOptions{}, [&](const Request& req) { return f.dashboard_->handle(req); });
+  HttpServer server(HttpServerOptions{},
+                    [&](const Request& req) { return f.dashboard_->handle(req); });
   if (!server.start().isOk()) return 1;
-  std::string req = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: qabox.qa.test:8080\r\n"
-                    "Cookie: " + cookie + "\r\nConnection: close\r\n\r\n";
+  std::string req =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: qabox.qa.test:8080\r\n"
+      "Cookie: " +
+      cookie + "\r\nConnection: close\r\n\r\n";
   for (int i = 0; i < rounds; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     wt::Raw c(server.port());
     c.send(req);
     std::string all = c.readAll();
-    http.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    http.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (wt::statusOf(all) != 200) {
       std::fprintf(stderr, "HTTP list answered %d\n", wt::statusOf(all));
       return 1;

@@ -56,8 +56,8 @@ TEST_F(DashboardTest, ASignInMakesANewHttpOnlySessionAndNeverReusesOne) {
   EXPECT_EQ(set.find("planted"), std::string::npos);
   EXPECT_EQ(set.find(qa_), std::string::npos);  // never the token itself
   // Over TLS: the __Host- name, Secure.
-  Reply tls = dashboard_->handle(
-      request(http::verb::post, "/login", "", "token=" + qa_, /*tls=*/true));
+  Reply tls =
+      dashboard_->handle(request(http::verb::post, "/login", "", "token=" + qa_, /*tls=*/true));
   std::string tset(tls.res[http::field::set_cookie]);
   EXPECT_EQ(tset.rfind("__Host-qabox_session=", 0), 0u) << tset;
   EXPECT_NE(tset.find("Secure"), std::string::npos);

@@ -128,6 +128,16 @@ TEST(Pages, EveryByteFromAnEnvironmentIsEscaped) {
   EXPECT_EQ(log.find("</pre><script>"), std::string::npos);
 }
 
+TEST(Pages, TheFilterFormIsClosedBeforeTheTable) {
+  PageContext c;
+  c.viewer = {"alice", "qa", "tok"};
+  std::string page = listPage(c, {}, ListQuery{}, 0);
+  size_t select = page.find("</select>"), form = page.find("</form>", page.find("filter"));
+  ASSERT_NE(select, std::string::npos);
+  EXPECT_LT(select, page.find("<table"));
+  EXPECT_LT(form, page.find("<table"));
+}
+
 TEST(Pages, ActionsFollowTheRole) {
   PageContext c;
   c.viewer = {"bob", "viewer", "tok"};
