@@ -35,6 +35,18 @@ TEST_F(DashboardTest, SignedOutGoesToTheLoginAndBack) {
   EXPECT_EQ(status(get("/assets/app.css")), 200);
 }
 
+TEST_F(DashboardTest, AssetPathsAreExactNamesNeverFiles) {
+  std::string cookie = signIn(viewer_);
+  for (const char* path :
+       {"/assets/../../etc/passwd", "/assets/app.css/../../x", "/assets/%2e%2e/x",
+        "/assets/app.css%00", "/assets/", "/env/..%2F..%2Fetc/log",
+        "/env/EXMP-1/log?which=app&process=..%2F..%2Fetc%2Fshadow"}) {
+    Reply r = get(path, cookie);
+    EXPECT_TRUE(status(r) == 404 || status(r) == 400) << path << " " << status(r);
+    EXPECT_EQ(body(r).find("root:"), std::string::npos) << path;
+  }
+}
+
 TEST_F(DashboardTest, OnlyTheDashboardsHostIsServed) {
   Request req = request(http::verb::get, "/login");
   req.set("X-Forwarded-Host", "exmp-1.qa.test");
