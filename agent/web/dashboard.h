@@ -65,6 +65,9 @@ class Dashboard {
   Reply listPage(Call& c, bool fragment);
   Reply envPage(Call& c, const std::string& ticket, bool fragment);
   Reply logPage(Call& c, const std::string& ticket);
+  // A log to read; never one that needs a wake first (FAILED_PRECONDITION).
+  Result<EnvironmentManager::LogFile> logFileOf(const std::string& ticket, bool deploy,
+                                                const std::string& process);
   Reply hostPage(Call& c);
   Reply loginForm(Call& c);
   Reply login(Call& c);

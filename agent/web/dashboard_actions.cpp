@@ -37,16 +37,24 @@ void logFailure(const std::string& what, const std::string& ticket, const Status
 }  // namespace
 
 void Dashboard::runInBackground(std::function<void()> work) {
-  std::thread([this, work = std::move(work)] {
-    try {
-      work();
-    } catch (const std::exception& e) {
-      spdlog::error("dashboard: action: {}", e.what());
-    }
+  auto finished = [this] {
     std::lock_guard lock(workMu_);
     --running_;
     workDone_.notify_all();
-  }).detach();
+  };
+  try {
+    std::thread([work = std::move(work), finished] {
+      try {
+        work();
+      } catch (const std::exception& e) {
+        spdlog::error("dashboard: action: {}", e.what());
+      }
+      finished();
+    }).detach();
+  } catch (const std::system_error& e) {
+    spdlog::error("dashboard: starting an action: {}", e.what());
+    finished();
+  }
 }
 
 Reply Dashboard::action(Call& c, const std::string& ticket, const std::string& what) {

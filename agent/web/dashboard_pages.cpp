@@ -42,6 +42,20 @@ Reply failurePage(const PageContext& p, const Status& s) {
 
 }  // namespace
 
+Result<EnvironmentManager::LogFile> Dashboard::logFileOf(const std::string& ticket, bool deploy,
+                                                         const std::string& process) {
+  // The lifecycle wakes a sleeping environment to read its app log, which
+  // can take a wake's whole timeout: not on the server's threads, and not
+  // for a person who only looks.
+  if (!deploy) {
+    QABOX_ASSIGN_OR_RETURN(Environment e, envs_.get(ticket));
+    if (e.state == EnvState::kSleeping) {
+      return failedPrecondition(e.ticket + " is asleep: wake it to read its app log");
+    }
+  }
+  return envs_.logPath(ticket, deploy, process);
+}
+
 Reply Dashboard::listPage(Call& c, bool fragment) {
   if (!allowed(c, "ListEnvironments")) return forbidden(c, "The list", "ListEnvironments");
   auto envs = envs_.list();
@@ -98,7 +112,7 @@ Reply Dashboard::logPage(Call& c, const std::string& ticket) {
   if (!process.empty() && !validProcessName(process)) {
     return failurePage(context(c), invalidArgument("process: not a process name"));
   }
-  auto log = envs_.logPath(ticket, deploy, process);
+  auto log = logFileOf(ticket, deploy, process);
   if (!log) return failurePage(context(c), log.status());
   off_t offset = 0;
   std::string text;

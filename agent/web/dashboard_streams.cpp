@@ -51,7 +51,7 @@ Reply Dashboard::logStream(Call& c, const std::string& ticket) {
   if (!process.empty() && !validProcessName(process)) {
     return makeReply(http::status::bad_request, "process: not a process name\n", "text/plain");
   }
-  auto log = envs_.logPath(ticket, deploy, process);
+  auto log = logFileOf(ticket, deploy, process);
   if (!log) return makeReply(http::status::not_found, log.status().message() + "\n", "text/plain");
   auto offset = std::make_shared<off_t>(0);
   try {

@@ -142,6 +142,16 @@ TEST_F(DashboardTest, ARevokedTokensSessionEndsAtTheNextRequest) {
   EXPECT_FALSE(stream.stream().has_value());
 }
 
+TEST_F(DashboardTest, ReadingALogNeverWakesAnEnvironment) {
+  ASSERT_TRUE(envs_->sleep("EXMP-1", "token:olga").isOk());
+  std::string cookie = signIn(viewer_);
+  Reply r = get("/env/EXMP-1/log?which=app", cookie);
+  EXPECT_EQ(status(r), 409);
+  EXPECT_NE(body(r).find("asleep"), std::string::npos);
+  EXPECT_EQ(status(get("/env/EXMP-1/log/stream?which=app", cookie)), 404);
+  EXPECT_EQ(envs_->get("EXMP-1")->state, EnvState::kSleeping);
+}
+
 TEST_F(DashboardTest, TwoSessionCookiesAreNoSession) {
   std::string cookie = signIn(qa_);
   EXPECT_EQ(status(get("/", cookie + "; " + cookie)), 303);
