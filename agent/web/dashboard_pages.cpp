@@ -33,9 +33,10 @@ std::string noticeOf(const std::map<std::string, std::string>& params) {
 }
 
 Reply failurePage(const PageContext& p, const Status& s) {
-  auto status = s.code() == Code::kNotFound          ? http::status::not_found
-                : s.code() == Code::kInvalidArgument ? http::status::bad_request
-                                                     : http::status::service_unavailable;
+  auto status = s.code() == Code::kNotFound             ? http::status::not_found
+                : s.code() == Code::kInvalidArgument    ? http::status::bad_request
+                : s.code() == Code::kFailedPrecondition ? http::status::conflict
+                                                        : http::status::service_unavailable;
   return makeReply(status, messagePage(p, status == http::status::not_found ? "Not found" : "Error",
                                        s.message()));
 }
