@@ -85,41 +85,52 @@ int timeGate(LoginGate& g, const std::string& host, long loops) {
   return allowed == loops ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Args {
   std::string listen = "127.0.0.1:0", backend, domain = "bench.local", slug = "bench", login;
   long gateLoops = 0;
   int threads = 2;
+};
+
+// The arguments, or nullopt after saying what is wrong.
+std::optional<Args> parseArgs(int argc, char** argv) {
+  Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string key = argv[i], value = argv[i + 1];
     if (key == "--listen") {
-      listen = value;
+      a.listen = value;
     } else if (key == "--backend") {
-      backend = value;
+      a.backend = value;
     } else if (key == "--domain") {
-      domain = value;
+      a.domain = value;
     } else if (key == "--slug") {
-      slug = value;
+      a.slug = value;
     } else if (key == "--login") {
-      login = value;
+      a.login = value;
     } else if (key == "--gate-loops") {
-      gateLoops = std::atol(value.c_str());
+      a.gateLoops = std::atol(value.c_str());
     } else if (key == "--threads") {
-      threads = std::atoi(value.c_str());
+      a.threads = std::atoi(value.c_str());
     } else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
-      return 2;
+      return std::nullopt;
     }
   }
-  if (backend.empty()) {
+  if (a.backend.empty()) {
     std::fprintf(stderr,
                  "usage: %s --backend ip:port [--listen host:port] [--domain d] "
-                 "[--slug s] [--threads n]\n",
+                 "[--slug s] [--threads n] [--login DIR [--gate-loops N]]\n",
                  argv[0]);
-    return 2;
+    return std::nullopt;
   }
-  auto target = qabox::parseHostPort(backend, "--backend");
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = parseArgs(argc, argv);
+  if (!args) return 2;
+  auto target = qabox::parseHostPort(args->backend, "--backend");
   if (!target.isOk()) {
     std::fprintf(stderr, "%s\n", target.status().message().c_str());
     return 2;
@@ -135,29 +146,31 @@ int main(int argc, char** argv) {
 
   auto table = std::make_shared<qabox::RouteTable>();
   qabox::Route route;
-  route.slug = slug;
+  route.slug = args->slug;
   route.state = qabox::EnvState::kReady;
   route.ip = target->host;
   route.port = target->port;
   route.generation = 1;
-  route.login = !login.empty();
+  route.login = !args->login.empty();
   table->set(route);
 
   qabox::RouterOptions options;
   std::optional<LoginGate> gate;
-  if (!login.empty()) {
-    auto g = loginGate(login, slug);
+  if (!args->login.empty()) {
+    auto g = loginGate(args->login, args->slug);
     if (!g.isOk()) {
       std::fprintf(stderr, "%s\n", g.status().toString().c_str());
       return 1;
     }
     gate = std::move(*g);
     options.gate = [&gate](const qabox::AccessRequest& q) { return gate->gate->decide(q); };
-    if (gateLoops > 0) return timeGate(*gate, slug + "." + domain, gateLoops);
+    if (args->gateLoops > 0) {
+      return timeGate(*gate, args->slug + "." + args->domain, args->gateLoops);
+    }
   }
-  options.domain = domain;
-  options.listen = listen;
-  options.threads = threads;
+  options.domain = args->domain;
+  options.listen = args->listen;
+  options.threads = args->threads;
   qabox::Router router(options, table);
   if (auto s = router.start(); !s.isOk()) {
     std::fprintf(stderr, "%s\n", s.toString().c_str());
