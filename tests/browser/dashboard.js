@@ -114,6 +114,17 @@ async function asQa(page) {
   assert.match(await page.locator('main').textContent(), /needs the role .*ops/);
   await shot(page, 'refused');
 
+  // A preview behind a login: the router sends the browser to the
+  // dashboard, which sends it back with a grant; the app's own page.
+  await cli(['deploy', 'EXMP-3', '--repo', 'app', '--source', 'develop', '--target', 'develop', '--access', 'login']);
+  const port = new URL(base).port;
+  const preview = `http://exmp-3.${env.DOMAIN}${port ? ':' + port : ''}/index.html?from=test`;
+  await page.goto(preview);
+  assert.equal(page.url(), preview, 'back on the preview after the grant');
+  assert.match(await page.content(), /dashboard test app/);
+  await shot(page, 'preview');
+
+  await page.goto(base + '/');
   await Promise.all([page.waitForURL(/\/login$/), page.click('form.signout button')]);
   const after = await page.goto(base + '/host');
   assert.match(page.url(), /\/login\?next=/, 'signed out: ' + after.status());

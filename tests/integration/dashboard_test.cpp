@@ -148,8 +148,8 @@ TEST_F(LxcDashboard, InARealBrowser) {
   auto r = runner.run(spec);
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   EXPECT_EQ(r->exitCode, 0) << r->out << r->err << host_->logText();
-  for (const char* page : {"list", "environment", "deploy-log", "redeployed", "refused", "host",
-                           "delete-confirm", "deleted", "signed-out"}) {
+  for (const char* page : {"list", "environment", "deploy-log", "redeployed", "refused", "preview",
+                           "host", "delete-confirm", "deleted", "signed-out"}) {
     EXPECT_TRUE(fs::exists(shots + "/" + page + ".png")) << page;
   }
   // What the person did is in the events, by their token's name.
