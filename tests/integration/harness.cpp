@@ -457,6 +457,18 @@ std::unique_ptr<GitFixture> TestHost::appRepo(const std::map<std::string, std::s
   return git;
 }
 
+std::string TestHost::createToken(const std::string& name, const std::string& role,
+                                  const std::string& ttl) {
+  std::vector<std::string> args = {"token", "create", "--role", role, "--name", name};
+  if (!ttl.empty()) args.insert(args.end(), {"--ttl", ttl});
+  auto r = cli(args);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  std::string secret = r.out;
+  while (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  EXPECT_EQ(secret.rfind("qbx_", 0), 0u) << secret;
+  return secret;
+}
+
 std::optional<v1::Environment> TestHost::env(const std::string& ticket) {
   auto r = cli({"get", ticket, "-o", "json"});
   if (r.exitCode != 0) return std::nullopt;

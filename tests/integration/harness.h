@@ -194,6 +194,11 @@ class TestHost {
   // and pushed, holds `files` (executable below a cgi-bin/ directory).
   std::unique_ptr<GitFixture> appRepo(const std::map<std::string, std::string>& files);
 
+  // `qabox token create` over the unix socket (as root: ops), with --ttl
+  // when given; the secret (qbx_...).
+  std::string createToken(const std::string& name, const std::string& role,
+                          const std::string& ttl = "");
+
   // `qabox get TICKET -o json`, parsed; nullopt when the CLI says no.
   std::optional<v1::Environment> env(const std::string& ticket);
 

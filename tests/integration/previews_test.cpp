@@ -79,11 +79,7 @@ class LxcPreviews : public ::testing::Test {
   }
 
   std::string token(const std::string& name, const std::string& role) {
-    auto r = host_->cli({"token", "create", "--role", role, "--name", name});
-    EXPECT_EQ(r.exitCode, 0) << r.err;
-    std::string secret = r.out;
-    while (!secret.empty() && secret.back() == '\n') secret.pop_back();
-    return secret;
+    return host_->createToken(name, role);
   }
 
   std::string hostOf(const std::string& slug) {
