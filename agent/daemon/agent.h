@@ -17,6 +17,7 @@
 #include "deploy/image_builder.h"
 #include "lifecycle/manager.h"
 #include "lifecycle/schedule.h"
+#include "metrics/metrics.h"
 #include "proxy/router.h"
 #include "reaper/reaper.h"
 #include "runtime/host_bridge.h"
@@ -47,11 +48,14 @@ class Agent {
   Status checkIdmaps();    // containers.isolated_ids can work on this host
   Status recover();        // the lifecycle reconciles, before anything listens
   Status startRouter();    // with the lifecycle's Waker as its wake hook
+  Status startMetrics();   // [metrics] listen, with the router's and the store's sources
   Status startApi();       // auth, service, reaper, the gRPC listeners
   void startBackground();  // router use, reaper, sleep and disk schedules
 
   const Config& config_;
   std::unique_ptr<Store> store_;
+  // Before everything that reports to it, so it goes last.
+  std::unique_ptr<Metrics> metrics_;
   RealProcessRunner runner_;
   Nftables nftables_;
   std::unique_ptr<LxcRuntime> runtime_;

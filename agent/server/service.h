@@ -13,6 +13,7 @@
 
 namespace qabox {
 
+class Metrics;
 class Reaper;
 
 // Facts about the host that GetHostStatus reports beside the store's.
@@ -74,6 +75,8 @@ class QaboxService final : public v1::Qabox::Service {
                            v1::RevokeTokenResponse* resp) override;
 
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
+  // Image builds are counted there; may be null.
+  void setMetrics(Metrics* metrics) { metrics_ = metrics; }
 
  private:
   // The caller of this call, or the status to end it with.
@@ -90,6 +93,7 @@ class QaboxService final : public v1::Qabox::Service {
   const TimeSource& time_;
   AuditLog audit_;
   Reaper* reaper_ = nullptr;
+  Metrics* metrics_ = nullptr;
 };
 
 }  // namespace qabox
