@@ -11,6 +11,7 @@ packages=(
   libboost-dev libssl-dev libmnl-dev libnftables-dev nlohmann-json3-dev
   libbtrfsutil-dev  # block-level dataset volumes (storage.data_pool)
   prometheus-cpp-dev  # /metrics (agent/metrics)
+  libsodium-dev  # signed sessions of the dashboard and previews behind a login
   # tests
   libgtest-dev libgmock-dev clang-format clang-tidy curl python3 openssl sqlite3
   python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)

@@ -64,6 +64,7 @@ class Cli {
                     const std::string& details = "");
   void define();
   void defineDeployCommand();
+  void defineRedeployCommand();
   void defineEnvironmentCommands();
   void defineKeepingCommands();
   void defineImageCommands();
@@ -95,6 +96,12 @@ class Cli {
   };
   v1::DeployRequest deployRequest() const;
   int cmdDeploy();
+  int cmdRedeploy();
+  // Follows a deploy's stream (`open` starts it) to its end, for deploy and
+  // redeploy alike.
+  using DeployStream = std::unique_ptr<grpc::ClientReader<v1::DeployEvent>>;
+  int followDeploy(const std::string& ticket,
+                   const std::function<DeployStream(grpc::ClientContext*)>& open);
   int deployFinished(const grpc::Status& status, const DeployOutcome& outcome,
                      std::chrono::milliseconds took);
   int emitEnvironmentLine(const v1::Environment& env);
@@ -140,7 +147,7 @@ class Cli {
   std::string ticket_;
   std::string name_;
   struct {
-    std::string ticket, image, repo, source, target, ttl, memory;
+    std::string ticket, image, repo, source, target, ttl, memory, access;
     uint32_t cpus = 0, pids = 0;
     std::string timeout = "10m";
     std::vector<std::string> env, secrets;

@@ -64,6 +64,7 @@ void Cli::define() {
   app_.add_option("--key", key_, "The client certificate's key (or QABOX_KEY)");
 
   defineDeployCommand();
+  defineRedeployCommand();
   defineEnvironmentCommands();
   defineKeepingCommands();
   defineImageCommands();
@@ -103,10 +104,32 @@ void Cli::defineDeployCommand() {
       ->check(CLI::Range(1, 1024));
   deploy->add_option("--pids", deploy_.pids, "Process limit (default: the image's)")
       ->check(CLI::Range(1, 4194304));
+  deploy
+      ->add_option("--access", deploy_.access,
+                   "Who may open its URL: open, or login (people signed in to the dashboard; "
+                   "default: the agent's routing.access)")
+      ->check(CLI::IsMember({"open", "login"}));
   deploy->add_flag("--force", deploy_.force, "Redeploy even when the merge result is unchanged");
   deploy->add_flag("--wait,!--no-wait", deploy_.wait,
                    "Wait until ready (default), or return once the agent started");
   deploy->add_option("--timeout", deploy_.timeout, "Give up waiting after this long")
+      ->capture_default_str();
+}
+
+void Cli::defineRedeployCommand() {
+  auto* redeploy = command(
+      &app_, "redeploy", "Deploy a ticket again from its branches' newest commits",
+      "  qabox redeploy EXMP-113\n  qabox redeploy EXMP-113 --force -o json",
+      [this] { return cmdRedeploy(); },
+      "Merges the same source into the same target as the environment's deploy, with the\n"
+      "same image and variables. An environment deployed with --secret is refused: the\n"
+      "agent never keeps secret values, so its pipeline must deploy it. Exits 7 when the\n"
+      "environment ends FAILED.");
+  redeploy->add_option("ticket", ticket_, "The ticket, as EXMP-113")->required();
+  redeploy->add_flag("--force", deploy_.force, "Even when the merge result is unchanged");
+  redeploy->add_flag("--wait,!--no-wait", deploy_.wait,
+                     "Wait until ready (default), or return once the agent started");
+  redeploy->add_option("--timeout", deploy_.timeout, "Give up waiting after this long")
       ->capture_default_str();
 }
 
@@ -212,19 +235,25 @@ void Cli::defineHostCommands() {
 }
 
 void Cli::defineTokenCommands() {
-  auto* token =
-      command(&app_, "token", "API tokens: create, list, revoke",
-              "  qabox token create --role ci --name jenkins --ttl 90d", nullptr,
-              "Roles: ci (deploy, get, list, logs, delete, sleep, wake), reaper (reap, list),\n"
-              "ops (everything). Status and events are readable with any token.");
+  auto* token = command(
+      &app_, "token", "API tokens: create, list, revoke",
+      "  qabox token create --role ci --name jenkins --ttl 90d", nullptr,
+      "Roles: ci (deploy, redeploy, get, list, logs, delete, sleep, wake), reaper (reap,\n"
+      "list), ops (everything), and for people who test: viewer (get, list, logs; signs in\n"
+      "to the dashboard and opens previews behind a login) and qa (viewer, and redeploy,\n"
+      "wake, sleep, pin). Status and events are readable with any token.\n"
+      "A person signs in to the dashboard by pasting their token once per browser.");
   token->require_subcommand(1);
   auto* create =
       command(token, "create", "Create a token. The secret is printed once, on stdout; store it",
               "  qabox token create --role ci --name jenkins --ttl 90d",
               [this] { return cmdTokenCreate(); });
-  create->add_option("--role", tokenCmd_.role, "ci, reaper or ops")
+  create
+      ->add_option("--role", tokenCmd_.role,
+                   "ci, reaper, ops, viewer (reads, opens previews) or qa (viewer + redeploy, "
+                   "wake, sleep, pin)")
       ->required()
-      ->check(CLI::IsMember({"ci", "reaper", "ops"}));
+      ->check(CLI::IsMember({"ci", "reaper", "ops", "viewer", "qa"}));
   create->add_option("--name", tokenCmd_.name, "A name to know it by, as jenkins")->required();
   create->add_option("--ttl", tokenCmd_.ttl, "Expire after this long, as 90d (default: never)");
   auto* tls = command(token, "ls", "List tokens (never their secrets).", "  qabox token ls",

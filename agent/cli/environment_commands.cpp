@@ -22,6 +22,7 @@ v1::DeployRequest Cli::deployRequest() const {
     (*req.mutable_secrets())[k] = v;
   }
   req.set_force(deploy_.force);
+  req.set_access(deploy_.access);
   if (!deploy_.memory.empty() || deploy_.cpus || deploy_.pids) {
     req.mutable_limits()->set_memory(deploy_.memory);
     req.mutable_limits()->set_cpus(deploy_.cpus);
@@ -37,13 +38,29 @@ v1::DeployRequest Cli::deployRequest() const {
 
 int Cli::cmdDeploy() {
   v1::DeployRequest req = deployRequest();
+  return followDeploy(req.ticket(),
+                      [&](grpc::ClientContext* ctx) { return client_->stub().Deploy(ctx, req); });
+}
+
+int Cli::cmdRedeploy() {
+  v1::RedeployEnvironmentRequest req;
+  req.set_ticket(ticket_);
+  req.set_force(deploy_.force);
+  deploy_.ticket = ticket_;
+  return followDeploy(req.ticket(), [&](grpc::ClientContext* ctx) {
+    return client_->stub().RedeployEnvironment(ctx, req);
+  });
+}
+
+int Cli::followDeploy(const std::string& ticket,
+                      const std::function<DeployStream(grpc::ClientContext*)>& open) {
   milliseconds timeout = durationOrUsage("--timeout", deploy_.timeout);
   if (timeout.count() <= 0) throw UsageError("--timeout: must be positive, as 10m");
   if (auto rc = connect()) return *rc;
 
   auto ctx = client_->context(timeout);
-  auto reader = client_->stub().Deploy(ctx.get(), req);
-  auto progress = makeDeployProgress(err_, options_.stderrIsTerminal, errStyle_, req.ticket());
+  auto reader = open(ctx.get());
+  auto progress = makeDeployProgress(err_, options_.stderrIsTerminal, errStyle_, ticket);
   auto started = std::chrono::steady_clock::now();
   DeployOutcome outcome;
   v1::DeployEvent event;
@@ -65,8 +82,7 @@ int Cli::cmdDeploy() {
     progress->finish();
     auto getCtx = client_->context();
     v1::Environment env;
-    grpc::Status s =
-        client_->stub().GetEnvironment(getCtx.get(), ticketRequest(req.ticket()), &env);
+    grpc::Status s = client_->stub().GetEnvironment(getCtx.get(), ticketRequest(ticket), &env);
     if (!s.ok()) return fail(s);
     return emitEnvironmentLine(env);
   }

@@ -1,6 +1,7 @@
 #include "cli/format.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -289,6 +290,12 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
   std::string secrets;
   for (const auto& k : secretKeys) secrets += (secrets.empty() ? "" : " ") + cleanCell(k);
   const auto [services, processes] = processSummary(e);
+  std::string phases;
+  for (const auto& p : e.phases()) {
+    phases += (phases.empty() ? "" : ", ") + cleanCell(p.phase()) + " " +
+              std::to_string(google::protobuf::util::TimeUtil::DurationToMilliseconds(p.took())) +
+              " ms";
+  }
 
   std::string out = renderKeyValues({
       {"ticket", cleanCell(e.ticket())},
@@ -308,6 +315,7 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"source_commit", orDash(e.source_commit())},
       {"target_commit", orDash(e.target_commit())},
       {"pinned", yesNo(e.pinned())},
+      {"access", orDash(e.access())},
       {"created_at", withRelative(e.created_at(), now)},
       {"updated_at", withRelative(e.updated_at(), now)},
       {"deployed_at", withRelative(e.deployed_at(), now)},
@@ -322,6 +330,7 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"asked_limits", describeLimits(e.asked_limits())},
       {"services", services},
       {"processes", processes},
+      {"phases", orDash(phases)},
   });
   out += processTable(e);
   if (events != nullptr) {

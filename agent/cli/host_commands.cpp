@@ -193,7 +193,7 @@ int Cli::cmdCompletion() {
   out_ << bashCompletion(app_, kProgram,
                          {{"--output", "table json name"},
                           {"--policy", "merged idle ttl max_age"},
-                          {"--role", "ci reaper ops"},
+                          {"--role", "ci reaper ops viewer qa"},
                           {"--ca-cert", "@file"},
                           {"--cert", "@file"},
                           {"--key", "@file"}});

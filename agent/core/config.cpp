@@ -232,6 +232,13 @@ Result<EgressPolicy::Rule> parseEgressRule(std::string_view text) {
   return rule;
 }
 
+Status checkAccessMode(std::string_view field, std::string_view mode) {
+  if (mode == "open" || mode == "login") return Status::ok();
+  return invalidArgument(std::string(field) + " " + quoteForMessage(mode) +
+                         ": use \"open\" (anyone who reaches the router) or \"login\" (people "
+                         "signed in to the dashboard, or a bearer token)");
+}
+
 std::string Config::urlFor(std::string_view slug) const {
   std::string host = std::string(slug) + "." + routing.domain;
   uint16_t port = portOfListen(routing.listen).value_or(80);
@@ -377,6 +384,25 @@ Status checkSubnet(const Config& c) {
   return Status::ok();
 }
 
+// routing.access and its allowlist; the CIDRs come back normalised.
+Status checkAccess(const Config& c) {
+  QABOX_RETURN_IF_ERROR(checkAccessMode("routing.access", c.routing.access));
+  for (const std::string& cidr : c.routing.accessAllow) {
+    auto rule = parseEgressRule(cidr);
+    if (!rule || rule->port != 0) {
+      return invalidArgument("routing.access_allow \"" + cidr +
+                             "\": use IPv4 networks such as 10.20.0.0/16, without a port");
+    }
+    if (rule->cidr != cidr && rule->cidr != cidr + "/32") {
+      return invalidArgument("routing.access_allow \"" + cidr + "\": write it as " + rule->cidr);
+    }
+  }
+  if (c.dashboard.sessionTtl < std::chrono::minutes(1)) {
+    return invalidArgument("dashboard.session_ttl: must be at least 1m");
+  }
+  return Status::ok();
+}
+
 Status checkRouting(const Config& c) {
   const auto& d = c.routing.domain;
   if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' ||
@@ -397,7 +423,7 @@ Status checkRouting(const Config& c) {
       return invalidArgument("routing.tls_listen: needs routing.tls_cert and routing.tls_key");
     }
   }
-  return Status::ok();
+  return checkAccess(c);
 }
 
 Status checkRepos(const Config& c) {
@@ -460,6 +486,13 @@ Status readNetwork(const toml::table& root, Config& c) {
   });
 }
 
+Status readDashboard(const toml::table& root, Config& c) {
+  return parseSection(root, "dashboard", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.boolean("enabled", c.dashboard.enabled));
+    return r.duration("session_ttl", c.dashboard.sessionTtl);
+  });
+}
+
 Status readRouting(const toml::table& root, Config& c) {
   return parseSection(root, "routing", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.string("domain", c.routing.domain));
@@ -470,6 +503,8 @@ Status readRouting(const toml::table& root, Config& c) {
     QABOX_RETURN_IF_ERROR(r.duration("idle_timeout", c.routing.idleTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("header_timeout", c.routing.headerTimeout));
     QABOX_RETURN_IF_ERROR(r.duration("backend_timeout", c.routing.backendTimeout));
+    QABOX_RETURN_IF_ERROR(r.string("access", c.routing.access));
+    QABOX_RETURN_IF_ERROR(r.stringList("access_allow", c.routing.accessAllow));
     return r.duration("stats_flush_interval", c.routing.statsFlushInterval);
   });
 }
@@ -602,11 +637,12 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
   QABOX_RETURN_IF_ERROR(
-      top.noUnknownKeys({"api", "network", "routing", "limits", "containers", "storage", "deploy",
-                         "reaper", "events", "repos", "metrics", "log"}));
+      top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits", "containers",
+                         "storage", "deploy", "reaper", "events", "repos", "metrics", "log"}));
 
-  for (auto* read : {readApi, readNetwork, readRouting, readLimits, readContainers, readStorage,
-                     readDeploy, readReaper, readEvents, readRepos, readMetrics, readLog}) {
+  for (auto* read : {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers,
+                     readStorage, readDeploy, readReaper, readEvents, readRepos, readMetrics,
+                     readLog}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));

@@ -27,6 +27,9 @@ struct EgressPolicy {
 // Errors name network.egress and the value.
 Result<EgressPolicy::Rule> parseEgressRule(std::string_view text);
 
+// An access mode ("open" or "login"), for `field` in the error.
+Status checkAccessMode(std::string_view field, std::string_view mode);
+
 struct RepoConfig {
   std::string name;
   std::string url;
@@ -74,7 +77,19 @@ struct Config {
     std::chrono::milliseconds headerTimeout{10'000};
     std::chrono::milliseconds backendTimeout{30'000};
     std::chrono::milliseconds statsFlushInterval{10'000};
+    // Who may open an environment's URL: "open" (anyone who reaches the
+    // router) or "login" (people signed in to the dashboard, or a bearer
+    // token); a deploy may choose for its own environment.
+    std::string access = "open";
+    // Networks let in without a login (IPv4 CIDRs, normalised: 10.0.0.0/8).
+    std::vector<std::string> accessAllow;
   } routing;
+
+  // The web dashboard at qabox.<domain> on the router's listeners.
+  struct Dashboard {
+    bool enabled = true;
+    std::chrono::milliseconds sessionTtl{12 * 3600 * 1000};  // a sign-in lasts this long
+  } dashboard;
 
   struct Limits {
     uint32_t maxEnvironments = 200;

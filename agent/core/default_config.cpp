@@ -34,6 +34,15 @@ egress = "all"
 [routing]
 domain = "qa.company.int"
 listen = "0.0.0.0:80"
+# "open": anyone who reaches the router opens an environment's URL. "login":
+# only people signed in to the dashboard (qabox.<domain>), or a client with
+# "Authorization: Bearer <token>"; qabox deploy --access chooses per ticket.
+access = "open"
+access_allow = []      # networks let in without a login, as ["10.20.0.0/16"]
+
+[dashboard]
+enabled = true         # served at qabox.<domain>; people sign in with their token
+session_ttl = "12h"    # a sign-in lasts this long in one browser
 
 [limits]
 max_environments = 200

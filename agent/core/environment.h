@@ -59,8 +59,17 @@ struct DeploySpec {
   std::vector<std::string> secretKeys;  // values never leave memory
   std::optional<std::chrono::milliseconds> ttl;
   ResourceLimits limits;  // overrides of the image's limits, within the agent's maxima
+  std::string access;     // "open", "login", or "": the agent's routing.access
 
   bool operator==(const DeploySpec&) const = default;
+};
+
+// One phase of a deploy (clone, merge, build, migrate, ...) and how long it took.
+struct PhaseTime {
+  std::string phase;
+  std::chrono::milliseconds took{0};
+
+  bool operator==(const PhaseTime&) const = default;
 };
 
 // One row of the environments table.
@@ -93,6 +102,7 @@ struct Environment {
   // over; "": none.
   std::string depsLayer;
   std::string dataLayer;
+  std::vector<PhaseTime> phases;  // the last successful deploy's, in order
 };
 
 std::string containerNameFor(std::string_view slug);  // qabox-<slug>

@@ -40,6 +40,9 @@ Result<Ticket> parseTicket(std::string_view text) {
   t.name = std::string(text);
   t.slug.reserve(text.size());
   for (char c : text) t.slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (t.slug == kReservedLabel) {
+    return bad("qabox.<domain> is the dashboard's; choose another ticket");
+  }
   return t;
 }
 

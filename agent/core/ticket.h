@@ -18,8 +18,12 @@ struct Ticket {
 // control characters shown as '?'.
 std::string quoteForMessage(std::string_view text);
 
+// The label under the routing domain that serves the dashboard
+// (qabox.<domain>): no ticket's slug may be it.
+inline constexpr std::string_view kReservedLabel = "qabox";
+
 // Letters, digits and '-', starting with a letter, ending with a letter or
-// digit, at most 63 characters (one DNS label).
+// digit, at most 63 characters (one DNS label), and not kReservedLabel.
 Result<Ticket> parseTicket(std::string_view text);
 
 // Image names: lower-case letters, digits and '-', starting with a letter.

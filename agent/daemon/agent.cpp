@@ -16,6 +16,7 @@ namespace qabox {
 Status Agent::start() {
   QABOX_RETURN_IF_ERROR(openParts());
   QABOX_RETURN_IF_ERROR(recover());
+  QABOX_RETURN_IF_ERROR(openSessions());
   QABOX_RETURN_IF_ERROR(startRouter());
   QABOX_RETURN_IF_ERROR(startApi());
   startBackground();
@@ -72,12 +73,23 @@ Status Agent::recover() {
   return Status::ok();
 }
 
+Status Agent::openSessions() {
+  QABOX_ASSIGN_OR_RETURN(SessionKey key,
+                         loadOrCreateSessionKey(paths::sessionKey(config_.stateDir)));
+  sessions_ = std::make_unique<SessionCodec>(key);
+  tokens_ = std::make_unique<TokenDirectory>(*store_);
+  QABOX_RETURN_IF_ERROR(tokens_->reload());
+  gate_ = std::make_unique<PreviewGate>(previewGateOptions(config_), *sessions_, *tokens_);
+  return Status::ok();
+}
+
 Status Agent::startRouter() {
   // A request for a sleeping environment wakes it; the router holds it (and
   // any others for it) until the app answers its health check.
   waker_ = std::make_unique<Waker>(*envs_);
   RouterOptions ro = routerOptions(config_);
   ro.wake = std::bind_front(&Waker::wake, waker_.get());
+  ro.gate = std::bind_front(&PreviewGate::decide, gate_.get());
   router_ = std::make_unique<Router>(ro, routes_);
   if (Status s = router_->start(); !s.isOk()) {
     return Status(s.code(), "routing.listen: " + s.message());
@@ -116,6 +128,7 @@ Status Agent::startApi() {
   reaper_ = std::make_unique<Reaper>(reaperOptions(config_), *store_, git_.get(),
                                      std::bind_front(&EnvironmentManager::reclaim, envs_.get()));
   service_->setReaper(reaper_.get());
+  service_->setTokenDirectory(tokens_.get());
   if (metrics_) {
     service_->setMetrics(metrics_.get());
     reaper_->setMetrics(metrics_.get());

@@ -24,7 +24,9 @@
 #include "runtime/lxc_runtime.h"
 #include "runtime/nftables.h"
 #include "server/auth.h"
+#include "server/preview_gate.h"
 #include "server/service.h"
+#include "server/sessions.h"
 #include "store/store.h"
 #include "sys/process.h"
 
@@ -47,6 +49,7 @@ class Agent {
   Status openParts();      // store, runtime, bridge, images, git, lifecycle
   Status checkIdmaps();    // containers.isolated_ids can work on this host
   Status recover();        // the lifecycle reconciles, before anything listens
+  Status openSessions();   // the session key, the token directory, the preview gate
   Status startRouter();    // with the lifecycle's Waker as its wake hook
   Status startMetrics();   // [metrics] listen, with the router's and the store's sources
   Status startApi();       // auth, service, reaper, the gRPC listeners
@@ -65,6 +68,9 @@ class Agent {
   std::shared_ptr<RouteTable> routes_ = std::make_shared<RouteTable>();
   std::unique_ptr<EnvironmentManager> envs_;
   std::unique_ptr<Waker> waker_;
+  std::unique_ptr<SessionCodec> sessions_;
+  std::unique_ptr<TokenDirectory> tokens_;
+  std::unique_ptr<PreviewGate> gate_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<UsageRecorder> usage_;
   LocalPeers localPeers_;

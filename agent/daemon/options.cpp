@@ -37,6 +37,7 @@ LifecycleOptions lifecycleOptions(const Config& config) {
   o.routerTcpPorts = tcpPorts({config.routing.listen, config.routing.tlsListen});
   constexpr std::string_view kScheme = "http://";
   o.urlSuffix = config.urlFor("").substr(kScheme.size());
+  o.defaultAccess = config.routing.access;
   return o;
 }
 
@@ -58,6 +59,13 @@ RouterOptions routerOptions(const Config& config) {
   o.idleTimeout = config.routing.idleTimeout;
   o.backendTimeout = config.routing.backendTimeout;
   o.wakeTimeout = config.reaper.wakeTimeout;
+  return o;
+}
+
+PreviewGateOptions previewGateOptions(const Config& config) {
+  PreviewGateOptions o;
+  o.allow = parseAllowlist(config.routing.accessAllow);
+  o.cookieTtl = std::chrono::duration_cast<std::chrono::seconds>(config.dashboard.sessionTtl);
   return o;
 }
 

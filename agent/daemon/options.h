@@ -9,14 +9,17 @@
 #include "proxy/router.h"
 #include "reaper/reaper.h"
 #include "runtime/lxc_runtime.h"
+#include "server/preview_gate.h"
 #include "store/store.h"
 
 namespace qabox {
 
 LifecycleOptions lifecycleOptions(const Config& config);
 ReaperOptions reaperOptions(const Config& config);
-// Without the wake hook: the daemon sets it to the lifecycle's Waker.
+// Without the wake hook and the gate: the daemon sets them to the
+// lifecycle's Waker and its PreviewGate.
 RouterOptions routerOptions(const Config& config);
+PreviewGateOptions previewGateOptions(const Config& config);
 // With containers.isolated_ids, the id slots; the daemon checks first that
 // idmapped mounts work here (Agent::checkIdmaps).
 LxcRuntimeOptions runtimeOptions(const Config& config);

@@ -22,6 +22,24 @@ Result<Environment> EnvironmentManager::deploy(const DeployInput& in, const Prog
   return result;
 }
 
+Result<Environment> EnvironmentManager::redeploy(const std::string& ticket, bool force,
+                                                 const std::string& actor,
+                                                 const ProgressFn& progress) {
+  QABOX_ASSIGN_OR_RETURN(Environment env, get(ticket));
+  if (!env.spec.secretKeys.empty()) {
+    std::string keys;
+    for (const auto& k : env.spec.secretKeys) keys += (keys.empty() ? "" : ", ") + k;
+    return failedPrecondition("ticket " + env.ticket + ": deployed with secrets (" + keys +
+                              ") whose values qabox does not keep; redeploy it from its pipeline");
+  }
+  DeployInput in;
+  in.ticket = env.ticket;
+  in.spec = env.spec;
+  in.force = force;
+  in.actor = actor;
+  return deploy(in, progress);
+}
+
 Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const DeployInput& in,
                                                      const std::string& image,
                                                      const ProgressFn& progress) {
@@ -78,13 +96,12 @@ Result<Environment> DeployRun::run() {
 
 void DeployRun::phase(const std::string& name, const std::string& detail) {
   const auto now = m_.time_.steadyNow();
+  const auto took = std::chrono::duration_cast<milliseconds>(now - phaseStart_);
+  phases_.push_back({name, took});
   if (m_.metrics_) {
     m_.metrics_->deployPhase(name, std::chrono::duration<double>(now - phaseStart_).count());
   }
-  if (progress_) {
-    progress_({name, redactor_.redact(detail),
-               std::chrono::duration_cast<milliseconds>(now - phaseStart_)});
-  }
+  if (progress_) progress_({name, redactor_.redact(detail), took});
   phaseStart_ = m_.time_.steadyNow();
 }
 
@@ -289,6 +306,7 @@ Status DeployRun::switchOver() {
   ready.limits = ctx_.limits;
   ready.depsLayer = ctx_.depsHash;
   ready.dataLayer = ctx_.dataUse;
+  ready.phases = phases_;
   ready.message.clear();
   ready.deployedAt = m_.time_.now();
   ready.updatedAt = ready.deployedAt;

@@ -182,6 +182,7 @@ class DeployRun {
   // streams passes through this first.
   Redactor redactor_;
   std::chrono::steady_clock::time_point phaseStart_;
+  std::vector<PhaseTime> phases_;  // what phase() reported, for the row
   CappedLog hookLog_;
   bool logFailed_ = false;
   bool failed_ = false;

@@ -119,6 +119,7 @@ Status checkDeployInput(const DeployInput& in, const DeployRules& rules) {
     QABOX_RETURN_IF_ERROR(checkBranchName("source_branch", s.sourceBranch));
     QABOX_RETURN_IF_ERROR(checkBranchName("target_branch", s.targetBranch));
   }
+  if (!s.access.empty()) QABOX_RETURN_IF_ERROR(checkAccessMode("access", s.access));
   QABOX_RETURN_IF_ERROR(checkVariables("env", s.env));
   for (const auto& [k, v] : s.env) {
     if (k.rfind("QABOX_", 0) == 0) {

@@ -102,6 +102,7 @@ void EnvironmentManager::publishRoute(const Environment& env) {
   r.ip = env.ip;
   r.port = static_cast<uint16_t>(env.port);
   r.message = env.message;
+  r.login = config_.accessOf(env.spec) == "login";
   r.generation = generation_++;
   routes_.set(std::move(r));
 }

@@ -67,6 +67,11 @@ class EnvironmentManager {
   Status recover();
 
   Result<Environment> deploy(const DeployInput& in, const ProgressFn& progress);
+  // deploy() again from what `ticket` was deployed from, fetching its
+  // branches' new commits. FAILED_PRECONDITION when it was deployed with
+  // secrets: their values were never kept.
+  Result<Environment> redeploy(const std::string& ticket, bool force, const std::string& actor,
+                               const ProgressFn& progress);
   Result<Environment> get(const std::string& ticket);
   Result<std::vector<Environment>> list();
   // `stillDue`, when given, is checked under the ticket's lock: the reaper's

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/environment.h"
 
 namespace qabox {
 
@@ -37,6 +38,14 @@ struct LifecycleOptions {
   // What follows "http://<slug>" in an environment's URL, as Config::urlFor
   // writes it: ".<routing.domain>", with ":<port>" when not 80.
   std::string urlSuffix;
+  // routing.access: who may open the URL of an environment whose deploy
+  // did not choose ("open" or "login").
+  std::string defaultAccess = "open";
+
+  // The access in force for `spec`: its own, else the agent's.
+  const std::string& accessOf(const DeploySpec& spec) const {
+    return spec.access.empty() ? defaultAccess : spec.access;
+  }
 
   std::string urlFor(std::string_view slug) const {
     return "http://" + std::string(slug) + urlSuffix;

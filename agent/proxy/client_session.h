@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "core/ticket.h"
 #include "proxy/backend_exchange.h"
 #include "proxy/beast.h"
 #include "proxy/host.h"
@@ -54,12 +55,13 @@ class ClientSession final : public Timed,
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
 
-  ClientSession(Worker& w, tcp::socket sock, std::string clientIp)
+  ClientSession(Worker& w, tcp::socket sock, std::string clientIp, uint32_t peerIpv4)
       : w_(w),
         r_(w.router),
         lim_(w.router.limits),
         client_(makeStream(std::move(sock), w.router)),
         clientIp_(std::move(clientIp)),
+        peerIpv4_(peerIpv4),
         cbuf_(lim_.maxHeaderBytes + kReadSize) {
     w_.link(this);
     connectionGauge().fetch_add(1, std::memory_order_relaxed);
@@ -295,11 +297,52 @@ class ClientSession final : public Timed,
     } else {
       target_ = nullptr;
     }
+    // Behind a login, nothing about the environment (not even that it
+    // sleeps or failed) is told before the gate let the request through.
+    if (route && route->login && !head_.admitted && !admit()) return;
     RouteVerdict v =
         decideRoute(route, route && target_->hasEndpoint, r_.opts.wake && !head_.wakeTried);
-    if (v == RouteVerdict::kForward) return exchange_.start();
+    if (v == RouteVerdict::kForward) {
+      if (!head_.stripped && slug() != kReservedLabel) {
+        head_.stripped = true;
+        stripQaboxCredentials(req_->get());
+      }
+      return exchange_.start();
+    }
     if (v == RouteVerdict::kWake) return startWake();
     replyRoutePage(v, route);
+  }
+
+  // Asks the agent's gate about this request; false when it answered it
+  // (a redirect to sign in, or a refusal).
+  bool admit() {
+    namespace http = boost::beast::http;
+    AccessAnswer a;
+    if (r_.opts.gate) {
+      auto& m = req_->get();
+      std::string cookies = joinedCookies(m);
+      AccessRequest q;
+      q.slug = slug();
+      q.host = sv(m[http::field::host]);
+      q.method = sv(m.method_string());
+      q.target = sv(m.target());
+      q.cookie = cookies;
+      q.authorization = sv(m[http::field::authorization]);
+      q.peerIpv4 = peerIpv4_;
+      q.tls = kTls;
+      a = r_.opts.gate(q);
+    } else {
+      a.message = "This preview is behind a login, and this router has no way to check one.";
+    }
+    switch (a.kind) {
+      case AccessAnswer::Kind::kAllow: head_.admitted = true; return true;
+      case AccessAnswer::Kind::kRedirect:
+        replyPage(302, "Sign in", "Continue at " + a.location, 0, a.location, a.setCookie);
+        return false;
+      case AccessAnswer::Kind::kRefuse: break;
+    }
+    replyPage(401, "Sign in required", a.message);
+    return false;
   }
 
   void countRequest() {
@@ -358,7 +401,7 @@ class ClientSession final : public Timed,
   }
 
   void replyPage(unsigned status, std::string_view title, const std::string& message,
-                 int retryAfter = 0) {
+                 int retryAfter = 0, std::string_view location = {}, std::string_view cookie = {}) {
     namespace http = boost::beast::http;
     exchange_.release(false);
     enter(S::kReplying);
@@ -369,6 +412,14 @@ class ClientSession final : public Timed,
     reply_->set(http::field::content_type, "text/html; charset=utf-8");
     reply_->set(http::field::cache_control, "no-store");
     if (retryAfter > 0) reply_->set(http::field::retry_after, std::to_string(retryAfter));
+    if (!location.empty()) {
+      reply_->set(http::field::location,
+                  boost::beast::string_view(location.data(), location.size()));
+      reply_->set("Referrer-Policy", "no-referrer");
+    }
+    if (!cookie.empty()) {
+      reply_->set(http::field::set_cookie, boost::beast::string_view(cookie.data(), cookie.size()));
+    }
     if (!head_.isHead) reply_->body() = renderPage(status, title, message);
     reply_->keep_alive(keep);
     if (keep && head_.clientV10) reply_->set(http::field::connection, "keep-alive");
@@ -424,6 +475,7 @@ class ClientSession final : public Timed,
   const Limits& lim_;
   Stream client_;
   std::string clientIp_;
+  uint32_t peerIpv4_ = 0;  // for the login gate's allowlist; 0: IPv6
   boost::beast::flat_buffer cbuf_;
   // The parsers' header fields come from arena_, which starts in arenaBuf_
   // and is rewound for each request: typical heads never touch the heap.

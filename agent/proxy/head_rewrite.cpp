@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "core/cookie.h"
 #include "proxy/host.h"
 
 namespace qabox::proxy_internal {
@@ -31,6 +32,34 @@ void rewriteRequestHead(Request& m, bool websocket, std::string_view clientIp, b
   m.set("X-Forwarded-For", xff);
   m.set("X-Forwarded-Proto", tls ? "https" : "http");
   m.set("X-Forwarded-Host", m[http::field::host]);
+}
+
+std::string joinedCookies(const Request& m) {
+  std::string joined;
+  for (auto [it, end] = m.equal_range(http::field::cookie); it != end; ++it) {
+    if (!joined.empty()) joined += "; ";
+    joined.append(it->value().data(), it->value().size());
+  }
+  return joined;
+}
+
+void stripQaboxCredentials(Request& m) {
+  if (m.find(http::field::cookie) != m.end()) {
+    std::string kept = withoutQaboxCookies(joinedCookies(m));
+    m.erase(http::field::cookie);
+    if (!kept.empty()) m.set(http::field::cookie, kept);
+  }
+  for (auto [it, end] = m.equal_range(http::field::authorization); it != end; ++it) {
+    std::string_view v = sv(it->value());
+    size_t space = v.find(' ');
+    if (space == std::string_view::npos || !iequals(v.substr(0, space), "bearer")) continue;
+    std::string_view secret = v.substr(space + 1);
+    while (!secret.empty() && secret.front() == ' ') secret.remove_prefix(1);
+    if (secret.substr(0, 4) == "qbx_") {
+      m.erase(http::field::authorization);
+      break;
+    }
+  }
 }
 
 bool rewriteResponseHead(Response& m, bool chunked, bool hasLength, HeadFacts& head,

@@ -119,6 +119,8 @@ struct HeadFacts {
   bool websocket = false;        // Upgrade: websocket was asked for
   bool counted = false;          // the use counters have this request
   bool wakeTried = false;        // one wake per request
+  bool admitted = false;         // the login gate let it through (a route behind a login)
+  bool stripped = false;         // qabox's cookies and bearer token are out of the head
 };
 
 // Facts of a request's exchange with its backend.

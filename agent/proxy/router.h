@@ -26,6 +26,9 @@ struct Route {
   std::string ip;
   uint16_t port = 80;
   std::string message;  // shown on the FAILED page
+  // Behind a login: only a signed-in person (RouterOptions::gate) or a
+  // network of its allowlist gets through.
+  bool login = false;
   uint64_t generation = 0;
 
   bool operator==(const Route&) const = default;
@@ -109,6 +112,33 @@ class RouteTable {
   std::vector<std::weak_ptr<proxy_internal::Target>> retired_;
 };
 
+// What the router asks of a request for a route behind a login
+// (Route::login) before it forwards it, and the answer. The gate is the
+// agent's (server/preview_gate.h): the router knows nothing of tokens.
+struct AccessRequest {
+  std::string_view slug;
+  std::string_view host;           // the Host header, as the client sent it
+  std::string_view method;         // GET, POST, ...
+  std::string_view target;         // path and query
+  std::string_view cookie;         // the Cookie headers, joined with "; "
+  std::string_view authorization;  // the Authorization header
+  uint32_t peerIpv4 = 0;           // the client's address (host order); 0: not IPv4
+  bool tls = false;
+};
+
+struct AccessAnswer {
+  enum class Kind : uint8_t {
+    kAllow,     // forward it
+    kRedirect,  // 302 to `location`, setting `setCookie` when not empty
+    kRefuse,    // 401 with `message`
+  };
+  Kind kind = Kind::kRefuse;
+  std::string location;
+  std::string setCookie;
+  std::string message;
+};
+using AccessGate = std::function<AccessAnswer(const AccessRequest&)>;
+
 struct RouterOptions {
   std::string domain;
   std::string listen;  // host:port; port 0 picks a free one (see Router::port())
@@ -136,6 +166,10 @@ struct RouterOptions {
   // wakeTimeout. If unset, SLEEPING answers 503. done may be called from any
   // thread, also after the router is gone.
   std::function<void(const std::string& slug, std::function<void(Status)> done)> wake;
+  // Asked for every request to a route behind a login; unset: such a route
+  // answers 401 to everyone (fails closed). Called on a router thread: it
+  // must not block.
+  AccessGate gate;
 };
 
 // The HTTP router: `<slug>.<domain>` -> the environment's ip:port, by Host.

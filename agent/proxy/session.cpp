@@ -28,12 +28,13 @@ void startClientSession(Worker& w, boost::asio::ip::tcp::socket s, bool tls) {
   if (address.is_v6() && address.to_v6().is_v4_mapped()) {
     address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
   }
+  uint32_t v4 = address.is_v4() ? address.to_v4().to_uint() : 0;
   if (tls) {
     std::make_shared<ClientSession<asio::ssl::stream<tcp::socket>>>(w, std::move(s),
-                                                                    address.to_string())
+                                                                    address.to_string(), v4)
         ->start();
   } else {
-    std::make_shared<ClientSession<tcp::socket>>(w, std::move(s), address.to_string())->start();
+    std::make_shared<ClientSession<tcp::socket>>(w, std::move(s), address.to_string(), v4)->start();
   }
 }
 

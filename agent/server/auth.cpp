@@ -48,12 +48,14 @@ std::string_view roleName(Role role) {
     case Role::kCi: return "ci";
     case Role::kReaper: return "reaper";
     case Role::kOps: return "ops";
+    case Role::kViewer: return "viewer";
+    case Role::kQa: return "qa";
   }
   return "unknown";
 }
 
 std::optional<Role> parseRole(std::string_view name) {
-  for (Role r : {Role::kCi, Role::kReaper, Role::kOps}) {
+  for (Role r : {Role::kCi, Role::kReaper, Role::kOps, Role::kViewer, Role::kQa}) {
     if (roleName(r) == name) return r;
   }
   return std::nullopt;

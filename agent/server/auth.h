@@ -31,10 +31,10 @@
 
 namespace qabox {
 
-enum class Role : uint8_t { kCi = 1, kReaper = 2, kOps = 4 };
+enum class Role : uint8_t { kCi = 1, kReaper = 2, kOps = 4, kViewer = 8, kQa = 16 };
 
 std::string_view roleName(Role role);
-std::optional<Role> parseRole(std::string_view name);  // ci, reaper, ops
+std::optional<Role> parseRole(std::string_view name);  // ci, reaper, ops, viewer, qa
 
 // Which roles may call one RPC of qabox.v1.Qabox, as a mask of Role bits.
 struct RpcAccess {
@@ -42,26 +42,44 @@ struct RpcAccess {
   uint8_t roles;
 };
 
-inline constexpr uint8_t kAnyRole = 1 | 2 | 4;
+inline constexpr uint8_t kAnyRole = 1 | 2 | 4 | 8 | 16;
 inline constexpr uint8_t kCiOrOps = 1 | 4;
 inline constexpr uint8_t kReaperOrOps = 2 | 4;
 inline constexpr uint8_t kOpsOnly = 4;
+inline constexpr uint8_t kReaders = 1 | 4 | 8 | 16;  // ci, ops, viewer, qa
+inline constexpr uint8_t kQaOrOps = 4 | 16;
+inline constexpr uint8_t kCiQaOrOps = 1 | 4 | 16;
 
 // ci deploys and cleans up after pull requests; reaper is the scheduled job
-// (qabox reap from cron); ops is a person. Pinning exempts an environment
-// from every reaper policy, a decision about the host's capacity: ops only.
-// Sleep and wake stop and start a container and lose nothing: ci may, like
-// deploy and delete. Reads of the host and the audit log are for everyone.
+// (qabox reap from cron); ops is a person who runs the host. viewer and qa
+// are the people who test in environments, mostly through the dashboard:
+// viewer reads (and opens previews behind a login), qa also redeploys,
+// wakes, sleeps and pins. Pinning exempts an environment from every reaper
+// policy: a decision for the people who test in it (qa) or run the host
+// (ops), not for a pipeline. Sleep and wake stop and start a container and
+// lose nothing: ci may, like deploy and delete. Deleting is ci's (the
+// pipeline's end) and ops'. Reads of the host and the audit log are for
+// everyone.
 inline constexpr RpcAccess kRpcAccess[] = {
-    {"Deploy", kCiOrOps},           {"GetEnvironment", kCiOrOps},
-    {"ListEnvironments", kAnyRole}, {"DeleteEnvironment", kCiOrOps},
-    {"StreamLogs", kCiOrOps},       {"Exec", kOpsOnly},
-    {"Reap", kReaperOrOps},         {"SetPinned", kOpsOnly},
-    {"SleepEnvironment", kCiOrOps}, {"WakeEnvironment", kCiOrOps},
-    {"ListImages", kOpsOnly},       {"BuildImage", kOpsOnly},
-    {"DeleteImage", kOpsOnly},      {"GetHostStatus", kAnyRole},
-    {"ListEvents", kAnyRole},       {"CreateToken", kOpsOnly},
-    {"ListTokens", kOpsOnly},       {"RevokeToken", kOpsOnly},
+    {"Deploy", kCiOrOps},
+    {"RedeployEnvironment", kCiQaOrOps},
+    {"GetEnvironment", kReaders},
+    {"ListEnvironments", kAnyRole},
+    {"DeleteEnvironment", kCiOrOps},
+    {"StreamLogs", kReaders},
+    {"Exec", kOpsOnly},
+    {"Reap", kReaperOrOps},
+    {"SetPinned", kQaOrOps},
+    {"SleepEnvironment", kCiQaOrOps},
+    {"WakeEnvironment", kCiQaOrOps},
+    {"ListImages", kOpsOnly},
+    {"BuildImage", kOpsOnly},
+    {"DeleteImage", kOpsOnly},
+    {"GetHostStatus", kAnyRole},
+    {"ListEvents", kAnyRole},
+    {"CreateToken", kOpsOnly},
+    {"ListTokens", kOpsOnly},
+    {"RevokeToken", kOpsOnly},
 };
 
 inline constexpr std::string_view kServicePrefix = "/qabox.v1.Qabox/";

@@ -148,6 +148,12 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   if (e.deployedAt != TimePoint{}) *out->mutable_deployed_at() = ts(e.deployedAt);
   toProto(e.limits, out->mutable_limits());
   toProto(e.spec.limits, out->mutable_asked_limits());
+  out->set_access(e.spec.access.empty() ? config.routing.access : e.spec.access);
+  for (const PhaseTime& p : e.phases) {
+    v1::DeployPhase* phase = out->add_phases();
+    phase->set_phase(p.phase);
+    *phase->mutable_took() = TimeUtil::MillisecondsToDuration(p.took.count());
+  }
 }
 
 QaboxService::QaboxService(const Config& config, EnvironmentManager& envs, ImageBuilder& images,
@@ -194,10 +200,34 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   QABOX_VALID(req);
   DeployInput in = deployInputOf(*req);
   in.actor = caller.name;
+  return streamDeploy(writer,
+                      [&](const ProgressFn& progress) { return envs_.deploy(in, progress); });
+}
+
+grpc::Status QaboxService::RedeployEnvironment(grpc::ServerContext* ctx,
+                                               const v1::RedeployEnvironmentRequest* req,
+                                               grpc::ServerWriter<v1::DeployEvent>* writer) {
+  QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
+  return streamDeploy(writer, [&](const ProgressFn& progress) {
+    return envs_.redeploy(req->ticket(), req->force(), caller.name, progress);
+  });
+}
+
+void QaboxService::reloadTokens() {
+  if (!tokens_) return;
+  // Fails only when the store can not be read; the directory keeps its last
+  // snapshot, and a token already revoked in the store is refused by the API.
+  if (Status s = tokens_->reload(); !s.isOk()) spdlog::error("reloading tokens: {}", s.toString());
+}
+
+grpc::Status QaboxService::streamDeploy(
+    grpc::ServerWriter<v1::DeployEvent>* writer,
+    const std::function<Result<Environment>(const ProgressFn&)>& run) {
   // The deploy runs to its end even when the caller goes away: a half-made
   // environment helps no one. Writes to a gone caller just fail.
   bool failed = false;
-  auto result = envs_.deploy(in, [&](const Progress& p) {
+  auto result = run([&](const Progress& p) {
     // A failed redeploy leaves the old container serving (READY), so the
     // final event, not the state, says the deploy failed.
     if (p.phase == Progress::kFailed) failed = true;
@@ -430,6 +460,7 @@ grpc::Status QaboxService::CreateToken(grpc::ServerContext* ctx, const v1::Creat
   if (req->has_ttl()) ttl = milliseconds(TimeUtil::DurationToMilliseconds(req->ttl()));
   auto t = issueToken(store_, audit_, req->name(), req->role(), ttl, caller.name, time_.now());
   if (!t) return toGrpc(t.status());
+  reloadTokens();
   toProto(t->record, resp->mutable_token());
   resp->set_secret(t->secret);
   return grpc::Status::OK;
@@ -450,6 +481,7 @@ grpc::Status QaboxService::RevokeToken(grpc::ServerContext* ctx, const v1::Revok
   QABOX_VALID(req);
   auto t = revokeToken(store_, audit_, req->name(), caller.name, time_.now());
   if (!t) return toGrpc(t.status());
+  reloadTokens();
   toProto(*t, resp->mutable_token());
   return grpc::Status::OK;
 }

@@ -10,6 +10,7 @@
 #include "lifecycle/manager.h"
 #include "qabox/v1/qabox.grpc.pb.h"
 #include "server/auth.h"
+#include "server/sessions.h"
 
 namespace qabox {
 
@@ -39,6 +40,9 @@ class QaboxService final : public v1::Qabox::Service {
 
   grpc::Status Deploy(grpc::ServerContext* ctx, const v1::DeployRequest* req,
                       grpc::ServerWriter<v1::DeployEvent>* writer) override;
+  grpc::Status RedeployEnvironment(grpc::ServerContext* ctx,
+                                   const v1::RedeployEnvironmentRequest* req,
+                                   grpc::ServerWriter<v1::DeployEvent>* writer) override;
   grpc::Status GetEnvironment(grpc::ServerContext* ctx, const v1::GetEnvironmentRequest* req,
                               v1::Environment* resp) override;
   grpc::Status ListEnvironments(grpc::ServerContext* ctx, const v1::ListEnvironmentsRequest* req,
@@ -77,10 +81,17 @@ class QaboxService final : public v1::Qabox::Service {
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
   // Image builds are counted there; may be null.
   void setMetrics(Metrics* metrics) { metrics_ = metrics; }
+  // Told of every token made or revoked, so sessions signed with a revoked
+  // token end at once.
+  void setTokenDirectory(TokenDirectory* tokens) { tokens_ = tokens; }
 
  private:
   // The caller of this call, or the status to end it with.
   Result<Caller> authorized(grpc::ServerContext* ctx) const;
+  void reloadTokens();
+  // A deploy's progress streamed to `writer`, then its last event.
+  grpc::Status streamDeploy(grpc::ServerWriter<v1::DeployEvent>* writer,
+                            const std::function<Result<Environment>(const ProgressFn&)>& run);
   // The end of a handler that answers with one environment.
   grpc::Status answer(const Result<Environment>& e, v1::Environment* resp) const;
 
@@ -94,6 +105,7 @@ class QaboxService final : public v1::Qabox::Service {
   AuditLog audit_;
   Reaper* reaper_ = nullptr;
   Metrics* metrics_ = nullptr;
+  TokenDirectory* tokens_ = nullptr;
 };
 
 }  // namespace qabox

@@ -53,6 +53,7 @@ DeployInput deployInputOf(const v1::DeployRequest& req) {
   in.spec.limits.memory = req.limits().memory();
   in.spec.limits.cpus = req.limits().cpus();
   in.spec.limits.pids = req.limits().pids();
+  in.spec.access = req.access();
   in.force = req.force();
   return in;
 }
@@ -61,6 +62,10 @@ Status validate(const v1::DeployRequest& req, const Config& config) {
   if (req.has_ttl())
     QABOX_RETURN_IF_ERROR(checkDuration("ttl", req.ttl(), kMaxTtl, "48h").status());
   return checkDeployInput(deployInputOf(req), config);
+}
+
+Status validate(const v1::RedeployEnvironmentRequest& req, const Config&) {
+  return checkTicket(req.ticket());
 }
 
 Status validate(const v1::GetEnvironmentRequest& req, const Config&) {
@@ -124,7 +129,8 @@ Status validate(const v1::ListEventsRequest& req, const Config&) {
 Status validate(const v1::CreateTokenRequest& req, const Config&) {
   QABOX_RETURN_IF_ERROR(checkTokenName(req.name()));
   if (!parseRole(req.role())) {
-    return invalidArgument("role " + quoteForMessage(req.role()) + ": use ci, reaper or ops");
+    return invalidArgument("role " + quoteForMessage(req.role()) +
+                           ": use ci, reaper, ops, viewer or qa");
   }
   if (req.has_ttl())
     QABOX_RETURN_IF_ERROR(checkDuration("ttl", req.ttl(), kMaxTtl, "720h").status());

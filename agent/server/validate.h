@@ -38,6 +38,7 @@ Result<std::chrono::milliseconds> checkDuration(std::string_view field,
 DeployInput deployInputOf(const v1::DeployRequest& req);
 
 Status validate(const v1::DeployRequest& req, const Config& config);
+Status validate(const v1::RedeployEnvironmentRequest& req, const Config& config);
 Status validate(const v1::GetEnvironmentRequest& req, const Config& config);
 Status validate(const v1::DeleteEnvironmentRequest& req, const Config& config);
 Status validate(const v1::StreamLogsRequest& req, const Config& config);

@@ -16,12 +16,13 @@ constexpr const char* kEnvColumns =
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
     "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids, source_commit, target_commit, "
-    "deps_layer, data_layer";
+    "deps_layer, data_layer, access, phases_json";
 
 // An upsert, not a replace: the router's use counters may have been
 // flushed since the caller read the row, and must not go back.
 constexpr const char* kUpsertTail =
-    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON "
+    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON "
     "CONFLICT(slug) DO "
     "UPDATE SET "
     "ticket=excluded.ticket, state=excluded.state, ip=excluded.ip, "
@@ -36,7 +37,7 @@ constexpr const char* kUpsertTail =
     "ask_cpus=excluded.ask_cpus, ask_pids=excluded.ask_pids, memory=excluded.memory, "
     "cpus=excluded.cpus, pids=excluded.pids, source_commit=excluded.source_commit, "
     "target_commit=excluded.target_commit, deps_layer=excluded.deps_layer, "
-    "data_layer=excluded.data_layer, "
+    "data_layer=excluded.data_layer, access=excluded.access, phases_json=excluded.phases_json, "
     "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
     "WHEN excluded.last_access_at IS NULL THEN last_access_at "
     "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -56,6 +57,7 @@ Status readSpec(const Stmt& s, const std::string& slug, DeploySpec& spec) {
   spec.limits.memory = s.text(25);
   spec.limits.cpus = static_cast<uint32_t>(s.int64(26));
   spec.limits.pids = static_cast<uint32_t>(s.int64(27));
+  spec.access = s.text(35);
   return Status::ok();
 }
 
@@ -90,6 +92,8 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.targetCommit = s.text(32);
   e.depsLayer = s.text(33);
   e.dataLayer = s.text(34);
+  QABOX_ASSIGN_OR_RETURN(e.phases,
+                         decodePhases(s.text(36), "environment " + e.slug + ": phases_json"));
   return e;
 }
 
@@ -113,7 +117,8 @@ Status bindEnvironment(Stmt& s, const Environment& e) {
   s.bind(26, e.spec.limits.memory).bind(27, e.spec.limits.cpus).bind(28, e.spec.limits.pids);
   s.bind(29, e.limits.memory).bind(30, e.limits.cpus).bind(31, e.limits.pids);
   s.bind(32, e.sourceCommit).bind(33, e.targetCommit).bind(34, e.depsLayer);
-  s.bind(35, e.dataLayer);
+  QABOX_ASSIGN_OR_RETURN(std::string phases, encodePhases(e.phases));
+  s.bind(35, e.dataLayer).bind(36, e.spec.access).bind(37, phases);
   return Status::ok();
 }
 

@@ -72,4 +72,30 @@ Result<std::vector<std::string>> decodeStringList(std::string_view text, const s
   return out;
 }
 
+Result<std::string> encodePhases(const std::vector<PhaseTime>& phases) {
+  json out = json::array();
+  for (const PhaseTime& p : phases) out.push_back({{"phase", p.phase}, {"ms", p.took.count()}});
+  try {
+    return out.dump();
+  } catch (const json::exception& e) {
+    return invalidArgument(std::string("deploy phases: ") + e.what());
+  }
+}
+
+Result<std::vector<PhaseTime>> decodePhases(std::string_view text, const std::string& where) {
+  constexpr const char* kExpected = "a JSON array of {phase, ms}";
+  QABOX_ASSIGN_OR_RETURN(json value, parse(text, where, kExpected));
+  if (!value.is_array()) return dataLoss(where + " is not " + kExpected);
+  std::vector<PhaseTime> out;
+  for (const auto& item : value) {
+    if (!item.is_object() || !item.contains("phase") || !item["phase"].is_string() ||
+        !item.contains("ms") || !item["ms"].is_number_integer()) {
+      return dataLoss(where + " is not " + kExpected + ": item " + std::to_string(out.size()));
+    }
+    out.push_back(
+        {item["phase"].get<std::string>(), std::chrono::milliseconds(item["ms"].get<int64_t>())});
+  }
+  return out;
+}
+
 }  // namespace qabox::store

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/environment.h"
 #include "core/status.h"
 
 namespace qabox::store {
@@ -24,5 +25,9 @@ Result<std::string> encodeStringList(const std::vector<std::string>& list,
 Result<std::map<std::string, std::string>> decodeStringMap(std::string_view text,
                                                            const std::string& where);
 Result<std::vector<std::string>> decodeStringList(std::string_view text, const std::string& where);
+
+// A deploy's phases: [{"phase":"merge","ms":12}, ...].
+Result<std::string> encodePhases(const std::vector<PhaseTime>& phases);
+Result<std::vector<PhaseTime>> decodePhases(std::string_view text, const std::string& where);
 
 }  // namespace qabox::store

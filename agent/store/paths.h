@@ -51,6 +51,8 @@ inline std::string deployLog(const std::string& stateDir, const std::string& slu
   return logDir(stateDir, slug) + "/deploy.log";
 }
 inline std::string runDir(const std::string& stateDir) { return stateDir + "/run"; }
+// The key that signs dashboard sessions and preview cookies (0600).
+inline std::string sessionKey(const std::string& stateDir) { return stateDir + "/session.key"; }
 inline std::string seccompProfile(const std::string& stateDir) {
   return stateDir + "/containers.seccomp";
 }

@@ -139,6 +139,11 @@ ALTER TABLE layers ADD COLUMN kind TEXT NOT NULL DEFAULT 'deps';
 ALTER TABLE layers ADD COLUMN lineage TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN data_layer TEXT NOT NULL DEFAULT '';
 )sql",
+    // 8: who may open an environment's URL, and its last deploy's phases.
+    R"sql(
+ALTER TABLE environments ADD COLUMN access TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN phases_json TEXT NOT NULL DEFAULT '[]';
+)sql",
 };
 
 }  // namespace

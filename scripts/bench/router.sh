@@ -4,7 +4,11 @@
 #
 #   scripts/bench/router.sh [-b BUILD_DIR] [-B BACKEND_IP:PORT] [-P PATH]
 #                           [-c CONNECTIONS] [-t WRK_THREADS] [-d DURATION]
-#                           [-w PROXY_THREADS] [-r ROUNDS]
+#                           [-w PROXY_THREADS] [-r ROUNDS] [-L]
+#
+# -L also runs a second router whose route is behind a login (routing.access
+# = "login", the agent's real PreviewGate, a valid preview cookie on every
+# request) and reports what the login check adds per request.
 #
 # Without -B, a second nginx serves a small static file on 127.0.0.1 as the
 # backend. Each round runs wrk through nginx, then through the router; the
@@ -23,8 +27,9 @@ wrk_threads=2
 duration=10s
 proxy_threads=2
 rounds=3
+login=0
 
-while getopts "b:B:P:c:t:d:w:r:h" opt; do
+while getopts "b:B:P:c:t:d:w:r:Lh" opt; do
   case "$opt" in
     b) build="$OPTARG" ;;
     B) backend="$OPTARG" ;;
@@ -34,7 +39,8 @@ while getopts "b:B:P:c:t:d:w:r:h" opt; do
     d) duration="$OPTARG" ;;
     w) proxy_threads="$OPTARG" ;;
     r) rounds="$OPTARG" ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    L) login=1 ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
   esac
 done
 
@@ -138,22 +144,40 @@ nginx -p "$work/proxy" -e "$work/proxy/error.log" -c "$conf" &
 pids+=($!)
 wait_port "$nport"
 
-"$bench_bin" --backend "$backend" --listen 127.0.0.1:0 --domain bench.local --slug bench \
-  --threads "$proxy_threads" >"$work/router.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  grep -q '^listening' "$work/router.out" 2>/dev/null && break
-  sleep 0.05
-done
-qport="$(awk '/^listening/ {print $2}' "$work/router.out")"
-[ -n "$qport" ] || { cat "$work/router.out" >&2; exit 1; }
+# start_router OUT [ARGS...]: a qabox-router-bench in the background; sets
+# router_port once it listens.
+start_router() {
+  local out="$1"
+  shift
+  "$bench_bin" --backend "$backend" --listen 127.0.0.1:0 --domain bench.local --slug bench \
+    --threads "$proxy_threads" "$@" >"$out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    grep -q '^listening' "$out" 2>/dev/null && break
+    sleep 0.05
+  done
+  router_port="$(awk '/^listening/ {print $2}' "$out")"
+  [ -n "$router_port" ] || { cat "$out" >&2; exit 1; }
+}
+
+start_router "$work/router.out"
+qport="$router_port"
+lport="" cookie=""
+if [ "$login" = 1 ]; then
+  mkdir -p "$work/login"
+  start_router "$work/login.out" --login "$work/login"
+  lport="$router_port"
+  cookie="$(awk '/^cookie/ {print $2}' "$work/login.out")"
+  [ -n "$cookie" ] || { cat "$work/login.out" >&2; exit 1; }
+fi
 
 host="bench.bench.local"
-# run_wrk PORT: prints "<requests/s> <p99 in ms>".
+# run_wrk PORT [HEADER]: prints "<requests/s> <p99 in ms> <p50 in ms>".
 run_wrk() {
-  local out
+  local out extra=(-H "X-Bench: 1")
+  [ -n "${2:-}" ] && extra=(-H "$2")
   out="$(wrk -t "$wrk_threads" -c "$conns" -d "$duration" --latency -H "Host: $host" \
-    "http://127.0.0.1:$1$path")"
+    "${extra[@]}" "http://127.0.0.1:$1$path")"
   if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
     echo "$out" | grep 'Non-2xx\|Socket errors' >&2
   fi
@@ -165,8 +189,9 @@ run_wrk() {
       return v
     }
     /Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
-    END { printf "%s %s\n", rps, p99 }'
+    END { printf "%s %s %s\n", rps, p99, p50 }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -177,10 +202,12 @@ done
 
 : >"$work/nginx.txt"
 : >"$work/qabox.txt"
+: >"$work/login.txt"
 for round in $(seq 1 "$rounds"); do
   run_wrk "$nport" >>"$work/nginx.txt"
   run_wrk "$qport" >>"$work/qabox.txt"
-  echo "round $round: nginx $(tail -1 "$work/nginx.txt")  qabox $(tail -1 "$work/qabox.txt")  (rps p99ms)" >&2
+  if [ -n "$lport" ]; then run_wrk "$lport" "Cookie: theme=dark; $cookie" >>"$work/login.txt"; fi
+  echo "round $round: nginx $(tail -1 "$work/nginx.txt")  qabox $(tail -1 "$work/qabox.txt")  $([ -n "$lport" ] && echo "login $(tail -1 "$work/login.txt")")  (rps p99ms p50ms)" >&2
 done
 
 n_rps="$(awk '{print $1}' "$work/nginx.txt" | median)"
@@ -197,3 +224,20 @@ awk -v qr="$q_rps" -v nr="$n_rps" -v qp="$q_p99" -v np="$n_p99" 'BEGIN {
   printf "rps ratio qabox/nginx %.3f (target >= 0.90: %s)\n", r, (r >= 0.90 ? "met" : "NOT met")
   printf "p99 ratio qabox/nginx %.3f (target <= 1.20: %s)\n", p, (p <= 1.20 ? "met" : "NOT met")
 }'
+if [ -n "$lport" ]; then
+  l_rps="$(awk '{print $1}' "$work/login.txt" | median)"
+  l_p99="$(awk '{print $2}' "$work/login.txt" | median)"
+  l_p50="$(awk '{print $3}' "$work/login.txt" | median)"
+  q_p50="$(awk '{print $3}' "$work/qabox.txt" | median)"
+  printf "%-8s %12.0f %10.2f   (route behind a login, a valid preview cookie)\n" "login" "$l_rps" "$l_p99"
+  mkdir -p "$work/loop"
+  "$bench_bin" --backend "$backend" --domain bench.local --slug bench --login "$work/loop" \
+    --gate-loops 200000
+  # At saturation each request costs threads/rps of router CPU; the
+  # difference between the two routers is what the login check adds.
+  awk -v qr="$q_rps" -v lr="$l_rps" -v w="$proxy_threads" -v q50="$q_p50" -v l50="$l_p50" 'BEGIN {
+    us = w * (1 / lr - 1 / qr) * 1e6
+    printf "login check: %.1f us of router CPU per request (target < 50: %s); p50 %.3f -> %.3f ms\n", \
+      us, (us < 50 ? "met" : "NOT met"), q50, l50
+  }'
+fi

@@ -109,6 +109,25 @@ TEST_F(LxcLifecycle, SameSpecDeployReturnsTheEnvironmentUnchanged) {
   EXPECT_EQ(host_->containers().size(), 1u);
 }
 
+TEST_F(LxcLifecycle, RedeployTakesTheSameSpecAndRefusesWhatItCanNotRepeat) {
+  ASSERT_EQ(host_->cli({"deploy", "RE-7", "--env", "COLOUR=blue"}).exitCode, 0);
+  auto r = host_->cli({"redeploy", "RE-7", "--force", "-o", "json"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto env = host_->env("RE-7");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->container(), "qabox-re-7_1");
+  EXPECT_EQ(env->env().at("COLOUR"), "blue");
+  EXPECT_FALSE(env->phases().empty());
+  EXPECT_EQ(host_->containers().size(), 1u);  // the old container is gone
+
+  ASSERT_EQ(host_->cli({"deploy", "SEC-7", "--secret", "API_KEY=hunter2"}).exitCode, 0);
+  auto refused = host_->cli({"redeploy", "SEC-7"});
+  EXPECT_EQ(refused.exitCode, 4) << refused.err;
+  EXPECT_NE(refused.err.find("API_KEY"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find("hunter2"), std::string::npos) << refused.err;
+  EXPECT_EQ(host_->cli({"redeploy", "NONE-7"}).exitCode, 3);
+}
+
 TEST_F(LxcLifecycle, BadInputIsRefusedAndChangesNothing) {
   auto r = host_->cli({"deploy", "../x"});
   EXPECT_NE(r.exitCode, 0);

@@ -265,6 +265,9 @@ std::vector<Case> badInputs() {
     for (int i = 0; i < 10; ++i)
       (*r.mutable_env())["V" + std::to_string(i)] = std::string(30000, 'v');
   });
+  deploy("access neither open nor login", "access", [](auto& r) { r.set_access("closed"); });
+  deploy("access in capitals", "access", [](auto& r) { r.set_access("LOGIN"); });
+  deploy("ticket taking the dashboard's name", "ticket", [](auto& r) { r.set_ticket("qabox"); });
   deploy("ttl 0", "ttl", [](auto& r) { *r.mutable_ttl() = duration(0); });
   deploy("ttl negative", "ttl", [](auto& r) { *r.mutable_ttl() = duration(-3600); });
   deploy("ttl beyond max_age", "ttl", [](auto& r) { *r.mutable_ttl() = duration(400 * 3600); });

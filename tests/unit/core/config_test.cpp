@@ -261,3 +261,39 @@ TEST(ConfigEgress, BadValuesNameTheKeyAndTheValue) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+TEST(Config, ReadsAccessAndTheDashboard) {
+  auto c = parseConfig(
+      "[routing]\naccess = \"login\"\naccess_allow = [\"10.20.0.0/16\", \"192.0.2.7\"]\n"
+      "[dashboard]\nenabled = false\nsession_ttl = \"8h\"\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->routing.access, "login");
+  EXPECT_EQ(c->routing.accessAllow.size(), 2u);
+  EXPECT_FALSE(c->dashboard.enabled);
+  EXPECT_EQ(c->dashboard.sessionTtl, std::chrono::hours(8));
+  auto d = parseConfig(defaultConfigToml());
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->routing.access, "open");
+  EXPECT_TRUE(d->dashboard.enabled);
+}
+
+TEST(Config, RefusesBadAccessValuesNamingTheKey) {
+  for (const char* toml :
+       {"[routing]\naccess = \"closed\"\n", "[routing]\naccess_allow = [\"10.0.0.1/8\"]\n",
+        "[routing]\naccess_allow = [\"10.0.0.0/8:443\"]\n",
+        "[routing]\naccess_allow = [\"fd00::/8\"]\n", "[routing]\naccess_allow = [\"nope\"]\n",
+        "[dashboard]\nsession_ttl = \"10s\"\n", "[dashboard]\ncolour = \"red\"\n"}) {
+    auto c = parseConfig(toml);
+    ASSERT_FALSE(c.isOk()) << toml;
+    const std::string m = c.status().message();
+    EXPECT_TRUE(m.find("routing.access") != std::string::npos ||
+                m.find("dashboard") != std::string::npos)
+        << m;
+  }
+}
+
+}  // namespace
+}  // namespace qabox

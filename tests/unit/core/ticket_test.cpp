@@ -75,3 +75,18 @@ TEST(EnvName, ShellIdentifierRules) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+TEST(Ticket, TheDashboardsLabelIsNoTickets) {
+  for (const char* t : {"qabox", "QABOX", "QaBox"}) {
+    auto r = parseTicket(t);
+    ASSERT_FALSE(r.isOk()) << t;
+    EXPECT_NE(r.status().message().find("dashboard"), std::string::npos);
+  }
+  EXPECT_TRUE(parseTicket("qabox-1").isOk());
+}
+
+}  // namespace
+}  // namespace qabox

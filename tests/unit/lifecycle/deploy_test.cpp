@@ -203,6 +203,45 @@ TEST_F(DeployTest, ARedeploySwitchesToTheNewContainerThenDestroysTheOld) {
                                                       "redeploy started"}));
 }
 
+TEST_F(DeployTest, TheRowKeepsTheDeploysPhasesAndTheRouteItsAccess) {
+  DeployInput in;
+  in.ticket = "PH-1";
+  in.spec.access = "login";
+  auto env = deploy(in);
+  ASSERT_TRUE(env.isOk()) << env.status().toString();
+  std::vector<std::string> names;
+  for (const auto& p : env->phases) names.push_back(p.phase);
+  // Everything reported before the switch: "ready" comes after it.
+  EXPECT_EQ(names, (std::vector<std::string>{"clone", "start", "health"}));
+  EXPECT_EQ(store_->getEnvironment("ph-1")->value().phases, env->phases);
+  EXPECT_TRUE(routes_.lookup("ph-1")->login);
+  ASSERT_TRUE(deploy("PH-2").isOk());
+  EXPECT_FALSE(routes_.lookup("ph-2")->login);  // the agent's default: open
+}
+
+TEST_F(DeployTest, RedeployTakesWhatTheEnvironmentWasDeployedFrom) {
+  DeployInput in;
+  in.ticket = "RD-1";
+  in.spec.env["V"] = "1";
+  ASSERT_TRUE(deploy(in).isOk());
+  auto again = envs_->redeploy("RD-1", true, "token:alice", nullptr);
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  EXPECT_EQ(again->container, "qabox-rd-1_1");
+  EXPECT_EQ(again->spec.env.at("V"), "1");
+  EXPECT_EQ(store_->listEvents("RD-1", 1)->front().actor, "token:alice");
+
+  EXPECT_EQ(envs_->redeploy("NOPE-1", false, "token:alice", nullptr).status().code(),
+            Code::kNotFound);
+  DeployInput secret;
+  secret.ticket = "RD-2";
+  secret.secrets["API_KEY"] = "s3cret";
+  ASSERT_TRUE(deploy(secret).isOk());
+  auto refused = envs_->redeploy("RD-2", true, "token:alice", nullptr);
+  EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("API_KEY"), std::string::npos);
+  EXPECT_EQ(refused.status().message().find("s3cret"), std::string::npos);
+}
+
 // ---------------------------------------------------------------------------
 // Failures before the intent: nothing written, nothing to undo.
 

@@ -26,7 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 7;
+constexpr int kSchemaVersion = 8;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -445,6 +445,30 @@ TEST_F(SqliteStoreTest, MigratesVersionOneTokens) {
   EXPECT_EQ(raw.query("PRAGMA user_version"), std::to_string(kSchemaVersion));
 }
 
+// Version 7's environments are open to the agent's default and have no
+// recorded phases.
+TEST_F(SqliteStoreTest, EnvironmentsFromVersionSevenTakeTheDefaultAccess) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->putEnvironment(sample("old-1")).isOk());
+  }
+  {
+    RawDb raw(dbPath());
+    raw.exec(
+        "ALTER TABLE environments DROP COLUMN access;"
+        "ALTER TABLE environments DROP COLUMN phases_json;"
+        "PRAGMA user_version = 7;");
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto e = store->getEnvironment("old-1");
+  ASSERT_TRUE(e.isOk()) << e.status().toString();
+  ASSERT_TRUE(e->has_value());
+  EXPECT_EQ((*e)->spec.access, "");
+  EXPECT_TRUE((*e)->phases.empty());
+}
+
 // Version 6's dependency layers are version 7's cached layers of kind deps.
 TEST_F(SqliteStoreTest, DependencyLayersFromVersionSixAreLayersOfKindDeps) {
   ASSERT_TRUE(open());
@@ -454,6 +478,8 @@ TEST_F(SqliteStoreTest, DependencyLayersFromVersionSixAreLayersOfKindDeps) {
         "ALTER TABLE layers DROP COLUMN kind; ALTER TABLE layers DROP COLUMN lineage;"
         "ALTER TABLE layers RENAME TO deps_layers;"
         "ALTER TABLE environments DROP COLUMN data_layer;"
+        "ALTER TABLE environments DROP COLUMN access;"
+        "ALTER TABLE environments DROP COLUMN phases_json;"
         "INSERT INTO deps_layers VALUES ('" +
         std::string(64, 'a') +
         "', 'python', 3, 42, 1000, 2000);"

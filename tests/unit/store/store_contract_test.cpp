@@ -66,6 +66,8 @@ void expectSameEnvironment(const Environment& a, const Environment& b) {
   EXPECT_EQ(a.sourceCommit, b.sourceCommit);
   EXPECT_EQ(a.targetCommit, b.targetCommit);
   EXPECT_EQ(a.depsLayer, b.depsLayer);
+  EXPECT_EQ(a.dataLayer, b.dataLayer);
+  EXPECT_EQ(a.phases, b.phases);
   EXPECT_EQ(a.port, b.port);
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.pinned, b.pinned);
@@ -144,6 +146,9 @@ TEST_P(StoreContract, EnvironmentRoundTripsEveryField) {
   e.sourceCommit = "1111111111111111111111111111111111111111";
   e.targetCommit = "2222222222222222222222222222222222222222";
   e.depsLayer = std::string(64, 'd');
+  e.spec.access = "login";
+  e.phases = {{"merge", std::chrono::milliseconds(12)},
+              {"health \"quoted\"", std::chrono::milliseconds(0)}};
   e.port = 8080;
   e.message = "deploying: \"build\" step\nsecond line";
   e.pinned = true;
