@@ -36,6 +36,10 @@ class Agent {
  public:
   // `config` is validated, and the host prepared for it (prepareHost).
   explicit Agent(const Config& config) : config_(config) {}
+  // A start that failed half-way: no scrape may read parts already gone.
+  ~Agent() {
+    if (metrics_) metrics_->stopListening();
+  }
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
