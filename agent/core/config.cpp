@@ -640,9 +640,9 @@ Result<Config> parseConfig(std::string_view text) {
       top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits", "containers",
                          "storage", "deploy", "reaper", "events", "repos", "metrics", "log"}));
 
-  for (auto* read : {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers,
-                     readStorage, readDeploy, readReaper, readEvents, readRepos, readMetrics,
-                     readLog}) {
+  for (auto* read :
+       {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers, readStorage,
+        readDeploy, readReaper, readEvents, readRepos, readMetrics, readLog}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));
