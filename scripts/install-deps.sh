@@ -10,10 +10,12 @@ packages=(
   lxc-dev libsqlite3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libboost-dev libssl-dev libmnl-dev libnftables-dev nlohmann-json3-dev
   libbtrfsutil-dev  # block-level dataset volumes (storage.data_pool)
+  prometheus-cpp-dev  # /metrics (agent/metrics)
   libsodium-dev  # signed sessions of the dashboard and previews behind a login
   # tests
   libgtest-dev libgmock-dev clang-format clang-tidy curl python3 openssl sqlite3
   python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)
+  prometheus  # a real Prometheus scrapes the agent, and promtool (tests/integration/metrics_test.cpp)
   clang libclang-rt-14-dev  # libFuzzer over the router's request path (scripts/test.sh)
   # runtime: containers, their network, the base image, git
   lxc busybox-static iproute2 nftables git tar ca-certificates

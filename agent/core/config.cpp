@@ -568,6 +568,26 @@ Status readEvents(const toml::table& root, Config& c) {
   });
 }
 
+Status readMetrics(const toml::table& root, Config& c) {
+  return parseSection(root, "metrics",
+                      [&](TableReader& r) { return r.string("listen", c.metrics.listen); });
+}
+
+Status readLog(const toml::table& root, Config& c) {
+  return parseSection(root, "log",
+                      [&](TableReader& r) { return r.string("format", c.log.format); });
+}
+
+Status checkMetricsAndLog(const Config& c) {
+  if (!c.metrics.listen.empty()) {
+    QABOX_RETURN_IF_ERROR(checkListenAddress("metrics.listen", c.metrics.listen, false));
+  }
+  if (c.log.format != "text" && c.log.format != "json") {
+    return invalidArgument("log.format \"" + c.log.format + "\": use text or json");
+  }
+  return Status::ok();
+}
+
 Status readRepos(const toml::table& root, Config& c) {
   if (const toml::node* n = root.get("repos")) {
     const toml::array* arr = n->as_array();
@@ -596,6 +616,7 @@ Status validateConfig(const Config& c) {
     return invalidArgument("limits.max_environments: must be at least 1");
   }
   QABOX_RETURN_IF_ERROR(checkRepos(c));
+  QABOX_RETURN_IF_ERROR(checkMetricsAndLog(c));
   return checkEvents(c);
 }
 
@@ -617,10 +638,11 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
   QABOX_RETURN_IF_ERROR(
       top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits", "containers",
-                         "storage", "deploy", "reaper", "events", "repos"}));
+                         "storage", "deploy", "reaper", "events", "repos", "metrics", "log"}));
 
-  for (auto* read : {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers,
-                     readStorage, readDeploy, readReaper, readEvents, readRepos}) {
+  for (auto* read :
+       {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers, readStorage,
+        readDeploy, readReaper, readEvents, readRepos, readMetrics, readLog}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));

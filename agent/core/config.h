@@ -171,6 +171,17 @@ struct Config {
 
   std::string logLevel = "info";
 
+  // Prometheus text on http://<listen>/metrics; "" serves none. Port 0 picks
+  // a free one (the daemon logs it).
+  struct Metrics {
+    std::string listen = "127.0.0.1:9464";
+  } metrics;
+
+  // "text" for people, "json" (one object per line) for log shippers.
+  struct Log {
+    std::string format = "text";
+  } log;
+
   // The host part of router URLs: http://<slug>.<domain>, with the port when
   // the router does not listen on 80.
   std::string urlFor(std::string_view slug) const;

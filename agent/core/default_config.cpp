@@ -80,6 +80,12 @@ max_age = "720h"       # the audit log keeps 30 days ("0": no age limit)
 max_rows = 100000      # and at most this many rows (0: no limit)
 refused_burst = 10     # refused calls recorded per peer at once,
 refused_every = "6s"   # then one every this long (the rest summed up)
+
+[metrics]
+listen = "127.0.0.1:9464"  # Prometheus scrapes http://<listen>/metrics ("": none)
+
+[log]
+format = "text"        # or "json": one object per line, for log shippers
 )";
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 
+#include "daemon/metrics_sources.h"
 #include "daemon/options.h"
 #include "deploy/health.h"
 #include "server/unix_listener.h"
@@ -35,6 +36,10 @@ Status Agent::openParts() {
       [](const std::string& ip, uint16_t port, const std::string& path,
          std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
   envs_->setLayerMounter(runtime_.get());
+  if (!config_.metrics.listen.empty()) {
+    metrics_ = std::make_unique<Metrics>();
+    envs_->setMetrics(metrics_.get());
+  }
   return Status::ok();
 }
 
@@ -92,6 +97,16 @@ Status Agent::startRouter() {
   }
   spdlog::info("router listening on {} (port {})", config_.routing.listen, router_->port());
   usage_ = std::make_unique<UsageRecorder>(*router_, *store_, config_);
+  return startMetrics();
+}
+
+Status Agent::startMetrics() {
+  if (!metrics_) return Status::ok();
+  metrics_->addSource(environmentSource(*store_));
+  metrics_->addSource(routerSource(*routes_, [this] { return router_->openConnections(); }));
+  metrics_->addSource(processSource());
+  QABOX_RETURN_IF_ERROR(metrics_->listen(config_.metrics.listen));
+  spdlog::info("metrics listening on {} (port {})", config_.metrics.listen, metrics_->port());
   return Status::ok();
 }
 
@@ -115,7 +130,11 @@ Status Agent::startApi() {
                                      std::bind_front(&EnvironmentManager::reclaim, envs_.get()));
   service_->setReaper(reaper_.get());
   service_->setTokenDirectory(tokens_.get());
-  return api_.start(config_.api, *service_, *auth_, localPeers_, socketGroup);
+  if (metrics_) {
+    service_->setMetrics(metrics_.get());
+    reaper_->setMetrics(metrics_.get());
+  }
+  return api_.start(config_.api, *service_, *auth_, metrics_.get(), localPeers_, socketGroup);
 }
 
 void Agent::startBackground() {
@@ -126,6 +145,8 @@ void Agent::startBackground() {
 }
 
 void Agent::stop() {
+  // Scrapes read the router and the store: none after this.
+  if (metrics_) metrics_->stopListening();
   if (reaper_) reaper_->stop();
   if (envs_) envs_->beginShutdown();
   api_.stopListening();

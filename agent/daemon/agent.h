@@ -17,6 +17,7 @@
 #include "deploy/image_builder.h"
 #include "lifecycle/manager.h"
 #include "lifecycle/schedule.h"
+#include "metrics/metrics.h"
 #include "proxy/router.h"
 #include "reaper/reaper.h"
 #include "runtime/host_bridge.h"
@@ -37,6 +38,10 @@ class Agent {
  public:
   // `config` is validated, and the host prepared for it (prepareHost).
   explicit Agent(const Config& config) : config_(config) {}
+  // A start that failed half-way: no scrape may read parts already gone.
+  ~Agent() {
+    if (metrics_) metrics_->stopListening();
+  }
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
@@ -52,6 +57,7 @@ class Agent {
   Status recover();        // the lifecycle reconciles, before anything listens
   Status openSessions();   // the session key, the token directory, the preview gate
   Status startRouter();    // with the lifecycle's Waker as its wake hook
+  Status startMetrics();   // [metrics] listen, with the router's and the store's sources
   Status startApi();       // auth, service, reaper, the gRPC listeners
   void startBackground();  // router use, reaper, sleep and disk schedules
 
@@ -61,6 +67,8 @@ class Agent {
 
   const Config& config_;
   std::unique_ptr<Store> store_;
+  // Before everything that reports to it, so it goes last.
+  std::unique_ptr<Metrics> metrics_;
   RealProcessRunner runner_;
   Nftables nftables_;
   std::unique_ptr<LxcRuntime> runtime_;

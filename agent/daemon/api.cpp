@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "server/metrics_interceptor.h"
+
 namespace qabox {
 
 namespace {
@@ -42,7 +44,7 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Ap
 }  // namespace
 
 Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authorizer& auth,
-                        LocalPeers& peers, std::optional<gid_t> socketGroup) {
+                        Metrics* metrics, LocalPeers& peers, std::optional<gid_t> socketGroup) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -62,6 +64,7 @@ Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authoriz
   }
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(auth));
+  if (metrics) interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(*metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(&service);
   server_ = builder.BuildAndStart();

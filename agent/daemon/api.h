@@ -18,6 +18,8 @@
 
 namespace qabox {
 
+class Metrics;
+
 class ApiServer {
  public:
   ApiServer() = default;
@@ -26,8 +28,9 @@ class ApiServer {
 
   // Binds every api.listen address and starts serving `service`. Errors
   // name the key (api.listen, api.tls_cert, ...).
-  Status start(const Config::Api& api, grpc::Service& service, Authorizer& auth, LocalPeers& peers,
-               std::optional<gid_t> socketGroup);
+  // `metrics` (may be null) counts every call.
+  Status start(const Config::Api& api, grpc::Service& service, Authorizer& auth, Metrics* metrics,
+               LocalPeers& peers, std::optional<gid_t> socketGroup);
   // Stops accepting on the unix sockets.
   void stopListening();
   // Lets calls in flight finish, for up to `grace`, then stops.

@@ -14,6 +14,7 @@
 #include "daemon/agent.h"
 #include "daemon/flags.h"
 #include "daemon/host_setup.h"
+#include "daemon/json_log.h"
 
 using namespace qabox;
 
@@ -27,7 +28,11 @@ int fatal(const std::string& message) {
 void setUpLogging(const Config& config) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("qaboxd"));
   spdlog::set_level(spdlog::level::from_str(config.logLevel));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (config.log.format == "json") {
+    spdlog::set_formatter(std::make_unique<JsonLogFormatter>());
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  }
 }
 
 // Signals are taken by one thread with sigwait; every other thread,

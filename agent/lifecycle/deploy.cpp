@@ -7,6 +7,7 @@
 #include "lifecycle/deploy_steps.h"
 #include "lifecycle/input_check.h"
 #include "lifecycle/internal.h"
+#include "metrics/metrics.h"
 
 namespace qabox {
 
@@ -43,7 +44,14 @@ Result<Environment> EnvironmentManager::deployLocked(const Ticket& t, const Depl
                                                      const std::string& image,
                                                      const ProgressFn& progress) {
   DeployRun run(*this, t, in, image, progress);
-  return run.run();
+  const auto started = time_.steadyNow();
+  auto result = run.run();
+  if (metrics_) {
+    bool ok = result.isOk() && !run.failed();
+    metrics_->deployFinished(ok, ok ? "" : run.failedStep(),
+                             std::chrono::duration<double>(time_.steadyNow() - started).count());
+  }
+  return result;
 }
 
 DeployRun::DeployRun(EnvironmentManager& manager, const Ticket& t, const DeployInput& in,
@@ -90,6 +98,9 @@ void DeployRun::phase(const std::string& name, const std::string& detail) {
   const auto now = m_.time_.steadyNow();
   const auto took = std::chrono::duration_cast<milliseconds>(now - phaseStart_);
   phases_.push_back({name, took});
+  if (m_.metrics_) {
+    m_.metrics_->deployPhase(name, std::chrono::duration<double>(now - phaseStart_).count());
+  }
   if (progress_) progress_({name, redactor_.redact(detail), took});
   phaseStart_ = m_.time_.steadyNow();
 }

@@ -29,6 +29,7 @@ DeployUndo undoFor(DeployStep failed, bool redeploy, bool hasRepo, bool diskFull
 }
 
 Result<Environment> DeployRun::rollback(Status s) {
+  failed_ = true;
   const bool hasRepo = ctx_.repo != nullptr;
   if (undoFor(ctx_.current, ctx_.redeploy, hasRepo, false) == DeployUndo::kNothing) return s;
   const auto& config = m_.config_;

@@ -122,6 +122,10 @@ class DeployRun {
   DeployRun& operator=(const DeployRun&) = delete;
 
   Result<Environment> run();
+  // After run(): whether it failed (a redeploy's restored old one included),
+  // and at which step.
+  bool failed() const { return failed_; }
+  std::string failedStep() const;
 
  private:
   // Before the intent: a failure here leaves nothing to undo.
@@ -170,7 +174,6 @@ class DeployRun {
   void phase(const std::string& name, const std::string& detail);
   void failedPhase(const std::string& detail);
   void logHook(std::string_view text);
-  std::string failedStep() const;
 
   EnvironmentManager& m_;
   const ProgressFn& progress_;
@@ -182,6 +185,7 @@ class DeployRun {
   std::vector<PhaseTime> phases_;  // what phase() reported, for the row
   CappedLog hookLog_;
   bool logFailed_ = false;
+  bool failed_ = false;
   uint64_t logMax_ = 0;
   // The layers this deploy clones over stay until the run ends.
   LayerCache::Pin depsPin_;

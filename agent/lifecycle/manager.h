@@ -26,6 +26,8 @@
 
 namespace qabox {
 
+class Metrics;
+
 struct DeployInput {
   std::string ticket;
   DeploySpec spec;
@@ -138,6 +140,9 @@ class EnvironmentManager {
   // What mounts a dataset's layers to copy them into the data pool
   // (storage.data_pool); the runtime, in the agent.
   void setLayerMounter(LayerMounter* mounter) { layers_->setMounter(mounter); }
+  // Deploys and their phases, and wakes, are counted there; may be null.
+  void setMetrics(Metrics* metrics) { metrics_ = metrics; }
+  Metrics* metrics() const { return metrics_; }
 
   const LifecycleOptions& options() const { return config_; }
 
@@ -196,6 +201,7 @@ class EnvironmentManager {
   RouteTable& routes_;
   HealthCheck health_;
   const TimeSource& time_;
+  Metrics* metrics_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;

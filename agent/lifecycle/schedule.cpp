@@ -1,5 +1,7 @@
 #include "lifecycle/schedule.h"
 
+#include "metrics/metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -57,7 +59,15 @@ void Waker::wake(const std::string& slug, std::function<void(Status)> done) {
     done(unavailable("the agent is shutting down; try again when it is back"));
     return;
   }
-  boost::asio::post(pool_, [this, slug, done = std::move(done)] { done(envs_.wakeSlug(slug)); });
+  boost::asio::post(pool_, [this, slug, done = std::move(done)] {
+    auto started = std::chrono::steady_clock::now();
+    Status s = envs_.wakeSlug(slug);
+    if (Metrics* m = envs_.metrics()) {
+      m->wake(s.isOk(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+    done(std::move(s));
+  });
 }
 
 void Waker::stop() {

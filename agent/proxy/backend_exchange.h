@@ -401,6 +401,8 @@ void BackendExchange<Session>::upgrade() {
                              if (s_.closed()) return;
                              s_.addOut(n);
                              if (ec) return s_.closeNow();
+                             s_.countResponse(101);
+                             s_.beginTunnel();
                              s_.tunnel_.run(c);
                            }));
 }
@@ -467,6 +469,7 @@ void BackendExchange<Session>::onResponseDone() {
   bool reuse = res_->is_done() && res_->keep_alive() && !facts_.eofDelimited &&
                be_->buf.size() == 0 && !be_->target->retired.load(std::memory_order_acquire);
   release(reuse);
+  s_.countResponse(res_->get().result_int());
   if (s_.head_.keepAlive && s_.req_->is_done() && !s_.stopping()) return s_.newRequest();
   s_.gracefulClose();
 }

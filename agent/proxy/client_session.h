@@ -64,12 +64,15 @@ class ClientSession final : public Timed,
         peerIpv4_(peerIpv4),
         cbuf_(lim_.maxHeaderBytes + kReadSize) {
     w_.link(this);
+    connectionGauge().fetch_add(1, std::memory_order_relaxed);
   }
 
   ~ClientSession() override {
+    endTunnel();
     exchange_.release(false);
     exchange_.returnBody();
     w_.unlink(this);
+    connectionGauge().fetch_sub(1, std::memory_order_relaxed);
   }
 
   void start() {
@@ -156,6 +159,28 @@ class ClientSession final : public Timed,
     waitingOnBackend_ = backend;
   }
 
+  std::atomic<int64_t>& connectionGauge() { return r_.connections[w_.index % kCounterSlots].value; }
+
+  // The request's code class, method and latency, once per request, for a
+  // routed one.
+  void countResponse(unsigned status) {
+    if (!target_ || headAtUs_ == 0) return;
+    auto micros = static_cast<uint64_t>(steadyNowUs() - headAtUs_);
+    headAtUs_ = 0;
+    proxy_internal::countResponse(target_->stats->mine(), status, method_, micros);
+  }
+  void beginTunnel() {
+    if (!target_) return;
+    tunnelStats_ = target_->stats.get();
+    tunnelStats_->mine().websockets.fetch_add(1, std::memory_order_relaxed);
+    tunnelStats_->mine().websocketsOpen.fetch_add(1, std::memory_order_relaxed);
+  }
+  void endTunnel() {
+    if (!tunnelStats_) return;
+    tunnelStats_->mine().websocketsOpen.fetch_sub(1, std::memory_order_relaxed);
+    tunnelStats_ = nullptr;
+  }
+
   void addIn(size_t n) {
     if (target_ && n) target_->stats->mine().bytesIn.fetch_add(n, std::memory_order_relaxed);
   }
@@ -239,6 +264,8 @@ class ClientSession final : public Timed,
     for (size_t i = 0; i < label.size(); ++i) slug_[i] = asciiLower(label[i]);
     namespace http = boost::beast::http;
     head_.isHead = m.method() == http::verb::head;
+    method_ = methodIndex(sv(m.method_string()));
+    headAtUs_ = steadyNowUs();
     head_.hasBody = !req_->is_done();
     head_.clientV10 = m.version() < 11;
     head_.keepAlive = req_->keep_alive();
@@ -398,9 +425,11 @@ class ClientSession final : public Timed,
     if (keep && head_.clientV10) reply_->set(http::field::connection, "keep-alive");
     reply_->prepare_payload();
     arm(lim_.idleMs, false);
-    http::async_write(client_, *reply_, guard([self = self(), keep](error_code ec, size_t n) {
+    http::async_write(client_, *reply_,
+                      guard([self = self(), keep, status](error_code ec, size_t n) {
                         if (self->closed()) return;
                         self->addOut(n);
+                        self->countResponse(status);
                         if (ec) return self->closeNow();
                         if (keep) return self->newRequest();
                         self->gracefulClose();
@@ -433,6 +462,7 @@ class ClientSession final : public Timed,
   void closeNow() {
     if (closed()) return;
     machine_.close();
+    endTunnel();
     deadlineMs = 0;
     error_code ig;  // closing and cancelling only release; nothing to do if they fail
     socket().close(ig);
@@ -467,6 +497,9 @@ class ClientSession final : public Timed,
   char slug_[64] = {};
   size_t slugLen_ = 0;
   bool waitingOnBackend_ = false;
+  size_t method_ = 0;                 // in kTrafficMethods
+  int64_t headAtUs_ = 0;              // the head was read; 0 once counted
+  SlugStats* tunnelStats_ = nullptr;  // a tunnel open, counted there
   // After the parsers and the arena: they go first.
   BackendExchange<ClientSession> exchange_{*this};
   Tunnel<ClientSession> tunnel_{*this};

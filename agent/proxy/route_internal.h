@@ -29,15 +29,25 @@ void setCounterSlot(unsigned slot);
 // for tests and the fuzzer, which expect none.
 uint64_t caughtExceptions();
 
+// The counters only grow (takeStats keeps what it last took); each thread
+// writes only its own slot, with relaxed adds.
 struct SlugStats {
   struct alignas(64) Slot {
     std::atomic<uint64_t> requests{0};
     std::atomic<uint64_t> bytesIn{0};
     std::atomic<uint64_t> bytesOut{0};
-    std::atomic<int64_t> lastAccessMs{0};  // unix ms
+    std::atomic<int64_t> lastAccessMs{0};  // unix ms, taken by takeStats
+    std::atomic<uint64_t> websockets{0};
+    std::atomic<int64_t> websocketsOpen{0};
+    std::array<std::array<std::atomic<uint64_t>, kTrafficMethodCount>, kTrafficCodeClasses>
+        responses{};
+    std::array<std::atomic<uint64_t>, kLatencyBoundsUs.size() + 1> latency{};
+    std::atomic<uint64_t> latencySumUs{0};
   };
   std::array<Slot, kCounterSlots> slots;
   bool removed = false;  // guarded by the table's mutex
+  // What takeStats reported so far; guarded by the table's mutex.
+  uint64_t takenRequests = 0, takenBytesIn = 0, takenBytesOut = 0;
 
   Slot& mine() { return slots[counterSlot() % kCounterSlots]; }
 };
@@ -63,6 +73,12 @@ struct Target {
     return n;
   }
 };
+
+// The method's index in kTrafficMethods.
+size_t methodIndex(std::string_view method);
+
+// One answered request: its code class, method and latency.
+void countResponse(SlugStats::Slot& slot, unsigned status, size_t method, uint64_t micros);
 
 struct StringHash {
   using is_transparent = void;

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <utility>
 
 #include "proxy/host.h"
 #include "proxy/route_internal.h"
@@ -14,6 +15,22 @@ int64_t unixMsNow() { return toUnixMillis(Clock::now()); }
 
 unsigned counterSlot() { return tCounterSlot; }
 void setCounterSlot(unsigned slot) { tCounterSlot = slot; }
+
+size_t methodIndex(std::string_view method) {
+  for (size_t i = 0; i + 1 < kTrafficMethods.size(); ++i) {
+    if (method == kTrafficMethods[i]) return i;
+  }
+  return kTrafficMethods.size() - 1;
+}
+
+void countResponse(SlugStats::Slot& slot, unsigned status, size_t method, uint64_t micros) {
+  size_t cls = std::clamp<unsigned>(status / 100, 1, kTrafficCodeClasses) - 1;
+  slot.responses[cls][method % kTrafficMethodCount].fetch_add(1, std::memory_order_relaxed);
+  size_t b = std::lower_bound(kLatencyBoundsUs.begin(), kLatencyBoundsUs.end(), micros) -
+             kLatencyBoundsUs.begin();
+  slot.latency[b].fetch_add(1, std::memory_order_relaxed);
+  slot.latencySumUs.fetch_add(micros, std::memory_order_relaxed);
+}
 
 }  // namespace proxy_internal
 
@@ -112,19 +129,59 @@ std::vector<AccessStats> RouteTable::takeStats() {
   for (auto it = stats_.begin(); it != stats_.end();) {
     AccessStats a;
     a.slug = it->first;
+    SlugStats& st = *it->second;
+    uint64_t requests = 0, bytesIn = 0, bytesOut = 0;
     int64_t last = 0;
-    for (auto& slot : it->second->slots) {
-      a.requests += slot.requests.exchange(0, std::memory_order_relaxed);
-      a.bytesIn += slot.bytesIn.exchange(0, std::memory_order_relaxed);
-      a.bytesOut += slot.bytesOut.exchange(0, std::memory_order_relaxed);
+    for (auto& slot : st.slots) {
+      requests += slot.requests.load(std::memory_order_relaxed);
+      bytesIn += slot.bytesIn.load(std::memory_order_relaxed);
+      bytesOut += slot.bytesOut.load(std::memory_order_relaxed);
       last = std::max(last, slot.lastAccessMs.exchange(0, std::memory_order_relaxed));
     }
+    a.requests = requests - std::exchange(st.takenRequests, requests);
+    a.bytesIn = bytesIn - std::exchange(st.takenBytesIn, bytesIn);
+    a.bytesOut = bytesOut - std::exchange(st.takenBytesOut, bytesOut);
     if (a.requests != 0 || a.bytesIn != 0 || a.bytesOut != 0 || last != 0) {
       a.lastAccessAt = fromUnixMillis(last != 0 ? last : proxy_internal::unixMsNow());
       out.push_back(std::move(a));
     }
     it = it->second->removed ? stats_.erase(it) : std::next(it);
   }
+  return out;
+}
+
+namespace {
+
+RouteTraffic sumTraffic(const Target& t) {
+  RouteTraffic r;
+  r.slug = t.route.slug;
+  r.state = t.route.state;
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  for (const auto& slot : t.stats->slots) {
+    r.requests += slot.requests.load(kRelaxed);
+    r.bytesIn += slot.bytesIn.load(kRelaxed);
+    r.bytesOut += slot.bytesOut.load(kRelaxed);
+    r.websockets += slot.websockets.load(kRelaxed);
+    r.websocketsOpen += slot.websocketsOpen.load(kRelaxed);
+    for (size_t c = 0; c < kTrafficCodeClasses; ++c) {
+      for (size_t m = 0; m < kTrafficMethodCount; ++m) {
+        r.responses[c][m] += slot.responses[c][m].load(kRelaxed);
+      }
+    }
+    for (size_t b = 0; b < r.latency.size(); ++b) r.latency[b] += slot.latency[b].load(kRelaxed);
+    r.latencySumUs += slot.latencySumUs.load(kRelaxed);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<RouteTraffic> RouteTable::traffic() const {
+  auto snap = snapshot();
+  std::vector<RouteTraffic> out;
+  out.reserve(snap->bySlug.size());
+  for (const auto& [slug, target] : snap->bySlug) out.push_back(sumTraffic(*target));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.slug < b.slug; });
   return out;
 }
 

@@ -266,4 +266,10 @@ uint16_t Router::port() const { return impl_->port; }
 uint16_t Router::tlsPort() const { return impl_->tlsPort; }
 std::vector<AccessStats> Router::takeStats() { return impl_->table->takeStats(); }
 
+int64_t Router::openConnections() const {
+  int64_t n = 0;
+  for (const auto& g : impl_->connections) n += g.value.load(std::memory_order_relaxed);
+  return n;
+}
+
 }  // namespace qabox

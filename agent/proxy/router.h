@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -31,6 +32,32 @@ struct Route {
   uint64_t generation = 0;
 
   bool operator==(const Route&) const = default;
+};
+
+// What the router counted for one route since it was first set, for the
+// metrics: read at scrape time, never reset. Methods and code classes are
+// fixed enums (kTrafficMethods, 1xx..5xx), never bytes from a client.
+inline constexpr size_t kTrafficMethodCount = 8;
+inline constexpr std::array<std::string_view, kTrafficMethodCount> kTrafficMethods = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
+inline constexpr size_t kTrafficCodeClasses = 5;  // 1xx .. 5xx
+// Upper bounds of the request latency buckets, in microseconds (+Inf after).
+inline constexpr std::array<uint64_t, 12> kLatencyBoundsUs = {
+    1'000,   2'500,   5'000,   10'000,    25'000,    50'000,
+    100'000, 250'000, 500'000, 1'000'000, 2'500'000, 10'000'000};
+
+struct RouteTraffic {
+  std::string slug;
+  EnvState state = EnvState::kCreating;
+  uint64_t requests = 0;  // looked up for this route, answered or not
+  uint64_t bytesIn = 0, bytesOut = 0;
+  uint64_t websockets = 0;     // tunnels opened
+  int64_t websocketsOpen = 0;  // tunnels open now
+  // responses[class][method]: answered requests; class 0 is 1xx.
+  std::array<std::array<uint64_t, kTrafficMethodCount>, kTrafficCodeClasses> responses{};
+  // Per bucket of kLatencyBoundsUs, then +Inf: not cumulative.
+  std::array<uint64_t, kLatencyBoundsUs.size() + 1> latency{};
+  uint64_t latencySumUs = 0;
 };
 
 namespace proxy_internal {
@@ -65,6 +92,10 @@ class RouteTable {
 
   // Use counters accumulated since the last call, one entry per slug used.
   std::vector<AccessStats> takeStats();
+
+  // The counters of every route in the table now, by slug; a removed route
+  // is not in it.
+  std::vector<RouteTraffic> traffic() const;
 
   // For the router's request path.
   std::shared_ptr<const proxy_internal::Snapshot> snapshot() const;
@@ -158,6 +189,8 @@ class Router {
   uint16_t tlsPort() const;
   // Drains accumulated use counters (see RouteTable::takeStats).
   std::vector<AccessStats> takeStats();
+  // Client connections open now, on both listeners.
+  int64_t openConnections() const;
 
   struct Impl;
 

@@ -3,6 +3,7 @@
 // The router's shared state, for its own files: the options as the request
 // path uses them, the listeners, the workers and the wakes under way.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -59,6 +60,8 @@ struct Router::Impl : std::enable_shared_from_this<Router::Impl> {
   std::atomic<unsigned> nextWorker{0};
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> acceptFailures{0};
+  // Client connections open, one gauge per worker (written by its thread).
+  std::array<proxy_internal::Target::Gauge, proxy_internal::kCounterSlots> connections;
   uint16_t port = 0, tlsPort = 0;
 
  private:

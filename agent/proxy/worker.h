@@ -28,6 +28,11 @@ inline int64_t steadyNowMs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+inline int64_t steadyNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 int64_t unixNowMs();  // for lastAccessMs
 
 // The last barrier caught an exception: logged (the first ones, then every

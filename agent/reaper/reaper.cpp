@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/duration.h"
+#include "metrics/metrics.h"
 
 namespace qabox {
 
@@ -219,6 +220,11 @@ Result<ReapReport> Reaper::pass(bool dryRun, const std::string& policy, const st
   }
 
   if (!dryRun && git_ != nullptr) maintainMirrors();
+  if (!dryRun && metrics_ != nullptr) {
+    std::map<std::string, int> byPolicy;
+    for (const auto& d : report.reclaimed) byPolicy[d.policy] += d.done ? 1 : 0;
+    metrics_->reaperPass(byPolicy);
+  }
 
   for (const auto& w : report.warnings) spdlog::warn("reaper: {}", w);
   if (!report.reclaimed.empty() || !report.warnings.empty()) {

@@ -19,6 +19,8 @@
 
 namespace qabox {
 
+class Metrics;
+
 // The policies, in the order decide() tries them: the first that applies
 // names the reason, so a merged branch is reported as merged even when its
 // ttl ran out as well.
@@ -138,6 +140,8 @@ class Reaper {
   // Stops the schedule and waits for a pass in flight (the environments it has
   // not reached yet are reported as not reclaimed). Safe to call twice.
   void stop();
+  // Passes and what they reclaimed are counted there; may be null.
+  void setMetrics(Metrics* metrics) { metrics_ = metrics; }
 
   // The actor of scheduled passes, in events and logs.
   static constexpr const char* kScheduleActor = actors::kReaper;
@@ -160,6 +164,7 @@ class Reaper {
   const ReaperOptions config_;
   Store& store_;
   GitRepos* git_;
+  Metrics* metrics_ = nullptr;
   ReclaimFn reclaim_;
   const TimeSource& time_;
 

@@ -7,6 +7,7 @@
 
 #include "lifecycle/host_facts.h"
 #include "lifecycle/logs.h"
+#include "metrics/metrics.h"
 #include "reaper/reaper.h"
 #include "server/validate.h"
 
@@ -406,6 +407,7 @@ grpc::Status QaboxService::BuildImage(grpc::ServerContext* ctx, const v1::BuildI
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
   auto im = images_.build(req->name(), caller.name, req->force());
+  if (metrics_) metrics_->imageBuild(!im ? "error" : im->cached ? "cached" : "built");
   if (!im) return toGrpc(im.status());
   toProto(*im, 0, resp);
   return grpc::Status::OK;

@@ -14,6 +14,7 @@
 
 namespace qabox {
 
+class Metrics;
 class Reaper;
 
 // Facts about the host that GetHostStatus reports beside the store's.
@@ -78,6 +79,8 @@ class QaboxService final : public v1::Qabox::Service {
                            v1::RevokeTokenResponse* resp) override;
 
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
+  // Image builds are counted there; may be null.
+  void setMetrics(Metrics* metrics) { metrics_ = metrics; }
   // Told of every token made or revoked, so sessions signed with a revoked
   // token end at once.
   void setTokenDirectory(TokenDirectory* tokens) { tokens_ = tokens; }
@@ -101,6 +104,7 @@ class QaboxService final : public v1::Qabox::Service {
   const TimeSource& time_;
   AuditLog audit_;
   Reaper* reaper_ = nullptr;
+  Metrics* metrics_ = nullptr;
   TokenDirectory* tokens_ = nullptr;
 };
 

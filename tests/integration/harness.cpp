@@ -317,7 +317,8 @@ void TestHost::writeConfig(const Options& o) {
       << "[limits]\nmax_environments = " << o.maxEnvironments << "\n"
       << o.limitsToml << "\n"
       << "[deploy]\nhealth_timeout = \"" << o.healthTimeout << "\"\n"
-      << o.deployToml << "\n";
+      << o.deployToml << "\n"
+      << "[metrics]\nlisten = \"" << o.metricsListen << "\"\n";
   for (const auto& [name, url] : o.repos) {
     cfg << "[[repos]]\nname = \"" << name << "\"\nurl = \"" << url << "\"\n";
   }

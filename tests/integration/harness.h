@@ -165,6 +165,8 @@ class TestHost {
     // forwarding unless they mean to (and restore it); "" leaves it unset.
     std::string egress = "\"none\"";
     std::string networkToml;  // more keys for the [network] table
+    // [metrics] listen: off unless a test asks, so agents never race for 9464.
+    std::string metricsListen;
   };
   TestHost();
   explicit TestHost(Options options);
