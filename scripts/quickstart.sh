@@ -89,3 +89,12 @@ echo " router is asked directly at 127.0.0.1:$router_port with that Host header)
 echo
 echo "The router serves at $url (as text; a browser gets the HTML page):"
 curl -sS --max-time 10 -H "Host: ${host%%:*}" -H "Accept: text/plain" "http://127.0.0.1:$router_port/"
+
+domain=${host#*.}
+domain=${domain%%:*}
+dashboard="http://qabox.${host#*.}/"
+echo
+echo "The dashboard: $dashboard   (sign in with a token: $qabox token create --role qa --name you)"
+echo "Its sign-in page, as the router serves it:"
+curl -sS --max-time 10 -o /dev/null -w '  %{http_code} %{content_type}\n' -H "Host: qabox.$domain" \
+  "http://127.0.0.1:$router_port/login"
