@@ -1,11 +1,15 @@
 #include "web/http_server.h"
 
+#include "sys/fd.h"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -256,7 +260,14 @@ class Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
     if (stopped) return;
-    if (!ec) {
+    // Asio accepts without SOCK_CLOEXEC: no child the agent starts may
+    // inherit a browser's connection.
+    if (!ec && !setCloseOnExec(socket.native_handle())) {
+      spdlog::warn("dashboard: marking a connection close-on-exec failed: {}",
+                   std::strerror(errno));
+      error_code ignored;
+      socket.close(ignored);
+    } else if (!ec) {
       if (conns.load() >= opt.maxConnections) {
         error_code ignored;
         socket.close(ignored);  // over the cap: the client may retry
@@ -280,6 +291,9 @@ Status HttpServer::start() {
   if (ec) return invalidArgument("dashboard: address " + i.opt.host + ": " + ec.message());
   tcp::endpoint ep(addr, i.opt.port);
   i.acceptor.open(ep.protocol(), ec);
+  if (!ec && !setCloseOnExec(i.acceptor.native_handle())) {
+    ec = error_code(errno, boost::system::system_category());
+  }
   if (!ec) i.acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) i.acceptor.bind(ep, ec);
   if (!ec) i.acceptor.listen(net::socket_base::max_listen_connections, ec);
