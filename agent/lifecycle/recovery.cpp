@@ -106,9 +106,12 @@ RowDecision decideRow(const Environment& row,
     }
     return d;
   }
-  if (**container == ContainerState::kStopped && row.state != EnvState::kSleeping) {
-    d.action = RowAction::kStart;
+  const bool stopped = **container == ContainerState::kStopped;
+  if (stopped && (row.state == EnvState::kReady || row.state == EnvState::kDeploying)) {
+    d.action = RowAction::kSleep;
+    return d;
   }
+  if (stopped && row.state != EnvState::kSleeping) d.action = RowAction::kStart;
   if (inOperation(row.state)) {
     d.settle = row.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
   }
@@ -283,6 +286,13 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
       e.updatedAt = time_.now();
       QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
       spdlog::warn("recover: {}: {}", e.ticket, e.message);
+      break;
+    case RowAction::kSleep:
+      e.state = EnvState::kSleeping;
+      e.updatedAt = time_.now();
+      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+      spdlog::info("recover: {} was stopped (a host restart): asleep until its next request",
+                   e.container);
       break;
     case RowAction::kStart: {
       // A host reboot stops every container; bring it back.

@@ -79,7 +79,11 @@ enum class RowAction {
   kLeaveBroken,  // BROKEN: left for an operator (qabox delete retries); only routed
   kBreak,        // its container's state cannot be read: BROKEN
   kMarkGone,     // its container is missing: FAILED, "is gone"
-  kStart,        // stopped (a host reboot) but not asleep: started again
+  // Stopped (a host reboot) while READY or DEPLOYING: recorded asleep, so
+  // the first request wakes it and is held until its health check passes,
+  // instead of a 502 while the app starts.
+  kSleep,
+  kStart,  // stopped otherwise (FAILED, DELETING) but not asleep: started again
   kKeep,         // as it is
 };
 

@@ -195,6 +195,11 @@ Result<ReapReport> Reaper::runOnce(bool dryRun, const std::string& policy,
   return pass(dryRun, policy, actor);
 }
 
+std::optional<Reaper::LastPass> Reaper::lastPass() const {
+  std::lock_guard lock(lastMu_);
+  return last_;
+}
+
 Result<ReapReport> Reaper::pass(bool dryRun, const std::string& policy, const std::string& actor) {
   ReapReport report;
   report.dryRun = dryRun;
@@ -220,6 +225,11 @@ Result<ReapReport> Reaper::pass(bool dryRun, const std::string& policy, const st
   }
 
   if (!dryRun && git_ != nullptr) maintainMirrors();
+  if (!dryRun) {
+    std::lock_guard lock(lastMu_);
+    last_ = LastPass{now,    actor,          policy, envs.size(), report.reclaimed.size() - failed,
+                     failed, report.warnings};
+  }
   if (!dryRun && metrics_ != nullptr) {
     std::map<std::string, int> byPolicy;
     for (const auto& d : report.reclaimed) byPolicy[d.policy] += d.done ? 1 : 0;

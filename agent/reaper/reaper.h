@@ -140,6 +140,19 @@ class Reaper {
   // Stops the schedule and waits for a pass in flight (the environments it has
   // not reached yet are reported as not reclaimed). Safe to call twice.
   void stop();
+  // What the last pass that was not a dry run did, for the dashboard; nullopt
+  // before the first one since the agent started.
+  struct LastPass {
+    TimePoint at{};
+    std::string actor;
+    std::string policy;  // "" for every policy
+    size_t environments = 0;
+    size_t reclaimed = 0;
+    size_t failed = 0;
+    std::vector<std::string> warnings;
+  };
+  std::optional<LastPass> lastPass() const;
+
   // Passes and what they reclaimed are counted there; may be null.
   void setMetrics(Metrics* metrics) { metrics_ = metrics; }
 
@@ -169,6 +182,8 @@ class Reaper {
   const TimeSource& time_;
 
   std::mutex passMu_;  // held for the whole of a pass
+  mutable std::mutex lastMu_;
+  std::optional<LastPass> last_;
 
   std::mutex scheduleMu_;
   std::condition_variable scheduleCv_;

@@ -147,6 +147,7 @@ Reply Dashboard::hostPage(Call& c) {
       if (e.action.rfind("reap", 0) == 0 && v.lastReaps.size() < 20) v.lastReaps.push_back(e);
     }
   }
+  if (reaper_) v.lastPass = reaper_->lastPass();
   if (!reaper_) {
     v.dryRunError = "The reaper is not running on this agent.";
   } else if (auto report = reaper_->runOnce(true, "", c.actor())) {

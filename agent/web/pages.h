@@ -12,6 +12,7 @@
 
 #include "core/environment.h"
 #include "lifecycle/host_facts.h"
+#include "reaper/reaper.h"
 #include "store/store.h"
 #include "web/list_view.h"
 
@@ -84,7 +85,8 @@ struct HostView {
   HostFacts facts;
   std::string version, stateDir, domain;
   std::vector<ImageUse> images;
-  std::vector<Event> lastReaps;  // the reaper's latest events
+  std::optional<Reaper::LastPass> lastPass;  // since the agent started
+  std::vector<Event> lastReaps;              // the reaper's latest events
   std::vector<ReapRow> dryRun;
   std::vector<std::string> dryRunWarnings;
   std::string dryRunError;

@@ -52,16 +52,31 @@ string images(const HostView& v) {
   return h + "</tbody></table>";
 }
 
-string reaper(const PageContext& c, const HostView& v) {
+// The last pass itself, whatever it reclaimed: nothing reclaimed leaves no event.
+string lastPass(const PageContext& c, const HostView& v) {
+  if (!v.lastPass) return "<h2>The reaper's last pass</h2><p>None since the agent started.</p>";
+  const auto& p = *v.lastPass;
   string h =
-      "<h2>The reaper's last passes</h2><table><thead><tr><th>When</th><th>Ticket</th>"
-      "<th>By</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>";
+      "<h2>The reaper's last pass</h2><p><span title=\"" + utc(p.at) + "\">" + ago(p.at, c.now) +
+      "</span> by " + escape(p.actor) + (p.policy.empty() ? "" : " (" + escape(p.policy) + ")") +
+      ": " + std::to_string(p.environments) + " environments judged, " +
+      std::to_string(p.reclaimed) + " reclaimed, " + std::to_string(p.failed) + " failed.</p>";
+  for (const auto& w : p.warnings) h += "<p class=\"warning\">" + escape(w) + "</p>";
+  return h;
+}
+
+string reaper(const PageContext& c, const HostView& v) {
+  string h = lastPass(c, v) +
+             "<h2>What it reclaimed lately</h2><table><thead><tr><th>When</th><th>Ticket</th>"
+             "<th>By</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>";
   for (const auto& e : v.lastReaps) {
     h += "<tr><td title=\"" + utc(e.at) + "\">" + ago(e.at, c.now) + "</td><td>" +
          escape(e.ticket) + "</td><td>" + escape(e.actor) + "</td><td>" + escape(e.outcome) +
          "</td><td>" + escape(e.detail) + "</td></tr>";
   }
-  if (v.lastReaps.empty()) h += "<tr><td colspan=\"5\" class=\"empty\">No pass yet.</td></tr>";
+  if (v.lastReaps.empty()) {
+    h += "<tr><td colspan=\"5\" class=\"empty\">Nothing reclaimed yet.</td></tr>";
+  }
   h += "</tbody></table><h2>What it would reclaim now <small>(dry run)</small></h2>";
   if (!v.dryRunError.empty()) return h + "<p class=\"error\">" + escape(v.dryRunError) + "</p>";
   h += "<table><thead><tr><th>Ticket</th><th>Policy</th><th>Reason</th></tr></thead><tbody>";

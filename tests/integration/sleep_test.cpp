@@ -118,5 +118,21 @@ TEST_F(LxcSleep, SleepingSurvivesAnAgentRestartAndExecWakes) {
   EXPECT_EQ(host_->cli({"wake", "REST-2"}).exitCode, 0);
 }
 
+// A host restart stops every container while the agent is down. The agent
+// comes back with them asleep, so the first request wakes the container and
+// waits for its app instead of meeting a 502 while it starts.
+TEST_F(LxcSleep, AContainerAHostRestartStoppedSleepsAndItsFirstRequestWaitsForIt) {
+  start(kManualSleep);
+  ASSERT_EQ(host_->cli({"deploy", "BOOT-1"}).exitCode, 0);
+  EXPECT_EQ(host_->stopDaemon(), 0);
+  auto stopped = runOrDie({"lxc-stop", "-P", host_->lxcPath(), "-n", "qabox-boot-1", "-k"});
+  ASSERT_EQ(stopped.exitCode, 0) << stopped.err;
+  host_->startDaemon();
+  EXPECT_EQ(host_->env("BOOT-1")->state(), v1::Environment::SLEEPING);
+  auto r = get("boot-1");
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(host_->env("BOOT-1")->state(), v1::Environment::READY);
+}
+
 }  // namespace
 }  // namespace qabox::testing

@@ -301,7 +301,10 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
                            fresh, [](auto&&...) { return Status::ok(); });
   ASSERT_TRUE(after.recover().isOk());
   EXPECT_FALSE(runtime_.containers.count("qabox-orphan"));
-  EXPECT_EQ(runtime_.containers.at("qabox-keep-1").state, ContainerState::kRunning);
+  // Stopped by a host restart: asleep, so its first request wakes it and
+  // waits for the app instead of meeting a 502 while it starts.
+  EXPECT_EQ(runtime_.containers.at("qabox-keep-1").state, ContainerState::kStopped);
+  EXPECT_EQ(store_->getEnvironment("keep-1")->value().state, EnvState::kSleeping);
   auto gone = store_->getEnvironment("gone-1");
   ASSERT_TRUE(gone.isOk() && gone->has_value());
   EXPECT_EQ((*gone)->state, EnvState::kFailed);
@@ -309,7 +312,7 @@ TEST_F(EnvironmentsTest, RecoverDestroysOrphansAndMarksMissingContainersFailed) 
   auto leases = store_->listLeases();
   ASSERT_TRUE(leases.isOk());
   for (const auto& l : *leases) EXPECT_NE(l.owner, "qabox-nobody");
-  EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kReady);
+  EXPECT_EQ(fresh.lookup("keep-1")->state, EnvState::kSleeping);
   EXPECT_EQ(bridge_.ensured, config_.network.bridge + " 10.9.0.1/29");
 }
 

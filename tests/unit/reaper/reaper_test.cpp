@@ -466,6 +466,17 @@ TEST_F(ReaperPassTest, MergedBranchIsReclaimedWithTheCommitThatContainsIt) {
   EXPECT_TRUE(reapEvents("EXMP-2").empty());
 }
 
+TEST_F(ReaperPassTest, TheLastPassIsKeptAndADryRunDoesNotReplaceIt) {
+  auto reaper = makeReaper();
+  EXPECT_FALSE(reaper->lastPass());
+  ASSERT_TRUE(reaper->runOnce(false, "", "alice").isOk());
+  auto last = reaper->lastPass();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->actor, "alice");
+  ASSERT_TRUE(reaper->runOnce(true, "", "bob").isOk());
+  EXPECT_EQ(reaper->lastPass()->actor, "alice");
+}
+
 TEST_F(ReaperPassTest, DeletedBranchIsReclaimedUnlessTurnedOff) {
   shop_->createBranch("feature/EXMP-1");
   shop_->addCommit("develop", "develop moved on");  // so the deploy is a real merge commit

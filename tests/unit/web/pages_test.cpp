@@ -128,6 +128,20 @@ TEST(Pages, EveryByteFromAnEnvironmentIsEscaped) {
   EXPECT_EQ(log.find("</pre><script>"), std::string::npos);
 }
 
+TEST(Pages, TheHostPageShowsTheLastPassEvenWhenItReclaimedNothing) {
+  PageContext c;
+  c.viewer = {"alice", "ops", "tok"};
+  c.now = Clock::now();
+  HostView v;
+  EXPECT_NE(hostPage(c, v).find("None since the agent started"), std::string::npos);
+  v.lastPass = Reaper::LastPass{c.now - std::chrono::minutes(3),       "reaper", "", 12, 0, 0,
+                                {"remote <shop> could not be fetched"}};
+  std::string page = hostPage(c, v);
+  EXPECT_NE(page.find("12 environments judged, 0 reclaimed, 0 failed"), std::string::npos);
+  EXPECT_NE(page.find("&lt;shop&gt;"), std::string::npos);
+  EXPECT_EQ(page.find("<shop>"), std::string::npos);
+}
+
 TEST(Pages, TheFilterFormIsClosedBeforeTheTable) {
   PageContext c;
   c.viewer = {"alice", "qa", "tok"};
