@@ -84,7 +84,7 @@ enum class RowAction {
   // instead of a 502 while the app starts.
   kSleep,
   kStart,  // stopped otherwise (FAILED, DELETING) but not asleep: started again
-  kKeep,         // as it is
+  kKeep,   // as it is
 };
 
 struct RowDecision {
