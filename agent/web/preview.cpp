@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "core/ticket.h"
+#include "core/url.h"
 #include "web/html.h"
 
 namespace qabox::web {
@@ -22,15 +23,12 @@ Result<PreviewTarget> checkPreviewTarget(std::string_view to, std::string_view d
   size_t slash = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "/" : rest.substr(slash);
-  if (path[0] != '/') return bad("the path must start with /");
   if (path.find('#') != std::string_view::npos) path = path.substr(0, path.find('#'));
-  for (char c : path) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '\\') return bad("control characters or '\\' in the path");
+  // The path goes to the preview's own host: "//evil" or "/\\evil" there
+  // would be read as another authority by a browser.
+  if (!isLocalPath(path)) {
+    return bad("the path must start with one / and hold no space, control character or '\\'");
   }
-  // The path goes to the preview's own host: "//evil" there would be read as
-  // another authority by a browser.
-  if (path.size() > 1 && path[1] == '/') return bad("the path must not start with //");
   if (authority.find('@') != std::string_view::npos) return bad("no user info allowed");
   std::string host;
   for (char c : authority)
