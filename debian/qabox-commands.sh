@@ -8,7 +8,7 @@ qabox=$1
 # The names CLI11 lists under SUBCOMMANDS in `qabox [CMD] --help`.
 subcommands() {
   "$qabox" "$@" --help 2>/dev/null |
-    awk 'tolower($0) ~ /^subcommands:/ {on = 1; next} on && /^[^ ]/ {on = 0} on && NF {print $1}'
+    awk 'tolower($0) ~ /^subcommands:/ {on = 1; next} on && /^[^ ]/ {on = 0} on && NF {sub(/,$/, "", $1); print $1}'
 }
 
 # One command's help as no-fill roff: backslashes and leading dots or quotes
