@@ -218,6 +218,8 @@ done
 qabox status -o json >/dev/null || fail "qaboxd did not answer within 30 s"
 grep -q "$state" "$log" || fail "qaboxd did not take QABOX_STATE_DIR from $env_file"
 [[ -S $socket ]] || fail "no API socket at $socket (QABOX_LISTEN)"
+# api.socket_group's default is the group postinst makes.
+[[ $(stat -c %G "$socket") == qabox ]] || fail "the API socket's group is $(stat -c %G "$socket"), not qabox"
 
 # 4. An environment through the installed CLI, and its page through the router.
 say "qabox image build busybox"
