@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the style (clang-format, and clang-tidy's function-size rule from
 # .clang-tidy), then builds with warnings as errors and runs every test
-# (ctest): unit tests, also under ASan/UBSan, and integration tests on real
-# LXC containers, real git, real SQLite and the real daemon over gRPC.
+# (ctest): unit tests, also under ASan/UBSan, integration tests on real
+# LXC containers, real git, real SQLite and the real daemon over gRPC, and
+# the Debian package installed, run and purged (LxcPackage).
 # Integration tests need root; with CI=true a missing prerequisite fails them
 # instead of skipping.
 set -euo pipefail
@@ -72,6 +73,12 @@ fuzz() {
 fuzz http_fuzz http "request path (parse, check, route)"
 fuzz http_backend_fuzz backend "backend response path (heads, chunked framing, trailers, 1xx, upgrades, early close)"
 fuzz login_fuzz login "login check (Cookie headers, sealed values, a grant's query)"
+
+# The package once, here; the LxcPackage test installs, runs and purges it
+# (QABOX_PACKAGE_DEB), instead of building it again.
+echo "==> Debian package (scripts/package.sh, lintian)"
+QABOX_PACKAGE_DEB=$(scripts/package.sh build/package)
+export QABOX_PACKAGE_DEB
 
 echo "==> every test"
 (cd build && ctest --output-on-failure)

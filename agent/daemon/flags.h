@@ -14,7 +14,8 @@ namespace qabox {
 struct Flags {
   std::string configPath;  // empty: the embedded default config
   std::string stateDir, imagesDir, listen, routerListen, bridge, subnet, domain, logLevel;
-  std::vector<std::string> repos;  // NAME=URL
+  std::optional<std::string> metricsListen;  // "" turns /metrics off
+  std::vector<std::string> repos;            // NAME=URL
   bool printDefaultConfig = false;
 };
 

@@ -450,6 +450,9 @@ std::string defaultInitPath() {
   for (auto dir = self.parent_path(); dir != dir.root_path(); dir = dir.parent_path()) {
     if (auto inBuild = dir / "agent/init/qabox-init"; fs::exists(inBuild)) return inBuild;
   }
+  if (auto installed = fs::path(QABOX_LIBEXEC_DIR) / "qabox-init"; fs::exists(installed, ec)) {
+    return installed;
+  }
   return "";
 }
 

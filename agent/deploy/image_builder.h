@@ -84,8 +84,8 @@ class ImageBuilder final : public ImageCatalog {
   std::map<std::string, std::mutex> locks_;
 };
 
-// qabox-init beside the running executable (or in the build tree's
-// agent/init/); "" when there is none.
+// qabox-init beside the running executable, in the build tree's agent/init/
+// or in QABOX_LIBEXEC_DIR (installed); "" when there is none.
 std::string defaultInitPath();
 
 }  // namespace qabox

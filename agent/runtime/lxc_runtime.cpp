@@ -508,6 +508,11 @@ std::string defaultLxcHelperPath() {
       if (std::filesystem::exists(inBuild)) return inBuild;
     }
   }
+  // Installed: the Debian package keeps helpers off PATH, in libexec.
+  if (auto installed = std::filesystem::path(QABOX_LIBEXEC_DIR) / "qabox-lxc";
+      std::filesystem::exists(installed, ec)) {
+    return installed;
+  }
   return "qabox-lxc";
 }
 

@@ -86,7 +86,8 @@ Result<std::string> dataMountEntry(const std::string& source, const std::string&
 // be absolute and hold none of ':' ',' '\n', which its options syntax takes.
 Status checkLayerPath(const std::string& path);
 
-// Where qabox-lxc lives: beside the running executable, else on PATH.
+// Where qabox-lxc lives: beside the running executable, in the build tree,
+// in QABOX_LIBEXEC_DIR (installed), else on PATH.
 std::string defaultLxcHelperPath();
 
 }  // namespace qabox
