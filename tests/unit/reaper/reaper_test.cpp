@@ -998,9 +998,6 @@ TEST_F(ReaperPassTest, StopWithoutStartIsSafe) {
   reaper->stop();
 }
 
-}  // namespace
-}  // namespace qabox
-
 // ---------------------------------------------------------------- reclaimNow (webhooks)
 
 TEST_F(ReaperPassTest, ReclaimNowOfAnUnmergedBranchDeletesNothing) {
@@ -1073,3 +1070,6 @@ TEST_F(ReaperPassTest, ReclaimNowLosesToARedeployUnderTheLock) {
   EXPECT_FALSE(d->done);
   EXPECT_TRUE(inStore("EXMP-1"));
 }
+
+}  // namespace
+}  // namespace qabox
