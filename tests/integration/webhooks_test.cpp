@@ -54,12 +54,13 @@ class LxcWebhooks : public ::testing::Test {
     git_->push("develop");
   }
 
-  void start(const std::string& repoToml = "") {
+  void start(const std::string& repoToml = "", const std::string& moreToml = "") {
     TestHost::Options o;
     // The reaper's schedule is off: what is reclaimed here is the webhook's doing.
     o.extraToml = "[[repos]]\nname = \"shop\"\nurl = \"" + git_->bare() +
                   "\"\nfull_name = \"acme/shop\"\nwebhook_secret = \"" + kSecret + "\"\n" +
-                  repoToml + "\n[reaper]\ninterval = \"0\"\n[webhooks]\nmax_body = \"64K\"\n";
+                  repoToml + "\n[reaper]\ninterval = \"0\"\n[webhooks]\nmax_body = \"64K\"\n" +
+                  moreToml;
     host_->writeConfig(o);
     host_->startDaemon();
     ASSERT_EQ(host_->cli({"image", "build", "busybox"}).exitCode, 0);
@@ -279,6 +280,22 @@ TEST_F(LxcWebhooks, CloseIsKeptWhenOnClosedSaysKeep) {
   EXPECT_NE(a.body.find("on_closed is keep"), std::string::npos) << a.body;
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_TRUE(host_->env("WH-5"));
+}
+
+// With the dashboard off, its server still takes deliveries, and nothing else.
+TEST_F(LxcWebhooks, DashboardOffStillServesOnlyTheHooks) {
+  start("", "[dashboard]\nenabled = false\n");
+  branch("feature/WH-8", "wh-8\n");
+  deployBranch("WH-8", "feature/WH-8");
+  auto page = httpGet("127.0.0.1", host_->routerPort(), "/", "qabox." + host_->domain());
+  EXPECT_EQ(page.status, 404) << page.body;
+  EXPECT_EQ(post("/login", {}, "token=x").status, 404);
+  auto a = github(
+      "pull_request",
+      pullRequest("github/pull_request_closed.json", 8, "feature/WH-8", headOf("feature/WH-8")),
+      "off-8");
+  EXPECT_EQ(a.status, 202) << a.body;
+  EXPECT_TRUE(eventually([&] { return !host_->env("WH-8"); }));
 }
 
 // A push redeploys to the new head while a client keeps asking: no request fails.
