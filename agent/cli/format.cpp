@@ -222,6 +222,18 @@ std::string shortCommit(std::string_view commit) {
   return cleanCell(commit.substr(0, 10));
 }
 
+namespace {
+
+// The target branch, or "behind develop by 3" once it has moved on.
+std::string targetCell(const v1::Environment& e, const Style& style) {
+  if (e.target_branch().empty() || e.target_commit().empty()) return "-";
+  std::string target = cleanCell(e.target_branch());
+  if (e.behind() == 0) return target;
+  return paint("behind " + target + " by " + std::to_string(e.behind()), "33", style);
+}
+
+}  // namespace
+
 std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, TimePoint now,
                                    const Style& style) {
   std::vector<std::vector<std::string>> rows;
@@ -233,10 +245,11 @@ std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, Tim
     std::string ticket = cleanCell(e.ticket());
     if (e.pinned()) ticket += " (pinned)";
     rows.push_back({ticket, coloredState(e.state(), style), orDash(e.url()), image,
-                    shortCommit(e.commit()), age(e.created_at(), now),
+                    shortCommit(e.commit()), targetCell(e, style), age(e.created_at(), now),
                     relativeTime(e.last_access_at(), now)});
   }
-  return renderTable({"TICKET", "STATE", "URL", "IMAGE", "COMMIT", "AGE", "LAST USED"}, rows);
+  return renderTable({"TICKET", "STATE", "URL", "IMAGE", "COMMIT", "TARGET", "AGE", "LAST USED"},
+                     rows);
 }
 
 namespace {
@@ -278,6 +291,16 @@ std::string processTable(const v1::Environment& e) {
          indented(renderTable({"NAME", "KIND", "STATE", "PID", "RESTARTS"}, rows));
 }
 
+// "3 commits of develop (deploy again to bring it up to date)", "0 (up to
+// date with develop)", or "-" without a target.
+std::string behindValue(const v1::Environment& e, const Style& style) {
+  if (e.target_branch().empty() || e.target_commit().empty()) return "-";
+  std::string target = cleanCell(e.target_branch());
+  if (e.behind() == 0) return "0 (up to date with " + target + ")";
+  return paint("behind " + target + " by " + std::to_string(e.behind()), "33", style) +
+         " (deploy again to bring it up to date)";
+}
+
 }  // namespace
 
 std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResponse* events,
@@ -314,6 +337,8 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"commit", orDash(e.commit())},
       {"source_commit", orDash(e.source_commit())},
       {"target_commit", orDash(e.target_commit())},
+      {"target_head", orDash(e.target_head())},
+      {"behind", behindValue(e, style)},
       {"pinned", yesNo(e.pinned())},
       {"access", orDash(e.access())},
       {"created_at", withRelative(e.created_at(), now)},

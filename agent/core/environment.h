@@ -86,6 +86,11 @@ struct Environment {
   // source's own head is what a merged pull request leaves in its target.
   std::string sourceCommit;
   std::string targetCommit;
+  // The target branch's head when the agent last looked in its mirror (a
+  // fetch: a deploy, a reap pass, a push webhook), and how many commits it
+  // has that targetCommit lacks: > 0 means the merge QA tests went stale.
+  std::string targetHead;
+  uint32_t behind = 0;
   uint32_t port = 80;
   std::string message;
   bool pinned = false;

@@ -128,6 +128,12 @@ Status Agent::startApi() {
   service_ = std::make_unique<QaboxService>(config_, *envs_, *images_, *store_, *auth_, host);
   reaper_ = std::make_unique<Reaper>(reaperOptions(config_), *store_, git_.get(),
                                      std::bind_front(&EnvironmentManager::reclaim, envs_.get()));
+  reaper_->onFetched([envs = envs_.get()](const RepoConfig& repo) {
+    if (auto r = envs->refreshBehind(repo.name, false); !r) {
+      spdlog::warn("reaper: how far targets moved on repo {}: {}", repo.name,
+                   r.status().toString());
+    }
+  });
   service_->setReaper(reaper_.get());
   service_->setTokenDirectory(tokens_.get());
   if (metrics_) {

@@ -568,6 +568,74 @@ Result<BranchState> GitRepos::branchState(const RepoConfig& repo, std::string_vi
   return st;
 }
 
+std::vector<Result<TargetState>> GitRepos::targetStates(const RepoConfig& repo,
+                                                        const std::vector<TargetQuery>& queries) {
+  std::vector<Result<TargetState>> out;
+  if (queries.empty()) return out;
+  if (Status s = checkRepo(repo); !s.isOk()) {
+    out.assign(queries.size(), Result<TargetState>(s));
+    return out;
+  }
+  RepoState& state = stateFor(repo.name);
+  // Held so that no fetch moves a head between its listing and its count.
+  std::lock_guard lock(state.mu);
+  auto all = heads(repo, {});
+  if (!all) {
+    out.assign(queries.size(), Result<TargetState>(all.status()));
+    return out;
+  }
+  std::map<std::pair<std::string, std::string>, Result<uint32_t>> counted;
+  out.reserve(queries.size());
+  for (const TargetQuery& q : queries) {
+    Status s = checkBranchName("target_branch", q.target);
+    if (s.isOk() && !isCommitId(q.since)) {
+      s = invalidArgument("target commit \"" + q.since.substr(0, 80) +
+                          "\": must be a full commit id");
+    }
+    auto head = all->find(q.target);
+    if (s.isOk() && head == all->end()) {
+      s = notFound("target_branch \"" + q.target + "\": no such branch on repo " + repo.name);
+    }
+    if (!s.isOk()) {
+      out.emplace_back(std::move(s));
+      continue;
+    }
+    TargetState st;
+    st.head = head->second.sha;
+    if (st.head != q.since) {
+      auto key = std::make_pair(q.since, st.head);
+      auto known = counted.find(key);
+      if (known == counted.end()) {
+        known = counted.emplace(key, countAhead(repo, q.since, st.head)).first;
+      }
+      if (!known->second) {
+        out.emplace_back(known->second.status());
+        continue;
+      }
+      st.behind = *known->second;
+    }
+    out.emplace_back(std::move(st));
+  }
+  return out;
+}
+
+Result<uint32_t> GitRepos::countAhead(const RepoConfig& repo, const std::string& since,
+                                      const std::string& head) {
+  // Both are full commit ids (checked above), so neither is read as an option.
+  QABOX_ASSIGN_OR_RETURN(
+      auto r, git(repo, {"rev-list", "--count", since + ".." + head, "--"}, kLocalTimeout));
+  if (!r.ok()) {
+    return notFound("repo " + repo.name + ": commit " + since.substr(0, 12) +
+                    " is not in the mirror: " + gitFailure(r));
+  }
+  try {
+    return static_cast<uint32_t>(std::stoul(r.out));
+  } catch (const std::exception&) {
+    return internalError("repo " + repo.name + ": git rev-list --count printed \"" +
+                         r.out.substr(0, 40) + "\"");
+  }
+}
+
 namespace {
 
 // A query wrong on its face, before any git runs for it.

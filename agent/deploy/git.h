@@ -45,6 +45,16 @@ struct BranchQuery {
   std::string lastSourceHead;  // the head that was deployed, or empty
 };
 
+// How far a target branch has moved on since an environment merged it.
+struct TargetQuery {
+  std::string target;  // the branch
+  std::string since;   // the target commit the environment merged (a full id)
+};
+struct TargetState {
+  std::string head;     // the branch's head in the mirror
+  uint32_t behind = 0;  // commits in head that `since` lacks; 0 when up to date
+};
+
 // The git side of a deploy and of the reaper: what EnvironmentManager and the
 // Reaper ask of a repo. GitRepos below is the real one (the git CLI on bare
 // mirrors); tests/fakes/fake_git.h is the one unit tests use.
@@ -93,6 +103,13 @@ class GitSource {
   // answer; a bad name, a bad head or a missing target only its own.
   virtual std::vector<Result<BranchState>> branchStates(
       const RepoConfig& repo, const std::vector<BranchQuery>& queries) = 0;
+
+  // For each query, from the mirror as last fetched (no fetch): the target's
+  // head and how many commits it is ahead of `since`, in the same order. A
+  // bad repo or an unreadable mirror fails every answer; a bad name, a
+  // missing branch or a `since` the mirror lacks only its own.
+  virtual std::vector<Result<TargetState>> targetStates(
+      const RepoConfig& repo, const std::vector<TargetQuery>& queries) = 0;
 
   // Drops the pins of commits not in `keep` and lets git pack and prune.
   // For the reaper, once per pass.
@@ -145,6 +162,10 @@ class GitRepos final : public GitSource {
   // reap pass stays fast however many environments share a repo.
   std::vector<Result<BranchState>> branchStates(const RepoConfig& repo,
                                                 const std::vector<BranchQuery>& queries) override;
+  // One git process for all heads and one `rev-list --count` per distinct
+  // (since, head) pair that differ.
+  std::vector<Result<TargetState>> targetStates(const RepoConfig& repo,
+                                                const std::vector<TargetQuery>& queries) override;
   // Pins are dropped for commits not in `keep`, then `git gc --auto` runs in
   // the foreground.
   Status maintain(const RepoConfig& repo, const std::set<std::string>& keep) override;
@@ -187,6 +208,9 @@ class GitRepos final : public GitSource {
   // checks of both; NOT_FOUND ("no WHAT path at commit ...") when missing.
   Result<ProcessResult> catFile(const RepoConfig& repo, const std::string& commit,
                                 const std::string& path, const char* mode, const char* what);
+  // `git rev-list --count since..head`: commits in head that since lacks.
+  Result<uint32_t> countAhead(const RepoConfig& repo, const std::string& since,
+                              const std::string& head);
   Result<Merge> computeMerge(const RepoConfig& repo, const std::string& src, const std::string& tgt,
                              const Head& s, const Head& t);
 

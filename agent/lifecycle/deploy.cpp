@@ -17,8 +17,19 @@ Result<Environment> EnvironmentManager::deploy(const DeployInput& in, const Prog
   std::string image;
   QABOX_RETURN_IF_ERROR(validate(in, ticket, image));
   auto lock = ticketLock(ticket.slug);
-  std::lock_guard guard(*lock);
-  auto result = deployLocked(ticket, in, image, progress);
+  auto result = [&] {
+    std::lock_guard guard(*lock);
+    return deployLocked(ticket, in, image, progress);
+  }();
+  // The merge has just fetched the repo: every other environment on it
+  // learns how far its target has moved, at the cost of a few local git
+  // reads, after the ticket's lock is let go.
+  if (result.isOk() && !in.spec.repo.empty() && git_ != nullptr) {
+    if (auto r = refreshBehind(in.spec.repo, false); !r) {
+      spdlog::warn("deploy {}: how far targets moved on repo {}: {}", ticket.name, in.spec.repo,
+                   r.status().toString());
+    }
+  }
   return result;
 }
 

@@ -98,6 +98,25 @@ class EnvironmentManager {
   // Puts every READY, unpinned environment idle for sleep_after to sleep.
   Result<std::vector<std::string>> sleepIdle(TimePoint now);
 
+  // How far each environment of `repoName` has fallen behind its target
+  // branch since its deploy merged it (Environment::behind, targetHead;
+  // staleness.cpp). `fetchFirst` fetches the repo's mirror first (a push
+  // to the target); otherwise the mirror is read as the last fetch left it
+  // (after a deploy or a reap pass). Returns the environments whose target
+  // moved in this refresh, for "redeploy when the target moves". NOT_FOUND
+  // for a repo not in the config; the fetch's error as it is.
+  struct TargetMoved {
+    std::string ticket;
+    std::string target;
+    uint32_t behind = 0;
+  };
+  Result<std::vector<TargetMoved>> refreshBehind(const std::string& repoName, bool fetchFirst);
+  // Called by refreshBehind() with what it found moved, on its caller's
+  // thread and holding no ticket's lock: the daemon queues the redeploys of
+  // repos that ask for them. Must not block.
+  void onTargetMoved(
+      std::function<void(const std::string& repo, const std::vector<TargetMoved>&)> hook);
+
   // Measures the own layer of every running environment against
   // limits.max_disk and limits.max_files; one above is FAILED, with a message
   // naming the limit and its use, and its container stopped so it cannot
@@ -206,6 +225,8 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+  std::mutex hookMu_;
+  std::function<void(const std::string&, const std::vector<TargetMoved>&)> targetMoved_;
   // Last: its background builds are waited for before anything they use goes.
   std::unique_ptr<LayerCache> layers_;
 };

@@ -291,6 +291,7 @@ void Reaper::queryBranches(const std::vector<Environment>& envs,
       continue;
     }
     fetched.push_back(work);
+    if (fetched_) fetched_(*work->repo);
   }
   std::vector<std::vector<Result<BranchState>>> answers(fetched.size());
   size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParallelQueries);

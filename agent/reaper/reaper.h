@@ -169,6 +169,11 @@ class Reaper {
   };
   std::optional<LastPass> lastPass() const;
 
+  // Called, on the pass's thread, for each repo a pass fetched: the daemon
+  // has the lifecycle read from the fresh mirror how far each environment's
+  // target moved (EnvironmentManager::refreshBehind). Set before start().
+  void onFetched(std::function<void(const RepoConfig&)> hook) { fetched_ = std::move(hook); }
+
   // Passes and what they reclaimed are counted there; may be null.
   void setMetrics(Metrics* metrics) { metrics_ = metrics; }
 
@@ -197,6 +202,7 @@ class Reaper {
   GitRepos* git_;
   Metrics* metrics_ = nullptr;
   ReclaimFn reclaim_;
+  std::function<void(const RepoConfig&)> fetched_;
   const TimeSource& time_;
 
   std::mutex passMu_;  // held for the whole of a pass

@@ -133,6 +133,8 @@ void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   out->set_commit(e.commit);
   out->set_source_commit(e.sourceCommit);
   out->set_target_commit(e.targetCommit);
+  out->set_target_head(e.targetHead);
+  out->set_behind(e.behind);
   *out->mutable_created_at() = ts(e.createdAt);
   *out->mutable_updated_at() = ts(e.updatedAt);
   if (e.lastAccessAt) *out->mutable_last_access_at() = ts(*e.lastAccessAt);

@@ -16,12 +16,12 @@ constexpr const char* kEnvColumns =
     "target_branch, env_json, secret_keys_json, ttl_ms, commit_id, port, message, pinned, "
     "created_at, updated_at, deployed_at, last_access_at, expires_at, request_count, bytes_in, "
     "bytes_out, ask_memory, ask_cpus, ask_pids, memory, cpus, pids, source_commit, target_commit, "
-    "deps_layer, data_layer, access, phases_json";
+    "deps_layer, data_layer, access, phases_json, target_head, behind";
 
 // An upsert, not a replace: the router's use counters may have been
 // flushed since the caller read the row, and must not go back.
 constexpr const char* kUpsertTail =
-    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON "
     "CONFLICT(slug) DO "
     "UPDATE SET "
@@ -38,6 +38,12 @@ constexpr const char* kUpsertTail =
     "cpus=excluded.cpus, pids=excluded.pids, source_commit=excluded.source_commit, "
     "target_commit=excluded.target_commit, deps_layer=excluded.deps_layer, "
     "data_layer=excluded.data_layer, access=excluded.access, phases_json=excluded.phases_json, "
+    // What the target has gained is measured against the target commit: a
+    // deploy of a new one starts level with it, and any other write keeps
+    // the count setTargetState() stored last (newer than the caller's copy).
+    "target_head=CASE WHEN target_commit=excluded.target_commit THEN target_head "
+    "ELSE excluded.target_commit END, "
+    "behind=CASE WHEN target_commit=excluded.target_commit THEN behind ELSE 0 END, "
     "last_access_at=CASE WHEN last_access_at IS NULL THEN excluded.last_access_at "
     "WHEN excluded.last_access_at IS NULL THEN last_access_at "
     "ELSE max(last_access_at, excluded.last_access_at) END, "
@@ -94,6 +100,8 @@ Result<Environment> readEnvironment(const Stmt& s) {
   e.dataLayer = s.text(34);
   QABOX_ASSIGN_OR_RETURN(e.phases,
                          decodePhases(s.text(36), "environment " + e.slug + ": phases_json"));
+  e.targetHead = s.text(37);
+  e.behind = static_cast<uint32_t>(s.int64(38));
   return e;
 }
 
@@ -119,6 +127,7 @@ Status bindEnvironment(Stmt& s, const Environment& e) {
   s.bind(32, e.sourceCommit).bind(33, e.targetCommit).bind(34, e.depsLayer);
   QABOX_ASSIGN_OR_RETURN(std::string phases, encodePhases(e.phases));
   s.bind(35, e.dataLayer).bind(36, e.spec.access).bind(37, phases);
+  s.bind(38, e.targetHead.empty() ? e.targetCommit : e.targetHead).bind(39, e.behind);
   return Status::ok();
 }
 
@@ -161,6 +170,24 @@ Result<uint32_t> SqliteStore::countEnvironments() {
   Stmt s(db_, "SELECT count(*) FROM environments", "count environments");
   QABOX_ASSIGN_OR_RETURN(bool row, s.step());
   return row ? static_cast<uint32_t>(s.int64(0)) : 0u;
+}
+
+Result<bool> SqliteStore::setTargetState(const std::string& slug, const std::string& targetCommit,
+                                         const std::string& targetHead, uint32_t behind) {
+  const std::string what = "record how far environment " + slug + "'s target moved";
+  bool changed = false;
+  auto body = [&]() -> Status {
+    Stmt s(db_,
+           "UPDATE environments SET target_head = ?1, behind = ?2 "
+           "WHERE slug = ?3 AND target_commit = ?4 AND (target_head != ?1 OR behind != ?2)",
+           what);
+    s.bind(1, targetHead).bind(2, behind).bind(3, slug).bind(4, targetCommit);
+    QABOX_RETURN_IF_ERROR(s.run());
+    changed = sqlite3_changes(db_) > 0;
+    return Status::ok();
+  };
+  QABOX_RETURN_IF_ERROR(write(what, body, Sync::kNormal));
+  return changed;
 }
 
 Status SqliteStore::recordAccess(const std::vector<AccessStats>& stats) {

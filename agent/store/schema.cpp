@@ -144,6 +144,12 @@ ALTER TABLE environments ADD COLUMN data_layer TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN access TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN phases_json TEXT NOT NULL DEFAULT '[]';
 )sql",
+    // 9: the target's head as last seen in the mirror, and how many commits
+    // it is ahead of target_commit (the environment's merge went stale).
+    R"sql(
+ALTER TABLE environments ADD COLUMN target_head TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN behind INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

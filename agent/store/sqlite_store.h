@@ -35,6 +35,8 @@ class SqliteStore final : public Store {
   Status putEnvironment(const Environment& env) override;
   Status deleteEnvironment(const std::string& slug) override;
   Result<uint32_t> countEnvironments() override;
+  Result<bool> setTargetState(const std::string& slug, const std::string& targetCommit,
+                              const std::string& targetHead, uint32_t behind) override;
   Status recordAccess(const std::vector<AccessStats>& stats) override;
 
   // leases.cpp

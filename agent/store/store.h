@@ -144,6 +144,12 @@ class Store {
   virtual Status putEnvironment(const Environment& env) = 0;
   virtual Status deleteEnvironment(const std::string& slug) = 0;
   virtual Result<uint32_t> countEnvironments() = 0;
+  // Where the target branch is now and how far ahead of the environment's
+  // target commit, only while that commit is still `targetCommit` (a deploy
+  // in between wins). True when the row changed. Neither updated_at nor
+  // anything else moves: this is news about the remote, not a change.
+  virtual Result<bool> setTargetState(const std::string& slug, const std::string& targetCommit,
+                                      const std::string& targetHead, uint32_t behind) = 0;
 
   // Static IPAM: the lowest free host address of `subnet` (CIDR) above
   // `first` offset, skipping the network, gateway (.1) and broadcast.

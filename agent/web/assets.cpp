@@ -30,6 +30,7 @@ table.details { width:auto; } table.details th { white-space:nowrap; color:var(-
 .state.sleeping { color:var(--sleep); background:var(--sleep-bg); }
 .state.deleting { color:var(--del); background:var(--del-bg); }
 .flag { font-size:.8em; border:1px solid var(--line); border-radius:.3rem; padding:0 .3rem; }
+.flag.stale { border-color:var(--del); color:var(--del); }
 .why, .error { color:var(--failed); }
 .warning { color:var(--del); }
 .muted, .empty { color:var(--muted); }

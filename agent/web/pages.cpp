@@ -77,6 +77,11 @@ string flags(const Environment& e) {
   string f;
   if (e.state == EnvState::kSleeping) f += "<span class=\"flag\">sleeping</span> ";
   if (e.pinned) f += "<span class=\"flag\">pinned</span>";
+  if (e.behind > 0 && !e.spec.targetBranch.empty()) {
+    f += " <span class=\"flag stale\" title=\"" + escape(e.spec.targetBranch) + " is at " +
+         escape(e.targetHead.substr(0, 12)) + ": deploy again to bring it up to date\">behind " +
+         escape(e.spec.targetBranch) + " by " + std::to_string(e.behind) + "</span>";
+  }
   return f;
 }
 

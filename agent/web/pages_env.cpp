@@ -90,6 +90,15 @@ string envDetails(const PageContext& c, const EnvView& v) {
       row("Access", escape(v.access)) + row("Repo", escape(e.spec.repo)) +
       row("Source → target", escape(e.spec.sourceBranch) + " → " + escape(e.spec.targetBranch)) +
       row("Commit", "<code>" + escape(e.commit) + "</code>") +
+      (e.spec.targetBranch.empty() || e.targetCommit.empty()
+           ? string()
+           : row("Target",
+                 escape(e.spec.targetBranch) + " merged at <code>" +
+                     escape(e.targetCommit.substr(0, 12)) + "</code>" +
+                     (e.behind == 0
+                          ? ", up to date"
+                          : "; now at <code>" + escape(e.targetHead.substr(0, 12)) + "</code>, " +
+                                std::to_string(e.behind) + " commits ahead"))) +
       row("Image", escape(e.spec.image) + " v" + std::to_string(e.imageVersion)) +
       row("Address", escape(e.ip) + ":" + std::to_string(e.port)) +
       row("Created", utc(e.createdAt) + " (" + ago(e.createdAt, c.now) + ")") +

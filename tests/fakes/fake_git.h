@@ -107,6 +107,26 @@ class FakeGit : public GitSource {
     return out;
   }
 
+  std::vector<Result<TargetState>> targetStates(const RepoConfig& repo,
+                                                const std::vector<TargetQuery>& queries) override {
+    std::lock_guard l(mu_);
+    calls.push_back("targetStates " + repo.name);
+    std::vector<Result<TargetState>> out;
+    for (const auto& q : queries) {
+      auto head = targetHeads.find(q.target);
+      if (auto it = fail.find("targetStates"); it != fail.end()) {
+        out.emplace_back(it->second);
+      } else if (head == targetHeads.end()) {
+        out.emplace_back(notFound("target_branch \"" + q.target + "\": not on the fake repo"));
+      } else {
+        auto n = behindOf.find(q.since);
+        uint32_t behind = head->second == q.since ? 0 : (n == behindOf.end() ? 1 : n->second);
+        out.emplace_back(TargetState{head->second, behind});
+      }
+    }
+    return out;
+  }
+
   Status maintain(const RepoConfig& repo, const std::set<std::string>& keep) override {
     std::lock_guard l(mu_);
     calls.push_back("maintain " + repo.name);
@@ -126,6 +146,10 @@ class FakeGit : public GitSource {
   std::map<std::string, Status> fail;        // operation -> what it returns
   // (source, target) -> its state; a pair not here: target NOT_FOUND.
   std::map<std::pair<std::string, std::string>, BranchState> states;
+  // targetStates(): target branch -> its head; since -> how far that head is
+  // ahead of it (1 when not listed and not the head itself).
+  std::map<std::string, std::string> targetHeads;
+  std::map<std::string, uint32_t> behindOf;
   std::set<std::string> kept;  // what maintain() was last told to keep
   std::vector<std::string> calls;
 

@@ -186,6 +186,61 @@ TEST_F(LxcReaper, MergedBranchIsReclaimedAndAnUnmergedOneStays) {
   EXPECT_EQ(host_->containers().size(), 1u);
 }
 
+TEST_F(LxcReaper, EnvironmentsSayWhenTheirTargetMovedOnUntilTheyDeployAgain) {
+  start();
+  branch("feature/STL-1");
+  branch("feature/STL-2");
+  deployBranch("STL-1", "feature/STL-1");
+  deployBranch("STL-2", "feature/STL-2");
+  auto level = host_->env("STL-2");
+  ASSERT_TRUE(level);
+  EXPECT_EQ(level->behind(), 0u);
+  EXPECT_EQ(level->target_head(), level->target_commit());
+
+  // Another change lands on develop; the next look at the mirror (here a
+  // reap pass, which fetches) sees both environments behind by one.
+  git_->checkout("develop");
+  git_->write("hotfix.txt", "hotfix\n");
+  git_->commit("hotfix on develop");
+  git_->push("develop");
+  const std::string hotfix = git_->head();
+  EXPECT_EQ(reap().reclaimed_size(), 0);
+  for (const char* ticket : {"STL-1", "STL-2"}) {
+    auto e = host_->env(ticket);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->behind(), 1u) << ticket;
+    EXPECT_EQ(e->target_head(), hotfix) << ticket;
+    EXPECT_EQ(e->state(), v1::Environment::READY) << ticket;
+  }
+  auto list = host_->cli({"list"});
+  ASSERT_EQ(list.exitCode, 0) << list.err;
+  EXPECT_NE(list.out.find("behind develop by 1"), std::string::npos) << list.out;
+  auto get = host_->cli({"get", "STL-2"});
+  EXPECT_NE(get.out.find("behind develop by 1 (deploy again"), std::string::npos) << get.out;
+  EXPECT_NE(events("STL-2").find("develop moved to " + hotfix.substr(0, 12)), std::string::npos);
+  EXPECT_EQ(viaRouter("stl-2").status, 200);
+
+  // Deploying again merges the new head: level again, and serving it.
+  deployBranch("STL-1", "feature/STL-1");
+  auto redeployed = host_->env("STL-1");
+  ASSERT_TRUE(redeployed);
+  EXPECT_EQ(redeployed->behind(), 0u);
+  EXPECT_EQ(redeployed->target_commit(), hotfix);
+  EXPECT_EQ(host_->env("STL-2")->behind(), 1u);
+
+  // Two more on develop: a deploy of STL-1 fetches, and STL-2 learns it
+  // without a reap pass.
+  for (const char* f : {"a.txt", "b.txt"}) {
+    git_->write(f, f);
+    git_->commit(std::string("work ") + f);
+  }
+  git_->push("develop");
+  deployBranch("STL-1", "feature/STL-1");
+  EXPECT_EQ(host_->env("STL-1")->behind(), 0u);
+  EXPECT_EQ(host_->env("STL-2")->behind(), 3u);
+  EXPECT_EQ(host_->env("STL-2")->target_head(), git_->head());
+}
+
 TEST_F(LxcReaper, DeletedBranchIsReclaimedUnlessReclaimDeletedIsOff) {
   start("interval = \"0\"\nreclaim_deleted = false\n");
   branch("feature/DEL-1");

@@ -148,7 +148,7 @@ TEST(EnvironmentTable, ShowsTheAgreedColumns) {
   auto rows = lines(formatEnvironmentTable(list, kNow));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].rfind("TICKET", 0), 0u);
-  for (const char* h : {"STATE", "URL", "IMAGE", "COMMIT", "AGE", "LAST USED"}) {
+  for (const char* h : {"STATE", "URL", "IMAGE", "COMMIT", "TARGET", "AGE", "LAST USED"}) {
     EXPECT_NE(rows[0].find(h), std::string::npos) << h;
   }
   EXPECT_NE(rows[1].find("0123456789 "), std::string::npos) << "commit is cut to 10";
@@ -163,6 +163,33 @@ TEST(EnvironmentTable, ShowsTheAgreedColumns) {
   // Unset last use and url read as "-".
   EXPECT_EQ(rows[2].substr(rows[0].find("LAST USED")), "-");
   EXPECT_EQ(rows[2].substr(rows[0].find("URL"), 2), "- ");
+}
+
+TEST(EnvironmentTable, SaysWhenTheTargetMovedOn) {
+  v1::ListEnvironmentsResponse list;
+  auto* level = list.add_environments();
+  *level = sampleEnvironment();
+  level->set_target_commit(std::string(40, 'b'));
+  auto* stale = list.add_environments();
+  *stale = sampleEnvironment();
+  stale->set_ticket("EXMP-114");
+  stale->set_target_commit(std::string(40, 'b'));
+  stale->set_behind(3);
+  auto* imageOnly = list.add_environments();
+  imageOnly->set_ticket("EXMP-1");
+  auto rows = lines(formatEnvironmentTable(list, kNow));
+  ASSERT_EQ(rows.size(), 4u);
+  size_t column = rows[0].find("TARGET");
+  EXPECT_EQ(rows[1].substr(column, 8), "develop ");
+  EXPECT_EQ(rows[2].substr(column, 20), "behind develop by 3 ");
+  EXPECT_EQ(rows[3].substr(column, 2), "- ");
+
+  std::string text = formatEnvironment(*stale, nullptr, kNow);
+  EXPECT_NE(text.find("behind develop by 3 (deploy again to bring it up to date)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(formatEnvironment(*level, nullptr, kNow).find("0 (up to date with develop)"),
+            std::string::npos);
 }
 
 TEST(EnvironmentTable, ColoursStatesOnlyWhenAsked) {

@@ -846,5 +846,73 @@ TEST(GitIds, CommitIds) {
   EXPECT_FALSE(isCommitId("HEAD"));
 }
 
+TEST_F(GitTest, TargetStatesCountWhatTheTargetGainedSinceAMerge) {
+  divergentBranches();
+  GitRepos repos(runner_, state_, milliseconds(30'000));
+  auto m = repos.merge(repo_, "feature/x", "develop");
+  ASSERT_TRUE(m.isOk()) << m.status().toString();
+  const std::string merged = m->targetHead;
+
+  // Nothing moved yet: level with the head.
+  auto level = repos.targetStates(repo_, {{"develop", merged}});
+  ASSERT_EQ(level.size(), 1u);
+  ASSERT_TRUE(level[0].isOk()) << level[0].status().toString();
+  EXPECT_EQ(level[0]->head, merged);
+  EXPECT_EQ(level[0]->behind, 0u);
+
+  // Three commits land on develop (one of them a merge of another branch).
+  checkout("develop");
+  write("t1.txt", "1\n");
+  commit("t1");
+  checkout("feature/other", true);
+  write("o.txt", "o\n");
+  commit("other");
+  checkout("develop");
+  git({"merge", "--quiet", "--no-ff", "-m", "merge other", "feature/other"});
+  push("develop");
+  // Not seen before a fetch: the mirror is read as it is.
+  auto stale = repos.targetStates(repo_, {{"develop", merged}});
+  ASSERT_TRUE(stale[0].isOk());
+  EXPECT_EQ(stale[0]->behind, 0u);
+  ASSERT_TRUE(repos.fetch(repo_).isOk());
+
+  const std::string never(40, 'e');
+  std::vector<TargetQuery> queries = {
+      {"develop", merged},  // t1, other, the merge
+      {"develop", merged},  // the same pair: counted once
+      {"develop", remoteHead("develop")},
+      {"main", merged},     // no such branch
+      {"-x", merged},       // a name git would read as an option
+      {"develop", "HEAD"},  // not a full id
+      {"develop", never},   // an id the mirror never had
+  };
+  size_t before = runner_.calls().size();
+  auto st = repos.targetStates(repo_, queries);
+  size_t processes = runner_.calls().size() - before;
+  ASSERT_EQ(st.size(), queries.size());
+  ASSERT_TRUE(st[0].isOk()) << st[0].status().toString();
+  EXPECT_EQ(st[0]->head, remoteHead("develop"));
+  EXPECT_EQ(st[0]->behind, 3u);
+  ASSERT_TRUE(st[1].isOk());
+  EXPECT_EQ(st[1]->behind, 3u);
+  ASSERT_TRUE(st[2].isOk());
+  EXPECT_EQ(st[2]->behind, 0u);
+  EXPECT_EQ(st[3].status().code(), Code::kNotFound);
+  EXPECT_EQ(st[4].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(st[5].status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(st[6].status().code(), Code::kNotFound);
+  // One listing, one count per distinct pair that differ (merged, never).
+  EXPECT_EQ(processes, 1u + 2u);
+  EXPECT_TRUE(repos.targetStates(repo_, {}).empty());
+
+  RecordingRunner refusing;
+  refusing.refuseAll = true;
+  GitRepos none(refusing, state_, milliseconds(30'000));
+  auto bad = none.targetStates(RepoConfig{"../etc", remote_}, {{"develop", merged}});
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(refusing.calls().empty());
+}
+
 }  // namespace
 }  // namespace qabox

@@ -93,6 +93,10 @@ class FlakyStore : public Store {
   }
   Status deleteEnvironment(const std::string& slug) override { return s_->deleteEnvironment(slug); }
   Result<uint32_t> countEnvironments() override { return s_->countEnvironments(); }
+  Result<bool> setTargetState(const std::string& slug, const std::string& targetCommit,
+                              const std::string& targetHead, uint32_t behind) override {
+    return s_->setTargetState(slug, targetCommit, targetHead, behind);
+  }
   Result<std::string> leaseAddress(const std::string& subnet, const std::string& owner) override {
     return s_->leaseAddress(subnet, owner);
   }

@@ -164,6 +164,8 @@ TEST_F(DeployTest, ARepoDeployMergesExportsAndTakesTheReposManifest) {
                             "merge shop feature/x develop",
                             "readFile shop " + git_.nextMerge.commit + " qabox.toml",
                             "exportTree shop " + git_.nextMerge.commit,
+                            // how far the repo's other environments' targets moved
+                            "targetStates shop",
                         }));
   EXPECT_EQ(readAll(upper("qabox-shop-1") + "/srv/app/index.html"), "<h1>shop</h1>\n");
   EXPECT_EQ(readAll(upper("qabox-shop-1") + "/etc/qabox/app.run"), "./serve\n");
@@ -659,6 +661,73 @@ TEST_F(DeployTest, AnotherSourceIsRefusedBeforeAnythingIsWritten) {
   EXPECT_EQ(runtime_.calls.size(), calls);
   EXPECT_TRUE(git_.calls.empty());
   EXPECT_EQ(store_->listLeases()->size(), 1u);
+}
+
+TEST_F(DeployTest, EnvironmentsLearnHowFarTheirTargetMovedAndADeployBringsThemLevel) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root: the export sets a trusted.* xattr";
+  const std::string merged = git_.nextMerge.targetHead;
+  git_.targetHeads["develop"] = merged;
+  ASSERT_TRUE(deploy(fromRepo("SHOP-1")).isOk());
+  DeployInput second = fromRepo("SHOP-2");
+  second.spec.sourceBranch = "feature/y";
+  ASSERT_TRUE(deploy(second).isOk());
+  EXPECT_EQ(store_->getEnvironment("shop-1")->value().behind, 0u);
+  EXPECT_EQ(store_->getEnvironment("shop-1")->value().targetHead, merged);
+
+  std::vector<std::string> told;
+  envs_->onTargetMoved([&](const std::string& repo, const auto& moved) {
+    for (const auto& m : moved) {
+      told.push_back(repo + " " + m.ticket + " " + m.target + " " + std::to_string(m.behind));
+    }
+  });
+  // develop moves on by two commits; a push webhook fetches first.
+  const std::string moved(40, 'f');
+  git_.targetHeads["develop"] = moved;
+  git_.behindOf[merged] = 2;
+  git_.takeCalls();
+  auto r = envs_->refreshBehind("shop", true);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(git_.takeCalls(), (std::vector<std::string>{"fetch shop", "targetStates shop"}));
+  EXPECT_EQ(r->size(), 2u);
+  EXPECT_EQ(told, (std::vector<std::string>{"shop SHOP-1 develop 2", "shop SHOP-2 develop 2"}));
+  for (const char* slug : {"shop-1", "shop-2"}) {
+    Environment e = store_->getEnvironment(slug)->value();
+    EXPECT_EQ(e.behind, 2u) << slug;
+    EXPECT_EQ(e.targetHead, moved) << slug;
+    EXPECT_EQ(e.state, EnvState::kReady) << slug;
+  }
+  auto ev = store_->listEvents("SHOP-1", 0);
+  ASSERT_TRUE(ev.isOk());
+  auto behind =
+      std::find_if(ev->begin(), ev->end(), [](const Event& e) { return e.action == "behind"; });
+  ASSERT_NE(behind, ev->end());
+  EXPECT_NE(behind->detail.find("develop moved to ffffffffffff: 2 commits"), std::string::npos)
+      << behind->detail;
+
+  // The same news again is no news: no hook, no event.
+  told.clear();
+  auto again = envs_->refreshBehind("shop", false);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_TRUE(again->empty());
+  EXPECT_TRUE(told.empty());
+
+  // Deploying again merges the new head: SHOP-1 is level, SHOP-2 still behind.
+  git_.nextMerge.targetHead = moved;
+  git_.nextMerge.commit = std::string(40, '9');
+  auto redeployed = envs_->redeploy("SHOP-1", false, "alice", {});
+  ASSERT_TRUE(redeployed.isOk()) << redeployed.status().toString();
+  EXPECT_EQ(store_->getEnvironment("shop-1")->value().behind, 0u);
+  EXPECT_EQ(store_->getEnvironment("shop-1")->value().targetHead, moved);
+  EXPECT_EQ(store_->getEnvironment("shop-2")->value().behind, 2u);
+
+  // A target the mirror lost leaves the count as it was; a repo not in the
+  // config is NOT_FOUND; nothing else changes.
+  git_.targetHeads.erase("develop");
+  EXPECT_TRUE(envs_->refreshBehind("shop", false).isOk());
+  EXPECT_EQ(store_->getEnvironment("shop-2")->value().behind, 2u);
+  EXPECT_EQ(envs_->refreshBehind("nope", false).status().code(), Code::kNotFound);
+  git_.fail["fetch"] = unavailable("repo shop: cannot fetch");
+  EXPECT_EQ(envs_->refreshBehind("shop", true).status().code(), Code::kUnavailable);
 }
 
 }  // namespace

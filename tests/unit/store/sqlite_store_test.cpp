@@ -26,7 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 8;
+constexpr int kSchemaVersion = 9;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -458,6 +458,8 @@ TEST_F(SqliteStoreTest, EnvironmentsFromVersionSevenTakeTheDefaultAccess) {
     raw.exec(
         "ALTER TABLE environments DROP COLUMN access;"
         "ALTER TABLE environments DROP COLUMN phases_json;"
+        "ALTER TABLE environments DROP COLUMN target_head;"
+        "ALTER TABLE environments DROP COLUMN behind;"
         "PRAGMA user_version = 7;");
   }
   auto store = open();
@@ -467,6 +469,33 @@ TEST_F(SqliteStoreTest, EnvironmentsFromVersionSevenTakeTheDefaultAccess) {
   ASSERT_TRUE(e->has_value());
   EXPECT_EQ((*e)->spec.access, "");
   EXPECT_TRUE((*e)->phases.empty());
+}
+
+TEST_F(SqliteStoreTest, EnvironmentsFromVersionEightAreLevelWithTheirTarget) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    Environment e = sample("old-8");
+    e.targetCommit = std::string(40, 'b');
+    ASSERT_TRUE(store->putEnvironment(e).isOk());
+  }
+  {
+    RawDb raw(dbPath());
+    raw.exec(
+        "ALTER TABLE environments DROP COLUMN target_head;"
+        "ALTER TABLE environments DROP COLUMN behind;"
+        "PRAGMA user_version = 8;");
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto e = store->getEnvironment("old-8");
+  ASSERT_TRUE(e.isOk()) << e.status().toString();
+  ASSERT_TRUE(e->has_value());
+  EXPECT_EQ((*e)->behind, 0u);
+  EXPECT_EQ((*e)->targetHead, "");  // unknown until the next look at the mirror
+  auto changed = store->setTargetState("old-8", std::string(40, 'b'), std::string(40, 'c'), 2);
+  ASSERT_TRUE(changed.isOk()) << changed.status().toString();
+  EXPECT_TRUE(*changed);
 }
 
 // Version 6's dependency layers are version 7's cached layers of kind deps.
@@ -480,6 +509,8 @@ TEST_F(SqliteStoreTest, DependencyLayersFromVersionSixAreLayersOfKindDeps) {
         "ALTER TABLE environments DROP COLUMN data_layer;"
         "ALTER TABLE environments DROP COLUMN access;"
         "ALTER TABLE environments DROP COLUMN phases_json;"
+        "ALTER TABLE environments DROP COLUMN target_head;"
+        "ALTER TABLE environments DROP COLUMN behind;"
         "INSERT INTO deps_layers VALUES ('" +
         std::string(64, 'a') +
         "', 'python', 3, 42, 1000, 2000);"

@@ -65,6 +65,8 @@ void expectSameEnvironment(const Environment& a, const Environment& b) {
   EXPECT_EQ(a.commit, b.commit);
   EXPECT_EQ(a.sourceCommit, b.sourceCommit);
   EXPECT_EQ(a.targetCommit, b.targetCommit);
+  EXPECT_EQ(a.targetHead, b.targetHead);
+  EXPECT_EQ(a.behind, b.behind);
   EXPECT_EQ(a.depsLayer, b.depsLayer);
   EXPECT_EQ(a.dataLayer, b.dataLayer);
   EXPECT_EQ(a.phases, b.phases);
@@ -145,6 +147,8 @@ TEST_P(StoreContract, EnvironmentRoundTripsEveryField) {
   e.commit = "0123456789abcdef0123456789abcdef01234567";
   e.sourceCommit = "1111111111111111111111111111111111111111";
   e.targetCommit = "2222222222222222222222222222222222222222";
+  e.targetHead = "3333333333333333333333333333333333333333";
+  e.behind = 4'000'000'000u;
   e.depsLayer = std::string(64, 'd');
   e.spec.access = "login";
   e.phases = {{"merge", std::chrono::milliseconds(12)},
@@ -485,6 +489,43 @@ TEST_P(StoreContract, PutEnvironmentReplacesTheRecordedHeads) {
   ASSERT_TRUE(listed.isOk());
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].targetCommit, std::string(40, 'b'));
+}
+
+TEST_P(StoreContract, HowFarTheTargetMovedIsKeptUntilADeployOfANewTargetCommit) {
+  const std::string merged(40, 'b'), moved(40, 'c'), next(40, 'd');
+  Environment e = sampleEnvironment("stale");
+  e.targetCommit = merged;
+  ASSERT_TRUE(store_->putEnvironment(e).isOk());
+  EXPECT_EQ(get("stale")->targetHead, merged);  // level with what it merged
+  EXPECT_EQ(get("stale")->behind, 0u);
+  const TimePoint updated = get("stale")->updatedAt;
+
+  auto changed = store_->setTargetState("stale", merged, moved, 3);
+  ASSERT_TRUE(changed.isOk()) << changed.status().toString();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(get("stale")->targetHead, moved);
+  EXPECT_EQ(get("stale")->behind, 3u);
+  EXPECT_EQ(get("stale")->updatedAt, updated);  // news about the remote, not a change
+  // The same news again changes nothing.
+  EXPECT_FALSE(*store_->setTargetState("stale", merged, moved, 3));
+
+  // Any other write of the row (a pin, a message) keeps the stored count,
+  // even from a copy read before it was set.
+  e.pinned = true;
+  ASSERT_TRUE(store_->putEnvironment(e).isOk());
+  EXPECT_EQ(get("stale")->behind, 3u);
+  EXPECT_EQ(get("stale")->targetHead, moved);
+
+  // A count measured against an older target commit loses to a deploy that
+  // merged a newer one, which starts level.
+  e.targetCommit = next;
+  ASSERT_TRUE(store_->putEnvironment(e).isOk());
+  EXPECT_EQ(get("stale")->behind, 0u);
+  EXPECT_EQ(get("stale")->targetHead, next);
+  EXPECT_FALSE(*store_->setTargetState("stale", merged, moved, 5));
+  EXPECT_EQ(get("stale")->behind, 0u);
+
+  EXPECT_FALSE(*store_->setTargetState("no-such", merged, moved, 1));
 }
 
 TEST_P(StoreContract, EventsArePrunedByAgeThenByCountInBatches) {

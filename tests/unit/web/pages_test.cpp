@@ -128,6 +128,33 @@ TEST(Pages, EveryByteFromAnEnvironmentIsEscaped) {
   EXPECT_EQ(log.find("</pre><script>"), std::string::npos);
 }
 
+TEST(Pages, AMergeThatWentStaleSaysSoInTheListAndOnItsPage) {
+  PageContext c;
+  c.viewer = {"alice", "qa", "tok"};
+  c.domain = "qa.test";
+  c.now = Clock::now();
+  Environment e = env("EXMP-1", EnvState::kReady, "feature/x", 3);
+  e.spec.repo = "shop";
+  e.spec.targetBranch = "develop<i>";
+  e.targetCommit = std::string(40, 'b');
+  e.targetHead = std::string(40, 'b');
+  EXPECT_EQ(listRows(c, {{e, "http://exmp-1.qa.test"}}).find("behind"), std::string::npos);
+  EnvView v;
+  v.env = e;
+  EXPECT_NE(envPage(c, v).find("up to date"), std::string::npos);
+
+  e.targetHead = std::string(40, 'c');
+  e.behind = 3;
+  std::string rows = listRows(c, {{e, "http://exmp-1.qa.test"}});
+  EXPECT_NE(rows.find(">behind develop&lt;i&gt; by 3</span>"), std::string::npos) << rows;
+  EXPECT_NE(rows.find("is at cccccccccccc: deploy again"), std::string::npos) << rows;
+  v.env = e;
+  std::string page = envPage(c, v);
+  EXPECT_NE(page.find("now at <code>cccccccccccc</code>, 3 commits ahead"), std::string::npos)
+      << page;
+  EXPECT_EQ(page.find("<i>"), std::string::npos);
+}
+
 TEST(Pages, TheHostPageShowsTheLastPassEvenWhenItReclaimedNothing) {
   PageContext c;
   c.viewer = {"alice", "ops", "tok"};
