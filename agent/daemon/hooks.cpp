@@ -79,9 +79,14 @@ class AgentHookActions : public hooks::HookActions {
     return envs_.deploy(in, {}).status();
   }
 
+  // A push to a target: fetch, then how far each environment merged onto it
+  // is behind now (the lifecycle records it and its "behind" event).
   Result<std::vector<std::string>> refreshBehind(const std::string& repoName) override {
-    return unimplemented("repo " + repoName +
-                         ": this agent does not track how far environments are behind");
+    QABOX_ASSIGN_OR_RETURN(auto moved, envs_.refreshBehind(repoName, true));
+    std::vector<std::string> tickets;
+    tickets.reserve(moved.size());
+    for (const auto& m : moved) tickets.push_back(m.ticket);
+    return tickets;
   }
 
   void record(const Event& e) override {

@@ -449,6 +449,7 @@ Result<ReapDecision> Reaper::reclaimNow(const Environment& env, const std::strin
       none.error = s.message() + "; the scheduled pass will check again";
       return none;
     }
+    if (fetched_) fetched_(*repo);
     auto answers = git_->branchStates(
         *repo, {{env.spec.sourceBranch, env.spec.targetBranch, deployedSourceHead(env)}});
     if (answers.empty() || !answers.front().isOk()) {

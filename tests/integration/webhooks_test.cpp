@@ -298,6 +298,24 @@ TEST_F(LxcWebhooks, DashboardOffStillServesOnlyTheHooks) {
   EXPECT_TRUE(eventually([&] { return !host_->env("WH-8"); }));
 }
 
+// A push to the target marks what was merged onto it behind, at once.
+TEST_F(LxcWebhooks, PushToTheTargetMarksEnvironmentsBehind) {
+  start();
+  branch("feature/WH-9", "wh-9\n");
+  deployBranch("WH-9", "feature/WH-9");
+  ASSERT_EQ(host_->env("WH-9")->behind(), 0u);
+  git_->checkout("develop");
+  git_->write("other.txt", "another merge\n");
+  git_->commit("another pull request merged");
+  git_->push("develop");
+  auto a = github("push", push("develop", git_->head()), "target-9");
+  EXPECT_EQ(a.status, 202) << a.body;
+  EXPECT_TRUE(eventually([&] {
+    auto e = host_->env("WH-9");
+    return e && e->behind() == 1;
+  }));
+}
+
 // A push redeploys to the new head while a client keeps asking: no request fails.
 TEST_F(LxcWebhooks, PushRedeploysWithoutAFailedRequest) {
   start();
