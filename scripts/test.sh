@@ -47,7 +47,7 @@ cmake --build build-asan -j"$jobs"
 
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DQABOX_FUZZ=ON "${werror[@]}" "${launcher[@]}" >/dev/null
-cmake --build build-fuzz -j"$jobs" --target http_fuzz http_backend_fuzz login_fuzz
+cmake --build build-fuzz -j"$jobs" --target http_fuzz http_backend_fuzz login_fuzz webhook_fuzz
 fuzz_work=$(mktemp -d)
 trap 'rm -rf "$fuzz_work"' EXIT
 # fuzz NAME CORPUS WHAT: a bounded libFuzzer run of build-fuzz/tests/fuzz/NAME
@@ -73,6 +73,7 @@ fuzz() {
 fuzz http_fuzz http "request path (parse, check, route)"
 fuzz http_backend_fuzz backend "backend response path (heads, chunked framing, trailers, 1xx, upgrades, early close)"
 fuzz login_fuzz login "login check (Cookie headers, sealed values, a grant's query)"
+fuzz webhook_fuzz webhook "webhook deliveries (payload parsers, signature checks)"
 
 # The package once, here; the LxcPackage test installs, runs and purges it
 # (QABOX_PACKAGE_DEB), instead of building it again.

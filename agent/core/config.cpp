@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -426,6 +427,64 @@ Status checkRouting(const Config& c) {
   return checkAccess(c);
 }
 
+Status checkChoice(const RepoConfig& r, std::string_view key, const std::string& value,
+                   std::initializer_list<std::string_view> allowed) {
+  for (std::string_view a : allowed) {
+    if (value == a) return Status::ok();
+  }
+  std::string list;
+  for (std::string_view a : allowed) list += (list.empty() ? "" : " or ") + std::string(a);
+  return invalidArgument("repos." + std::string(key) + " \"" + value + "\" (repo " + r.name +
+                         "): must be " + list);
+}
+
+Status checkRepoWebhook(const RepoConfig& r) {
+  const std::string where = " (repo " + r.name + ")";
+  if (!r.fullName.empty()) {
+    size_t slash = r.fullName.find('/');
+    bool ok = slash != std::string::npos && slash > 0 && slash + 1 < r.fullName.size() &&
+              r.fullName.size() <= 255 &&
+              r.fullName.find_first_of(" \t\r\n\"\\?#:") == std::string::npos;
+    if (!ok) {
+      return invalidArgument("repos.full_name \"" + r.fullName + "\"" + where +
+                             ": must be owner/name as the git host shows it, e.g. acme/shop");
+    }
+  }
+  if (!r.webhookSecret.empty() && !r.webhookSecretFile.empty()) {
+    return invalidArgument("repos.webhook_secret_file" + where +
+                           ": give webhook_secret or webhook_secret_file, not both");
+  }
+  if ((!r.webhookSecret.empty() || !r.webhookSecretFile.empty()) && r.fullName.empty()) {
+    return invalidArgument("repos.webhook_secret" + where +
+                           ": needs full_name, the repo's name on its git host");
+  }
+  if (!r.webhookSecret.empty() && r.webhookSecret.size() < 16) {
+    return invalidArgument("repos.webhook_secret" + where + ": must be at least 16 characters");
+  }
+  if (!r.webhookSecretFile.empty() && r.webhookSecretFile.front() != '/') {
+    return invalidArgument("repos.webhook_secret_file \"" + r.webhookSecretFile + "\"" + where +
+                           ": must be an absolute path");
+  }
+  QABOX_RETURN_IF_ERROR(checkChoice(r, "on_merged", r.onMerged, {"reclaim", "ignore"}));
+  QABOX_RETURN_IF_ERROR(checkChoice(r, "on_closed", r.onClosed, {"reclaim", "keep"}));
+  QABOX_RETURN_IF_ERROR(checkChoice(r, "on_push", r.onPush, {"redeploy", "ignore"}));
+  QABOX_RETURN_IF_ERROR(checkChoice(r, "on_target_push", r.onTargetPush, {"mark", "redeploy"}));
+  if (r.deployPhrase.size() > 200) {
+    return invalidArgument("repos.deploy_phrase" + where + ": at most 200 characters");
+  }
+  if (r.ticketPattern.empty() || r.ticketPattern.size() > 200) {
+    return invalidArgument("repos.ticket_pattern" + where +
+                           ": must be a regex of 1 to 200 characters");
+  }
+  try {
+    std::regex re(r.ticketPattern);
+  } catch (const std::regex_error& e) {
+    return invalidArgument("repos.ticket_pattern \"" + r.ticketPattern + "\"" + where + ": " +
+                           e.what());
+  }
+  return Status::ok();
+}
+
 Status checkRepos(const Config& c) {
   std::set<std::string> names;
   for (const auto& r : c.repos) {
@@ -439,6 +498,20 @@ Status checkRepos(const Config& c) {
       return invalidArgument("repos.url \"" + r.url + "\": must not start with '-'");
     if (!names.insert(r.name).second)
       return invalidArgument("repos.name \"" + r.name + "\": listed twice");
+    QABOX_RETURN_IF_ERROR(checkRepoWebhook(r));
+  }
+  std::set<std::string> fullNames;
+  for (const auto& r : c.repos) {
+    if (r.fullName.empty()) continue;
+    std::string lower = r.fullName;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!fullNames.insert(lower).second)
+      return invalidArgument("repos.full_name \"" + r.fullName + "\": listed twice");
+  }
+  auto maxBody = parseMemorySize(c.webhooks.maxBody);
+  if (!maxBody || *maxBody < 4096 || *maxBody > (64ULL << 20)) {
+    return invalidArgument("webhooks.max_body \"" + c.webhooks.maxBody +
+                           "\": must be a size between 4K and 64M, such as 1M");
   }
   return Status::ok();
 }
@@ -568,6 +641,14 @@ Status readEvents(const toml::table& root, Config& c) {
   });
 }
 
+Status readWebhooks(const toml::table& root, Config& c) {
+  return parseSection(root, "webhooks", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.string("max_body", c.webhooks.maxBody));
+    QABOX_RETURN_IF_ERROR(r.count("queue", c.webhooks.queue, 1, 100'000));
+    return r.count("workers", c.webhooks.workers, 1, 64);
+  });
+}
+
 Status readMetrics(const toml::table& root, Config& c) {
   return parseSection(root, "metrics",
                       [&](TableReader& r) { return r.string("listen", c.metrics.listen); });
@@ -599,6 +680,15 @@ Status readRepos(const toml::table& root, Config& c) {
       TableReader r(*t, "repos");
       QABOX_RETURN_IF_ERROR(r.string("name", repo.name));
       QABOX_RETURN_IF_ERROR(r.string("url", repo.url));
+      QABOX_RETURN_IF_ERROR(r.string("full_name", repo.fullName));
+      QABOX_RETURN_IF_ERROR(r.string("webhook_secret", repo.webhookSecret));
+      QABOX_RETURN_IF_ERROR(r.string("webhook_secret_file", repo.webhookSecretFile));
+      QABOX_RETURN_IF_ERROR(r.string("on_merged", repo.onMerged));
+      QABOX_RETURN_IF_ERROR(r.string("on_closed", repo.onClosed));
+      QABOX_RETURN_IF_ERROR(r.string("on_push", repo.onPush));
+      QABOX_RETURN_IF_ERROR(r.string("on_target_push", repo.onTargetPush));
+      QABOX_RETURN_IF_ERROR(r.string("deploy_phrase", repo.deployPhrase));
+      QABOX_RETURN_IF_ERROR(r.string("ticket_pattern", repo.ticketPattern));
       QABOX_RETURN_IF_ERROR(r.noUnknownKeys());
       c.repos.push_back(std::move(repo));
     }
@@ -636,13 +726,13 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("images_dir", c.imagesDir));
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
-  QABOX_RETURN_IF_ERROR(
-      top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits", "containers",
-                         "storage", "deploy", "reaper", "events", "repos", "metrics", "log"}));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits",
+                                           "containers", "storage", "deploy", "reaper", "events",
+                                           "repos", "webhooks", "metrics", "log"}));
 
   for (auto* read :
        {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers, readStorage,
-        readDeploy, readReaper, readEvents, readRepos, readMetrics, readLog}) {
+        readDeploy, readReaper, readEvents, readRepos, readWebhooks, readMetrics, readLog}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));

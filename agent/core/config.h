@@ -33,6 +33,22 @@ Status checkAccessMode(std::string_view field, std::string_view mode);
 struct RepoConfig {
   std::string name;
   std::string url;
+  // Webhooks (agent/hooks): the repo's name on its git host ("acme/shop":
+  // GitHub's and Gitea's repository.full_name, GitLab's
+  // project.path_with_namespace), matched case-insensitively; "" takes none.
+  std::string fullName{};
+  // The shared secret; webhook_secret_file names a 0600 file read at start
+  // instead (the daemon reads it into webhookSecret).
+  std::string webhookSecret{};
+  std::string webhookSecretFile{};
+  std::string onMerged = "reclaim";                     // reclaim | ignore
+  std::string onClosed = "reclaim";                     // reclaim | keep
+  std::string onPush = "redeploy";                      // redeploy | ignore
+  std::string onTargetPush = "mark";                    // mark | redeploy
+  std::string deployPhrase{};                           // "": comments deploy nothing
+  std::string ticketPattern = "[A-Z][A-Z0-9]+-[0-9]+";  // finds the ticket in a source branch
+
+  bool hasWebhook() const { return !fullName.empty() && !webhookSecret.empty(); }
 };
 
 // The repo of the allowlist with that name or URL; null when none has it.
@@ -168,6 +184,13 @@ struct Config {
   } events;
 
   std::vector<RepoConfig> repos;
+
+  // Deliveries from git hosts at https://qabox.<domain>/hooks/<provider>.
+  struct Webhooks {
+    std::string maxBody = "1M";  // a bigger body is refused (413)
+    uint32_t queue = 256;        // pending actions; beyond it 503 with Retry-After
+    uint32_t workers = 4;        // actions run at once (one per ticket at most)
+  } webhooks;
 
   std::string logLevel = "info";
 

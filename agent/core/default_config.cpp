@@ -81,6 +81,15 @@ max_rows = 100000      # and at most this many rows (0: no limit)
 refused_burst = 10     # refused calls recorded per peer at once,
 refused_every = "6s"   # then one every this long (the rest summed up)
 
+# Git hosts deliver to https://qabox.<domain>/hooks/github (or gitlab, gitea);
+# a repo takes webhooks once it has full_name and webhook_secret (or
+# webhook_secret_file), with on_merged, on_closed, on_push, on_target_push,
+# deploy_phrase and ticket_pattern in its [[repos]] entry.
+[webhooks]
+max_body = "1M"        # a bigger delivery is refused (413)
+queue = 256            # tickets with a pending action; beyond it 503 + Retry-After
+workers = 4            # actions at once, never two for one ticket
+
 [metrics]
 listen = "127.0.0.1:9464"  # Prometheus scrapes http://<listen>/metrics ("": none)
 

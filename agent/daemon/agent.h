@@ -15,6 +15,7 @@
 #include "daemon/usage.h"
 #include "deploy/git.h"
 #include "deploy/image_builder.h"
+#include "hooks/service.h"
 #include "lifecycle/manager.h"
 #include "lifecycle/schedule.h"
 #include "metrics/metrics.h"
@@ -33,6 +34,9 @@
 #include "web/http_server.h"
 
 namespace qabox {
+
+// Where git hosts deliver webhooks, on the dashboard's host.
+inline constexpr std::string_view kHooksPrefix = "/hooks/";
 
 class Agent {
  public:
@@ -64,6 +68,11 @@ class Agent {
   // The dashboard's loopback server and the qabox.<domain> route (dashboard.cpp).
   Status startDashboard();
   void stopDashboard();
+  // The webhooks (hooks.cpp): their secrets read, their queue started; none
+  // when no repo has a webhook secret.
+  Status startHooks();
+  // POST /hooks/<provider>: the delivery handed to hooks_ (404 without it).
+  web::Reply serveHook(const web::Request& req);
 
   const Config& config_;
   std::unique_ptr<Store> store_;
@@ -90,6 +99,8 @@ class Agent {
   ApiServer api_;
   std::unique_ptr<LifecycleSchedule> schedule_;
   // Last: stopped and gone first, before anything its pages read.
+  std::unique_ptr<hooks::HookActions> hookActions_;
+  std::unique_ptr<hooks::HookService> hooks_;
   std::unique_ptr<web::Dashboard> dashboard_;
   std::unique_ptr<web::HttpServer> web_;
 };

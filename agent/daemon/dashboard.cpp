@@ -2,13 +2,17 @@
 // qabox.<domain> there through the router (plain and TLS listeners alike).
 #include <spdlog/spdlog.h>
 
+#include "core/environment.h"
 #include "core/ticket.h"
 #include "daemon/agent.h"
 
 namespace qabox {
 
 Status Agent::startDashboard() {
-  if (!config_.dashboard.enabled) return Status::ok();
+  QABOX_RETURN_IF_ERROR(startHooks());
+  // Webhooks arrive on the dashboard's host: with the dashboard off, the
+  // server still runs for them and serves nothing else.
+  if (!config_.dashboard.enabled && !hooks_) return Status::ok();
   // Changes the pages follow live: every route change (a state change of
   // an environment) and every new event.
   auto stamp = [this] {
@@ -18,10 +22,24 @@ Status Agent::startDashboard() {
     }
     return (routes_->version() << 32) ^ newest;
   };
-  dashboard_ = std::make_unique<web::Dashboard>(config_, *envs_, *store_, reaper_.get(), *sessions_,
-                                                *tokens_, stamp);
-  web_ = std::make_unique<web::HttpServer>(
-      web::HttpServerOptions{}, std::bind_front(&web::Dashboard::handle, dashboard_.get()));
+  if (config_.dashboard.enabled) {
+    dashboard_ = std::make_unique<web::Dashboard>(config_, *envs_, *store_, reaper_.get(),
+                                                  *sessions_, *tokens_, stamp);
+  }
+  web::HttpServerOptions options;
+  if (hooks_) {
+    size_t maxBody = parseMemorySize(config_.webhooks.maxBody).value_or(1 << 20);
+    options.bodyLimitFor = [maxBody](std::string_view target) -> size_t {
+      return target.rfind(kHooksPrefix, 0) == 0 ? maxBody : 0;
+    };
+  }
+  web_ = std::make_unique<web::HttpServer>(options, [this](const web::Request& req) -> web::Reply {
+    std::string_view target(req.target().data(), req.target().size());
+    if (target.rfind(kHooksPrefix, 0) == 0) return serveHook(req);
+    if (dashboard_) return dashboard_->handle(req);
+    return web::makeReply(web::http::status::not_found, "the dashboard is disabled\n",
+                          "text/plain");
+  });
   if (Status s = web_->start(); !s.isOk()) return s;
   // The reserved label no ticket can take; recovery has run, and nothing
   // but an environment's own delete removes a route.
@@ -39,7 +57,8 @@ Status Agent::startDashboard() {
 
 void Agent::stopDashboard() {
   if (web_) web_->stop();
-  dashboard_.reset();  // waits for the actions it started
+  if (hooks_) hooks_->stop();  // the running actions finish, the pending ones are dropped
+  dashboard_.reset();          // waits for the actions it started
 }
 
 }  // namespace qabox

@@ -219,7 +219,10 @@ Result<ReapReport> Reaper::pass(bool dryRun, const std::string& policy, const st
     const BranchState* branch = branches[i] ? &*branches[i] : nullptr;
     auto d = decide(envs[i], cfg, now, branch, policy);
     if (!d) continue;
-    if (!dryRun && !reclaimOne(*d, envs[i], branch, now, policy, actor)) continue;
+    auto decider = [&](const Environment& e, const BranchState* b) {
+      return decide(e, cfg, now, b, policy);
+    };
+    if (!dryRun && !reclaimOne(*d, envs[i], branch, decider, actor)) continue;
     if (!dryRun && !d->done) ++failed;
     report.reclaimed.push_back(std::move(*d));
   }
@@ -341,7 +344,7 @@ void Reaper::maintainMirrors() {
 }
 
 bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchState* branch,
-                        TimePoint now, const std::string& policy, const std::string& actor) {
+                        const DecideFn& decideFn, const std::string& actor) {
   if (stopping_) {
     d.error = "the agent is stopping; retried on the next pass";
     return true;
@@ -359,7 +362,7 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
     // only the time policies still hold.
     bool sameDeploy = current.spec == env.spec && current.deployedAt == env.deployedAt &&
                       current.commit == env.commit;
-    auto again = decide(current, config_.reaper, now, sameDeploy ? branch : nullptr, policy);
+    auto again = decideFn(current, sameDeploy ? branch : nullptr);
     if (!again) {
       spdlog::info("reaper: {} is no longer due for {} and is left alone", env.ticket, d.policy);
       return false;
@@ -381,7 +384,7 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
                    (locked.deployedAt != decided.deployedAt ? ", deployed again" : "") + ")";
         return failedPrecondition("ticket " + locked.ticket + ": " + staleWhy);
       }
-      auto last = decide(locked, config_.reaper, now, answer, policy);
+      auto last = decideFn(locked, answer);
       if (!last || last->policy != d.policy) {
         stale = true;
         staleWhy = "no longer due under the ticket's lock";
@@ -415,6 +418,77 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
     spdlog::warn("reaper: could not reclaim {} ({}); retried next pass", d.ticket, detail);
   }
   return true;
+}
+
+Result<ReapDecision> Reaper::reclaimNow(const Environment& env, const std::string& policy,
+                                        const std::string& hint, const std::string& actor) {
+  if (policy != kPolicyMerged && policy != kPolicyClosed) {
+    return invalidArgument("policy \"" + policy.substr(0, 40) +
+                           "\": reclaimNow takes merged or closed");
+  }
+  const TimePoint now = time_.now();
+  ReapDecision none;
+  none.ticket = env.ticket;
+  none.policy = policy;
+  std::optional<BranchState> branch;
+  if (policy == kPolicyMerged) {
+    if (!mergedCandidate(env)) {
+      none.error = "not a candidate for the merged policy (pinned, busy, or no source and target)";
+      return none;
+    }
+    if (git_ == nullptr) {
+      none.error = "the agent has no git access";
+      return none;
+    }
+    const RepoConfig* repo = config_.findRepo(env.spec.repo);
+    if (repo == nullptr) {
+      none.error = "repo \"" + env.spec.repo + "\" is not in the agent's config";
+      return none;
+    }
+    if (Status s = git_->fetch(*repo); !s.isOk()) {
+      none.error = s.message() + "; the scheduled pass will check again";
+      return none;
+    }
+    if (fetched_) fetched_(*repo);
+    auto answers = git_->branchStates(
+        *repo, {{env.spec.sourceBranch, env.spec.targetBranch, deployedSourceHead(env)}});
+    if (answers.empty() || !answers.front().isOk()) {
+      none.error =
+          "checking its branches: " +
+          (answers.empty() ? std::string("no answer") : answers.front().status().message());
+      return none;
+    }
+    branch = std::move(answers.front()).value();
+  }
+  // The merged policy's own decide(), restricted to it; the closed one is
+  // due whenever decide() would consider the environment at all.
+  DecideFn decider = [&](const Environment& e,
+                         const BranchState* b) -> std::optional<ReapDecision> {
+    std::optional<ReapDecision> d;
+    if (policy == kPolicyMerged) {
+      d = decide(e, config_.reaper, now, b, kPolicyMerged);
+    } else if (!e.pinned && !busy(e.state)) {
+      d = ReapDecision{e.ticket, kPolicyClosed, hint, false, ""};
+    }
+    if (d && policy == kPolicyMerged && !hint.empty()) d->reason += " (" + hint + ")";
+    return d;
+  };
+  auto d = decider(env, branch ? &*branch : nullptr);
+  if (!d) {
+    if (policy == kPolicyMerged && branch && !branch->merged) {
+      none.error = "git does not show " + env.spec.sourceBranch + " merged into " +
+                   env.spec.targetBranch + " yet (target head " + shortSha(branch->targetHead) +
+                   "); left to the scheduled pass";
+    } else {
+      none.error = env.pinned ? "pinned" : "not due (" + std::string(stateName(env.state)) + ")";
+    }
+    return none;
+  }
+  if (!reclaimOne(*d, env, branch ? &*branch : nullptr, decider, actor)) {
+    none.error = "changed or deleted meanwhile; left alone";
+    return none;
+  }
+  return *d;
 }
 
 void Reaper::start() {

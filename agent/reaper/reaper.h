@@ -37,6 +37,9 @@ inline constexpr const char* kPolicyMerged = "merged";
 inline constexpr const char* kPolicyTtl = "ttl";
 inline constexpr const char* kPolicyMaxAge = "max_age";
 inline constexpr const char* kPolicyIdle = "idle";
+// Only on demand (Reaper::reclaimNow, from a webhook): the pull request was
+// closed without merging; never tried by a pass.
+inline constexpr const char* kPolicyClosed = "closed";
 
 // "" (every policy) or one of merged, idle, ttl, max_age; otherwise
 // INVALID_ARGUMENT naming the allowed values.
@@ -134,6 +137,19 @@ class Reaper {
   // report.
   Result<ReapReport> runOnce(bool dryRun, const std::string& policy, const std::string& actor);
 
+  // One environment, now (a webhook's hint): `policy` kPolicyMerged fetches
+  // its repo and asks git about that one environment's branches; only when
+  // decide() says merged (or deleted) is it reclaimed. kPolicyClosed
+  // reclaims it with `hint` as the reason (the pull request was closed
+  // unmerged). Both go through the pass's reclaim path: the row read again,
+  // the decision re-checked under the ticket's lock, the "reap" event (with
+  // `hint` appended to its reason). Does not wait for a running pass.
+  // Returns the decision; done false with `error` saying why nothing was
+  // reclaimed (not merged in git yet, pinned, busy, changed meanwhile).
+  // INVALID_ARGUMENT for another policy.
+  Result<ReapDecision> reclaimNow(const Environment& env, const std::string& policy,
+                                  const std::string& hint, const std::string& actor);
+
   // The schedule: a pass every reaper.interval, the first one interval after
   // start. Does nothing when the interval is 0 or the schedule already runs.
   void start();
@@ -172,8 +188,10 @@ class Reaper {
                      std::vector<std::optional<BranchState>>& branches, ReapReport& report);
   // Reclaims one due environment and records it; false when, read again, it
   // is no longer due (pinned, redeployed, deleted meanwhile) and not reported.
-  bool reclaimOne(ReapDecision& d, const Environment& env, const BranchState* branch, TimePoint now,
-                  const std::string& policy, const std::string& actor);
+  using DecideFn =
+      std::function<std::optional<ReapDecision>(const Environment&, const BranchState*)>;
+  bool reclaimOne(ReapDecision& d, const Environment& env, const BranchState* branch,
+                  const DecideFn& decideFn, const std::string& actor);
   // Lets GitRepos drop the pins of commits no environment uses any more and
   // pack the mirrors (its maintain(), meant to run once per pass).
   void maintainMirrors();

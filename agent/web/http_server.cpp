@@ -88,11 +88,27 @@ class Session : public std::enable_shared_from_this<Session> {
                             });
   }
 
+  // The head first: its target decides how big a body may be (a webhook's
+  // JSON or a form), then the body within that limit and the same deadline.
   void readRequest() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(opt().maxHeaderBytes));
     parser_->body_limit(opt().maxBodyBytes);
     stream_.expires_after(opt().readTimeout);
+    http::async_read_header(stream_, buf_, *parser_,
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (ec) return self->onRead(ec);
+                              self->readBody();
+                            });
+  }
+
+  void readBody() {
+    if (opt().bodyLimitFor) {
+      const auto& target = parser_->get().target();
+      size_t limit = opt().bodyLimitFor(std::string_view(target.data(), target.size()));
+      if (limit > 0) parser_->body_limit(limit);
+    }
+    if (parser_->is_done()) return onRead({});
     http::async_read(stream_, buf_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) { self->onRead(ec); });
   }

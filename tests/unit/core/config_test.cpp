@@ -297,3 +297,81 @@ TEST(Config, RefusesBadAccessValuesNamingTheKey) {
 
 }  // namespace
 }  // namespace qabox
+
+namespace qabox {
+namespace {
+
+constexpr const char* kHookRepo =
+    "[[repos]]\nname = \"shop\"\nurl = \"/srv/shop.git\"\nfull_name = \"acme/shop\"\n";
+
+TEST(Config, ReadsTheWebhookKeys) {
+  std::string toml = std::string(kHookRepo) +
+                     "webhook_secret = \"0123456789abcdef\"\non_merged = \"ignore\"\n"
+                     "on_closed = \"keep\"\non_push = \"ignore\"\non_target_push = \"redeploy\"\n"
+                     "deploy_phrase = \"deploy this please\"\nticket_pattern = \"[A-Z]+-[0-9]+\"\n"
+                     "[webhooks]\nmax_body = \"2M\"\nqueue = 10\nworkers = 2\n";
+  auto c = parseConfig(toml);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  const RepoConfig& r = c->repos.at(0);
+  EXPECT_EQ(r.fullName, "acme/shop");
+  EXPECT_TRUE(r.hasWebhook());
+  EXPECT_EQ(r.onMerged, "ignore");
+  EXPECT_EQ(r.onClosed, "keep");
+  EXPECT_EQ(r.onPush, "ignore");
+  EXPECT_EQ(r.onTargetPush, "redeploy");
+  EXPECT_EQ(r.deployPhrase, "deploy this please");
+  EXPECT_EQ(c->webhooks.maxBody, "2M");
+  EXPECT_EQ(c->webhooks.queue, 10u);
+  EXPECT_EQ(c->webhooks.workers, 2u);
+  auto d = parseConfig(kHookRepo);
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_FALSE(d->repos.at(0).hasWebhook());  // no secret: no webhooks
+  EXPECT_EQ(d->repos.at(0).onMerged, "reclaim");
+  EXPECT_EQ(d->repos.at(0).onPush, "redeploy");
+  EXPECT_EQ(d->repos.at(0).onTargetPush, "mark");
+  EXPECT_EQ(d->repos.at(0).deployPhrase, "");
+  EXPECT_EQ(d->webhooks.maxBody, "1M");
+}
+
+TEST(Config, WebhookErrorsNameTheKey) {
+  struct Case {
+    std::string toml;
+    std::string mustSay;
+  };
+  std::string r = kHookRepo;
+  std::vector<Case> cases = {
+      {r + "on_merged = \"delete\"",
+       "repos.on_merged \"delete\" (repo shop): must be reclaim or ignore"},
+      {r + "on_closed = \"reclaim!\"", "repos.on_closed"},
+      {r + "on_push = \"\"", "repos.on_push"},
+      {r + "on_target_push = \"x\"", "repos.on_target_push"},
+      {r + "ticket_pattern = \"([\"", "repos.ticket_pattern"},
+      {r + "ticket_pattern = \"\"", "repos.ticket_pattern"},
+      {r + "webhook_secret = \"short\"", "repos.webhook_secret (repo shop): must be at least 16"},
+      {r + "webhook_secret = \"0123456789abcdef\"\nwebhook_secret_file = \"/etc/s\"", "not both"},
+      {r + "webhook_secret_file = \"relative\"", "repos.webhook_secret_file \"relative\""},
+      {r + "webhook_secrets = \"x\"", "repos.webhook_secrets: unknown key"},
+      {"[[repos]]\nname = \"shop\"\nurl = \"/a\"\nwebhook_secret = \"0123456789abcdef\"",
+       "needs full_name"},
+      {"[[repos]]\nname = \"shop\"\nurl = \"/a\"\nfull_name = \"https://github.com/acme/shop\"",
+       "repos.full_name \"https://github.com/acme/shop\""},
+      {"[[repos]]\nname = \"shop\"\nurl = \"/a\"\nfull_name = \"shop\"", "must be owner/name"},
+      {r + "[[repos]]\nname = \"shop2\"\nurl = \"/b\"\nfull_name = \"ACME/shop\"",
+       "repos.full_name \"ACME/shop\": listed twice"},
+      {"[webhooks]\nmax_body = \"1T\"", "webhooks.max_body"},
+      {"[webhooks]\nmax_body = \"1K\"", "webhooks.max_body"},
+      {"[webhooks]\nqueue = 0", "webhooks.queue"},
+      {"[webhooks]\nworkers = 100", "webhooks.workers"},
+      {"[webhooks]\nlisten = \":9000\"", "webhooks.listen: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto res = parseConfig(c.toml);
+    ASSERT_FALSE(res.isOk()) << c.toml;
+    EXPECT_EQ(res.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(res.status().message().find(c.mustSay), std::string::npos)
+        << "for " << c.toml << " got: " << res.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace qabox

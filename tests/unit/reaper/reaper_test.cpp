@@ -998,5 +998,78 @@ TEST_F(ReaperPassTest, StopWithoutStartIsSafe) {
   reaper->stop();
 }
 
+// ---------------------------------------------------------------- reclaimNow (webhooks)
+
+TEST_F(ReaperPassTest, ReclaimNowOfAnUnmergedBranchDeletesNothing) {
+  shop_->createBranch("feature/EXMP-1");
+  Environment e = deployed("EXMP-1");
+  auto reaper = makeReaper();
+  auto d = reaper->reclaimNow(e, kPolicyMerged, "pull request #1 merged", "webhook:github");
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_FALSE(d->done);
+  EXPECT_THAT(d->error, HasSubstr("does not show feature/EXMP-1 merged into develop"));
+  EXPECT_TRUE(inStore("EXMP-1"));
+  EXPECT_TRUE(calls().empty());
+  EXPECT_TRUE(reapEvents("EXMP-1").empty());
+}
+
+TEST_F(ReaperPassTest, ReclaimNowOfAMergedBranchGoesThroughTheReclaimPath) {
+  shop_->createBranch("feature/EXMP-1");
+  shop_->createBranch("feature/EXMP-2");
+  Environment e = deployed("EXMP-1");
+  deployed("EXMP-2");
+  std::string mergeCommit = shop_->merge("feature/EXMP-1");
+  auto reaper = makeReaper();
+  auto d = reaper->reclaimNow(e, kPolicyMerged, "pull request #1 merged (delivery d1)",
+                              "webhook:github");
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_TRUE(d->done) << d->error;
+  EXPECT_EQ(d->policy, "merged");
+  EXPECT_THAT(d->reason, HasSubstr(mergeCommit));
+  EXPECT_THAT(d->reason, HasSubstr("delivery d1"));
+  EXPECT_FALSE(inStore("EXMP-1"));
+  EXPECT_TRUE(inStore("EXMP-2"));
+  auto events = reapEvents("EXMP-1");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].actor, "webhook:github");
+}
+
+TEST_F(ReaperPassTest, ReclaimNowClosedUsesTheHintAndSparesPinned) {
+  shop_->createBranch("feature/EXMP-1");
+  shop_->createBranch("feature/EXMP-2");
+  Environment e1 = deployed("EXMP-1");
+  Environment e2 = deployed("EXMP-2");
+  e2.pinned = true;
+  put(e2);
+  auto reaper = makeReaper();
+  auto d = reaper->reclaimNow(e1, kPolicyClosed, "pull request #3 closed without merging",
+                              "webhook:gitlab");
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_TRUE(d->done) << d->error;
+  EXPECT_EQ(d->policy, "closed");
+  EXPECT_EQ(d->reason, "pull request #3 closed without merging");
+  EXPECT_FALSE(inStore("EXMP-1"));
+  auto kept = reaper->reclaimNow(e2, kPolicyClosed, "pull request #4 closed", "webhook:gitlab");
+  ASSERT_TRUE(kept.isOk());
+  EXPECT_FALSE(kept->done);
+  EXPECT_TRUE(inStore("EXMP-2"));
+  EXPECT_FALSE(reaper->reclaimNow(e1, kPolicyIdle, "", "x").isOk());
+}
+
+TEST_F(ReaperPassTest, ReclaimNowLosesToARedeployUnderTheLock) {
+  shop_->createBranch("feature/EXMP-1");
+  Environment e = deployed("EXMP-1");
+  onReclaim_ = [&](const std::string&) {
+    Environment again = e;
+    again.deployedAt = e.deployedAt + minutes(5);
+    put(again);
+  };
+  auto reaper = makeReaper();
+  auto d = reaper->reclaimNow(e, kPolicyClosed, "pull request #1 closed", "webhook:gitea");
+  ASSERT_TRUE(d.isOk());
+  EXPECT_FALSE(d->done);
+  EXPECT_TRUE(inStore("EXMP-1"));
+}
+
 }  // namespace
 }  // namespace qabox
