@@ -91,6 +91,22 @@ class Fields {
     out = n->get<bool>();
     return Status::ok();
   }
+  // The string at `path`, or "" when it is absent or not a string.
+  std::string optString(std::string_view path) const {
+    const json* n = find(path);
+    if (n == nullptr || !n->is_string()) return {};
+    return n->get<std::string>().substr(0, 255);
+  }
+  // The timestamp at `path` (parseTimestamp), 0 when absent or unreadable.
+  int64_t optTime(std::string_view path) const {
+    return parseTimestamp(optString(path)).value_or(0);
+  }
+  // The whole number at `path`, or nullopt.
+  std::optional<int64_t> optNumber(std::string_view path) const {
+    const json* n = find(path);
+    if (n == nullptr || !n->is_number_integer()) return std::nullopt;
+    return n->get<int64_t>();
+  }
   // Absent or null: false; an object (GitHub's and Gitea's issue.pull_request): true.
   bool present(std::string_view path) const {
     const json* n = find(path);
@@ -110,6 +126,28 @@ HookEvent ignored(std::string why) {
   e.kind = HookEvent::Kind::kIgnored;
   e.ignoredWhy = std::move(why);
   return e;
+}
+
+std::string lowered(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// GitHub/Gitea: the head's repository is not the base's (a fork), or is gone.
+bool headIsFork(const Fields& f) {
+  std::string head = f.optString("pull_request.head.repo.full_name");
+  std::string base = f.optString("pull_request.base.repo.full_name");
+  if (base.empty()) base = f.optString("repository.full_name");
+  return head.empty() || lowered(head) != lowered(base);
+}
+
+// GitLab: source_project_id against target_project_id under `prefix`; a
+// payload that names neither is taken as the project's own.
+bool gitlabIsFork(const Fields& f, const std::string& prefix) {
+  auto source = f.optNumber(prefix + ".source_project_id");
+  auto target = f.optNumber(prefix + ".target_project_id");
+  if (!source && !target) return false;
+  return source != target;
 }
 
 std::string printable(std::string_view s) {
@@ -147,6 +185,9 @@ Result<HookEvent> parsePullRequest(const Fields& f) {
   QABOX_RETURN_IF_ERROR(f.ref("pull_request.head.ref", e.source));
   QABOX_RETURN_IF_ERROR(f.ref("pull_request.base.ref", e.target));
   QABOX_RETURN_IF_ERROR(f.sha("pull_request.head.sha", e.head));
+  e.fork = headIsFork(f);
+  e.atUnixSeconds = f.optTime("pull_request.closed_at");
+  if (e.atUnixSeconds == 0) e.atUnixSeconds = f.optTime("pull_request.updated_at");
   if (action == "closed") {
     QABOX_RETURN_IF_ERROR(f.boolean("pull_request.merged", e.merged));
     e.kind = HookEvent::Kind::kPrClosed;
@@ -170,6 +211,10 @@ Result<HookEvent> parseIssueComment(const Fields& f) {
     return ignored("comment on issue #" + std::to_string(e.number) + ", not a pull request");
   }
   QABOX_RETURN_IF_ERROR(f.string("comment.body", e.body, kMaxCommentBytes));
+  e.authorAssociation = f.optString("comment.author_association");
+  const std::string assoc = lowered(e.authorAssociation);
+  e.authorTrusted = assoc == "owner" || assoc == "member" || assoc == "collaborator";
+  e.prClosed = lowered(f.optString("issue.state")) == "closed";
   e.kind = HookEvent::Kind::kComment;
   return e;
 }
@@ -195,6 +240,8 @@ Result<HookEvent> parseGitlab(const std::string& event, const json& payload) {
     QABOX_RETURN_IF_ERROR(f.ref("object_attributes.target_branch", e.target));
     QABOX_RETURN_IF_ERROR(f.sha("object_attributes.last_commit.id", e.head));
     QABOX_RETURN_IF_ERROR(f.string("object_attributes.action", action, 64));
+    e.fork = gitlabIsFork(f, "object_attributes");
+    e.atUnixSeconds = f.optTime("object_attributes.updated_at");
     if (action == "merge") {
       e.kind = HookEvent::Kind::kPrClosed;
       e.merged = true;
@@ -216,6 +263,10 @@ Result<HookEvent> parseGitlab(const std::string& event, const json& payload) {
     QABOX_RETURN_IF_ERROR(f.ref("merge_request.source_branch", e.source));
     QABOX_RETURN_IF_ERROR(f.ref("merge_request.target_branch", e.target));
     QABOX_RETURN_IF_ERROR(f.string("object_attributes.note", e.body, kMaxCommentBytes));
+    e.fork = gitlabIsFork(f, "merge_request");
+    e.authorTrusted = true;  // the note payload says nothing of the author's access
+    std::string state = lowered(f.optString("merge_request.state"));
+    e.prClosed = state == "closed" || state == "merged";
     e.kind = HookEvent::Kind::kComment;
     return e;
   }
@@ -254,6 +305,68 @@ std::string hmacSha256Hex(std::string_view secret, std::string_view body) {
   sodium_bin2hex(hex.data(), hex.size(), mac, sizeof mac);
   hex.pop_back();
   return hex;
+}
+
+std::string sha256Hex(std::string_view data) {
+  initSodium();
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  std::string hex(sizeof digest * 2 + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), digest, sizeof digest);
+  hex.pop_back();
+  return hex;
+}
+
+std::optional<int64_t> parseTimestamp(std::string_view s) {
+  // YYYY-MM-DD?hh:mm:ss, then Z, " UTC", or +hh:mm / +hhmm (or -).
+  if (s.size() < 19) return std::nullopt;
+  auto digits = [&](size_t at, size_t n, int& out) {
+    out = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!digits(0, 4, year) || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
+      !digits(8, 2, day) || (s[10] != 'T' && s[10] != ' ') || !digits(11, 2, hour) ||
+      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  std::string_view rest = s.substr(19);
+  if (!rest.empty() && rest[0] == '.') {  // fractions of a second
+    size_t n = 1;
+    while (n < rest.size() && std::isdigit(static_cast<unsigned char>(rest[n]))) ++n;
+    rest = rest.substr(n);
+  }
+  int64_t offset = 0;
+  if (rest == "Z" || rest == " UTC" || rest.empty()) {
+    offset = 0;
+  } else if ((rest[0] == '+' || rest[0] == '-') && (rest.size() == 6 || rest.size() == 5)) {
+    std::string_view tz = rest;
+    int oh = 0, om = 0;
+    s = tz;
+    bool colon = tz.size() == 6;
+    if (!digits(1, 2, oh) || (colon && tz[3] != ':') || !digits(colon ? 4 : 3, 2, om)) {
+      return std::nullopt;
+    }
+    offset = (oh * 3600 + om * 60) * (tz[0] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  // Days from the civil date (Howard Hinnant's algorithm).
+  int y = year - (month <= 2 ? 1 : 0);
+  int era = (y >= 0 ? y : y - 399) / 400;
+  int yoe = y - era * 400;
+  int mp = (month + 9) % 12;
+  int doy = (153 * mp + 2) / 5 + day - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = static_cast<int64_t>(era) * 146097 + doe - 719468;
+  return days * 86400 + hour * 3600 + minute * 60 + second - offset;
 }
 
 Result<std::string> deliveryId(Provider p, const HeaderFn& headers) {

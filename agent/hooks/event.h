@@ -46,9 +46,30 @@ struct HookEvent {
   // kPush
   std::string branch;  // refs/heads/<branch>
   std::string after;
+  // kPrOpened, kPrClosed, kComment: the pull request's head is in another
+  // repository (a fork) than its base. GitHub/Gitea: pull_request.head.repo
+  // (missing or null counts as a fork) against pull_request.base.repo;
+  // GitLab: source_project_id against target_project_id.
+  bool fork = false;
+  // The event's own time, seconds since the epoch, when the payload carries
+  // one (pull_request.closed_at or updated_at; GitLab object_attributes.updated_at); 0 otherwise.
+  int64_t atUnixSeconds = 0;
   // kComment
   std::string body;
+  // GitHub/Gitea: comment.author_association is OWNER, MEMBER or
+  // COLLABORATOR. GitLab's note payload says nothing of the author's
+  // access: always true there.
+  bool authorTrusted = false;
+  std::string authorAssociation;  // as sent, for the answer ("" when absent)
+  bool prClosed = false;          // the payload says the pull request is closed or merged
 };
+
+// "2026-12-01T12:00:00Z", "2026-12-01T12:00:00+02:00", "2026-12-01 12:00:00 UTC"
+// as seconds since the epoch; nullopt when it is not one of these.
+std::optional<int64_t> parseTimestamp(std::string_view s);
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256Hex(std::string_view data);
 
 // The delivery's id header (X-GitHub-Delivery, X-Gitlab-Event-UUID or
 // X-Gitlab-Webhook-UUID, X-Gitea-Delivery); INVALID_ARGUMENT when missing

@@ -341,5 +341,57 @@ TEST(Provider, Names) {
   EXPECT_FALSE(parseProvider("../x").has_value());
 }
 
+TEST(ParseEvent, ForksTrustAndTimes) {
+  auto same = parseFixture(Provider::kGithub, "pull_request", "github/pull_request_closed.json");
+  ASSERT_TRUE(same.isOk());
+  EXPECT_FALSE(same->fork);
+  EXPECT_EQ(same->atUnixSeconds, *parseTimestamp("2026-12-01T12:00:00Z"));  // closed_at
+  auto fork =
+      parseFixture(Provider::kGithub, "pull_request", "github/pull_request_closed_fork.json");
+  ASSERT_TRUE(fork.isOk());
+  EXPECT_TRUE(fork->fork);
+  auto glFork =
+      parseFixture(Provider::kGitlab, "Merge Request Hook", "gitlab/merge_request_close_fork.json");
+  ASSERT_TRUE(glFork.isOk());
+  EXPECT_TRUE(glFork->fork);
+  auto glSame =
+      parseFixture(Provider::kGitlab, "Merge Request Hook", "gitlab/merge_request_close.json");
+  ASSERT_TRUE(glSame.isOk());
+  EXPECT_FALSE(glSame->fork);
+  auto comment = parseFixture(Provider::kGithub, "issue_comment", "github/issue_comment.json");
+  ASSERT_TRUE(comment.isOk());
+  EXPECT_TRUE(comment->authorTrusted);
+  EXPECT_FALSE(comment->prClosed);
+  auto gitea = parseFixture(Provider::kGitea, "issue_comment", "gitea/issue_comment.json");
+  ASSERT_TRUE(gitea.isOk());
+  EXPECT_TRUE(gitea->authorTrusted);
+  nlohmann::json j = nlohmann::json::parse(webhookFixture("github/issue_comment.json"));
+  j["comment"]["author_association"] = "CONTRIBUTOR";
+  auto contributor = parse(Provider::kGithub, "issue_comment", j.dump());
+  ASSERT_TRUE(contributor.isOk());
+  EXPECT_FALSE(contributor->authorTrusted);
+  auto note = parseFixture(Provider::kGitlab, "Note Hook", "gitlab/note_merge_request.json");
+  ASSERT_TRUE(note.isOk());
+  EXPECT_TRUE(note->authorTrusted);  // GitLab says nothing of the author's access
+  EXPECT_FALSE(note->fork);
+}
+
+TEST(Timestamps, TheHostsFormats) {
+  EXPECT_EQ(parseTimestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseTimestamp("2026-12-01T12:00:00Z"), 1796126400);
+  EXPECT_EQ(parseTimestamp("2026-12-01T14:00:00+02:00"), 1796126400);
+  EXPECT_EQ(parseTimestamp("2026-12-01T07:00:00-0500"), 1796126400);
+  EXPECT_EQ(parseTimestamp("2026-12-01 12:00:00 UTC"), 1796126400);
+  EXPECT_EQ(parseTimestamp("2026-12-01T12:00:00.123Z"), 1796126400);
+  EXPECT_FALSE(parseTimestamp("").has_value());
+  EXPECT_FALSE(parseTimestamp("yesterday").has_value());
+  EXPECT_FALSE(parseTimestamp("2026-13-01T12:00:00Z").has_value());
+  EXPECT_FALSE(parseTimestamp("2026-12-01T12:00:00 CEST").has_value());
+}
+
+TEST(Sha256, KnownDigest) {
+  EXPECT_EQ(sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 }  // namespace
 }  // namespace qabox::hooks
