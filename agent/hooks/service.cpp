@@ -14,11 +14,28 @@ using nlohmann::json;
 namespace {
 
 constexpr int kRetryAfterSeconds = 5;
+constexpr int64_t kClockSlackSeconds = 60;
 
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+// Whether a line of `body`, trimmed, starts with `phrase` (case aside).
+bool startsALine(std::string_view body, std::string_view phrase) {
+  const std::string want = lower(phrase);
+  while (!body.empty()) {
+    size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && lower(line.substr(first)).rfind(want, 0) == 0) {
+      return true;
+    }
+    if (nl == std::string_view::npos) break;
+    body = body.substr(nl + 1);
+  }
+  return false;
 }
 
 std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
@@ -49,6 +66,7 @@ HookService::HookService(HookServiceOptions options, HookActions& actions)
     : options_(std::move(options)),
       actions_(actions),
       dedup_(options_.dedup),
+      bodies_(options_.dedup),
       queue_(options_.queue, options_.workers) {
   for (const RepoConfig& r : options_.repos) {
     try {
@@ -70,14 +88,6 @@ bool HookService::enabled() const {
                      [](const RepoConfig& r) { return r.hasWebhook(); });
 }
 
-const RepoConfig* HookService::repoByFullName(std::string_view fullName) const {
-  std::string want = lower(fullName);
-  for (const RepoConfig& r : options_.repos) {
-    if (r.hasWebhook() && lower(r.fullName) == want) return &r;
-  }
-  return nullptr;
-}
-
 void HookService::record(const std::string& ticket, const std::string& actor,
                          const std::string& outcome, const std::string& detail) {
   Event e;
@@ -90,38 +100,112 @@ void HookService::record(const std::string& ticket, const std::string& actor,
   actions_.record(e);
 }
 
+void HookService::recordDenied(const std::string& actor, const std::string& detail) {
+  const TimePoint now = options_.clock ? options_.clock() : Clock::now();
+  uint64_t carried = 0;
+  {
+    std::lock_guard lock(deniedMu_);
+    if (now - deniedWindow_ >= std::chrono::minutes(1)) {
+      carried = deniedSuppressed_;
+      deniedSuppressed_ = 0;
+      deniedInWindow_ = 0;
+      deniedWindow_ = now;
+    }
+    if (deniedInWindow_ >= std::max<size_t>(1, options_.deniedPerMinute)) {
+      if (deniedSuppressed_++ == 0) {
+        spdlog::warn("webhooks: more than {} denied deliveries in a minute; counting the rest",
+                     options_.deniedPerMinute);
+      }
+      return;
+    }
+    ++deniedInWindow_;
+  }
+  if (carried > 0) {
+    record("", "webhook", "denied",
+           "and " + std::to_string(carried) +
+               " more denied deliveries in the minute before, not recorded one by one");
+  }
+  record("", actor, "denied", detail);
+}
+
 HookAnswer HookService::handle(Provider provider, const HeaderFn& headers, std::string_view body) {
   const std::string actor = "webhook:" + std::string(providerName(provider));
   if (!hasSignature(provider, headers)) {
-    record("", actor, "denied", "a delivery without a signature header");
+    recordDenied(actor, "a delivery without a signature header");
     return refused(401, "no signature header");
+  }
+  return handleVerified(provider, headers, body, actor);
+}
+
+HookAnswer HookService::handleVerified(Provider provider, const HeaderFn& headers,
+                                       std::string_view body, const std::string& actor) {
+  // The signature first, against each configured repo's secret (a few), so
+  // that nothing of an unsigned body is parsed.
+  std::vector<const RepoConfig*> matched;
+  std::string why;
+  for (const RepoConfig& r : options_.repos) {
+    if (!r.hasWebhook()) continue;
+    Status s = verifySignature(provider, headers, body, r.webhookSecret);
+    if (s.isOk()) {
+      matched.push_back(&r);
+    } else if (why.empty()) {
+      why = s.message();
+    }
+  }
+  if (matched.empty()) {
+    std::string detail = why.empty() ? "no repo takes webhooks" : why;
+    recordDenied(actor, "no configured repo's secret matches: " + detail);
+    return refused(401, detail);
   }
   auto payload = parseBody(body);
   if (!payload) return refused(422, payload.status().message());
   auto fullName = repoFullName(provider, *payload);
   if (!fullName) return refused(422, fullName.status().message());
-  const RepoConfig* repo = repoByFullName(*fullName);
-  if (repo == nullptr) {
-    return refused(404, "repository is not one qabox takes webhooks for");
+  const RepoConfig* repo = nullptr;
+  for (const RepoConfig* r : matched) {
+    if (lower(r->fullName) == lower(*fullName)) repo = r;
   }
-  if (Status s = verifySignature(provider, headers, body, repo->webhookSecret); !s.isOk()) {
-    record("", actor, "denied", "repo " + repo->name + ": " + s.message());
-    return refused(401, s.message());
+  if (repo == nullptr) {
+    recordDenied(actor, "signed with the secret of repo " + matched.front()->name +
+                            " but names another repository");
+    return refused(401, "the signature does not match the repository the payload names");
   }
   auto id = deliveryId(provider, headers);
   if (!id) return refused(422, id.status().message());
   auto event = parseEvent(provider, headers, *payload);
   if (!event) return refused(422, event.status().message());
   event->deliveryId = *id;
-  std::string key = std::string(providerName(provider)) + ":" + *id;
+  const std::string key = std::string(providerName(provider)) + ":" + *id;
+  const std::string bodyKey = std::string(providerName(provider)) + ":" + sha256Hex(body);
   if (!dedup_.add(key)) return answer(200, {{"duplicate", *id}});
-  HookAnswer a = dispatch(*repo, *event, actor);
-  if (a.status == 503) dedup_.forget(key);
-  return a;
+  if (!bodies_.add(bodyKey)) {
+    // A replay under a fresh id: its id stays remembered too.
+    return answer(200, {{"duplicate", *id}, {"why", "this body was delivered before"}});
+  }
+  auto forget = [&] {
+    dedup_.forget(key);
+    bodies_.forget(bodyKey);
+  };
+  try {
+    HookAnswer a = dispatch(*repo, *event, actor);
+    if (a.status >= 500) forget();
+    return a;
+  } catch (const std::exception& ex) {
+    forget();
+    spdlog::error("webhooks: delivery {}: {}", *id, ex.what());
+    return refused(500, "the delivery failed; retry later");
+  } catch (...) {
+    forget();
+    return refused(500, "the delivery failed; retry later");
+  }
 }
 
 HookAnswer HookService::dispatch(const RepoConfig& repo, const HookEvent& e,
                                  const std::string& actor) {
+  if (e.fork && e.kind != HookEvent::Kind::kIgnored && e.kind != HookEvent::Kind::kPush) {
+    return ignoredAnswer("pull request from a fork: #" + std::to_string(e.number) +
+                         " is ignored (its branches are another repository's)");
+  }
   switch (e.kind) {
     case HookEvent::Kind::kIgnored: return ignoredAnswer(e.ignoredWhy);
     case HookEvent::Kind::kPrOpened:
@@ -143,8 +227,8 @@ HookAnswer HookService::dispatch(const RepoConfig& repo, const HookEvent& e,
 }
 
 Result<std::vector<Environment>> HookService::deployedFrom(const RepoConfig& repo,
-                                                           const std::string& branch,
-                                                           bool asTarget) {
+                                                           const std::string& branch, bool asTarget,
+                                                           const std::string* target) {
   QABOX_ASSIGN_OR_RETURN(std::vector<Environment> all, actions_.environments());
   std::vector<Environment> out;
   for (Environment& env : all) {
@@ -152,6 +236,7 @@ Result<std::vector<Environment>> HookService::deployedFrom(const RepoConfig& rep
     if (r == nullptr || r->name != repo.name) continue;
     bool match = asTarget ? env.spec.targetBranch == branch && env.spec.sourceBranch != branch
                           : env.spec.sourceBranch == branch;
+    if (target != nullptr && env.spec.targetBranch != *target) match = false;
     if (match) out.push_back(std::move(env));
   }
   return out;
@@ -180,7 +265,7 @@ HookAnswer HookService::onClosed(const RepoConfig& repo, const HookEvent& e,
   if (!e.merged && repo.onClosed == "keep") {
     return ignoredAnswer(pr + " closed without merging: on_closed is keep");
   }
-  auto envs = deployedFrom(repo, e.source, false);
+  auto envs = deployedFrom(repo, e.source, false, &e.target);
   if (!envs) return refused(503, "listing environments: " + envs.status().message());
   std::vector<std::string> queued;
   std::vector<std::string> skipped;
@@ -188,6 +273,16 @@ HookAnswer HookService::onClosed(const RepoConfig& repo, const HookEvent& e,
   const std::string reason = (e.merged ? pr + " merged" : pr + " closed without merging") +
                              " (delivery " + e.deliveryId + ")";
   for (const Environment& env : *envs) {
+    // A "closed" reclaim has no git to confirm it: an environment deployed
+    // after the close (a replay, a reopened pull request) is not reclaimed.
+    // The slack is for the host's clock against the agent's.
+    if (!e.merged && e.atUnixSeconds > 0 &&
+        toUnixMillis(env.deployedAt) / 1000 > e.atUnixSeconds + kClockSlackSeconds) {
+      skipped.push_back(env.ticket + ": deployed after the pull request was closed");
+      record(env.ticket, actor, "skipped",
+             "not reclaimed: " + reason + ": deployed after the event's own time");
+      continue;
+    }
     Action a;
     a.ticket = env.ticket;
     a.type = Action::Type::kReclaim;
@@ -314,8 +409,17 @@ HookAnswer HookService::onComment(const RepoConfig& repo, const HookEvent& e,
   const std::string pr = "pull request #" + std::to_string(e.number);
   if (repo.deployPhrase.empty())
     return ignoredAnswer("comment on " + pr + ": deploy_phrase is off");
-  if (lower(e.body).find(lower(repo.deployPhrase)) == std::string::npos) {
-    return ignoredAnswer("comment on " + pr + ": not the deploy phrase");
+  if (!startsALine(e.body, repo.deployPhrase)) {
+    return ignoredAnswer("comment on " + pr + ": not the deploy phrase (at the start of a line)");
+  }
+  if (e.prClosed) return ignoredAnswer("comment on " + pr + ": the pull request is closed");
+  if (!e.authorTrusted) {
+    std::string why =
+        "comment on " + pr + " by an author who is not trusted (author_association " +
+        (e.authorAssociation.empty() ? std::string("missing") : e.authorAssociation.substr(0, 40)) +
+        "; OWNER, MEMBER or COLLABORATOR deploy); nothing deployed";
+    record("", actor, "skipped", why + " (delivery " + e.deliveryId + ")");
+    return ignoredAnswer(why);
   }
   Pr branches{e.source, e.target};
   if (branches.source.empty()) {

@@ -7,13 +7,19 @@
 // lifecycle and the store.
 //
 // The order of the checks, each a refusal that changes nothing:
-//   no signature header 401, body not JSON 422, repo not in the allowlist
-//   404, signature wrong 401 (and an event), a malformed field 422, no or
-//   bad delivery id 422, a delivery id seen before 200 "duplicate", the
-//   queue full 503 with Retry-After (the id is forgotten so the retry is
-//   served).
+//   no signature header 401; the signature checked against every configured
+//   repo's secret before the body is parsed, none matching 401; body not
+//   JSON 422; the payload's repo not the one whose secret matched (or not
+//   configured) 401, never 404, so that an answer tells nothing of which
+//   repos are configured; a malformed field 422; no or bad delivery id 422;
+//   a delivery id, or a body (its SHA-256), seen before 200 "duplicate";
+//   the queue full 503 with Retry-After, or any 5xx or exception of the
+//   dispatch: the id and the body's hash are forgotten so the retry is
+//   served. Denied deliveries are recorded at most deniedPerMinute a
+//   minute; the rest are counted into one "and K more" event.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -66,7 +72,9 @@ struct HookServiceOptions {
   size_t queue = 256;
   size_t workers = 4;
   size_t dedup = 4096;
-  size_t prMemory = 4096;  // pull requests whose branches are remembered
+  size_t prMemory = 4096;            // pull requests whose branches are remembered
+  size_t deniedPerMinute = 20;       // denied deliveries recorded one by one
+  std::function<TimePoint()> clock;  // null: Clock::now (tests set it)
 };
 
 class HookService {
@@ -91,20 +99,24 @@ class HookService {
     std::string source;
     std::string target;
   };
-  const RepoConfig* repoByFullName(std::string_view fullName) const;
   HookAnswer dispatch(const RepoConfig& repo, const HookEvent& e, const std::string& actor);
   HookAnswer onClosed(const RepoConfig& repo, const HookEvent& e, const std::string& actor);
   HookAnswer onPush(const RepoConfig& repo, const HookEvent& e, const std::string& actor);
   HookAnswer onTargetPush(const RepoConfig& repo, const HookEvent& e, const std::string& actor);
   HookAnswer onComment(const RepoConfig& repo, const HookEvent& e, const std::string& actor);
-  // Environments deployed from (repo, source branch).
+  // Environments deployed from (repo, source branch), or merged onto
+  // `branch` with asTarget; with `target`, only those merged onto it too.
   Result<std::vector<Environment>> deployedFrom(const RepoConfig& repo, const std::string& branch,
-                                                bool asTarget);
+                                                bool asTarget, const std::string* target = nullptr);
   // Queues `a`; the ticket is added to `queued` or the reason to `skipped`.
   // False when the queue is full.
   bool enqueue(Action a, std::vector<std::string>& queued, std::vector<std::string>& skipped);
   void record(const std::string& ticket, const std::string& actor, const std::string& outcome,
               const std::string& detail);
+  // A denied delivery's event, rate-limited (deniedPerMinute).
+  void recordDenied(const std::string& actor, const std::string& detail);
+  HookAnswer handleVerified(Provider provider, const HeaderFn& headers, std::string_view body,
+                            const std::string& actor);
   void rememberPr(const RepoConfig& repo, int64_t number, Pr pr);
   std::optional<Pr> knownPr(const RepoConfig& repo, int64_t number) const;
 
@@ -112,11 +124,17 @@ class HookService {
   HookActions& actions_;
   std::vector<std::regex> ticketPatterns_;  // indexed like options_.repos
   Deduplicator dedup_;
+  Deduplicator bodies_;  // "<provider>:<sha256 of the body>"
   WorkQueue queue_;
 
   mutable std::mutex prMu_;
   std::unordered_map<std::string, Pr> prs_;  // "<repo>#<number>"
   std::deque<std::string> prOrder_;
+
+  std::mutex deniedMu_;
+  TimePoint deniedWindow_{};
+  size_t deniedInWindow_ = 0;
+  uint64_t deniedSuppressed_ = 0;
 };
 
 }  // namespace qabox::hooks

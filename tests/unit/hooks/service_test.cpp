@@ -168,7 +168,8 @@ TEST_F(HookServiceTest, ForgedDeliveriesChangeNothingAndAreRecorded) {
 TEST_F(HookServiceTest, UnknownRepoMalformedJsonAndBadDeliveryIdAreRefused) {
   nlohmann::json j = nlohmann::json::parse(webhookFixture("github/push.json"));
   j["repository"]["full_name"] = "evil/shop";
-  EXPECT_EQ(deliver(Provider::kGithub, "push", j.dump(), "d-1").status, 404);
+  // 401, not 404: the answer says nothing of which repos are configured.
+  EXPECT_EQ(deliver(Provider::kGithub, "push", j.dump(), "d-1").status, 401);
   EXPECT_EQ(deliver(Provider::kGithub, "push", "{not json", "d-2").status, 422);
   EXPECT_EQ(deliver(Provider::kGithub, "push", "[]", "d-3").status, 422);
   j["repository"]["full_name"] = "acme/shop";
@@ -180,7 +181,7 @@ TEST_F(HookServiceTest, UnknownRepoMalformedJsonAndBadDeliveryIdAreRefused) {
   nlohmann::json u = nlohmann::json::parse(webhookFixture("github/push.json"));
   u["repository"]["full_name"] = "other/repo";
   u["repository"]["clone_url"] = repo_.url;
-  EXPECT_EQ(deliver(Provider::kGithub, "push", u.dump(), "d-5").status, 404);
+  EXPECT_EQ(deliver(Provider::kGithub, "push", u.dump(), "d-5").status, 401);
   EXPECT_TRUE(calls().empty());
 }
 
@@ -286,7 +287,10 @@ TEST_F(HookServiceTest, CommentDeploysOnlyAPullRequestItHasSeen) {
                     webhookFixture("github/pull_request_opened.json"), "d-2")
                 .status,
             200);
-  auto a = deliver(Provider::kGithub, "issue_comment", comment, "d-3");
+  // Another comment (the same body again would be a replay).
+  nlohmann::json later = nlohmann::json::parse(comment);
+  later["comment"]["id"] = 1146826;
+  auto a = deliver(Provider::kGithub, "issue_comment", later.dump(), "d-3");
   EXPECT_EQ(a.status, 202);
   EXPECT_EQ(calls(), (std::vector<std::string>{
                          "deploy SHOP-12 shop feature/SHOP-12-cart develop webhook:github"}));
@@ -365,6 +369,178 @@ TEST_F(HookServiceTest, StormIsCoalescedAndBounded) {
                signedHeaders(Provider::kGithub, "push", j.dump(), kSecret, fullId).fn(), j.dump())
           .status,
       200);  // and now it is
+}
+
+// ------------------------------------------------------------- the attacker's findings
+
+// A fork's pull request names a head branch of its own choosing: closing it
+// must not reclaim the environment deployed from the base repo's branch of
+// that name, and commenting on it must not deploy.
+TEST_F(HookServiceTest, ForkPullRequestsAreIgnored) {
+  auto gh = deliver(Provider::kGithub, "pull_request",
+                    webhookFixture("github/pull_request_closed_fork.json"), "d-1");
+  EXPECT_EQ(gh.status, 200);
+  EXPECT_THAT(gh.json, HasSubstr("pull request from a fork"));
+  auto gl = deliver(Provider::kGitlab, "Merge Request Hook",
+                    webhookFixture("gitlab/merge_request_close_fork.json"), "d-2");
+  EXPECT_THAT(gl.json, HasSubstr("pull request from a fork"));
+  // A fork's opened event is not remembered: a later comment finds nothing.
+  nlohmann::json opened = nlohmann::json::parse(webhookFixture("github/pull_request_opened.json"));
+  opened["pull_request"]["head"]["repo"]["full_name"] = "mallory/shop";
+  EXPECT_THAT(deliver(Provider::kGithub, "pull_request", opened.dump(), "d-3").json,
+              HasSubstr("pull request from a fork"));
+  EXPECT_THAT(deliver(Provider::kGithub, "issue_comment",
+                      webhookFixture("github/issue_comment.json"), "d-4")
+                  .json,
+              HasSubstr("not seen yet"));
+  // A deleted fork (head.repo null) is a fork too.
+  nlohmann::json gone = nlohmann::json::parse(webhookFixture("github/pull_request_closed.json"));
+  gone["pull_request"]["head"]["repo"] = nullptr;
+  EXPECT_THAT(deliver(Provider::kGithub, "pull_request", gone.dump(), "d-5").json,
+              HasSubstr("pull request from a fork"));
+  // A GitLab note on a fork's merge request.
+  nlohmann::json note = nlohmann::json::parse(webhookFixture("gitlab/note_merge_request.json"));
+  note["merge_request"]["source_project_id"] = 666;
+  EXPECT_THAT(deliver(Provider::kGitlab, "Note Hook", note.dump(), "d-6").json,
+              HasSubstr("pull request from a fork"));
+  EXPECT_TRUE(calls().empty());
+}
+
+TEST_F(HookServiceTest, ClosingMatchesTheTargetBranchToo) {
+  actions_.envs = {env("SHOP-12", "feature/SHOP-12-cart", "release")};
+  auto a = deliver(Provider::kGithub, "pull_request",
+                   webhookFixture("github/pull_request_closed_merged.json"), "d-1");
+  EXPECT_EQ(a.status, 200) << a.json;
+  EXPECT_TRUE(calls().empty());
+}
+
+// The same signed body under a fresh delivery id is a replay.
+TEST_F(HookServiceTest, AReplayUnderAFreshIdIsADuplicate) {
+  std::string body = webhookFixture("github/push.json");
+  EXPECT_EQ(deliver(Provider::kGithub, "push", body, "d-1").status, 202);
+  auto again = deliver(Provider::kGithub, "push", body, "d-fresh");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_THAT(again.json, HasSubstr("duplicate"));
+  EXPECT_EQ(calls().size(), 1u);
+}
+
+// A replayed "closed" does not reclaim what was deployed after the close.
+TEST_F(HookServiceTest, ClosedDoesNotReclaimWhatWasDeployedAfterIt) {
+  // closed_at 2026-12-01T12:00:00Z; deployed an hour later.
+  auto closedAt = parseTimestamp("2026-12-01T12:00:00Z");
+  ASSERT_TRUE(closedAt.has_value());
+  actions_.envs[0].deployedAt = fromUnixMillis((*closedAt + 3600) * 1000);
+  auto a = deliver(Provider::kGithub, "pull_request",
+                   webhookFixture("github/pull_request_closed.json"), "d-1");
+  EXPECT_THAT(a.json, HasSubstr("deployed after the pull request was closed"));
+  EXPECT_TRUE(calls().empty());
+  // Deployed before the close: reclaimed.
+  service_.reset();
+  actions_.envs[0].deployedAt = fromUnixMillis((*closedAt - 3600) * 1000);
+  deliver(Provider::kGithub, "pull_request", webhookFixture("github/pull_request_closed.json"),
+          "d-2");
+  EXPECT_EQ(calls(), (std::vector<std::string>{"reclaim SHOP-12 closed webhook:github"}));
+}
+
+TEST_F(HookServiceTest, CommentDeploysNeedATrustedAuthorTheLineStartAndAnOpenPr) {
+  deliver(Provider::kGithub, "pull_request", webhookFixture("github/pull_request_opened.json"),
+          "d-0");
+  nlohmann::json c = nlohmann::json::parse(webhookFixture("github/issue_comment.json"));
+  c["comment"]["author_association"] = "NONE";
+  auto untrusted = deliver(Provider::kGithub, "issue_comment", c.dump(), "d-1");
+  EXPECT_THAT(untrusted.json, HasSubstr("not trusted"));
+  c["comment"].erase("author_association");
+  EXPECT_THAT(deliver(Provider::kGithub, "issue_comment", c.dump(), "d-2").json,
+              HasSubstr("not trusted"));
+  c["comment"]["author_association"] = "OWNER";
+  c["comment"]["body"] = "I would not say deploy this please here";
+  EXPECT_THAT(deliver(Provider::kGithub, "issue_comment", c.dump(), "d-3").json,
+              HasSubstr("not the deploy phrase"));
+  c["comment"]["body"] = "ok\n   deploy this please  ";
+  c["issue"]["state"] = "closed";
+  EXPECT_THAT(deliver(Provider::kGithub, "issue_comment", c.dump(), "d-4").json,
+              HasSubstr("the pull request is closed"));
+  nlohmann::json note = nlohmann::json::parse(webhookFixture("gitlab/note_merge_request.json"));
+  note["merge_request"]["state"] = "merged";
+  EXPECT_THAT(deliver(Provider::kGitlab, "Note Hook", note.dump(), "d-5").json,
+              HasSubstr("the pull request is closed"));
+  EXPECT_TRUE(calls().empty());
+  c["issue"]["state"] = "open";
+  EXPECT_EQ(deliver(Provider::kGithub, "issue_comment", c.dump(), "d-6").status, 202);
+  EXPECT_EQ(calls().size(), 1u);
+}
+
+// A second repo's secret does not sign for the first; an unconfigured repo
+// and a wrong secret answer alike.
+TEST_F(HookServiceTest, TheSecretThatMatchesDecidesTheRepo) {
+  RepoConfig other = repo_;
+  other.name = "blog";
+  other.fullName = "acme/blog";
+  other.webhookSecret = "another-secret-another";
+  HookServiceOptions o;
+  o.repos = {repo_, other};
+  service_ = std::make_unique<HookService>(o, actions_);
+  service_->start();
+  std::string body = webhookFixture("github/push.json");  // names acme/shop
+  auto wrong = deliver(Provider::kGithub, "push", body, "d-1", other.webhookSecret);
+  EXPECT_EQ(wrong.status, 401);
+  nlohmann::json j = nlohmann::json::parse(body);
+  j["repository"]["full_name"] = "acme/nowhere";
+  auto unknown = deliver(Provider::kGithub, "push", j.dump(), "d-2");
+  EXPECT_EQ(unknown.status, 401);
+  auto bad = deliver(Provider::kGithub, "push", "{not json", "d-3", "not-any-secret-at-all");
+  EXPECT_EQ(bad.status, 401);  // not 422: nothing unsigned is parsed
+  EXPECT_EQ(deliver(Provider::kGithub, "push", body, "d-4").status, 202);
+}
+
+TEST_F(HookServiceTest, ADenialFloodIsRateLimited) {
+  TimePoint now = fromUnixMillis(1'800'000'000'000);
+  HookServiceOptions o;
+  o.repos = {repo_};
+  o.deniedPerMinute = 5;
+  o.clock = [&now] { return now; };
+  service_ = std::make_unique<HookService>(o, actions_);
+  service_->start();
+  std::string body = webhookFixture("github/push.json");
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(
+        deliver(Provider::kGithub, "push", body, "f-" + std::to_string(i), "wrong-secret-x").status,
+        401);
+  }
+  {
+    std::lock_guard lock(actions_.mu);
+    EXPECT_EQ(actions_.events.size(), 5u);
+  }
+  now += std::chrono::seconds(61);
+  deliver(Provider::kGithub, "push", body, "f-late", "wrong-secret-x");
+  std::lock_guard lock(actions_.mu);
+  ASSERT_EQ(actions_.events.size(), 7u);
+  EXPECT_THAT(actions_.events[5].detail, HasSubstr("and 195 more denied deliveries"));
+}
+
+class ThrowingActions : public FakeActions {
+ public:
+  Result<std::vector<Environment>> environments() override {
+    if (fail) throw std::runtime_error("the store is gone");
+    return FakeActions::environments();
+  }
+  bool fail = true;
+};
+
+// A delivery whose dispatch failed is forgotten: the host's retry is served.
+TEST_F(HookServiceTest, AFailedDispatchForgetsTheDelivery) {
+  ThrowingActions throwing;
+  throwing.envs = actions_.envs;
+  HookServiceOptions o;
+  o.repos = {repo_};
+  HookService s(o, throwing);
+  s.start();
+  std::string body = webhookFixture("github/pull_request_closed_merged.json");
+  auto h = signedHeaders(Provider::kGithub, "pull_request", body, kSecret, "d-1");
+  EXPECT_EQ(s.handle(Provider::kGithub, h.fn(), body).status, 500);
+  throwing.fail = false;
+  EXPECT_EQ(s.handle(Provider::kGithub, h.fn(), body).status, 202);
+  EXPECT_EQ(s.handle(Provider::kGithub, h.fn(), body).status, 200);
 }
 
 }  // namespace
