@@ -29,8 +29,11 @@ Status Agent::startDashboard() {
   web::HttpServerOptions options;
   if (hooks_) {
     size_t maxBody = parseMemorySize(config_.webhooks.maxBody).value_or(1 << 20);
-    options.bodyLimitFor = [maxBody](std::string_view target) -> size_t {
-      return target.rfind(kHooksPrefix, 0) == 0 ? maxBody : 0;
+    // Only a POST to one of the three endpoints: any other /hooks/ path or
+    // method keeps the forms' small limit.
+    options.bodyLimitFor = [maxBody](std::string_view method, std::string_view target) -> size_t {
+      if (method != "POST" || target.rfind(kHooksPrefix, 0) != 0) return 0;
+      return hooks::parseProvider(target.substr(kHooksPrefix.size())) ? maxBody : 0;
     };
   }
   web_ = std::make_unique<web::HttpServer>(options, [this](const web::Request& req) -> web::Reply {

@@ -119,6 +119,11 @@ Status Agent::startHooks() {
   hooks_->start();
   size_t n = 0;
   for (const RepoConfig& repo : config_.repos) n += repo.fullName.empty() ? 0 : 1;
+  if (config_.routing.tlsListen.empty()) {
+    spdlog::warn(
+        "webhooks are on without TLS (routing.tls_listen is empty): deliveries, and GitLab's "
+        "X-Gitlab-Token (the secret itself), travel in clear; serve /hooks over TLS");
+  }
   spdlog::info("webhooks for {} repos at {}://{}.{}/hooks/{{github,gitlab,gitea}}", n,
                config_.routing.tlsListen.empty() ? "http" : "https", kReservedLabel,
                config_.routing.domain);

@@ -105,7 +105,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void readBody() {
     if (opt().bodyLimitFor) {
       const auto& target = parser_->get().target();
-      size_t limit = opt().bodyLimitFor(std::string_view(target.data(), target.size()));
+      const auto method = parser_->get().method_string();
+      size_t limit = opt().bodyLimitFor(std::string_view(method.data(), method.size()),
+                                        std::string_view(target.data(), target.size()));
       if (limit > 0) parser_->body_limit(limit);
     }
     if (parser_->is_done()) return onRead({});

@@ -43,9 +43,9 @@ struct HttpServerOptions {
   size_t maxHeaderBytes = 16 * 1024;
   size_t maxHeaderCount = 100;
   size_t maxBodyBytes = 4 * 1024;  // forms only
-  // A bigger limit for some requests, decided on their head (the target):
-  // the webhooks' /hooks/ paths. Null or 0: maxBodyBytes.
-  std::function<size_t(std::string_view target)> bodyLimitFor;
+  // A bigger limit for some requests, decided on their head (the method and
+  // the target): the webhooks' POST /hooks/<provider>. Null or 0: maxBodyBytes.
+  std::function<size_t(std::string_view method, std::string_view target)> bodyLimitFor;
   size_t maxTargetBytes = 4 * 1024;
   // A request (head and body) within readTimeout of its first byte; a
   // keep-alive connection idle at most idleTimeout; each write within
