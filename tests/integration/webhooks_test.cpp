@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <thread>
 
@@ -27,6 +28,15 @@ const std::string kSecret = "webhook-secret-0123456789";
 
 std::string fixture(const std::string& name) {
   return readFile(std::string(QABOX_WEBHOOK_FIXTURES) + "/" + name);
+}
+
+std::string isoNow() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 bool eventually(const std::function<bool()>& cond, milliseconds limit = seconds(20),
@@ -151,6 +161,11 @@ class LxcWebhooks : public ::testing::Test {
     j["pull_request"]["number"] = number;
     j["pull_request"]["head"]["ref"] = source;
     j["pull_request"]["head"]["sha"] = head;
+    // The event's own time is now: a "closed" reclaim refuses environments
+    // deployed after it.
+    std::string now = isoNow();
+    j["pull_request"]["updated_at"] = now;
+    if (j["pull_request"]["closed_at"].is_string()) j["pull_request"]["closed_at"] = now;
     return j.dump();
   }
 
@@ -193,12 +208,21 @@ TEST_F(LxcWebhooks, RefusedDeliveriesChangeNothing) {
             401);
   json foreign = json::parse(merged);
   foreign["repository"]["full_name"] = "evil/shop";
-  EXPECT_EQ(github("pull_request", foreign.dump(), "foreign-1").status, 404);
+  // 401, not 404: the answer tells nothing of which repos are configured.
+  EXPECT_EQ(github("pull_request", foreign.dump(), "foreign-1").status, 401);
+  // A fork's pull request with the same head branch name.
+  json fork = json::parse(merged);
+  fork["pull_request"]["head"]["repo"]["full_name"] = "mallory/shop";
+  auto forked = github("pull_request", fork.dump(), "fork-1");
+  EXPECT_EQ(forked.status, 200) << forked.body;
+  EXPECT_NE(forked.body.find("pull request from a fork"), std::string::npos) << forked.body;
   EXPECT_EQ(github("pull_request", "{\"action\": ", "bad-json-1").status, 422);
   std::string huge = merged;
   huge.insert(huge.size() - 1, ",\"pad\":\"" + std::string(70 * 1024, 'x') + "\"");
   EXPECT_EQ(github("pull_request", huge, "huge-1").status, 413);
   EXPECT_EQ(post("/hooks/nosuchhost", {}, merged).status, 404);
+  // Only POST /hooks/{github,gitlab,gitea} gets the larger body limit.
+  EXPECT_EQ(post("/hooks/nosuchhost", {}, std::string(16 * 1024, 'x')).status, 413);
 
   std::this_thread::sleep_for(milliseconds(500));
   auto after = host_->env("WH-1");
@@ -217,6 +241,10 @@ TEST_F(LxcWebhooks, RefusedDeliveriesChangeNothing) {
   auto replay = github("pull_request", merged, "real-1");
   EXPECT_EQ(replay.status, 200);
   EXPECT_NE(replay.body.find("duplicate"), std::string::npos) << replay.body;
+  // The same body under a fresh delivery id is a replay too.
+  auto fresh = github("pull_request", merged, "real-2");
+  EXPECT_EQ(fresh.status, 200);
+  EXPECT_NE(fresh.body.find("duplicate"), std::string::npos) << fresh.body;
 }
 
 TEST_F(LxcWebhooks, MergeReclaimsAtOnceButOnlyWhenGitAgrees) {
@@ -374,8 +402,10 @@ TEST_F(LxcWebhooks, StormOfDeliveriesIsAbsorbedAndTheLastPushWins) {
   for (int s = 0; s < 4; ++s) {
     senders.emplace_back([&, s] {
       for (int n = s; n < 500; n += 4) {
-        auto r = github("push", push("feature/WH-7", heads[static_cast<size_t>(n) % 4]),
-                        "storm-" + std::to_string(n));
+        // A field of its own per delivery: the same body twice is a replay.
+        json body = json::parse(push("feature/WH-7", heads[static_cast<size_t>(n) % 4]));
+        body["storm"] = n;
+        auto r = github("push", body.dump(), "storm-" + std::to_string(n));
         if (r.status == 202 || r.status == 200) {
           ++accepted;
         } else if (r.status == 503) {
