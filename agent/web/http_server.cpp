@@ -161,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Reply r = makeReply(status, std::string(http::obsolete_reason(status)) + "\n", "text/plain");
     r.res.keep_alive(false);
     r.res.prepare_payload();
+    linger_ = true;
     send(std::move(r.res));
   }
 
@@ -171,8 +172,28 @@ class Session : public std::enable_shared_from_this<Session> {
       bool again = !ec && self->res_->keep_alive() && !self->srv_.stopped;
       self->res_.reset();
       if (again) return self->waitForRequest();
+      if (self->linger_ && !ec) return self->lingeringClose();
       self->close();
     });
+  }
+
+  // A refusal sent before the request's body was read: closing now, with
+  // that body unread, would reset the connection and the router would lose
+  // the answer (a 502 instead of a 413). So stop sending, read and drop
+  // what the client still sends, for at most a second or 4 MiB, then close.
+  void lingeringClose() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(1));
+    drain(0);
+  }
+
+  void drain(size_t dropped) {
+    stream_.async_read_some(net::buffer(sink_),
+                            [self = shared_from_this(), dropped](error_code ec, size_t n) {
+                              if (ec || dropped + n > (4u << 20)) return self->close();
+                              self->drain(dropped + n);
+                            });
   }
 
   // An event stream: the head, then what the handler's StreamFn gives,
@@ -270,6 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 512> sink_{};
   std::chrono::steady_clock::time_point lastWrite_{};
   bool streaming_ = false;
+  bool linger_ = false;  // refused: drain what the client sends before closing
   bool closed_ = false;
 };
 
