@@ -103,19 +103,15 @@ class EnvironmentManager {
   // staleness.cpp). `fetchFirst` fetches the repo's mirror first (a push
   // to the target); otherwise the mirror is read as the last fetch left it
   // (after a deploy or a reap pass). Returns the environments whose target
-  // moved in this refresh, for "redeploy when the target moves". NOT_FOUND
-  // for a repo not in the config; the fetch's error as it is.
+  // moved in this refresh (the target-push webhook redeploys them when the
+  // repo says on_target_push = "redeploy"). NOT_FOUND for a repo not in the
+  // config; the fetch's error as it is.
   struct TargetMoved {
     std::string ticket;
     std::string target;
     uint32_t behind = 0;
   };
   Result<std::vector<TargetMoved>> refreshBehind(const std::string& repoName, bool fetchFirst);
-  // Called by refreshBehind() with what it found moved, on its caller's
-  // thread and holding no ticket's lock: the daemon queues the redeploys of
-  // repos that ask for them. Must not block.
-  void onTargetMoved(
-      std::function<void(const std::string& repo, const std::vector<TargetMoved>&)> hook);
 
   // Measures the own layer of every running environment against
   // limits.max_disk and limits.max_files; one above is FAILED, with a message
@@ -225,8 +221,6 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
-  std::mutex hookMu_;
-  std::function<void(const std::string&, const std::vector<TargetMoved>&)> targetMoved_;
   // Last: its background builds are waited for before anything they use goes.
   std::unique_ptr<LayerCache> layers_;
 };

@@ -3,9 +3,7 @@
 // agent fetches anyway (deploys, reap passes, a push webhook); stored on
 // the row so that list, get and the dashboard read it without git.
 
-#include <functional>
 #include <map>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -71,21 +69,7 @@ Result<std::vector<EnvironmentManager::TargetMoved>> EnvironmentManager::refresh
                 " the deployed merge lacks; deploy again to bring it up to date");
     }
   }
-  if (!moved.empty()) {
-    std::function<void(const std::string&, const std::vector<TargetMoved>&)> hook;
-    {
-      std::lock_guard lock(hookMu_);
-      hook = targetMoved_;
-    }
-    if (hook) hook(repo->name, moved);
-  }
   return moved;
-}
-
-void EnvironmentManager::onTargetMoved(
-    std::function<void(const std::string& repo, const std::vector<TargetMoved>&)> hook) {
-  std::lock_guard lock(hookMu_);
-  targetMoved_ = std::move(hook);
 }
 
 }  // namespace qabox
