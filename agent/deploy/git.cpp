@@ -1,4 +1,5 @@
 #include "deploy/git.h"
+#include "core/short_sha.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,8 +33,6 @@ constexpr const char* kRemotePrefix = "refs/remotes/origin/";
 // git's behaviour (GIT_DIR, GIT_CONFIG_*...).
 constexpr const char* kPassThrough[] = {"PATH",     "SSH_AUTH_SOCK", "http_proxy",  "https_proxy",
                                         "no_proxy", "HTTP_PROXY",    "HTTPS_PROXY", "NO_PROXY"};
-
-std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 std::string trimmed(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {

@@ -1,4 +1,5 @@
 #include "hooks/service.h"
+#include "core/short_sha.h"
 
 #include <spdlog/spdlog.h>
 
@@ -37,8 +38,6 @@ bool startsALine(std::string_view body, std::string_view phrase) {
   }
   return false;
 }
-
-std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 HookAnswer answer(int status, json body) {
   HookAnswer a;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/environment.h"
+#include "core/short_sha.h"
 #include "lifecycle/manager.h"
 
 namespace qabox {
@@ -64,7 +65,7 @@ Result<std::vector<EnvironmentManager::TargetMoved>> EnvironmentManager::refresh
       moved.push_back({e.ticket, e.spec.targetBranch, st.behind});
       // Also what tells the dashboard's live pages to look again.
       event(e.ticket, "behind", actors::kAgent, "ok",
-            e.spec.targetBranch + " moved to " + st.head.substr(0, 12) + ": " +
+            e.spec.targetBranch + " moved to " + shortSha(st.head) + ": " +
                 std::to_string(st.behind) + (st.behind == 1 ? " commit" : " commits") +
                 " the deployed merge lacks; deploy again to bring it up to date");
     }

@@ -1,4 +1,5 @@
 #include "reaper/reaper.h"
+#include "core/short_sha.h"
 
 #include <spdlog/spdlog.h>
 #include <time.h>
@@ -25,8 +26,6 @@ constexpr const char* kPolicies[] = {kPolicyMerged, kPolicyIdle, kPolicyTtl, kPo
 constexpr size_t kMaxParallelFetches = 8;
 // Branch queries are local git processes, bound by CPU.
 constexpr size_t kMaxParallelQueries = 4;
-
-std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 std::string formatTime(TimePoint t) {
   std::time_t tt = Clock::to_time_t(t);
