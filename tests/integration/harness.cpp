@@ -363,10 +363,20 @@ void TestHost::startDaemon() {
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::string bin = binDir() + "/agent/daemon/qaboxd";
-  std::string cfg = "--config=" + stateDir_ + "/qaboxd.toml";
+  std::string cfg = "--config=" + configPath();
   char* argv[] = {bin.data(), cfg.data(), nullptr};
+  std::vector<std::string> envText;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    if (!options_.daemonEnv.contains(std::string(kv.substr(0, kv.find('=')))))
+      envText.emplace_back(kv);
+  }
+  for (const auto& [k, v] : options_.daemonEnv) envText.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : envText) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv, environ);
+  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ASSERT_EQ(rc, 0) << "cannot start " << bin;
   daemonPid_ = pid;
@@ -403,6 +413,25 @@ int TestHost::stopDaemon() {
   waitpid(daemonPid_, &status, 0);
   daemonPid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> TestHost::violations() {
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  spec.argv = {binDir() + "/agent/daemon/qaboxd", "--config=" + configPath(), "--check"};
+  spec.timeout = std::chrono::seconds(60);
+  auto r = runner.run(spec);
+  if (!r) return {"check failed: " + r.status().message()};
+  if (r->exitCode != 0 && r->exitCode != 1) {
+    return {"check failed (exit " + std::to_string(r->exitCode) + "): " + r->err};
+  }
+  std::vector<std::string> lines;
+  std::istringstream in(r->out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  if (r->exitCode == 1 && lines.empty()) return {"check failed: exit 1 with nothing named"};
+  return lines;
 }
 
 CliResult TestHost::cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {

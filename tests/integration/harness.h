@@ -167,6 +167,8 @@ class TestHost {
     std::string networkToml;  // more keys for the [network] table
     // [metrics] listen: off unless a test asks, so agents never race for 9464.
     std::string metricsListen;
+    // Variables added to qaboxd's environment (QABOX_FAILPOINT, ...).
+    std::map<std::string, std::string> daemonEnv;
   };
   TestHost();
   explicit TestHost(Options options);
@@ -201,6 +203,12 @@ class TestHost {
   std::string createToken(const std::string& name, const std::string& role,
                           const std::string& ttl = "");
 
+  // `qaboxd --check` over this host's config (it asks the agent when one
+  // runs): one line per violation of the invariants ("KIND NAME: what"),
+  // empty when every container, lease, mount, link and layer has its owner.
+  // A check that could not run is one line starting "check failed".
+  std::vector<std::string> violations();
+
   // `qabox get TICKET -o json`, parsed; nullopt when the CLI says no.
   std::optional<v1::Environment> env(const std::string& ticket);
 
@@ -219,6 +227,7 @@ class TestHost {
   uint16_t routerPort() const { return routerPort_; }
   int daemonPid() const { return daemonPid_; }  // -1 when not running
   std::string socket() const { return stateDir_ + "/qabox.sock"; }
+  std::string configPath() const { return stateDir_ + "/qaboxd.toml"; }
   std::string lxcPath() const { return stateDir_ + "/lxc"; }
   std::string logText();
 
