@@ -72,7 +72,8 @@ struct InvariantFacts {
   std::optional<std::vector<std::string>> bridgePorts;  // nullopt: the bridge is not there
   std::vector<PortBinding> nftBindings;                 // the bridge's bindings set
   std::optional<std::vector<std::string>> routes;       // route slugs (inside the agent only)
-  std::vector<std::string> cgroupDirs;  // .../lxc.monitor.<name>, .../lxc.payload.<name>
+  // The empty .../lxc.monitor.<name> and .../lxc.payload.<name> directories.
+  std::vector<std::string> cgroupDirs;
 };
 
 std::vector<Violation> findViolations(const InvariantFacts& facts);

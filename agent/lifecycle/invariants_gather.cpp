@@ -106,7 +106,11 @@ Result<InvariantFacts> gatherFacts(const FactSources& s) {
     for (const auto& r : s.routes->all()) slugs.push_back(r.slug);
     f.routes = slugs;
   }
-  f.cgroupDirs = lxcCgroupDirs(s.cgroupRoot);
+  // One that holds a process runs somewhere (another agent may have a
+  // container of the same name): only empty ones are left behind.
+  for (const auto& dir : lxcCgroupDirs(s.cgroupRoot)) {
+    if (cgroupTreeEmpty(dir)) f.cgroupDirs.push_back(dir);
+  }
   return f;
 }
 

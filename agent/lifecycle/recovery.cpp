@@ -285,7 +285,8 @@ void EnvironmentManager::sweepCgroups(const std::vector<Environment>& envs) {
   for (const auto& c : ours) {
     auto st = runtime_.state(c);
     if (st && *st == ContainerState::kRunning) continue;
-    removed += removeContainerCgroups(c);
+    removed += removeContainerCgroups(
+        c, [&ours](const std::string& other) { return ours.count(other) > 0; });
   }
   if (removed > 0) {
     spdlog::info("recover: removed {} cgroup directories of containers that do not run", removed);

@@ -62,6 +62,8 @@ bool removeTree(const fs::path& dir, size_t& removed) {
 
 }  // namespace
 
+bool cgroupTreeEmpty(const std::string& dir) { return treeEmpty(dir); }
+
 std::string cgroupContainerName(const std::string& dirName) {
   for (const char* prefix : kPrefixes) {
     const std::string p = prefix;
@@ -96,9 +98,13 @@ std::vector<std::string> lxcCgroupDirs(const std::string& root) {
   return out;
 }
 
-size_t removeContainerCgroups(const std::string& container, const std::string& root) {
+size_t removeContainerCgroups(const std::string& container,
+                              const std::function<bool(const std::string&)>& isContainer,
+                              const std::string& root) {
   size_t removed = 0;
   for (const auto& dir : lxcCgroupDirs(root)) {
+    const std::string name = cgroupContainerName(fs::path(dir).filename());
+    if (name != container && isContainer && isContainer(name)) continue;
     if (isCgroupOf(fs::path(dir).filename(), container) && treeEmpty(dir)) removeTree(dir, removed);
   }
   return removed;

@@ -7,6 +7,7 @@
 // them behind, empty; so a name taken gets "-1", "-2", ... appended.
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,15 @@ bool isCgroupOf(const std::string& dirName, const std::string& container);
 // lstat: a link is never followed.
 std::vector<std::string> lxcCgroupDirs(const std::string& root = "/sys/fs/cgroup");
 
+// No process in `dir` or any cgroup below it.
+bool cgroupTreeEmpty(const std::string& dir);
+
 // Removes `container`'s empty cgroup directories (isCgroupOf), children
-// first; one that still holds a process stays. Returns how many went.
+// first; a tree that holds a process stays whole. A suffixed one whose
+// whole name `isContainer` says is a container of its own is that one's,
+// and stays. Returns how many went.
 size_t removeContainerCgroups(const std::string& container,
+                              const std::function<bool(const std::string&)>& isContainer = {},
                               const std::string& root = "/sys/fs/cgroup");
 
 }  // namespace qabox

@@ -193,15 +193,26 @@ Status LxcRuntime::start(const std::string& name) {
   // liblxc leaves the cgroups of a start that failed behind, empty; a name
   // taken gets a suffix the next time, so they pile up start after start.
   if (!started.isOk()) {
-    if (size_t n = removeContainerCgroups(name); n > 0) {
+    if (size_t n = dropCgroups(name); n > 0) {
       spdlog::info("start {} failed: removed {} cgroup directories it left", name, n);
     }
   }
   return started;
 }
 
+size_t LxcRuntime::dropCgroups(const std::string& name) {
+  return removeContainerCgroups(name, [this](const std::string& other) {
+    std::error_code ec;
+    return std::filesystem::exists(o_.lxcPath + "/" + other, ec);
+  });
+}
+
 Status LxcRuntime::stop(const std::string& name) {
-  return runHelper({"stop", o_.lxcPath, name}, "stop " + name);
+  QABOX_RETURN_IF_ERROR(runHelper({"stop", o_.lxcPath, name}, "stop " + name));
+  // A process that held the payload cgroup past liblxc's clean-up (an
+  // attach) leaves it behind; once empty it goes here.
+  dropCgroups(name);
+  return Status::ok();
 }
 
 Status LxcRuntime::destroy(const std::string& name) {
@@ -219,7 +230,7 @@ Status LxcRuntime::destroy(const std::string& name) {
                    s.message());
     }
   }
-  removeContainerCgroups(name);
+  dropCgroups(name);
   return Status::ok();
 }
 

@@ -62,6 +62,9 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
   // when all are taken.
   uint64_t takeIdSlot();
   void releaseIdSlot(uint64_t base);
+  // The empty cgroups liblxc left for `name` (runtime/lxc_cgroups.h), but
+  // those of another container of this lxcpath; how many went.
+  size_t dropCgroups(const std::string& name);
 
   LxcRuntimeOptions o_;
   ProcessRunner& runner_;

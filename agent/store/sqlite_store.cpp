@@ -20,11 +20,9 @@ SqliteStore::~SqliteStore() {
   }
 }
 
-Status SqliteStore::open() {
+Status SqliteStore::connect(int flags) {
   const std::string& path = options_.path;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     return internalError("open database " + path + ": " + msg);
@@ -36,6 +34,11 @@ Status SqliteStore::open() {
       rc != SQLITE_OK) {
     return internalError("set busy_timeout on " + path + ": " + sqlite3_errstr(rc));
   }
+  return Status::ok();
+}
+
+Status SqliteStore::open() {
+  QABOX_RETURN_IF_ERROR(connect(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   QABOX_RETURN_IF_ERROR(enableWal());
   // FULL, not NORMAL: in WAL mode NORMAL skips the fsync at commit, so a
   // power cut can take back a commit the caller was told about: a token
@@ -50,17 +53,7 @@ Status SqliteStore::open() {
 }
 
 Status SqliteStore::openReadOnly() {
-  const std::string& path = options_.path;
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    return internalError("open database " + path + " read-only: " + msg);
-  }
-  sqlite3_extended_result_codes(db_, 1);
-  if (int rc = sqlite3_busy_timeout(db_, static_cast<int>(options_.busyTimeout.count()));
-      rc != SQLITE_OK) {
-    return internalError("set busy_timeout on " + path + ": " + sqlite3_errstr(rc));
-  }
+  QABOX_RETURN_IF_ERROR(connect(SQLITE_OPEN_READONLY));
   return checkSchemaVersion();
 }
 

@@ -83,6 +83,7 @@ class SqliteStore final : public Store {
   enum class Sync { kFull, kNormal };
   class Scope;
 
+  Status connect(int flags);  // sqlite3_open_v2 with `flags`, and the busy timeout
   Status enableWal();
   Status setSync(Sync sync);
   Status exec(const char* sql, const std::string& what);

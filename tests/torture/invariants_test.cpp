@@ -5,12 +5,15 @@
 // asking it. A container's layer full of links and FIFOs changes nothing.
 // A start that fails leaves no lxc.monitor / lxc.payload cgroup behind.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
+#include <thread>
 
 #include "harness.h"
 
@@ -129,7 +132,11 @@ TEST_F(LxcInvariants, EachLeftoverIsNamedAndTheAgentAgrees) {
   ASSERT_EQ(::mkdir(cg.c_str(), 0755), 0) << cg;
   undo.cgroups.push_back(cg);
 
+  const auto t0 = std::chrono::steady_clock::now();
   auto offline = host_->violations();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  std::cout << "qaboxd --check offline, " << offline.size() << " violations: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
   for (const std::string& expected :
        {"container " + container("orphan") + ": no row owns it",
         std::string("lease 10.250.0.99: owner qabox-ghost has no row"), std::string("journal "),
@@ -144,7 +151,13 @@ TEST_F(LxcInvariants, EachLeftoverIsNamedAndTheAgentAgrees) {
   // Recovery takes back what is the agent's (the orphan, the lease, the
   // journal entry, work/, the cgroup); the running agent is then asked.
   host_->startDaemon();
+  const auto t1 = std::chrono::steady_clock::now();
   auto online = host_->violations();
+  std::cout << "qaboxd --check through the agent, " << online.size() << " violations: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t1)
+                   .count()
+            << " ms\n";
   for (const char* gone : {"container ", "lease ", "journal ", "work ", "cgroup "}) {
     EXPECT_FALSE(named(online, gone)) << gone << "after recovery:\n" << joined(online);
   }
@@ -198,15 +211,69 @@ TEST_F(LxcInvariants, AStartThatFailsLeavesNoCgroup) {
   // after liblxc made the container's cgroups.
   std::ofstream(host_->lxcPath() + "/" + env->container() + "/config", std::ios::app)
       << "lxc.init.cmd = /no/such/init\n";
-  for (int i = 0; i < 3; ++i) {
-    auto wake = host_->cli({"wake", t});
-    EXPECT_NE(wake.exitCode, 0) << wake.out;
-  }
+  auto wake = host_->cli({"wake", t});
+  EXPECT_NE(wake.exitCode, 0) << wake.out;
+  EXPECT_EQ(host_->env(t)->state(), v1::Environment::FAILED);
   EXPECT_EQ(cgroupsOf(env->container()), std::vector<std::string>{});
   auto lines = host_->violations();
   EXPECT_FALSE(named(lines, "cgroup ")) << joined(lines);
   ASSERT_EQ(host_->cli({"delete", t}).exitCode, 0);
   EXPECT_EQ(cgroupsOf(env->container()), std::vector<std::string>{});
+  EXPECT_EQ(host_->violations(), std::vector<std::string>{});
+}
+
+// A command attached to the container when it stops holds the payload
+// cgroup past liblxc's clean-up, which leaves it behind: the stop (and a
+// later destroy) removes it once it is empty.
+TEST_F(LxcInvariants, AnExecRacingASleepLeavesNoCgroup) {
+  const std::string t = ticket("r");
+  ASSERT_EQ(host_->cli({"deploy", t, "--image", "busybox"}).exitCode, 0);
+  auto env = host_->env(t);
+  ASSERT_TRUE(env);
+  for (int i = 0; i < 3; ++i) {
+    int pid = host_->cliAsync({"exec", t, "--", "sleep", "30"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(host_->cli({"sleep", t}).exitCode, 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_EQ(cgroupsOf(env->container()), std::vector<std::string>{}) << "round " << i;
+    auto lines = host_->violations();
+    EXPECT_FALSE(named(lines, "cgroup ")) << joined(lines);
+    ASSERT_EQ(host_->cli({"wake", t}).exitCode, 0);
+  }
+}
+
+// A redeploy destroys the serving container while it runs; a sleep stops
+// one; a delete destroys a stopped one. None leaves a cgroup behind.
+TEST_F(LxcInvariants, RedeploySleepAndDeleteLeaveNoCgroup) {
+  const std::string t = ticket("d");
+  ASSERT_EQ(host_->cli({"deploy", t, "--image", "busybox"}).exitCode, 0);
+  ASSERT_EQ(host_->cli({"redeploy", t, "--force"}).exitCode, 0);
+  EXPECT_EQ(cgroupsOf(container("d")), std::vector<std::string>{}) << "after the redeploy";
+  ASSERT_EQ(host_->cli({"sleep", t}).exitCode, 0);
+  EXPECT_EQ(cgroupsOf(container("d") + "_1"), std::vector<std::string>{}) << "asleep";
+  ASSERT_EQ(host_->cli({"delete", t}).exitCode, 0);
+  EXPECT_EQ(cgroupsOf(container("d") + "_1"), std::vector<std::string>{}) << "deleted";
+  EXPECT_EQ(host_->violations(), std::vector<std::string>{});
+}
+
+// The same with a command attached while the container is destroyed, and
+// a redeploy racing an exec into the serving container.
+TEST_F(LxcInvariants, ExecsRacingADeleteAndARedeployLeaveNoCgroup) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string t = ticket("x" + std::to_string(i));
+    ASSERT_EQ(host_->cli({"deploy", t, "--image", "busybox"}).exitCode, 0);
+    int pid = host_->cliAsync({"exec", t, "--", "sleep", "30"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(host_->cli({"redeploy", t, "--force"}).exitCode, 0);
+    int pid2 = host_->cliAsync({"exec", t, "--", "sleep", "30"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(host_->cli({"delete", t}).exitCode, 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::waitpid(pid2, &status, 0);
+    EXPECT_EQ(cgroupsOf(container("x" + std::to_string(i))), std::vector<std::string>{});
+  }
   EXPECT_EQ(host_->violations(), std::vector<std::string>{});
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -152,6 +153,41 @@ TEST_F(SqliteStoreTest, RefusesASchemaNewerThanItKnows) {
   EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
   EXPECT_THAT(s.status().message(), HasSubstr("schema version 99 is newer"));
   EXPECT_THAT(s.status().message(), HasSubstr(dbPath()));
+}
+
+// qaboxd --check reads a stopped agent's store without changing a byte.
+TEST_F(SqliteStoreTest, ReadOnlyReadsWritesNothingAndWantsItsSchema) {
+  StoreOptions ro;
+  ro.path = dbPath();
+  ro.readOnly = true;
+  EXPECT_FALSE(openSqliteStore(ro).isOk()) << "no database: nothing is created";
+  EXPECT_FALSE(std::filesystem::exists(dbPath()));
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->putEnvironment(sample("a")).isOk());
+    Operation op;
+    op.slug = "a";
+    op.container = "qabox-a";
+    ASSERT_TRUE(store->beginOperation(op).isOk());
+    op.container = "";
+    ASSERT_TRUE(store->beginOperation(op).isOk());
+  }
+  auto store = openSqliteStore(ro);
+  ASSERT_TRUE(store.isOk()) << store.status().toString();
+  auto rows = (*store)->listEnvironments();
+  ASSERT_TRUE(rows.isOk());
+  EXPECT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*store)->journalContainers().value(), std::vector<std::string>{"qabox-a"});
+  EXPECT_FALSE((*store)->putEnvironment(sample("b")).isOk());
+  store->reset();
+  {
+    RawDb raw(dbPath());
+    raw.exec("PRAGMA user_version = 1");
+  }
+  auto old = openSqliteStore(ro);
+  ASSERT_FALSE(old.isOk());
+  EXPECT_THAT(old.status().message(), HasSubstr("schema version 1"));
 }
 
 TEST_F(SqliteStoreTest, OpenFailureIsInternalAndNamesThePath) {
