@@ -17,6 +17,7 @@ struct Flags {
   std::optional<std::string> metricsListen;  // "" turns /metrics off
   std::vector<std::string> repos;            // NAME=URL
   bool printDefaultConfig = false;
+  bool rebuildState = false;  // a fresh qabox.db from the containers and images (daemon/rebuild.h)
 };
 
 // Fills `flags` from argv. nullopt: go on; else the exit code of --help or

@@ -15,6 +15,7 @@
 #include "daemon/flags.h"
 #include "daemon/host_setup.h"
 #include "daemon/json_log.h"
+#include "daemon/rebuild.h"
 
 using namespace qabox;
 
@@ -62,6 +63,10 @@ int main(int argc, char** argv) {
   auto config = configFrom(flags);
   if (!config) return fatal(config.status().message());
   setUpLogging(*config);
+  if (flags.rebuildState) {
+    ::umask(077);
+    return rebuildState(*config, std::cout);
+  }
   sigset_t signals = blockStopSignals();
   // What the agent writes is its own: the database, the mirrors, the logs.
   // What must be shared is opened up explicitly (prepareHost, app files).

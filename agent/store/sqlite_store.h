@@ -44,6 +44,7 @@ class SqliteStore final : public Store {
   Status releaseAddress(const std::string& ip) override;
   Status releaseAddressesOf(const std::string& owner) override;
   Result<std::vector<Lease>> listLeases() override;
+  Status restoreLease(const std::string& ip, const std::string& owner) override;
 
   // journal.cpp
   Result<int64_t> beginOperation(const Operation& op) override;
@@ -81,6 +82,8 @@ class SqliteStore final : public Store {
   enum class Sync { kFull, kNormal };
   class Scope;
 
+  Status openConnection();
+  Status quickCheck();
   Status enableWal();
   Status setSync(Sync sync);
   Status exec(const char* sql, const std::string& what);
