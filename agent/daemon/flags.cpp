@@ -30,12 +30,20 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
   app.add_flag("--rebuild-state", f.rebuildState,
                "rebuild a lost or corrupt qabox.db from what each container and image version "
                "carries about itself, then exit (refused while an agent runs on state_dir)");
+  app.add_flag("--check", f.check,
+               "check this host against the agent's invariants and exit: every container, "
+               "lease, mount, veth, firewall binding, log, layer, image, cgroup and open "
+               "journal entry must have its owner. Prints one violation a line (KIND NAME: "
+               "what); exit 0 none, 1 some, 2 the check could not run. With no agent running "
+               "it reads the store without writing; with one, ask it: qabox check");
   app.set_version_flag("--version", "qaboxd " QABOX_VERSION);
   // The variables are for systemd's EnvironmentFile (/etc/default/qaboxd):
   // ExecStart stays one line, and a flag given wins over its variable.
   app.footer(
       "Example:\n  qaboxd --config /etc/qabox/qaboxd.toml\n  qaboxd --print-default-config > "
-      "/etc/qabox/qaboxd.toml");
+      "/etc/qabox/qaboxd.toml\n  qaboxd --config /etc/qabox/qaboxd.toml --check   # after a crash, "
+      "before "
+      "restarting");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
