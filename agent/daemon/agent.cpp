@@ -7,6 +7,7 @@
 
 #include "daemon/metrics_sources.h"
 #include "daemon/options.h"
+#include "daemon/state_guard.h"
 #include "deploy/health.h"
 #include "server/unix_listener.h"
 #include "store/paths.h"
@@ -25,6 +26,9 @@ Status Agent::start() {
 }
 
 Status Agent::openParts() {
+  QABOX_ASSIGN_OR_RETURN(stateLock_, lockStateDir(config_.stateDir, false));
+  // Before the store creates an empty file in its place.
+  QABOX_RETURN_IF_ERROR(refuseLostDatabase(config_));
   QABOX_ASSIGN_OR_RETURN(store_, openSqliteStore(storeOptions(config_)));
   QABOX_RETURN_IF_ERROR(checkIdmaps());
   runtime_ = std::make_unique<LxcRuntime>(runtimeOptions(config_), runner_, nftables_);

@@ -29,6 +29,7 @@
 #include "server/service.h"
 #include "server/sessions.h"
 #include "store/store.h"
+#include "sys/fd.h"
 #include "sys/process.h"
 #include "web/dashboard.h"
 #include "web/http_server.h"
@@ -75,6 +76,8 @@ class Agent {
   web::Reply serveHook(const web::Request& req);
 
   const Config& config_;
+  // run/qaboxd.lock, shared: `--rebuild-state` refuses while it is held.
+  UniqueFd stateLock_;
   std::unique_ptr<Store> store_;
   // Before everything that reports to it, so it goes last.
   std::unique_ptr<Metrics> metrics_;

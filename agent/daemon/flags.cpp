@@ -27,6 +27,9 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
   app.add_option("--repo", f.repos, "adds NAME=URL to the repo allowlist (repeatable)");
   app.add_flag("--print-default-config", f.printDefaultConfig,
                "print the embedded default config and exit");
+  app.add_flag("--rebuild-state", f.rebuildState,
+               "rebuild a lost or corrupt qabox.db from what each container and image version "
+               "carries about itself, then exit (refused while an agent runs on state_dir)");
   app.add_flag("--check", f.check,
                "check this host against the agent's invariants and exit: every container, "
                "lease, mount, veth, firewall binding, log, layer, image, cgroup and open "

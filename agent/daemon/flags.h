@@ -17,7 +17,8 @@ struct Flags {
   std::optional<std::string> metricsListen;  // "" turns /metrics off
   std::vector<std::string> repos;            // NAME=URL
   bool printDefaultConfig = false;
-  bool check = false;  // run the invariant checker and exit (daemon/check.h)
+  bool rebuildState = false;  // a fresh qabox.db from the containers and images (daemon/rebuild.h)
+  bool check = false;         // run the invariant checker and exit (daemon/check.h)
 };
 
 // Fills `flags` from argv. nullopt: go on; else the exit code of --help or

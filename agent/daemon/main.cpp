@@ -16,6 +16,7 @@
 #include "daemon/flags.h"
 #include "daemon/host_setup.h"
 #include "daemon/json_log.h"
+#include "daemon/rebuild.h"
 
 using namespace qabox;
 
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
     return flags.check ? (fatal(config.status().message()), 2) : fatal(config.status().message());
   }
   setUpLogging(*config);
+  if (flags.rebuildState) {
+    ::umask(077);
+    return rebuildState(*config, std::cout);
+  }
   if (flags.check) return runCheck(*config);
   sigset_t signals = blockStopSignals();
   // What the agent writes is its own: the database, the mirrors, the logs.

@@ -12,8 +12,10 @@
 
 #include "core/ticket.h"
 #include "deploy/image_recipe.h"
+#include "deploy/image_record.h"
 #include "store/paths.h"
 #include "sys/atomic_file.h"
+#include "sys/disk_usage.h"
 #include "sys/idshift.h"
 
 namespace qabox {
@@ -165,6 +167,7 @@ Result<std::vector<std::string>> ImageBuilder::lowerDirs(const std::string& name
 
 Result<ImageVersion> ImageBuilder::build(const std::string& name, const std::string& actor,
                                          bool force) {
+  QABOX_RETURN_IF_ERROR(refuseWhenDiskFull(config_.stateDir, "image " + name));
   QABOX_ASSIGN_OR_RETURN(
       auto chain, recipeChain(name, [this](const std::string& n) { return ownManifest(n); }));
   Plan plan;
@@ -265,6 +268,10 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
     iv.parentVersion = plan.parent->version;
   }
   iv.recipeHash = plan.hash;
+  // Before the row: a version the store knows always carries its record.
+  if (Status s = writeFileAtomically(imageRecordPath(dir), imageRecordJson(iv)); !s.isOk()) {
+    return fail(s);
+  }
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
   recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
   return iv;

@@ -8,6 +8,7 @@
 #include "lifecycle/input_check.h"
 #include "lifecycle/internal.h"
 #include "metrics/metrics.h"
+#include "sys/disk_usage.h"
 
 namespace qabox {
 
@@ -127,6 +128,7 @@ std::string DeployRun::failedStep() const {
 
 Status DeployRun::check() {
   ctx_.current = DeployStep::kCheck;
+  QABOX_RETURN_IF_ERROR(refuseWhenDiskFull(m_.config_.stateDir, "deploy " + ctx_.ticket.name));
   DeploySpec& spec = ctx_.spec;
   spec = ctx_.in.spec;
   spec.image = ctx_.image;
@@ -327,6 +329,7 @@ Status DeployRun::switchOver() {
     QABOX_RETURN_IF_ERROR(m_.store_.putEnvironment(ready));
     return m_.store_.finishOperation(ctx_.opId, JournalOutcome::kOk, ctx_.merge.commit);
   }));
+  m_.saveRecord(ready);
   ctx_.done = DeployStep::kSwitch;
   return Status::ok();
 }

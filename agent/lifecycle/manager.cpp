@@ -15,6 +15,7 @@
 
 #include "core/redact.h"
 #include "deploy/manifest.h"
+#include "lifecycle/env_record.h"
 #include "lifecycle/input_check.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/services.h"
@@ -131,6 +132,12 @@ void EnvironmentManager::event(const std::string& ticket, const std::string& act
                                const std::string& detail) {
   auto s = store_.addEvent({0, time_.now(), ticket, action, actor, outcome, detail});
   if (!s.isOk()) spdlog::warn("recording event {} {}: {}", action, ticket, s.toString());
+}
+
+void EnvironmentManager::saveRecord(const Environment& env) {
+  if (Status s = writeEnvRecord(config_.stateDir, env); !s.isOk()) {
+    spdlog::warn("{}: writing its record beside the container: {}", env.ticket, s.toString());
+  }
 }
 
 void EnvironmentManager::publishRoute(const Environment& env) {
@@ -250,10 +257,13 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
 
 Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,
                                                   const std::string& actor) {
+  QABOX_RETURN_IF_ERROR(
+      refuseWhenDiskFull(config_.stateDir, pinned ? "pin " + ticket : "unpin " + ticket));
   QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
   row.env.pinned = pinned;
   row.env.updatedAt = time_.now();
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(row.env));
+  saveRecord(row.env);
   event(row.env.ticket, pinned ? "pin" : "unpin", actor, "ok", "");
   return row.env;
 }

@@ -225,6 +225,9 @@ class EnvironmentManager {
   Result<AppManifest> appManifestOf(const Environment& env);
   Status removeLocked(const Environment& env, const std::string& actor, const std::string& why);
   void publishRoute(const Environment& env);
+  // The container's own record of `env` (env_record.h), after the row
+  // changed; a failure is logged: the row is what counts while it exists.
+  void saveRecord(const Environment& env);
   // "" when the container's own layer is within the disk limits, else what
   // is over, naming the limit.
   std::string diskBreach(const std::string& container) const;

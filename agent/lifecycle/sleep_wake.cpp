@@ -56,6 +56,7 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
     return s;
   }
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+  saveRecord(env);
   event(env.ticket, "sleep", actor, "ok", env.container + " stopped");
   return env;
 }
@@ -75,6 +76,8 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
     env.updatedAt = time_.now();
     if (Status w = store_.putEnvironment(env); !w.isOk()) {
       spdlog::warn("wake {}: recording it FAILED: {}", env.ticket, w.toString());
+    } else {
+      saveRecord(env);
     }
     publishRoute(env);
     event(env.ticket, "wake", actor, "error", s.message());
@@ -93,6 +96,7 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
   env.message.clear();
   env.updatedAt = time_.now();
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+  saveRecord(env);
   publishRoute(env);
   event(env.ticket, "wake", actor, "ok",
         "awake in " + std::to_string(since(time_, started).count()) + " ms");

@@ -64,6 +64,19 @@ Status SqliteStore::releaseAddress(const std::string& ip) {
   return writeOne("release " + ip, "DELETE FROM leases WHERE ip = ?", ip);
 }
 
+Status SqliteStore::restoreLease(const std::string& ip, const std::string& owner) {
+  return write("restore the lease of " + ip + " for " + owner, [&]() -> Status {
+    Stmt s(db_, "INSERT INTO leases (ip, owner, created_at) VALUES (?, ?, ?)",
+           "restore the lease of " + ip + " for " + owner);
+    s.bind(1, ip).bind(2, owner).bind(3, now());
+    Status st = s.run();
+    if (!st.isOk() && (s.errorCode() & 0xff) == SQLITE_CONSTRAINT) {
+      return alreadyExists("address " + ip + " is already leased; not restored for " + owner);
+    }
+    return st;
+  });
+}
+
 Status SqliteStore::releaseAddressesOf(const std::string& owner) {
   return writeOne("release the addresses of " + owner, "DELETE FROM leases WHERE owner = ?", owner);
 }

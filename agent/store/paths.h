@@ -8,6 +8,7 @@
 //     qabox.db               SQLite (WAL): environments, journal, events, leases, images, tokens
 //     lxc/                   the agent's own lxcpath: environment containers only
 //       qabox-<slug>/        config, overlay/delta (the clone's writes), rootfs mount point;
+//                            qabox.json: what the row holds (qaboxd --rebuild-state reads it);
 //                            with isolated ids, lower/ (the image's rootfs mounted idmapped
 //                            to the clone's ids) under rootfs/ (the overlay), while it runs
 //     images/                a second lxcpath: immutable base image versions
@@ -40,6 +41,10 @@ inline std::string imageRootfs(const std::string& stateDir, const std::string& n
 inline std::string containerDir(const std::string& stateDir, const std::string& container) {
   return lxcPath(stateDir) + "/" + container;
 }
+// What the container carries about itself (lifecycle/env_record.h).
+inline std::string containerRecord(const std::string& stateDir, const std::string& container) {
+  return containerDir(stateDir, container) + "/qabox.json";
+}
 inline std::string gitMirror(const std::string& stateDir, const std::string& repo) {
   return stateDir + "/git/" + repo + ".git";
 }
@@ -51,6 +56,10 @@ inline std::string deployLog(const std::string& stateDir, const std::string& slu
   return logDir(stateDir, slug) + "/deploy.log";
 }
 inline std::string runDir(const std::string& stateDir) { return stateDir + "/run"; }
+// Held (shared) by every running agent; --rebuild-state takes it exclusively.
+inline std::string agentLock(const std::string& stateDir) {
+  return runDir(stateDir) + "/qaboxd.lock";
+}
 // The key that signs dashboard sessions and preview cookies (0600).
 inline std::string sessionKey(const std::string& stateDir) { return stateDir + "/session.key"; }
 inline std::string seccompProfile(const std::string& stateDir) {

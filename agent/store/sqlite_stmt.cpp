@@ -1,20 +1,45 @@
 #include "store/sqlite_stmt.h"
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace qabox::store {
 
 Status dataLoss(std::string message) { return {Code::kDataLoss, std::move(message)}; }
 
+namespace {
+
+const char* ioFailure(int rc) {
+  switch (rc) {
+    case SQLITE_IOERR_READ:
+    case SQLITE_IOERR_SHORT_READ: return "reading it failed";
+    case SQLITE_IOERR_WRITE: return "writing it failed";
+    case SQLITE_IOERR_FSYNC:
+    case SQLITE_IOERR_DIR_FSYNC: return "syncing it to disk failed";
+    case SQLITE_IOERR_TRUNCATE: return "truncating it failed";
+    default: return "an I/O operation on it failed";
+  }
+}
+
+}  // namespace
+
 Status sqliteError(sqlite3* db, int rc, const std::string& what, const std::string& detail) {
   int primary = rc & 0xff;
-  int sys = sqlite3_system_errno(db);
+  int sys = db ? sqlite3_system_errno(db) : 0;
+  const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
+  std::string name = file && *file ? file : "the database";
   if (primary == SQLITE_FULL || (primary == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT))) {
-    const char* file = sqlite3_db_filename(db, "main");
-    std::string name = file && *file ? file : "the database";
     return resourceExhausted(what + ": the disk holding " + name + " is full (" + detail +
                              "); free space on it");
+  }
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+    return dataLoss(what + ": the store " + name + " is corrupt or not a database (" + detail +
+                    "); " + kRebuildHint);
+  }
+  if (primary == SQLITE_IOERR) {
+    return internalError(what + ": the store " + name + ": " + ioFailure(rc) +
+                         (sys != 0 ? std::string(" (") + std::strerror(sys) + ")" : std::string()));
   }
   return internalError(what + ": " + detail);
 }
@@ -76,8 +101,9 @@ std::optional<int64_t> Stmt::optInt64(int col) const {
 }
 
 Status Stmt::error() const {
-  return sqliteError(db_, rc_, what_,
-                     std::string(sqlite3_errstr(rc_)) + " (" + sqlite3_errmsg(db_) + ")");
+  std::string code = sqlite3_errstr(rc_);
+  std::string msg = sqlite3_errmsg(db_);
+  return sqliteError(db_, rc_, what_, msg == code ? code : code + " (" + msg + ")");
 }
 
 }  // namespace qabox::store

@@ -20,8 +20,15 @@ namespace qabox::store {
 
 Status dataLoss(std::string message);
 
+// What a corrupt database's error tells the operator to do.
+inline constexpr const char* kRebuildHint =
+    "stop the agent and run `qaboxd --rebuild-state`: it moves the file aside and rebuilds the "
+    "state from the containers and image versions on disk";
+
 // A full disk is the operator's to fix, not the agent's bug: RESOURCE_EXHAUSTED
-// naming the disk, so callers and clients can tell it from corruption.
+// naming the disk, so callers and clients can tell it from corruption. A
+// corrupt file is DATA_LOSS saying how to rebuild; an I/O error INTERNAL
+// naming the store's file and what failed, never SQLite's codes alone.
 Status sqliteError(sqlite3* db, int rc, const std::string& what, const std::string& detail);
 
 std::optional<int64_t> optMillis(const std::optional<TimePoint>& t);

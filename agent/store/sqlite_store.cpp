@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "store/sqlite_stmt.h"
@@ -22,10 +23,11 @@ SqliteStore::~SqliteStore() {
 
 Status SqliteStore::connect(int flags) {
   const std::string& path = options_.path;
-  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX,
+                           options_.vfs.empty() ? nullptr : options_.vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    return internalError("open database " + path + ": " + msg);
+    return sqliteError(db_, rc, "open database " + path, msg);
   }
   sqlite3_extended_result_codes(db_, 1);
   // The busy timeout comes first: switching to WAL itself may wait for
@@ -49,7 +51,32 @@ Status SqliteStore::open() {
   QABOX_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL", "set synchronous"));
   sync_ = Sync::kFull;
   QABOX_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
+  QABOX_RETURN_IF_ERROR(quickCheck());
   return migrate();
+}
+
+// A damaged page found now stops the agent before recovery acts on what
+// the file says; found later, in the middle of a deploy, it would not.
+Status SqliteStore::quickCheck() {
+  Stmt s(db_, "PRAGMA quick_check", "check database " + options_.path);
+  std::string verdict;
+  while (true) {
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    verdict += (verdict.empty() ? "" : "; ") + s.text(0);
+  }
+  if (verdict == "ok") return Status::ok();
+  // A page it could not read is reported as a row ("unable to get the
+  // page. error code=266"): an I/O error, not corruption; rebuilding would
+  // throw good state away.
+  if (auto at = verdict.find("error code="); at != std::string::npos) {
+    int rc = std::atoi(verdict.c_str() + at + 11);
+    if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_NOMEM) {
+      return sqliteError(db_, rc, "check database " + options_.path, verdict);
+    }
+  }
+  return dataLoss("check database " + options_.path + ": quick_check: " + verdict + "; " +
+                  kRebuildHint);
 }
 
 Status SqliteStore::openReadOnly() {

@@ -45,6 +45,7 @@ class SqliteStore final : public Store {
   Status releaseAddress(const std::string& ip) override;
   Status releaseAddressesOf(const std::string& owner) override;
   Result<std::vector<Lease>> listLeases() override;
+  Status restoreLease(const std::string& ip, const std::string& owner) override;
 
   // journal.cpp
   Result<int64_t> beginOperation(const Operation& op) override;
@@ -84,6 +85,7 @@ class SqliteStore final : public Store {
   class Scope;
 
   Status connect(int flags);  // sqlite3_open_v2 with `flags`, and the busy timeout
+  Status quickCheck();
   Status enableWal();
   Status setSync(Sync sync);
   Status exec(const char* sql, const std::string& what);

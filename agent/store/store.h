@@ -158,6 +158,9 @@ class Store {
   virtual Status releaseAddress(const std::string& ip) = 0;
   virtual Status releaseAddressesOf(const std::string& owner) = 0;
   virtual Result<std::vector<Lease>> listLeases() = 0;
+  // Records that `owner` holds `ip`, as a rebuild of lost state found it:
+  // ALREADY_EXISTS when another lease holds that address.
+  virtual Status restoreLease(const std::string& ip, const std::string& owner) = 0;
 
   // Operations journal.
   virtual Result<int64_t> beginOperation(const Operation& op) = 0;
@@ -214,12 +217,17 @@ struct StoreOptions {
   // What stamps the rows the store dates itself (lease created_at, journal
   // finished_at). Must outlive the store.
   const TimeSource* time = &systemTime();
+  // The SQLite VFS by name; "": the default. Only tests name another
+  // (store/fault_vfs.h).
+  std::string vfs;
   // Read only: no WAL switch, no migration, nothing written (an existing
   // database of this agent's schema version, for qaboxd --check).
   bool readOnly = false;
 };
 
-// Opens (creating if needed) and migrates the database.
+// Opens (creating if needed) and migrates the database. A file that is
+// corrupt or no SQLite database (SQLITE_CORRUPT, SQLITE_NOTADB, a failed
+// `PRAGMA quick_check`) is DATA_LOSS naming it.
 Result<std::unique_ptr<Store>> openSqliteStore(const StoreOptions& options);
 // The same with the default options for `path`.
 Result<std::unique_ptr<Store>> openSqliteStore(const std::string& path);

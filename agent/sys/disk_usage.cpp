@@ -148,6 +148,15 @@ bool nearlyFull(const FsSpace& s) {
   return s.totalInodes > 0 && s.freeInodes < std::max<uint64_t>(64, s.totalInodes / 100);
 }
 
+Status refuseWhenDiskFull(const std::string& stateDir, const std::string& what) {
+  auto space = fsSpace(stateDir);
+  if (!space || !nearlyFull(*space)) return Status::ok();
+  return resourceExhausted(what + ": the disk of the state dir " + stateDir + " is full (" +
+                           formatBytes(space->available) + " left of " + formatBytes(space->total) +
+                           ", " + std::to_string(space->freeInodes) +
+                           " inodes free); free space on it and try again");
+}
+
 std::string formatBytes(uint64_t bytes) {
   static const char* kUnits[] = {"K", "M", "G", "T"};
   if (bytes < 1024) return std::to_string(bytes) + "B";

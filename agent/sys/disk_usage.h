@@ -43,6 +43,12 @@ Result<FsSpace> fsSpace(const std::string& path);
 // blocks, or of inodes, left.
 bool nearlyFull(const FsSpace& space);
 
+// RESOURCE_EXHAUSTED when the disk holding `stateDir` is nearlyFull, naming
+// `what`, the state dir and the space left: what grows the state (a deploy,
+// an image build, a change of a row) is refused before it starts, so
+// nothing is left half-made. OK when the disk cannot be measured.
+Status refuseWhenDiskFull(const std::string& stateDir, const std::string& what);
+
 // 1536 -> "1.5K", 10737418240 -> "10.0G": for messages.
 std::string formatBytes(uint64_t bytes);
 

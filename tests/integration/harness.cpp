@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -547,6 +548,33 @@ std::string TestHost::logText() {
   ss << in.rdbuf();
   std::string s = ss.str();
   return s.size() > 6000 ? s.substr(s.size() - 6000) : s;
+}
+
+LoopExt4::LoopExt4(const std::string& prefix, const std::string& size) {
+  std::random_device rd;
+  dir_ = prefix + std::to_string(rd() % 1000000);
+  fs::create_directories(dir_ + "/mnt");
+  ok_ = runOrDie({"truncate", "-s", size, dir_ + "/img"}).exitCode == 0 &&
+        runOrDie({"mkfs.ext4", "-q", "-F", "-m", "0", dir_ + "/img"}).exitCode == 0 &&
+        runOrDie({"mount", "-o", "loop", dir_ + "/img", dir_ + "/mnt"}).exitCode == 0;
+  mounted_ = ok_;
+  // The containers' mapped root must traverse it.
+  if (ok_) fs::permissions(mnt(), fs::perms(0755));
+}
+
+LoopExt4::~LoopExt4() {
+  if (mounted_ && runOrDie({"umount", mnt()}).exitCode != 0) {
+    (void)runOrDie({"umount", "-l", mnt()});
+  }
+  std::error_code ec;
+  // Never through a filesystem still mounted.
+  if (!mounted_ || runOrDie({"mountpoint", "-q", mnt()}).exitCode != 0) fs::remove_all(dir_, ec);
+}
+
+uint64_t LoopExt4::available() const {
+  struct statvfs v {};
+  if (statvfs(mnt().c_str(), &v) != 0) return 0;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
 LoopBtrfs::LoopBtrfs(const std::string& dir, const std::string& size) : dir_(dir) {

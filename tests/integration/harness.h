@@ -125,6 +125,26 @@ class LoopBtrfs {
 
 // A scratch git repository with helpers to build branches; `bare()` is the
 // remote the agent fetches from.
+// A small ext4 filesystem on a loop device (no reserved blocks, so "full"
+// is real), mounted for one test at `<prefix><random>/mnt` and gone after
+// it, also when the test fails.
+class LoopExt4 {
+ public:
+  explicit LoopExt4(const std::string& prefix = "/tmp/qabox-disk-",
+                    const std::string& size = "256M");
+  ~LoopExt4();
+  LoopExt4(const LoopExt4&) = delete;
+  LoopExt4& operator=(const LoopExt4&) = delete;
+  bool ok() const { return ok_; }
+  std::string mnt() const { return dir_ + "/mnt"; }
+  uint64_t available() const;  // bytes an unprivileged writer may still use
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+  bool mounted_ = false;
+};
+
 class GitFixture {
  public:
   explicit GitFixture(const std::string& dir);

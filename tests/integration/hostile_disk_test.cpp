@@ -22,41 +22,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 
-// A 256 MiB ext4 filesystem on a loop device, mounted for one test and gone
-// after it, also when the test fails.
-class LoopFs {
- public:
-  LoopFs() {
-    std::random_device rd;
-    dir_ = "/tmp/qabox-disk-" + std::to_string(rd() % 1000000);
-    fs::create_directories(dir_ + "/mnt");
-    ok_ = runOrDie({"truncate", "-s", "256M", dir_ + "/img"}).exitCode == 0 &&
-          runOrDie({"mkfs.ext4", "-q", "-F", "-m", "0", dir_ + "/img"}).exitCode == 0 &&
-          runOrDie({"mount", "-o", "loop", dir_ + "/img", dir_ + "/mnt"}).exitCode == 0;
-    mounted_ = ok_;
-    // The containers' mapped root must traverse it.
-    if (ok_) fs::permissions(mnt(), fs::perms(0755));
-  }
-  ~LoopFs() {
-    if (mounted_ && runOrDie({"umount", mnt()}).exitCode != 0) {
-      (void)runOrDie({"umount", "-l", mnt()});
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  bool ok() const { return ok_; }
-  std::string mnt() const { return dir_ + "/mnt"; }
-  uint64_t available() const {
-    struct statvfs v {};
-    if (statvfs(mnt().c_str(), &v) != 0) return 0;
-    return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
-  }
-
- private:
-  std::string dir_;
-  bool ok_ = false;
-  bool mounted_ = false;
-};
+using LoopFs = LoopExt4;
 
 class LxcHostile : public ::testing::Test {
  protected:

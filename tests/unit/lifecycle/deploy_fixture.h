@@ -100,6 +100,9 @@ class FlakyStore : public Store {
   Result<std::string> leaseAddress(const std::string& subnet, const std::string& owner) override {
     return s_->leaseAddress(subnet, owner);
   }
+  Status restoreLease(const std::string& ip, const std::string& owner) override {
+    return s_->restoreLease(ip, owner);
+  }
   Status releaseAddress(const std::string& ip) override { return s_->releaseAddress(ip); }
   Status releaseAddressesOf(const std::string& owner) override {
     return s_->releaseAddressesOf(owner);
