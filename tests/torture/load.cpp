@@ -118,7 +118,11 @@ std::string judgeAnswer(const std::string& rpc, const grpc::Status& status) {
 void Tally::add(const std::string& op, const grpc::Status& status) {
   {
     std::lock_guard l(mu_);
-    ++counts_[op][codeName(status.error_code())];
+    auto& n = counts_[op][codeName(status.error_code())];
+    // The first message of each (op, code), for the report.
+    if (++n == 1 && !status.ok()) {
+      examples_.push_back(op + " " + codeName(status.error_code()) + ": " + status.error_message());
+    }
   }
   if (std::string w = judgeAnswer(op, status); !w.empty()) wrong(op, w);
 }
@@ -153,6 +157,7 @@ std::string Tally::report() const {
     for (const auto& [code, c] : codes) out << " " << code << "=" << c;
     out << "\n";
   }
+  for (const auto& e : examples_) out << "  e.g. " << e << "\n";
   return out.str();
 }
 

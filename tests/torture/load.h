@@ -54,6 +54,7 @@ class Tally {
   std::map<std::string, std::map<std::string, long>> counts_;  // op -> code -> n
   std::map<std::string, long> wrongKinds_;
   std::vector<std::string> wrong_;
+  std::vector<std::string> examples_;
   long wrongTotal_ = 0;
 };
 

@@ -490,6 +490,32 @@ TEST_F(EnvironmentsTest, ExecInAStoppedContainerSaysWhatTheEnvironmentIs) {
   EXPECT_NE(r.status().message().find("is not running"), std::string::npos);
 }
 
+// Regression (issue 17's concurrency run): a redeploy that read the row
+// before a delete took the lock deployed the ticket anew.
+TEST_F(EnvironmentsTest, ARedeployOfATicketDeletedMeanwhileIsNotFoundAndMakesNothing) {
+  DeployInput in;
+  in.ticket = "GONE-1";
+  in.actor = "test";
+  in.redeploy = true;
+  auto r = envs_->deploy(in, nullptr);
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kNotFound);
+  EXPECT_FALSE(*store_->getEnvironment("gone-1"));
+  EXPECT_TRUE(runtime_.containers.empty());
+}
+
+// Regression (issue 17's concurrency run): an exec whose container a
+// delete destroyed under it answered OK with the killed command's exit.
+TEST_F(EnvironmentsTest, AnExecCutShortByADeleteSaysTheEnvironmentWasDeleted) {
+  ASSERT_TRUE(deploy("RACE-5").isOk());
+  runtime_.execExitCode = 137;
+  runtime_.duringExec = [&] { ASSERT_TRUE(envs_->remove("RACE-5", "test").isOk()); };
+  auto r = envs_->exec("RACE-5", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("deleted"), std::string::npos) << r.status().message();
+}
+
 TEST(ShellQuote, SurvivesQuotesAndNewlines) {
   EXPECT_EQ(shellQuote("plain"), "'plain'");
   EXPECT_EQ(shellQuote("it's"), "'it'\\''s'");
