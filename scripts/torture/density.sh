@@ -16,8 +16,7 @@
 #   to try (default 200; 0 skips them)
 #   QABOX_DENSITY_REAL_MINUTES: stop the real-app steps after this long
 #   (default 25), reporting how far they got
-set -euo pipefail
-REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../bench/lib.sh"
 N=${1:-300}
 REAL_MAX=${2:-200}
 REAL_MINUTES=${QABOX_DENSITY_REAL_MINUTES:-25}
@@ -29,61 +28,21 @@ if awk -v l="$load1" 'BEGIN { exit !(l >= 3) }'; then
 fi
 cmake --build "$REPO_ROOT/build" -j2 --target qaboxd qabox qabox-lxc qabox-init >/dev/null
 
-STATE=$(mktemp -d /tmp/qabox-density-XXXXXX)
-chmod 0755 "$STATE"
-BRIDGE=qbd$((RANDOM % 9000 + 1000))
-SUBNET=10.$((RANDOM % 40 + 180)).0.0/22
-ROUTER_PORT=$((20000 + RANDOM % 20000))
-DOMAIN=qa.density
-SAMPLE_SRC=""
-cat > "$STATE/qaboxd.toml" <<TOML
-state_dir = "$STATE"
-images_dir = "$REPO_ROOT/images"
-log_level = "warn"
-[api]
-listen = ["unix://$STATE/qabox.sock"]
-[network]
-bridge = "$BRIDGE"
-subnet = "$SUBNET"
-egress = "none"
-[routing]
-domain = "$DOMAIN"
-listen = "127.0.0.1:$ROUTER_PORT"
-[limits]
-max_environments = 1000
-[reaper]
-interval = "0"
-sleep_after = "0"
-wake_timeout = "60s"
+# A /22 (1021 addresses) and room for 1000; the sample app's remote is made
+# below, when the real-app steps begin.
+SAMPLE_SRC=$(mktemp -d /tmp/qabox-density-src-XXXXXX)
+export QABOX_BENCH_SUBNET=10.$((RANDOM % 40 + 180)).0.0/22 QABOX_BENCH_MAX_ENVS=1000
+bench_start_agent "[reaper]
+interval = \"0\"
+sleep_after = \"0\"
+wake_timeout = \"60s\"
 [[repos]]
-name = "sample"
-url = "$STATE/sample.git"
-TOML
-"$REPO_ROOT/build/agent/daemon/qaboxd" --config "$STATE/qaboxd.toml" >"$STATE/qaboxd.log" 2>&1 &
-AGENT_PID=$!
-QB=("$REPO_ROOT/build/agent/cli/qabox" --endpoint "unix://$STATE/qabox.sock")
+name = \"sample\"
+url = \"$SAMPLE_SRC/sample.git\""
+trap 'bench_stop_agent; rm -rf "$SAMPLE_SRC"' EXIT
+DOMAIN=qa.bench
 
-cleanup() {
-  set +e
-  echo "== cleaning up"
-  for t in $("${QB[@]}" list -o name 2>/dev/null); do "${QB[@]}" delete "$t" >/dev/null 2>&1; done
-  kill "$AGENT_PID" 2>/dev/null
-  wait "$AGENT_PID" 2>/dev/null
-  for p in "$STATE/lxc" "$STATE/images" "$STATE/raw" "$STATE/unpriv"; do
-    for c in $(ls "$p" 2>/dev/null); do lxc-destroy -P "$p" -n "$c" -f >/dev/null 2>&1; done
-  done
-  ip link del "$BRIDGE" 2>/dev/null
-  nft delete table inet "qabox_$BRIDGE" 2>/dev/null
-  nft delete table bridge "qabox_$BRIDGE" 2>/dev/null
-  umount -R "$STATE" 2>/dev/null
-  rm -rf "$STATE" "$SAMPLE_SRC"
-}
-trap cleanup EXIT
-for _ in $(seq 200); do "${QB[@]}" status -o json >/dev/null 2>&1 && break; sleep 0.05; done
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 mem_avail_kb() { awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo; }
-p50() { sort -n | awk '{ v[NR] = $1 } END { p = v[int((NR + 1) / 2)]; print (p == "" ? "-" : p) }'; }
 max_of() { sort -n | tail -1; }
 agent_figures() {
   local rss fds threads inotify
@@ -135,15 +94,14 @@ timings() {
   for i in 1 2 3; do
     t0=$(now_ms); "${QB[@]}" reap --dry-run >/dev/null; reaps+="$(($(now_ms) - t0))"$'\n'
   done
-  echo "at $count: qabox list p50 $(p50 <<< "$lists") ms max $(max_of <<< "$lists") ms;" \
-    "routed request p50 $(p50 <<< "$routes") ms max $(max_of <<< "$routes") ms;" \
-    "reap --dry-run p50 $(p50 <<< "$reaps") ms max $(max_of <<< "$reaps") ms"
+  echo "at $count: qabox list p50 $(p50_of <<< "$lists") ms max $(max_of <<< "$lists") ms;" \
+    "routed request p50 $(p50_of <<< "$routes") ms max $(max_of <<< "$routes") ms;" \
+    "reap --dry-run p50 $(p50_of <<< "$reaps") ms max $(max_of <<< "$reaps") ms"
 }
 
 echo "== host"
 echo "$(nproc) cores, $(awk '$1 == "MemTotal:" { print int($2 / 1048576) }' /proc/meminfo) GiB, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 host_figures
-"${QB[@]}" image build busybox >/dev/null
 sleep 2
 before_kb=$(mem_avail_kb)
 echo "== $N busybox environments (MemAvailable before: $((before_kb / 1024)) MiB)"
@@ -162,7 +120,7 @@ for i in $(seq "$N"); do
   deploy_ms+="$(($(now_ms) - t0))"$'\n'
   deployed=$i
   if ((i % 50 == 0)); then
-    echo "-- $i deployed in $((($(now_ms) - started) / 1000)) s; deploy p50 $(tail -50 <<< "$deploy_ms" | p50) ms; MemAvailable $(($(mem_avail_kb) / 1024)) MiB"
+    echo "-- $i deployed in $((($(now_ms) - started) / 1000)) s; deploy p50 $(tail -50 <<< "$deploy_ms" | p50_of) ms; MemAvailable $(($(mem_avail_kb) / 1024)) MiB"
     echo "   $(agent_figures)"
     echo "   $(host_figures)"
   fi
@@ -175,7 +133,7 @@ echo "$(host_figures)"
 cg_kb=$(cgroup_memory_kb)
 echo "memory per environment: MemAvailable $(((before_kb - after_kb) / deployed)) KiB" \
   "($((before_kb / 1024)) -> $((after_kb / 1024)) MiB), cgroup $((cg_kb / deployed)) KiB (sum $((cg_kb / 1024)) MiB)"
-echo "deploy p50 $(p50 <<< "$deploy_ms") ms, last 50 p50 $(tail -50 <<< "$deploy_ms" | p50) ms"
+echo "deploy p50 $(p50_of <<< "$deploy_ms") ms, last 50 p50 $(tail -50 <<< "$deploy_ms" | p50_of) ms"
 timings "$deployed"
 t0=$(now_ms)
 for i in $(seq "$deployed"); do "${QB[@]}" sleep "$PREFIX-$i" >/dev/null; done
@@ -194,8 +152,7 @@ echo "$(agent_figures)"
 
 ((REAL_MAX > 0)) || exit 0
 echo "== real app (Python + Postgres + Redis) in steps of 10 while MemAvailable > 2 GiB"
-SAMPLE_SRC=$(mktemp -d /tmp/qabox-density-src-XXXXXX)
-"$REPO_ROOT/scripts/sample-app/make-remote.sh" "$STATE/sample.git" >/dev/null
+"$REPO_ROOT/scripts/sample-app/make-remote.sh" "$SAMPLE_SRC/sample.git" >/dev/null
 t0=$(now_ms)
 "${QB[@]}" image build python >/dev/null
 echo "python image built in $((($(now_ms) - t0) / 1000)) s"
