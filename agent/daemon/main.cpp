@@ -2,12 +2,14 @@
 // gRPC API and the HTTP router until SIGTERM or SIGINT. main() wires and
 // waits: the parts are in daemon/ (flags, host_setup, agent, api, usage,
 // options).
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -55,6 +57,14 @@ int main(int argc, char** argv) {
   // What we were started with past stdio (a shell's or a test runner's
   // descriptors) is not for the containers either.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // glibc gives each thread that allocates an arena of its own, up to 8 per
+  // core, and seldom hands their free pages back: 500 deploy/delete cycles
+  // grew RSS by 16 MiB (+0.045 MiB a cycle) with no leak behind it; with
+  // two arenas, 4 MiB (+0.008 MiB a cycle; scripts/torture/soak.sh). The agent's
+  // threads mostly wait: the 30 s concurrency run answered 123 calls/s with
+  // two arenas, 122-156/s with glibc's default, within a shared host's noise.
+  // MALLOC_ARENA_MAX in the environment still wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) ::mallopt(M_ARENA_MAX, 2);
   Flags flags;
   if (auto exit = parseFlags(argc, argv, flags)) return *exit;
   if (flags.printDefaultConfig) {

@@ -50,6 +50,7 @@ Result<Environment> EnvironmentManager::redeploy(const std::string& ticket, bool
   in.spec = env.spec;
   in.force = force;
   in.actor = actor;
+  in.redeploy = true;
   return deploy(in, progress);
 }
 
@@ -155,6 +156,9 @@ Status DeployRun::checkExisting() {
   const Ticket& t = ctx_.ticket;
   std::optional<Environment>& existing = ctx_.existing;
   QABOX_ASSIGN_OR_RETURN(existing, m_.store_.getEnvironment(t.slug));
+  if (!existing && ctx_.in.redeploy) {
+    return notFound("ticket " + t.name + ": no environment (deleted before the redeploy began)");
+  }
   if (existing && existing->state == EnvState::kBroken) {
     return failedPrecondition("ticket " + t.name + ": BROKEN (" + existing->message +
                               "); delete it first (qabox delete " + t.name + ")");

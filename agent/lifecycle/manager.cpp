@@ -268,21 +268,73 @@ Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, boo
   return row.env;
 }
 
+EnvironmentManager::ExecHold::ExecHold(EnvironmentManager& m, std::string slug)
+    : m_(m), slug_(std::move(slug)) {
+  std::lock_guard l(m_.locksMu_);
+  ++m_.execs_[slug_];
+}
+
+EnvironmentManager::ExecHold::~ExecHold() {
+  std::lock_guard l(m_.locksMu_);
+  if (--m_.execs_[slug_] == 0) m_.execs_.erase(slug_);
+}
+
+int EnvironmentManager::execsRunning(const std::string& slug) {
+  std::lock_guard l(locksMu_);
+  auto it = execs_.find(slug);
+  return it == execs_.end() ? 0 : it->second;
+}
+
+Result<Environment> EnvironmentManager::execTarget(LockedRow& row, const std::string& actor) {
+  // Under the ticket's lock: a sleep, delete or redeploy either finished
+  // before this look or waits until the command holds the environment.
+  if (row.env.state == EnvState::kSleeping) {
+    QABOX_ASSIGN_OR_RETURN(row.env, wakeLocked(row.env, actor));
+  }
+  const Environment& e = row.env;
+  if (e.state != EnvState::kReady && e.state != EnvState::kFailed) {
+    return failedPrecondition("ticket " + e.ticket +
+                              ": commands run in a READY environment (it is " +
+                              std::string(stateName(e.state)) + ")");
+  }
+  QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
+  if (st != ContainerState::kRunning) {
+    return failedPrecondition("ticket " + e.ticket + ": container " + e.container +
+                              " is not running (the environment is " +
+                              std::string(stateName(e.state)) + ": " +
+                              (e.message.empty() ? "redeploy it" : e.message) + ")");
+  }
+  return e;
+}
+
+std::string EnvironmentManager::execCutShort(const Environment& e) {
+  auto now = store_.getEnvironment(e.slug);
+  if (!now) return "";
+  if (!*now) return "went away (the environment was deleted)";
+  if ((*now)->container != e.container) {
+    return "went away (the environment was redeployed as " + (*now)->container + ")";
+  }
+  if ((*now)->state == EnvState::kDeleting) return "went away (the environment is being deleted)";
+  auto st = runtime_.state(e.container);
+  if (st && *st != ContainerState::kRunning) {
+    return "stopped (the environment is " + std::string(stateName((*now)->state)) + ")";
+  }
+  return "";
+}
+
 Result<ProcessResult> EnvironmentManager::exec(
     const std::string& ticket, const std::vector<std::string>& argv,
     const std::map<std::string, std::string>& env, const std::string& stdinData,
     milliseconds timeout, const std::function<void(bool, std::string_view)>& onOutput,
     const std::string& actor) {
   QABOX_RETURN_IF_ERROR(checkExecInput(argv, env));
-  QABOX_ASSIGN_OR_RETURN(Environment e, get(ticket));
-  if (e.state == EnvState::kSleeping) {
-    QABOX_ASSIGN_OR_RETURN(e, wake(ticket, actor));
-  }
-  QABOX_ASSIGN_OR_RETURN(auto st, runtime_.state(e.container));
-  if (st != ContainerState::kRunning) {
-    return failedPrecondition("ticket " + e.ticket + ": container " + e.container +
-                              " is not running (state " + std::string(stateName(e.state)) + ")");
-  }
+  QABOX_RETURN_IF_ERROR(refuseWhenStopping());
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  QABOX_ASSIGN_OR_RETURN(Environment e, execTarget(row, actor));
+  // The command holds the environment awake (sleep refuses while it runs),
+  // not the ticket's lock: a deploy or delete need not wait for it.
+  ExecHold hold(*this, e.slug);
+  row.lock.unlock();
   ExecSpec ex;
   ex.argv = argv;
   ex.env = env;
@@ -294,8 +346,16 @@ Result<ProcessResult> EnvironmentManager::exec(
   ex.timeout = timeout;
   ex.onOutput = onOutput;
   auto r = runtime_.exec(e.container, ex);
+  if (!r || r->exitCode != 0) {
+    // A delete or a redeploy may have taken the container away meanwhile:
+    // say so rather than what liblxc, or the command it cut short, said.
+    if (std::string gone = execCutShort(e); !gone.empty()) {
+      r = failedPrecondition("ticket " + e.ticket + ": container " + e.container + " " + gone +
+                             " while the command ran");
+    }
+  }
   event(e.ticket, "exec", actor, r ? "ok" : "error",
-        argv.front() + (r ? " exit " + std::to_string(r->exitCode) : ""));
+        argv.front() + (r ? " exit " + std::to_string(r->exitCode) : ": " + r.status().message()));
   return r;
 }
 

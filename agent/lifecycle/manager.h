@@ -35,6 +35,9 @@ struct DeployInput {
   std::map<std::string, std::string> secrets;  // values never stored, logged or returned
   bool force = false;
   std::string actor;
+  // A redeploy: only of an environment that still exists when the ticket's
+  // lock is taken (NOT_FOUND once a delete got there first).
+  bool redeploy = false;
 };
 
 struct Progress {
@@ -221,6 +224,26 @@ class EnvironmentManager {
   Result<Environment> deployLocked(const Ticket& t, const DeployInput& in, const std::string& image,
                                    const ProgressFn& progress);
   Result<Environment> wakeLocked(Environment env, const std::string& actor);
+  // exec()'s environment, woken when it sleeps: FAILED_PRECONDITION saying
+  // why a command cannot run in it now.
+  Result<Environment> execTarget(LockedRow& row, const std::string& actor);
+  // While one lives, its ticket has a command running: sleep refuses, the
+  // sleep schedule passes it by.
+  class ExecHold {
+   public:
+    ExecHold(EnvironmentManager& m, std::string slug);
+    ~ExecHold();
+    ExecHold(const ExecHold&) = delete;
+    ExecHold& operator=(const ExecHold&) = delete;
+
+   private:
+    EnvironmentManager& m_;
+    std::string slug_;
+  };
+  int execsRunning(const std::string& slug);
+  // What became of `e`'s container while a command ran in it ("went away
+  // (the environment was deleted)"); "" when it is still there and running.
+  std::string execCutShort(const Environment& e);
   Result<Environment> sleepLocked(Environment env, const std::string& actor);
   Result<AppManifest> appManifestOf(const Environment& env);
   Status removeLocked(const Environment& env, const std::string& actor, const std::string& why);
@@ -250,6 +273,7 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+  std::map<std::string, int> execs_;  // commands running, by slug (under locksMu_)
   // The calls in flight, by a number of their own: slug and start.
   mutable std::mutex callsMu_;
   uint64_t nextCall_ = 0;

@@ -38,6 +38,11 @@ Result<Environment> EnvironmentManager::sleep(const std::string& ticket, const s
                               ": only a READY environment can sleep (it is " +
                               std::string(stateName(env.state)) + ")");
   }
+  if (int n = execsRunning(env.slug); n > 0) {
+    return failedPrecondition("ticket " + row.ticket.name + ": " + std::to_string(n) +
+                              " command(s) started by qabox exec still run in it; it can sleep "
+                              "once they end");
+  }
   return sleepLocked(env, actor);
 }
 
@@ -121,6 +126,7 @@ Result<std::vector<std::string>> EnvironmentManager::sleepIdle(TimePoint now) {
     auto mark = markInFlight(candidate.slug);
     QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(candidate.slug));
     if (!env || env->state != EnvState::kReady || env->pinned) continue;
+    if (execsRunning(env->slug) > 0) continue;  // a command runs in it: not idle
     TimePoint lastUse =
         std::max({env->createdAt, env->deployedAt, env->lastAccessAt.value_or(TimePoint{})});
     if (now - lastUse < config_.reaper.sleepAfter) continue;

@@ -565,8 +565,19 @@ int attachCmd(char** a) {
   options.extra_env_vars = env.data();
   options.initial_cwd = a[2];
   char** program = a + 4;
+  errno = 0;
   int status = c.c->attach_run_wait(c.c, &options, program[0], program);
-  if (status < 0) return fail(std::string("attaching to ") + a[1] + " failed");
+  if (status < 0) {
+    const int err = errno;
+    // The usual cause: the container stopped (slept, redeployed, deleted)
+    // between the check above and the attach.
+    if (!c.c->is_running(c.c)) {
+      return fail(std::string("container ") + a[1] +
+                  " stopped while the command was being attached to it");
+    }
+    return fail(std::string("attaching to ") + a[1] +
+                " failed: " + (err != 0 ? std::strerror(err) : "liblxc gave no reason"));
+  }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return kHelperFailed;

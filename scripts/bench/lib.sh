@@ -11,11 +11,13 @@ bench_build() {
 }
 
 # bench_start_agent [extra toml]
+# QABOX_BENCH_SUBNET and QABOX_BENCH_MAX_ENVS: a bigger subnet and maximum
+# than the /24 and 250 (scripts/torture/density.sh).
 bench_start_agent() {
   local id=$((RANDOM % 200 + 20))
   STATE=$(mktemp -d /tmp/qabox-bench-XXXXXX)
   BRIDGE=qbb$RANDOM
-  SUBNET=10.214.$id.0/24
+  SUBNET=${QABOX_BENCH_SUBNET:-10.214.$id.0/24}
   ROUTER_PORT=$((20000 + RANDOM % 20000))
   cat > "$STATE/qaboxd.toml" <<TOML
 state_dir = "$STATE"
@@ -31,7 +33,7 @@ egress = "none"   # a benchmark needs no way out, and leaves the host's forwardi
 domain = "qa.bench"
 listen = "127.0.0.1:$ROUTER_PORT"
 [limits]
-max_environments = 250
+max_environments = ${QABOX_BENCH_MAX_ENVS:-250}
 ${1:-}
 TOML
   "$REPO_ROOT/build/agent/daemon/qaboxd" --config "$STATE/qaboxd.toml" >"$STATE/qaboxd.log" 2>&1 &

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -74,6 +75,7 @@ class FakeRuntime : public ContainerRuntime {
     return it == containers.end() ? ContainerState::kMissing : it->second.state;
   }
   Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override {
+    if (duringExec) duringExec();  // what happens while the command runs
     std::lock_guard l(mu_);
     calls.push_back("exec " + name + " " + (spec.argv.empty() ? "" : spec.argv.back()));
     ProcessResult r;
@@ -103,6 +105,7 @@ class FakeRuntime : public ContainerRuntime {
   std::vector<std::string> calls;
   std::set<std::string> failOn;
   int execExitCode = 0;
+  std::function<void()> duringExec;
   std::string execOutput;
   std::string upperRoot = "/nonexistent";
 

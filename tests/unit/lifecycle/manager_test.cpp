@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -437,6 +438,82 @@ TEST_F(EnvironmentsTest, FailedWakeSaysWhy) {
   ASSERT_FALSE(r.isOk());
   EXPECT_NE(r.status().message().find("waking failed"), std::string::npos);
   EXPECT_EQ((*store_->getEnvironment("nap-1"))->state, EnvState::kFailed);
+}
+
+// Regression (issue 17's concurrency run): an exec racing a sleep answered
+// "container ... is not running (state READY)". The command now holds the
+// environment awake; the sleep says why it cannot happen yet.
+TEST_F(EnvironmentsTest, ASleepDuringAnExecIsRefusedNamingTheCommand) {
+  ASSERT_TRUE(deploy("RACE-1").isOk());
+  std::optional<Status> slept;
+  runtime_.duringExec = [&] { slept = envs_->sleep("RACE-1", "test").status(); };
+  auto r = envs_->exec("RACE-1", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_TRUE(slept.has_value());
+  EXPECT_EQ(slept->code(), Code::kFailedPrecondition);
+  EXPECT_NE(slept->message().find("qabox exec"), std::string::npos) << slept->message();
+  EXPECT_EQ((*store_->getEnvironment("race-1"))->state, EnvState::kReady);
+  // Once the command ended, the environment sleeps.
+  runtime_.duringExec = nullptr;
+  EXPECT_TRUE(envs_->sleep("RACE-1", "test").isOk());
+}
+
+TEST_F(EnvironmentsTest, TheSleepScheduleLeavesAnEnvironmentRunningACommandAwake) {
+  config_.reaper.sleepAfter = std::chrono::hours(1);
+  makeManager();
+  ASSERT_TRUE(deploy("RACE-2").isOk());
+  std::vector<std::string> slept;
+  runtime_.duringExec = [&] {
+    auto r = envs_->sleepIdle(Clock::now() + std::chrono::hours(1000));
+    if (r) slept = *r;
+  };
+  ASSERT_TRUE(
+      envs_->exec("RACE-2", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test").isOk());
+  EXPECT_TRUE(slept.empty());
+  EXPECT_EQ((*store_->getEnvironment("race-2"))->state, EnvState::kReady);
+}
+
+TEST_F(EnvironmentsTest, ExecWakesASleepingEnvironmentUnderItsLock) {
+  ASSERT_TRUE(deploy("RACE-3").isOk());
+  ASSERT_TRUE(envs_->sleep("RACE-3", "test").isOk());
+  auto r = envs_->exec("RACE-3", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ((*store_->getEnvironment("race-3"))->state, EnvState::kReady);
+}
+
+TEST_F(EnvironmentsTest, ExecInAStoppedContainerSaysWhatTheEnvironmentIs) {
+  ASSERT_TRUE(deploy("RACE-4").isOk());
+  ASSERT_TRUE(runtime_.stop("qabox-race-4").isOk());
+  auto r = envs_->exec("RACE-4", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("is not running"), std::string::npos);
+}
+
+// Regression (issue 17's concurrency run): a redeploy that read the row
+// before a delete took the lock deployed the ticket anew.
+TEST_F(EnvironmentsTest, ARedeployOfATicketDeletedMeanwhileIsNotFoundAndMakesNothing) {
+  DeployInput in;
+  in.ticket = "GONE-1";
+  in.actor = "test";
+  in.redeploy = true;
+  auto r = envs_->deploy(in, nullptr);
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kNotFound);
+  EXPECT_FALSE(*store_->getEnvironment("gone-1"));
+  EXPECT_TRUE(runtime_.containers.empty());
+}
+
+// Regression (issue 17's concurrency run): an exec whose container a
+// delete destroyed under it answered OK with the killed command's exit.
+TEST_F(EnvironmentsTest, AnExecCutShortByADeleteSaysTheEnvironmentWasDeleted) {
+  ASSERT_TRUE(deploy("RACE-5").isOk());
+  runtime_.execExitCode = 137;
+  runtime_.duringExec = [&] { ASSERT_TRUE(envs_->remove("RACE-5", "test").isOk()); };
+  auto r = envs_->exec("RACE-5", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("deleted"), std::string::npos) << r.status().message();
 }
 
 TEST(ShellQuote, SurvivesQuotesAndNewlines) {
