@@ -11,6 +11,7 @@
 #include <iostream>
 #include <string>
 
+#include "core/failpoint.h"
 #include "daemon/agent.h"
 #include "daemon/flags.h"
 #include "daemon/host_setup.h"
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
     std::cout << defaultConfigToml();
     return 0;
   }
+  // Before anything is touched: a build without failpoints asked to crash
+  // at one must not run as if all were well.
+  if (Status s = failpoint::init(); !s.isOk()) return fatal(s.message());
   auto config = configFrom(flags);
   if (!config) return fatal(config.status().message());
   setUpLogging(*config);

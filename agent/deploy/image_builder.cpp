@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/failpoint.h"
 #include "core/ticket.h"
 #include "deploy/image_recipe.h"
 #include "store/paths.h"
@@ -240,6 +241,7 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
   op.container = container;
   op.startedAt = Clock::now();
   QABOX_ASSIGN_OR_RETURN(int64_t opId, store_.beginOperation(op));
+  QABOX_FAILPOINT("image.build.begun");
 
   auto fail = [&](Status s) -> Status {
     if (Status r = removeBuildDir(dir); !r.isOk()) {
@@ -249,10 +251,12 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
     return s;
   };
   if (Status s = provision(plan, dir, version); !s.isOk()) return fail(s);
+  QABOX_FAILPOINT("image.build.provisioned");
   if (Status s = writeFileAtomically(dir + "/config", lxcConfig(container, dir, config_));
       !s.isOk()) {
     return fail(s);
   }
+  QABOX_FAILPOINT("image.build.configured");
 
   ImageVersion iv;
   iv.name = name;
@@ -266,7 +270,9 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
   }
   iv.recipeHash = plan.hash;
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
+  QABOX_FAILPOINT("image.build.recorded");
   recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
+  QABOX_FAILPOINT("image.build.finished");
   return iv;
 }
 
@@ -279,11 +285,13 @@ Status ImageBuilder::provision(const Plan& plan, const std::string& dir, uint32_
     fs::permissions(d, fs::perms(0755), ec);
     if (ec) return internalError("chmod " + d + ": " + ec.message());
   }
+  QABOX_FAILPOINT("image.build.provision.before");
   if (plan.parent) {
     QABOX_RETURN_IF_ERROR(provisionLayer(plan, dir, version));
   } else {
     QABOX_RETURN_IF_ERROR(runProvision(plan, dir + "/rootfs", version));
   }
+  QABOX_FAILPOINT("image.build.provision.after");
   if (config_.containers.unprivileged) {
     // Once per image version: every clone's lower layer is this rootfs. A
     // layer's whiteouts (0:0 devices) and opaque folders (xattrs) keep

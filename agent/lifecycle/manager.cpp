@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "core/failpoint.h"
 #include "core/redact.h"
 #include "deploy/manifest.h"
 #include "lifecycle/input_check.h"
@@ -104,7 +105,9 @@ void EnvironmentManager::publishRoute(const Environment& env) {
   r.message = env.message;
   r.login = config_.accessOf(env.spec) == "login";
   r.generation = generation_++;
+  QABOX_FAILPOINT("route.publish.before");
   routes_.set(std::move(r));
+  QABOX_FAILPOINT("route.publish.after");
 }
 
 void EnvironmentManager::drain(const std::string& ip, uint16_t port) {
@@ -177,11 +180,14 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   Environment row = env;
   row.state = EnvState::kDeleting;
   row.updatedAt = time_.now();
+  QABOX_FAILPOINT("delete.begun");
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
   // The route goes first: no request may reach a container being destroyed.
   routes_.remove(env.slug);
+  QABOX_FAILPOINT("delete.unrouted");
   drain(env.ip, static_cast<uint16_t>(env.port));
   Status s = runtime_.destroy(env.container);
+  QABOX_FAILPOINT("delete.destroyed");
   if (!s.isOk()) {
     // The container is still there and could not be removed: out of
     // service until a delete gets through (each delete tries again).
@@ -203,8 +209,10 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
     return store_.finishOperation(opId, JournalOutcome::kOk, "");
   }));
+  QABOX_FAILPOINT("delete.recorded");
   std::error_code ec;
   fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
+  QABOX_FAILPOINT("delete.logs-removed");
   if (ec) spdlog::warn("delete {}: removing its deploy log: {}", env.ticket, ec.message());
   event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
   return Status::ok();

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "core/failpoint.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/manager.h"
 #include "store/ipam.h"
@@ -210,6 +211,7 @@ Status EnvironmentManager::markBroken(Environment& e, const std::string& contain
 Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environment>& row,
                                     const recovery::JournalDecision& d, recovery::Run& run) {
   if (d.action == JournalAction::kSkip) return Status::ok();
+  QABOX_FAILPOINT("recover.journal.before");
   Status destroyed;
   if (d.destroy) {
     destroyed = runtime_.destroy(op.container);
@@ -251,6 +253,7 @@ Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, re
   for (const auto& c : containers) {
     if (recovery::ownedOrStuck(c, owned, run.stuck)) continue;
     spdlog::info("recover: destroying {}: no environment owns it", c);
+    QABOX_FAILPOINT("recover.orphan.before");
     if (Status d = runtime_.destroy(c); !d.isOk()) {
       // No environment to mark: the lease stays and the next start retries.
       std::string message = "could not destroy orphan container " + c + ": " + d.message() +
@@ -269,6 +272,7 @@ Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, re
   for (const auto& l : leases) {
     if (recovery::ownedOrStuck(l.owner, owned, run.stuck)) continue;
     spdlog::info("recover: releasing {}: {} no longer exists", l.ip, l.owner);
+    QABOX_FAILPOINT("recover.lease.before");
     QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
   }
   return Status::ok();
