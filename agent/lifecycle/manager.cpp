@@ -204,18 +204,25 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     event(env.ticket, "delete", actor, "error", s.message());
     return s;
   }
+  // The logs go before the row: once the row is gone nothing would own
+  // them, while a crash before the commit leaves a journal entry that
+  // recovery completes (logs included).
+  removeLogs(env.slug);
+  QABOX_FAILPOINT("delete.logs-removed");
   QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(env.container));
     QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
     return store_.finishOperation(opId, JournalOutcome::kOk, "");
   }));
   QABOX_FAILPOINT("delete.recorded");
-  std::error_code ec;
-  fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
-  QABOX_FAILPOINT("delete.logs-removed");
-  if (ec) spdlog::warn("delete {}: removing its deploy log: {}", env.ticket, ec.message());
   event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
   return Status::ok();
+}
+
+void EnvironmentManager::removeLogs(const std::string& slug) {
+  std::error_code ec;
+  fs::remove_all(paths::logDir(config_.stateDir, slug), ec);
+  if (ec) spdlog::warn("{}: removing its deploy log: {}", slug, ec.message());
 }
 
 Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,

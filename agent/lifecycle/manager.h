@@ -189,6 +189,8 @@ class EnvironmentManager {
                   const recovery::JournalDecision& d, recovery::Run& run);
   Status sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run);
   Status carryOut(Environment& row, const recovery::RowDecision& d, recovery::Run& run);
+  // logs/<slug> of an environment that is no more (a delete, a rolled back create).
+  void removeLogs(const std::string& slug);
   Status markBroken(Environment& e, const std::string& container, const std::string& message,
                     recovery::Run& run);
   Status validate(const DeployInput& in, Ticket& ticket, std::string& image) const;

@@ -113,6 +113,9 @@ RowDecision decideRow(const Environment& row,
     return d;
   }
   if (stopped && row.state != EnvState::kSleeping) d.action = RowAction::kStart;
+  if (**container == ContainerState::kRunning && row.state == EnvState::kSleeping) {
+    d.action = RowAction::kStop;
+  }
   if (inOperation(row.state)) {
     d.settle = row.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
   }
@@ -218,6 +221,7 @@ Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environme
     if (destroyed.isOk()) {
       QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
       if (d.deleteRowWhenDestroyed) QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      if (d.deleteRowWhenDestroyed || !row) removeLogs(op.slug);
     }
   }
   if (d.restore == RowRestore::kBroken) {
@@ -297,6 +301,15 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
       QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
       spdlog::info("recover: {} was stopped (a host restart): asleep until its next request",
                    e.container);
+      break;
+    case RowAction::kStop:
+      if (Status s = runtime_.stop(e.container); !s.isOk()) {
+        // Still running: a wake finds it up and only checks its health.
+        spdlog::warn("recover: stopping {} (SLEEPING but running): {}", e.container, s.toString());
+      } else {
+        spdlog::info("recover: stopped {}: SLEEPING, found running (an interrupted wake)",
+                     e.container);
+      }
       break;
     case RowAction::kStart: {
       // A host reboot stops every container; bring it back.
