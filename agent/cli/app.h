@@ -121,6 +121,7 @@ class Cli {
   int cmdImageList();
   int cmdImageRemove();
   int cmdStatus();
+  int cmdCheck();
   int cmdEvents();
   int cmdTokenCreate();
   int cmdTokenList();

@@ -226,6 +226,18 @@ void Cli::defineHostCommands() {
   command(&app_, "status",
           "Show the host: environments, capacity, addresses, disk, memory, agent version",
           "  qabox status", [this] { return cmdStatus(); });
+  command(
+      &app_, "check", "Check the host against the agent's invariants: what has no owner (ops)",
+      "  qabox check\n  qabox check -o json | jq -r '.violations[] | .kind + \" \" + .name'",
+      [this] { return cmdCheck(); },
+      "The agent compares its store with the host: every container under its lxcpath has\n"
+      "a row, every row its container (or a state that says why not: FAILED \"is gone\",\n"
+      "BROKEN), every lease a live row and no address two; and no mount under the state\n"
+      "dir, veth on the bridge, firewall binding, route, logs/ or layers/ directory, image\n"
+      "version, work/ leftover or lxc.payload/lxc.monitor cgroup is without an owner; no\n"
+      "journal entry is open longer than the calls in flight. What a call in flight is\n"
+      "making is its own. Exit 0: none; 8: some, one row each (KIND NAME WHAT). The agent\n"
+      "stopped: qaboxd --config FILE --check reads the same offline.");
 
   auto* events =
       command(&app_, "events", "The audit log: who did what, newest first",

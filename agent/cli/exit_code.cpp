@@ -63,6 +63,7 @@ const char* const kExitCodeHelp =
     "  4  conflict: merge conflict, already exists, another operation in progress\n"
     "  5  unauthenticated or permission denied\n"
     "  6  unavailable: the agent could not be reached or did not answer in time\n"
-    "  7  deploy failed: the environment ended FAILED (hook or health check)\n";
+    "  7  deploy failed: the environment ended FAILED (hook or health check)\n"
+    "  8  check: the host breaks the agent's invariants (each violation listed)\n";
 
 }  // namespace qabox::cli

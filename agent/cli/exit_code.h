@@ -16,6 +16,7 @@ enum ExitCode : int {
   kExitDenied = 5,
   kExitUnavailable = 6,
   kExitDeployFailed = 7,
+  kExitViolations = 8,  // qabox check found some
 };
 
 int exitCodeFor(grpc::StatusCode code);

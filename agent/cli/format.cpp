@@ -491,6 +491,18 @@ std::string formatTokensTable(const v1::ListTokensResponse& tokens, TimePoint no
   return renderTable({"NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"}, rows);
 }
 
+std::string formatViolationsTable(const v1::CheckInvariantsResponse& checked) {
+  if (checked.violations().empty()) {
+    return "No violations: every container, lease, mount, veth, binding, route, log, layer, "
+           "image, cgroup and journal entry has its owner\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : checked.violations()) {
+    rows.push_back({cleanCell(v.kind()), cleanCell(v.name()), cleanCell(v.what())});
+  }
+  return renderTable({"KIND", "NAME", "WHAT"}, rows);
+}
+
 std::string formatReap(const v1::ReapResponse& reap) {
   if (reap.reclaimed().empty()) {
     return reap.dry_run() ? "Nothing would be reclaimed\n" : "Nothing to reclaim\n";

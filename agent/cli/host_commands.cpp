@@ -90,6 +90,20 @@ int Cli::cmdStatus() {
   return emit(status, [&] { return formatHostStatus(status); }, {});
 }
 
+int Cli::cmdCheck() {
+  if (auto rc = connect()) return *rc;
+  auto ctx = client_->context(kSlowUnaryDeadline);
+  v1::CheckInvariantsResponse resp;
+  grpc::Status s = client_->stub().CheckInvariants(ctx.get(), {}, &resp);
+  if (!s.ok()) return fail(s);
+  std::vector<std::string> names;
+  for (const auto& v : resp.violations()) names.push_back(v.kind() + " " + v.name());
+  int rc = emit(
+      resp, [&] { return formatViolationsTable(resp); }, names);
+  if (rc != kExitOk) return rc;
+  return resp.violations().empty() ? kExitOk : kExitViolations;
+}
+
 int Cli::cmdEvents() {
   if (auto rc = connect()) return *rc;
   v1::ListEventsRequest req;

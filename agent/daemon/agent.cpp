@@ -36,6 +36,7 @@ Status Agent::openParts() {
       [](const std::string& ip, uint16_t port, const std::string& path,
          std::chrono::milliseconds timeout) { return waitHealthy(ip, port, path, timeout); });
   envs_->setLayerMounter(runtime_.get());
+  envs_->setFirewallLister([this](const std::string& commands) { return nftables_.run(commands); });
   if (!config_.metrics.listen.empty()) {
     metrics_ = std::make_unique<Metrics>();
     envs_->setMetrics(metrics_.get());

@@ -27,12 +27,20 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
   app.add_option("--repo", f.repos, "adds NAME=URL to the repo allowlist (repeatable)");
   app.add_flag("--print-default-config", f.printDefaultConfig,
                "print the embedded default config and exit");
+  app.add_flag("--check", f.check,
+               "check this host against the agent's invariants and exit: every container, "
+               "lease, mount, veth, firewall binding, log, layer, image, cgroup and open "
+               "journal entry must have its owner. Prints one violation a line (KIND NAME: "
+               "what); exit 0 none, 1 some, 2 the check could not run. With no agent running "
+               "it reads the store without writing; with one, ask it: qabox check");
   app.set_version_flag("--version", "qaboxd " QABOX_VERSION);
   // The variables are for systemd's EnvironmentFile (/etc/default/qaboxd):
   // ExecStart stays one line, and a flag given wins over its variable.
   app.footer(
       "Example:\n  qaboxd --config /etc/qabox/qaboxd.toml\n  qaboxd --print-default-config > "
-      "/etc/qabox/qaboxd.toml");
+      "/etc/qabox/qaboxd.toml\n  qaboxd --config /etc/qabox/qaboxd.toml --check   # after a crash, "
+      "before "
+      "restarting");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

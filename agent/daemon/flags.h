@@ -17,6 +17,7 @@ struct Flags {
   std::optional<std::string> metricsListen;  // "" turns /metrics off
   std::vector<std::string> repos;            // NAME=URL
   bool printDefaultConfig = false;
+  bool check = false;  // run the invariant checker and exit (daemon/check.h)
 };
 
 // Fills `flags` from argv. nullopt: go on; else the exit code of --help or

@@ -13,6 +13,7 @@
 
 #include "core/failpoint.h"
 #include "daemon/agent.h"
+#include "daemon/check.h"
 #include "daemon/flags.h"
 #include "daemon/host_setup.h"
 #include "daemon/json_log.h"
@@ -64,8 +65,12 @@ int main(int argc, char** argv) {
   // at one must not run as if all were well.
   if (Status s = failpoint::init(); !s.isOk()) return fatal(s.message());
   auto config = configFrom(flags);
-  if (!config) return fatal(config.status().message());
+  if (!config) {
+    // --check's 1 means violations found: a check that cannot run is 2.
+    return flags.check ? (fatal(config.status().message()), 2) : fatal(config.status().message());
+  }
   setUpLogging(*config);
+  if (flags.check) return runCheck(*config);
   sigset_t signals = blockStopSignals();
   // What the agent writes is its own: the database, the mirrors, the logs.
   // What must be shared is opened up explicitly (prepareHost, app files).

@@ -20,6 +20,7 @@ Result<Environment> EnvironmentManager::deploy(const DeployInput& in, const Prog
   auto lock = ticketLock(ticket.slug);
   auto result = [&] {
     std::lock_guard guard(*lock);
+    auto mark = markInFlight(ticket.slug);
     return deployLocked(ticket, in, image, progress);
   }();
   // The merge has just fetched the repo: every other environment on it

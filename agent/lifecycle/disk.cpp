@@ -61,6 +61,7 @@ Result<std::vector<std::string>> EnvironmentManager::enforceDiskLimits() {
     auto lock = ticketLock(candidate.slug);
     std::unique_lock guard(*lock, std::try_to_lock);
     if (!guard.owns_lock()) continue;  // a deploy measures its own; the next round sees the rest
+    auto mark = markInFlight(candidate.slug);
     QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(candidate.slug));
     if (!env || env->container != candidate.container || env->state == EnvState::kSleeping ||
         env->state == EnvState::kDeleting) {

@@ -75,6 +75,43 @@ std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& sl
   return m;
 }
 
+std::shared_ptr<void> EnvironmentManager::markInFlight(const std::string& slug) {
+  std::lock_guard l(callsMu_);
+  const uint64_t id = nextCall_++;
+  const TimePoint now = time_.now();
+  calls_[id] = {slug, now};
+  if (watching_ > 0) watched_.emplace(slug, now);
+  return std::shared_ptr<void>(nullptr, [this, id](void*) {
+    std::lock_guard l2(callsMu_);
+    calls_.erase(id);
+  });
+}
+
+std::map<std::string, TimePoint> EnvironmentManager::inFlight() const {
+  std::lock_guard l(callsMu_);
+  std::map<std::string, TimePoint> out;
+  for (const auto& [id, call] : calls_) {
+    auto [it, added] = out.emplace(call.first, call.second);
+    if (!added && call.second < it->second) it->second = call.second;
+  }
+  return out;
+}
+
+void EnvironmentManager::watchCalls() {
+  std::lock_guard l(callsMu_);
+  if (watching_++ == 0) watched_.clear();
+  for (const auto& [id, call] : calls_) {
+    auto [it, added] = watched_.emplace(call.first, call.second);
+    if (!added && call.second < it->second) it->second = call.second;
+  }
+}
+
+std::map<std::string, TimePoint> EnvironmentManager::unwatchCalls() {
+  std::lock_guard l(callsMu_);
+  --watching_;
+  return watched_;
+}
+
 Status EnvironmentManager::refuseWhenStopping() const {
   if (stopping_) return unavailable("the agent is shutting down; try again when it is back");
   return Status::ok();
@@ -85,6 +122,7 @@ Result<EnvironmentManager::LockedRow> EnvironmentManager::lockRow(const std::str
   QABOX_ASSIGN_OR_RETURN(row.ticket, parseTicket(ticket));
   row.mutex = ticketLock(row.ticket.slug);
   row.lock = std::unique_lock(*row.mutex);
+  row.inFlight = markInFlight(row.ticket.slug);
   QABOX_ASSIGN_OR_RETURN(row.env, get(row.ticket.name));
   return row;
 }

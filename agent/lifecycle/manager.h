@@ -17,6 +17,7 @@
 #include "deploy/image_builder.h"
 #include "deploy/manifest.h"
 #include "init/contract.h"
+#include "lifecycle/invariants.h"
 #include "lifecycle/layers.h"
 #include "lifecycle/options.h"
 #include "lifecycle/recovery.h"
@@ -152,6 +153,20 @@ class EnvironmentManager {
   Result<std::vector<std::string>> collectLayers(const std::string& actor);
 
   void beginShutdown() { stopping_ = true; }
+  // The invariant checker (lifecycle/invariants.h) over this agent's host,
+  // with its route table and the calls in flight known.
+  struct Checked {
+    std::vector<Violation> violations;
+    size_t inFlight = 0;
+  };
+  Result<Checked> checkInvariants();
+  // The calls in flight by slug: when the oldest of each took its ticket's lock.
+  std::map<std::string, TimePoint> inFlight() const;
+  // What lists the bridge's firewall set for the checker (Nftables::run);
+  // without it, the checker leaves the set out.
+  void setFirewallLister(std::function<Result<std::string>(const std::string&)> nft) {
+    nft_ = std::move(nft);
+  }
   // What mounts a dataset's layers to copy them into the data pool
   // (storage.data_pool); the runtime, in the agent.
   void setLayerMounter(LayerMounter* mounter) { layers_->setMounter(mounter); }
@@ -170,9 +185,17 @@ class EnvironmentManager {
   };
 
   std::shared_ptr<std::mutex> ticketLock(const std::string& slug);
+  // Marks a call on `slug` in flight from now until the mark is let go:
+  // taken with the ticket's lock, so what the call makes is its own to the
+  // invariant checker.
+  std::shared_ptr<void> markInFlight(const std::string& slug);
+  void watchCalls();                                // calls from now on are watched_
+  std::map<std::string, TimePoint> unwatchCalls();  // and what was
   // A ticket's row read under the ticket's lock, which `lock` holds.
   struct LockedRow {
     std::shared_ptr<std::mutex> mutex;
+    // Taken after the lock, let go after it (members go in reverse order).
+    std::shared_ptr<void> inFlight;
     std::unique_lock<std::mutex> lock;
     Ticket ticket;
     Environment env;
@@ -188,6 +211,9 @@ class EnvironmentManager {
   Status carryOut(const Operation& op, std::optional<Environment>& row,
                   const recovery::JournalDecision& d, recovery::Run& run);
   Status sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run);
+  // The cgroup directories liblxc left for containers of this host's that
+  // do not run (a failed start, a crash), removed.
+  void sweepCgroups(const std::vector<Environment>& envs);
   Status carryOut(Environment& row, const recovery::RowDecision& d, recovery::Run& run);
   // logs/<slug> of an environment that is no more (a delete, a rolled back create).
   void removeLogs(const std::string& slug);
@@ -223,6 +249,16 @@ class EnvironmentManager {
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+  // The calls in flight, by a number of their own: slug and start.
+  mutable std::mutex callsMu_;
+  uint64_t nextCall_ = 0;
+  std::map<uint64_t, std::pair<std::string, TimePoint>> calls_;
+  // While a check reads the host (watching_ > 0): every call in flight at
+  // some moment of it, by slug and start, so one that began or ended
+  // half-way is still taken as in flight.
+  int watching_ = 0;
+  std::map<std::string, TimePoint> watched_;
+  std::function<Result<std::string>(const std::string&)> nft_;
   // Last: its background builds are waited for before anything they use goes.
   std::unique_ptr<LayerCache> layers_;
 };

@@ -9,6 +9,7 @@
 #include "core/failpoint.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/manager.h"
+#include "runtime/lxc_cgroups.h"
 #include "store/ipam.h"
 #include "store/paths.h"
 
@@ -157,6 +158,7 @@ Status EnvironmentManager::recover() {
     QABOX_RETURN_IF_ERROR(carryOut(e, recovery::decideRow(e, state), run));
     publishRoute(e);
   }
+  sweepCgroups(envs);
   if (run.broken > 0) {
     spdlog::error("recover: {} environment(s) BROKEN (qabox list shows them); starting anyway",
                   run.broken);
@@ -280,6 +282,22 @@ Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, re
     QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
   }
   return Status::ok();
+}
+
+void EnvironmentManager::sweepCgroups(const std::vector<Environment>& envs) {
+  std::set<std::string> ours;
+  for (const auto& e : envs) ours.insert(e.container);
+  if (auto named = store_.journalContainers()) ours.insert(named->begin(), named->end());
+  if (auto listed = runtime_.list()) ours.insert(listed->begin(), listed->end());
+  size_t removed = 0;
+  for (const auto& c : ours) {
+    auto st = runtime_.state(c);
+    if (st && *st == ContainerState::kRunning) continue;
+    removed += removeContainerCgroups(c);
+  }
+  if (removed > 0) {
+    spdlog::info("recover: removed {} cgroup directories of containers that do not run", removed);
+  }
 }
 
 Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision& d,

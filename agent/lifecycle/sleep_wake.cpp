@@ -122,6 +122,7 @@ Result<std::vector<std::string>> EnvironmentManager::sleepIdle(TimePoint now) {
     auto lock = ticketLock(candidate.slug);
     std::unique_lock guard(*lock, std::try_to_lock);
     if (!guard.owns_lock()) continue;  // something is happening to it: not idle
+    auto mark = markInFlight(candidate.slug);
     QABOX_ASSIGN_OR_RETURN(auto env, store_.getEnvironment(candidate.slug));
     if (!env || env->state != EnvState::kReady || env->pinned) continue;
     TimePoint lastUse =

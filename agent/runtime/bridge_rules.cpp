@@ -178,6 +178,10 @@ std::string bridgeRulesetRemoval(const std::string& bridge) {
          "\ndelete table bridge " + t + "\n";
 }
 
+std::string bindingsListing(const std::string& bridge) {
+  return "list set bridge " + tableName(bridge) + " bindings\n";
+}
+
 std::string bindingUpdate(const std::string& bridge, const PortBinding& binding, bool add) {
   const std::string set = "bridge " + tableName(bridge) + " bindings";
   // Adding an element that is there is no error; so adding it first makes

@@ -23,6 +23,9 @@ namespace qabox {
 //    follows guard.egress, never to link-local addresses or over IPv6, with
 //    NAT; nothing from outside is forwarded to a container but replies.
 std::string bridgeRuleset(const std::string& bridge, const BridgeGuard& guard);
+// Lists the bridge's bindings set (what parseBindings reads).
+std::string bindingsListing(const std::string& bridge);
+
 // Deletes both tables; not an error when they do not exist.
 std::string bridgeRulesetRemoval(const std::string& bridge);
 // Adds one port binding to the bridge's set, or removes it (also when it

@@ -21,6 +21,7 @@
 #include "runtime/bridge_rules.h"
 #include "runtime/data_pool.h"
 #include "runtime/helper_protocol.h"
+#include "runtime/lxc_cgroups.h"
 #include "sys/btrfs.h"
 #include "sys/idshift.h"
 #include "sys/safe_path.h"
@@ -191,8 +192,16 @@ Status LxcRuntime::clone(const std::string& imageLxcPath, const std::string& ima
 
 Status LxcRuntime::start(const std::string& name) {
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(o_.startTimeout).count();
-  return runHelper({"start", o_.lxcPath, name, std::to_string(secs < 1 ? 1 : secs)},
-                   "start " + name);
+  Status started =
+      runHelper({"start", o_.lxcPath, name, std::to_string(secs < 1 ? 1 : secs)}, "start " + name);
+  // liblxc leaves the cgroups of a start that failed behind, empty; a name
+  // taken gets a suffix the next time, so they pile up start after start.
+  if (!started.isOk()) {
+    if (size_t n = removeContainerCgroups(name); n > 0) {
+      spdlog::info("start {} failed: removed {} cgroup directories it left", name, n);
+    }
+  }
+  return started;
 }
 
 Status LxcRuntime::stop(const std::string& name) {
@@ -214,6 +223,7 @@ Status LxcRuntime::destroy(const std::string& name) {
                    s.message());
     }
   }
+  removeContainerCgroups(name);
   return Status::ok();
 }
 

@@ -80,6 +80,7 @@ inline constexpr RpcAccess kRpcAccess[] = {
     {"CreateToken", kOpsOnly},
     {"ListTokens", kOpsOnly},
     {"RevokeToken", kOpsOnly},
+    {"CheckInvariants", kOpsOnly},
 };
 
 inline constexpr std::string_view kServicePrefix = "/qabox.v1.Qabox/";

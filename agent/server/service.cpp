@@ -444,6 +444,23 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::Get
   return grpc::Status::OK;
 }
 
+grpc::Status QaboxService::CheckInvariants(grpc::ServerContext* ctx,
+                                           const v1::CheckInvariantsRequest*,
+                                           v1::CheckInvariantsResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  auto checked = envs_.checkInvariants();
+  if (!checked) return toGrpc(checked.status());
+  for (const auto& v : checked->violations) {
+    v1::Violation* out = resp->add_violations();
+    out->set_kind(v.kind);
+    out->set_name(v.name);
+    out->set_what(v.what);
+  }
+  resp->set_in_flight(static_cast<uint32_t>(checked->inFlight));
+  *resp->mutable_checked_at() = ts(time_.now());
+  return grpc::Status::OK;
+}
+
 grpc::Status QaboxService::ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
                                       v1::ListEventsResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);

@@ -77,6 +77,8 @@ class QaboxService final : public v1::Qabox::Service {
                           v1::ListTokensResponse* resp) override;
   grpc::Status RevokeToken(grpc::ServerContext* ctx, const v1::RevokeTokenRequest* req,
                            v1::RevokeTokenResponse* resp) override;
+  grpc::Status CheckInvariants(grpc::ServerContext* ctx, const v1::CheckInvariantsRequest* req,
+                               v1::CheckInvariantsResponse* resp) override;
 
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
   // Image builds are counted there; may be null.

@@ -7,7 +7,7 @@
 // The rules EnvironmentManager itself needs (checkDeployInput,
 // checkExecInput) live in lifecycle/input_check.h, so each is written once.
 // Requests with no fields (ListEnvironments, ListImages, GetHostStatus,
-// ListTokens) have nothing to check.
+// ListTokens, CheckInvariants) have nothing to check.
 
 #include <google/protobuf/duration.pb.h>
 

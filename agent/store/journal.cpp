@@ -143,6 +143,19 @@ Result<std::vector<Operation>> SqliteStore::unfinishedOperations() {
   return readRows<Operation>(s, readOperation);
 }
 
+Result<std::vector<std::string>> SqliteStore::journalContainers() {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT DISTINCT container FROM operations WHERE container != ''",
+         "read the journal's containers");
+  std::vector<std::string> out;
+  while (true) {
+    QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(s.text(0));
+  }
+  return out;
+}
+
 }  // namespace store
 
 }  // namespace qabox

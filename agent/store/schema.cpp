@@ -165,6 +165,20 @@ Status SqliteStore::migrate() {
   return Status::ok();
 }
 
+Status SqliteStore::checkSchemaVersion() {
+  const std::string& path = options_.path;
+  const int latest = static_cast<int>(kMigrations.size());
+  Stmt s(db_, "PRAGMA user_version", "read the schema version of " + path);
+  QABOX_ASSIGN_OR_RETURN(bool row, s.step());
+  const int version = row ? static_cast<int>(s.int64(0)) : 0;
+  if (version != latest) {
+    return failedPrecondition("database " + path + ": schema version " + std::to_string(version) +
+                              ", this qaboxd's is " + std::to_string(latest) +
+                              "; start the agent of this version once to migrate it");
+  }
+  return Status::ok();
+}
+
 Status SqliteStore::migrateOneStep(bool& done) {
   const std::string& path = options_.path;
   const int latest = static_cast<int>(kMigrations.size());

@@ -50,6 +50,21 @@ Status SqliteStore::open() {
   return migrate();
 }
 
+Status SqliteStore::openReadOnly() {
+  const std::string& path = options_.path;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    return internalError("open database " + path + " read-only: " + msg);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  if (int rc = sqlite3_busy_timeout(db_, static_cast<int>(options_.busyTimeout.count()));
+      rc != SQLITE_OK) {
+    return internalError("set busy_timeout on " + path + ": " + sqlite3_errstr(rc));
+  }
+  return checkSchemaVersion();
+}
+
 Status SqliteStore::enableWal() {
   const std::string& path = options_.path;
   // Two connections switching a fresh file to WAL at once can deadlock on
@@ -183,7 +198,7 @@ Status SqliteStore::transaction(const std::function<Status()>& body) {
 
 Result<std::unique_ptr<Store>> openSqliteStore(const StoreOptions& options) {
   auto store = std::make_unique<store::SqliteStore>(options);
-  QABOX_RETURN_IF_ERROR(store->open());
+  QABOX_RETURN_IF_ERROR(options.readOnly ? store->openReadOnly() : store->open());
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -26,6 +26,7 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   Status open();
+  Status openReadOnly();
 
   Status transaction(const std::function<Status()>& body) override;
 
@@ -49,6 +50,7 @@ class SqliteStore final : public Store {
   Result<int64_t> beginOperation(const Operation& op) override;
   Status finishOperation(int64_t id, JournalOutcome outcome, const std::string& detail) override;
   Result<std::vector<Operation>> unfinishedOperations() override;
+  Result<std::vector<std::string>> journalContainers() override;
 
   // events.cpp
   Status addEvent(const Event& event) override;
@@ -104,6 +106,7 @@ class SqliteStore final : public Store {
   }
   // schema.cpp
   Status migrate();
+  Status checkSchemaVersion();  // read only: the schema must be this agent's
   Status migrateOneStep(bool& done);
   // tokens.cpp
   Result<std::optional<TokenRecord>> oneToken(const char* column, const std::string& value,

@@ -164,6 +164,9 @@ class Store {
   // INVALID_ARGUMENT for kUnfinished; NOT_FOUND for an id not in the journal.
   virtual Status finishOperation(int64_t id, JournalOutcome outcome, const std::string& detail) = 0;
   virtual Result<std::vector<Operation>> unfinishedOperations() = 0;
+  // Every container the journal ever named, finished or not: what the
+  // agent made on this host (the invariant checker's claim on cgroups).
+  virtual Result<std::vector<std::string>> journalContainers() = 0;
 
   // Events / audit, newest first.
   virtual Status addEvent(const Event& event) = 0;
@@ -211,6 +214,9 @@ struct StoreOptions {
   // What stamps the rows the store dates itself (lease created_at, journal
   // finished_at). Must outlive the store.
   const TimeSource* time = &systemTime();
+  // Read only: no WAL switch, no migration, nothing written (an existing
+  // database of this agent's schema version, for qaboxd --check).
+  bool readOnly = false;
 };
 
 // Opens (creating if needed) and migrates the database.

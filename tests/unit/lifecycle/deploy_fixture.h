@@ -115,6 +115,7 @@ class FlakyStore : public Store {
   Result<std::vector<Operation>> unfinishedOperations() override {
     return s_->unfinishedOperations();
   }
+  Result<std::vector<std::string>> journalContainers() override { return s_->journalContainers(); }
   Status addEvent(const Event& event) override { return s_->addEvent(event); }
   Result<std::vector<Event>> listEvents(const std::string& ticket, uint32_t limit) override {
     return s_->listEvents(ticket, limit);

@@ -1,0 +1,119 @@
+#include "daemon/check.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "daemon/options.h"
+#include "lifecycle/invariants.h"
+#include "qabox/v1/qabox.grpc.pb.h"
+#include "runtime/host_bridge.h"
+#include "runtime/lxc_runtime.h"
+#include "runtime/nftables.h"
+#include "store/paths.h"
+
+namespace qabox {
+
+namespace {
+
+constexpr int kClean = 0;
+constexpr int kViolations = 1;
+constexpr int kCannotRun = 2;
+
+// The path of the config's first unix API socket, "" when it has none.
+std::string unixSocketOf(const Config& config) {
+  constexpr std::string_view kScheme = "unix://";
+  for (const auto& l : config.api.listen) {
+    if (l.rfind(kScheme, 0) == 0) return l.substr(kScheme.size());
+  }
+  return "";
+}
+
+// Whether an agent answers on `path` now: a connect that works.
+bool agentListens(const std::string& path) {
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) return false;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, path.size());
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+int report(const std::vector<Violation>& found, const std::string& where) {
+  for (const auto& v : found) std::cout << v.line() << "\n";
+  std::cout.flush();
+  std::cerr << "qaboxd --check: " << found.size() << " violation(s) " << where << "\n";
+  return found.empty() ? kClean : kViolations;
+}
+
+int checkOffline(const Config& config) {
+  const std::string db = paths::database(config.stateDir);
+  if (!std::filesystem::exists(db)) {
+    std::cerr << "qaboxd --check: " << db << " does not exist: no agent ever ran on "
+              << config.stateDir << "\n";
+    return kCannotRun;
+  }
+  StoreOptions so = storeOptions(config);
+  so.readOnly = true;
+  auto store = openSqliteStore(so);
+  if (!store) {
+    std::cerr << "qaboxd --check: " << store.status().message() << "\n";
+    return kCannotRun;
+  }
+  RealProcessRunner runner;
+  Nftables nftables;
+  LxcRuntime runtime(runtimeOptions(config), runner, nftables);
+  HostBridge bridge(nftables);
+  FactSources sources;
+  sources.stateDir = config.stateDir;
+  sources.bridgeName = config.network.bridge;
+  sources.store = store->get();
+  sources.runtime = &runtime;
+  sources.bridge = &bridge;
+  sources.nft = [&nftables](const std::string& commands) { return nftables.run(commands); };
+  auto facts = gatherFacts(sources);
+  if (!facts) {
+    std::cerr << "qaboxd --check: " << facts.status().message() << "\n";
+    return kCannotRun;
+  }
+  return report(findViolations(*facts), "in " + config.stateDir + " (offline: no agent runs)");
+}
+
+// The agent that serves `socket` runs the checker itself (the unix socket
+// trusts root as ops, which --check runs as).
+int checkThroughAgent(const std::string& socket) {
+  auto stub = v1::Qabox::NewStub(
+      grpc::CreateChannel("unix://" + socket, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  v1::CheckInvariantsResponse resp;
+  grpc::Status s = stub->CheckInvariants(&ctx, {}, &resp);
+  if (!s.ok()) {
+    std::cerr << "qaboxd --check: the agent at " << socket
+              << " did not check: " << s.error_message() << "\n";
+    return kCannotRun;
+  }
+  std::vector<Violation> found;
+  for (const auto& v : resp.violations()) found.push_back({v.kind(), v.name(), v.what()});
+  return report(found, "(asked the running agent at " + socket + ", " +
+                           std::to_string(resp.in_flight()) + " call(s) in flight)");
+}
+
+}  // namespace
+
+int runCheck(const Config& config) {
+  const std::string socket = unixSocketOf(config);
+  if (agentListens(socket)) return checkThroughAgent(socket);
+  return checkOffline(config);
+}
+
+}  // namespace qabox
