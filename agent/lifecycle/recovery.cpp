@@ -148,6 +148,11 @@ Status EnvironmentManager::recover() {
     if (recovery::needsServingState(op, row)) serving = runtime_.state(row->container);
     QABOX_RETURN_IF_ERROR(carryOut(op, row, recovery::decideJournal(op, row, serving), run));
   }
+  // A destroy above whose container was already gone (the agent died after
+  // destroying it) could not take its address out of the bridge's set,
+  // which guardBridge filled from the rows before: fill it again from the
+  // rows that remain.
+  if (!ops.empty()) QABOX_RETURN_IF_ERROR(guardBridge());
   // 2. What exists against what the store says.
   QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
   QABOX_RETURN_IF_ERROR(sweepOrphans(envs, run));
