@@ -421,8 +421,19 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
 Status ImageBuilder::recover() {
   const std::string imagesPath = paths::imagesLxcPath(config_.stateDir);
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
+  QABOX_ASSIGN_OR_RETURN(auto recorded, store_.listImages());
+  std::set<std::string> stored;
+  for (const auto& im : recorded) stored.insert(paths::imageContainer(im.name, im.version));
   for (const auto& op : ops) {
     if (op.kind != JournalKind::kImageBuild) continue;
+    if (stored.count(op.container)) {
+      // Its version was recorded (the agent died before closing the entry):
+      // the build is done, and removing its directory would leave a current
+      // version nothing can be cloned from.
+      QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, JournalOutcome::kOk,
+                                                   "recorded before the agent restarted"));
+      continue;
+    }
     // A build's overlay is unmounted before its directory goes. The row
     // names one directory of the images lxcpath, never the lxcpath itself.
     if (!op.container.empty() && op.container.find('/') == std::string::npos &&
