@@ -13,6 +13,7 @@
 #include <iostream>
 #include <string>
 
+#include "core/failpoint.h"
 #include "daemon/agent.h"
 #include "daemon/check.h"
 #include "daemon/flags.h"
@@ -71,6 +72,9 @@ int main(int argc, char** argv) {
     std::cout << defaultConfigToml();
     return 0;
   }
+  // Before anything is touched: a build without failpoints asked to crash
+  // at one must not run as if all were well.
+  if (Status s = failpoint::init(); !s.isOk()) return fatal(s.message());
   auto config = configFrom(flags);
   if (!config) {
     // --check's 1 means violations found: a check that cannot run is 2.

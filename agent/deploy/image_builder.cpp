@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/failpoint.h"
 #include "core/ticket.h"
 #include "deploy/image_recipe.h"
 #include "deploy/image_record.h"
@@ -243,6 +244,7 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
   op.container = container;
   op.startedAt = Clock::now();
   QABOX_ASSIGN_OR_RETURN(int64_t opId, store_.beginOperation(op));
+  QABOX_FAILPOINT("image.build.begun");
 
   auto fail = [&](Status s) -> Status {
     if (Status r = removeBuildDir(dir); !r.isOk()) {
@@ -252,10 +254,12 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
     return s;
   };
   if (Status s = provision(plan, dir, version); !s.isOk()) return fail(s);
+  QABOX_FAILPOINT("image.build.provisioned");
   if (Status s = writeFileAtomically(dir + "/config", lxcConfig(container, dir, config_));
       !s.isOk()) {
     return fail(s);
   }
+  QABOX_FAILPOINT("image.build.configured");
 
   ImageVersion iv;
   iv.name = name;
@@ -273,7 +277,9 @@ Result<ImageVersion> ImageBuilder::buildVersion(const Plan& plan, const std::str
     return fail(s);
   }
   if (auto s = store_.putImage(iv); !s.isOk()) return fail(s);
+  QABOX_FAILPOINT("image.build.recorded");
   recordBuildEnd(store_, opId, true, "", actor, name + " v" + std::to_string(version));
+  QABOX_FAILPOINT("image.build.finished");
   return iv;
 }
 
@@ -286,11 +292,13 @@ Status ImageBuilder::provision(const Plan& plan, const std::string& dir, uint32_
     fs::permissions(d, fs::perms(0755), ec);
     if (ec) return internalError("chmod " + d + ": " + ec.message());
   }
+  QABOX_FAILPOINT("image.build.provision.before");
   if (plan.parent) {
     QABOX_RETURN_IF_ERROR(provisionLayer(plan, dir, version));
   } else {
     QABOX_RETURN_IF_ERROR(runProvision(plan, dir + "/rootfs", version));
   }
+  QABOX_FAILPOINT("image.build.provision.after");
   if (config_.containers.unprivileged) {
     // Once per image version: every clone's lower layer is this rootfs. A
     // layer's whiteouts (0:0 devices) and opaque folders (xattrs) keep
@@ -420,8 +428,19 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
 Status ImageBuilder::recover() {
   const std::string imagesPath = paths::imagesLxcPath(config_.stateDir);
   QABOX_ASSIGN_OR_RETURN(auto ops, store_.unfinishedOperations());
+  QABOX_ASSIGN_OR_RETURN(auto recorded, store_.listImages());
+  std::set<std::string> stored;
+  for (const auto& im : recorded) stored.insert(paths::imageContainer(im.name, im.version));
   for (const auto& op : ops) {
     if (op.kind != JournalKind::kImageBuild) continue;
+    if (stored.count(op.container)) {
+      // Its version was recorded (the agent died before closing the entry):
+      // the build is done, and removing its directory would leave a current
+      // version nothing can be cloned from.
+      QABOX_RETURN_IF_ERROR(store_.finishOperation(op.id, JournalOutcome::kOk,
+                                                   "recorded before the agent restarted"));
+      continue;
+    }
     // A build's overlay is unmounted before its directory goes. The row
     // names one directory of the images lxcpath, never the lxcpath itself.
     if (!op.container.empty() && op.container.find('/') == std::string::npos &&

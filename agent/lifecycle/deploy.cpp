@@ -3,6 +3,7 @@
 // deploy_steps.cpp, the rollback in deploy_rollback.cpp.
 #include <spdlog/spdlog.h>
 
+#include "core/failpoint.h"
 #include "deploy/manifest.h"
 #include "lifecycle/deploy_steps.h"
 #include "lifecycle/input_check.h"
@@ -95,7 +96,9 @@ Result<Environment> DeployRun::run() {
           "unchanged: " + (merge.commit.empty() ? ctx_.image : merge.commit.substr(0, 12)));
     return *ctx_.existing;
   }
+  QABOX_FAILPOINT(failpointName(DeployStep::kReserve, "before"));
   if (Status s = reserve(); !s.isOk()) return rollback(s);
+  QABOX_FAILPOINT(failpointName(DeployStep::kReserve, "after"));
   openLog();
   Status s = hostSteps();
   watch_.stop();
@@ -105,7 +108,10 @@ Result<Environment> DeployRun::run() {
   // deploy like any step.
   if (s.isOk()) s = switchOver();
   if (!s.isOk()) return rollback(s);
-  return finish();
+  QABOX_FAILPOINT(failpointName(DeployStep::kSwitch, "after"));
+  Environment done = finish();
+  QABOX_FAILPOINT(failpointName(DeployStep::kFinish, "after"));
+  return done;
 }
 
 void DeployRun::phase(const std::string& name, const std::string& detail) {
@@ -346,6 +352,7 @@ Environment DeployRun::finish() {
   const std::optional<Environment>& old = ctx_.existing;
   if (ctx_.redeploy && old->container != ctx_.container) {
     m_.drain(old->ip, static_cast<uint16_t>(old->port));
+    QABOX_FAILPOINT("deploy.finish.destroy-old");
     if (Status d = m_.runtime_.destroy(old->container); !d.isOk()) {
       // Recovery's orphan sweep retries it.
       spdlog::warn("redeploy {}: destroying {}: {}", t.name, old->container, d.toString());

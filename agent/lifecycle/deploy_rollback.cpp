@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/failpoint.h"
 #include "lifecycle/deploy_steps.h"
 #include "store/paths.h"
 #include "sys/disk_usage.h"
@@ -46,6 +47,7 @@ Result<Environment> DeployRun::rollback(Status s) {
   }
   const std::string message = failedStep() + " failed: " + s.message();
   spdlog::warn("deploy {}: {}", ctx_.ticket.name, message);
+  QABOX_FAILPOINT("deploy.rollback.begin");
   switch (undoFor(ctx_.current, ctx_.redeploy, hasRepo, full)) {
     case DeployUndo::kRestoreOld: return restoreOld(message);
     case DeployUndo::kKeepFailed:
@@ -73,6 +75,7 @@ Result<Environment> DeployRun::restoreOld(const std::string& message) {
   const Ticket& t = ctx_.ticket;
   // The old container keeps serving: drop the new one (first: its writes
   // may be what fills the disk), keep the row.
+  QABOX_FAILPOINT("deploy.rollback.restore-old");
   if (Status d = m_.runtime_.destroy(ctx_.container); !d.isOk()) {
     // Its lease stays; the next start's orphan sweep retries the destroy.
     spdlog::warn("redeploy {}: destroying {}: {}", t.name, ctx_.container, d.toString());
@@ -116,6 +119,7 @@ Status DeployRun::rollBackWhole(const Status& s, const std::string& message, boo
   const Ticket& t = ctx_.ticket;
   Store& store = m_.store_;
   // Rolled back whole: no container, no lease, no row.
+  QABOX_FAILPOINT("deploy.rollback.whole");
   if (Status d = m_.runtime_.destroy(ctx_.container); !d.isOk()) {
     // The next start's orphan sweep retries it.
     spdlog::warn("deploy {}: destroying {}: {}", t.name, ctx_.container, d.toString());
@@ -129,6 +133,7 @@ Status DeployRun::rollBackWhole(const Status& s, const std::string& message, boo
     // The journal still says create: the next start rolls it back.
     spdlog::error("deploy {}: rolling back: {}", t.name, w.toString());
   }
+  QABOX_FAILPOINT("deploy.rollback.recorded");
   m_.routes_.remove(t.slug);
   const bool cloneFailed = failedStep() == "clone";
   if (!cloneFailed) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/failpoint.h"
 #include "lifecycle/deploy_steps.h"
 #include "lifecycle/services.h"
 #include "store/paths.h"
@@ -33,6 +34,18 @@ constexpr DeployStep kHostSteps[] = {
 };
 
 }  // namespace
+
+std::string failpointName(DeployStep step, std::string_view when) {
+  // stepName() names two steps "start" and, without a repo, two "clone":
+  // a failpoint's name is its step's own.
+  std::string_view key;
+  switch (step) {
+    case DeployStep::kAppFiles: key = "app-files"; break;
+    case DeployStep::kApp: key = "app"; break;
+    default: key = stepName(step, true);
+  }
+  return "deploy." + std::string(key) + "." + std::string(when);
+}
 
 std::string_view stepName(DeployStep step, bool hasRepo) {
   switch (step) {
@@ -82,7 +95,9 @@ Status DeployRun::hostSteps() {
   for (DeployStep step : kHostSteps) {
     if (!applies(step)) continue;
     ctx_.current = step;
+    QABOX_FAILPOINT(failpointName(step, "before"));
     QABOX_RETURN_IF_ERROR(runStep(step));
+    QABOX_FAILPOINT(failpointName(step, "after"));
     ctx_.done = step;
   }
   return Status::ok();

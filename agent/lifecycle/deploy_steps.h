@@ -45,6 +45,8 @@ enum class DeployStep {
 // image-only deploy has no export, and what it writes into the clone counts
 // as part of the clone.
 std::string_view stepName(DeployStep step, bool hasRepo);
+// The failpoint at a step's edge: "deploy.clone.before", "deploy.app.after".
+std::string failpointName(DeployStep step, std::string_view when);
 
 // What a deploy that failed in `failed` leaves to undo.
 enum class DeployUndo {

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "core/failpoint.h"
 #include "core/redact.h"
 #include "deploy/manifest.h"
 #include "lifecycle/env_record.h"
@@ -149,7 +150,9 @@ void EnvironmentManager::publishRoute(const Environment& env) {
   r.message = env.message;
   r.login = config_.accessOf(env.spec) == "login";
   r.generation = generation_++;
+  QABOX_FAILPOINT("route.publish.before");
   routes_.set(std::move(r));
+  QABOX_FAILPOINT("route.publish.after");
 }
 
 void EnvironmentManager::drain(const std::string& ip, uint16_t port) {
@@ -222,11 +225,14 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   Environment row = env;
   row.state = EnvState::kDeleting;
   row.updatedAt = time_.now();
+  QABOX_FAILPOINT("delete.begun");
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
   // The route goes first: no request may reach a container being destroyed.
   routes_.remove(env.slug);
+  QABOX_FAILPOINT("delete.unrouted");
   drain(env.ip, static_cast<uint16_t>(env.port));
   Status s = runtime_.destroy(env.container);
+  QABOX_FAILPOINT("delete.destroyed");
   if (!s.isOk()) {
     // The container is still there and could not be removed: out of
     // service until a delete gets through (each delete tries again).
@@ -243,16 +249,25 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     event(env.ticket, "delete", actor, "error", s.message());
     return s;
   }
+  // The logs go before the row: once the row is gone nothing would own
+  // them, while a crash before the commit leaves a journal entry that
+  // recovery completes (logs included).
+  removeLogs(env.slug);
+  QABOX_FAILPOINT("delete.logs-removed");
   QABOX_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(env.container));
     QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(env.slug));
     return store_.finishOperation(opId, JournalOutcome::kOk, "");
   }));
-  std::error_code ec;
-  fs::remove_all(paths::logDir(config_.stateDir, env.slug), ec);
-  if (ec) spdlog::warn("delete {}: removing its deploy log: {}", env.ticket, ec.message());
+  QABOX_FAILPOINT("delete.recorded");
   event(env.ticket, "delete", actor, "ok", why.empty() ? env.container : why);
   return Status::ok();
+}
+
+void EnvironmentManager::removeLogs(const std::string& slug) {
+  std::error_code ec;
+  fs::remove_all(paths::logDir(config_.stateDir, slug), ec);
+  if (ec) spdlog::warn("{}: removing its deploy log: {}", slug, ec.message());
 }
 
 Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, bool pinned,

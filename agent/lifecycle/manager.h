@@ -218,6 +218,8 @@ class EnvironmentManager {
   // do not run (a failed start, a crash), removed.
   void sweepCgroups(const std::vector<Environment>& envs);
   Status carryOut(Environment& row, const recovery::RowDecision& d, recovery::Run& run);
+  // logs/<slug> of an environment that is no more (a delete, a rolled back create).
+  void removeLogs(const std::string& slug);
   Status markBroken(Environment& e, const std::string& container, const std::string& message,
                     recovery::Run& run);
   Status validate(const DeployInput& in, Ticket& ticket, std::string& image) const;

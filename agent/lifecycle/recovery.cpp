@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "core/failpoint.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/manager.h"
 #include "runtime/lxc_cgroups.h"
@@ -113,6 +114,9 @@ RowDecision decideRow(const Environment& row,
     return d;
   }
   if (stopped && row.state != EnvState::kSleeping) d.action = RowAction::kStart;
+  if (**container == ContainerState::kRunning && row.state == EnvState::kSleeping) {
+    d.action = RowAction::kStop;
+  }
   if (inOperation(row.state)) {
     d.settle = row.state == EnvState::kDeleting ? EnvState::kFailed : EnvState::kReady;
   }
@@ -144,6 +148,11 @@ Status EnvironmentManager::recover() {
     if (recovery::needsServingState(op, row)) serving = runtime_.state(row->container);
     QABOX_RETURN_IF_ERROR(carryOut(op, row, recovery::decideJournal(op, row, serving), run));
   }
+  // A destroy above whose container was already gone (the agent died after
+  // destroying it) could not take its address out of the bridge's set,
+  // which guardBridge filled from the rows before: fill it again from the
+  // rows that remain.
+  if (!ops.empty()) QABOX_RETURN_IF_ERROR(guardBridge());
   // 2. What exists against what the store says.
   QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
   QABOX_RETURN_IF_ERROR(sweepOrphans(envs, run));
@@ -212,12 +221,14 @@ Status EnvironmentManager::markBroken(Environment& e, const std::string& contain
 Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environment>& row,
                                     const recovery::JournalDecision& d, recovery::Run& run) {
   if (d.action == JournalAction::kSkip) return Status::ok();
+  QABOX_FAILPOINT("recover.journal.before");
   Status destroyed;
   if (d.destroy) {
     destroyed = runtime_.destroy(op.container);
     if (destroyed.isOk()) {
       QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(op.container));
       if (d.deleteRowWhenDestroyed) QABOX_RETURN_IF_ERROR(store_.deleteEnvironment(op.slug));
+      if (d.deleteRowWhenDestroyed || !row) removeLogs(op.slug);
     }
   }
   if (d.restore == RowRestore::kBroken) {
@@ -253,6 +264,7 @@ Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, re
   for (const auto& c : containers) {
     if (recovery::ownedOrStuck(c, owned, run.stuck)) continue;
     spdlog::info("recover: destroying {}: no environment owns it", c);
+    QABOX_FAILPOINT("recover.orphan.before");
     if (Status d = runtime_.destroy(c); !d.isOk()) {
       // No environment to mark: the lease stays and the next start retries.
       std::string message = "could not destroy orphan container " + c + ": " + d.message() +
@@ -271,6 +283,7 @@ Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, re
   for (const auto& l : leases) {
     if (recovery::ownedOrStuck(l.owner, owned, run.stuck)) continue;
     spdlog::info("recover: releasing {}: {} no longer exists", l.ip, l.owner);
+    QABOX_FAILPOINT("recover.lease.before");
     QABOX_RETURN_IF_ERROR(store_.releaseAddress(l.ip));
   }
   return Status::ok();
@@ -312,6 +325,15 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
       QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
       spdlog::info("recover: {} was stopped (a host restart): asleep until its next request",
                    e.container);
+      break;
+    case RowAction::kStop:
+      if (Status s = runtime_.stop(e.container); !s.isOk()) {
+        // Still running: a wake finds it up and only checks its health.
+        spdlog::warn("recover: stopping {} (SLEEPING but running): {}", e.container, s.toString());
+      } else {
+        spdlog::info("recover: stopped {}: SLEEPING, found running (an interrupted wake)",
+                     e.container);
+      }
       break;
     case RowAction::kStart: {
       // A host reboot stops every container; bring it back.

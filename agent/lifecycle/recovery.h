@@ -84,7 +84,10 @@ enum class RowAction {
   // instead of a 502 while the app starts.
   kSleep,
   kStart,  // stopped otherwise (FAILED, DELETING) but not asleep: started again
-  kKeep,   // as it is
+  // Running while SLEEPING: a wake (or a sleep) the agent died in. Stopped,
+  // so the row, the route and the host agree; the next request wakes it.
+  kStop,
+  kKeep,  // as it is
 };
 
 struct RowDecision {

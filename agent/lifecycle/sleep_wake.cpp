@@ -1,3 +1,4 @@
+#include "core/failpoint.h"
 #include "lifecycle/manager.h"
 
 #include <fcntl.h>
@@ -51,9 +52,11 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
   // the environment again instead of reaching a container going down.
   env.state = EnvState::kSleeping;
   env.updatedAt = time_.now();
+  QABOX_FAILPOINT("sleep.begin");
   publishRoute(env);
   drain(env.ip, static_cast<uint16_t>(env.port));
   Status s = runtime_.stop(env.container);
+  QABOX_FAILPOINT("sleep.stopped");
   if (!s.isOk()) {
     env.state = EnvState::kReady;
     publishRoute(env);
@@ -62,6 +65,7 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
   }
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
   saveRecord(env);
+  QABOX_FAILPOINT("sleep.recorded");
   event(env.ticket, "sleep", actor, "ok", env.container + " stopped");
   return env;
 }
@@ -89,7 +93,9 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
     return Status(s.code(), env.message);
   };
   QABOX_ASSIGN_OR_RETURN(auto app, appManifestOf(env));
+  QABOX_FAILPOINT("wake.begin");
   if (Status s = runtime_.start(env.container); !s.isOk()) return fail(s);
+  QABOX_FAILPOINT("wake.started");
   auto left = config_.reaper.wakeTimeout - since(time_, started);
   if (left.count() <= 0) left = milliseconds(1);
   if (Status s = health_(env.ip, static_cast<uint16_t>(env.port),
@@ -100,8 +106,10 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
   env.state = EnvState::kReady;
   env.message.clear();
   env.updatedAt = time_.now();
+  QABOX_FAILPOINT("wake.healthy");
   QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
   saveRecord(env);
+  QABOX_FAILPOINT("wake.recorded");
   publishRoute(env);
   event(env.ticket, "wake", actor, "ok",
         "awake in " + std::to_string(since(time_, started).count()) + " ms");

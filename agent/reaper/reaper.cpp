@@ -1,4 +1,5 @@
 #include "reaper/reaper.h"
+#include "core/failpoint.h"
 #include "core/short_sha.h"
 
 #include <spdlog/spdlog.h>
@@ -391,7 +392,9 @@ bool Reaper::reclaimOne(ReapDecision& d, const Environment& env, const BranchSta
       }
       return Status::ok();
     };
+    QABOX_FAILPOINT("reaper.reclaim.before");
     Status s = reclaim_(d.ticket, decisionWhy(d, actor), stillDue);
+    QABOX_FAILPOINT("reaper.reclaim.after");
     if (s.code() == Code::kNotFound) {
       staleWhy = "deleted meanwhile";
       stale = true;

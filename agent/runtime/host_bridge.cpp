@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/failpoint.h"
 #include "runtime/bridge_rules.h"
 #include "runtime/netlink.h"
 
@@ -84,6 +85,7 @@ Status HostBridge::guard(const std::string& name, const BridgeGuard& guard) {
 
 Status HostBridge::forgetNeighbor(const std::string& name, const std::string& ip) {
   // On the deploy's path: one request over rtnetlink, no process.
+  QABOX_FAILPOINT("bridge.forget-neighbor.before");
   return netlink::deleteNeighbor(name, ip);
 }
 

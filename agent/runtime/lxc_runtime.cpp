@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/failpoint.h"
 #include "runtime/bridge_rules.h"
 #include "runtime/data_pool.h"
 #include "runtime/helper_protocol.h"
@@ -74,9 +75,12 @@ Status LxcRuntime::runHelper(const std::vector<std::string>& args, const std::st
   spec.argv.push_back(o_.helperPath);
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.timeout = o_.startTimeout + std::chrono::seconds(30);
+  // Every liblxc call and layer mount passes here: "lxc.clone.before", ...
+  QABOX_FAILPOINT("lxc." + args.front() + ".before");
   auto r = runner_.run(spec);
   if (!r) return r.status().withContext(what);
   if (!r->ok()) return internalError(what + ": " + helperError(*r));
+  QABOX_FAILPOINT("lxc." + args.front() + ".after");
   return Status::ok();
 }
 
@@ -280,8 +284,10 @@ Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& 
   p.stdinData = spec.stdinData;
   p.timeout = spec.timeout;
   p.onOutput = spec.onOutput;
+  QABOX_FAILPOINT("lxc.exec.before");
   auto r = runner_.run(p);
   if (!r) return r.status();
+  QABOX_FAILPOINT("lxc.exec.after");
   if (r->exitCode == kHelperFailed && r->err.find("qabox-lxc: ") != std::string::npos) {
     return failedPrecondition("exec in " + name + ": " + helperError(*r));
   }

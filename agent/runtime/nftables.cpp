@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/failpoint.h"
 #include "sys/process.h"
 
 namespace qabox {
@@ -74,7 +75,12 @@ Nftables::~Nftables() {
   if (ctx_) nft_ctx_free(ctx_);
 }
 
-Status Nftables::apply(const std::string& rules) { return run(rules).status(); }
+Status Nftables::apply(const std::string& rules) {
+  QABOX_FAILPOINT("nft.apply.before");
+  QABOX_RETURN_IF_ERROR(run(rules).status());
+  QABOX_FAILPOINT("nft.apply.after");
+  return Status::ok();
+}
 
 Result<std::string> Nftables::run(const std::string& commands) {
   std::lock_guard lock(mu_);

@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "core/duration.h"
+#include "core/failpoint.h"
 #include "core/ticket.h"
 
 namespace qabox {
@@ -151,7 +152,9 @@ Result<IssuedToken> issueToken(Store& store, AuditLog& audit, const std::string&
 
 Result<TokenRecord> revokeToken(Store& store, AuditLog& audit, const std::string& name,
                                 const std::string& actor, TimePoint now) {
+  QABOX_FAILPOINT("token.revoke.before");
   QABOX_ASSIGN_OR_RETURN(auto t, store.revokeToken(name, now));
+  QABOX_FAILPOINT("token.revoke.after");
   audit.record("", "token.revoke", actor, "ok", t.name);
   return t;
 }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "core/failpoint.h"
 #include "store/sqlite_stmt.h"
 
 namespace qabox {
@@ -159,8 +160,10 @@ class SqliteStore::Scope {
     if (sqlite3_get_autocommit(store_.db_)) {
       return internalError(what + ": the transaction was rolled back by an earlier error");
     }
+    if (level_ == 0) QABOX_FAILPOINT("store.commit.before");
     Status st = level_ == 0 ? store_.exec("COMMIT", what + ": commit")
                             : store_.exec(("RELEASE " + savepoint()).c_str(), what);
+    if (level_ == 0 && st.isOk()) QABOX_FAILPOINT("store.commit.after");
     if (!st.isOk() && level_ == 0 && !sqlite3_get_autocommit(store_.db_)) {
       logIfFailed(store_.exec("ROLLBACK", what + ": rollback"));
     }

@@ -407,6 +407,20 @@ void TestHost::killDaemon() {
   daemonPid_ = -1;
 }
 
+std::optional<int> TestHost::waitDaemon(std::chrono::milliseconds timeout) {
+  if (daemonPid_ <= 0) return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    if (waitpid(daemonPid_, &status, WNOHANG) == daemonPid_) {
+      daemonPid_ = -1;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 int TestHost::stopDaemon() {
   if (daemonPid_ <= 0) return -1;
   kill(daemonPid_, SIGTERM);

@@ -201,6 +201,9 @@ class TestHost {
   void startWithBusybox();
   void killDaemon();  // SIGKILL, no clean-up by the agent
   int stopDaemon();   // SIGTERM; returns the exit code
+  // Waits up to `timeout` for the daemon to end by itself (a failpoint's
+  // SIGKILL): its wait status, or nullopt while it still runs.
+  std::optional<int> waitDaemon(std::chrono::milliseconds timeout);
   bool daemonRunning();
 
   // Runs the real CLI against this host's socket.

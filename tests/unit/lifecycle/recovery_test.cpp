@@ -209,8 +209,10 @@ TEST(RecoveryRows, EveryRowAgainstItsContainerHasItsDecision) {
        true, RowAction::kKeep, EnvState::kReady, ""},
       {"running DELETING", row(kServing, EnvState::kDeleting), state(ContainerState::kRunning),
        true, RowAction::kKeep, EnvState::kFailed, ""},
-      {"running SLEEPING", row(kServing, EnvState::kSleeping), state(ContainerState::kRunning),
-       true, RowAction::kKeep, std::nullopt, ""},
+      // A wake the agent died in after the start: stopped again, or it
+      // would hold its memory while the route says asleep.
+      {"running SLEEPING: stopped", row(kServing, EnvState::kSleeping),
+       state(ContainerState::kRunning), true, RowAction::kStop, std::nullopt, ""},
       {"another state, FAILED", row(kServing, EnvState::kFailed), state(ContainerState::kOther),
        true, RowAction::kKeep, std::nullopt, ""},
   };
