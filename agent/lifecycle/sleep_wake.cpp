@@ -60,8 +60,7 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
     event(env.ticket, "sleep", actor, "error", s.message());
     return s;
   }
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-  saveRecord(env);
+  QABOX_RETURN_IF_ERROR(putRow(env));
   event(env.ticket, "sleep", actor, "ok", env.container + " stopped");
   return env;
 }
@@ -79,10 +78,8 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
     env.state = EnvState::kFailed;
     env.message = "waking failed: " + s.message();
     env.updatedAt = time_.now();
-    if (Status w = store_.putEnvironment(env); !w.isOk()) {
+    if (Status w = putRow(env); !w.isOk()) {
       spdlog::warn("wake {}: recording it FAILED: {}", env.ticket, w.toString());
-    } else {
-      saveRecord(env);
     }
     publishRoute(env);
     event(env.ticket, "wake", actor, "error", s.message());
@@ -100,8 +97,7 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
   env.state = EnvState::kReady;
   env.message.clear();
   env.updatedAt = time_.now();
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-  saveRecord(env);
+  QABOX_RETURN_IF_ERROR(putRow(env));
   publishRoute(env);
   event(env.ticket, "wake", actor, "ok",
         "awake in " + std::to_string(since(time_, started).count()) + " ms");
