@@ -26,10 +26,11 @@ Status Agent::start() {
 }
 
 Status Agent::openParts() {
-  QABOX_ASSIGN_OR_RETURN(stateLock_, lockStateDir(config_.stateDir, false));
+  QABOX_ASSIGN_OR_RETURN(stateLock_, lockStateDir(config_.stateDir));
   // Before the store creates an empty file in its place.
   QABOX_RETURN_IF_ERROR(refuseLostDatabase(config_));
   QABOX_ASSIGN_OR_RETURN(store_, openSqliteStore(storeOptions(config_)));
+  QABOX_RETURN_IF_ERROR(refuseEmptyDatabase(config_, *store_));
   QABOX_RETURN_IF_ERROR(checkIdmaps());
   runtime_ = std::make_unique<LxcRuntime>(runtimeOptions(config_), runner_, nftables_);
   bridge_ = std::make_unique<HostBridge>(nftables_);

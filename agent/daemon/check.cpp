@@ -1,12 +1,16 @@
 #include "daemon/check.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <grpcpp/grpcpp.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -17,6 +21,7 @@
 #include "runtime/lxc_runtime.h"
 #include "runtime/nftables.h"
 #include "store/paths.h"
+#include "sys/fd.h"
 
 namespace qabox {
 
@@ -46,6 +51,26 @@ bool agentListens(const std::string& path) {
   const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
   return ok;
+}
+
+// run/qaboxd.lock held shared for the offline check: an empty fd when no
+// lock file exists (no qaboxd ever ran there), FAILED_PRECONDITION when a qaboxd (agent or rebuild)
+// holds it, even one that listens only on TCP, which the socket probe does not see.
+Result<UniqueFd> lockForOfflineCheck(const std::string& stateDir) {
+  const std::string path = paths::agentLock(stateDir);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return UniqueFd();
+    return failedPrecondition("open " + path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return fd;
+  if (errno != EWOULDBLOCK) {
+    return failedPrecondition("lock " + path + ": " + std::strerror(errno));
+  }
+  return failedPrecondition("a qaboxd runs on " + stateDir + " (" + path +
+                            " is held) but does not answer on a unix socket of api.listen: "
+                            "an offline check would read its state under its feet. Add a "
+                            "unix:// address to api.listen, or stop it first");
 }
 
 int report(const std::vector<Violation>& found, const std::string& where) {
@@ -113,6 +138,12 @@ int checkThroughAgent(const std::string& socket) {
 int runCheck(const Config& config) {
   const std::string socket = unixSocketOf(config);
   if (agentListens(socket)) return checkThroughAgent(socket);
+  // Held until the offline check ends: no agent starts under it either.
+  auto lock = lockForOfflineCheck(config.stateDir);
+  if (!lock) {
+    std::cerr << "qaboxd --check: " << lock.status().message() << "\n";
+    return kCannotRun;
+  }
   return checkOffline(config);
 }
 

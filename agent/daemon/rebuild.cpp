@@ -1,15 +1,18 @@
 #include "daemon/rebuild.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include "daemon/state_guard.h"
@@ -25,23 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::uintmax_t kMaxRecordBytes = 1 << 20;
-
-Result<std::string> readRecord(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_symlink(path, ec) || !fs::is_regular_file(path, ec)) {
-    return notFound(path.string() + ": none");
-  }
-  if (fs::file_size(path, ec) > kMaxRecordBytes) {
-    return invalidArgument(path.string() + ": larger than 1 MiB");
-  }
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in.good() && !in.eof()) return internalError(path.string() + ": cannot be read");
-  return text.str();
-}
-
 std::string stamp() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -55,7 +41,7 @@ std::string stamp() {
 // parent and recipe hash are lost (the next build of it makes a new version).
 Result<ImageVersion> imageOf(const fs::path& dir) {
   const std::string name = dir.filename().string();
-  auto text = readRecord(imageRecordPath(dir.string()));
+  auto text = readRecordFile(imageRecordPath(dir.string()));
   if (text) {
     auto image = parseImageRecord(*text);
     if (!image) return invalidArgument("image.json: " + image.status().message());
@@ -87,7 +73,10 @@ class Rebuild {
   int run();
 
  private:
-  Status setAsideOldDatabase();
+  Result<std::string> probeOldDatabase();
+  Status build();
+  Status install(const std::string& suffix);
+  std::string temporary() const { return paths::database(c_.stateDir) + ".rebuild"; }
   Status images();
   std::vector<Environment> records();
   Status environments();
@@ -104,21 +93,21 @@ class Rebuild {
 };
 
 int Rebuild::run() {
-  auto lock = lockStateDir(c_.stateDir, true);
+  auto lock = lockStateDir(c_.stateDir);
   if (!lock) {
     out_ << "qaboxd --rebuild-state: " << lock.status().message() << "\n";
     return 1;
   }
-  Status s = setAsideOldDatabase();
-  if (s.isOk()) {
-    auto store = openSqliteStore(paths::database(c_.stateDir));
-    if (store) store_ = std::move(*store);
-    s = store.status();
-  }
-  if (s.isOk()) s = images();
-  if (s.isOk()) s = environments();
-  if (s.isOk()) s = layers();
+  auto suffix = probeOldDatabase();
+  Status s = suffix.status();
+  if (s.isOk()) s = build();
+  if (s.isOk()) s = install(*suffix);
   if (!s.isOk()) {
+    store_.reset();
+    for (const char* part : {"", "-wal", "-shm"}) {
+      std::error_code ec;
+      fs::remove(temporary() + part, ec);
+    }
     out_ << "qaboxd --rebuild-state: " << s.message() << "\n";
     return 1;
   }
@@ -126,26 +115,38 @@ int Rebuild::run() {
   return 0;
 }
 
-Status Rebuild::setAsideOldDatabase() {
-  const std::string db = paths::database(c_.stateDir);
-  std::error_code ec;
-  std::string suffix;
-  if (fs::exists(db, ec)) {
-    StoreOptions probe;
-    probe.path = db;
-    probe.busyTimeout = std::chrono::milliseconds(100);
-    auto store = openSqliteStore(probe);
-    if (store) {
-      return failedPrecondition(db +
-                                " opens and passes its check: there is nothing to rebuild (move "
-                                "it aside first to rebuild anyway)");
-    }
-    if (store.status().code() != Code::kDataLoss) return store.status();
-    suffix = ".corrupt-" + stamp();
-    out_ << db << ": " << store.status().message() << "\n";
-  } else {
-    suffix = ".lost-" + stamp();  // a -wal or -shm without its database
+// The whole database is built under another name: a failure half-way
+// never leaves a partial qabox.db that the agent would trust.
+Status Rebuild::build() {
+  for (const char* part : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    fs::remove(temporary() + part, ec);
+    if (ec) return internalError("removing " + temporary() + part + ": " + ec.message());
   }
+  auto store = openSqliteStore(temporary());
+  QABOX_RETURN_IF_ERROR(store.status());
+  store_ = std::move(*store);
+  QABOX_RETURN_IF_ERROR(images());
+  QABOX_RETURN_IF_ERROR(environments());
+  QABOX_RETURN_IF_ERROR(layers());
+  store_.reset();  // closed: its WAL checkpointed into the file
+  return Status::ok();
+}
+
+Status fsyncPath(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (!fd || ::fsync(fd.get()) != 0) {
+    return internalError("fsync " + path + ": " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+// The old database (and its -wal, -shm) moved aside, the new one renamed
+// over it.
+Status Rebuild::install(const std::string& suffix) {
+  const std::string db = paths::database(c_.stateDir);
+  QABOX_RETURN_IF_ERROR(fsyncPath(temporary(), O_RDONLY));
+  std::error_code ec;
   for (const char* part : {"", "-wal", "-shm"}) {
     const std::string from = db + part;
     if (!fs::exists(from, ec)) continue;
@@ -154,7 +155,36 @@ Status Rebuild::setAsideOldDatabase() {
     if (ec) return internalError("moving " + from + " aside to " + to + ": " + ec.message());
     out_ << "moved " << from << " aside to " << to << "\n";
   }
-  return Status::ok();
+  for (const char* part : {"-wal", "-shm"}) fs::remove(temporary() + part, ec);
+  fs::rename(temporary(), db, ec);
+  if (ec) return internalError("renaming " + temporary() + " to " + db + ": " + ec.message());
+  return fsyncPath(c_.stateDir, O_RDONLY | O_DIRECTORY);
+}
+
+// The suffix the old database is moved aside with; FAILED_PRECONDITION
+// when it is sound and there is nothing to rebuild.
+Result<std::string> Rebuild::probeOldDatabase() {
+  const std::string db = paths::database(c_.stateDir);
+  std::error_code ec;
+  if (!fs::exists(db, ec)) return ".lost-" + stamp();  // or a -wal, -shm without it
+  StoreOptions probe;
+  probe.path = db;
+  probe.busyTimeout = std::chrono::milliseconds(100);
+  auto store = openSqliteStore(probe);
+  if (!store) {
+    if (store.status().code() != Code::kDataLoss) return store.status();
+    out_ << db << ": " << store.status().message() << "\n";
+    return ".corrupt-" + stamp();
+  }
+  Status empty = refuseEmptyDatabase(c_, **store);
+  if (empty.code() == Code::kFailedPrecondition) {
+    out_ << db << ": holds no environment while containers carry their records\n";
+    return ".empty-" + stamp();
+  }
+  QABOX_RETURN_IF_ERROR(empty);
+  return failedPrecondition(db +
+                            " opens and passes its check: there is nothing to rebuild (move "
+                            "it aside first to rebuild anyway)");
 }
 
 Status Rebuild::images() {
@@ -200,12 +230,9 @@ Status Rebuild::images() {
 std::vector<Environment> Rebuild::records() {
   std::map<std::string, Environment> bySlug;
   for (const std::string& name : containersIn(c_.stateDir)) {
-    auto text = readRecord(paths::containerRecord(c_.stateDir, name));
-    auto env = text ? parseEnvRecord(*text) : Result<Environment>(text.status());
-    if (!env || env->container != name) {
-      report(name + ": " +
-             (env ? std::string("its qabox.json names container ") + env->container
-                  : env.status().message()) +
+    auto env = readEnvRecord(c_.stateDir, name, c_.network.subnet);
+    if (!env) {
+      report(name + ": " + env.status().message() +
              "; left for the agent's recovery at its next start");
       ++skipped_;
       continue;

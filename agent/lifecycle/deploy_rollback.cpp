@@ -65,10 +65,14 @@ Result<Environment> DeployRun::rollback(Status s) {
 }
 
 Status DeployRun::recordFailure(const std::string& message) {
-  return m_.store_.transaction([&]() -> Status {
+  QABOX_RETURN_IF_ERROR(m_.store_.transaction([&]() -> Status {
     QABOX_RETURN_IF_ERROR(m_.store_.putEnvironment(ctx_.env));
     return m_.store_.finishOperation(ctx_.opId, JournalOutcome::kError, message);
-  });
+  }));
+  // FAILED (or the old row kept) in the record too: a rebuild must not
+  // bring the environment back as it was before.
+  m_.saveRecord(ctx_.env);
+  return Status::ok();
 }
 
 Result<Environment> DeployRun::restoreOld(const std::string& message) {

@@ -77,7 +77,7 @@ Result<std::vector<std::string>> EnvironmentManager::enforceDiskLimits() {
     if (!s.isOk()) {
       spdlog::warn("disk {}: stopping {}: {}", env->ticket, env->container, s.toString());
     }
-    if (Status w = store_.putEnvironment(*env); !w.isOk()) {
+    if (Status w = putRow(*env); !w.isOk()) {
       spdlog::warn("disk {}: recording the failure: {}", env->ticket, w.toString());
     }
     event(env->ticket, "disk", actors::kAgent, "error", env->message);

@@ -1,11 +1,19 @@
 #include "lifecycle/env_record.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
+#include "core/ticket.h"
+#include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/atomic_file.h"
+#include "sys/fd.h"
 
 namespace qabox {
 
@@ -88,6 +96,54 @@ Environment environmentFrom(const json& j) {
   return e;
 }
 
+bool isLayerHash(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The names deploys give: qabox-<slug>, or qabox-<slug>_<n> for a redeploy.
+bool isContainerOf(const std::string& name, const std::string& slug) {
+  const std::string base = containerNameFor(slug);
+  if (name == base) return true;
+  if (name.size() <= base.size() + 1 || name.compare(0, base.size(), base) != 0) return false;
+  if (name[base.size()] != '_') return false;
+  const std::string n = name.substr(base.size() + 1);
+  return n.find_first_not_of("0123456789") == std::string::npos && n[0] != '0';
+}
+
+Status checkAddress(const Environment& e, const std::string& subnetText) {
+  auto subnet = parseSubnet(subnetText);
+  if (!subnet) return subnet.status();
+  auto ip = parseIpv4(e.ip);
+  if (!ip || formatIpv4(*ip) != e.ip) return invalidArgument("ip: not a canonical IPv4 address");
+  auto offset = offsetOf(*subnet, e.ip);
+  if (!offset || *offset < 2 || *offset >= hostCount(*subnet) + 2) {
+    return invalidArgument("ip: " + e.ip + " is not a container's address in " + subnetText);
+  }
+  return Status::ok();
+}
+
+Status checkFields(const Environment& e, const std::string& subnet) {
+  if (e.ticket.empty() || e.slug.empty() || e.container.empty() || e.ip.empty()) {
+    return invalidArgument("ticket, slug, container and ip must not be empty");
+  }
+  auto ticket = parseTicket(e.ticket);
+  if (!ticket) return invalidArgument("ticket: " + ticket.status().message());
+  if (ticket->slug != e.slug) return invalidArgument("slug: not the slug of " + e.ticket);
+  if (!isContainerOf(e.container, e.slug)) {
+    return invalidArgument("container: " + e.container + " is not a name given to " + e.slug);
+  }
+  QABOX_RETURN_IF_ERROR(checkAddress(e, subnet));
+  if (e.port < 1 || e.port > 65535) return invalidArgument("port: not in 1..65535");
+  if (!e.depsLayer.empty() && !isLayerHash(e.depsLayer)) {
+    return invalidArgument("deps_layer: not a layer hash");
+  }
+  if (!e.dataLayer.empty() && !isLayerHash(e.dataLayer)) {
+    return invalidArgument("data_layer: not a layer hash");
+  }
+  if (e.imageVersion == 0) return invalidArgument("image_version: must be > 0");
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string envRecordJson(const Environment& e) {
@@ -118,7 +174,7 @@ std::string envRecordJson(const Environment& e) {
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-Result<Environment> parseEnvRecord(std::string_view text) {
+Result<Environment> parseEnvRecord(std::string_view text, const std::string& subnet) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return invalidArgument("not a JSON object");
   try {
@@ -129,13 +185,47 @@ Result<Environment> parseEnvRecord(std::string_view text) {
     auto state = parseState(j.at("state").get<std::string>());
     if (!state) return invalidArgument("state: not a state");
     e.state = *state;
-    if (e.ticket.empty() || e.slug.empty() || e.container.empty() || e.ip.empty()) {
-      return invalidArgument("ticket, slug, container and ip must not be empty");
-    }
+    QABOX_RETURN_IF_ERROR(checkFields(e, subnet));
     return e;
   } catch (const json::exception& ex) {
     return invalidArgument(ex.what());
   }
+}
+
+Result<std::string> readRecordFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return notFound(path + ": none");
+    return invalidArgument(path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return invalidArgument(path + ": not a regular file");
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return internalError(path + ": " + std::strerror(errno));
+    if (n == 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxRecordBytes) {
+      return invalidArgument(path + ": larger than " + std::to_string(kMaxRecordBytes) + " bytes");
+    }
+  }
+}
+
+Result<Environment> readEnvRecord(const std::string& stateDir, const std::string& container,
+                                  const std::string& subnet) {
+  QABOX_ASSIGN_OR_RETURN(std::string text,
+                         readRecordFile(paths::containerRecord(stateDir, container)));
+  auto env = parseEnvRecord(text, subnet);
+  if (!env) return env.status();
+  if (env->container != container) {
+    return invalidArgument("its qabox.json names container " + env->container);
+  }
+  return env;
 }
 
 Status writeEnvRecord(const std::string& stateDir, const Environment& env) {

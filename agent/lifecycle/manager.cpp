@@ -135,6 +135,12 @@ void EnvironmentManager::event(const std::string& ticket, const std::string& act
   if (!s.isOk()) spdlog::warn("recording event {} {}: {}", action, ticket, s.toString());
 }
 
+Status EnvironmentManager::putRow(const Environment& env) {
+  QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
+  saveRecord(env);
+  return Status::ok();
+}
+
 void EnvironmentManager::saveRecord(const Environment& env) {
   if (Status s = writeEnvRecord(config_.stateDir, env); !s.isOk()) {
     spdlog::warn("{}: writing its record beside the container: {}", env.ticket, s.toString());
@@ -226,7 +232,7 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
   row.state = EnvState::kDeleting;
   row.updatedAt = time_.now();
   QABOX_FAILPOINT("delete.begun");
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(row));
+  QABOX_RETURN_IF_ERROR(putRow(row));
   // The route goes first: no request may reach a container being destroyed.
   routes_.remove(env.slug);
   QABOX_FAILPOINT("delete.unrouted");
@@ -239,7 +245,7 @@ Status EnvironmentManager::removeLocked(const Environment& env, const std::strin
     row.state = EnvState::kBroken;
     row.message =
         "delete failed: " + s.message() + " (qabox delete " + env.ticket + " tries again)";
-    if (Status w = store_.putEnvironment(row); !w.isOk()) {
+    if (Status w = putRow(row); !w.isOk()) {
       spdlog::warn("delete {}: recording it BROKEN: {}", env.ticket, w.toString());
     }
     if (Status w = store_.finishOperation(opId, JournalOutcome::kError, s.message()); !w.isOk()) {
@@ -277,8 +283,7 @@ Result<Environment> EnvironmentManager::setPinned(const std::string& ticket, boo
   QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
   row.env.pinned = pinned;
   row.env.updatedAt = time_.now();
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(row.env));
-  saveRecord(row.env);
+  QABOX_RETURN_IF_ERROR(putRow(row.env));
   event(row.env.ticket, pinned ? "pin" : "unpin", actor, "ok", "");
   return row.env;
 }

@@ -213,6 +213,8 @@ class EnvironmentManager {
   Status guardBridge();
   Status carryOut(const Operation& op, std::optional<Environment>& row,
                   const recovery::JournalDecision& d, recovery::Run& run);
+  Status refuseRecordedOrphans(const std::vector<Environment>& envs,
+                               const std::vector<std::string>& orphans);
   Status sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run);
   // The cgroup directories liblxc left for containers of this host's that
   // do not run (a failed start, a crash), removed.
@@ -252,6 +254,11 @@ class EnvironmentManager {
   void publishRoute(const Environment& env);
   // The container's own record of `env` (env_record.h), after the row
   // changed; a failure is logged: the row is what counts while it exists.
+  // Every change of a row's state or message goes through putRow: the row,
+  // then the record beside its container (qabox.json), so that a rebuild
+  // of lost state brings back FAILED and BROKEN as they were. Inside a
+  // transaction, store_.putEnvironment then saveRecord after the commit.
+  Status putRow(const Environment& env);
   void saveRecord(const Environment& env);
   // "" when the container's own layer is within the disk limits, else what
   // is over, naming the limit.

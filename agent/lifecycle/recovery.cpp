@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/failpoint.h"
+#include "lifecycle/env_record.h"
 #include "lifecycle/internal.h"
 #include "lifecycle/manager.h"
 #include "runtime/lxc_cgroups.h"
@@ -210,7 +211,7 @@ Status EnvironmentManager::markBroken(Environment& e, const std::string& contain
   e.state = EnvState::kBroken;
   e.message = message;
   e.updatedAt = time_.now();
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+  QABOX_RETURN_IF_ERROR(putRow(e));
   spdlog::error("recover: {}: {}", e.ticket, message);
   event(e.ticket, "recover", actors::kAgent, "error", message);
   run.stuck.insert(container);
@@ -236,7 +237,7 @@ Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environme
   } else if (d.restore != RowRestore::kNone) {
     row->state = d.restore == RowRestore::kFailed ? EnvState::kFailed : EnvState::kReady;
     row->message = d.restoreMessage;
-    QABOX_RETURN_IF_ERROR(store_.putEnvironment(*row));
+    QABOX_RETURN_IF_ERROR(putRow(*row));
   }
   std::string detail = d.done;
   JournalOutcome outcome = JournalOutcome::kRolledBack;
@@ -257,12 +258,34 @@ Status EnvironmentManager::carryOut(const Operation& op, std::optional<Environme
   return store_.finishOperation(op.id, outcome, detail);
 }
 
+// An orphan whose record names an environment the store does not hold is
+// not garbage but lost state (qabox.db emptied or replaced): destroying it
+// would lose the environment for good.
+Status EnvironmentManager::refuseRecordedOrphans(const std::vector<Environment>& envs,
+                                                 const std::vector<std::string>& orphans) {
+  std::set<std::string> slugs;
+  for (const auto& e : envs) slugs.insert(e.slug);
+  for (const auto& c : orphans) {
+    auto record = readEnvRecord(config_.stateDir, c, config_.network.subnet);
+    if (!record || slugs.contains(record->slug)) continue;
+    return {Code::kDataLoss,
+            "recovery: container " + c + " carries the record of " + record->ticket +
+                ", which qabox.db does not hold: the state was lost; not destroying it. "
+                "Stop, move qabox.db aside and run `qaboxd --config FILE --rebuild-state`"};
+  }
+  return Status::ok();
+}
+
 Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run) {
   std::set<std::string> owned;
   for (const auto& e : envs) owned.insert(e.container);
-  QABOX_ASSIGN_OR_RETURN(auto containers, runtime_.list());
+  QABOX_ASSIGN_OR_RETURN(auto listed, runtime_.list());
+  std::vector<std::string> containers;
+  for (const auto& c : listed) {
+    if (!recovery::ownedOrStuck(c, owned, run.stuck)) containers.push_back(c);
+  }
+  QABOX_RETURN_IF_ERROR(refuseRecordedOrphans(envs, containers));
   for (const auto& c : containers) {
-    if (recovery::ownedOrStuck(c, owned, run.stuck)) continue;
     spdlog::info("recover: destroying {}: no environment owns it", c);
     QABOX_FAILPOINT("recover.orphan.before");
     if (Status d = runtime_.destroy(c); !d.isOk()) {
@@ -316,13 +339,13 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
       e.state = EnvState::kFailed;
       e.message = d.message;
       e.updatedAt = time_.now();
-      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+      QABOX_RETURN_IF_ERROR(putRow(e));
       spdlog::warn("recover: {}: {}", e.ticket, e.message);
       break;
     case RowAction::kSleep:
       e.state = EnvState::kSleeping;
       e.updatedAt = time_.now();
-      QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+      QABOX_RETURN_IF_ERROR(putRow(e));
       spdlog::info("recover: {} was stopped (a host restart): asleep until its next request",
                    e.container);
       break;
@@ -342,7 +365,7 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
       if (!s.isOk()) {
         e.state = EnvState::kFailed;
         e.message = "restarting " + e.container + " after an agent restart failed: " + s.message();
-        QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+        QABOX_RETURN_IF_ERROR(putRow(e));
       }
       break;
     }
@@ -350,7 +373,7 @@ Status EnvironmentManager::carryOut(Environment& e, const recovery::RowDecision&
   // A failed start made it FAILED: then there is nothing to settle.
   if (d.settle && inOperation(e.state)) {
     e.state = *d.settle;
-    QABOX_RETURN_IF_ERROR(store_.putEnvironment(e));
+    QABOX_RETURN_IF_ERROR(putRow(e));
   }
   return Status::ok();
 }

@@ -63,8 +63,7 @@ Result<Environment> EnvironmentManager::sleepLocked(Environment env, const std::
     event(env.ticket, "sleep", actor, "error", s.message());
     return s;
   }
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-  saveRecord(env);
+  QABOX_RETURN_IF_ERROR(putRow(env));
   QABOX_FAILPOINT("sleep.recorded");
   event(env.ticket, "sleep", actor, "ok", env.container + " stopped");
   return env;
@@ -83,10 +82,8 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
     env.state = EnvState::kFailed;
     env.message = "waking failed: " + s.message();
     env.updatedAt = time_.now();
-    if (Status w = store_.putEnvironment(env); !w.isOk()) {
+    if (Status w = putRow(env); !w.isOk()) {
       spdlog::warn("wake {}: recording it FAILED: {}", env.ticket, w.toString());
-    } else {
-      saveRecord(env);
     }
     publishRoute(env);
     event(env.ticket, "wake", actor, "error", s.message());
@@ -107,8 +104,7 @@ Result<Environment> EnvironmentManager::wakeLocked(Environment env, const std::s
   env.message.clear();
   env.updatedAt = time_.now();
   QABOX_FAILPOINT("wake.healthy");
-  QABOX_RETURN_IF_ERROR(store_.putEnvironment(env));
-  saveRecord(env);
+  QABOX_RETURN_IF_ERROR(putRow(env));
   QABOX_FAILPOINT("wake.recorded");
   publishRoute(env);
   event(env.ticket, "wake", actor, "ok",

@@ -129,10 +129,18 @@ TEST_F(LxcLostState, ADeletedOrCorruptDatabaseIsRebuiltFromTheContainers) {
   ASSERT_FALSE(before[1].commit.empty());
   ASSERT_EQ(before[2].state, "SLEEPING");
 
-  // A rebuild under a running agent is refused.
+  // A rebuild under a running agent is refused, and so is a second agent
+  // on the same state dir: one qaboxd per state dir, and it changes nothing.
   auto live = qaboxd({"--rebuild-state"});
   EXPECT_NE(live.exitCode, 0);
-  EXPECT_NE(live.out.find("an agent is running"), std::string::npos) << live.out << live.err;
+  EXPECT_NE(live.out.find("another qaboxd"), std::string::npos) << live.out << live.err;
+  auto second = qaboxd({});
+  EXPECT_NE(second.exitCode, 0) << "a second agent started on one state dir";
+  EXPECT_NE(second.err.find("another qaboxd"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("qaboxd.lock"), std::string::npos) << second.err;
+  EXPECT_EQ(host_->containers().size(), before.size());
+  EXPECT_EQ(viaRouter("lost-1").status, 200);
+  EXPECT_EQ(seen("LOST-3").state, "SLEEPING");
 
   loseAndRebuild(
       [](const std::string& db) {
@@ -152,6 +160,20 @@ TEST_F(LxcLostState, ADeletedOrCorruptDatabaseIsRebuiltFromTheContainers) {
     if (e.path().filename().string().starts_with("qabox.db.corrupt-")) movedAside = true;
   }
   EXPECT_TRUE(movedAside) << "the corrupt file is kept for a post-mortem";
+
+  // An empty (zero-length) file: SQLite would open it as a valid empty
+  // database, and recovery would destroy every container as an orphan.
+  // The refused start has migrated it into an emptied database, which the
+  // rebuild treats as lost as well.
+  loseAndRebuild(
+      [](const std::string& db) {
+        for (const char* part : {"-wal", "-shm"}) fs::remove(db + part);
+        std::ofstream out(db, std::ios::trunc | std::ios::binary);
+      },
+      "holds no environment", before);
+  for (const auto& e : fs::directory_iterator(host_->stateDir())) {
+    EXPECT_NE(e.path().filename().string(), "qabox.db.rebuild") << "the temporary is renamed";
+  }
 
   // A new deploy gets an address no rebuilt environment holds.
   ASSERT_EQ(host_->cli({"deploy", "LOST-4"}).exitCode, 0);

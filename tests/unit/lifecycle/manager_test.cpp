@@ -19,6 +19,7 @@
 #include "fakes/fake_images.h"
 #include "fakes/fake_runtime.h"
 #include "fakes/fake_time.h"
+#include "lifecycle/env_record.h"
 #include "lifecycle/periodic.h"
 #include "lifecycle/schedule.h"
 #include "sys/process.h"
@@ -611,6 +612,52 @@ TEST_F(EnvironmentsTest, ARunningEnvironmentOverMaxDiskIsFailedAndStoppedKeeping
   EXPECT_TRUE(again->empty());
   ASSERT_TRUE(envs_->remove("A-1", "test").isOk());
   EXPECT_EQ(store_->listLeases()->size(), 1u);
+}
+
+// What each container carries about itself follows every change of its
+// row: a rebuild of lost state brings FAILED and BROKEN back as they were,
+// never READY.
+TEST_F(EnvironmentsTest, FailedAndBrokenReachTheRecordBesideTheContainer) {
+  ASSERT_TRUE(deploy("A-1").isOk());
+  ASSERT_TRUE(deploy("B-1").isOk());
+  for (const char* c : {"qabox-a-1", "qabox-b-1"}) fs::create_directories(dir_ + "/lxc/" + c);
+  {
+    std::ofstream big(runtime_.upperRoot + "/qabox-a-1/big", std::ios::binary);
+    big << std::string(3 << 20, 'x');
+  }
+  config_.limits.maxDisk = "1M";
+  makeManager();
+  ASSERT_TRUE(envs_->enforceDiskLimits().isOk());
+  auto a = readEnvRecord(dir_, "qabox-a-1", config_.network.subnet);
+  ASSERT_TRUE(a.isOk()) << a.status().message();
+  EXPECT_EQ(a->state, EnvState::kFailed);
+  EXPECT_NE(a->message.find("limits.max_disk"), std::string::npos) << a->message;
+
+  runtime_.failOn.insert("destroy qabox-b-1");
+  EXPECT_FALSE(envs_->remove("B-1", "test").isOk());
+  auto b = readEnvRecord(dir_, "qabox-b-1", config_.network.subnet);
+  ASSERT_TRUE(b.isOk()) << b.status().message();
+  EXPECT_EQ(b->state, EnvState::kBroken);
+  EXPECT_NE(b->message.find("delete failed"), std::string::npos) << b->message;
+}
+
+// An orphan whose record names an environment qabox.db does not hold is
+// lost state, not garbage: recovery refuses rather than destroys it.
+TEST_F(EnvironmentsTest, RecoveryRefusesToDestroyAnOrphanThatCarriesARecord) {
+  ASSERT_TRUE(deploy("LOST-1").isOk());
+  fs::create_directories(dir_ + "/lxc/qabox-lost-1");
+  auto row = **store_->getEnvironment("lost-1");
+  ASSERT_TRUE(writeEnvRecord(dir_, row).isOk());
+  ASSERT_TRUE(store_->deleteEnvironment("lost-1").isOk());  // the row lost
+  RouteTable fresh;
+  EnvironmentManager after(lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr,
+                           fresh, [](auto&&...) { return Status::ok(); });
+  Status s = after.recover();
+  EXPECT_EQ(s.code(), Code::kDataLoss) << s.toString();
+  EXPECT_NE(s.message().find("qabox-lost-1"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("--rebuild-state"), std::string::npos) << s.message();
+  EXPECT_TRUE(runtime_.containers.count("qabox-lost-1"));
+  EXPECT_TRUE(fs::exists(dir_ + "/lxc/qabox-lost-1/qabox.json"));
 }
 
 TEST_F(EnvironmentsTest, TooManyFilesIsFailedNamingMaxFiles) {
