@@ -222,20 +222,24 @@ TEST_F(LxcInvariants, AStartThatFailsLeavesNoCgroup) {
   EXPECT_EQ(host_->violations(), std::vector<std::string>{});
 }
 
-// A command attached to the container when it stops holds the payload
-// cgroup past liblxc's clean-up, which leaves it behind: the stop (and a
-// later destroy) removes it once it is empty.
+// A command attached to the container holds it awake: a sleep meanwhile
+// is refused, naming it; the sleep after it ends leaves no cgroup behind.
 TEST_F(LxcInvariants, AnExecRacingASleepLeavesNoCgroup) {
   const std::string t = ticket("r");
   ASSERT_EQ(host_->cli({"deploy", t, "--image", "busybox"}).exitCode, 0);
   auto env = host_->env(t);
   ASSERT_TRUE(env);
   for (int i = 0; i < 3; ++i) {
-    int pid = host_->cliAsync({"exec", t, "--", "sleep", "30"});
+    int pid = host_->cliAsync({"exec", t, "--", "sleep", "2"});
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    EXPECT_EQ(host_->cli({"sleep", t}).exitCode, 0);
+    // A command still runs: the sleep is refused, naming it, and changes nothing.
+    CliResult refused = host_->cli({"sleep", t});
+    EXPECT_NE(refused.exitCode, 0);
+    EXPECT_TRUE(contains(refused.err, "qabox exec")) << refused.err;
     int status = 0;
     ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << i;
+    ASSERT_EQ(host_->cli({"sleep", t}).exitCode, 0);
     EXPECT_EQ(cgroupsOf(env->container()), std::vector<std::string>{}) << "round " << i;
     auto lines = host_->violations();
     EXPECT_FALSE(named(lines, "cgroup ")) << joined(lines);
