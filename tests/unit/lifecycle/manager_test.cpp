@@ -51,6 +51,7 @@ class EnvironmentsTest : public ::testing::Test {
     envs_ = std::make_unique<EnvironmentManager>(
         lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
+          if (duringHealth_) duringHealth_();
           return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
         });
   }
@@ -83,6 +84,7 @@ class EnvironmentsTest : public ::testing::Test {
   std::unique_ptr<ImageBuilder> images_;
   std::unique_ptr<EnvironmentManager> envs_;
   bool healthy_ = true;
+  std::function<void()> duringHealth_;  // runs inside a deploy, under its ticket's lock
 };
 
 TEST_F(EnvironmentsTest, DeployLeasesAnAddressClonesStartsAndRoutes) {
@@ -514,6 +516,58 @@ TEST_F(EnvironmentsTest, AnExecCutShortByADeleteSaysTheEnvironmentWasDeleted) {
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("deleted"), std::string::npos) << r.status().message();
+}
+
+// Review of issue 17: an exec waited for a whole deploy holding a gRPC
+// thread. It waits a short bounded time, then says what holds the ticket.
+TEST_F(EnvironmentsTest, AnExecDuringADeployWaitsBrieflyThenSaysADeployIsRunning) {
+  envs_->setExecLockWait(std::chrono::milliseconds(50));
+  std::optional<Status> during;
+  std::chrono::steady_clock::duration took{};
+  duringHealth_ = [&] {
+    duringHealth_ = nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto f = std::async(std::launch::async, [&] {
+      return envs_->exec("RACE-6", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test")
+          .status();
+    });
+    during = f.get();
+    took = std::chrono::steady_clock::now() - t0;
+  };
+  ASSERT_TRUE(deploy("RACE-6").isOk());
+  ASSERT_TRUE(during.has_value());
+  EXPECT_EQ(during->code(), Code::kFailedPrecondition);
+  EXPECT_NE(during->message().find("a deploy (or delete) of RACE-6 is running"), std::string::npos)
+      << during->message();
+  EXPECT_LT(took, std::chrono::seconds(2));
+  // Once the deploy ended, the command runs.
+  EXPECT_TRUE(
+      envs_->exec("RACE-6", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test").isOk());
+}
+
+TEST_F(EnvironmentsTest, AnExecCountsAsAUseSoTheIdleSleepWaitsFromItsEnd) {
+  config_.reaper.sleepAfter = std::chrono::hours(1);
+  FakeTime time(Clock::now());
+  envs_ = std::make_unique<EnvironmentManager>(
+      lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
+      [](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
+        return Status::ok();
+      },
+      time);
+  ASSERT_TRUE(deploy("RACE-7").isOk());
+  runtime_.duringExec = [&] { time.advance(std::chrono::minutes(50)); };  // a long command
+  ASSERT_TRUE(
+      envs_->exec("RACE-7", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test").isOk());
+  runtime_.duringExec = nullptr;
+  auto row = *store_->getEnvironment("race-7");
+  ASSERT_TRUE(row->lastAccessAt.has_value());
+  EXPECT_GT(*row->lastAccessAt, time.now() - std::chrono::seconds(1));  // stored in ms
+  // 80 minutes after the deploy, 30 after the command ended: not idle.
+  auto slept = envs_->sleepIdle(time.now() + std::chrono::minutes(30));
+  ASSERT_TRUE(slept.isOk());
+  EXPECT_TRUE(slept->empty());
+  EXPECT_EQ((*store_->getEnvironment("race-7"))->state, EnvState::kReady);
+  envs_.reset();
 }
 
 TEST(ShellQuote, SurvivesQuotesAndNewlines) {
