@@ -518,33 +518,6 @@ TEST_F(EnvironmentsTest, AnExecCutShortByADeleteSaysTheEnvironmentWasDeleted) {
   EXPECT_NE(r.status().message().find("deleted"), std::string::npos) << r.status().message();
 }
 
-// Review of issue 17: an exec waited for a whole deploy holding a gRPC
-// thread. It waits a short bounded time, then says what holds the ticket.
-TEST_F(EnvironmentsTest, AnExecDuringADeployWaitsBrieflyThenSaysADeployIsRunning) {
-  envs_->setExecLockWait(std::chrono::milliseconds(50));
-  std::optional<Status> during;
-  std::chrono::steady_clock::duration took{};
-  duringHealth_ = [&] {
-    duringHealth_ = nullptr;
-    const auto t0 = std::chrono::steady_clock::now();
-    auto f = std::async(std::launch::async, [&] {
-      return envs_->exec("RACE-6", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test")
-          .status();
-    });
-    during = f.get();
-    took = std::chrono::steady_clock::now() - t0;
-  };
-  ASSERT_TRUE(deploy("RACE-6").isOk());
-  ASSERT_TRUE(during.has_value());
-  EXPECT_EQ(during->code(), Code::kFailedPrecondition);
-  EXPECT_NE(during->message().find("a deploy (or delete) of RACE-6 is running"), std::string::npos)
-      << during->message();
-  EXPECT_LT(took, std::chrono::seconds(2));
-  // Once the deploy ended, the command runs.
-  EXPECT_TRUE(
-      envs_->exec("RACE-6", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test").isOk());
-}
-
 TEST_F(EnvironmentsTest, AnExecCountsAsAUseSoTheIdleSleepWaitsFromItsEnd) {
   config_.reaper.sleepAfter = std::chrono::hours(1);
   FakeTime time(Clock::now());
