@@ -500,7 +500,22 @@ std::string formatViolationsTable(const v1::CheckInvariantsResponse& checked) {
   for (const auto& v : checked.violations()) {
     rows.push_back({cleanCell(v.kind()), cleanCell(v.name()), cleanCell(v.what())});
   }
-  return renderTable({"KIND", "NAME", "WHAT"}, rows);
+  std::string out = renderTable({"KIND", "NAME", "WHAT"}, rows);
+  const size_t listed = static_cast<size_t>(checked.violations().size());
+  const size_t total = std::max<size_t>(checked.total(), listed);
+  if (checked.truncated() && total > listed) {
+    out += "... and " + std::to_string(total - listed) + " more\n";
+  }
+  // The map's order is the wire's: sorted here so the line is stable.
+  std::map<std::string, uint32_t> totals(checked.totals().begin(), checked.totals().end());
+  if (!totals.empty()) {
+    std::string line;
+    for (const auto& [kind, n] : totals) {
+      line += (line.empty() ? "" : ", ") + cleanCell(kind) + " " + std::to_string(n);
+    }
+    out += std::to_string(total) + " violation(s): " + line + "\n";
+  }
+  return out;
 }
 
 std::string formatReap(const v1::ReapResponse& reap) {

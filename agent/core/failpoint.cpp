@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 namespace qabox::failpoint {
@@ -22,6 +24,7 @@ bool nameChar(char c) {
 struct Armed {
   std::unique_ptr<Counter> counter;
   int traceFd = -1;
+  std::string summary;  // what is armed, for the warning at start
 };
 Armed& state() {
   static Armed armed;
@@ -90,14 +93,26 @@ Status init() {
   }
   Armed& a = state();
   if (trace && *trace) {
-    a.traceFd = ::open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    const std::string shown = "QABOX_FAILPOINT_TRACE \"" + std::string(trace) + "\"";
+    if (trace[0] != '/') return invalidArgument(shown + ": must be an absolute path");
+    // Never through a link: the agent runs as root.
+    a.traceFd = ::open(trace, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (a.traceFd < 0) {
-      return unavailable("QABOX_FAILPOINT_TRACE \"" + std::string(trace) + "\": cannot open it");
+      return unavailable(shown + ": cannot open it (" + std::strerror(errno) + ")");
     }
+  }
+  a.summary.clear();
+  if (crash && *crash) a.summary = "QABOX_FAILPOINT=" + std::string(crash);
+  if (trace && *trace) {
+    a.summary += (a.summary.empty() ? "" : " ") + std::string("QABOX_FAILPOINT_TRACE=") + trace;
   }
   a.counter = std::make_unique<Counter>(std::move(spec));
   detail::armed.store(true, std::memory_order_release);
   return Status::ok();
+}
+
+std::string armedSummary() {
+  return detail::armed.load(std::memory_order_acquire) ? state().summary : "";
 }
 
 namespace detail {

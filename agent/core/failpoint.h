@@ -50,7 +50,13 @@ bool compiledIn();
 // Reads QABOX_FAILPOINT and QABOX_FAILPOINT_TRACE from the environment and
 // arms what they ask. An error when they are malformed, when the trace file
 // cannot be opened, or when this build has no failpoints and either is set.
+// QABOX_FAILPOINT_TRACE must be an absolute path, and is never opened
+// through a symbolic link.
 Status init();
+
+// What init() armed ("QABOX_FAILPOINT=... QABOX_FAILPOINT_TRACE=..."), ""
+// when nothing: qaboxd warns of it at start.
+std::string armedSummary();
 
 namespace detail {
 extern std::atomic<bool> armed;

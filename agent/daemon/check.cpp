@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -27,9 +28,9 @@ namespace qabox {
 
 namespace {
 
-constexpr int kClean = 0;
-constexpr int kViolations = 1;
-constexpr int kCannotRun = 2;
+constexpr int kClean = kCheckClean;
+constexpr int kViolations = kCheckViolations;
+constexpr int kCannotRun = kCheckCannotRun;
 
 // The path of the config's first unix API socket, "" when it has none.
 std::string unixSocketOf(const Config& config) {
@@ -73,11 +74,22 @@ Result<UniqueFd> lockForOfflineCheck(const std::string& stateDir) {
                             "unix:// address to api.listen, or stop it first");
 }
 
-int report(const std::vector<Violation>& found, const std::string& where) {
-  for (const auto& v : found) std::cout << v.line() << "\n";
+// The violations listed on stdout, one a line; what was left out and the
+// totals by kind on stderr.
+int report(const ViolationReport& found, const std::string& where) {
+  for (const auto& v : found.listed) std::cout << v.line() << "\n";
   std::cout.flush();
-  std::cerr << "qaboxd --check: " << found.size() << " violation(s) " << where << "\n";
-  return found.empty() ? kClean : kViolations;
+  if (found.truncated()) {
+    std::cerr << "... and " << found.total - found.listed.size() << " more\n";
+  }
+  std::cerr << "qaboxd --check: " << found.total << " violation(s) " << where;
+  std::string sep = ": ";
+  for (const auto& [kind, n] : found.totals) {
+    std::cerr << sep << kind << " " << n;
+    sep = ", ";
+  }
+  std::cerr << "\n";
+  return found.total == 0 ? kClean : kViolations;
 }
 
 int checkOffline(const Config& config) {
@@ -110,7 +122,8 @@ int checkOffline(const Config& config) {
     std::cerr << "qaboxd --check: " << facts.status().message() << "\n";
     return kCannotRun;
   }
-  return report(findViolations(*facts), "in " + config.stateDir + " (offline: no agent runs)");
+  return report(findViolations(*facts, kMaxViolationsListed),
+                "in " + config.stateDir + " (offline: no agent runs)");
 }
 
 // The agent that serves `socket` runs the checker itself (the unix socket
@@ -127,8 +140,10 @@ int checkThroughAgent(const std::string& socket) {
               << " did not check: " << s.error_message() << "\n";
     return kCannotRun;
   }
-  std::vector<Violation> found;
-  for (const auto& v : resp.violations()) found.push_back({v.kind(), v.name(), v.what()});
+  ViolationReport found;
+  for (const auto& v : resp.violations()) found.listed.push_back({v.kind(), v.name(), v.what()});
+  found.totals.insert(resp.totals().begin(), resp.totals().end());
+  found.total = std::max<size_t>(resp.total(), found.listed.size());
   return report(found, "(asked the running agent at " + socket + ", " +
                            std::to_string(resp.in_flight()) + " call(s) in flight)");
 }
@@ -136,15 +151,20 @@ int checkThroughAgent(const std::string& socket) {
 }  // namespace
 
 int runCheck(const Config& config) {
-  const std::string socket = unixSocketOf(config);
-  if (agentListens(socket)) return checkThroughAgent(socket);
-  // Held until the offline check ends: no agent starts under it either.
-  auto lock = lockForOfflineCheck(config.stateDir);
-  if (!lock) {
-    std::cerr << "qaboxd --check: " << lock.status().message() << "\n";
+  try {
+    const std::string socket = unixSocketOf(config);
+    if (agentListens(socket)) return checkThroughAgent(socket);
+    // Held until the offline check ends: no agent starts under it either.
+    auto lock = lockForOfflineCheck(config.stateDir);
+    if (!lock) {
+      std::cerr << "qaboxd --check: " << lock.status().message() << "\n";
+      return kCannotRun;
+    }
+    return checkOffline(config);
+  } catch (const std::exception& e) {
+    std::cerr << "qaboxd --check: " << e.what() << "\n";
     return kCannotRun;
   }
-  return checkOffline(config);
 }
 
 }  // namespace qabox

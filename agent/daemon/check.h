@@ -11,7 +11,13 @@
 
 namespace qabox {
 
-// The exit code: 0 no violation, 1 some, 2 the check could not run.
+// qaboxd --check's exit codes; every failure before the check (a bad
+// flag, config or start-up step) is kCheckCannotRun, never "violations".
+constexpr int kCheckClean = 0;
+constexpr int kCheckViolations = 1;
+constexpr int kCheckCannotRun = 2;
+
+// The exit code: kCheckClean, kCheckViolations or kCheckCannotRun.
 int runCheck(const Config& config);
 
 }  // namespace qabox

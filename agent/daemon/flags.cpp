@@ -1,8 +1,21 @@
 #include "daemon/flags.h"
 
+#include "core/failpoint.h"
+#include "daemon/check.h"
+
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+#include <string_view>
+
 namespace qabox {
+
+int exitBeforeCheck(int argc, char** argv, int otherwise) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--check") return kCheckCannotRun;
+  }
+  return otherwise;
+}
 
 std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
   CLI::App app{
@@ -25,18 +38,25 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
                  "overrides metrics.listen (host:port, or \"\")")
       ->envname("QABOX_METRICS_LISTEN");
   app.add_option("--repo", f.repos, "adds NAME=URL to the repo allowlist (repeatable)");
-  app.add_flag("--print-default-config", f.printDefaultConfig,
-               "print the embedded default config and exit");
-  app.add_flag("--rebuild-state", f.rebuildState,
-               "rebuild a lost or corrupt qabox.db from what each container and image version "
-               "carries about itself, then exit (refused while an agent runs on state_dir)");
-  app.add_flag("--check", f.check,
-               "check this host against the agent's invariants and exit: every container, "
-               "lease, mount, veth, firewall binding, log, layer, image, cgroup and open "
-               "journal entry must have its owner. Prints one violation a line (KIND NAME: "
-               "what); exit 0 none, 1 some, 2 the check could not run. With no agent running "
-               "it reads the store without writing; with one, ask it: qabox check");
-  app.set_version_flag("--version", "qaboxd " QABOX_VERSION);
+  CLI::Option* printDefault = app.add_flag("--print-default-config", f.printDefaultConfig,
+                                           "print the embedded default config and exit");
+  CLI::Option* rebuild =
+      app.add_flag("--rebuild-state", f.rebuildState,
+                   "rebuild a lost or corrupt qabox.db from what each container and image version "
+                   "carries about itself, then exit (refused while an agent runs on state_dir)");
+  CLI::Option* check =
+      app.add_flag("--check", f.check,
+                   "check this host against the agent's invariants and exit: every container, "
+                   "lease, mount, veth, firewall binding, log, layer, image, cgroup and open "
+                   "journal entry must have its owner. Prints one violation a line (KIND NAME: "
+                   "what); exit 0 none, 1 some, 2 the check could not run. With no agent running "
+                   "it reads the store without writing; with one, ask it: qabox check");
+  // Each does one thing and exits: at most one of them (CLI11 makes it both ways).
+  check->excludes(rebuild)->excludes(printDefault);
+  rebuild->excludes(printDefault);
+  app.set_version_flag("--version", std::string("qaboxd " QABOX_VERSION) +
+                                        (failpoint::compiledIn() ? " (failpoints compiled in)"
+                                                                 : " (no failpoints)"));
   // The variables are for systemd's EnvironmentFile (/etc/default/qaboxd):
   // ExecStart stays one line, and a flag given wins over its variable.
   app.footer(
@@ -46,8 +66,14 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
       "restarting");
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExcludesError& e) {
+    std::cerr << "qaboxd: " << e.what()
+              << ": --check, --rebuild-state and --print-default-config each run alone\n";
+    return exitBeforeCheck(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);
+    // --help and --version are not failures.
+    return rc == 0 ? 0 : exitBeforeCheck(argc, argv, rc);
   }
   return std::nullopt;
 }

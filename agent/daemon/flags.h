@@ -25,6 +25,10 @@ struct Flags {
 // of a bad flag, whose message is printed.
 std::optional<int> parseFlags(int argc, char** argv, Flags& flags);
 
+// A failure before --check ran: kCheckCannotRun when argv asks for
+// --check (so it never reads as "violations"), else `otherwise`.
+int exitBeforeCheck(int argc, char** argv, int otherwise = 1);
+
 // The config file (or the embedded default) with the flags over it,
 // validated. Errors name the key or the flag.
 Result<Config> configFrom(const Flags& flags);

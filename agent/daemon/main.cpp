@@ -74,13 +74,23 @@ int main(int argc, char** argv) {
   }
   // Before anything is touched: a build without failpoints asked to crash
   // at one must not run as if all were well.
-  if (Status s = failpoint::init(); !s.isOk()) return fatal(s.message());
+  if (Status s = failpoint::init(); !s.isOk()) {
+    fatal(s.message());
+    return exitBeforeCheck(argc, argv);
+  }
   auto config = configFrom(flags);
   if (!config) {
     // --check's 1 means violations found: a check that cannot run is 2.
-    return flags.check ? (fatal(config.status().message()), 2) : fatal(config.status().message());
+    fatal(config.status().message());
+    return exitBeforeCheck(argc, argv);
   }
   setUpLogging(*config);
+  if (std::string armed = failpoint::armedSummary(); !armed.empty()) {
+    spdlog::warn(
+        "failpoints armed ({}): this agent kills itself at the point named; for the "
+        "torture suite only",
+        armed);
+  }
   if (flags.rebuildState) {
     ::umask(077);
     return rebuildState(*config, std::cout);

@@ -3,6 +3,7 @@
 #include "lifecycle/invariants.h"
 
 #include <algorithm>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -85,7 +86,20 @@ class Owners {
   bool liveBuild_ = false;
 };
 
-using Out = std::vector<Violation>;
+// What the checks find: every one counted by kind, the first `cap` kept.
+class Out {
+ public:
+  Out(ViolationReport& r, size_t cap) : r_(r), cap_(cap) {}
+  void push_back(Violation v) {
+    ++r_.total;
+    ++r_.totals[v.kind];
+    if (r_.listed.size() < cap_) r_.listed.push_back(std::move(v));
+  }
+
+ private:
+  ViolationReport& r_;
+  size_t cap_;
+};
 
 void checkContainers(const InvariantFacts& f, const Owners& o, Out& out) {
   for (const auto& [name, c] : f.containers) {
@@ -105,6 +119,8 @@ bool missingExplained(const Environment& r) {
 }
 
 void checkRows(const InvariantFacts& f, const Owners& o, Out& out) {
+  std::set<std::pair<std::string, std::string>> leased;  // (ip, owner)
+  for (const auto& l : f.leases) leased.emplace(l.ip, l.owner);
   std::map<std::string, std::vector<std::string>> byIp;
   for (const auto& r : f.rows) {
     const std::string state(stateName(r.state));
@@ -120,10 +136,7 @@ void checkRows(const InvariantFacts& f, const Owners& o, Out& out) {
           {"row", r.slug, "container " + r.container + " is missing (state " + state + ")"});
     }
     if (r.ip.empty()) continue;
-    const bool leased = std::any_of(f.leases.begin(), f.leases.end(), [&](const Lease& l) {
-      return l.ip == r.ip && l.owner == r.container;
-    });
-    if (!leased) {
+    if (leased.count({r.ip, r.container}) == 0) {
       out.push_back({"row", r.slug, "address " + r.ip + " is not leased to " + r.container});
     }
   }
@@ -177,28 +190,34 @@ std::set<std::string> imageDirNames(const InvariantFacts& f) {
   return out;
 }
 
-bool mountOwned(const InvariantFacts& f, const Owners& o, const std::string& rel) {
+// The image and layer directories the tables name, computed once per check.
+struct DirNames {
+  std::set<std::string> images, layers;
+};
+
+bool mountOwned(const DirNames& names, const Owners& o, const std::string& rel) {
   const size_t slash = rel.find('/');
   const std::string top = rel.substr(0, slash);
   std::string second = slash == std::string::npos ? "" : rel.substr(slash + 1);
   second = second.substr(0, second.find('/'));
   if (top == "lxc") return !second.empty() && o.owns(second);
   if (top == "images") {
-    return !second.empty() && (imageDirNames(f).count(second) > 0 || o.liveContainer(second));
+    return !second.empty() && (names.images.count(second) > 0 || o.liveContainer(second));
   }
   if (top == "layers") {
     bool partial = false;
     const std::string base = layerBase(second, partial);
-    return !second.empty() && ((!partial && layerDirNames(f).count(base) > 0) || o.liveBuild());
+    return !second.empty() && ((!partial && names.layers.count(base) > 0) || o.liveBuild());
   }
   if (top == "work") return o.anyLiveOp();
   return false;
 }
 
 void checkMounts(const InvariantFacts& f, const Owners& o, Out& out) {
+  const DirNames names{imageDirNames(f), layerDirNames(f)};
   for (const auto& m : f.mounts) {
     if (!startsWith(m, f.stateDir + "/")) continue;
-    if (!mountOwned(f, o, m.substr(f.stateDir.size() + 1))) {
+    if (!mountOwned(names, o, m.substr(f.stateDir.size() + 1))) {
       out.push_back({"mount", m, "nothing of this host's owns it"});
     }
   }
@@ -231,12 +250,13 @@ void checkVeths(const InvariantFacts& f, const Owners& o, Out& out) {
 }
 
 void checkBindings(const InvariantFacts& f, const Owners& o, Out& out) {
+  if (f.nftBindings.empty()) return;
   const auto owners = vethOwners(f, o);
+  std::set<std::pair<std::string, std::string>> rowBindings;  // (ip, veth)
+  for (const auto& r : f.rows)
+    rowBindings.emplace(r.ip, vethName(f.bridge, f.lxcPath, r.container));
   for (const auto& b : f.nftBindings) {
-    const bool rowHasIt = std::any_of(f.rows.begin(), f.rows.end(), [&](const Environment& r) {
-      return r.ip == b.ip && vethName(f.bridge, f.lxcPath, r.container) == b.port;
-    });
-    if (rowHasIt) continue;
+    if (rowBindings.count({b.ip, b.port}) > 0) continue;
     auto it = owners.find(b.port);
     if (it != owners.end() && (o.claimedInFlight(it->second) || o.liveContainer(it->second))) {
       continue;
@@ -276,13 +296,14 @@ void checkDirs(const InvariantFacts& f, const Owners& o, Out& out) {
     }
   }
   const auto imageNames = imageDirNames(f);
+  const std::set<std::string> imageSeen(f.imageDirs.begin(), f.imageDirs.end());
   for (const auto& d : f.imageDirs) {
     if (!imageNames.count(d) && !o.liveContainer(d)) {
       out.push_back({"image", "images/" + d, "no version in the images table"});
     }
   }
   for (const auto& name : imageNames) {
-    if (std::find(f.imageDirs.begin(), f.imageDirs.end(), name) == f.imageDirs.end()) {
+    if (imageSeen.count(name) == 0) {
       out.push_back({"image", "images/" + name, "in the images table, its directory is missing"});
     }
   }
@@ -292,14 +313,16 @@ void checkDirs(const InvariantFacts& f, const Owners& o, Out& out) {
   }
 }
 
-// The container of this host's a cgroup directory is for, or "".
+// The container of this host's a cgroup directory is for, or "": its exact
+// name first, then the name without liblxc's "-<digits>" (cgroupBelongsTo).
 std::string cgroupOwner(const std::string& dirName, const Owners& o) {
   const std::string name = cgroupContainerName(dirName);
   if (o.known().count(name)) return name;
-  for (const auto& c : o.known()) {
-    if (isCgroupOf(dirName, c)) return c;
-  }
-  return "";
+  const size_t dash = name.rfind('-');
+  if (dash == std::string::npos) return "";
+  const std::string base = name.substr(0, dash);
+  auto isKnown = [&o](const std::string& c) { return o.known().count(c) > 0; };
+  return isKnown(base) && cgroupBelongsTo(dirName, base, isKnown) ? base : "";
 }
 
 void checkCgroups(const InvariantFacts& f, const Owners& o, Out& out) {
@@ -317,8 +340,13 @@ void checkCgroups(const InvariantFacts& f, const Owners& o, Out& out) {
 }  // namespace
 
 std::vector<Violation> findViolations(const InvariantFacts& facts) {
+  return findViolations(facts, std::numeric_limits<size_t>::max()).listed;
+}
+
+ViolationReport findViolations(const InvariantFacts& facts, size_t cap) {
   const Owners owners(facts);
-  Out out;
+  ViolationReport report;
+  Out out(report, cap);
   checkContainers(facts, owners, out);
   checkRows(facts, owners, out);
   checkLeases(facts, owners, out);
@@ -329,7 +357,7 @@ std::vector<Violation> findViolations(const InvariantFacts& facts) {
   checkRoutes(facts, owners, out);
   checkDirs(facts, owners, out);
   checkCgroups(facts, owners, out);
-  return out;
+  return report;
 }
 
 std::vector<PortBinding> parseBindings(const std::string& nftOutput) {

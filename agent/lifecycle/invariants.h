@@ -76,7 +76,20 @@ struct InvariantFacts {
   std::vector<std::string> cgroupDirs;
 };
 
+// Every violation, in the checks' order.
 std::vector<Violation> findViolations(const InvariantFacts& facts);
+
+// What a check reports: the first `cap` violations, and every one counted
+// by kind, so a host with thousands of leftovers gives a bounded answer
+// (gRPC's 4 MiB response) that still says how many of each there are.
+struct ViolationReport {
+  std::vector<Violation> listed;
+  std::map<std::string, size_t> totals;  // by kind, every one found
+  size_t total = 0;
+  bool truncated() const { return total > listed.size(); }
+};
+constexpr size_t kMaxViolationsListed = 1000;
+ViolationReport findViolations(const InvariantFacts& facts, size_t cap);
 
 // The elements of `nft list set bridge qabox_<bridge> bindings`'s output.
 std::vector<PortBinding> parseBindings(const std::string& nftOutput);

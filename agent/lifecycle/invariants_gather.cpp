@@ -132,7 +132,7 @@ Result<EnvironmentManager::Checked> EnvironmentManager::checkInvariants() {
   facts->inFlight = calls;
   Checked out;
   out.inFlight = calls.size();
-  out.violations = findViolations(*facts);
+  out.report = findViolations(*facts, kMaxViolationsListed);
   return out;
 }
 

@@ -69,10 +69,10 @@ Result<std::vector<std::string>> EnvironmentManager::collectLayers(const std::st
   return layers_->collect(actor);
 }
 
-std::shared_ptr<std::mutex> EnvironmentManager::ticketLock(const std::string& slug) {
+std::shared_ptr<std::timed_mutex> EnvironmentManager::ticketLock(const std::string& slug) {
   std::lock_guard l(locksMu_);
   auto& m = locks_[slug];
-  if (!m) m = std::make_shared<std::mutex>();
+  if (!m) m = std::make_shared<std::timed_mutex>();
   return m;
 }
 
@@ -118,14 +118,29 @@ Status EnvironmentManager::refuseWhenStopping() const {
   return Status::ok();
 }
 
-Result<EnvironmentManager::LockedRow> EnvironmentManager::lockRow(const std::string& ticket) {
+Result<EnvironmentManager::LockedRow> EnvironmentManager::lockRow(
+    const std::string& ticket, std::optional<std::chrono::milliseconds> wait) {
   LockedRow row;
   QABOX_ASSIGN_OR_RETURN(row.ticket, parseTicket(ticket));
   row.mutex = ticketLock(row.ticket.slug);
-  row.lock = std::unique_lock(*row.mutex);
+  if (!wait) {
+    row.lock = std::unique_lock(*row.mutex);
+  } else if (row.lock = std::unique_lock(*row.mutex, *wait); !row.lock.owns_lock()) {
+    return failedPrecondition("a deploy (or delete) of " + row.ticket.name +
+                              " is running; try again when it ends");
+  }
   row.inFlight = markInFlight(row.ticket.slug);
   QABOX_ASSIGN_OR_RETURN(row.env, get(row.ticket.name));
   return row;
+}
+
+void EnvironmentManager::touch(const std::string& slug) {
+  AccessStats a;
+  a.slug = slug;
+  a.lastAccessAt = time_.now();
+  if (Status s = store_.recordAccess({a}); !s.isOk()) {
+    spdlog::warn("{}: recording its use: {}", slug, s.toString());
+  }
 }
 
 void EnvironmentManager::event(const std::string& ticket, const std::string& action,
@@ -349,8 +364,11 @@ Result<ProcessResult> EnvironmentManager::exec(
     const std::string& actor) {
   QABOX_RETURN_IF_ERROR(checkExecInput(argv, env));
   QABOX_RETURN_IF_ERROR(refuseWhenStopping());
-  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket));
+  // Bounded: a deploy holds the lock up to its hooks' timeout, and this
+  // call a gRPC thread meanwhile.
+  QABOX_ASSIGN_OR_RETURN(LockedRow row, lockRow(ticket, execLockWait_));
   QABOX_ASSIGN_OR_RETURN(Environment e, execTarget(row, actor));
+  touch(e.slug);
   // The command holds the environment awake (sleep refuses while it runs),
   // not the ticket's lock: a deploy or delete need not wait for it.
   ExecHold hold(*this, e.slug);
@@ -366,6 +384,9 @@ Result<ProcessResult> EnvironmentManager::exec(
   ex.timeout = timeout;
   ex.onOutput = onOutput;
   auto r = runtime_.exec(e.container, ex);
+  // A use of the environment, at its end too: the idle sleep counts from
+  // when the command ended, not from when it began.
+  touch(e.slug);
   if (!r || r->exitCode != 0) {
     // A delete or a redeploy may have taken the container away meanwhile:
     // say so rather than what liblxc, or the command it cut short, said.

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,9 @@ class EnvironmentManager {
                              const std::string& stdinData, std::chrono::milliseconds timeout,
                              const std::function<void(bool, std::string_view)>& onOutput,
                              const std::string& actor);
+  // How long exec waits for the ticket's lock (a deploy or delete holds it)
+  // before it answers FAILED_PRECONDITION: 2 s; tests shorten it.
+  void setExecLockWait(std::chrono::milliseconds wait) { execLockWait_ = wait; }
   // Sleeping: the container stops, its rootfs, address, route and row stay.
   // Waking starts it and waits for the app's health check.
   Result<Environment> sleep(const std::string& ticket, const std::string& actor);
@@ -159,7 +163,7 @@ class EnvironmentManager {
   // The invariant checker (lifecycle/invariants.h) over this agent's host,
   // with its route table and the calls in flight known.
   struct Checked {
-    std::vector<Violation> violations;
+    ViolationReport report;  // the first kMaxViolationsListed, and the totals
     size_t inFlight = 0;
   };
   Result<Checked> checkInvariants();
@@ -187,7 +191,7 @@ class EnvironmentManager {
     std::string ip;
   };
 
-  std::shared_ptr<std::mutex> ticketLock(const std::string& slug);
+  std::shared_ptr<std::timed_mutex> ticketLock(const std::string& slug);
   // Marks a call on `slug` in flight from now until the mark is let go:
   // taken with the ticket's lock, so what the call makes is its own to the
   // invariant checker.
@@ -196,16 +200,20 @@ class EnvironmentManager {
   std::map<std::string, TimePoint> unwatchCalls();  // and what was
   // A ticket's row read under the ticket's lock, which `lock` holds.
   struct LockedRow {
-    std::shared_ptr<std::mutex> mutex;
+    std::shared_ptr<std::timed_mutex> mutex;
     // Taken after the lock, let go after it (members go in reverse order).
     std::shared_ptr<void> inFlight;
-    std::unique_lock<std::mutex> lock;
+    std::unique_lock<std::timed_mutex> lock;
     Ticket ticket;
     Environment env;
   };
   // Parses the ticket, takes its lock, reads its row: INVALID_ARGUMENT for
-  // a bad ticket, NOT_FOUND naming it when it has no environment.
-  Result<LockedRow> lockRow(const std::string& ticket);
+  // a bad ticket, NOT_FOUND naming it when it has no environment. With
+  // `wait`, FAILED_PRECONDITION when the lock is not had within it.
+  Result<LockedRow> lockRow(const std::string& ticket,
+                            std::optional<std::chrono::milliseconds> wait = std::nullopt);
+  // Records a use of `slug` now (its last_access_at), as a proxied request does.
+  void touch(const std::string& slug);
   // UNAVAILABLE once beginShutdown() was called.
   Status refuseWhenStopping() const;
   // recover()'s steps (recovery.cpp): the bridge and its guard, then the
@@ -281,7 +289,8 @@ class EnvironmentManager {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generation_{1};
   std::mutex locksMu_;
-  std::map<std::string, std::shared_ptr<std::mutex>> locks_;
+  std::map<std::string, std::shared_ptr<std::timed_mutex>> locks_;
+  std::chrono::milliseconds execLockWait_{2000};
   std::map<std::string, int> execs_;  // commands running, by slug (under locksMu_)
   // The calls in flight, by a number of their own: slug and start.
   mutable std::mutex callsMu_;

@@ -317,12 +317,14 @@ void EnvironmentManager::sweepCgroups(const std::vector<Environment>& envs) {
   for (const auto& e : envs) ours.insert(e.container);
   if (auto named = store_.journalContainers()) ours.insert(named->begin(), named->end());
   if (auto listed = runtime_.list()) ours.insert(listed->begin(), listed->end());
+  // One listing of the hierarchies for all of them, grouped by owner.
+  const auto owned = cgroupDirsByOwner(
+      lxcCgroupDirs(), ours, [&ours](const std::string& other) { return ours.count(other) > 0; });
   size_t removed = 0;
-  for (const auto& c : ours) {
+  for (const auto& [c, dirs] : owned) {
     auto st = runtime_.state(c);
     if (st && *st == ContainerState::kRunning) continue;
-    removed += removeContainerCgroups(
-        c, [&ours](const std::string& other) { return ours.count(other) > 0; });
+    removed += removeEmptyCgroups(dirs);
   }
   if (removed > 0) {
     spdlog::info("recover: removed {} cgroup directories of containers that do not run", removed);

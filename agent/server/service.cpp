@@ -450,12 +450,17 @@ grpc::Status QaboxService::CheckInvariants(grpc::ServerContext* ctx,
   QABOX_AUTHORIZED(caller, ctx);
   auto checked = envs_.checkInvariants();
   if (!checked) return toGrpc(checked.status());
-  for (const auto& v : checked->violations) {
+  for (const auto& v : checked->report.listed) {
     v1::Violation* out = resp->add_violations();
     out->set_kind(v.kind);
     out->set_name(v.name);
     out->set_what(v.what);
   }
+  for (const auto& [kind, n] : checked->report.totals) {
+    (*resp->mutable_totals())[kind] = static_cast<uint32_t>(n);
+  }
+  resp->set_total(static_cast<uint32_t>(checked->report.total));
+  resp->set_truncated(checked->report.truncated());
   resp->set_in_flight(static_cast<uint32_t>(checked->inFlight));
   *resp->mutable_checked_at() = ts(time_.now());
   return grpc::Status::OK;

@@ -446,6 +446,10 @@ std::vector<std::string> TestHost::violations() {
     if (!line.empty()) lines.push_back(line);
   }
   if (r->exitCode == 1 && lines.empty()) return {"check failed: exit 1 with nothing named"};
+  // Past the first 1000, stderr says how many more there were.
+  if (size_t at = r->err.find("... and "); at != std::string::npos) {
+    lines.push_back(r->err.substr(at, r->err.find('\n', at) - at));
+  }
   return lines;
 }
 

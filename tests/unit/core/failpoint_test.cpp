@@ -1,6 +1,10 @@
 #include "core/failpoint.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <string>
 
 namespace qabox::failpoint {
 namespace {
@@ -77,6 +81,34 @@ TEST(Failpoint, AMalformedSpecIsAnError) {
   Status s = init();
   ::unsetenv("QABOX_FAILPOINT");
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
+}
+
+// Review of issue 17: the trace file is opened as root, so only by an
+// absolute path and never through a link.
+TEST(Failpoint, TheTraceIsAnAbsolutePathNeverALink) {
+  if (!compiledIn()) GTEST_SKIP() << "this build has no failpoints";
+  ::unsetenv("QABOX_FAILPOINT");
+  ::setenv("QABOX_FAILPOINT_TRACE", "relative/trace", 1);
+  Status s = init();
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("absolute"), std::string::npos) << s.message();
+  char tmpl[] = "/tmp/qabox-fptrace-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string target = dir + "/target", link = dir + "/link";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  ::setenv("QABOX_FAILPOINT_TRACE", link.c_str(), 1);
+  s = init();
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.toString();
+  EXPECT_NE(::access(target.c_str(), F_OK), 0);  // nothing made through the link
+  ::setenv("QABOX_FAILPOINT_TRACE", target.c_str(), 1);
+  s = init();
+  ::unsetenv("QABOX_FAILPOINT_TRACE");
+  EXPECT_TRUE(s.isOk()) << s.toString();
+  EXPECT_NE(armedSummary().find("QABOX_FAILPOINT_TRACE=" + target), std::string::npos)
+      << armedSummary();
+  ::unlink(link.c_str());
+  ::unlink(target.c_str());
+  ::rmdir(dir.c_str());
 }
 
 }  // namespace

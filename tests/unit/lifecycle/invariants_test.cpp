@@ -5,7 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -254,6 +259,117 @@ TEST(Invariants, NamesTheContainerOfACgroupDirectory) {
   EXPECT_FALSE(isCgroupOf("lxc.payload.qabox-x-y", "qabox-x"));
   EXPECT_FALSE(isCgroupOf("lxc.payload.qabox-x-", "qabox-x"));
   EXPECT_FALSE(isCgroupOf("lxc.payload.qabox-xy", "qabox-x"));
+}
+
+// Review of issue 17: a host with thousands of leftovers gave an answer
+// past gRPC's 4 MiB and checks that scanned every lease per row. The list
+// is capped, the totals count every one, and it stays fast.
+TEST(Invariants, ThousandsOfLeftoversAreCappedCountedByKindAndQuick) {
+  InvariantFacts f = cleanHost();
+  constexpr int kLeft = 5000;
+  for (int i = 0; i < kLeft; ++i) {
+    const std::string c = "qabox-left-" + std::to_string(i);
+    f.containers[c] = {true, ContainerState::kStopped};  // no row: container
+    const std::string ip = "10.45." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 2);
+    f.leases.push_back({ip, c, TimePoint{}});                                 // no row: lease
+    f.cgroupDirs.push_back("/sys/fs/cgroup/memory/lxc.payload." + c + "-1");  // cgroup
+    Environment e = row("gone-" + std::to_string(i),
+                        "10.46." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 2));
+    f.rows.push_back(e);  // its container missing, its address not leased: two rows
+    f.nftBindings.push_back({vethName(kBridge, kLxc, e.container), macForAddress(e.ip), e.ip});
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const ViolationReport r = findViolations(f, kMaxViolationsListed);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.listed.size(), kMaxViolationsListed);
+  EXPECT_TRUE(r.truncated());
+  EXPECT_EQ(r.total, 5U * kLeft);
+  EXPECT_EQ(r.totals.at("container"), size_t{kLeft});
+  EXPECT_EQ(r.totals.at("lease"), size_t{kLeft});
+  EXPECT_EQ(r.totals.at("cgroup"), size_t{kLeft});
+  EXPECT_EQ(r.totals.at("row"), size_t{2 * kLeft});
+  EXPECT_EQ(r.totals.count("nft"), 0U);  // each binding is its row's
+  EXPECT_LT(took, std::chrono::seconds(2));
+  // Uncapped, the same violations in the same order.
+  const auto all = findViolations(f);
+  ASSERT_EQ(all.size(), r.total);
+  EXPECT_TRUE(std::equal(r.listed.begin(), r.listed.end(), all.begin()));
+  const ViolationReport clean = findViolations(cleanHost(), kMaxViolationsListed);
+  EXPECT_EQ(clean.total, 0U);
+  EXPECT_FALSE(clean.truncated());
+}
+
+// Review of issue 17: slugs end in digits too. qabox-foo-2's cgroups are
+// environment foo-2's while a container of that name exists, never qabox-foo's.
+TEST(Invariants, ASuffixedCgroupIsTheExactlyNamedContainersFirst) {
+  auto none = [](const std::string&) { return false; };
+  auto foo2 = [](const std::string& c) { return c == "qabox-foo-2"; };
+  EXPECT_TRUE(cgroupBelongsTo("lxc.payload.qabox-foo", "qabox-foo", foo2));
+  EXPECT_TRUE(cgroupBelongsTo("lxc.payload.qabox-foo-2", "qabox-foo", none));
+  EXPECT_FALSE(cgroupBelongsTo("lxc.payload.qabox-foo-2", "qabox-foo", foo2));
+  EXPECT_TRUE(cgroupBelongsTo("lxc.payload.qabox-foo-2", "qabox-foo-2", foo2));
+  EXPECT_TRUE(cgroupBelongsTo("lxc.monitor.qabox-foo-2-1", "qabox-foo-2", foo2));
+  EXPECT_FALSE(cgroupBelongsTo("lxc.payload.qabox-foo-x", "qabox-foo", none));
+  EXPECT_FALSE(cgroupBelongsTo("lxc.payload.qabox-foo-", "qabox-foo", none));
+  EXPECT_FALSE(cgroupBelongsTo("system.slice", "qabox-foo", none));
+
+  const std::string h = "/sys/fs/cgroup/memory/";
+  const std::vector<std::string> dirs = {h + "lxc.payload.qabox-foo",
+                                         h + "lxc.payload.qabox-foo-2",
+                                         h + "lxc.monitor.qabox-foo-3",
+                                         h + "lxc.payload.qabox-bar-1",
+                                         h + "lxc.pivot",
+                                         h + "system.slice"};
+  const std::set<std::string> ours = {"qabox-foo", "qabox-foo-2"};
+  const auto byOwner =
+      cgroupDirsByOwner(dirs, ours, [&](const std::string& c) { return ours.count(c) > 0; });
+  ASSERT_EQ(byOwner.size(), 2U);
+  EXPECT_EQ(byOwner.at("qabox-foo"),
+            (std::vector<std::string>{h + "lxc.payload.qabox-foo", h + "lxc.monitor.qabox-foo-3"}));
+  EXPECT_EQ(byOwner.at("qabox-foo-2"), (std::vector<std::string>{h + "lxc.payload.qabox-foo-2"}));
+
+  // The checker: foo-2 runs (mid-start of its own), foo is stopped; only
+  // foo's suffixed directory is foo's leftover.
+  InvariantFacts f = cleanHost();
+  f.containers["qabox-foo"] = {true, ContainerState::kStopped};
+  f.containers["qabox-foo-2"] = {true, ContainerState::kRunning};
+  f.rows.push_back(row("foo", ""));
+  f.rows.push_back(row("foo-2", ""));
+  f.cgroupDirs.push_back(h + "lxc.payload.qabox-foo-2");
+  f.cgroupDirs.push_back(h + "lxc.payload.qabox-foo-3");
+  const auto found = findViolations(f);
+  ASSERT_EQ(found.size(), 1U) << (found.empty() ? "" : found[0].line());
+  EXPECT_EQ(found[0].line(),
+            "cgroup " + h + "lxc.payload.qabox-foo-3: container qabox-foo is not running");
+}
+
+// Review of issue 17: the walk of a tree a container built is bounded, and
+// one that could not look is never "empty".
+TEST(Invariants, TheCgroupWalkIsBoundedAndAFailedWalkIsNotEmpty) {
+  char tmpl[] = "/tmp/qabox-cgwalk-XXXXXX";
+  const std::filesystem::path root = mkdtemp(tmpl);
+  auto cgroup = [](const std::filesystem::path& d) {
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "cgroup.procs").flush();
+  };
+  cgroup(root / "shallow" / "a" / "b");
+  cgroup(root / "shallow" / "a");
+  cgroup(root / "shallow");
+  EXPECT_TRUE(cgroupTreeEmpty(root / "shallow"));
+  std::ofstream(root / "shallow" / "a" / "b" / "cgroup.procs") << "4242\n";
+  EXPECT_FALSE(cgroupTreeEmpty(root / "shallow"));
+  // Deeper than the bound: not walked to its end, so not empty.
+  std::filesystem::path deep = root / "deep";
+  for (int i = 0; i <= kCgroupWalkMaxDepth + 1; ++i) {
+    cgroup(deep);
+    deep /= "d";
+  }
+  EXPECT_FALSE(cgroupTreeEmpty(root / "deep"));
+  // A directory that cannot be read as a cgroup (no cgroup.procs): not empty.
+  std::filesystem::create_directories(root / "odd" / "x");
+  EXPECT_FALSE(cgroupTreeEmpty(root / "odd"));
+  EXPECT_FALSE(cgroupTreeEmpty(root / "missing"));
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ class EnvironmentsTest : public ::testing::Test {
     envs_ = std::make_unique<EnvironmentManager>(
         lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
         [this](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
+          if (duringHealth_) duringHealth_();
           return healthy_ ? Status::ok() : deadlineExceeded("health check: no answer");
         });
   }
@@ -84,6 +85,7 @@ class EnvironmentsTest : public ::testing::Test {
   std::unique_ptr<ImageBuilder> images_;
   std::unique_ptr<EnvironmentManager> envs_;
   bool healthy_ = true;
+  std::function<void()> duringHealth_;  // runs inside a deploy, under its ticket's lock
 };
 
 TEST_F(EnvironmentsTest, DeployLeasesAnAddressClonesStartsAndRoutes) {
@@ -515,6 +517,31 @@ TEST_F(EnvironmentsTest, AnExecCutShortByADeleteSaysTheEnvironmentWasDeleted) {
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("deleted"), std::string::npos) << r.status().message();
+}
+
+TEST_F(EnvironmentsTest, AnExecCountsAsAUseSoTheIdleSleepWaitsFromItsEnd) {
+  config_.reaper.sleepAfter = std::chrono::hours(1);
+  FakeTime time(Clock::now());
+  envs_ = std::make_unique<EnvironmentManager>(
+      lifecycleOptions(config_), *store_, runtime_, bridge_, *images_, nullptr, routes_,
+      [](const std::string&, uint16_t, const std::string&, std::chrono::milliseconds) {
+        return Status::ok();
+      },
+      time);
+  ASSERT_TRUE(deploy("RACE-7").isOk());
+  runtime_.duringExec = [&] { time.advance(std::chrono::minutes(50)); };  // a long command
+  ASSERT_TRUE(
+      envs_->exec("RACE-7", {"true"}, {}, "", std::chrono::seconds(5), nullptr, "test").isOk());
+  runtime_.duringExec = nullptr;
+  auto row = *store_->getEnvironment("race-7");
+  ASSERT_TRUE(row->lastAccessAt.has_value());
+  EXPECT_GT(*row->lastAccessAt, time.now() - std::chrono::seconds(1));  // stored in ms
+  // 80 minutes after the deploy, 30 after the command ended: not idle.
+  auto slept = envs_->sleepIdle(time.now() + std::chrono::minutes(30));
+  ASSERT_TRUE(slept.isOk());
+  EXPECT_TRUE(slept->empty());
+  EXPECT_EQ((*store_->getEnvironment("race-7"))->state, EnvState::kReady);
+  envs_.reset();
 }
 
 TEST(ShellQuote, SurvivesQuotesAndNewlines) {
