@@ -1,11 +1,6 @@
 #include "lifecycle/env_record.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -13,7 +8,7 @@
 #include "store/ipam.h"
 #include "store/paths.h"
 #include "sys/atomic_file.h"
-#include "sys/fd.h"
+#include "sys/safe_path.h"
 
 namespace qabox {
 
@@ -193,27 +188,16 @@ Result<Environment> parseEnvRecord(std::string_view text, const std::string& sub
 }
 
 Result<std::string> readRecordFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return notFound(path + ": none");
-    return invalidArgument(path + ": " + std::strerror(errno));
+  // sys/safe_path: a regular file only, no link followed, no FIFO opened.
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  off_t offset = 0;
+  QABOX_ASSIGN_OR_RETURN(std::string text,
+                         readFileBeneath(dir, path.substr(slash + 1), offset, kMaxRecordBytes + 1));
+  if (text.size() > kMaxRecordBytes) {
+    return invalidArgument(path + ": larger than " + std::to_string(kMaxRecordBytes) + " bytes");
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return invalidArgument(path + ": not a regular file");
-  }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return internalError(path + ": " + std::strerror(errno));
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxRecordBytes) {
-      return invalidArgument(path + ": larger than " + std::to_string(kMaxRecordBytes) + " bytes");
-    }
-  }
+  return text;
 }
 
 Result<Environment> readEnvRecord(const std::string& stateDir, const std::string& container,
