@@ -120,7 +120,7 @@ class Exchange {
  private:
   void connected(beast::error_code ec) {
     if (ec) {
-      probe_.detail = describe(ec);
+      fail(ec);
       return;
     }
     http::async_write(stream_, req_, [this](beast::error_code wec, size_t) { sent(wec); });
@@ -128,7 +128,7 @@ class Exchange {
 
   void sent(beast::error_code ec) {
     if (ec) {
-      probe_.detail = describe(ec);
+      fail(ec);
       return;
     }
     http::async_read_header(stream_, buffer_, parser_,
@@ -142,7 +142,7 @@ class Exchange {
       return;
     }
     if (ec) {
-      probe_.detail = describe(ec);
+      fail(ec);
       return;
     }
     probe_.httpStatus = parser_.get().result_int();
@@ -164,10 +164,16 @@ class Exchange {
       probe_.detail = but + " has a chunk line or trailer larger than " +
                       std::to_string(kBufferLimit / 1024) + " KiB";
     } else if (ec == beast::error::timeout) {
+      probe_.timedOut = true;
       probe_.detail = but + " did not end in time";
     } else {
       probe_.detail = but + "'s body is broken: " + describe(ec);
     }
+  }
+
+  void fail(beast::error_code ec) {
+    probe_.timedOut = ec == beast::error::timeout;
+    probe_.detail = describe(ec);
   }
 
   net::ip::address addr_;
@@ -225,8 +231,9 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
     milliseconds attempt = std::min(kAttemptTimeout, left);
     HealthProbe p = probeHealth(ip, port, path, attempt);
     if (p.healthy) return Status::ok();
-    // An attempt cut short by the deadline says less than the one before.
-    bool cutShort = attempt < kAttemptTimeout && p.detail == "timed out";
+    // An attempt cut short by the deadline says less than the one before
+    // (a body that would have passed 1 MiB given its full 500 ms, say).
+    bool cutShort = attempt < kAttemptTimeout && p.timedOut;
     if (!cutShort || last == "no attempt made") last = p.detail;
     left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;

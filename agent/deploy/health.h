@@ -12,7 +12,8 @@ namespace qabox {
 struct HealthProbe {
   bool healthy = false;  // a 2xx or 3xx answer
   unsigned httpStatus = 0;
-  std::string detail;  // "HTTP 500", "connection refused", "timed out"...
+  std::string detail;     // "HTTP 500", "connection refused", "timed out"...
+  bool timedOut = false;  // the attempt's time ran out, whatever step it was at
 };
 
 // One GET, answered or failed within `timeout`.

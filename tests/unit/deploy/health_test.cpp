@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <boost/asio.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/beast/core.hpp>
@@ -201,14 +202,17 @@ TEST(Health, ProbeReportsStatus) {
 
 // Reads the request head, then writes `head` and `fill` repeated up to
 // `repeats` times (endless for the probe's purposes), then closes, or with
-// `hold` waits for the probe to close.
+// `hold` waits for the probe to close. Past `fullAnswers` connections it
+// writes the head alone and holds.
 class RawServer {
  public:
-  RawServer(std::string head, std::string fill, size_t repeats, bool hold = false)
+  RawServer(std::string head, std::string fill, size_t repeats, bool hold = false,
+            size_t fullAnswers = SIZE_MAX)
       : head_(std::move(head)),
         fill_(std::move(fill)),
         repeats_(repeats),
         hold_(hold),
+        fullAnswers_(fullAnswers),
         acceptor_(ioc_) {
     port_ = listenOnLoopback(acceptor_);
     thread_ = std::thread([this] { serve(); });
@@ -232,16 +236,18 @@ class RawServer {
       std::string req;
       net::read_until(s, net::dynamic_buffer(req), "\r\n\r\n", ec);
       net::write(s, net::buffer(head_), ec);
-      for (size_t i = 0; i < repeats_ && !ec && !stopping_; ++i) {
+      const bool full = served_++ < fullAnswers_;
+      for (size_t i = 0; full && i < repeats_ && !ec && !stopping_; ++i) {
         net::write(s, net::buffer(fill_), ec);
       }
       char c[512];
-      while (hold_ && !ec && !stopping_) s.read_some(net::buffer(c), ec);
+      while ((hold_ || !full) && !ec && !stopping_) s.read_some(net::buffer(c), ec);
     }
   }
   std::string head_, fill_;
   size_t repeats_;
   bool hold_;
+  size_t fullAnswers_, served_ = 0;
   std::atomic<bool> stopping_{false};
   net::io_context ioc_;
   tcp::acceptor acceptor_;
@@ -269,6 +275,17 @@ TEST(Health, EndlessBodyIsUnhealthyAndBounded) {
   EXPECT_FALSE(p.healthy);
   EXPECT_EQ(p.httpStatus, 200u);
   EXPECT_EQ(p.detail, "HTTP 200, but the answer's body is larger than 1 MiB");
+}
+
+// On a loaded host the last attempt, cut short by the deadline, may time out
+// mid-body: the reason the deploy fails with is still the earlier, telling one.
+TEST(Health, AnAttemptCutShortByTheDeadlineKeepsTheEarlierReason) {
+  RawServer server("HTTP/1.1 200 OK\r\n\r\n", std::string(0x4000, 'b'), 1'000'000, false, 1);
+  auto s = waitHealthy("127.0.0.1", server.port(), "/", milliseconds(400));
+  EXPECT_EQ(s.code(), Code::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("(last: HTTP 200, but the answer's body is larger than 1 MiB)"),
+            std::string::npos)
+      << s.message();
 }
 
 TEST(Health, BodyThatNeverEndsTimesOut) {
