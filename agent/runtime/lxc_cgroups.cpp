@@ -172,14 +172,20 @@ std::map<std::string, std::vector<std::string>> cgroupDirsByOwner(
   return out;
 }
 
-size_t removeContainerCgroups(const std::string& container,
-                              const std::function<bool(const std::string&)>& isContainer,
-                              const std::string& root) {
+std::vector<std::string> containerCgroups(
+    const std::string& container, const std::function<bool(const std::string&)>& isContainer,
+    const std::string& root) {
   std::vector<std::string> mine;
   for (const auto& dir : lxcCgroupDirs(root)) {
     if (cgroupBelongsTo(baseName(dir), container, isContainer)) mine.push_back(dir);
   }
-  return removeEmptyCgroups(mine);
+  return mine;
+}
+
+size_t removeContainerCgroups(const std::string& container,
+                              const std::function<bool(const std::string&)>& isContainer,
+                              const std::string& root) {
+  return removeEmptyCgroups(containerCgroups(container, isContainer, root));
 }
 
 }  // namespace qabox

@@ -55,6 +55,11 @@ bool cgroupTreeEmpty(const std::string& dir);
 // holds a process stays whole. Returns how many directories went.
 size_t removeEmptyCgroups(const std::vector<std::string>& dirs);
 
+// `container`'s cgroup directories (cgroupBelongsTo), from one listing.
+std::vector<std::string> containerCgroups(
+    const std::string& container, const std::function<bool(const std::string&)>& isContainer,
+    const std::string& root = "/sys/fs/cgroup");
+
 // Removes `container`'s empty cgroup directories (cgroupBelongsTo), from
 // one listing of the hierarchies. Returns how many went.
 size_t removeContainerCgroups(const std::string& container,

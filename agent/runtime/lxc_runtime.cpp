@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -32,6 +33,8 @@ namespace qabox {
 namespace {
 
 constexpr int kHelperFailed = 125;
+// How long a failed start waits for its monitor to leave its cgroup.
+constexpr std::chrono::milliseconds kFailedStartCgroupWait{3000};
 
 std::string readText(const std::string& path) {
   std::ifstream in(path);
@@ -196,19 +199,30 @@ Status LxcRuntime::start(const std::string& name) {
       runHelper({"start", o_.lxcPath, name, std::to_string(secs < 1 ? 1 : secs)}, "start " + name);
   // liblxc leaves the cgroups of a start that failed behind, empty; a name
   // taken gets a suffix the next time, so they pile up start after start.
+  // Its monitor may still be on its way out, inside lxc.monitor.<name>, when
+  // the start returns: the directories are retried until gone, for a while.
   if (!started.isOk()) {
-    if (size_t n = dropCgroups(name); n > 0) {
-      spdlog::info("start {} failed: removed {} cgroup directories it left", name, n);
+    size_t n = dropCgroups(name);
+    const auto deadline = std::chrono::steady_clock::now() + kFailedStartCgroupWait;
+    while (!containerCgroups(name, isContainerHere()).empty() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      n += dropCgroups(name);
     }
+    if (n > 0) spdlog::info("start {} failed: removed {} cgroup directories it left", name, n);
   }
   return started;
 }
 
-size_t LxcRuntime::dropCgroups(const std::string& name) {
-  return removeContainerCgroups(name, [this](const std::string& other) {
+std::function<bool(const std::string&)> LxcRuntime::isContainerHere() const {
+  return [this](const std::string& other) {
     std::error_code ec;
     return std::filesystem::exists(o_.lxcPath + "/" + other, ec);
-  });
+  };
+}
+
+size_t LxcRuntime::dropCgroups(const std::string& name) {
+  return removeContainerCgroups(name, isContainerHere());
 }
 
 Status LxcRuntime::stop(const std::string& name) {

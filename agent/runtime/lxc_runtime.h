@@ -65,6 +65,7 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
   // The empty cgroups liblxc left for `name` (runtime/lxc_cgroups.h), but
   // those of another container of this lxcpath; how many went.
   size_t dropCgroups(const std::string& name);
+  std::function<bool(const std::string&)> isContainerHere() const;
 
   LxcRuntimeOptions o_;
   ProcessRunner& runner_;
