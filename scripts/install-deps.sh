@@ -12,9 +12,11 @@ packages=(
   libbtrfsutil-dev  # block-level dataset volumes (storage.data_pool)
   prometheus-cpp-dev  # /metrics (agent/metrics)
   libsodium-dev  # signed sessions of the dashboard and previews behind a login
+  golang-etcd-server-dev  # etcd's v3 protos, for the cluster's etcd client (proto/CMakeLists.txt)
   # tests
   libgtest-dev libgmock-dev clang-format clang-tidy curl python3 openssl sqlite3
   python3-grpcio python3-protobuf  # the example Python client (tests/integration/cli_test.cpp)
+  etcd-server  # a real etcd cluster for the cluster tests (tests/integration/etcd_fixture.cpp)
   prometheus  # a real Prometheus scrapes the agent, and promtool (tests/integration/metrics_test.cpp)
   clang libclang-rt-14-dev  # libFuzzer over the router's request path (scripts/test.sh)
   # runtime: containers, their network, the base image, git

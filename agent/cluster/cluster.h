@@ -54,7 +54,7 @@ struct Owner {
 };
 
 struct ClusterOptions {
-  std::vector<std::string> etcd;  // endpoints: https://host:port (http:// on loopback only)
+  std::vector<std::string> etcd;          // endpoints: https://host:port (http:// on loopback only)
   std::string caFile, certFile, keyFile;  // TLS to etcd and to peers
   std::string prefix = "/qabox/";         // every key lives under it
   std::chrono::milliseconds leaseTtl{10'000};
@@ -111,8 +111,8 @@ class Cluster {
 };
 
 // Pure placement: the up, not draining host with the most free capacity
-// (capacity - environments), preferring hosts that have `image`; ties by
-// free memory, then name. Nullopt when none has room.
+// (capacity - environments); ties go to a host that has `image`, then to
+// more free memory, then by name. Nullopt when none has room.
 std::optional<std::string> choosePlacement(const std::vector<HostView>& hosts,
                                            const std::string& image);
 
