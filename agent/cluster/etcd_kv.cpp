@@ -35,13 +35,70 @@ bool isLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-struct Endpoint {
-  std::string text;
+// One connection to one member: a channel and its stubs.
+struct Conn {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::KV::Stub> kv;
   std::unique_ptr<pb::Lease::Stub> lease;
   std::unique_ptr<pb::Watch::Stub> watch;
 };
+
+// A member, and the connection to it now. gRPC's channel reconnects by
+// itself, but one whose first attempts met a member still starting (its
+// port open, its TLS not yet served) can stay down for tens of seconds
+// after the member is ready; so a connection that answers UNAVAILABLE is
+// replaced by a new one, at most once a second.
+class Endpoint {
+ public:
+  Endpoint(std::string text, std::string target, std::shared_ptr<grpc::ChannelCredentials> creds)
+      : text(std::move(text)), target_(std::move(target)), creds_(std::move(creds)) {
+    conn_ = dial();
+  }
+  std::shared_ptr<Conn> connection() {
+    std::lock_guard lock(mu_);
+    return conn_;
+  }
+  void failed(const std::shared_ptr<Conn>& conn) {
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (conn_ != conn || now - dialedAt_ < std::chrono::seconds(1)) return;
+    conn_ = dial();
+    dialedAt_ = now;
+  }
+  const std::string text;
+
+ private:
+  std::shared_ptr<Conn> dial() const;
+  const std::string target_;
+  const std::shared_ptr<grpc::ChannelCredentials> creds_;
+  std::mutex mu_;
+  std::shared_ptr<Conn> conn_;
+  std::chrono::steady_clock::time_point dialedAt_ = std::chrono::steady_clock::now();
+};
+
+std::shared_ptr<Conn> Endpoint::dial() const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 16 * 1024 * 1024);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Its own subchannels: a new connection never shares the old one's.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // No transparent retries: failover is ours (call()), and gRPC's retry
+  // filter aborts the process on trailers without a status, which a member
+  // shutting down can send (grpc/grpc#34683, present in Debian's 1.51).
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // A member that died without closing its connections is noticed within
+  // ~10 s even by a watch that only reads (etcd refuses pings under 5 s).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  auto c = std::make_shared<Conn>();
+  c->channel = grpc::CreateCustomChannel(target_, creds_, args);
+  c->kv = pb::KV::NewStub(c->channel);
+  c->lease = pb::Lease::NewStub(c->channel);
+  c->watch = pb::Watch::NewStub(c->channel);
+  return c;
+}
 
 Status fromGrpc(const grpc::Status& s, const std::string& endpoint) {
   std::string m = "etcd at " + endpoint + ": " + s.error_message();
@@ -66,7 +123,7 @@ KeyValue fromPb(const mvccpb::KeyValue& kv) {
 
 class EtcdKv final : public Kv {
  public:
-  EtcdKv(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout)
+  EtcdKv(std::vector<std::unique_ptr<Endpoint>> endpoints, std::chrono::milliseconds timeout)
       : endpoints_(std::move(endpoints)), timeout_(timeout) {}
 
   Result<RangeResult> range(const std::string& prefix, int64_t limit) override {
@@ -76,7 +133,7 @@ class EtcdKv final : public Kv {
     req.set_limit(limit);
     pb::RangeResponse resp;
     QABOX_RETURN_IF_ERROR(
-        call([&](Endpoint& e, grpc::ClientContext* c) { return e.kv->Range(c, req, &resp); }));
+        call([&](Conn& e, grpc::ClientContext* c) { return e.kv->Range(c, req, &resp); }));
     RangeResult out;
     out.revision = resp.header().revision();
     for (const auto& kv : resp.kvs()) out.kvs.push_back(fromPb(kv));
@@ -88,7 +145,7 @@ class EtcdKv final : public Kv {
     req.set_key(key);
     pb::RangeResponse resp;
     QABOX_RETURN_IF_ERROR(
-        call([&](Endpoint& e, grpc::ClientContext* c) { return e.kv->Range(c, req, &resp); }));
+        call([&](Conn& e, grpc::ClientContext* c) { return e.kv->Range(c, req, &resp); }));
     if (resp.kvs_size() == 0) return std::optional<KeyValue>();
     return std::optional<KeyValue>(fromPb(resp.kvs(0)));
   }
@@ -99,15 +156,14 @@ class EtcdKv final : public Kv {
     req.set_value(value);
     req.set_lease(lease);
     pb::PutResponse resp;
-    return call([&](Endpoint& e, grpc::ClientContext* c) { return e.kv->Put(c, req, &resp); });
+    return call([&](Conn& e, grpc::ClientContext* c) { return e.kv->Put(c, req, &resp); });
   }
 
   Status remove(const std::string& key) override {
     pb::DeleteRangeRequest req;
     req.set_key(key);
     pb::DeleteRangeResponse resp;
-    return call(
-        [&](Endpoint& e, grpc::ClientContext* c) { return e.kv->DeleteRange(c, req, &resp); });
+    return call([&](Conn& e, grpc::ClientContext* c) { return e.kv->DeleteRange(c, req, &resp); });
   }
 
   Result<std::optional<KeyValue>> createIfAbsent(const std::string& key,
@@ -154,8 +210,8 @@ class EtcdKv final : public Kv {
     pb::LeaseGrantRequest req;
     req.set_ttl(ttl.count());
     pb::LeaseGrantResponse resp;
-    QABOX_RETURN_IF_ERROR(call(
-        [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->LeaseGrant(c, req, &resp); }));
+    QABOX_RETURN_IF_ERROR(
+        call([&](Conn& e, grpc::ClientContext* c) { return e.lease->LeaseGrant(c, req, &resp); }));
     if (!resp.error().empty() || resp.id() == 0) {
       return unavailable("etcd refused a lease: " + resp.error().substr(0, 200));
     }
@@ -164,7 +220,7 @@ class EtcdKv final : public Kv {
 
   Status keepAlive(int64_t lease) override {
     pb::LeaseKeepAliveResponse resp;
-    QABOX_RETURN_IF_ERROR(call([&](Endpoint& e, grpc::ClientContext* c) {
+    QABOX_RETURN_IF_ERROR(call([&](Conn& e, grpc::ClientContext* c) {
       auto stream = e.lease->LeaseKeepAlive(c);
       pb::LeaseKeepAliveRequest req;
       req.set_id(lease);
@@ -185,7 +241,7 @@ class EtcdKv final : public Kv {
     req.set_id(lease);
     pb::LeaseRevokeResponse resp;
     return call(
-        [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->LeaseRevoke(c, req, &resp); });
+        [&](Conn& e, grpc::ClientContext* c) { return e.lease->LeaseRevoke(c, req, &resp); });
   }
 
   Status watch(const std::string& prefix, int64_t fromRevision,
@@ -209,7 +265,7 @@ class EtcdKv final : public Kv {
   Result<pb::TxnResponse> commit(const pb::TxnRequest& txn) {
     pb::TxnResponse resp;
     QABOX_RETURN_IF_ERROR(
-        call([&](Endpoint& e, grpc::ClientContext* c) { return e.kv->Txn(c, txn, &resp); }));
+        call([&](Conn& e, grpc::ClientContext* c) { return e.kv->Txn(c, txn, &resp); }));
     return resp;
   }
 
@@ -222,21 +278,23 @@ class EtcdKv final : public Kv {
     std::string lastEndpoint;
     for (size_t i = 0; i < endpoints_.size(); ++i) {
       const size_t at = (start + i) % endpoints_.size();
-      Endpoint& e = endpoints_[at];
+      Endpoint& e = *endpoints_[at];
+      auto conn = e.connection();
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + timeout_);
-      last = fn(e, &ctx);
+      last = fn(*conn, &ctx);
       lastEndpoint = e.text;
       if (last.ok()) {
         preferred_ = at;
         return Status::ok();
       }
+      if (last.error_code() == grpc::StatusCode::UNAVAILABLE) e.failed(conn);
       if (!retryable(last)) break;
     }
     return fromGrpc(last, lastEndpoint);
   }
 
-  std::vector<Endpoint> endpoints_;
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::chrono::milliseconds timeout_;
   std::atomic<size_t> preferred_{0};
   std::mutex watchMu_;
@@ -246,14 +304,15 @@ class EtcdKv final : public Kv {
 
 Status EtcdKv::watch(const std::string& prefix, int64_t fromRevision,
                      const std::function<void(const std::vector<KvEvent>&)>& onEvents) {
-  Endpoint& e = endpoints_[preferred_.load() % endpoints_.size()];
+  Endpoint& e = *endpoints_[preferred_.load() % endpoints_.size()];
+  auto conn = e.connection();
   grpc::ClientContext ctx;
   {
     std::lock_guard lock(watchMu_);
     if (cancelled_) return {Code::kCancelled, "watch cancelled"};
     watching_.insert(&ctx);
   }
-  auto stream = e.watch->Watch(&ctx);
+  auto stream = conn->watch->Watch(&ctx);
   pb::WatchRequest req;
   auto* create = req.mutable_create_request();
   create->set_key(prefix);
@@ -288,14 +347,19 @@ Status EtcdKv::watch(const std::string& prefix, int64_t fromRevision,
     cancelled = cancelled_;
   }
   if (cancelled) return {Code::kCancelled, "watch cancelled"};
-  if (!s.ok() && ended.code() == Code::kUnavailable) return fromGrpc(s, e.text);
+  if (!s.ok() && s.error_code() == grpc::StatusCode::UNAVAILABLE) e.failed(conn);
+  // Whatever ended it, it was not this side: a member shutting down ends
+  // its watches with CANCELLED, which must not read as cancelWatches().
+  if (!s.ok() && ended.code() == Code::kUnavailable) {
+    return unavailable("etcd at " + e.text + ": the watch ended: " + s.error_message());
+  }
   // The endpoint failed: the next watch starts on the next one.
   preferred_ = (preferred_.load() + 1) % endpoints_.size();
   return ended;
 }
 
-Result<Endpoint> dial(const std::string& text, size_t index,
-                      const std::shared_ptr<grpc::ChannelCredentials>& tls) {
+Result<std::unique_ptr<Endpoint>> dial(const std::string& text, size_t index,
+                                       const std::shared_ptr<grpc::ChannelCredentials>& tls) {
   const std::string field = "cluster.etcd[" + std::to_string(index) + "]";
   bool https = text.rfind("https://", 0) == 0;
   bool http = text.rfind("http://", 0) == 0;
@@ -315,25 +379,9 @@ Result<Endpoint> dial(const std::string& text, size_t index,
   if (https && !tls) {
     return invalidArgument(field + ": https:// needs cluster.ca, cluster.cert and cluster.key");
   }
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 16 * 1024 * 1024);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // A member that died without closing its connections is noticed within
-  // ~10 s even by a watch that only reads (etcd refuses pings under 5 s).
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   const bool v6 = hp.host.find(':') != std::string::npos;
   const std::string target = (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
-  Endpoint e;
-  e.text = text;
-  e.channel =
-      grpc::CreateCustomChannel(target, https ? tls : grpc::InsecureChannelCredentials(), args);
-  e.kv = pb::KV::NewStub(e.channel);
-  e.lease = pb::Lease::NewStub(e.channel);
-  e.watch = pb::Watch::NewStub(e.channel);
-  return e;
+  return std::make_unique<Endpoint>(text, target, https ? tls : grpc::InsecureChannelCredentials());
 }
 
 }  // namespace
@@ -364,9 +412,9 @@ Result<std::unique_ptr<Kv>> makeEtcdKv(const EtcdKvOptions& o) {
     QABOX_ASSIGN_OR_RETURN(ssl.pem_private_key, readPem(o.keyFile, "cluster.key"));
     tls = grpc::SslCredentials(ssl);
   }
-  std::vector<Endpoint> endpoints;
+  std::vector<std::unique_ptr<Endpoint>> endpoints;
   for (size_t i = 0; i < o.endpoints.size(); ++i) {
-    QABOX_ASSIGN_OR_RETURN(Endpoint e, dial(o.endpoints[i], i, tls));
+    QABOX_ASSIGN_OR_RETURN(auto e, dial(o.endpoints[i], i, tls));
     endpoints.push_back(std::move(e));
   }
   return std::unique_ptr<Kv>(std::make_unique<EtcdKv>(std::move(endpoints), o.callTimeout));
