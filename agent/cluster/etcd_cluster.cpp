@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
@@ -136,8 +137,17 @@ std::vector<HostView> EtcdCluster::hostsLocked() const {
   for (const auto& [name, f] : live_) {
     out[name] = {f, draining_.count(name) ? HostState::kDraining : HostState::kUp, name == self()};
   }
+  // A host's count is at least the tickets the map gives it: placements
+  // made since it last published its facts count at once, so a burst of
+  // new tickets spreads instead of all going where there was room a moment
+  // ago.
+  std::map<std::string, uint32_t> mapped;
+  for (const auto& [slug, o] : owners_) ++mapped[o.host];
   std::vector<HostView> v;
-  for (auto& [name, h] : out) v.push_back(std::move(h));
+  for (auto& [name, h] : out) {
+    h.facts.environments = std::max(h.facts.environments, mapped[name]);
+    v.push_back(std::move(h));
+  }
   return v;
 }
 
@@ -397,8 +407,10 @@ void EtcdCluster::watchLoop() {
       }
       changed();
     });
-    if (ended.code() == Code::kCancelled) return;
-    spdlog::info("cluster: the watch ended ({}); reading again", ended.message());
+    // Cancelled on stop(): the loop's top sees stopping_ and returns.
+    if (ended.code() != Code::kCancelled) {
+      spdlog::info("cluster: the watch ended ({}); reading again", ended.message());
+    }
     if (!sleepFor(kRetryMin)) return;
   }
 }

@@ -82,6 +82,22 @@ TEST_F(ClusterTest, PlacementGoesToTheFreestHostAndAnOwnerIsKept) {
   EXPECT_NE(missing.status().message().find("qa-9"), std::string::npos);
 }
 
+TEST_F(ClusterTest, ABurstOfNewTicketsSpreadsByCapacityBeforeAnyHostRepublishes) {
+  auto a = member("qa-1", 4);
+  auto b = member("qa-2", 2);
+  auto c = member("qa-3", 2);
+  ASSERT_TRUE(eventually([&] { return a->hosts().size() == 3; }));
+  std::map<std::string, int> placed;
+  for (int i = 0; i < 8; ++i) {
+    auto o = a->place("B-" + std::to_string(i), "b-" + std::to_string(i), "busybox", "");
+    ASSERT_TRUE(o.isOk()) << o.status().message();
+    ++placed[o->host];
+  }
+  EXPECT_EQ(placed, (std::map<std::string, int>{{"qa-1", 4}, {"qa-2", 2}, {"qa-3", 2}}));
+  auto full = a->place("B-9", "b-9", "busybox", "");
+  EXPECT_EQ(full.status().code(), Code::kFailedPrecondition);
+}
+
 TEST_F(ClusterTest, ConcurrentPlacementsOfOneTicketAgreeOnOneOwner) {
   std::vector<std::unique_ptr<Cluster>> m;
   for (int i = 0; i < 3; ++i) m.push_back(member("qa-" + std::to_string(i)));
