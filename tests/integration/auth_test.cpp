@@ -27,35 +27,14 @@ using grpc::StatusCode;
 // A CA, a server certificate for localhost and 127.0.0.1, a client
 // certificate from that CA, and one from a CA the agent does not trust.
 void makeCertificates(const std::string& dir) {
-  fs::create_directories(dir);
-  auto openssl = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), "openssl");
-    auto r = runOrDie(args, dir);
-    ASSERT_EQ(r.exitCode, 0) << "openssl " << args[1] << ": " << r.err;
-  };
-  auto key = [&](const std::string& name) {
-    openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-             name + ".key"});
-  };
-  auto ca = [&](const std::string& name) {
-    key(name);
-    openssl({"req", "-x509", "-new", "-key", name + ".key", "-out", name + ".crt", "-days", "2",
-             "-subj", "/CN=" + name});
-  };
-  auto leaf = [&](const std::string& name, const std::string& caName, const std::string& ext) {
-    key(name);
-    openssl({"req", "-new", "-key", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name});
-    std::ofstream(dir + "/" + name + ".ext") << ext;
-    openssl({"x509", "-req", "-in", name + ".csr", "-CA", caName + ".crt", "-CAkey",
-             caName + ".key", "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile",
-             name + ".ext"});
-  };
-  ca("ca");
-  ca("rogue-ca");
-  leaf("server", "ca",
-       "subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n");
-  leaf("client", "ca", "extendedKeyUsage = clientAuth\n");
-  leaf("rogue", "rogue-ca", "extendedKeyUsage = clientAuth\n");
+  TestPki pki(dir);
+  ASSERT_NO_FATAL_FAILURE(pki.ca("ca"));
+  ASSERT_NO_FATAL_FAILURE(pki.ca("rogue-ca"));
+  ASSERT_NO_FATAL_FAILURE(
+      pki.leaf("server", "ca",
+               "subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n"));
+  ASSERT_NO_FATAL_FAILURE(pki.leaf("client", "ca", "extendedKeyUsage = clientAuth\n"));
+  ASSERT_NO_FATAL_FAILURE(pki.leaf("rogue", "rogue-ca", "extendedKeyUsage = clientAuth\n"));
 }
 
 class LxcAuth : public ::testing::Test {

@@ -161,6 +161,64 @@ std::string RawClient::readAll(std::chrono::milliseconds timeout) {
   return got;
 }
 
+int spawnLogged(const std::vector<std::string>& argv, const std::string& log,
+                const std::map<std::string, std::string>& env) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argp.push_back(nullptr);
+  std::vector<std::string> envText;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    if (!env.contains(std::string(kv.substr(0, kv.find('='))))) envText.emplace_back(kv);
+  }
+  for (const auto& [k, v] : env) envText.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : envText) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int stopChild(int pid, int signal) {
+  if (pid <= 0) return -1;
+  kill(pid, signal);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TestPki::TestPki(std::string dir) : dir_(std::move(dir)) { fs::create_directories(dir_); }
+
+void TestPki::openssl(std::vector<std::string> args) {
+  args.insert(args.begin(), "openssl");
+  auto r = runOrDie(args, dir_);
+  ASSERT_EQ(r.exitCode, 0) << "openssl " << args[1] << ": " << r.err;
+}
+
+void TestPki::ca(const std::string& name) {
+  openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+           name + ".key"});
+  openssl({"req", "-x509", "-new", "-key", name + ".key", "-out", name + ".crt", "-days", "2",
+           "-subj", "/CN=" + name});
+}
+
+void TestPki::leaf(const std::string& name, const std::string& caName, const std::string& ext) {
+  openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+           name + ".key"});
+  openssl({"req", "-new", "-key", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name});
+  std::ofstream(path(name + ".ext")) << ext;
+  openssl({"x509", "-req", "-in", name + ".csr", "-CA", caName + ".crt", "-CAkey", caName + ".key",
+           "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext"});
+}
+
 ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd) {
   RealProcessRunner runner;
   ProcessSpec spec;
@@ -357,29 +415,10 @@ void TestHost::startWithBusybox() {
 
 void TestHost::startDaemon() {
   ASSERT_LT(daemonPid_, 0) << "daemon already running";
-  std::string log = stateDir_ + "/qaboxd.log";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::string bin = binDir() + "/agent/daemon/qaboxd";
-  std::string cfg = "--config=" + configPath();
-  char* argv[] = {bin.data(), cfg.data(), nullptr};
-  std::vector<std::string> envText;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view kv(*e);
-    if (!options_.daemonEnv.contains(std::string(kv.substr(0, kv.find('=')))))
-      envText.emplace_back(kv);
-  }
-  for (const auto& [k, v] : options_.daemonEnv) envText.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : envText) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ASSERT_EQ(rc, 0) << "cannot start " << bin;
+  int pid =
+      spawnLogged({bin, "--config=" + configPath()}, stateDir_ + "/qaboxd.log", options_.daemonEnv);
+  ASSERT_GT(pid, 0) << "cannot start " << bin;
   daemonPid_ = pid;
   for (int i = 0; i < 300; ++i) {
     if (cli({"status", "-o", "json"}).exitCode == 0) return;
@@ -401,9 +440,7 @@ bool TestHost::daemonRunning() {
 
 void TestHost::killDaemon() {
   if (daemonPid_ <= 0) return;
-  kill(daemonPid_, SIGKILL);
-  int status = 0;
-  waitpid(daemonPid_, &status, 0);
+  stopChild(daemonPid_, SIGKILL);
   daemonPid_ = -1;
 }
 
@@ -422,12 +459,9 @@ std::optional<int> TestHost::waitDaemon(std::chrono::milliseconds timeout) {
 }
 
 int TestHost::stopDaemon() {
-  if (daemonPid_ <= 0) return -1;
-  kill(daemonPid_, SIGTERM);
-  int status = 0;
-  waitpid(daemonPid_, &status, 0);
+  int code = stopChild(daemonPid_, SIGTERM);
   daemonPid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return code;
 }
 
 std::vector<std::string> TestHost::violations() {

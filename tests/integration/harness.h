@@ -104,6 +104,31 @@ grpc::Status drain(std::unique_ptr<grpc::ClientReader<Message>> reader) {
 // test failure. The exit code and output are the caller's to check.
 ProcessResult runOrDie(const std::vector<std::string>& argv, const std::string& cwd = "");
 
+// Starts argv[0] in the background: stdin /dev/null, stdout and stderr
+// appended to `log`, the test's environment plus `env` ("K=V", replacing
+// the same K). The pid, or -1 when it could not be started.
+int spawnLogged(const std::vector<std::string>& argv, const std::string& log,
+                const std::map<std::string, std::string>& env = {});
+// Sends `signal` to a child from spawnLogged and reaps it: its exit code, or
+// 128 + the signal that ended it.
+int stopChild(int pid, int signal);
+
+// A throwaway PKI made with the openssl CLI in `dir`: P-256 keys,
+// certificates valid for two days. Failures are test failures.
+class TestPki {
+ public:
+  explicit TestPki(std::string dir);
+  void ca(const std::string& name);  // <name>.key and a self-signed <name>.crt
+  // <name>.key and <name>.crt signed by `caName`, with `ext` as its
+  // extensions (openssl x509 -extfile).
+  void leaf(const std::string& name, const std::string& caName, const std::string& ext);
+  std::string path(const std::string& file) const { return dir_ + "/" + file; }
+
+ private:
+  void openssl(std::vector<std::string> args);
+  std::string dir_;
+};
+
 // A sparse file of `size` (truncate's units) on a loop device of its own,
 // btrfs, mounted at `mnt()` (0711): a data pool (storage.data_pool) for a
 // test. Unmounted and detached when it goes, also when the test failed,
