@@ -122,6 +122,8 @@ class Cli {
   int cmdImageRemove();
   int cmdStatus();
   int cmdCheck();
+  int cmdHosts();
+  int cmdDrain(bool drain);
   int cmdEvents();
   int cmdTokenCreate();
   int cmdTokenList();
@@ -148,7 +150,7 @@ class Cli {
   std::string ticket_;
   std::string name_;
   struct {
-    std::string ticket, image, repo, source, target, ttl, memory, access;
+    std::string ticket, image, repo, source, target, ttl, memory, access, host;
     uint32_t cpus = 0, pids = 0;
     std::string timeout = "10m";
     std::vector<std::string> env, secrets;

@@ -109,6 +109,9 @@ void Cli::defineDeployCommand() {
                    "Who may open its URL: open, or login (people signed in to the dashboard; "
                    "default: the agent's routing.access)")
       ->check(CLI::IsMember({"open", "login"}));
+  deploy->add_option("--host", deploy_.host,
+                     "In a cluster: the host to place a new ticket on (default: the one with "
+                     "the most free capacity; qabox hosts lists them)");
   deploy->add_flag("--force", deploy_.force, "Redeploy even when the merge result is unchanged");
   deploy->add_flag("--wait,!--no-wait", deploy_.wait,
                    "Wait until ready (default), or return once the agent started");
@@ -238,6 +241,25 @@ void Cli::defineHostCommands() {
       "journal entry is open longer than the calls in flight. What a call in flight is\n"
       "making is its own. Exit 0: none; 8: some, one row each (KIND NAME WHAT). The agent\n"
       "stopped: qaboxd --config FILE --check reads the same offline.");
+
+  command(
+      &app_, "hosts", "List the hosts of the cluster with their state, capacity and images",
+      "  qabox hosts\n  qabox hosts -o json | jq -r '.hosts[] | select(.state==\"DOWN\") "
+      "| .name'",
+      [this] { return cmdHosts(); },
+      "UP: its agent keeps its lease in etcd; DRAINING: up, and takes no new tickets;\n"
+      "DOWN: its lease expired, and the tickets it owned are LOST until deployed again\n"
+      "(a new deploy places them on a live host). A host not in a cluster lists itself.");
+  auto* host = command(&app_, "host", "Administer a host of the cluster: drain, undrain",
+                       "  qabox host drain qa-2");
+  host->require_subcommand(1);
+  auto* drain =
+      command(host, "drain", "Stop placing new tickets on a host; what it holds goes on (ops)",
+              "  qabox host drain qa-2", [this] { return cmdDrain(true); });
+  drain->add_option("name", name_, "The host, as qabox hosts names it")->required();
+  auto* undrain = command(host, "undrain", "Place new tickets on a drained host again (ops)",
+                          "  qabox host undrain qa-2", [this] { return cmdDrain(false); });
+  undrain->add_option("name", name_, "The host, as qabox hosts names it")->required();
 
   auto* events =
       command(&app_, "events", "The audit log: who did what, newest first",

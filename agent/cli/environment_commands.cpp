@@ -23,6 +23,7 @@ v1::DeployRequest Cli::deployRequest() const {
   }
   req.set_force(deploy_.force);
   req.set_access(deploy_.access);
+  req.set_host(deploy_.host);
   if (!deploy_.memory.empty() || deploy_.cpus || deploy_.pids) {
     req.mutable_limits()->set_memory(deploy_.memory);
     req.mutable_limits()->set_cpus(deploy_.cpus);

@@ -446,6 +446,28 @@ std::string formatImagesTable(const v1::ListImagesResponse& images, TimePoint no
   return out;
 }
 
+std::string formatHostsTable(const v1::ListHostsResponse& hosts) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& h : hosts.hosts()) {
+    std::string images;
+    for (const auto& im : h.images()) images += (images.empty() ? "" : ",") + cleanCell(im);
+    rows.push_back({cleanCell(h.name()) + (h.self() ? " *" : ""), cleanCell(h.state()),
+                    std::to_string(h.environments()) + "/" + std::to_string(h.capacity()),
+                    h.memory_free_bytes() ? humanBytes(h.memory_free_bytes()) : "-",
+                    h.disk_free_bytes() ? humanBytes(h.disk_free_bytes()) : "-",
+                    images.empty() ? "-" : images, h.api().empty() ? "-" : cleanCell(h.api()),
+                    cleanCell(h.version())});
+  }
+  std::string out = renderTable(
+      {"HOST", "STATE", "ENVS", "MEM FREE", "DISK FREE", "IMAGES", "API", "VERSION"}, rows);
+  if (!hosts.clustered()) {
+    out += "\nNot in a cluster: set [cluster] etcd to join hosts into one qabox.\n";
+  } else if (!hosts.etcd_connected()) {
+    out += "\netcd is unreachable: this is what the host last knew; new placements wait.\n";
+  }
+  return out;
+}
+
 std::string formatHostStatus(const v1::HostStatus& s) {
   std::map<std::string, uint32_t> byState(s.environments_by_state().begin(),
                                           s.environments_by_state().end());

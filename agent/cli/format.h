@@ -63,6 +63,7 @@ std::string formatEnvironment(const v1::Environment& env, const v1::ListEventsRe
 std::string formatEventsTable(const v1::ListEventsResponse& events, TimePoint now);
 std::string formatImagesTable(const v1::ListImagesResponse& images, TimePoint now);
 std::string formatHostStatus(const v1::HostStatus& status);
+std::string formatHostsTable(const v1::ListHostsResponse& hosts);
 // qabox check: KIND, NAME, WHAT, one row per violation; a line when clean.
 std::string formatViolationsTable(const v1::CheckInvariantsResponse& checked);
 std::string formatTokensTable(const v1::ListTokensResponse& tokens, TimePoint now);

@@ -90,6 +90,36 @@ int Cli::cmdStatus() {
   return emit(status, [&] { return formatHostStatus(status); }, {});
 }
 
+int Cli::cmdHosts() {
+  if (auto rc = connect()) return *rc;
+  auto ctx = client_->context();
+  v1::ListHostsResponse resp;
+  grpc::Status s = client_->stub().ListHosts(ctx.get(), {}, &resp);
+  if (!s.ok()) return fail(s);
+  std::vector<std::string> names;
+  for (const auto& h : resp.hosts()) names.push_back(h.name());
+  return emit(
+      resp, [&] { return formatHostsTable(resp); }, names);
+}
+
+int Cli::cmdDrain(bool drain) {
+  if (auto rc = connect()) return *rc;
+  auto ctx = client_->context();
+  v1::DrainHostRequest req;
+  req.set_name(name_);
+  req.set_undrain(!drain);
+  v1::Host host;
+  grpc::Status s = client_->stub().DrainHost(ctx.get(), req, &host);
+  if (!s.ok()) return fail(s);
+  return emit(
+      host,
+      [&] {
+        return cleanCell(host.name()) + " is " + cleanCell(host.state()) +
+               (drain ? ": no new tickets are placed there\n" : ": it takes new tickets again\n");
+      },
+      {host.name()});
+}
+
 int Cli::cmdCheck() {
   if (auto rc = connect()) return *rc;
   auto ctx = client_->context(kSlowUnaryDeadline);

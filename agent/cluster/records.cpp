@@ -71,19 +71,6 @@ Status checkAddress(const std::string& value, const std::string& what) {
 
 }  // namespace
 
-Status checkHostName(const std::string& name, const std::string& field) {
-  bool ok = !name.empty() && name.size() <= 63 &&
-            std::isalnum(static_cast<unsigned char>(name[0])) && name.back() != '-';
-  for (unsigned char c : name) {
-    if (!(std::islower(c) || std::isdigit(c) || c == '-')) ok = false;
-  }
-  if (!ok) {
-    return invalidArgument(field + " " + quoteForMessage(name) +
-                           ": use lower-case letters, digits and '-' (one DNS label)");
-  }
-  return Status::ok();
-}
-
 std::string encodeHost(const HostFacts& h) {
   json j = {{"name", h.name},
             {"api", h.api},

@@ -25,7 +25,4 @@ struct TicketEntry {
 std::string encodeTicket(const TicketEntry& t);
 Result<TicketEntry> decodeTicket(const std::string& json);
 
-// A host name as the cluster takes it: one DNS label, lower-case.
-Status checkHostName(const std::string& name, const std::string& field);
-
 }  // namespace qabox::cluster

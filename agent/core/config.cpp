@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <toml++/toml.h>
 #include <algorithm>
@@ -669,6 +670,67 @@ Status checkMetricsAndLog(const Config& c) {
   return Status::ok();
 }
 
+Status readCluster(const toml::table& root, Config& c) {
+  return parseSection(root, "cluster", [&](TableReader& r) {
+    QABOX_RETURN_IF_ERROR(r.stringList("etcd", c.cluster.etcd));
+    QABOX_RETURN_IF_ERROR(r.string("ca", c.cluster.ca));
+    QABOX_RETURN_IF_ERROR(r.string("cert", c.cluster.cert));
+    QABOX_RETURN_IF_ERROR(r.string("key", c.cluster.key));
+    QABOX_RETURN_IF_ERROR(r.string("name", c.cluster.name));
+    QABOX_RETURN_IF_ERROR(r.string("advertise_api", c.cluster.advertiseApi));
+    QABOX_RETURN_IF_ERROR(r.string("advertise_router", c.cluster.advertiseRouter));
+    QABOX_RETURN_IF_ERROR(r.count("capacity", c.cluster.capacity, 0, 1'000'000));
+    QABOX_RETURN_IF_ERROR(r.duration("lease_ttl", c.cluster.leaseTtl));
+    return r.string("prefix", c.cluster.prefix);
+  });
+}
+
+Status checkClusterEndpoints(const Config::Cluster& k) {
+  bool https = false;
+  for (const auto& e : k.etcd) {
+    const bool tls = e.rfind("https://", 0) == 0;
+    if (!tls && e.rfind("http://", 0) != 0) {
+      return invalidArgument("cluster.etcd \"" + e +
+                             "\": use https://host:port (http:// is for loopback only)");
+    }
+    https = https || tls;
+    QABOX_RETURN_IF_ERROR(parseHostPort(e.substr(tls ? 8 : 7), "cluster.etcd").status());
+  }
+  for (const auto& [key, path] : {std::pair{"cluster.ca", k.ca}, std::pair{"cluster.cert", k.cert},
+                                  std::pair{"cluster.key", k.key}}) {
+    if (path.empty() && https) {
+      return invalidArgument(std::string(key) +
+                             ": needed for TLS to etcd and between agents (a PEM file)");
+    }
+    if (!path.empty() && path.front() != '/') {
+      return invalidArgument(std::string(key) + " \"" + path + "\": must be an absolute path");
+    }
+  }
+  return Status::ok();
+}
+
+Status checkCluster(const Config& c) {
+  const auto& k = c.cluster;
+  if (!k.enabled()) return Status::ok();
+  QABOX_RETURN_IF_ERROR(checkClusterEndpoints(k));
+  if (!k.name.empty()) QABOX_RETURN_IF_ERROR(checkHostName(k.name, "cluster.name"));
+  for (const auto& [key, value] : {std::pair{"cluster.advertise_api", k.advertiseApi},
+                                   std::pair{"cluster.advertise_router", k.advertiseRouter}}) {
+    if (value.empty()) {
+      return invalidArgument(std::string(key) +
+                             ": needed with cluster.etcd: the host:port peers reach this host at");
+    }
+    QABOX_RETURN_IF_ERROR(checkListenAddress(key, value, false));
+  }
+  if (k.leaseTtl < std::chrono::seconds(2) || k.leaseTtl > std::chrono::minutes(5)) {
+    return invalidArgument("cluster.lease_ttl: must be between 2s and 5m");
+  }
+  if (k.prefix.size() < 2 || k.prefix.front() != '/' || k.prefix.back() != '/') {
+    return invalidArgument("cluster.prefix \"" + k.prefix + "\": must start and end with /");
+  }
+  return Status::ok();
+}
+
 Status readRepos(const toml::table& root, Config& c) {
   if (const toml::node* n = root.get("repos")) {
     const toml::array* arr = n->as_array();
@@ -707,6 +769,7 @@ Status validateConfig(const Config& c) {
   }
   QABOX_RETURN_IF_ERROR(checkRepos(c));
   QABOX_RETURN_IF_ERROR(checkMetricsAndLog(c));
+  QABOX_RETURN_IF_ERROR(checkCluster(c));
   return checkEvents(c);
 }
 
@@ -728,15 +791,26 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
   QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits",
                                            "containers", "storage", "deploy", "reaper", "events",
-                                           "repos", "webhooks", "metrics", "log"}));
+                                           "repos", "webhooks", "metrics", "log", "cluster"}));
 
-  for (auto* read :
-       {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers, readStorage,
-        readDeploy, readReaper, readEvents, readRepos, readWebhooks, readMetrics, readLog}) {
+  for (auto* read : {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers,
+                     readStorage, readDeploy, readReaper, readEvents, readRepos, readWebhooks,
+                     readMetrics, readLog, readCluster}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));
   return c;
+}
+
+std::string localHostName(const Config& config) {
+  if (!config.cluster.name.empty()) return config.cluster.name;
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "qabox";
+  std::string name(buf);
+  name = name.substr(0, name.find('.'));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return checkHostName(name, "host").isOk() ? name : "qabox";
 }
 
 Result<Config> loadConfig(const std::string& path) {

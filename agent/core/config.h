@@ -205,11 +205,31 @@ struct Config {
     std::string format = "text";
   } log;
 
+  // Many agents as one qabox, coordinated through etcd. Without etcd
+  // endpoints the agent is a host of its own and needs no etcd.
+  struct Cluster {
+    std::vector<std::string> etcd;  // https://host:port (http:// on loopback only)
+    // TLS to etcd and between agents: a CA all members trust, and this
+    // host's certificate (serverAuth and clientAuth) and key.
+    std::string ca, cert, key;
+    std::string name;             // a DNS label; "": the host's name
+    std::string advertiseApi;     // host:port where peers reach this host's API
+    std::string advertiseRouter;  // host:port where peers' routers forward requests
+    uint32_t capacity = 0;        // environments it takes; 0: limits.max_environments
+    std::chrono::milliseconds leaseTtl{10'000};
+    std::string prefix = "/qabox/";
+    bool enabled() const { return !etcd.empty(); }
+  } cluster;
+
   // The host part of router URLs: http://<slug>.<domain>, with the port when
   // the router does not listen on 80.
   std::string urlFor(std::string_view slug) const;
   const RepoConfig* findRepo(std::string_view nameOrUrl) const;
 };
+
+// This host's name in the cluster: cluster.name, else the first label of
+// the machine's host name, lower-case ("qabox" when that is no DNS label).
+std::string localHostName(const Config& config);
 
 // Parses and validates. Every error names the key and the problem:
 //   network.subnet "10.44.0.0/33": prefix length must be between 8 and 30

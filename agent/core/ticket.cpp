@@ -46,6 +46,19 @@ Result<Ticket> parseTicket(std::string_view text) {
   return t;
 }
 
+Status checkHostName(std::string_view name, std::string_view field) {
+  bool ok = !name.empty() && name.size() <= 63 &&
+            std::isalnum(static_cast<unsigned char>(name[0])) && name.back() != '-';
+  for (unsigned char c : name) {
+    if (!(std::islower(c) || std::isdigit(c) || c == '-')) ok = false;
+  }
+  if (!ok) {
+    return invalidArgument(std::string(field) + " " + quoteForMessage(name) +
+                           ": use lower-case letters, digits and '-' (one DNS label)");
+  }
+  return Status::ok();
+}
+
 Status checkImageName(std::string_view name) {
   if (name.empty()) return invalidArgument("image: must not be empty (for example busybox)");
   if (name.size() > 40) {

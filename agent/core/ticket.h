@@ -26,6 +26,9 @@ inline constexpr std::string_view kReservedLabel = "qabox";
 // digit, at most 63 characters (one DNS label), and not kReservedLabel.
 Result<Ticket> parseTicket(std::string_view text);
 
+// A host name as the cluster takes it: one DNS label, lower-case.
+Status checkHostName(std::string_view name, std::string_view field);
+
 // Image names: lower-case letters, digits and '-', starting with a letter.
 Status checkImageName(std::string_view name);
 

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <functional>
 
+#include "cluster/etcd_cluster.h"
 #include "daemon/metrics_sources.h"
 #include "daemon/options.h"
 #include "daemon/state_guard.h"
 #include "deploy/health.h"
+#include "lifecycle/host_facts.h"
 #include "server/unix_listener.h"
 #include "store/paths.h"
 
@@ -19,6 +21,7 @@ Status Agent::start() {
   QABOX_RETURN_IF_ERROR(recover());
   QABOX_RETURN_IF_ERROR(openSessions());
   QABOX_RETURN_IF_ERROR(startRouter());
+  QABOX_RETURN_IF_ERROR(startCluster());
   QABOX_RETURN_IF_ERROR(startApi());
   QABOX_RETURN_IF_ERROR(startDashboard());
   startBackground();
@@ -116,6 +119,46 @@ Status Agent::startMetrics() {
   return Status::ok();
 }
 
+Status Agent::startCluster() {
+  if (!config_.cluster.enabled()) return Status::ok();
+  auto etcd = cluster::makeEtcdKv(etcdOptions(config_));
+  if (!etcd) return etcd.status().withContext("cluster.etcd");
+  const cluster::ClusterOptions o = clusterOptions(config_);
+  cluster_ = cluster::makeEtcdCluster(o, std::move(*etcd));
+  // What placement reads of this host, sampled each time the lease is kept.
+  cluster::LocalHost local;
+  local.environments = [this] {
+    auto f = hostFacts(*store_, config_);
+    return f ? f->environments : 0u;
+  };
+  local.freeMemoryBytes = [this] {
+    auto f = hostFacts(*store_, config_);
+    return f ? f->memoryAvailableBytes.value_or(0) : 0;
+  };
+  local.freeDiskBytes = [this] {
+    auto f = hostFacts(*store_, config_);
+    return f ? f->diskFreeBytes.value_or(0) : 0;
+  };
+  local.images = [this] {
+    std::vector<std::string> names;
+    if (auto all = store_->listImages()) {
+      for (const auto& im : *all) {
+        if (im.current) names.push_back(im.name);
+      }
+    }
+    return names;
+  };
+  if (Status s = cluster_->start(local); !s.isOk()) {
+    // Serving its own environments does not wait for etcd; the cluster
+    // keeps trying and placements are refused until it answers.
+    spdlog::warn("cluster: {} (this host keeps serving its own environments)", s.toString());
+  } else {
+    spdlog::info("cluster: host {} registered with etcd ({} endpoints)", o.self.name,
+                 o.etcd.size());
+  }
+  return Status::ok();
+}
+
 Status Agent::startApi() {
   HostInfo host;
   host.requestsRouted = [this] { return usage_->requestsRouted(); };
@@ -142,6 +185,7 @@ Status Agent::startApi() {
   });
   service_->setReaper(reaper_.get());
   service_->setTokenDirectory(tokens_.get());
+  service_->setCluster(cluster_.get());
   if (metrics_) {
     service_->setMetrics(metrics_.get());
     reaper_->setMetrics(metrics_.get());
@@ -165,6 +209,8 @@ void Agent::stop() {
   // In-flight deploys run to their end (or the journal rolls them back on
   // the next start); containers keep running across agent restarts.
   api_.shutdown(std::chrono::seconds(60));
+  // Peers see this host gone at once, not a lease later.
+  if (cluster_) cluster_->stop();
   stopDashboard();
   if (schedule_) schedule_->stop();
   if (usage_) usage_->stop();

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "cluster/cluster.h"
 #include "core/config.h"
 #include "core/status.h"
 #include "daemon/api.h"
@@ -63,6 +64,7 @@ class Agent {
   Status openSessions();   // the session key, the token directory, the preview gate
   Status startRouter();    // with the lifecycle's Waker as its wake hook
   Status startMetrics();   // [metrics] listen, with the router's and the store's sources
+  Status startCluster();   // [cluster] etcd: this host registered, the map watched
   Status startApi();       // auth, service, reaper, the gRPC listeners
   void startBackground();  // router use, reaper, sleep and disk schedules
 
@@ -95,6 +97,9 @@ class Agent {
   std::unique_ptr<PreviewGate> gate_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<UsageRecorder> usage_;
+  // Before the service that asks it; stopped (its lease revoked) after the
+  // API stops taking calls.
+  std::unique_ptr<cluster::Cluster> cluster_;
   LocalPeers localPeers_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<QaboxService> service_;

@@ -89,4 +89,30 @@ StoreOptions storeOptions(const Config& config) {
   return o;
 }
 
+cluster::EtcdKvOptions etcdOptions(const Config& config) {
+  cluster::EtcdKvOptions o;
+  o.endpoints = config.cluster.etcd;
+  o.caFile = config.cluster.ca;
+  o.certFile = config.cluster.cert;
+  o.keyFile = config.cluster.key;
+  return o;
+}
+
+cluster::ClusterOptions clusterOptions(const Config& config) {
+  const auto& k = config.cluster;
+  cluster::ClusterOptions o;
+  o.etcd = k.etcd;
+  o.caFile = k.ca;
+  o.certFile = k.cert;
+  o.keyFile = k.key;
+  o.prefix = k.prefix;
+  o.leaseTtl = k.leaseTtl;
+  o.self.name = localHostName(config);
+  o.self.api = k.advertiseApi;
+  o.self.router = k.advertiseRouter;
+  o.self.version = QABOX_VERSION;
+  o.self.capacity = k.capacity > 0 ? k.capacity : config.limits.maxEnvironments;
+  return o;
+}
+
 }  // namespace qabox

@@ -4,6 +4,8 @@
 // a component reads only what its struct holds, and a test builds one from
 // a Config the same way the daemon does.
 
+#include "cluster/cluster.h"
+#include "cluster/kv.h"
 #include "core/config.h"
 #include "lifecycle/options.h"
 #include "proxy/router.h"
@@ -24,5 +26,8 @@ PreviewGateOptions previewGateOptions(const Config& config);
 // idmapped mounts work here (Agent::checkIdmaps).
 LxcRuntimeOptions runtimeOptions(const Config& config);
 StoreOptions storeOptions(const Config& config);
+// [cluster]: the client to etcd, and this host as the cluster knows it.
+cluster::EtcdKvOptions etcdOptions(const Config& config);
+cluster::ClusterOptions clusterOptions(const Config& config);
 
 }  // namespace qabox

@@ -81,6 +81,8 @@ inline constexpr RpcAccess kRpcAccess[] = {
     {"ListTokens", kOpsOnly},
     {"RevokeToken", kOpsOnly},
     {"CheckInvariants", kOpsOnly},
+    {"ListHosts", kAnyRole},
+    {"DrainHost", kOpsOnly},
 };
 
 inline constexpr std::string_view kServicePrefix = "/qabox.v1.Qabox/";

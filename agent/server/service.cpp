@@ -202,8 +202,30 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   QABOX_VALID(req);
   DeployInput in = deployInputOf(*req);
   in.actor = caller.name;
-  return streamDeploy(writer,
-                      [&](const ProgressFn& progress) { return envs_.deploy(in, progress); });
+  if (!cluster_) {
+    return streamDeploy(writer,
+                        [&](const ProgressFn& progress) { return envs_.deploy(in, progress); });
+  }
+  // In a cluster the ticket's one owner is claimed in etcd first.
+  const std::string slug = parseTicket(req->ticket())->slug;
+  const std::string image = in.spec.image.empty() ? config_.defaultImage : in.spec.image;
+  auto owner = cluster_->place(req->ticket(), slug, image, req->host());
+  if (!owner) return toGrpc(owner.status());
+  if (owner->host != cluster_->self()) {
+    auto h = cluster_->host(owner->host);
+    return toGrpc(failedPrecondition(req->ticket() + " lives on host " + owner->host + " (" +
+                                     (h ? h->facts.api : std::string("address unknown")) +
+                                     "): deploy it there"));
+  }
+  grpc::Status s =
+      streamDeploy(writer, [&](const ProgressFn& progress) { return envs_.deploy(in, progress); });
+  // A first deploy that left nothing here gives the ticket back.
+  if (!envs_.get(req->ticket())) {
+    if (Status r = cluster_->release(slug); !r.isOk()) {
+      spdlog::warn("cluster: releasing {}: {}", slug, r.toString());
+    }
+  }
+  return s;
 }
 
 grpc::Status QaboxService::RedeployEnvironment(grpc::ServerContext* ctx,
@@ -290,6 +312,11 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
   QABOX_VALID(req);
   Status s = envs_.remove(req->ticket(), caller.name);
   if (!s.isOk()) return toGrpc(s);
+  if (cluster_) {
+    if (Status r = cluster_->release(parseTicket(req->ticket())->slug); !r.isOk()) {
+      spdlog::warn("cluster: releasing {}: {}", req->ticket(), r.toString());
+    }
+  }
   resp->set_ticket(req->ticket());
   return grpc::Status::OK;
 }
@@ -441,6 +468,73 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::Get
   resp->set_subnet(c.network.subnet);
   resp->set_domain(c.routing.domain);
   if (host_.requestsRouted) resp->set_requests_routed(host_.requestsRouted());
+  return grpc::Status::OK;
+}
+
+namespace {
+
+void toProto(const cluster::HostView& h, v1::Host* out) {
+  out->set_name(h.facts.name);
+  out->set_state(std::string(cluster::hostStateName(h.state)));
+  out->set_api(h.facts.api);
+  out->set_router(h.facts.router);
+  out->set_version(h.facts.version);
+  out->set_capacity(h.facts.capacity);
+  out->set_environments(h.facts.environments);
+  out->set_memory_free_bytes(h.facts.freeMemoryBytes);
+  out->set_disk_free_bytes(h.facts.freeDiskBytes);
+  for (const auto& im : h.facts.images) out->add_images(im);
+  out->set_self(h.self);
+  if (h.facts.startedAtUnix > 0) {
+    *out->mutable_started_at() = TimeUtil::SecondsToTimestamp(h.facts.startedAtUnix);
+  }
+}
+
+}  // namespace
+
+grpc::Status QaboxService::ListHosts(grpc::ServerContext* ctx, const v1::ListHostsRequest*,
+                                     v1::ListHostsResponse* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  if (cluster_) {
+    resp->set_clustered(true);
+    resp->set_etcd_connected(cluster_->connected());
+    for (const auto& h : cluster_->hosts()) toProto(h, resp->add_hosts());
+    return grpc::Status::OK;
+  }
+  // A host of its own: itself, always up.
+  auto facts = hostFacts(store_, config_);
+  if (!facts) return toGrpc(facts.status());
+  cluster::HostView self;
+  self.self = true;
+  self.facts.name = localHostName(config_);
+  self.facts.version = QABOX_VERSION;
+  self.facts.capacity = facts->maxEnvironments;
+  self.facts.environments = facts->environments;
+  self.facts.freeMemoryBytes = facts->memoryAvailableBytes.value_or(0);
+  self.facts.freeDiskBytes = facts->diskFreeBytes.value_or(0);
+  toProto(self, resp->add_hosts());
+  return grpc::Status::OK;
+}
+
+grpc::Status QaboxService::DrainHost(grpc::ServerContext* ctx, const v1::DrainHostRequest* req,
+                                     v1::Host* resp) {
+  QABOX_AUTHORIZED(caller, ctx);
+  QABOX_VALID(req);
+  if (!cluster_) {
+    return toGrpc(failedPrecondition(
+        "this host is not in a cluster ([cluster] etcd): there is no placement to drain"));
+  }
+  Status s = cluster_->setDraining(req->name(), !req->undrain());
+  audit_.record("", req->undrain() ? "host.undrain" : "host.drain", caller.name,
+                s.isOk() ? "ok" : "error", s.isOk() ? req->name() : s.message());
+  if (!s.isOk()) return toGrpc(s);
+  auto h = cluster_->host(req->name());
+  if (!h) return toGrpc(notFound("host " + req->name() + " is not a member of the cluster"));
+  // The watch may not have brought the change back yet: say what was asked.
+  if (h->state != cluster::HostState::kDown) {
+    h->state = req->undrain() ? cluster::HostState::kUp : cluster::HostState::kDraining;
+  }
+  toProto(*h, resp);
   return grpc::Status::OK;
 }
 

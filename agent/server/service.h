@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 
+#include "cluster/cluster.h"
 #include "core/clock.h"
 #include "lifecycle/audit.h"
 #include "lifecycle/manager.h"
@@ -79,6 +80,10 @@ class QaboxService final : public v1::Qabox::Service {
                            v1::RevokeTokenResponse* resp) override;
   grpc::Status CheckInvariants(grpc::ServerContext* ctx, const v1::CheckInvariantsRequest* req,
                                v1::CheckInvariantsResponse* resp) override;
+  grpc::Status ListHosts(grpc::ServerContext* ctx, const v1::ListHostsRequest* req,
+                         v1::ListHostsResponse* resp) override;
+  grpc::Status DrainHost(grpc::ServerContext* ctx, const v1::DrainHostRequest* req,
+                         v1::Host* resp) override;
 
   void setReaper(Reaper* reaper) { reaper_ = reaper; }
   // Image builds are counted there; may be null.
@@ -86,6 +91,9 @@ class QaboxService final : public v1::Qabox::Service {
   // Told of every token made or revoked, so sessions signed with a revoked
   // token end at once.
   void setTokenDirectory(TokenDirectory* tokens) { tokens_ = tokens; }
+  // The cluster this host is a member of ([cluster] etcd); null: a host of
+  // its own.
+  void setCluster(cluster::Cluster* cluster) { cluster_ = cluster; }
 
  private:
   // The caller of this call, or the status to end it with.
@@ -108,6 +116,7 @@ class QaboxService final : public v1::Qabox::Service {
   Reaper* reaper_ = nullptr;
   Metrics* metrics_ = nullptr;
   TokenDirectory* tokens_ = nullptr;
+  cluster::Cluster* cluster_ = nullptr;
 };
 
 }  // namespace qabox

@@ -59,6 +59,7 @@ DeployInput deployInputOf(const v1::DeployRequest& req) {
 }
 
 Status validate(const v1::DeployRequest& req, const Config& config) {
+  if (!req.host().empty()) QABOX_RETURN_IF_ERROR(checkHostName(req.host(), "host"));
   if (req.has_ttl())
     QABOX_RETURN_IF_ERROR(checkDuration("ttl", req.ttl(), kMaxTtl, "48h").status());
   return checkDeployInput(deployInputOf(req), config);
@@ -139,6 +140,10 @@ Status validate(const v1::CreateTokenRequest& req, const Config&) {
 
 Status validate(const v1::RevokeTokenRequest& req, const Config&) {
   return checkTokenName(req.name());
+}
+
+Status validate(const v1::DrainHostRequest& req, const Config&) {
+  return checkHostName(req.name(), "host");
 }
 
 }  // namespace qabox

@@ -52,5 +52,6 @@ Status validate(const v1::DeleteImageRequest& req, const Config& config);
 Status validate(const v1::ListEventsRequest& req, const Config& config);
 Status validate(const v1::CreateTokenRequest& req, const Config& config);
 Status validate(const v1::RevokeTokenRequest& req, const Config& config);
+Status validate(const v1::DrainHostRequest& req, const Config& config);
 
 }  // namespace qabox

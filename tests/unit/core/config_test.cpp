@@ -5,6 +5,21 @@
 namespace qabox {
 namespace {
 
+// Each config is refused with INVALID_ARGUMENT, saying what it must.
+struct Refused {
+  std::string toml;
+  std::string mustSay;
+};
+void expectRefused(const std::vector<Refused>& cases) {
+  for (const auto& c : cases) {
+    auto res = parseConfig(c.toml);
+    ASSERT_FALSE(res.isOk()) << c.toml;
+    EXPECT_EQ(res.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(res.status().message().find(c.mustSay), std::string::npos)
+        << "for " << c.toml << " got: " << res.status().message();
+  }
+}
+
 TEST(Config, DefaultConfigParses) {
   auto c = parseConfig(defaultConfigToml());
   ASSERT_TRUE(c.isOk()) << c.status().toString();
@@ -334,12 +349,8 @@ TEST(Config, ReadsTheWebhookKeys) {
 }
 
 TEST(Config, WebhookErrorsNameTheKey) {
-  struct Case {
-    std::string toml;
-    std::string mustSay;
-  };
   std::string r = kHookRepo;
-  std::vector<Case> cases = {
+  std::vector<Refused> cases = {
       {r + "on_merged = \"delete\"",
        "repos.on_merged \"delete\" (repo shop): must be reclaim or ignore"},
       {r + "on_closed = \"reclaim!\"", "repos.on_closed"},
@@ -364,13 +375,50 @@ TEST(Config, WebhookErrorsNameTheKey) {
       {"[webhooks]\nworkers = 100", "webhooks.workers"},
       {"[webhooks]\nlisten = \":9000\"", "webhooks.listen: unknown key"},
   };
-  for (const auto& c : cases) {
-    auto res = parseConfig(c.toml);
-    ASSERT_FALSE(res.isOk()) << c.toml;
-    EXPECT_EQ(res.status().code(), Code::kInvalidArgument);
-    EXPECT_NE(res.status().message().find(c.mustSay), std::string::npos)
-        << "for " << c.toml << " got: " << res.status().message();
-  }
+  expectRefused(cases);
+}
+
+constexpr const char* kCluster =
+    "[cluster]\netcd = [\"https://10.0.0.5:2379\", \"https://10.0.0.6:2379\"]\n"
+    "ca = \"/etc/qabox/cluster/ca.crt\"\ncert = \"/etc/qabox/cluster/host.crt\"\n"
+    "key = \"/etc/qabox/cluster/host.key\"\n"
+    "advertise_api = \"10.0.0.5:7444\"\nadvertise_router = \"10.0.0.5:80\"\n";
+
+TEST(ConfigCluster, OffByDefaultAndEveryKeyRead) {
+  auto plain = parseConfig("");
+  ASSERT_TRUE(plain.isOk());
+  EXPECT_FALSE(plain->cluster.enabled());
+  auto c = parseConfig(std::string(kCluster) +
+                       "name = \"qa-1\"\ncapacity = 40\nlease_ttl = \"5s\"\nprefix = \"/q/\"\n");
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  EXPECT_TRUE(c->cluster.enabled());
+  EXPECT_EQ(c->cluster.etcd.size(), 2u);
+  EXPECT_EQ(c->cluster.name, "qa-1");
+  EXPECT_EQ(c->cluster.capacity, 40u);
+  EXPECT_EQ(c->cluster.leaseTtl, std::chrono::seconds(5));
+  EXPECT_EQ(c->cluster.advertiseRouter, "10.0.0.5:80");
+  EXPECT_EQ(c->cluster.prefix, "/q/");
+}
+
+TEST(ConfigCluster, BadValuesNameTheKey) {
+  const std::string k = kCluster;
+  std::vector<Refused> cases = {
+      {"[cluster]\netcd = [\"10.0.0.5:2379\"]", "cluster.etcd \"10.0.0.5:2379\": use https://"},
+      {"[cluster]\netcd = [\"https://10.0.0.5:2379\"]", "cluster.ca: needed"},
+      {k + "name = \"QA_1\"", "cluster.name \"QA_1\": use lower-case letters"},
+      {k + "lease_ttl = \"1s\"", "cluster.lease_ttl: must be between 2s and 5m"},
+      {k + "prefix = \"qabox\"", "cluster.prefix \"qabox\""},
+      {k + "capacity = -1", "cluster.capacity"},
+      {k + "etcd_endpoints = []", "cluster.etcd_endpoints: unknown key"},
+      {"[cluster]\netcd = [\"https://a:1\"]\nca = \"ca.crt\"\ncert = \"/c\"\nkey = \"/k\"",
+       "cluster.ca \"ca.crt\": must be an absolute path"},
+      {"[cluster]\netcd = [\"https://a:1\"]\nca = \"/a\"\ncert = \"/c\"\nkey = \"/k\"",
+       "cluster.advertise_api: needed"},
+      {"[cluster]\netcd = \"https://a:1\"\nca = \"/a\"\ncert = \"/c\"\nkey = \"/k\"\n"
+       "advertise_api = \"a:1\"",
+       "cluster.advertise_router: needed"},
+  };
+  expectRefused(cases);
 }
 
 }  // namespace
