@@ -118,7 +118,13 @@ void EtcdFixture::spawn(Member& m) {
   const std::string client = "https://127.0.0.1:" + std::to_string(m.clientPort);
   const std::string peer = "https://127.0.0.1:" + std::to_string(m.peerPort);
   const std::string pki = dir_ + "/pki";
-  m.pid = spawnLogged({kEtcd,
+  // setpriv: a member dies with the test even when the test is killed
+  // (a ctest timeout), instead of holding its ports and data dir.
+  m.pid = spawnLogged({"/usr/bin/setpriv",
+                       "--pdeathsig",
+                       "KILL",
+                       "--",
+                       kEtcd,
                        "--name",
                        m.name,
                        "--data-dir",
