@@ -216,6 +216,10 @@ Status awaitServices(const std::string& upper, const std::vector<std::string>& s
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string waiting = "qabox-init wrote no " + std::string(supervise::kStatusFile);
   std::string waitingName = services.front();
+  // Ready on two looks in a row, a poll apart: a service without a ready
+  // check is ready the moment it starts, and one that exits at once would
+  // pass on a first look taken before it died.
+  bool readyOnce = false;
   for (;;) {
     auto status = readInitStatus(upper);
     if (!status && status.status().code() != Code::kNotFound) {
@@ -228,14 +232,17 @@ Status awaitServices(const std::string& upper, const std::vector<std::string>& s
       if (!st.failed.empty()) {
         return serviceFailed(Code::kFailedPrecondition, upper, st.failed, st.failedName);
       }
-      if (st.waiting.empty()) return Status::ok();
-      waiting = st.waiting;
-      waitingName = st.waitingName;
+      if (st.waiting.empty() && readyOnce) return Status::ok();
+      readyOnce = st.waiting.empty();
+      if (!readyOnce) {
+        waiting = st.waiting;
+        waitingName = st.waitingName;
+      }
     }
     if (breach) {
       if (std::string b = breach(); !b.empty()) return resourceExhausted(b);
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (std::chrono::steady_clock::now() >= deadline && !readyOnce) {
       return serviceFailed(
           Code::kDeadlineExceeded, upper,
           waiting + ", not ready within " + std::to_string(timeout.count() / 1000) + "s",
