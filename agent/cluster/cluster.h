@@ -62,12 +62,11 @@ struct ClusterOptions {
   HostFacts self;                                // name, api, router, version, capacity
 };
 
-// What the cluster asks of the local agent (never blocks long).
+// What the cluster asks of the local agent each time it keeps its lease
+// (never blocks long): one sample of what changes, filled into `facts`
+// (environments, free memory and disk, images).
 struct LocalHost {
-  std::function<uint32_t()> environments;
-  std::function<uint64_t()> freeMemoryBytes;
-  std::function<uint64_t()> freeDiskBytes;
-  std::function<std::vector<std::string>()> images;
+  std::function<void(HostFacts& facts)> sample;
 };
 
 class Cluster {

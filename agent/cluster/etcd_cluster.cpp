@@ -263,10 +263,7 @@ Status EtcdCluster::setDraining(const std::string& host, bool draining) {
 
 HostFacts EtcdCluster::currentFacts() const {
   HostFacts f = o_.self;
-  if (local_.environments) f.environments = local_.environments();
-  if (local_.freeMemoryBytes) f.freeMemoryBytes = local_.freeMemoryBytes();
-  if (local_.freeDiskBytes) f.freeDiskBytes = local_.freeDiskBytes();
-  if (local_.images) f.images = local_.images();
+  if (local_.sample) local_.sample(f);
   return f;
 }
 

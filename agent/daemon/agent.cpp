@@ -125,28 +125,20 @@ Status Agent::startCluster() {
   if (!etcd) return etcd.status().withContext("cluster.etcd");
   const cluster::ClusterOptions o = clusterOptions(config_);
   cluster_ = cluster::makeEtcdCluster(o, std::move(*etcd));
-  // What placement reads of this host, sampled each time the lease is kept.
+  // What placement reads of this host, sampled each time the lease is kept:
+  // one read of the host's facts and one of its images.
   cluster::LocalHost local;
-  local.environments = [this] {
-    auto f = hostFacts(*store_, config_);
-    return f ? f->environments : 0u;
-  };
-  local.freeMemoryBytes = [this] {
-    auto f = hostFacts(*store_, config_);
-    return f ? f->memoryAvailableBytes.value_or(0) : 0;
-  };
-  local.freeDiskBytes = [this] {
-    auto f = hostFacts(*store_, config_);
-    return f ? f->diskFreeBytes.value_or(0) : 0;
-  };
-  local.images = [this] {
-    std::vector<std::string> names;
+  local.sample = [this](cluster::HostFacts& out) {
+    if (auto f = hostFacts(*store_, config_)) {
+      out.environments = f->environments;
+      out.freeMemoryBytes = f->memoryAvailableBytes.value_or(0);
+      out.freeDiskBytes = f->diskFreeBytes.value_or(0);
+    }
     if (auto all = store_->listImages()) {
       for (const auto& im : *all) {
-        if (im.current) names.push_back(im.name);
+        if (im.current) out.images.push_back(im.name);
       }
     }
-    return names;
   };
   if (Status s = cluster_->start(local); !s.isOk()) {
     // Serving its own environments does not wait for etcd; the cluster

@@ -135,7 +135,7 @@ class ClusterOnEtcd : public ::testing::Test {
     o.self.capacity = capacity;
     h.cluster = cluster::makeEtcdCluster(o, std::move(cut));
     cluster::LocalHost local;
-    local.environments = [] { return 0u; };
+    local.sample = [](cluster::HostFacts& f) { f.environments = 0; };
     Status s = h.cluster->start(local);
     EXPECT_TRUE(s.isOk()) << s.toString();
     return *h.cluster;
@@ -340,7 +340,7 @@ TEST(LxcClusterAgent, RegistersListsDrainsAndKeepsOneOwnerPerTicket) {
   co.self.capacity = 1;
   auto other = cluster::makeEtcdCluster(co, std::move(*kv));
   cluster::LocalHost local;
-  local.environments = [] { return 0u; };
+  local.sample = [](cluster::HostFacts& f) { f.environments = 0; };
   ASSERT_TRUE(other->start(local).isOk());
 
   ASSERT_TRUE(eventually([&] {

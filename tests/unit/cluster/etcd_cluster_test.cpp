@@ -42,7 +42,7 @@ class ClusterTest : public ::testing::Test {
                                   uint32_t envs = 0) {
     auto c = makeEtcdCluster(options(name, capacity), kv_.client());
     LocalHost local;
-    local.environments = [envs] { return envs; };
+    local.sample = [envs](HostFacts& f) { f.environments = envs; };
     EXPECT_TRUE(c->start(local).isOk());
     return c;
   }
