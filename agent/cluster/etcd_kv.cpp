@@ -4,32 +4,18 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 #include "cluster/kv.h"
 #include "core/endpoint.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "sys/pem.h"
 
 namespace qabox::cluster {
 namespace {
 
 namespace pb = etcdserverpb;
-
-constexpr size_t kMaxTlsFileBytes = 1 << 20;
-
-Result<std::string> readPem(const std::string& path, const std::string& field) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return invalidArgument(field + " \"" + path + "\": cannot be read");
-  std::string out(kMaxTlsFileBytes + 1, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<size_t>(in.gcount()));
-  if (out.size() > kMaxTlsFileBytes)
-    return invalidArgument(field + " \"" + path + "\": over 1 MiB");
-  return out;
-}
 
 bool isLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -407,9 +393,9 @@ Result<std::unique_ptr<Kv>> makeEtcdKv(const EtcdKvOptions& o) {
       return invalidArgument("cluster.ca, cluster.cert and cluster.key go together");
     }
     grpc::SslCredentialsOptions ssl;
-    QABOX_ASSIGN_OR_RETURN(ssl.pem_root_certs, readPem(o.caFile, "cluster.ca"));
-    QABOX_ASSIGN_OR_RETURN(ssl.pem_cert_chain, readPem(o.certFile, "cluster.cert"));
-    QABOX_ASSIGN_OR_RETURN(ssl.pem_private_key, readPem(o.keyFile, "cluster.key"));
+    QABOX_ASSIGN_OR_RETURN(ssl.pem_root_certs, readPem("cluster.ca", o.caFile));
+    QABOX_ASSIGN_OR_RETURN(ssl.pem_cert_chain, readPem("cluster.cert", o.certFile));
+    QABOX_ASSIGN_OR_RETURN(ssl.pem_private_key, readPem("cluster.key", o.keyFile));
     tls = grpc::SslCredentials(ssl);
   }
   std::vector<std::unique_ptr<Endpoint>> endpoints;

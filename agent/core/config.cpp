@@ -679,6 +679,7 @@ Status readCluster(const toml::table& root, Config& c) {
     QABOX_RETURN_IF_ERROR(r.string("name", c.cluster.name));
     QABOX_RETURN_IF_ERROR(r.string("advertise_api", c.cluster.advertiseApi));
     QABOX_RETURN_IF_ERROR(r.string("advertise_router", c.cluster.advertiseRouter));
+    QABOX_RETURN_IF_ERROR(r.string("peer_listen", c.cluster.peerListen));
     QABOX_RETURN_IF_ERROR(r.count("capacity", c.cluster.capacity, 0, 1'000'000));
     QABOX_RETURN_IF_ERROR(r.duration("lease_ttl", c.cluster.leaseTtl));
     return r.string("prefix", c.cluster.prefix);
@@ -686,21 +687,19 @@ Status readCluster(const toml::table& root, Config& c) {
 }
 
 Status checkClusterEndpoints(const Config::Cluster& k) {
-  bool https = false;
   for (const auto& e : k.etcd) {
     const bool tls = e.rfind("https://", 0) == 0;
     if (!tls && e.rfind("http://", 0) != 0) {
       return invalidArgument("cluster.etcd \"" + e +
                              "\": use https://host:port (http:// is for loopback only)");
     }
-    https = https || tls;
     QABOX_RETURN_IF_ERROR(parseHostPort(e.substr(tls ? 8 : 7), "cluster.etcd").status());
   }
   for (const auto& [key, path] : {std::pair{"cluster.ca", k.ca}, std::pair{"cluster.cert", k.cert},
                                   std::pair{"cluster.key", k.key}}) {
-    if (path.empty() && https) {
+    if (path.empty()) {
       return invalidArgument(std::string(key) +
-                             ": needed for TLS to etcd and between agents (a PEM file)");
+                             ": needed for TLS between agents (and to etcd): a PEM file");
     }
     if (!path.empty() && path.front() != '/') {
       return invalidArgument(std::string(key) + " \"" + path + "\": must be an absolute path");
@@ -721,6 +720,9 @@ Status checkCluster(const Config& c) {
                              ": needed with cluster.etcd: the host:port peers reach this host at");
     }
     QABOX_RETURN_IF_ERROR(checkListenAddress(key, value, false));
+  }
+  if (!k.peerListen.empty()) {
+    QABOX_RETURN_IF_ERROR(checkListenAddress("cluster.peer_listen", k.peerListen, false));
   }
   if (k.leaseTtl < std::chrono::seconds(2) || k.leaseTtl > std::chrono::minutes(5)) {
     return invalidArgument("cluster.lease_ttl: must be between 2s and 5m");

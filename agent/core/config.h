@@ -212,8 +212,11 @@ struct Config {
     // TLS to etcd and between agents: a CA all members trust, and this
     // host's certificate (serverAuth and clientAuth) and key.
     std::string ca, cert, key;
-    std::string name;             // a DNS label; "": the host's name
-    std::string advertiseApi;     // host:port where peers reach this host's API
+    std::string name;          // a DNS label; "": the host's name
+    std::string advertiseApi;  // host:port where peers reach this host's API
+    // Where this host serves its peers (mTLS, certificates signed by `ca`
+    // only): calls forwarded to the tickets it owns. "": advertise_api.
+    std::string peerListen;
     std::string advertiseRouter;  // host:port where peers' routers forward requests
     uint32_t capacity = 0;        // environments it takes; 0: limits.max_environments
     std::chrono::milliseconds leaseTtl{10'000};

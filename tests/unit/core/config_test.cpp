@@ -389,7 +389,8 @@ TEST(ConfigCluster, OffByDefaultAndEveryKeyRead) {
   ASSERT_TRUE(plain.isOk());
   EXPECT_FALSE(plain->cluster.enabled());
   auto c = parseConfig(std::string(kCluster) +
-                       "name = \"qa-1\"\ncapacity = 40\nlease_ttl = \"5s\"\nprefix = \"/q/\"\n");
+                       "name = \"qa-1\"\ncapacity = 40\nlease_ttl = \"5s\"\nprefix = \"/q/\"\n"
+                       "peer_listen = \"0.0.0.0:7444\"\n");
   ASSERT_TRUE(c.isOk()) << c.status().message();
   EXPECT_TRUE(c->cluster.enabled());
   EXPECT_EQ(c->cluster.etcd.size(), 2u);
@@ -398,6 +399,7 @@ TEST(ConfigCluster, OffByDefaultAndEveryKeyRead) {
   EXPECT_EQ(c->cluster.leaseTtl, std::chrono::seconds(5));
   EXPECT_EQ(c->cluster.advertiseRouter, "10.0.0.5:80");
   EXPECT_EQ(c->cluster.prefix, "/q/");
+  EXPECT_EQ(c->cluster.peerListen, "0.0.0.0:7444");
 }
 
 TEST(ConfigCluster, BadValuesNameTheKey) {
@@ -410,6 +412,9 @@ TEST(ConfigCluster, BadValuesNameTheKey) {
       {k + "prefix = \"qabox\"", "cluster.prefix \"qabox\""},
       {k + "capacity = -1", "cluster.capacity"},
       {k + "etcd_endpoints = []", "cluster.etcd_endpoints: unknown key"},
+      {k + "peer_listen = \"7444\"", "cluster.peer_listen"},
+      // Peers speak mTLS even when etcd is plain http on loopback.
+      {"[cluster]\netcd = [\"http://127.0.0.1:2379\"]", "cluster.ca: needed"},
       {"[cluster]\netcd = [\"https://a:1\"]\nca = \"ca.crt\"\ncert = \"/c\"\nkey = \"/k\"",
        "cluster.ca \"ca.crt\": must be an absolute path"},
       {"[cluster]\netcd = [\"https://a:1\"]\nca = \"/a\"\ncert = \"/c\"\nkey = \"/k\"",
