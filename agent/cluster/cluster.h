@@ -92,9 +92,22 @@ class Cluster {
   // kNotFound when `wanted` is not a member.
   virtual Result<Owner> place(const std::string& ticket, const std::string& slug,
                               const std::string& image, const std::string& wanted) = 0;
+  // An environment this host has that the map does not name (made before
+  // the host joined, or its entry lost) is claimed for this host, draining
+  // or not; the owner it has when another host got there first.
+  virtual Result<Owner> claim(const std::string& ticket, const std::string& slug) = 0;
   // The owner deleted the ticket's environment: its map entry goes, if it is
   // still this host's.
   virtual Status release(const std::string& slug) = 0;
+  // A ticket whose host is down leaves the map (deleted while LOST), if
+  // that host still owns it; kFailedPrecondition when its host is up. The
+  // host is told (key <prefix>gone/<slug>) so that it reclaims the old
+  // container when it comes back instead of claiming the ticket again.
+  virtual Status forgetLost(const std::string& slug) = 0;
+  // Tickets deleted while LOST, with the host that had them (Owner::host).
+  virtual std::vector<Owner> forgotten() const = 0;
+  // That host reclaimed the container: the mark goes.
+  virtual Status clearForgotten(const std::string& slug) = 0;
   virtual Status setDraining(const std::string& host, bool draining) = 0;
 
   // Called (from the cluster's own thread) after the cache changed: hosts or

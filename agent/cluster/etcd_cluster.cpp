@@ -33,7 +33,8 @@ class EtcdCluster final : public Cluster {
         kv_(std::move(kv)),
         hostsPrefix_(o_.prefix + "hosts/"),
         ticketsPrefix_(o_.prefix + "tickets/"),
-        drainPrefix_(o_.prefix + "drain/") {}
+        drainPrefix_(o_.prefix + "drain/"),
+        gonePrefix_(o_.prefix + "gone/") {}
   ~EtcdCluster() override { stop(); }
 
   const std::string& self() const override { return o_.self.name; }
@@ -68,7 +69,21 @@ class EtcdCluster final : public Cluster {
 
   Result<Owner> place(const std::string& ticket, const std::string& slug, const std::string& image,
                       const std::string& wanted) override;
+  Result<Owner> claim(const std::string& ticket, const std::string& slug) override;
   Status release(const std::string& slug) override;
+  Status forgetLost(const std::string& slug) override;
+  std::vector<Owner> forgotten() const override {
+    std::lock_guard lock(mu_);
+    std::vector<Owner> out;
+    for (const auto& [slug, host] : gone_) out.push_back({slug, slug, host, 0});
+    return out;
+  }
+  Status clearForgotten(const std::string& slug) override {
+    if (Status s = kv_->remove(gonePrefix_ + slug); !s.isOk()) return unreachable(s);
+    std::lock_guard lock(mu_);
+    gone_.erase(slug);
+    return Status::ok();
+  }
   Status setDraining(const std::string& host, bool draining) override;
 
   void onChange(std::function<void()> fn) override {
@@ -101,7 +116,7 @@ class EtcdCluster final : public Cluster {
 
   ClusterOptions o_;
   std::unique_ptr<Kv> kv_;
-  const std::string hostsPrefix_, ticketsPrefix_, drainPrefix_;
+  const std::string hostsPrefix_, ticketsPrefix_, drainPrefix_, gonePrefix_;
   LocalHost local_;
 
   mutable std::mutex mu_;
@@ -109,6 +124,7 @@ class EtcdCluster final : public Cluster {
   std::map<std::string, HostFacts> seen_;  // every host seen since start
   std::map<std::string, Owner> owners_;    // by slug
   std::set<std::string> draining_;
+  std::map<std::string, std::string> gone_;  // slug -> the host that had it
   std::function<void()> onChange_;
 
   std::atomic<bool> connected_{false};
@@ -228,6 +244,26 @@ Result<Owner> EtcdCluster::place(const std::string& ticket, const std::string& s
   return aborted("ticket " + ticket + ": its owner changed under every attempt; try again");
 }
 
+Result<Owner> EtcdCluster::claim(const std::string& ticket, const std::string& slug) {
+  const std::string key = ticketsPrefix_ + slug;
+  const std::string value =
+      encodeTicket({ticket, self(), static_cast<int64_t>(std::time(nullptr))});
+  auto created = kv_->createIfAbsent(key, value);
+  if (!created) return unreachable(created.status());
+  Owner o{slug, ticket, self(), 0};
+  if (created->has_value()) {
+    auto entry = decodeTicket((*created)->value);
+    if (!entry)
+      return failedPrecondition("ticket " + ticket + ": its map entry is not one of ours");
+    o = {slug, entry->ticket, entry->host, (*created)->modRevision};
+  } else if (auto now = kv_->get(key); now && now->has_value()) {
+    o.modRevision = (*now)->modRevision;
+  }
+  std::lock_guard lock(mu_);
+  owners_[slug] = o;
+  return o;
+}
+
 Status EtcdCluster::release(const std::string& slug) {
   const std::string key = ticketsPrefix_ + slug;
   auto cur = kv_->get(key);
@@ -240,6 +276,32 @@ Status EtcdCluster::release(const std::string& slug) {
   auto removed = kv_->removeIfRevision(key, (*cur)->modRevision);
   if (!removed) return unreachable(removed.status());
   if (!*removed) return aborted("ticket " + slug + " changed while it was released; try again");
+  std::lock_guard lock(mu_);
+  owners_.erase(slug);
+  return Status::ok();
+}
+
+Status EtcdCluster::forgetLost(const std::string& slug) {
+  const std::string key = ticketsPrefix_ + slug;
+  auto cur = kv_->get(key);
+  if (!cur) return unreachable(cur.status());
+  if (!cur->has_value()) return Status::ok();
+  auto entry = decodeTicket((*cur)->value);
+  {
+    std::lock_guard lock(mu_);
+    if (entry && live_.count(entry->host)) {
+      return failedPrecondition("ticket " + entry->ticket + " lives on host " + entry->host +
+                                ", which is up: delete it there");
+    }
+  }
+  // The mark first: a host that comes back between the two writes finds it
+  // and the entry, and keeps the entry's word until the entry goes.
+  if (entry) {
+    if (Status s = kv_->put(gonePrefix_ + slug, entry->host, 0); !s.isOk()) return unreachable(s);
+  }
+  auto removed = kv_->removeIfRevision(key, (*cur)->modRevision);
+  if (!removed) return unreachable(removed.status());
+  if (!*removed) return aborted("ticket " + slug + " changed while it was removed; try again");
   std::lock_guard lock(mu_);
   owners_.erase(slug);
   return Status::ok();
@@ -321,6 +383,7 @@ Result<int64_t> EtcdCluster::loadAll() {
     live_.clear();
     owners_.clear();
     draining_.clear();
+    gone_.clear();
     for (const auto& kv : all.kvs) apply({false, kv});
     for (auto& [slug, o] : newer) owners_[slug] = std::move(o);
   }
@@ -361,6 +424,13 @@ void EtcdCluster::apply(const KvEvent& ev) {
       return;
     }
     owners_[slug] = {slug, t->ticket, t->host, ev.kv.modRevision};
+  } else if (under(gonePrefix_)) {
+    const std::string slug = key.substr(gonePrefix_.size());
+    if (ev.deleted) {
+      gone_.erase(slug);
+    } else if (checkHostName(ev.kv.value, "gone").isOk()) {
+      gone_[slug] = ev.kv.value;
+    }
   } else if (under(drainPrefix_)) {
     const std::string name = key.substr(drainPrefix_.size());
     if (ev.deleted) {

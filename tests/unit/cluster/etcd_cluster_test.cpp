@@ -233,5 +233,44 @@ TEST_F(ClusterTest, ReleaseRemovesOnlyThisHostsEntry) {
   EXPECT_TRUE(a->release("never").isOk());
 }
 
+// Deleted while its host is down: the entry goes, and the host is told (a
+// mark) so that it reclaims the container when it comes back rather than
+// claiming the ticket again. A live host's ticket is not forgotten.
+TEST_F(ClusterTest, ALostTicketIsForgottenWithAMarkForItsHost) {
+  auto a = member("qa-1");
+  auto b = member("qa-2");
+  ASSERT_TRUE(eventually([&] { return a->hosts().size() == 2; }));
+  ASSERT_TRUE(a->place("L-1", "l-1", "busybox", "qa-2").isOk());
+  EXPECT_EQ(a->forgetLost("l-1").code(), Code::kFailedPrecondition);
+  b->stop();
+  ASSERT_TRUE(eventually([&] { return a->host("qa-2")->state == HostState::kDown; }));
+  ASSERT_TRUE(a->forgetLost("l-1").isOk());
+  EXPECT_FALSE(kv_.data().count("/t/tickets/l-1"));
+  EXPECT_EQ(kv_.data()["/t/gone/l-1"].value, "qa-2");
+  auto back = member("qa-2");
+  ASSERT_TRUE(eventually([&] { return back->forgotten().size() == 1; }));
+  EXPECT_EQ(back->forgotten()[0].host, "qa-2");
+  ASSERT_TRUE(back->clearForgotten("l-1").isOk());
+  EXPECT_FALSE(kv_.data().count("/t/gone/l-1"));
+  EXPECT_TRUE(back->forgotten().empty());
+}
+
+// An environment the map does not name is claimed for its host, draining
+// or not; one another host owns stays that host's.
+TEST_F(ClusterTest, AClaimTakesOnlyWhatNoHostOwns) {
+  auto a = member("qa-1");
+  auto b = member("qa-2");
+  ASSERT_TRUE(eventually([&] { return a->hosts().size() == 2; }));
+  ASSERT_TRUE(a->setDraining("qa-1", true).isOk());
+  auto mine = a->claim("C-1", "c-1");
+  ASSERT_TRUE(mine.isOk()) << mine.status().message();
+  EXPECT_EQ(mine->host, "qa-1");
+  EXPECT_EQ(a->owner("c-1")->host, "qa-1");
+  auto theirs = b->claim("C-1", "c-1");
+  ASSERT_TRUE(theirs.isOk());
+  EXPECT_EQ(theirs->host, "qa-1");
+  EXPECT_EQ(decodeTicket(kv_.data()["/t/tickets/c-1"].value)->host, "qa-1");
+}
+
 }  // namespace
 }  // namespace qabox::cluster
