@@ -59,7 +59,12 @@ void seed(Store& store, RouteTable& routes, int n) {
       std::fprintf(stderr, "%s\n", s.toString().c_str());
       std::exit(1);
     }
-    routes.set(Route{e.slug, e.state, e.ip, 80, "", 1});
+    Route route;
+    route.slug = e.slug;
+    route.state = e.state;
+    route.ip = e.ip;
+    route.generation = 1;
+    routes.set(route);
     auto& slot = routes.snapshot()->bySlug.at(e.slug)->stats->mine();
     for (size_t m = 0; m < 3; ++m) {
       for (unsigned status : {200u, 304u, 404u, 502u}) {

@@ -268,6 +268,10 @@ class ClientSession final : public Timed,
     headAtUs_ = steadyNowUs();
     head_.hasBody = !req_->is_done();
     head_.clientV10 = m.version() < 11;
+    if (m.find(kForwardedHeader) != m.end()) {
+      head_.cameForwarded = true;
+      m.erase(kForwardedHeader);
+    }
     head_.keepAlive = req_->keep_alive();
     head_.expectsContinue = m.find(http::field::expect) != m.end();
     if (req_->upgrade()) {
@@ -302,6 +306,13 @@ class ClientSession final : public Timed,
     if (route && route->login && !head_.admitted && !admit()) return;
     RouteVerdict v =
         decideRoute(route, route && target_->hasEndpoint, r_.opts.wake && !head_.wakeTried);
+    if (v == RouteVerdict::kForward && !route->via.empty()) {
+      // Another host's: forwarded as it came (the owner's router checks its
+      // login and strips qabox's credentials), marked, and only once.
+      if (head_.cameForwarded) return replyRoutePage(RouteVerdict::kForwardLoop, route);
+      req_->get().set(kForwardedHeader, r_.opts.self);
+      return exchange_.start();
+    }
     if (v == RouteVerdict::kForward) {
       if (!head_.stripped && slug() != kReservedLabel) {
         head_.stripped = true;

@@ -121,6 +121,7 @@ struct HeadFacts {
   bool wakeTried = false;        // one wake per request
   bool admitted = false;         // the login gate let it through (a route behind a login)
   bool stripped = false;         // qabox's cookies and bearer token are out of the head
+  bool cameForwarded = false;    // another host's router sent it (kForwardedHeader)
 };
 
 // Facts of a request's exchange with its backend.

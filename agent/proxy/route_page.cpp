@@ -14,6 +14,7 @@ std::string withMessage(const Route& route) {
 
 RouteVerdict decideRoute(const Route* route, bool hasEndpoint, bool mayWake) noexcept {
   if (route == nullptr) return RouteVerdict::kNoSuchEnvironment;
+  if (!route->via.empty() && !hasEndpoint) return RouteVerdict::kLost;
   switch (route->state) {
     case EnvState::kReady: return hasEndpoint ? RouteVerdict::kForward : RouteVerdict::kNoAddress;
     case EnvState::kCreating:
@@ -43,6 +44,8 @@ RoutePage routePage(RouteVerdict v) noexcept {
     case RouteVerdict::kWakeFailed: return {502, "Environment did not wake"};
     case RouteVerdict::kAddressChurn: return {502, "Environment unavailable"};
     case RouteVerdict::kUnknownState: return {502, "Bad gateway"};
+    case RouteVerdict::kLost: return {502, "Environment lost"};
+    case RouteVerdict::kForwardLoop: return {508, "Loop detected"};
   }
   return {502, "Bad gateway"};
 }
@@ -77,6 +80,13 @@ std::string routePageMessage(RouteVerdict v, std::string_view slug, const Route*
     case RouteVerdict::kAddressChurn:
       return name + " changed its address repeatedly while this request was routed. Try again.";
     case RouteVerdict::kUnknownState: return name + " is in an unknown state.";
+    case RouteVerdict::kLost:
+      return name + " lives on host " + (route ? route->via : std::string("?")) +
+             ", which is down (LOST). Deploy it again to place it on a live host.";
+    case RouteVerdict::kForwardLoop:
+      return name + " was forwarded here by another host, but lives on host " +
+             (route ? route->via : std::string("?")) +
+             ": the hosts disagree about its owner for a moment. Try again.";
   }
   return name + " is in an unknown state.";
 }

@@ -28,6 +28,8 @@ enum class RouteVerdict : uint8_t {
   kWakeFailed,         // the wake finished with an error
   kAddressChurn,       // the route changed under the request too many times
   kUnknownState,       // a state this router does not know
+  kLost,               // another host's, and that host is down
+  kForwardLoop,        // another host's, and the request was forwarded here
 };
 
 // `route` is null when no route has the name; `mayWake` says whether this

@@ -54,7 +54,11 @@ void RouteTable::publish(std::shared_ptr<const Snapshot> next,
   std::erase_if(retired_, [](const std::weak_ptr<Target>& w) { return w.expired(); });
 }
 
-void RouteTable::set(Route r) {
+void RouteTable::set(Route r) { put(std::move(r), false); }
+
+void RouteTable::setRemote(Route r) { put(std::move(r), true); }
+
+void RouteTable::put(Route r, bool remote) {
   for (char& c : r.slug) c = proxy_internal::asciiLower(c);
   auto target = std::make_shared<Target>();
   boost::system::error_code ec;
@@ -67,6 +71,8 @@ void RouteTable::set(Route r) {
   std::shared_ptr<Target> old;
   if (auto it = snap_->bySlug.find(r.slug); it != snap_->bySlug.end()) {
     if (it->second->route == r) return;
+    // This host's own environment wins over what the cluster says.
+    if (remote && it->second->route.via.empty()) return;
     old = it->second;
   }
   auto& stats = stats_[r.slug];
@@ -79,12 +85,17 @@ void RouteTable::set(Route r) {
   publish(std::move(next), old);
 }
 
-void RouteTable::remove(const std::string& slug) {
+void RouteTable::remove(const std::string& slug) { drop(slug, false); }
+
+void RouteTable::removeRemote(const std::string& slug) { drop(slug, true); }
+
+void RouteTable::drop(const std::string& slug, bool remote) {
   std::string key = slug;
   for (char& c : key) c = proxy_internal::asciiLower(c);
   std::lock_guard lock(mu_);
   auto it = snap_->bySlug.find(key);
   if (it == snap_->bySlug.end()) return;
+  if (remote && it->second->route.via.empty()) return;
   std::shared_ptr<Target> old = it->second;
   if (auto s = stats_.find(key); s != stats_.end()) s->second->removed = true;
   auto next = std::make_shared<Snapshot>(*snap_);

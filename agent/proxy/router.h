@@ -30,6 +30,11 @@ struct Route {
   // network of its allowlist gets through.
   bool login = false;
   uint64_t generation = 0;
+  // In a cluster: the host that owns the environment, when it is another
+  // one. Then ip:port is that host's router, which the request is forwarded
+  // to as it came (its login, sleep and pages are the owner's), marked with
+  // kForwardedHeader; no address: the host is down and the route says LOST.
+  std::string via;
 
   bool operator==(const Route&) const = default;
 };
@@ -81,6 +86,10 @@ class RouteTable {
   // request that looked it up but has not been sent yet is routed again.
   void set(Route r);
   void remove(const std::string& slug);
+  // The cluster's routes to other hosts (Route::via set): they never replace
+  // nor remove a route of this host's own.
+  void setRemote(Route r);
+  void removeRemote(const std::string& slug);
   std::optional<Route> lookup(std::string_view slug) const;
   std::vector<Route> all() const;
 
@@ -102,6 +111,8 @@ class RouteTable {
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
  private:
+  void put(Route r, bool remote);
+  void drop(const std::string& slug, bool remote);
   void publish(std::shared_ptr<const proxy_internal::Snapshot> next,
                const std::shared_ptr<proxy_internal::Target>& retired);
 
@@ -139,8 +150,15 @@ struct AccessAnswer {
 };
 using AccessGate = std::function<AccessAnswer(const AccessRequest&)>;
 
+// Set on a request a router forwards to another host's router. A request
+// that arrives with it for a route that is not this host's own is refused
+// (508), never forwarded again: two hosts that disagree about an owner for a
+// moment can not bounce a request between them.
+inline constexpr char kForwardedHeader[] = "X-Qabox-Forwarded";
+
 struct RouterOptions {
   std::string domain;
+  std::string self;    // this host's [cluster] name: kForwardedHeader's value
   std::string listen;  // host:port; port 0 picks a free one (see Router::port())
   std::string tlsListen, tlsCert, tlsKey;  // all three, or none
   // A client must send a whole request head within headerTimeout of its

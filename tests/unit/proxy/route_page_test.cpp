@@ -47,6 +47,19 @@ TEST(DecideRoute, MapsEveryRouteStateToAVerdict) {
   }
 }
 
+TEST(DecideRoute, AnotherHostsRouteForwardsToItsRouterOrSaysLost) {
+  Route remote = route(EnvState::kReady);
+  remote.via = "qa-2";
+  EXPECT_EQ(decideRoute(&remote, true, true), V::kForward);
+  EXPECT_EQ(decideRoute(&remote, false, true), V::kLost);
+  EXPECT_EQ(routePageMessage(V::kLost, "exmp-1", &remote),
+            "Environment \"exmp-1\" lives on host qa-2, which is down (LOST). Deploy it again to "
+            "place it on a live host.");
+  EXPECT_EQ(routePageMessage(V::kForwardLoop, "exmp-1", &remote),
+            "Environment \"exmp-1\" was forwarded here by another host, but lives on host qa-2: "
+            "the hosts disagree about its owner for a moment. Try again.");
+}
+
 TEST(RoutePage, EveryVerdictHasItsStatusTitleAndRetryAfter) {
   struct Case {
     V verdict;
@@ -68,6 +81,8 @@ TEST(RoutePage, EveryVerdictHasItsStatusTitleAndRetryAfter) {
            Case{V::kWakeFailed, 502, "Environment did not wake", 0},
            Case{V::kAddressChurn, 502, "Environment unavailable", 0},
            Case{V::kUnknownState, 502, "Bad gateway", 0},
+           Case{V::kLost, 502, "Environment lost", 0},
+           Case{V::kForwardLoop, 508, "Loop detected", 0},
        }) {
     RoutePage p = routePage(c.verdict);
     EXPECT_EQ(p.status, c.status) << static_cast<int>(c.verdict);

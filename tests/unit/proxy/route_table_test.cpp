@@ -36,6 +36,27 @@ TEST(RouteTable, SetLookupRemove) {
   EXPECT_EQ(t.all().size(), 1u);
 }
 
+TEST(RouteTable, AnotherHostsRoutesNeverReplaceNorRemoveThisHostsOwn) {
+  RouteTable t;
+  Route remote = ready("exmp-1", "10.9.0.3", 80);
+  remote.via = "qa-2";
+  t.setRemote(remote);
+  EXPECT_EQ(t.lookup("exmp-1")->via, "qa-2");
+  // Deployed here: this host's route wins, and the cluster can not take it.
+  t.set(ready("exmp-1", "10.44.0.2", 8080));
+  t.setRemote(remote);
+  EXPECT_EQ(t.lookup("exmp-1")->ip, "10.44.0.2");
+  t.removeRemote("exmp-1");
+  ASSERT_TRUE(t.lookup("exmp-1").has_value());
+  EXPECT_TRUE(t.lookup("exmp-1")->via.empty());
+  // Gone from here: the cluster's route takes its place, and goes when told.
+  t.remove("exmp-1");
+  t.setRemote(remote);
+  EXPECT_EQ(t.lookup("exmp-1")->via, "qa-2");
+  t.removeRemote("exmp-1");
+  EXPECT_FALSE(t.lookup("exmp-1").has_value());
+}
+
 TEST(RouteTable, ChangesBumpTheVersionAndEqualSetsDoNot) {
   RouteTable t;
   uint64_t v0 = t.version();

@@ -93,8 +93,20 @@ TEST_F(RouterGateTest, NothingAboutTheEnvironmentLeaksBeforeTheGate) {
   a.kind = Kind::kRefuse;
   a.message = "sign in first";
   startGated(a);
-  table_->set(Route{"alpha", EnvState::kFailed, "", 80, "secret failure detail", true, 1});
-  table_->set(Route{"beta", EnvState::kSleeping, "127.0.0.1", 80, "", true, 1});
+  auto gated = [](const std::string& slug, EnvState state) {
+    Route r;
+    r.slug = slug;
+    r.state = state;
+    r.login = true;
+    r.generation = 1;
+    return r;
+  };
+  Route alpha = gated("alpha", EnvState::kFailed);
+  alpha.message = "secret failure detail";
+  table_->set(alpha);
+  Route beta = gated("beta", EnvState::kSleeping);
+  beta.ip = "127.0.0.1";
+  table_->set(beta);
   Client c(port());
   c.send("GET / HTTP/1.1\r\nHost: " + host("alpha") + "\r\n\r\n");
   auto res = c.read();

@@ -31,6 +31,60 @@ TEST_F(RouterTest, RoutesByHostToTwoBackends) {
   EXPECT_EQ(str(seenB->back()[http::field::host]), "BETA.QA.test:" + std::to_string(port()));
 }
 
+// In a cluster: a route of another host's goes to that host's router (here
+// the echo backend stands in for it) as it came, qabox's credentials kept
+// for the owner's gate, and marked; a marked request for such a route is a
+// loop and is refused; a marked one for this host's own route is served,
+// the mark dropped.
+TEST_F(RouterTest, AnotherHostsRouteIsForwardedOnceMarkedAndNeverBounced) {
+  auto seen = std::make_shared<Seen>();
+  TestBackend owner(echoHandler("owner", seen));
+  RouterOptions o;
+  o.self = "qa-c";
+  start(o);
+  Route remote;
+  remote.slug = "exmp-1";
+  remote.state = EnvState::kReady;
+  remote.ip = "127.0.0.1";
+  remote.port = owner.port();
+  remote.via = "qa-a";
+  table_->setRemote(remote);
+  const std::string bearer = "Authorization: Bearer qbx_" + std::string(64, 'a') + "\r\n";
+
+  Client c(port());
+  c.send("GET /x HTTP/1.1\r\nHost: exmp-1.qa.test\r\n" + bearer + "\r\n");
+  auto r = c.read();
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r.body(), "owner GET /x 0");
+  EXPECT_EQ(str(seen->back()["X-Qabox-Forwarded"]), "qa-c");
+  EXPECT_EQ(str(seen->back()[http::field::authorization]).substr(0, 11), "Bearer qbx_");
+  EXPECT_EQ(str(seen->back()[http::field::host]), "exmp-1.qa.test");
+
+  c.send("GET /x HTTP/1.1\r\nHost: exmp-1.qa.test\r\nX-Qabox-Forwarded: qa-b\r\n\r\n");
+  auto loop = c.read();
+  EXPECT_EQ(loop.result_int(), 508);
+  EXPECT_TRUE(contains(loop.body(), "lives on host qa-a")) << loop.body();
+  EXPECT_EQ(seen->requests.load(), 1);
+
+  // The owner's own route: served, and the app never sees the mark.
+  route("exmp-2", EnvState::kReady, owner.port());
+  c.send("GET /y HTTP/1.1\r\nHost: exmp-2.qa.test\r\nX-Qabox-Forwarded: qa-b\r\n" + bearer +
+         "\r\n");
+  auto local = c.read();
+  EXPECT_EQ(local.result_int(), 200);
+  const auto app = seen->back();
+  EXPECT_EQ(app.find("X-Qabox-Forwarded"), app.end());
+  EXPECT_EQ(app.find(http::field::authorization), app.end());
+
+  // Its host down: no address, and the page says LOST.
+  remote.ip.clear();
+  remote.port = 0;
+  table_->setRemote(remote);
+  auto lost = c.get("exmp-1.qa.test");
+  EXPECT_EQ(lost.result_int(), 502);
+  EXPECT_TRUE(contains(lost.body(), "lives on host qa-a, which is down (LOST)")) << lost.body();
+}
+
 TEST_F(RouterTest, UnknownNameIs404AndKeepsTheConnection) {
   start();
   Client c(port());
