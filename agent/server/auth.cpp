@@ -209,7 +209,7 @@ Result<Caller> Authorizer::authenticate(std::string_view peer,
     bool member = socketGroup_ &&
                   (cred->gid == *socketGroup_ || std::find(cred->groups.begin(), cred->groups.end(),
                                                            *socketGroup_) != cred->groups.end());
-    if (cred->uid == 0 || member) return Caller{who, Role::kOps};
+    if (cred->uid == 0 || member) return Caller{who, Role::kOps, ""};
     // Not trusted by its uid; a token still identifies it.
     if (!authorization) {
       return Status(Code::kUnauthenticated,
@@ -241,7 +241,7 @@ Result<Caller> Authorizer::authenticate(std::string_view peer,
                   "token " + token->name + " has an unknown role \"" + token->role + "\"");
   }
   touch(token->name);
-  return Caller{who, *role};
+  return Caller{who, *role, ""};
 }
 
 void Authorizer::touch(const std::string& token) {
@@ -359,7 +359,7 @@ AuthDecision Authorizer::decide(std::string_view fullMethod, std::string_view pe
                                 std::optional<std::string_view> authorization) {
   AuthDecision d;
   if (isOpenMethod(fullMethod)) {
-    d.caller = Caller{std::string(peer), Role::kCi};
+    d.caller = Caller{std::string(peer), Role::kCi, ""};
     return d;
   }
   std::string who;
@@ -379,6 +379,44 @@ AuthDecision Authorizer::decide(std::string_view fullMethod, std::string_view pe
     d.status = Status(Code::kPermissionDenied, std::string(roleName(caller->role)) + " " +
                                                    caller->name + " may not call " + rpc);
     recordDenial(fullMethod, caller->name, d.status, peer);
+  }
+  return d;
+}
+
+AuthDecision Authorizer::decidePeer(std::string_view fullMethod, std::string_view peer,
+                                    bool certified, std::string_view via,
+                                    std::string_view callerName, std::string_view role) {
+  AuthDecision d;
+  std::string who = "peer " + std::string(peer);
+  if (!certified) {
+    d.status = Status(Code::kUnauthenticated,
+                      "the peer listener takes only hosts of the cluster: a client certificate "
+                      "signed by cluster.ca is needed");
+    recordDenial(fullMethod, who, d.status, peer);
+    return d;
+  }
+  if (isOpenMethod(fullMethod)) {
+    d.caller = Caller{std::string(peer), Role::kCi, std::string(via)};
+    return d;
+  }
+  auto parsedRole = parseRole(role);
+  const bool printable =
+      std::all_of(callerName.begin(), callerName.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  if (!checkHostName(via, kPeerVia).isOk() || !parsedRole || callerName.empty() ||
+      callerName.size() > 200 || !printable) {
+    d.status =
+        Status(Code::kUnauthenticated, "a forwarded call must name its host, caller and role (" +
+                                           std::string(kPeerVia) + ", " + std::string(kPeerCaller) +
+                                           ", " + std::string(kPeerRole) + ")");
+    recordDenial(fullMethod, who, d.status, peer);
+    return d;
+  }
+  d.caller = Caller{std::string(callerName), *parsedRole, std::string(via)};
+  if (!mayCall(*parsedRole, fullMethod)) {
+    d.status =
+        Status(Code::kPermissionDenied, std::string(roleName(*parsedRole)) + " " + d.caller.name +
+                                            " may not call " + std::string(rpcName(fullMethod)));
+    recordDenial(fullMethod, d.caller.name + " via " + d.caller.via, d.status, peer);
   }
   return d;
 }
@@ -431,7 +469,44 @@ class AuthInterceptor final : public grpc::experimental::Interceptor {
   Authorizer& auth_;
 };
 
+// The peer listener's: TLS verified the certificate (the listener requires
+// one signed by cluster.ca); the metadata names the caller forwarded.
+class PeerAuthInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  PeerAuthInterceptor(grpc::experimental::ServerRpcInfo* info, Authorizer& auth)
+      : info_(info), auth_(auth) {}
+  ~PeerAuthInterceptor() override { auth_.forget(info_->server_context()); }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      auto* md = methods->GetRecvInitialMetadata();
+      auto value = [md](std::string_view key) -> std::string_view {
+        if (!md) return {};
+        auto it = md->find(grpc::string_ref(key.data(), key.size()));
+        return it == md->end() ? std::string_view()
+                               : std::string_view(it->second.data(), it->second.size());
+      };
+      grpc::ServerContextBase* ctx = info_->server_context();
+      auto authn = ctx->auth_context();
+      const bool certified = authn && authn->IsPeerAuthenticated();
+      auth_.remember(ctx, auth_.decidePeer(info_->method(), ctx->peer(), certified, value(kPeerVia),
+                                           value(kPeerCaller), value(kPeerRole)));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  Authorizer& auth_;
+};
+
 }  // namespace
+
+grpc::experimental::Interceptor* PeerAuthInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new PeerAuthInterceptor(info, auth_);
+}
 
 grpc::experimental::Interceptor* AuthInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {

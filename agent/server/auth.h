@@ -129,6 +129,9 @@ std::optional<std::string_view> bearerSecret(std::string_view authorization);
 struct Caller {
   std::string name;  // token:<name>, or uid:<n> on the unix socket
   Role role = Role::kCi;
+  // Set on a call another host of the cluster forwarded (its name): it is
+  // answered here, never forwarded again.
+  std::string via;
 };
 
 // The kernel's word on who opened a unix socket connection.
@@ -213,6 +216,13 @@ class Authorizer {
   // naming the caller (or the peer) and the RPC.
   AuthDecision decide(std::string_view fullMethod, std::string_view peer,
                       std::optional<std::string_view> authorization);
+  // One call on the peer listener: `certified` when TLS verified the peer's
+  // certificate against cluster.ca; the rest is what the forwarding host
+  // says of the caller it forwards (kPeerVia, kPeerCaller, kPeerRole), which
+  // a member of the cluster is trusted to say. The caller's role is checked
+  // again here.
+  AuthDecision decidePeer(std::string_view fullMethod, std::string_view peer, bool certified,
+                          std::string_view via, std::string_view callerName, std::string_view role);
 
   // The decision for a call in flight, keyed by its ServerContext.
   void remember(const void* call, AuthDecision decision);
@@ -249,6 +259,23 @@ class Authorizer {
 // interceptors cannot end a call themselves, so the decision is kept for the
 // call and the service asks for it first thing (QaboxService::authorized),
 // refusing any call the interceptor did not pass.
+// The metadata a forwarded call carries (PeerClients sets it).
+inline constexpr std::string_view kPeerVia = "qabox-peer-via";        // the forwarding host
+inline constexpr std::string_view kPeerCaller = "qabox-peer-caller";  // its caller's name
+inline constexpr std::string_view kPeerRole = "qabox-peer-role";      // and role
+
+// The peer listener's Authorizer::decidePeer for every call on it.
+class PeerAuthInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit PeerAuthInterceptorFactory(Authorizer& auth) : auth_(auth) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  Authorizer& auth_;
+};
+
 class AuthInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit AuthInterceptorFactory(Authorizer& auth) : auth_(auth) {}

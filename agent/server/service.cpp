@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "lifecycle/host_facts.h"
 #include "lifecycle/logs.h"
@@ -16,6 +17,9 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 using std::chrono::milliseconds;
+
+// How long a cluster-wide list waits for the slowest host.
+constexpr milliseconds kPeerListDeadline{3'000};
 
 google::protobuf::Timestamp ts(TimePoint t) {
   return TimeUtil::MillisecondsToTimestamp(toUnixMillis(t));
@@ -189,10 +193,174 @@ Result<Caller> QaboxService::authorized(grpc::ServerContext* ctx) const {
     }                                                                \
   } while (0)
 
+// Third, for a call about one ticket: in a cluster, a ticket another host
+// owns is answered there, the call forwarded with its stream.
+#define QABOX_FORWARD_IF_ELSEWHERE(rpc, out)                                                \
+  do {                                                                                      \
+    auto remote_ = remoteOwner(caller, req->ticket());                                      \
+    if (!remote_) return toGrpc(remote_.status());                                          \
+    if (*remote_) return forward(ctx, caller, **remote_, &v1::Qabox::Stub::rpc, *req, out); \
+  } while (0)
+
+Result<QaboxService::Remote> QaboxService::remoteHost(const std::string& host) const {
+  auto h = cluster_->host(host);
+  if (!h || h->state == cluster::HostState::kDown) {
+    return unavailable("host " + host +
+                       " is down: its environments are LOST until it comes back (deploy the "
+                       "ticket again to place it on a live host)");
+  }
+  return Remote{host, peers_->stub(host, h->facts.api)};
+}
+
+Result<std::optional<QaboxService::Remote>> QaboxService::remoteOwner(
+    const Caller& caller, const std::string& ticket) const {
+  if (!cluster_ || !peers_ || !caller.via.empty()) return std::optional<Remote>();
+  auto parsed = parseTicket(ticket);
+  if (!parsed) return std::optional<Remote>();
+  auto owner = cluster_->owner(parsed->slug);
+  if (!owner || owner->host == cluster_->self()) return std::optional<Remote>();
+  auto to = remoteHost(owner->host);
+  if (!to) {
+    return unavailable(ticket + " is LOST: its host " + owner->host +
+                       " is down (deploy it again to place it on a live host; " + owner->host +
+                       " reclaims its old container when it comes back)");
+  }
+  return std::optional<Remote>(std::move(*to));
+}
+
+std::optional<cluster::Owner> QaboxService::lostOwner(const Caller& caller,
+                                                      const std::string& ticket) const {
+  if (!cluster_ || !caller.via.empty()) return std::nullopt;
+  auto parsed = parseTicket(ticket);
+  if (!parsed) return std::nullopt;
+  auto owner = cluster_->owner(parsed->slug);
+  if (!owner || owner->host == cluster_->self()) return std::nullopt;
+  auto h = cluster_->host(owner->host);
+  if (h && h->state != cluster::HostState::kDown) return std::nullopt;
+  return owner;
+}
+
+void QaboxService::describeLost(const cluster::Owner& o, v1::Environment* e) const {
+  e->set_ticket(o.ticket);
+  e->set_hostname(o.slug + "." + config_.routing.domain);
+  e->set_url(config_.urlFor(o.slug));
+  e->set_state(v1::Environment::LOST);
+  e->set_host(o.host);
+  e->set_message("host " + o.host +
+                 " is down (its lease expired): deploy the ticket again to place it on a live "
+                 "host");
+}
+
+namespace {
+
+// What a peer answered, as this host's answer; a transport failure names
+// the host it was forwarded to.
+grpc::Status fromPeer(const grpc::Status& s, const std::string& host) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return {s.error_code(), "forwarded to host " + host + ": " + s.error_message()};
+  }
+  return s;
+}
+
+}  // namespace
+
+template <typename Req, typename Resp>
+grpc::Status QaboxService::forward(grpc::ServerContext* ctx, const Caller& caller, const Remote& to,
+                                   grpc::Status (v1::Qabox::Stub::*rpc)(grpc::ClientContext*,
+                                                                        const Req&, Resp*),
+                                   const Req& req, Resp* resp) const {
+  auto cc = peers_->context(*ctx, caller);
+  return fromPeer((to.stub.get()->*rpc)(cc.get(), req, resp), to.host);
+}
+
+template <typename Req, typename Message>
+grpc::Status QaboxService::forward(grpc::ServerContext* ctx, const Caller& caller, const Remote& to,
+                                   std::unique_ptr<grpc::ClientReader<Message>> (
+                                       v1::Qabox::Stub::*rpc)(grpc::ClientContext*, const Req&),
+                                   const Req& req, grpc::ServerWriter<Message>* writer) const {
+  // The caller's cancel and deadline go along (FromServerContext): a log
+  // follow ends with it; a deploy runs to its end on its owner regardless.
+  auto cc = peers_->context(*ctx, caller);
+  auto reader = (to.stub.get()->*rpc)(cc.get(), req);
+  Message m;
+  while (reader->Read(&m)) {
+    if (!writer->Write(m)) cc->TryCancel();
+  }
+  return fromPeer(reader->Finish(), to.host);
+}
+
+void QaboxService::describe(const Environment& e, v1::Environment* out) const {
+  toProto(e, config_, out);
+  if (cluster_) out->set_host(cluster_->self());
+}
+
+void QaboxService::listElsewhere(const Caller& caller, v1::ListEnvironmentsResponse* resp) const {
+  if (!cluster_ || !peers_ || !caller.via.empty()) return;
+  struct Asked {
+    std::string host;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    v1::ListEnvironmentsResponse resp;
+    grpc::Status status;
+    bool done = false;
+  };
+  // Every live host at once, on the stubs' async API, waiting at most
+  // kPeerListDeadline for the slowest: a host that does not answer in time
+  // is a warning, not a failed list.
+  std::set<std::string> lostHosts;
+  std::vector<std::unique_ptr<Asked>> asked;
+  grpc::CompletionQueue cq;
+  v1::ListEnvironmentsRequest local;
+  local.set_local(true);
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::ListEnvironmentsResponse>>> calls;
+  for (const auto& h : cluster_->hosts()) {
+    if (h.self) continue;
+    if (h.state == cluster::HostState::kDown) {
+      lostHosts.insert(h.facts.name);
+      continue;
+    }
+    auto a = std::make_unique<Asked>();
+    a->host = h.facts.name;
+    a->ctx = peers_->context(caller, kPeerListDeadline);
+    auto stub = peers_->stub(h.facts.name, h.facts.api);
+    calls.push_back(stub->AsyncListEnvironments(a->ctx.get(), local, &cq));
+    calls.back()->Finish(&a->resp, &a->status, a.get());
+    asked.push_back(std::move(a));
+  }
+  for (size_t n = 0; n < asked.size(); ++n) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    static_cast<Asked*>(tag)->done = true;
+  }
+  for (const auto& a : asked) {
+    if (!a->done || !a->status.ok()) {
+      resp->add_warnings("host " + a->host + " did not answer (" +
+                         (a->done ? a->status.error_message() : std::string("no answer")) +
+                         "): its environments are not listed");
+      continue;
+    }
+    for (auto& e : *a->resp.mutable_environments()) {
+      e.set_host(a->host);
+      *resp->add_environments() = std::move(e);
+    }
+  }
+  // A down host's tickets, from the map: LOST, with the reason.
+  for (const auto& o : cluster_->owners()) {
+    if (!lostHosts.count(o.host)) continue;
+    describeLost(o, resp->add_environments());
+  }
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 // The rest of a handler that answers with one environment.
 grpc::Status QaboxService::answer(const Result<Environment>& e, v1::Environment* resp) const {
   if (!e) return toGrpc(e.status());
-  toProto(*e, config_, resp);
+  describe(*e, resp);
   return grpc::Status::OK;
 }
 
@@ -212,10 +380,19 @@ grpc::Status QaboxService::Deploy(grpc::ServerContext* ctx, const v1::DeployRequ
   auto owner = cluster_->place(req->ticket(), slug, image, req->host());
   if (!owner) return toGrpc(owner.status());
   if (owner->host != cluster_->self()) {
-    auto h = cluster_->host(owner->host);
-    return toGrpc(failedPrecondition(req->ticket() + " lives on host " + owner->host + " (" +
-                                     (h ? h->facts.api : std::string("address unknown")) +
-                                     "): deploy it there"));
+    if (!peers_ || !caller.via.empty()) {
+      // A peer's call is answered where it was sent: never forwarded again.
+      auto h = cluster_->host(owner->host);
+      return toGrpc(failedPrecondition(req->ticket() + " lives on host " + owner->host + " (" +
+                                       (h ? h->facts.api : std::string("address unknown")) +
+                                       "): deploy it there"));
+    }
+    auto to = remoteHost(owner->host);
+    if (!to) return toGrpc(to.status());
+    // Named, so the owner deploys it instead of placing it again.
+    v1::DeployRequest there = *req;
+    there.set_host(owner->host);
+    return forward(ctx, caller, *to, &v1::Qabox::Stub::Deploy, there, writer);
   }
   grpc::Status s =
       streamDeploy(writer, [&](const ProgressFn& progress) { return envs_.deploy(in, progress); });
@@ -233,6 +410,7 @@ grpc::Status QaboxService::RedeployEnvironment(grpc::ServerContext* ctx,
                                                grpc::ServerWriter<v1::DeployEvent>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(RedeployEnvironment, writer);
   return streamDeploy(writer, [&](const ProgressFn& progress) {
     return envs_.redeploy(req->ticket(), req->force(), caller.name, progress);
   });
@@ -265,7 +443,7 @@ grpc::Status QaboxService::streamDeploy(
   v1::DeployEvent last;
   last.set_phase(failed || result->state == EnvState::kFailed ? Progress::kFailed : "done");
   last.set_detail(result->message);
-  toProto(*result, config_, last.mutable_environment());
+  describe(*result, last.mutable_environment());
   send(writer, last, "Deploy");
   return grpc::Status::OK;
 }
@@ -275,9 +453,14 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
                                           v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  if (auto lost = lostOwner(caller, req->ticket())) {
+    describeLost(*lost, resp);
+    return grpc::Status::OK;
+  }
+  QABOX_FORWARD_IF_ELSEWHERE(GetEnvironment, resp);
   auto e = envs_.get(req->ticket());
   if (!e) return toGrpc(e.status());
-  toProto(*e, config_, resp);
+  describe(*e, resp);
   // Services first, as qabox-init lists them.
   for (const auto& p : envs_.processesOf(*e)) {
     v1::Process* out = resp->add_processes();
@@ -296,12 +479,13 @@ grpc::Status QaboxService::GetEnvironment(grpc::ServerContext* ctx,
 }
 
 grpc::Status QaboxService::ListEnvironments(grpc::ServerContext* ctx,
-                                            const v1::ListEnvironmentsRequest*,
+                                            const v1::ListEnvironmentsRequest* req,
                                             v1::ListEnvironmentsResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   auto list = envs_.list();
   if (!list) return toGrpc(list.status());
-  for (const auto& e : *list) toProto(e, config_, resp->add_environments());
+  for (const auto& e : *list) describe(e, resp->add_environments());
+  if (!req->local()) listElsewhere(caller, resp);
   return grpc::Status::OK;
 }
 
@@ -310,6 +494,24 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
                                              v1::DeleteEnvironmentResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  if (cluster_ && caller.via.empty()) {
+    // A LOST ticket leaves the map: its host reclaims the container when it
+    // comes back.
+    const std::string slug = parseTicket(req->ticket())->slug;
+    auto owner = cluster_->owner(slug);
+    auto host = owner ? cluster_->host(owner->host) : std::nullopt;
+    if (owner && owner->host != cluster_->self() &&
+        (!host || host->state == cluster::HostState::kDown)) {
+      Status forgot = cluster_->forgetLost(slug);
+      audit_.record(req->ticket(), "delete", caller.name, forgot.isOk() ? "ok" : "error",
+                    forgot.isOk() ? "LOST on host " + owner->host + ": its map entry removed"
+                                  : forgot.message());
+      if (!forgot.isOk()) return toGrpc(forgot);
+      resp->set_ticket(req->ticket());
+      return grpc::Status::OK;
+    }
+  }
+  QABOX_FORWARD_IF_ELSEWHERE(DeleteEnvironment, resp);
   Status s = envs_.remove(req->ticket(), caller.name);
   if (!s.isOk()) return toGrpc(s);
   if (cluster_) {
@@ -325,6 +527,7 @@ grpc::Status QaboxService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
                                       grpc::ServerWriter<v1::LogChunk>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(StreamLogs, writer);
   LogQuery query{req->ticket(), req->deploy(), req->tail(), req->follow(), req->process()};
   LogSink sink;
   sink.write = [&](std::string chunk) {
@@ -340,6 +543,7 @@ grpc::Status QaboxService::Exec(grpc::ServerContext* ctx, const v1::ExecRequest*
                                 grpc::ServerWriter<v1::ExecOutput>* writer) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(Exec, writer);
   std::vector<std::string> argv(req->argv().begin(), req->argv().end());
   std::map<std::string, std::string> env(req->env().begin(), req->env().end());
   auto timeout =
@@ -383,6 +587,7 @@ grpc::Status QaboxService::SetPinned(grpc::ServerContext* ctx, const v1::SetPinn
                                      v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(SetPinned, resp);
   return answer(envs_.setPinned(req->ticket(), req->pinned(), caller.name), resp);
 }
 
@@ -391,6 +596,7 @@ grpc::Status QaboxService::SleepEnvironment(grpc::ServerContext* ctx,
                                             v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(SleepEnvironment, resp);
   return answer(envs_.sleep(req->ticket(), caller.name), resp);
 }
 
@@ -399,6 +605,7 @@ grpc::Status QaboxService::WakeEnvironment(grpc::ServerContext* ctx,
                                            v1::Environment* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
+  QABOX_FORWARD_IF_ELSEWHERE(WakeEnvironment, resp);
   return answer(envs_.wake(req->ticket(), caller.name), resp);
 }
 

@@ -11,6 +11,7 @@
 #include "lifecycle/manager.h"
 #include "qabox/v1/qabox.grpc.pb.h"
 #include "server/auth.h"
+#include "server/peers.h"
 #include "server/sessions.h"
 
 namespace qabox {
@@ -93,7 +94,12 @@ class QaboxService final : public v1::Qabox::Service {
   void setTokenDirectory(TokenDirectory* tokens) { tokens_ = tokens; }
   // The cluster this host is a member of ([cluster] etcd); null: a host of
   // its own.
-  void setCluster(cluster::Cluster* cluster) { cluster_ = cluster; }
+  // With `peers`, a call about a ticket another host owns is forwarded
+  // there (its stream too); without, it is refused naming the owner.
+  void setCluster(cluster::Cluster* cluster, PeerClients* peers = nullptr) {
+    cluster_ = cluster;
+    peers_ = peers;
+  }
 
  private:
   // The caller of this call, or the status to end it with.
@@ -102,8 +108,39 @@ class QaboxService final : public v1::Qabox::Service {
   // A deploy's progress streamed to `writer`, then its last event.
   grpc::Status streamDeploy(grpc::ServerWriter<v1::DeployEvent>* writer,
                             const std::function<Result<Environment>(const ProgressFn&)>& run);
+  // An environment of this host, as the API shows it (its host named in a
+  // cluster).
+  void describe(const Environment& e, v1::Environment* out) const;
   // The end of a handler that answers with one environment.
   grpc::Status answer(const Result<Environment>& e, v1::Environment* resp) const;
+
+  // In a cluster: the host that owns `ticket` when it is another one and
+  // this call may go there (not one a peer forwarded). Nullopt: answer it
+  // here. An error when the owner is down (the ticket is LOST).
+  struct Remote {
+    std::string host;
+    std::shared_ptr<v1::Qabox::Stub> stub;
+  };
+  Result<std::optional<Remote>> remoteOwner(const Caller& caller, const std::string& ticket) const;
+  Result<Remote> remoteHost(const std::string& host) const;
+  // The map's entry for `ticket` when its owner is another host that is
+  // down (the ticket is LOST), for a call made here (not forwarded).
+  std::optional<cluster::Owner> lostOwner(const Caller& caller, const std::string& ticket) const;
+  // A LOST ticket as the API shows it: from the map, with the reason.
+  void describeLost(const cluster::Owner& o, v1::Environment* out) const;
+  template <typename Req, typename Resp>
+  grpc::Status forward(grpc::ServerContext* ctx, const Caller& caller, const Remote& to,
+                       grpc::Status (v1::Qabox::Stub::*rpc)(grpc::ClientContext*, const Req&,
+                                                            Resp*),
+                       const Req& req, Resp* resp) const;
+  template <typename Req, typename Message>
+  grpc::Status forward(grpc::ServerContext* ctx, const Caller& caller, const Remote& to,
+                       std::unique_ptr<grpc::ClientReader<Message>> (v1::Qabox::Stub::*rpc)(
+                           grpc::ClientContext*, const Req&),
+                       const Req& req, grpc::ServerWriter<Message>* writer) const;
+  // Every other live host's environments, asked in parallel, and the LOST
+  // tickets of hosts that are down, added to `resp`.
+  void listElsewhere(const Caller& caller, v1::ListEnvironmentsResponse* resp) const;
 
   const Config& config_;
   EnvironmentManager& envs_;
@@ -117,6 +154,7 @@ class QaboxService final : public v1::Qabox::Service {
   Metrics* metrics_ = nullptr;
   TokenDirectory* tokens_ = nullptr;
   cluster::Cluster* cluster_ = nullptr;
+  PeerClients* peers_ = nullptr;
 };
 
 }  // namespace qabox

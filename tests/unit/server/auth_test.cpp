@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include <set>
 
 #include "qabox/v1/qabox.grpc.pb.h"
@@ -157,6 +160,35 @@ class AuthorizerTest : public ::testing::Test {
   TimePoint now_ = fromUnixMillis(1'700'000'000'000);
   std::unique_ptr<Authorizer> auth_;
 };
+
+// The peer listener: a certified peer speaks for the caller it forwards,
+// whose role is checked here again; an uncertified one, or one that does
+// not say who it forwards, is refused and recorded.
+TEST_F(AuthorizerTest, APeerActsForTheCallerItForwardsAndNothingMore) {
+  const std::string peer = "ipv4:10.9.0.2:41000";
+  auto ok = auth_->decidePeer(method("Deploy"), peer, true, "qa-b", "token:jenkins", "ci");
+  ASSERT_TRUE(ok.status.isOk()) << ok.status.toString();
+  EXPECT_EQ(ok.caller.name, "token:jenkins");
+  EXPECT_EQ(ok.caller.role, Role::kCi);
+  EXPECT_EQ(ok.caller.via, "qa-b");
+
+  auto denied = auth_->decidePeer(method("Exec"), peer, true, "qa-b", "token:jenkins", "ci");
+  EXPECT_EQ(denied.status.code(), Code::kPermissionDenied);
+  EXPECT_THAT(denied.status.message(), HasSubstr("ci token:jenkins may not call Exec"));
+
+  for (auto [certified, via, name, role] :
+       {std::tuple{false, "qa-b", "token:jenkins", "ci"}, std::tuple{true, "", "token:x", "ci"},
+        std::tuple{true, "QA_B", "token:x", "ci"}, std::tuple{true, "qa-b", "", "ci"},
+        std::tuple{true, "qa-b", "token:x", "root"},
+        std::tuple{true, "qa-b", "token:x\nops", "ci"}}) {
+    auto d = auth_->decidePeer(method("ListEnvironments"), peer, certified, via, name, role);
+    EXPECT_EQ(d.status.code(), Code::kUnauthenticated) << certified << via << name << role;
+  }
+  auto e = events();
+  EXPECT_TRUE(std::any_of(e.begin(), e.end(), [&](const Event& ev) {
+    return ev.outcome == "unauthenticated" && ev.actor == "peer " + peer;
+  }));
+}
 
 TEST_F(AuthorizerTest, NoTokenIsUnauthenticatedAndRecorded) {
   auto d = tcp("ListEnvironments", std::nullopt);
