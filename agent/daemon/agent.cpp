@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "cluster/etcd_cluster.h"
+#include "core/ticket.h"
 #include "daemon/metrics_sources.h"
 #include "daemon/options.h"
 #include "daemon/state_guard.h"
@@ -20,8 +21,10 @@ Status Agent::start() {
   QABOX_RETURN_IF_ERROR(openParts());
   QABOX_RETURN_IF_ERROR(recover());
   QABOX_RETURN_IF_ERROR(openSessions());
-  QABOX_RETURN_IF_ERROR(startRouter());
+  // Before the router: a host back from the dead reclaims what was
+  // re-placed while it was away before it could serve it.
   QABOX_RETURN_IF_ERROR(startCluster());
+  QABOX_RETURN_IF_ERROR(startRouter());
   QABOX_RETURN_IF_ERROR(startApi());
   QABOX_RETURN_IF_ERROR(startDashboard());
   startBackground();
@@ -148,6 +151,9 @@ Status Agent::startCluster() {
     spdlog::info("cluster: host {} registered with etcd ({} endpoints)", o.self.name,
                  o.etcd.size());
   }
+  follower_ = std::make_unique<ClusterFollower>(*cluster_, *envs_, *routes_);
+  follower_->syncOnce();
+  follower_->start();
   return Status::ok();
 }
 
@@ -167,8 +173,18 @@ Status Agent::startApi() {
   auth_ = std::make_unique<Authorizer>(
       *store_, localPeers_, socketGroup, [] { return Clock::now(); }, denials);
   service_ = std::make_unique<QaboxService>(config_, *envs_, *images_, *store_, *auth_, host);
-  reaper_ = std::make_unique<Reaper>(reaperOptions(config_), *store_, git_.get(),
-                                     std::bind_front(&EnvironmentManager::reclaim, envs_.get()));
+  // In a cluster, a reclaimed ticket leaves the map too.
+  auto reclaim = [this](const std::string& ticket, const std::string& why,
+                        const std::function<Status(const Environment&)>& stillDue) {
+    Status s = envs_->reclaim(ticket, why, stillDue);
+    if (s.isOk() && cluster_) {
+      if (Status r = cluster_->release(parseTicket(ticket)->slug); !r.isOk()) {
+        spdlog::warn("cluster: releasing {}: {}", ticket, r.toString());
+      }
+    }
+    return s;
+  };
+  reaper_ = std::make_unique<Reaper>(reaperOptions(config_), *store_, git_.get(), reclaim);
   reaper_->onFetched([envs = envs_.get()](const RepoConfig& repo) {
     if (auto r = envs->refreshBehind(repo.name, false); !r) {
       spdlog::warn("reaper: how far targets moved on repo {}: {}", repo.name,
@@ -177,12 +193,18 @@ Status Agent::startApi() {
   });
   service_->setReaper(reaper_.get());
   service_->setTokenDirectory(tokens_.get());
-  service_->setCluster(cluster_.get());
+  if (cluster_) {
+    QABOX_ASSIGN_OR_RETURN(peers_, PeerClients::make(config_.cluster, cluster_->self()));
+  }
+  service_->setCluster(cluster_.get(), peers_.get());
   if (metrics_) {
     service_->setMetrics(metrics_.get());
     reaper_->setMetrics(metrics_.get());
   }
-  return api_.start(config_.api, *service_, *auth_, metrics_.get(), localPeers_, socketGroup);
+  QABOX_RETURN_IF_ERROR(
+      api_.start(config_.api, *service_, *auth_, metrics_.get(), localPeers_, socketGroup));
+  if (!cluster_) return Status::ok();
+  return api_.startPeers(config_.cluster, *service_, *auth_, metrics_.get());
 }
 
 void Agent::startBackground() {
@@ -202,6 +224,7 @@ void Agent::stop() {
   // the next start); containers keep running across agent restarts.
   api_.shutdown(std::chrono::seconds(60));
   // Peers see this host gone at once, not a lease later.
+  if (follower_) follower_->stop();
   if (cluster_) cluster_->stop();
   stopDashboard();
   if (schedule_) schedule_->stop();

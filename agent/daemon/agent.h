@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "daemon/api.h"
+#include "daemon/cluster_follower.h"
 #include "daemon/usage.h"
 #include "deploy/git.h"
 #include "deploy/image_builder.h"
@@ -100,8 +101,10 @@ class Agent {
   // Before the service that asks it; stopped (its lease revoked) after the
   // API stops taking calls.
   std::unique_ptr<cluster::Cluster> cluster_;
+  std::unique_ptr<ClusterFollower> follower_;  // remote routes and stale reclaims
   LocalPeers localPeers_;
   std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<PeerClients> peers_;  // [cluster]: calls forwarded to other hosts
   std::unique_ptr<QaboxService> service_;
   std::unique_ptr<Reaper> reaper_;
   ApiServer api_;

@@ -5,25 +5,12 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "server/metrics_interceptor.h"
+#include "sys/pem.h"
 
 namespace qabox {
 
 namespace {
-
-Result<std::string> readPem(const std::string& key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return invalidArgument(key + " " + path + ": cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN ") == std::string::npos) {
-    return invalidArgument(key + " " + path + ": not a PEM file");
-  }
-  return text.str();
-}
 
 // TCP listeners serve TLS only; with client_ca, clients need a certificate
 // signed by it (and still a token: the certificate says which machine, the
@@ -76,14 +63,46 @@ Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authoriz
   return Status::ok();
 }
 
+Status ApiServer::startPeers(const Config::Cluster& cluster, grpc::Service& service,
+                             Authorizer& auth, Metrics* metrics) {
+  const std::string& listen =
+      cluster.peerListen.empty() ? cluster.advertiseApi : cluster.peerListen;
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  std::string cert, key;
+  QABOX_ASSIGN_OR_RETURN(cert, readPem("cluster.cert", cluster.cert));
+  QABOX_ASSIGN_OR_RETURN(key, readPem("cluster.key", cluster.key));
+  QABOX_ASSIGN_OR_RETURN(options.pem_root_certs, readPem("cluster.ca", cluster.ca));
+  options.pem_key_cert_pairs.push_back({key, cert});
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  builder.AddListeningPort(listen, grpc::SslServerCredentials(options));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<PeerAuthInterceptorFactory>(auth));
+  if (metrics) interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(*metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  builder.RegisterService(&service);
+  peers_ = builder.BuildAndStart();
+  if (!peers_) {
+    return failedPrecondition("cluster.peer_listen " + listen + ": cannot listen there (in use?)");
+  }
+  spdlog::info("peer API listening on {} (mTLS, certificates of cluster.ca only)", listen);
+  return Status::ok();
+}
+
 void ApiServer::stopListening() {
   for (auto& l : unixListeners_) l->stop();
 }
 
 void ApiServer::shutdown(std::chrono::milliseconds grace) {
-  if (!server_) return;
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
-  server_->Wait();
+  const auto deadline = std::chrono::system_clock::now() + grace;
+  // Both at once: a call forwarded here from a peer finishes as a local one.
+  for (auto* s : {server_.get(), peers_.get()}) {
+    if (s) s->Shutdown(deadline);
+  }
+  for (auto* s : {server_.get(), peers_.get()}) {
+    if (s) s->Wait();
+  }
 }
 
 }  // namespace qabox

@@ -31,6 +31,12 @@ class ApiServer {
   // `metrics` (may be null) counts every call.
   Status start(const Config::Api& api, grpc::Service& service, Authorizer& auth, Metrics* metrics,
                LocalPeers& peers, std::optional<gid_t> socketGroup);
+  // [cluster]: the peer listener on cluster.peer_listen (else
+  // advertise_api), mTLS only: a client needs a certificate signed by
+  // cluster.ca, and each call is authorized as the caller its host forwards
+  // (PeerAuthInterceptorFactory).
+  Status startPeers(const Config::Cluster& cluster, grpc::Service& service, Authorizer& auth,
+                    Metrics* metrics);
   // Stops accepting on the unix sockets.
   void stopListening();
   // Lets calls in flight finish, for up to `grace`, then stops.
@@ -39,6 +45,7 @@ class ApiServer {
  private:
   std::vector<std::unique_ptr<UnixListener>> unixListeners_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> peers_;
 };
 
 }  // namespace qabox

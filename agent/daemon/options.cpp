@@ -59,6 +59,7 @@ RouterOptions routerOptions(const Config& config) {
   o.idleTimeout = config.routing.idleTimeout;
   o.backendTimeout = config.routing.backendTimeout;
   o.wakeTimeout = config.reaper.wakeTimeout;
+  if (config.cluster.enabled()) o.self = localHostName(config);
   return o;
 }
 

@@ -103,7 +103,10 @@ Result<InvariantFacts> gatherFacts(const FactSources& s) {
   gatherNetwork(s, f);
   if (s.routes != nullptr) {
     std::vector<std::string> slugs;
-    for (const auto& r : s.routes->all()) slugs.push_back(r.slug);
+    for (const auto& r : s.routes->all()) {
+      // Another host's (a cluster's remote route) is not this host's to own.
+      if (r.via.empty()) slugs.push_back(r.slug);
+    }
     f.routes = slugs;
   }
   // One that holds a process runs somewhere (another agent may have a
