@@ -149,6 +149,7 @@ class Cli {
 
   std::string ticket_;
   std::string name_;
+  bool listLocal_ = false;  // list: this host's environments only
   struct {
     std::string ticket, image, repo, source, target, ttl, memory, access, host;
     uint32_t cpus = 0, pids = 0;

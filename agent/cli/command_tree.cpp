@@ -137,9 +137,13 @@ void Cli::defineRedeployCommand() {
 }
 
 void Cli::defineEnvironmentCommands() {
-  auto* list = command(&app_, "list", "List the environments on this host",
-                       "  qabox list\n  qabox ls -o name", [this] { return cmdList(); });
+  auto* list = command(&app_, "list",
+                       "List the environments (in a cluster: every host's, with a HOST column, "
+                       "and the LOST tickets of hosts that are down)",
+                       "  qabox list\n  qabox ls -o name\n  qabox list --local",
+                       [this] { return cmdList(); });
   list->alias("ls");
+  list->add_flag("--local", listLocal_, "In a cluster: this host's environments only");
 
   auto* get =
       command(&app_, "get", "Show an environment and its last 10 events",

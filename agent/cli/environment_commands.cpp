@@ -147,8 +147,14 @@ int Cli::cmdList() {
   if (auto rc = connect()) return *rc;
   auto ctx = client_->context();
   v1::ListEnvironmentsResponse resp;
-  grpc::Status s = client_->stub().ListEnvironments(ctx.get(), {}, &resp);
+  v1::ListEnvironmentsRequest req;
+  req.set_local(listLocal_);
+  grpc::Status s = client_->stub().ListEnvironments(ctx.get(), req, &resp);
   if (!s.ok()) return fail(s);
+  // The table shows them too; JSON and names go to scripts on stdout.
+  if (output() != Output::kTable) {
+    for (const auto& w : resp.warnings()) err_ << "qabox: warning: " << w << "\n";
+  }
   std::vector<std::string> names;
   for (const auto& e : resp.environments()) names.push_back(e.ticket());
   return emit(

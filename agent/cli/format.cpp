@@ -207,6 +207,7 @@ std::string coloredState(v1::Environment::State state, const Style& style) {
   switch (state) {
     case v1::Environment::READY: code = "32"; break;
     case v1::Environment::FAILED:
+    case v1::Environment::LOST:
     case v1::Environment::BROKEN: code = "31"; break;
     case v1::Environment::CREATING:
     case v1::Environment::DEPLOYING:
@@ -236,6 +237,9 @@ std::string targetCell(const v1::Environment& e, const Style& style) {
 
 std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, TimePoint now,
                                    const Style& style) {
+  // In a cluster, which host each lives on.
+  const bool hosts = std::any_of(list.environments().begin(), list.environments().end(),
+                                 [](const v1::Environment& e) { return !e.host().empty(); });
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : list.environments()) {
     std::string image = orDash(e.image());
@@ -247,9 +251,15 @@ std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, Tim
     rows.push_back({ticket, coloredState(e.state(), style), orDash(e.url()), image,
                     shortCommit(e.commit()), targetCell(e, style), age(e.created_at(), now),
                     relativeTime(e.last_access_at(), now)});
+    if (hosts) rows.back().insert(rows.back().begin() + 2, orDash(cleanCell(e.host())));
   }
-  return renderTable({"TICKET", "STATE", "URL", "IMAGE", "COMMIT", "TARGET", "AGE", "LAST USED"},
-                     rows);
+  std::vector<std::string> headers = {"TICKET", "STATE",  "URL", "IMAGE",
+                                      "COMMIT", "TARGET", "AGE", "LAST USED"};
+  if (hosts) headers.insert(headers.begin() + 2, "HOST");
+  std::string table = renderTable(headers, rows);
+  for (const auto& w : list.warnings())
+    table += paint("warning: " + cleanCell(w), "33", style) + "\n";
+  return table;
 }
 
 namespace {
@@ -325,6 +335,7 @@ std::string formatEnvironment(const v1::Environment& e, const v1::ListEventsResp
       {"state", coloredState(e.state(), style)},
       {"message", orDash(e.message())},
       {"url", orDash(e.url())},
+      {"host", orDash(e.host())},  // in a cluster: the host it lives on
       {"hostname", orDash(e.hostname())},
       {"ip", orDash(e.ip())},
       {"port", e.port() ? std::to_string(e.port()) : "-"},

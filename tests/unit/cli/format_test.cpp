@@ -192,6 +192,28 @@ TEST(EnvironmentTable, SaysWhenTheTargetMovedOn) {
             std::string::npos);
 }
 
+// In a cluster: a HOST column, LOST tickets, and the hosts that did not
+// answer said under the table.
+TEST(EnvironmentTable, InAClusterNamesEachHostAndWhoDidNotAnswer) {
+  v1::ListEnvironmentsResponse list;
+  *list.add_environments() = sampleEnvironment();
+  EXPECT_EQ(formatEnvironmentTable(list, kNow).find("HOST"), std::string::npos);
+  list.mutable_environments(0)->set_host("qa-1");
+  auto* lost = list.add_environments();
+  lost->set_ticket("EXMP-9");
+  lost->set_state(v1::Environment::LOST);
+  lost->set_host("qa-2");
+  list.add_warnings("host qa-3 did not answer (deadline): its environments are not listed");
+  auto rows = lines(formatEnvironmentTable(list, kNow));
+  ASSERT_EQ(rows.size(), 4u);
+  size_t column = rows[0].find("HOST");
+  ASSERT_NE(column, std::string::npos);
+  EXPECT_EQ(rows[1].substr(column, 5), "qa-1 ");
+  EXPECT_EQ(rows[2].substr(column, 5), "qa-2 ");
+  EXPECT_EQ(rows[2].substr(rows[0].find("STATE"), 4), "LOST");
+  EXPECT_EQ(rows[3].rfind("warning: host qa-3 did not answer", 0), 0u) << rows[3];
+}
+
 TEST(EnvironmentTable, ColoursStatesOnlyWhenAsked) {
   v1::ListEnvironmentsResponse list;
   *list.add_environments() = sampleEnvironment();
@@ -455,7 +477,7 @@ TEST(Json, UsesProtoNamesPrintsZeroValuesAndParsesBack) {
   v1::ListEnvironmentsResponse back;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &back).ok());
   EXPECT_EQ(back.environments(0).commit(), sampleEnvironment().commit());
-  EXPECT_EQ(toJson(v1::ListEnvironmentsResponse()), "{\"environments\":[]}");
+  EXPECT_EQ(toJson(v1::ListEnvironmentsResponse()), "{\"environments\":[],\"warnings\":[]}");
 }
 
 }  // namespace
