@@ -57,7 +57,8 @@ bool etcdAvailable(std::string* why) {
   return true;
 }
 
-EtcdFixture::EtcdFixture(std::string dir, int members) : dir_(std::move(dir)) {
+EtcdFixture::EtcdFixture(std::string dir, int members, std::string ip)
+    : dir_(std::move(dir)), ip_(std::move(ip)) {
   std::vector<int> ports = reservePorts(2 * members);
   for (size_t i = 0; i < static_cast<size_t>(members); ++i)
     members_.push_back({"m" + std::to_string(i), ports[2 * i], ports[2 * i + 1], -1});
@@ -73,7 +74,7 @@ EtcdFixture::~EtcdFixture() {
 }
 
 std::string EtcdFixture::endpoint(int i) const {
-  return "https://127.0.0.1:" + std::to_string(members_.at(i).clientPort);
+  return "https://" + ip_ + ":" + std::to_string(members_.at(i).clientPort);
 }
 
 std::vector<std::string> EtcdFixture::endpoints() const {
@@ -96,8 +97,9 @@ void EtcdFixture::start() {
   // One certificate for members and clients alike: etcd checks a peer's
   // client certificate against the same CA, with both usages.
   ASSERT_NO_FATAL_FAILURE(pki.leaf("client", "ca",
-                                   "subjectAltName = DNS:localhost, IP:127.0.0.1\n"
-                                   "extendedKeyUsage = serverAuth, clientAuth\n"));
+                                   "subjectAltName = DNS:localhost, IP:127.0.0.1, IP:" + ip_ +
+                                       "\n"
+                                       "extendedKeyUsage = serverAuth, clientAuth\n"));
   for (auto& m : members_) ASSERT_NO_FATAL_FAILURE(spawn(m));
   waitReady();
 }
@@ -113,10 +115,10 @@ void EtcdFixture::waitReady() {
 void EtcdFixture::spawn(Member& m) {
   std::string cluster;
   for (const auto& o : members_)
-    cluster +=
-        (cluster.empty() ? "" : ",") + o.name + "=https://127.0.0.1:" + std::to_string(o.peerPort);
-  const std::string client = "https://127.0.0.1:" + std::to_string(m.clientPort);
-  const std::string peer = "https://127.0.0.1:" + std::to_string(m.peerPort);
+    cluster += (cluster.empty() ? "" : ",") + o.name + "=https://" + ip_ + ":" +
+               std::to_string(o.peerPort);
+  const std::string client = "https://" + ip_ + ":" + std::to_string(m.clientPort);
+  const std::string peer = "https://" + ip_ + ":" + std::to_string(m.peerPort);
   const std::string pki = dir_ + "/pki";
   // setpriv: a member dies with the test even when the test is killed
   // (a ctest timeout), instead of holding its ports and data dir.

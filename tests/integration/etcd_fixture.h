@@ -1,10 +1,10 @@
 #pragma once
 
 // A real etcd cluster for a test: Debian's etcd-server, `members` members
-// on 127.0.0.1 with TLS everywhere (clients and peers show certificates
-// from the test's own CA), each member a child process with its own data
-// dir and log under `dir`. Every member is killed and `dir` removed when the
-// fixture goes, also when the test failed.
+// on `ip` (loopback unless a test's hosts live elsewhere) with TLS everywhere (clients and peers
+// show certificates from the test's own CA), each member a child process with its own data dir and
+// log under `dir`. Every member is killed and `dir` removed when the fixture goes, also when the
+// test failed.
 
 #include <string>
 #include <vector>
@@ -26,7 +26,7 @@ bool etcdAvailable(std::string* why);
 
 class EtcdFixture {
  public:
-  explicit EtcdFixture(std::string dir, int members = 3);
+  explicit EtcdFixture(std::string dir, int members = 3, std::string ip = "127.0.0.1");
   ~EtcdFixture();
   EtcdFixture(const EtcdFixture&) = delete;
   EtcdFixture& operator=(const EtcdFixture&) = delete;
@@ -39,7 +39,7 @@ class EtcdFixture {
   void waitReady();         // every running member answers (test failure if not)
 
   int members() const { return static_cast<int>(members_.size()); }
-  std::vector<std::string> endpoints() const;  // https://127.0.0.1:PORT, one per member
+  std::vector<std::string> endpoints() const;  // https://IP:PORT, one per member
   std::string endpoint(int i) const;
   // A client certificate the members trust (serverAuth and clientAuth).
   std::string caFile() const { return dir_ + "/pki/ca.crt"; }
@@ -60,6 +60,7 @@ class EtcdFixture {
   void waitUntilAnswering(int i);
 
   std::string dir_;
+  std::string ip_;
   std::vector<Member> members_;
 };
 

@@ -22,6 +22,7 @@
 #include <thread>
 #include <utility>
 
+#include "netns_fixture.h"
 #include "sys/process.h"
 
 extern char** environ;
@@ -56,8 +57,6 @@ bool lxcAvailable(std::string* why) {
   return true;
 }
 
-namespace {
-
 std::string randomId() {
   std::random_device rd;
   std::mt19937 gen(rd() ^ static_cast<unsigned>(getpid()));
@@ -67,7 +66,26 @@ std::string randomId() {
   return id;
 }
 
-}  // namespace
+std::string maskedFrame(uint8_t opcode, const std::string& payload, uint32_t key) {
+  std::string f;
+  f += static_cast<char>(0x80 | opcode);
+  size_t n = payload.size();
+  if (n < 126) {
+    f += static_cast<char>(0x80 | n);
+  } else if (n <= 0xffff) {
+    f += static_cast<char>(0x80 | 126);
+    f += static_cast<char>(n >> 8);
+    f += static_cast<char>(n & 0xff);
+  } else {
+    f += static_cast<char>(0x80 | 127);
+    for (int i = 7; i >= 0; --i) f += static_cast<char>((n >> (8 * i)) & 0xff);
+  }
+  char k[4] = {static_cast<char>(key >> 24), static_cast<char>(key >> 16),
+               static_cast<char>(key >> 8), static_cast<char>(key)};
+  f.append(k, 4);
+  for (size_t i = 0; i < n; ++i) f += static_cast<char>(payload[i] ^ k[i % 4]);
+  return f;
+}
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -89,12 +107,14 @@ long procStatusKb(int pid, const std::string& field) {
   return -1;
 }
 
-RawClient::RawClient(uint16_t port) {
+RawClient::RawClient(uint16_t port) : RawClient("127.0.0.1", port) {}
+
+RawClient::RawClient(const std::string& ip, uint16_t port) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd_);
     fd_ = -1;
@@ -327,24 +347,18 @@ std::string GitFixture::head() {
   return h;
 }
 
-namespace {
-
-// A 10.213.N.0/24 that no interface on the host has an address in, so test
-// hosts running side by side (or a bridge a crashed run left) never share a
-// route. Random among the free ones, so two hosts made at once rarely pick
-// the same one either.
-std::string unusedSubnet() {
+std::string unusedSubnet(const std::string& base) {
   std::string used = runOrDie({"ip", "-4", "-o", "addr", "show"}).out;
   std::vector<int> free;
   for (int n = 1; n <= 250; ++n) {
-    if (used.find(" 10.213." + std::to_string(n) + ".") == std::string::npos) free.push_back(n);
+    if (used.find(" " + base + "." + std::to_string(n) + ".") == std::string::npos) {
+      free.push_back(n);
+    }
   }
   std::random_device rd;
   int n = free.empty() ? static_cast<int>(rd() % 250 + 1) : free[rd() % free.size()];
-  return "10.213." + std::to_string(n) + ".0/24";
+  return base + "." + std::to_string(n) + ".0/24";
 }
-
-}  // namespace
 
 TestHost::TestHost() : TestHost(Options{}) {}
 
@@ -352,7 +366,7 @@ TestHost::TestHost(Options options) : options_(std::move(options)) {
   id_ = randomId();
   stateDir_ = options_.stateDirParent + "/qabox-it-" + id_;
   bridge_ = "qbt" + id_;
-  subnet_ = unusedSubnet();
+  subnet_ = unusedSubnet("10.213");
   routerPort_ = freeTcpPort();
   fs::create_directories(stateDir_);
   writeConfig(options_);
@@ -394,15 +408,19 @@ void TestHost::cleanup() {
     for (const auto& e : fs::directory_iterator(path, ec)) {
       RealProcessRunner runner;
       ProcessSpec spec;
-      spec.argv = {helper, "destroy", path, e.path().filename()};
+      spec.argv = inNetns(options_.netns, {helper, "destroy", path, e.path().filename()});
       spec.timeout = std::chrono::seconds(30);
       (void)runner.run(spec);
     }
   }
-  if (fs::exists("/sys/class/net/" + bridge_)) runOrDie({"ip", "link", "del", bridge_});
-  // The agent's firewall tables for the bridge (named after it; absent is fine).
-  for (const char* family : {"inet", "bridge"}) {
-    (void)runOrDie({"nft", "delete", "table", family, "qabox_" + bridge_});
+  if (!options_.netns.empty()) {
+    // The bridge and the firewall go with the namespace.
+  } else {
+    if (fs::exists("/sys/class/net/" + bridge_)) runOrDie({"ip", "link", "del", bridge_});
+    // The agent's firewall tables for the bridge (named after it; absent is fine).
+    for (const char* family : {"inet", "bridge"}) {
+      (void)runOrDie({"nft", "delete", "table", family, "qabox_" + bridge_});
+    }
   }
   if (!std::getenv("QABOX_KEEP_TEST_STATE")) fs::remove_all(stateDir_, ec);
 }
@@ -416,8 +434,8 @@ void TestHost::startWithBusybox() {
 void TestHost::startDaemon() {
   ASSERT_LT(daemonPid_, 0) << "daemon already running";
   std::string bin = binDir() + "/agent/daemon/qaboxd";
-  int pid =
-      spawnLogged({bin, "--config=" + configPath()}, stateDir_ + "/qaboxd.log", options_.daemonEnv);
+  std::vector<std::string> argv = inNetns(options_.netns, {bin, "--config=" + configPath()});
+  int pid = spawnLogged(argv, stateDir_ + "/qaboxd.log", options_.daemonEnv);
   ASSERT_GT(pid, 0) << "cannot start " << bin;
   daemonPid_ = pid;
   for (int i = 0; i < 300; ++i) {
@@ -467,7 +485,8 @@ int TestHost::stopDaemon() {
 std::vector<std::string> TestHost::violations() {
   RealProcessRunner runner;
   ProcessSpec spec;
-  spec.argv = {binDir() + "/agent/daemon/qaboxd", "--config=" + configPath(), "--check"};
+  spec.argv = inNetns(options_.netns,
+                      {binDir() + "/agent/daemon/qaboxd", "--config=" + configPath(), "--check"});
   spec.timeout = std::chrono::seconds(60);
   auto r = runner.run(spec);
   if (!r) return {"check failed: " + r.status().message()};
@@ -574,6 +593,13 @@ std::vector<std::string> TestHost::containers() {
 std::vector<std::string> TestHost::bridgePorts() {
   std::vector<std::string> out;
   std::error_code ec;
+  if (!options_.netns.empty()) {
+    // This process's /sys is of its own namespace.
+    auto r = runOrDie(inNetns(options_.netns, {"ls", "/sys/class/net/" + bridge_ + "/brif"}));
+    std::istringstream in(r.out);
+    for (std::string port; in >> port;) out.push_back(port);
+    return out;
+  }
   for (const auto& e : fs::directory_iterator("/sys/class/net/" + bridge_ + "/brif", ec)) {
     out.push_back(e.path().filename());
   }

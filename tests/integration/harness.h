@@ -54,6 +54,14 @@ HttpReply httpGet(const std::string& ip, uint16_t port, const std::string& path,
 
 uint16_t freeTcpPort();
 
+// Six random hex digits: names a test's own bridge, namespace, state dir.
+std::string randomId();
+// A BASE.N.0/24 ("10.213") that no interface on the host has an address
+// in, so test hosts running side by side (or a bridge a crashed run left)
+// never share a route. Random among the free ones, so two hosts made at
+// once rarely pick the same one either.
+std::string unusedSubnet(const std::string& base);
+
 // A /proc/PID/status field in kB ("VmRSS"); -1 when it cannot be read.
 long procStatusKb(int pid, const std::string& field);
 
@@ -61,7 +69,8 @@ long procStatusKb(int pid, const std::string& field);
 // send and for bodies too big to hold. Every wait is bounded.
 class RawClient {
  public:
-  explicit RawClient(uint16_t port);
+  explicit RawClient(uint16_t port);  // on loopback
+  RawClient(const std::string& ip, uint16_t port);
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
@@ -86,6 +95,9 @@ class RawClient {
   bool eof_ = false;
   std::string pending_;
 };
+
+// A masked client websocket frame (RFC 6455 5.2).
+std::string maskedFrame(uint8_t opcode, const std::string& payload, uint32_t key);
 
 // A file's bytes; "" when it cannot be read.
 std::string readFile(const std::string& path);
@@ -214,6 +226,11 @@ class TestHost {
     std::string metricsListen;
     // Variables added to qaboxd's environment (QABOX_FAILPOINT, ...).
     std::map<std::string, std::string> daemonEnv;
+    // A network namespace (Backbone::add) the daemon runs in, with its
+    // bridge, firewall and containers; set routerHost to its address. The
+    // host's clean-up and inspection run there too (liblxc's sockets are
+    // abstract, so per namespace).
+    std::string netns;
   };
   TestHost();
   explicit TestHost(Options options);

@@ -147,28 +147,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// A masked client frame (RFC 6455 5.2).
-std::string maskedFrame(uint8_t opcode, const std::string& payload, uint32_t key) {
-  std::string f;
-  f += static_cast<char>(0x80 | opcode);
-  size_t n = payload.size();
-  if (n < 126) {
-    f += static_cast<char>(0x80 | n);
-  } else if (n <= 0xffff) {
-    f += static_cast<char>(0x80 | 126);
-    f += static_cast<char>(n >> 8);
-    f += static_cast<char>(n & 0xff);
-  } else {
-    f += static_cast<char>(0x80 | 127);
-    for (int i = 7; i >= 0; --i) f += static_cast<char>((n >> (8 * i)) & 0xff);
-  }
-  char k[4] = {static_cast<char>(key >> 24), static_cast<char>(key >> 16),
-               static_cast<char>(key >> 8), static_cast<char>(key)};
-  f.append(k, 4);
-  for (size_t i = 0; i < n; ++i) f += static_cast<char>(payload[i] ^ k[i % 4]);
-  return f;
-}
-
 class LxcRouter : public ::testing::Test {
  protected:
   void SetUp() override {
