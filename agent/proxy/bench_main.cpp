@@ -4,8 +4,10 @@
 //   qabox-router-bench --backend 127.0.0.1:8080 [--listen 127.0.0.1:0]
 //                      [--domain bench.local] [--slug bench] [--threads 2]
 //                      [--login DIR [--gate-loops N]]
+//                      [--tls-cert CRT --tls-key KEY]
 //
-// Prints "listening <port>" once ready and runs until SIGINT or SIGTERM.
+// Prints "listening <port>" once ready (and "tls <port>" with --tls-cert,
+// a TLS listener on the same host) and runs until SIGINT or SIGTERM.
 // With --login the route is behind a login, checked by the agent's real
 // PreviewGate over a token store in DIR; it also prints "cookie <name=value>",
 // a valid preview cookie to send with every request. With --gate-loops it
@@ -89,6 +91,7 @@ struct Args {
   std::string listen = "127.0.0.1:0", backend, domain = "bench.local", slug = "bench", login;
   long gateLoops = 0;
   int threads = 2;
+  std::string tlsCert, tlsKey;
 };
 
 // The arguments, or nullopt after saying what is wrong.
@@ -110,6 +113,10 @@ std::optional<Args> parseArgs(int argc, char** argv) {
       a.gateLoops = std::atol(value.c_str());
     } else if (key == "--threads") {
       a.threads = std::atoi(value.c_str());
+    } else if (key == "--tls-cert") {
+      a.tlsCert = value;
+    } else if (key == "--tls-key") {
+      a.tlsKey = value;
     } else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return std::nullopt;
@@ -118,7 +125,8 @@ std::optional<Args> parseArgs(int argc, char** argv) {
   if (a.backend.empty()) {
     std::fprintf(stderr,
                  "usage: %s --backend ip:port [--listen host:port] [--domain d] "
-                 "[--slug s] [--threads n] [--login DIR [--gate-loops N]]\n",
+                 "[--slug s] [--threads n] [--login DIR [--gate-loops N]] "
+                 "[--tls-cert CRT --tls-key KEY]\n",
                  argv[0]);
     return std::nullopt;
   }
@@ -171,12 +179,18 @@ int main(int argc, char** argv) {
   options.domain = args->domain;
   options.listen = args->listen;
   options.threads = args->threads;
+  if (!args->tlsCert.empty()) {
+    options.tlsListen = args->listen.substr(0, args->listen.rfind(':')) + ":0";
+    options.tlsCert = args->tlsCert;
+    options.tlsKey = args->tlsKey;
+  }
   qabox::Router router(options, table);
   if (auto s = router.start(); !s.isOk()) {
     std::fprintf(stderr, "%s\n", s.toString().c_str());
     return 1;
   }
   if (gate) std::printf("cookie %s\n", gate->cookie.c_str());
+  if (!args->tlsCert.empty()) std::printf("tls %u\n", static_cast<unsigned>(router.tlsPort()));
   std::printf("listening %u\n", static_cast<unsigned>(router.port()));
   std::fflush(stdout);
 

@@ -4,7 +4,12 @@
 #
 #   scripts/bench/router.sh [-b BUILD_DIR] [-B BACKEND_IP:PORT] [-P PATH]
 #                           [-c CONNECTIONS] [-t WRK_THREADS] [-d DURATION]
-#                           [-w PROXY_THREADS] [-r ROUNDS] [-L]
+#                           [-w PROXY_THREADS] [-r ROUNDS] [-L] [-C] [-T]
+#
+# -C sends "Connection: close" with every request: a new connection per
+# request, as many browsers' and health checkers' requests are.
+# -T measures both over TLS: nginx `listen ssl` and the router's
+# routing.tls_listen with the same self-signed P-256 certificate.
 #
 # -L also runs a second router whose route is behind a login (routing.access
 # = "login", the agent's real PreviewGate, a valid preview cookie on every
@@ -28,8 +33,10 @@ duration=10s
 proxy_threads=2
 rounds=3
 login=0
+close=0
+tls=0
 
-while getopts "b:B:P:c:t:d:w:r:Lh" opt; do
+while getopts "b:B:P:c:t:d:w:r:LCTh" opt; do
   case "$opt" in
     b) build="$OPTARG" ;;
     B) backend="$OPTARG" ;;
@@ -40,7 +47,9 @@ while getopts "b:B:P:c:t:d:w:r:Lh" opt; do
     w) proxy_threads="$OPTARG" ;;
     r) rounds="$OPTARG" ;;
     L) login=1 ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    C) close=1 ;;
+    T) tls=1 ;;
+    *) sed -n '2,25p' "$0"; exit 2 ;;
   esac
 done
 
@@ -126,10 +135,20 @@ if [ -z "$backend" ]; then
 fi
 
 nport="$(free_port)"
+scheme=http listen_ssl="" tls_args=()
+if [ "$tls" = 1 ]; then
+  mkdir -p "$work/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=bench.bench.local" -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" \
+    2>/dev/null
+  scheme=https
+  listen_ssl="ssl; ssl_certificate $work/tls/cert.pem; ssl_certificate_key $work/tls/key.pem"
+  tls_args=(--tls-cert "$work/tls/cert.pem" --tls-key "$work/tls/key.pem")
+fi
 conf="$(nginx_conf proxy "$proxy_threads" "
   upstream app { server $backend; keepalive 256; }
   server {
-    listen 127.0.0.1:$nport;
+    listen 127.0.0.1:$nport $listen_ssl;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -157,10 +176,11 @@ start_router() {
     sleep 0.05
   done
   router_port="$(awk '/^listening/ {print $2}' "$out")"
+  if [ "$tls" = 1 ]; then router_port="$(awk '/^tls/ {print $2}' "$out")"; fi
   [ -n "$router_port" ] || { cat "$out" >&2; exit 1; }
 }
 
-start_router "$work/router.out"
+start_router "$work/router.out" "${tls_args[@]}"
 qport="$router_port"
 lport="" cookie=""
 if [ "$login" = 1 ]; then
@@ -176,8 +196,9 @@ host="bench.bench.local"
 run_wrk() {
   local out extra=(-H "X-Bench: 1")
   [ -n "${2:-}" ] && extra=(-H "$2")
+  [ "$close" = 1 ] && extra+=(-H "Connection: close")
   out="$(wrk -t "$wrk_threads" -c "$conns" -d "$duration" --latency -H "Host: $host" \
-    "${extra[@]}" "http://127.0.0.1:$1$path")"
+    "${extra[@]}" "$scheme://127.0.0.1:$1$path")"
   if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
     echo "$out" | grep 'Non-2xx\|Socket errors' >&2
   fi
@@ -197,7 +218,7 @@ run_wrk() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 for port in "$nport" "$qport"; do
-  wrk -t "$wrk_threads" -c "$conns" -d 2s -H "Host: $host" "http://127.0.0.1:$port$path" >/dev/null
+  wrk -t "$wrk_threads" -c "$conns" -d 2s -H "Host: $host" "$scheme://127.0.0.1:$port$path" >/dev/null
 done
 
 : >"$work/nginx.txt"
@@ -215,7 +236,7 @@ n_p99="$(awk '{print $2}' "$work/nginx.txt" | median)"
 q_rps="$(awk '{print $1}' "$work/qabox.txt" | median)"
 q_p99="$(awk '{print $2}' "$work/qabox.txt" | median)"
 
-echo "backend $backend, path $path, wrk -t$wrk_threads -c$conns -d$duration, proxy threads/workers $proxy_threads, median of $rounds"
+echo "backend $backend, path $path, wrk -t$wrk_threads -c$conns -d$duration$([ "$close" = 1 ] && echo ", a connection per request")$([ "$tls" = 1 ] && echo ", TLS"), proxy threads/workers $proxy_threads, median of $rounds"
 printf "%-8s %12s %10s\n" "proxy" "requests/s" "p99 ms"
 printf "%-8s %12.0f %10.2f\n" "nginx" "$n_rps" "$n_p99"
 printf "%-8s %12.0f %10.2f\n" "qabox" "$q_rps" "$q_p99"
