@@ -273,6 +273,7 @@ class ClientSession final : public Timed,
       m.erase(kForwardedHeader);
     }
     head_.keepAlive = req_->keep_alive();
+    head_.clientCloses = !head_.keepAlive;
     head_.expectsContinue = m.find(http::field::expect) != m.end();
     if (req_->upgrade()) {
       for (auto token : http::token_list{m[http::field::upgrade]}) {
@@ -450,8 +451,12 @@ class ClientSession final : public Timed,
   // ---- the end of a connection ----
 
   // Half-closes and reads what the client still sends for a moment, so the
-  // answer is not lost to a reset from unread request bytes.
+  // answer is not lost to a reset from unread request bytes. A client that
+  // asked to close, whose request was read to its end with nothing after
+  // it, has nothing more to send: it is closed at once (as nginx's lingering
+  // close decides too), without a half-close, a wait for its FIN and a read.
   void gracefulClose() {
+    if (head_.clientCloses && req_ && req_->is_done() && cbuf_.size() == 0) return closeNow();
     enter(S::kClosing);
     exchange_.release(false);
     error_code ig;  // a peer already gone: the drain's read fails and closes

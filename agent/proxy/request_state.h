@@ -115,6 +115,7 @@ struct HeadFacts {
   bool hasBody = false;    // the body was not complete with the head
   bool clientV10 = false;
   bool keepAlive = false;        // the client keeps the connection (cleared on refusal)
+  bool clientCloses = false;     // the client asked to close after this request
   bool expectsContinue = false;  // cleared once the router sent its 100 Continue
   bool websocket = false;        // Upgrade: websocket was asked for
   bool counted = false;          // the use counters have this request

@@ -85,6 +85,28 @@ TEST_F(RouterTest, AnotherHostsRouteIsForwardedOnceMarkedAndNeverBounced) {
   EXPECT_TRUE(contains(lost.body(), "lives on host qa-a, which is down (LOST)")) << lost.body();
 }
 
+// A client that asked to close, its request read to the end, sends nothing
+// more: its connection is closed at once, not half-closed and held for the
+// 2 s drain while it waits for the client's FIN.
+TEST_F(RouterTest, AClientThatAsksToCloseIsClosedAtOnce) {
+  auto seen = std::make_shared<Seen>();
+  TestBackend b(echoHandler("b", seen));
+  start();
+  route("alpha", EnvState::kReady, b.port());
+  Client c(port());
+  c.send("GET /x HTTP/1.1\r\nHost: alpha.qa.test\r\nConnection: close\r\n\r\n");
+  auto r = c.read();
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_TRUE(c.closedByPeer());
+  // The client still holds its end; the router holds nothing.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = router_->openConnections() == 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << router_->openConnections();
+}
+
 TEST_F(RouterTest, UnknownNameIs404AndKeepsTheConnection) {
   start();
   Client c(port());
