@@ -18,8 +18,9 @@
 # Without -B, a second nginx serves a small static file on 127.0.0.1 as the
 # backend. Each round runs wrk through nginx, then through the router; the
 # median of the rounds is reported. Prints requests/s and p99 for both, and
-# the ratios the issue sets targets for (router/nginx: rps >= 0.90,
-# p99 <= 1.20).
+# the ratios the targets are set for (router/nginx: rps >= 1.00, p99 <=
+# 1.00, in every shape; one run moves a few per cent either way on a
+# loaded machine: use -r 5 and a quiet one).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -242,8 +243,8 @@ printf "%-8s %12.0f %10.2f\n" "nginx" "$n_rps" "$n_p99"
 printf "%-8s %12.0f %10.2f\n" "qabox" "$q_rps" "$q_p99"
 awk -v qr="$q_rps" -v nr="$n_rps" -v qp="$q_p99" -v np="$n_p99" 'BEGIN {
   r = qr / nr; p = qp / np
-  printf "rps ratio qabox/nginx %.3f (target >= 0.90: %s)\n", r, (r >= 0.90 ? "met" : "NOT met")
-  printf "p99 ratio qabox/nginx %.3f (target <= 1.20: %s)\n", p, (p <= 1.20 ? "met" : "NOT met")
+  printf "rps ratio qabox/nginx %.3f (target >= 1.00: %s)\n", r, (r >= 1.00 ? "met" : "NOT met")
+  printf "p99 ratio qabox/nginx %.3f (target <= 1.00: %s)\n", p, (p <= 1.00 ? "met" : "NOT met")
 }'
 if [ -n "$lport" ]; then
   l_rps="$(awk '{print $1}' "$work/login.txt" | median)"
