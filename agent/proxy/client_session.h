@@ -340,7 +340,9 @@ class ClientSession final : public Timed,
       q.target = sv(m.target());
       q.cookie = cookies;
       q.authorization = sv(m[http::field::authorization]);
-      q.peerIpv4 = peerIpv4_;
+      // Forwarded by another host's router, the connection's address is that
+      // host's: no network allowlist may judge it.
+      q.peerIpv4 = head_.cameForwarded ? 0 : peerIpv4_;
       q.tls = kTls;
       a = r_.opts.gate(q);
     } else {

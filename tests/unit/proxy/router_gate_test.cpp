@@ -88,6 +88,29 @@ TEST_F(RouterGateTest, ARedirectCarriesItsLocationAndCookie) {
   EXPECT_EQ(lastPeer_, 0x7f000001u);
 }
 
+// A request another host's router forwarded comes from that host's
+// address, not its client's: a network the gate lets in without a login
+// must not let in whoever reached another host (nor may a client that sends
+// the mark itself gain anything by it). The gate sees no address.
+TEST_F(RouterGateTest, AForwardedRequestShowsTheGateNoAddress) {
+  AccessAnswer a;
+  a.kind = Kind::kAllow;
+  TestBackend backend(echoHandler("app", std::make_shared<Seen>()));
+  startGated(a);
+  loginRoute("alpha", EnvState::kReady, backend.port());
+  Client c(port());
+  c.send("GET / HTTP/1.1\r\nHost: " + host("alpha") + "\r\nX-Qabox-Forwarded: qa-b\r\n\r\n");
+  EXPECT_EQ(c.read().result_int(), 200);
+  {
+    std::lock_guard l(mu_);
+    EXPECT_EQ(lastPeer_, 0u);
+  }
+  c.send("GET / HTTP/1.1\r\nHost: " + host("alpha") + "\r\n\r\n");
+  EXPECT_EQ(c.read().result_int(), 200);
+  std::lock_guard l(mu_);
+  EXPECT_EQ(lastPeer_, 0x7f000001u);
+}
+
 TEST_F(RouterGateTest, NothingAboutTheEnvironmentLeaksBeforeTheGate) {
   AccessAnswer a;
   a.kind = Kind::kRefuse;
