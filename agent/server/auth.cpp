@@ -443,23 +443,40 @@ Result<Caller> Authorizer::callerOf(const void* call) const {
 
 namespace {
 
+// A metadata value of the call, or nullopt when it has none of that key.
+std::optional<std::string_view> metadataValue(
+    const std::multimap<grpc::string_ref, grpc::string_ref>* md, std::string_view key) {
+  if (!md) return std::nullopt;
+  auto it = md->find(grpc::string_ref(key.data(), key.size()));
+  if (it == md->end()) return std::nullopt;
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+// Decides each call once its metadata arrived: Authorizer::decide on the API
+// listeners, decidePeer on the peer listener (where TLS verified the
+// certificate, and the metadata names the caller forwarded).
 class AuthInterceptor final : public grpc::experimental::Interceptor {
  public:
-  AuthInterceptor(grpc::experimental::ServerRpcInfo* info, Authorizer& auth)
-      : info_(info), auth_(auth) {}
+  AuthInterceptor(grpc::experimental::ServerRpcInfo* info, Authorizer& auth, bool peers)
+      : info_(info), auth_(auth), peers_(peers) {}
   ~AuthInterceptor() override { auth_.forget(info_->server_context()); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
-      std::optional<std::string_view> authorization;
-      auto* md = methods->GetRecvInitialMetadata();
-      if (md) {
-        auto it = md->find("authorization");
-        if (it != md->end()) authorization = std::string_view(it->second.data(), it->second.size());
+      const auto* md = methods->GetRecvInitialMetadata();
+      grpc::ServerContextBase* ctx = info_->server_context();
+      if (peers_) {
+        auto value = [md](std::string_view key) { return metadataValue(md, key).value_or(""); };
+        auto authn = ctx->auth_context();
+        const bool certified = authn && authn->IsPeerAuthenticated();
+        auth_.remember(ctx,
+                       auth_.decidePeer(info_->method(), ctx->peer(), certified, value(kPeerVia),
+                                        value(kPeerCaller), value(kPeerRole)));
+      } else {
+        auth_.remember(
+            ctx, auth_.decide(info_->method(), ctx->peer(), metadataValue(md, "authorization")));
       }
-      grpc::ServerContextBase* ctx = info_->server_context();
-      auth_.remember(ctx, auth_.decide(info_->method(), ctx->peer(), authorization));
     }
     methods->Proceed();
   }
@@ -467,50 +484,14 @@ class AuthInterceptor final : public grpc::experimental::Interceptor {
  private:
   grpc::experimental::ServerRpcInfo* info_;
   Authorizer& auth_;
-};
-
-// The peer listener's: TLS verified the certificate (the listener requires
-// one signed by cluster.ca); the metadata names the caller forwarded.
-class PeerAuthInterceptor final : public grpc::experimental::Interceptor {
- public:
-  PeerAuthInterceptor(grpc::experimental::ServerRpcInfo* info, Authorizer& auth)
-      : info_(info), auth_(auth) {}
-  ~PeerAuthInterceptor() override { auth_.forget(info_->server_context()); }
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    using grpc::experimental::InterceptionHookPoints;
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
-      auto* md = methods->GetRecvInitialMetadata();
-      auto value = [md](std::string_view key) -> std::string_view {
-        if (!md) return {};
-        auto it = md->find(grpc::string_ref(key.data(), key.size()));
-        return it == md->end() ? std::string_view()
-                               : std::string_view(it->second.data(), it->second.size());
-      };
-      grpc::ServerContextBase* ctx = info_->server_context();
-      auto authn = ctx->auth_context();
-      const bool certified = authn && authn->IsPeerAuthenticated();
-      auth_.remember(ctx, auth_.decidePeer(info_->method(), ctx->peer(), certified, value(kPeerVia),
-                                           value(kPeerCaller), value(kPeerRole)));
-    }
-    methods->Proceed();
-  }
-
- private:
-  grpc::experimental::ServerRpcInfo* info_;
-  Authorizer& auth_;
+  const bool peers_;
 };
 
 }  // namespace
 
-grpc::experimental::Interceptor* PeerAuthInterceptorFactory::CreateServerInterceptor(
-    grpc::experimental::ServerRpcInfo* info) {
-  return new PeerAuthInterceptor(info, auth_);
-}
-
 grpc::experimental::Interceptor* AuthInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new AuthInterceptor(info, auth_);
+  return new AuthInterceptor(info, auth_, peers_);
 }
 
 }  // namespace qabox

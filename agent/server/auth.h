@@ -259,31 +259,25 @@ class Authorizer {
 // interceptors cannot end a call themselves, so the decision is kept for the
 // call and the service asks for it first thing (QaboxService::authorized),
 // refusing any call the interceptor did not pass.
+//
+// On the peer listener (`peers`), Authorizer::decidePeer instead: the
+// caller is the one the forwarding host names in kPeerVia, kPeerCaller and
+// kPeerRole.
+class AuthInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit AuthInterceptorFactory(Authorizer& auth, bool peers = false)
+      : auth_(auth), peers_(peers) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  Authorizer& auth_;
+  bool peers_;
+};
+
 // The metadata a forwarded call carries (PeerClients sets it).
 inline constexpr std::string_view kPeerVia = "qabox-peer-via";        // the forwarding host
 inline constexpr std::string_view kPeerCaller = "qabox-peer-caller";  // its caller's name
 inline constexpr std::string_view kPeerRole = "qabox-peer-role";      // and role
-
-// The peer listener's Authorizer::decidePeer for every call on it.
-class PeerAuthInterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit PeerAuthInterceptorFactory(Authorizer& auth) : auth_(auth) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override;
-
- private:
-  Authorizer& auth_;
-};
-
-class AuthInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit AuthInterceptorFactory(Authorizer& auth) : auth_(auth) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override;
-
- private:
-  Authorizer& auth_;
-};
 
 }  // namespace qabox
