@@ -204,7 +204,8 @@ Status Agent::startApi() {
   QABOX_RETURN_IF_ERROR(
       api_.start(config_.api, *service_, *auth_, metrics_.get(), localPeers_, socketGroup));
   if (!cluster_) return Status::ok();
-  return api_.startPeers(config_.cluster, *service_, *auth_, metrics_.get());
+  return api_.startPeers(config_.cluster, config_.api.maxMessageBytes, *service_, *auth_,
+                         metrics_.get());
 }
 
 void Agent::startBackground() {

@@ -28,6 +28,15 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const Config::Ap
   return grpc::SslServerCredentials(options);
 }
 
+// Who may call, then (when metrics are on) the count of every call.
+std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors(
+    Authorizer& auth, bool peers, Metrics* metrics) {
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> out;
+  out.push_back(std::make_unique<AuthInterceptorFactory>(auth, peers));
+  if (metrics) out.push_back(std::make_unique<MetricsInterceptorFactory>(*metrics));
+  return out;
+}
+
 }  // namespace
 
 Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authorizer& auth,
@@ -49,10 +58,7 @@ Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authoriz
     }
     builder.AddListeningPort(l, tls);
   }
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(auth));
-  if (metrics) interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(*metrics));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  builder.experimental().SetInterceptorCreators(interceptors(auth, false, metrics));
   builder.RegisterService(&service);
   server_ = builder.BuildAndStart();
   if (!server_)
@@ -63,8 +69,8 @@ Status ApiServer::start(const Config::Api& api, grpc::Service& service, Authoriz
   return Status::ok();
 }
 
-Status ApiServer::startPeers(const Config::Cluster& cluster, grpc::Service& service,
-                             Authorizer& auth, Metrics* metrics) {
+Status ApiServer::startPeers(const Config::Cluster& cluster, uint32_t maxMessageBytes,
+                             grpc::Service& service, Authorizer& auth, Metrics* metrics) {
   const std::string& listen =
       cluster.peerListen.empty() ? cluster.advertiseApi : cluster.peerListen;
   grpc::SslServerCredentialsOptions options(
@@ -75,12 +81,10 @@ Status ApiServer::startPeers(const Config::Cluster& cluster, grpc::Service& serv
   QABOX_ASSIGN_OR_RETURN(options.pem_root_certs, readPem("cluster.ca", cluster.ca));
   options.pem_key_cert_pairs.push_back({key, cert});
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // What the API takes, forwarded: the same limit.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(maxMessageBytes));
   builder.AddListeningPort(listen, grpc::SslServerCredentials(options));
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<PeerAuthInterceptorFactory>(auth));
-  if (metrics) interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(*metrics));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  builder.experimental().SetInterceptorCreators(interceptors(auth, true, metrics));
   builder.RegisterService(&service);
   peers_ = builder.BuildAndStart();
   if (!peers_) {

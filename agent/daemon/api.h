@@ -34,9 +34,9 @@ class ApiServer {
   // [cluster]: the peer listener on cluster.peer_listen (else
   // advertise_api), mTLS only: a client needs a certificate signed by
   // cluster.ca, and each call is authorized as the caller its host forwards
-  // (PeerAuthInterceptorFactory).
-  Status startPeers(const Config::Cluster& cluster, grpc::Service& service, Authorizer& auth,
-                    Metrics* metrics);
+  // (AuthInterceptorFactory's peer mode), with the API's message limit.
+  Status startPeers(const Config::Cluster& cluster, uint32_t maxMessageBytes,
+                    grpc::Service& service, Authorizer& auth, Metrics* metrics);
   // Stops accepting on the unix sockets.
   void stopListening();
   // Lets calls in flight finish, for up to `grace`, then stops.
