@@ -107,6 +107,11 @@ class EtcdCluster final : public Cluster {
   void keepLoop();
   void watchLoop();
   Result<int64_t> loadAll();
+  // Removes slug's map entry if it is still the revision read, once `first`
+  // saw that entry (a bad record: an error) and said go on; `doing` names the
+  // removal in its error when the entry changed meanwhile.
+  Status removeTicket(const std::string& slug, std::string_view doing,
+                      const std::function<Status(const Result<TicketEntry>&)>& first);
   void apply(const KvEvent& ev);  // under mu_
   void changed();
   bool sleepFor(milliseconds d) {  // false once stopping
@@ -264,47 +269,48 @@ Result<Owner> EtcdCluster::claim(const std::string& ticket, const std::string& s
   return o;
 }
 
-Status EtcdCluster::release(const std::string& slug) {
+Status EtcdCluster::removeTicket(const std::string& slug, std::string_view doing,
+                                 const std::function<Status(const Result<TicketEntry>&)>& first) {
   const std::string key = ticketsPrefix_ + slug;
   auto cur = kv_->get(key);
   if (!cur) return unreachable(cur.status());
   if (!cur->has_value()) return Status::ok();
-  auto entry = decodeTicket((*cur)->value);
-  if (entry && entry->host != self()) {
-    return failedPrecondition("ticket " + entry->ticket + " belongs to host " + entry->host);
-  }
+  QABOX_RETURN_IF_ERROR(first(decodeTicket((*cur)->value)));
   auto removed = kv_->removeIfRevision(key, (*cur)->modRevision);
   if (!removed) return unreachable(removed.status());
-  if (!*removed) return aborted("ticket " + slug + " changed while it was released; try again");
+  if (!*removed) {
+    return aborted("ticket " + slug + " changed while it was " + std::string(doing) +
+                   "; try again");
+  }
   std::lock_guard lock(mu_);
   owners_.erase(slug);
   return Status::ok();
 }
 
-Status EtcdCluster::forgetLost(const std::string& slug) {
-  const std::string key = ticketsPrefix_ + slug;
-  auto cur = kv_->get(key);
-  if (!cur) return unreachable(cur.status());
-  if (!cur->has_value()) return Status::ok();
-  auto entry = decodeTicket((*cur)->value);
-  {
-    std::lock_guard lock(mu_);
-    if (entry && live_.count(entry->host)) {
-      return failedPrecondition("ticket " + entry->ticket + " lives on host " + entry->host +
-                                ", which is up: delete it there");
+Status EtcdCluster::release(const std::string& slug) {
+  return removeTicket(slug, "released", [this](const Result<TicketEntry>& entry) {
+    if (entry && entry->host != self()) {
+      return failedPrecondition("ticket " + entry->ticket + " belongs to host " + entry->host);
     }
-  }
-  // The mark first: a host that comes back between the two writes finds it
-  // and the entry, and keeps the entry's word until the entry goes.
-  if (entry) {
+    return Status::ok();
+  });
+}
+
+Status EtcdCluster::forgetLost(const std::string& slug) {
+  return removeTicket(slug, "removed", [this, &slug](const Result<TicketEntry>& entry) {
+    if (!entry) return Status::ok();
+    {
+      std::lock_guard lock(mu_);
+      if (live_.count(entry->host)) {
+        return failedPrecondition("ticket " + entry->ticket + " lives on host " + entry->host +
+                                  ", which is up: delete it there");
+      }
+    }
+    // The mark first: a host that comes back between the two writes finds it
+    // and the entry, and keeps the entry's word until the entry goes.
     if (Status s = kv_->put(gonePrefix_ + slug, entry->host, 0); !s.isOk()) return unreachable(s);
-  }
-  auto removed = kv_->removeIfRevision(key, (*cur)->modRevision);
-  if (!removed) return unreachable(removed.status());
-  if (!*removed) return aborted("ticket " + slug + " changed while it was removed; try again");
-  std::lock_guard lock(mu_);
-  owners_.erase(slug);
-  return Status::ok();
+    return Status::ok();
+  });
 }
 
 Status EtcdCluster::setDraining(const std::string& host, bool draining) {
