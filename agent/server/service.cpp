@@ -115,6 +115,12 @@ void send(Writer* writer, const Message& message, std::string_view rpc) {
   if (!writer->Write(message)) spdlog::debug("{}: the caller is gone; not sent", rpc);
 }
 
+// Where an environment answers: its hostname and its URL.
+void setAddress(const std::string& slug, const Config& config, v1::Environment* out) {
+  out->set_hostname(slug + "." + config.routing.domain);
+  out->set_url(config.urlFor(slug));
+}
+
 }  // namespace
 
 grpc::Status toGrpc(const Status& s) {
@@ -124,8 +130,7 @@ grpc::Status toGrpc(const Status& s) {
 
 void toProto(const Environment& e, const Config& config, v1::Environment* out) {
   out->set_ticket(e.ticket);
-  out->set_hostname(e.slug + "." + config.routing.domain);
-  out->set_url(config.urlFor(e.slug));
+  setAddress(e.slug, config, out);
   out->set_state(toProtoState(e.state));
   out->set_ip(e.ip);
   out->set_image(e.spec.image);
@@ -242,8 +247,7 @@ std::optional<cluster::Owner> QaboxService::lostOwner(const Caller& caller,
 
 void QaboxService::describeLost(const cluster::Owner& o, v1::Environment* e) const {
   e->set_ticket(o.ticket);
-  e->set_hostname(o.slug + "." + config_.routing.domain);
-  e->set_url(config_.urlFor(o.slug));
+  setAddress(o.slug, config_, e);
   e->set_state(v1::Environment::LOST);
   e->set_host(o.host);
   e->set_message("host " + o.host +
@@ -494,22 +498,16 @@ grpc::Status QaboxService::DeleteEnvironment(grpc::ServerContext* ctx,
                                              v1::DeleteEnvironmentResponse* resp) {
   QABOX_AUTHORIZED(caller, ctx);
   QABOX_VALID(req);
-  if (cluster_ && caller.via.empty()) {
+  if (auto lost = lostOwner(caller, req->ticket())) {
     // A LOST ticket leaves the map: its host reclaims the container when it
     // comes back.
-    const std::string slug = parseTicket(req->ticket())->slug;
-    auto owner = cluster_->owner(slug);
-    auto host = owner ? cluster_->host(owner->host) : std::nullopt;
-    if (owner && owner->host != cluster_->self() &&
-        (!host || host->state == cluster::HostState::kDown)) {
-      Status forgot = cluster_->forgetLost(slug);
-      audit_.record(req->ticket(), "delete", caller.name, forgot.isOk() ? "ok" : "error",
-                    forgot.isOk() ? "LOST on host " + owner->host + ": its map entry removed"
-                                  : forgot.message());
-      if (!forgot.isOk()) return toGrpc(forgot);
-      resp->set_ticket(req->ticket());
-      return grpc::Status::OK;
-    }
+    Status forgot = cluster_->forgetLost(lost->slug);
+    audit_.record(req->ticket(), "delete", caller.name, forgot.isOk() ? "ok" : "error",
+                  forgot.isOk() ? "LOST on host " + lost->host + ": its map entry removed"
+                                : forgot.message());
+    if (!forgot.isOk()) return toGrpc(forgot);
+    resp->set_ticket(req->ticket());
+    return grpc::Status::OK;
   }
   QABOX_FORWARD_IF_ELSEWHERE(DeleteEnvironment, resp);
   Status s = envs_.remove(req->ticket(), caller.name);
