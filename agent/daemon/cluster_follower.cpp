@@ -36,15 +36,16 @@ void ClusterFollower::reclaim(const Environment& env, const std::string& why) {
   }
 }
 
-void ClusterFollower::route(const Owner& o, const std::vector<cluster::HostView>& hosts) {
+void ClusterFollower::route(const Owner& o,
+                            const std::map<std::string, const cluster::HostView*>& hosts) {
   Route r;
   r.slug = o.slug;
   r.state = EnvState::kReady;
   r.via = o.host;
-  for (const auto& h : hosts) {
-    if (h.facts.name != o.host || h.state == HostState::kDown) continue;
+  auto h = hosts.find(o.host);
+  if (h != hosts.end() && h->second->state != HostState::kDown) {
     // No address (a name, not an IP): the route says LOST rather than guess.
-    if (auto hp = parseHostPort(h.facts.router, "router"); hp && !hp->host.empty()) {
+    if (auto hp = parseHostPort(h->second->facts.router, "router"); hp && !hp->host.empty()) {
       r.ip = hp->host;
       r.port = hp->port;
     }
@@ -104,8 +105,10 @@ void ClusterFollower::syncOnce() {
   }
 
   const auto hosts = cluster_.hosts();
+  std::map<std::string, const cluster::HostView*> byName;
+  for (const auto& h : hosts) byName[h.facts.name] = &h;
   for (const auto& [slug, o] : owners) {
-    if (o.host != self && !mine.count(slug)) route(o, hosts);
+    if (o.host != self && !mine.count(slug)) route(o, byName);
   }
   for (const auto& r : routes_.all()) {
     if (r.via.empty()) continue;

@@ -8,6 +8,7 @@
 // but the claims and the clearing of marks.
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,7 +37,7 @@ class ClusterFollower {
  private:
   void loop();
   void reclaim(const Environment& env, const std::string& why);
-  void route(const cluster::Owner& o, const std::vector<cluster::HostView>& hosts);
+  void route(const cluster::Owner& o, const std::map<std::string, const cluster::HostView*>& hosts);
 
   cluster::Cluster& cluster_;
   EnvironmentManager& envs_;
