@@ -251,7 +251,7 @@ std::string formatEnvironmentTable(const v1::ListEnvironmentsResponse& list, Tim
     rows.push_back({ticket, coloredState(e.state(), style), orDash(e.url()), image,
                     shortCommit(e.commit()), targetCell(e, style), age(e.created_at(), now),
                     relativeTime(e.last_access_at(), now)});
-    if (hosts) rows.back().insert(rows.back().begin() + 2, orDash(cleanCell(e.host())));
+    if (hosts) rows.back().insert(rows.back().begin() + 2, orDash(e.host()));
   }
   std::vector<std::string> headers = {"TICKET", "STATE",  "URL", "IMAGE",
                                       "COMMIT", "TARGET", "AGE", "LAST USED"};

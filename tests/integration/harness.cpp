@@ -413,9 +413,8 @@ void TestHost::cleanup() {
       (void)runner.run(spec);
     }
   }
-  if (!options_.netns.empty()) {
-    // The bridge and the firewall go with the namespace.
-  } else {
+  // In a namespace of its own, the bridge and the firewall go with it.
+  if (options_.netns.empty()) {
     if (fs::exists("/sys/class/net/" + bridge_)) runOrDie({"ip", "link", "del", bridge_});
     // The agent's firewall tables for the bridge (named after it; absent is fine).
     for (const char* family : {"inet", "bridge"}) {
