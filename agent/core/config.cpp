@@ -83,6 +83,8 @@ class TableReader {
       return Status::ok();
     });
   }
+  // The node under `key`, if there is one (for a key read by the caller).
+  const toml::node* node(std::string_view key) const { return table_.get(key); }
   // A key read by the caller itself: only marked as known.
   Status custom(std::string_view key) {
     seen_.insert(std::string(key));
@@ -621,6 +623,42 @@ Status readDeploy(const toml::table& root, Config& c) {
   });
 }
 
+Status readPool(const toml::table& root, Config& c) {
+  return parseSection(root, "pool", [&](TableReader& r) -> Status {
+    QABOX_RETURN_IF_ERROR(r.count("size", c.pool.size, 0, 64));
+    QABOX_RETURN_IF_ERROR(r.string("min_free_memory", c.pool.minFreeMemory));
+    QABOX_RETURN_IF_ERROR(r.string("min_free_disk", c.pool.minFreeDisk));
+    QABOX_RETURN_IF_ERROR(r.duration("interval", c.pool.interval));
+    for (const auto& [key, value] : {std::pair{"min_free_memory", &c.pool.minFreeMemory},
+                                     std::pair{"min_free_disk", &c.pool.minFreeDisk}}) {
+      if (!parseMemorySize(*value)) {
+        return invalidArgument(r.name(key) + ": \"" + *value +
+                               "\" is not a size such as \"512M\" or \"2G\"");
+      }
+    }
+    if (c.pool.interval < std::chrono::milliseconds(100)) {
+      return invalidArgument(r.name("interval") + ": must be at least 100ms");
+    }
+    QABOX_RETURN_IF_ERROR(r.custom("images"));
+    const toml::node* images = r.node("images");
+    if (!images) return Status::ok();
+    const toml::table* t = images->as_table();
+    if (!t) return invalidArgument(r.name("images") + ": must be a table ([pool.images])");
+    for (const auto& [k, v] : *t) {
+      const std::string name(k.str());
+      if (Status s = checkImageName(name); !s.isOk()) {
+        return invalidArgument("pool.images." + name + ": " + s.message());
+      }
+      auto n = v.value<int64_t>();
+      if (!v.is_integer() || !n || *n < 0 || *n > 64) {
+        return invalidArgument("pool.images." + name + ": must be a whole number between 0 and 64");
+      }
+      c.pool.images[name] = static_cast<uint32_t>(*n);
+    }
+    return Status::ok();
+  });
+}
+
 Status readReaper(const toml::table& root, Config& c) {
   return parseSection(root, "reaper", [&](TableReader& r) {
     QABOX_RETURN_IF_ERROR(r.duration("interval", c.reaper.interval));
@@ -791,13 +829,13 @@ Result<Config> parseConfig(std::string_view text) {
   QABOX_RETURN_IF_ERROR(top.string("images_dir", c.imagesDir));
   QABOX_RETURN_IF_ERROR(top.string("default_image", c.defaultImage));
   QABOX_RETURN_IF_ERROR(top.string("log_level", c.logLevel));
-  QABOX_RETURN_IF_ERROR(top.noUnknownKeys({"api", "network", "routing", "dashboard", "limits",
-                                           "containers", "storage", "deploy", "reaper", "events",
-                                           "repos", "webhooks", "metrics", "log", "cluster"}));
+  QABOX_RETURN_IF_ERROR(top.noUnknownKeys(
+      {"api", "network", "routing", "dashboard", "limits", "containers", "storage", "deploy",
+       "pool", "reaper", "events", "repos", "webhooks", "metrics", "log", "cluster"}));
 
   for (auto* read : {readApi, readNetwork, readRouting, readDashboard, readLimits, readContainers,
-                     readStorage, readDeploy, readReaper, readEvents, readRepos, readWebhooks,
-                     readMetrics, readLog, readCluster}) {
+                     readStorage, readDeploy, readPool, readReaper, readEvents, readRepos,
+                     readWebhooks, readMetrics, readLog, readCluster}) {
     QABOX_RETURN_IF_ERROR(read(root, c));
   }
   QABOX_RETURN_IF_ERROR(validateConfig(c));

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -161,6 +162,22 @@ struct Config {
     // is this old (at once when its image version is gone).
     std::chrono::milliseconds depsMaxAge{7 * 24 * 3'600'000LL};
   } deploy;
+
+  // A warm pool: environments cloned, addressed and started ahead of
+  // time, per image version, for deploys to claim. 0: no pool.
+  struct Pool {
+    uint32_t size = 0;                       // per image, unless images says
+    std::map<std::string, uint32_t> images;  // [pool.images] name = size
+    // Below either the pool shrinks (a pooled container goes per pass)
+    // and fills no more: it must never take what deploys need.
+    std::string minFreeMemory = "1G";
+    std::string minFreeDisk = "5G";
+    std::chrono::milliseconds interval{2'000};  // how often it checks, besides after a claim
+    uint32_t sizeOf(const std::string& image) const {
+      auto it = images.find(image);
+      return it == images.end() ? size : it->second;
+    }
+  } pool;
 
   struct Reaper {
     std::chrono::milliseconds interval{600'000};

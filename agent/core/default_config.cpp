@@ -66,6 +66,13 @@ data_pool = ""         # a btrfs mount: datasets as subvolumes, written block by
 log_max = "8M"         # deploy.log and app.log keep their first line and their last part
 deps_max_age = "168h"  # an unused [deps] layer goes once its last use is this old
 
+[pool]
+size = 0               # containers of each image kept started for deploys to claim (0: no pool)
+min_free_memory = "1G" # below it, or below min_free_disk, the pool shrinks and fills no more
+min_free_disk = "5G"
+interval = "2s"        # how often it is tended, besides right after a claim
+# [pool.images]        # per image, over size: python = 2, busybox = 0
+
 [reaper]
 interval = "10m"
 idle_after = "72h"

@@ -51,6 +51,19 @@ std::optional<uint64_t> parseMemorySize(std::string_view s) {
 
 std::string containerNameFor(std::string_view slug) { return "qabox-" + std::string(slug); }
 
+namespace {
+constexpr std::string_view kPoolPrefix = "qaboxpool-";
+}
+
+std::string poolContainerName(uint64_t n) { return std::string(kPoolPrefix) + std::to_string(n); }
+
+bool isPoolContainer(std::string_view name) {
+  if (name.substr(0, kPoolPrefix.size()) != kPoolPrefix) return false;
+  std::string_view n = name.substr(kPoolPrefix.size());
+  return !n.empty() && n.size() <= 19 && n[0] != '0' &&
+         n.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 int64_t toUnixMillis(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }

@@ -111,6 +111,11 @@ struct Environment {
 };
 
 std::string containerNameFor(std::string_view slug);  // qabox-<slug>
+// The warm pool's containers: qaboxpool-<n>, n a positive number. No
+// ticket's container is named so ("qabox-" starts all of those), so an
+// environment that claimed one keeps the name for its life.
+std::string poolContainerName(uint64_t n);
+bool isPoolContainer(std::string_view name);
 
 int64_t toUnixMillis(TimePoint t);
 TimePoint fromUnixMillis(int64_t ms);

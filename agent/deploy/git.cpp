@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <utility>
 
@@ -419,44 +421,70 @@ Result<Merge> GitRepos::merge(const RepoConfig& repo, std::string_view source,
   return m;
 }
 
-Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
-                            const std::string& destDir) {
+namespace {
+
+// A temporary file in the work dir, removed when it goes.
+struct TempFile {
+  std::string path;
+  ~TempFile() {
+    if (!path.empty()) unlink(path.c_str());
+  }
+};
+
+}  // namespace
+
+Status GitRepos::archive(const RepoConfig& repo, const std::string& treeish,
+                         const std::string& commit, std::string& tarPath) {
   QABOX_RETURN_IF_ERROR(checkRepo(repo));
   if (!isCommitId(commit)) {
     return invalidArgument("commit \"" + commit.substr(0, 80) + "\": must be a full commit id");
   }
   std::error_code ec;
-  fs::create_directories(destDir, ec);
-  if (ec) return internalError("export: creating " + destDir + ": " + ec.message());
   std::string work = paths::workDir(stateDir_);
   fs::create_directories(work, ec);
   if (ec) return internalError("export: creating " + work + ": " + ec.message());
-  std::string tarPath = work + "/export-XXXXXX";
-  int fd = mkstemp(tarPath.data());
+  std::string path = work + "/export-XXXXXX";
+  int fd = mkstemp(path.data());
   if (fd < 0) return internalError("export: creating a file in " + work + ": " + strerror(errno));
   close(fd);
-  struct Cleanup {
-    std::string path;
-    ~Cleanup() { unlink(path.c_str()); }
-  } cleanup{tarPath};
-
-  // An archive on disk, then tar: no index to write, .gitattributes
-  // export-ignore is honoured, and GNU tar defers unsafe symlinks until every
-  // file is out, so a symlink in the tree can not redirect a later file.
+  tarPath = path;
+  // An archive on disk: no index to write, .gitattributes export-ignore is
+  // honoured.
   QABOX_ASSIGN_OR_RETURN(
-      auto ar, git(repo, {"archive", "--format=tar", "-o", tarPath, commit}, kLocalTimeout));
+      auto ar, git(repo, {"archive", "--format=tar", "-o", path, treeish}, kLocalTimeout));
   if (!ar.ok()) {
     return internalError("repo " + repo.name + ": git archive " + shortSha(commit) + ": " +
                          gitFailure(ar));
   }
-  ProcessSpec tar;
-  tar.argv = {"tar", "-x", "--no-same-owner", "-C", destDir, "-f", tarPath};
-  tar.env = env_;
-  tar.timeout = kLocalTimeout;
-  auto tr = runner_.run(tar);
+  return Status::ok();
+}
+
+Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
+                            const std::string& destDir) {
+  std::error_code ec;
+  fs::create_directories(destDir, ec);
+  if (ec) return internalError("export: creating " + destDir + ": " + ec.message());
+  TempFile tar;
+  QABOX_RETURN_IF_ERROR(archive(repo, commit, commit, tar.path));
+  // GNU tar defers unsafe symlinks until every file is out, so a symlink in
+  // the tree can not redirect a later file.
+  ProcessSpec spec;
+  spec.argv = {"tar", "-x", "--no-same-owner", "-C", destDir, "-f", tar.path};
+  spec.env = env_;
+  spec.timeout = kLocalTimeout;
+  auto tr = runner_.run(spec);
   if (!tr) return tr.status().withContext("export");
   if (!tr->ok()) return internalError("export into " + destDir + ": tar: " + gitFailure(*tr));
   return Status::ok();
+}
+
+Result<std::string> GitRepos::archiveTree(const RepoConfig& repo, const std::string& commit) {
+  TempFile tar;
+  QABOX_RETURN_IF_ERROR(archive(repo, commit + "^{tree}", commit, tar.path));
+  std::ifstream in(tar.path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return internalError("export: reading " + tar.path);
+  return bytes;
 }
 
 Result<ProcessResult> GitRepos::catFile(const RepoConfig& repo, const std::string& commit,

@@ -29,6 +29,10 @@
 namespace qabox::supervise {
 
 inline constexpr const char* kSuperviseFile = "/etc/qabox/supervise.json";
+// In a warm pool's container, from its clone until a deploy claims it: while
+// it is there qabox-init supervises nothing and reads no supervise.json. The
+// claim writes the deploy's files, then removes it.
+inline constexpr const char* kPooledFile = "/etc/qabox/pooled";
 inline constexpr const char* kStatusFile = "/run/qabox/status.json";
 inline constexpr const char* kLogDir = "/var/log/qabox";
 // The status file is at most this long; a longer one is not read.

@@ -73,6 +73,10 @@ Supervisor::Supervisor(InitOptions options) : o_(std::move(options)), t_(o_.timi
 
 int Supervisor::run() {
   prepare();
+  if (!waitForClaim()) {
+    note("stopped before a deploy claimed this pooled container");
+    return 0;
+  }
   load();
   while (true) {
     try {
@@ -137,6 +141,29 @@ std::string Supervisor::prepareSignals() {
         std::string(error.empty() ? "" : "; ") + "PR_SET_CHILD_SUBREAPER: " + std::strerror(errno);
   }
   return error;
+}
+
+bool Supervisor::waitForClaim() {
+  const std::string marker = o_.paths(supervise::kPooledFile);
+  bool waited = false;
+  while (::access(marker.c_str(), F_OK) == 0) {
+    if (!waited) note("pooled: waiting for a deploy to claim this container");
+    waited = true;
+    pollfd p{signals_.get(), POLLIN, 0};
+    ::poll(&p, signals_ ? 1 : 0, static_cast<int>(t_.appRunPollMs));
+    bool stop = gStopSignal != 0;
+    signalfd_siginfo si{};
+    while (signals_ && ::read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      const int sig = static_cast<int>(si.ssi_signo);
+      stop = stop || sig == SIGTERM || sig == SIGINT || sig == SIGPWR;
+    }
+    int status = 0;
+    while (::waitpid(-1, &status, WNOHANG) > 0) {
+    }
+    if (stop) return false;
+  }
+  if (waited) note("claimed by a deploy");
+  return true;
 }
 
 void Supervisor::load() {

@@ -72,6 +72,8 @@ class Supervisor {
  private:
   void prepare();
   std::string prepareSignals();
+  // False when a stop signal came before a deploy claimed the container.
+  bool waitForClaim();
   void load();
   void iterate();
   int pollTimeout();

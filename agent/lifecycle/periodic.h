@@ -2,7 +2,8 @@
 
 // A task that runs every `period` on a thread of its own until stopped: the
 // first run one period after start(), the next one period after that run
-// ends. stop() wakes the wait at once and joins; a run in progress finishes.
+// ends, or as soon as poke() asks. stop() wakes the wait at once and joins;
+// a run in progress finishes.
 
 #include <chrono>
 #include <condition_variable>
@@ -47,11 +48,22 @@ class Periodic {
     cv_.notify_all();
     if (t.joinable()) t.join();
   }
+  // The next run now (or right after the one in progress), not a period on.
+  void poke() {
+    {
+      std::lock_guard l(mu_);
+      poked_ = true;
+    }
+    cv_.notify_all();
+  }
 
  private:
   void loop() {
     std::unique_lock l(mu_);
-    while (!cv_.wait_for(l, period_, [&] { return stopping_; })) {
+    while (true) {
+      cv_.wait_for(l, period_, [&] { return stopping_ || poked_; });
+      if (stopping_) return;
+      poked_ = false;
       l.unlock();
       run_();
       l.lock();
@@ -64,6 +76,7 @@ class Periodic {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool poked_ = false;
   std::thread thread_;
 };
 

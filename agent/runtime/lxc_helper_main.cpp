@@ -22,13 +22,18 @@
 //   qabox-lxc attach  LXCPATH NAME CWD -- PROGRAM [ARG ...]
 //                     the command's variables in our environment, as
 //                     QABOX_ATTACH_ENV_<n>=KEY=VALUE (runtime/helper_protocol.h)
+//   qabox-lxc place   LXCPATH NAME
+//                     the files framed on stdin (runtime/helper_protocol.h) written
+//                     into the running container by its root, inside its namespaces
 //
 // Exit 0 on success; on failure a message on stderr and exit 125. attach
 // exits with the command's own exit code (128+N when killed by signal N).
 #include <fcntl.h>
 #include <lxc/attach_options.h>
 #include <lxc/lxccontainer.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -365,6 +370,12 @@ int startCmd(char** a) {
       return fail("starting " + std::string(a[1]) + ": " + error);
     }
   }
+  // A container runs at the normal priority, whatever the thread that
+  // started it ran at (the warm pool fills at the lowest): its processes
+  // inherit ours.
+  sched_param normal{};
+  sched_setscheduler(0, SCHED_OTHER, &normal);
+  setpriority(PRIO_PROCESS, 0, 0);
   c.c->want_daemonize(c.c, true);
   // The monitor must not keep the agent's pipes open.
   c.c->want_close_all_fds(c.c, true);
@@ -583,6 +594,83 @@ int attachCmd(char** a) {
   return kHelperFailed;
 }
 
+// Runs inside the container (its namespaces, its root, its cgroup): every
+// path resolves in the container's own mount namespace, so no file of the
+// host's can be reached, whatever links the container holds.
+int placeInside(void* payload) {
+  const auto& frames = *static_cast<const std::vector<qabox::PlaceFrame>*>(payload);
+  umask(0);
+  for (const qabox::PlaceFrame& f : frames) {
+    if (f.remove) {
+      if (unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+        std::fprintf(stderr, "qabox-lxc: removing %s: %s\n", f.path.c_str(), std::strerror(errno));
+        return kHelperFailed;
+      }
+      continue;
+    }
+    // A temporary beside it, renamed over it: a link or FIFO at the path
+    // is replaced, never opened; O_EXCL and O_NOFOLLOW for the temporary.
+    const std::string tmp = f.path + ".qabox-place";
+    unlink(tmp.c_str());
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  static_cast<mode_t>(f.mode));
+    if (fd < 0) {
+      std::fprintf(stderr, "qabox-lxc: creating %s: %s\n", tmp.c_str(), std::strerror(errno));
+      return kHelperFailed;
+    }
+    size_t done = 0;
+    while (done < f.content.size()) {
+      ssize_t n = write(fd, f.content.data() + done, f.content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::fprintf(stderr, "qabox-lxc: writing %s: %s\n", tmp.c_str(), std::strerror(errno));
+        close(fd);
+        unlink(tmp.c_str());
+        return kHelperFailed;
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (close(fd) != 0 || rename(tmp.c_str(), f.path.c_str()) != 0) {
+      std::fprintf(stderr, "qabox-lxc: placing %s: %s\n", f.path.c_str(), std::strerror(errno));
+      unlink(tmp.c_str());
+      return kHelperFailed;
+    }
+  }
+  return 0;
+}
+
+int placeCmd(char** a) {
+  std::string in;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(std::string("place: reading stdin: ") + std::strerror(errno));
+    if (n == 0) break;
+    in.append(buf, static_cast<size_t>(n));
+    if (in.size() > qabox::kPlaceMaxBytes) return fail("place: more files than it takes");
+  }
+  std::string error;
+  const auto frames = qabox::parsePlaceFrames(in, error);
+  if (!error.empty()) return fail("place: " + error);
+  Container c(a[1], a[0]);
+  if (!c.c || !c.c->is_running(c.c))
+    return fail(std::string("container ") + a[1] + " is not running");
+  lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
+  options.env_policy = LXC_ATTACH_CLEAR_ENV;
+  pid_t pid = -1;
+  auto* payload = const_cast<std::vector<qabox::PlaceFrame>*>(&frames);
+  if (c.c->attach(c.c, placeInside, payload, &options, &pid) != 0 || pid <= 0) {
+    return fail(std::string("attaching to ") + a[1] + " failed");
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return fail(std::string("place: waitpid: ") + std::strerror(errno));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  return kHelperFailed;  // placeInside said why on stderr
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -600,7 +688,8 @@ int main(int argc, char** argv) {
   umask(022);
   if (getppid() != parent) return fail("the agent exited before the helper started");
   if (argc < 2)
-    return fail("usage: qabox-lxc clone|start|stop|destroy|attach|layer-mount|layer-umount ...");
+    return fail(
+        "usage: qabox-lxc clone|start|stop|destroy|attach|place|layer-mount|layer-umount ...");
   std::string cmd = argv[1];
   int n = argc - 2;
   char** a = argv + 2;
@@ -609,6 +698,7 @@ int main(int argc, char** argv) {
   if (cmd == "stop" && n == 2) return stopCmd(a);
   if (cmd == "destroy" && n == 2) return destroyCmd(a);
   if (cmd == "attach" && n >= 5) return attachCmd(a);
+  if (cmd == "place" && n == 2) return placeCmd(a);
   if (cmd == "mount-entries" && n >= 3) return mountEntriesCmd(n, a);
   if (cmd == "idmap-check" && n == 2) return idmapCheckCmd(a);
   if (cmd == "layer-mount" && n >= 5) return layerMountCmd(n, a);

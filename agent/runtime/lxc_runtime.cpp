@@ -308,6 +308,34 @@ Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& 
   return r;
 }
 
+Status LxcRuntime::place(const std::string& name, const std::vector<PlacedFile>& files,
+                         const std::vector<std::string>& remove) {
+  // The frames `qabox-lxc place` reads on stdin (runtime/helper_protocol.h).
+  std::string frames;
+  for (const auto& f : files) {
+    if (std::string bad = badPlacedPath(f.path); !bad.empty()) {
+      return invalidArgument("place into " + name + ": " + bad);
+    }
+    frames += placeWriteHeader(f.path, f.mode, f.content.size());
+    frames += f.content;
+  }
+  for (const auto& r : remove) {
+    if (std::string bad = badPlacedPath(r); !bad.empty()) {
+      return invalidArgument("place into " + name + ": " + bad);
+    }
+    frames += placeRemoveHeader(r);
+  }
+  ProcessSpec p;
+  p.argv = {o_.helperPath, "place", o_.lxcPath, name};
+  p.stdinData = std::move(frames);
+  p.timeout = std::chrono::seconds(30);
+  QABOX_FAILPOINT("lxc.place.before");
+  auto r = runner_.run(p);
+  if (!r) return r.status().withContext("place into " + name);
+  if (!r->ok()) return failedPrecondition("place into " + name + ": " + helperError(*r));
+  return Status::ok();
+}
+
 namespace {
 
 // The read-only layers under a clone's upper dir, topmost first: the idmap

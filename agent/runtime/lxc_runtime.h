@@ -45,6 +45,8 @@ class LxcRuntime : public ContainerRuntime, public LayerMounter {
   Result<std::vector<std::string>> list() override;
   Result<ContainerState> state(const std::string& name) override;
   Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) override;
+  Status place(const std::string& name, const std::vector<PlacedFile>& files,
+               const std::vector<std::string>& remove) override;
   Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
                     uint64_t maxBytes) override;
   std::string upperDir(const std::string& name) const override;

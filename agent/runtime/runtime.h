@@ -39,6 +39,14 @@ struct DataSnapshot {
   std::string target;
 };
 
+// A file for a running container: written by the container's own root,
+// inside its namespaces (ContainerRuntime::place).
+struct PlacedFile {
+  std::string path;  // absolute, inside the container
+  std::string content;
+  uint32_t mode = 0644;
+};
+
 enum class ContainerState { kMissing, kStopped, kRunning, kOther };
 
 // The containers of one lxcpath. Every OS call on containers goes through
@@ -64,6 +72,14 @@ class ContainerRuntime {
   virtual Result<ContainerState> state(const std::string& name) = 0;
   // Runs a command inside a running container and waits for it.
   virtual Result<ProcessResult> exec(const std::string& name, const ExecSpec& spec) = 0;
+  // Into the running container `name`, as its root and through its own
+  // mount namespace (never a host path, whatever its files are): each of
+  // `files` written atomically (a temporary file beside it, renamed over
+  // it; a link in its place is replaced, never followed), in order, then
+  // each of `remove` unlinked (one that is not there is no error). For a
+  // container that runs already: a warm pool's, claimed by a deploy.
+  virtual Status place(const std::string& name, const std::vector<PlacedFile>& files,
+                       const std::vector<std::string>& remove) = 0;
   // For a cloned, stopped container: each of `snaps`' sources snapshotted
   // writable into the data pool (envs/<name>/<i>), each snapshot's exclusive
   // bytes limited to `maxBytes` (0: no limit), and mounted at its target on

@@ -1,5 +1,5 @@
 // The operations table: the journal of host changes, and the names of its
-// kinds and outcomes (and of the cached layers' kinds) as the rows hold them.
+// kinds and outcomes (and of the cached layers' kinds and the pool's states) as the rows hold them.
 
 #include <array>
 #include <utility>
@@ -24,6 +24,11 @@ constexpr std::array<std::pair<JournalKind, std::string_view>, 6> kKindNames = {
 constexpr std::array<std::pair<LayerKind, std::string_view>, 2> kLayerKindNames = {{
     {LayerKind::kDeps, "deps"},
     {LayerKind::kData, "data"},
+}};
+
+constexpr std::array<std::pair<PoolState, std::string_view>, 2> kPoolStateNames = {{
+    {PoolState::kFilling, "filling"},
+    {PoolState::kReady, "ready"},
 }};
 
 constexpr std::array<std::pair<JournalOutcome, std::string_view>, 4> kOutcomeNames = {{
@@ -55,6 +60,10 @@ std::optional<E> valueOf(const std::array<std::pair<E, std::string_view>, N>& na
 std::string_view journalKindName(JournalKind kind) { return nameOf(kKindNames, kind); }
 std::optional<JournalKind> parseJournalKind(std::string_view name) {
   return valueOf(kKindNames, name);
+}
+std::string_view poolStateName(PoolState state) { return nameOf(kPoolStateNames, state); }
+std::optional<PoolState> parsePoolState(std::string_view name) {
+  return valueOf(kPoolStateNames, name);
 }
 std::string_view journalOutcomeName(JournalOutcome outcome) {
   return nameOf(kOutcomeNames, outcome);

@@ -150,6 +150,21 @@ ALTER TABLE environments ADD COLUMN phases_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE environments ADD COLUMN target_head TEXT NOT NULL DEFAULT '';
 ALTER TABLE environments ADD COLUMN behind INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 10: the warm pool: containers started ahead of any deploy, each
+    // holding its lease (leases.owner = container) until one claims it.
+    R"sql(
+CREATE TABLE pool (
+  container     TEXT PRIMARY KEY,
+  image         TEXT NOT NULL,
+  image_version INTEGER NOT NULL,
+  ip            TEXT NOT NULL,
+  memory        TEXT NOT NULL DEFAULT '',
+  cpus          INTEGER NOT NULL DEFAULT 0,
+  pids          INTEGER NOT NULL DEFAULT 0,
+  state         TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+);
+)sql",
 };
 
 }  // namespace

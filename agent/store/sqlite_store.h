@@ -70,6 +70,13 @@ class SqliteStore final : public Store {
   Status touchLayer(const std::string& hash, TimePoint at) override;
   Status deleteLayer(const std::string& hash) override;
 
+  // pool.cpp
+  Status putPooled(const PooledContainer& pooled) override;
+  Result<std::vector<PooledContainer>> listPooled() override;
+  Result<bool> deletePooled(const std::string& container, bool anyState) override;
+  Result<std::optional<PooledContainer>> takePooled(const std::string& image, uint32_t version,
+                                                    const ResourceLimits& limits) override;
+
   // tokens.cpp
   Status putToken(const TokenRecord& token) override;
   Result<std::optional<TokenRecord>> findTokenByHash(const std::string& hash) override;

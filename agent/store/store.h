@@ -106,6 +106,26 @@ struct CachedLayer {
   TimePoint lastUsedAt{};
 };
 
+// A container of the warm pool: cloned from an image version, addressed,
+// started and waiting for a deploy to claim it. Never an environment: no
+// row, no route, no ticket until a deploy takes it (lifecycle/pool.cpp).
+enum class PoolState {
+  kFilling,  // "filling": being cloned and started; recovery destroys it
+  kReady,    // "ready": running, claimable
+};
+std::string_view poolStateName(PoolState state);
+std::optional<PoolState> parsePoolState(std::string_view name);
+
+struct PooledContainer {
+  std::string container;  // qaboxpool-<n>: never a ticket's name (core/environment.h)
+  std::string image;
+  uint32_t imageVersion = 0;
+  std::string ip;         // its lease, owned by `container`
+  ResourceLimits limits;  // what it was cloned with: a deploy asking others cannot claim it
+  PoolState state = PoolState::kFilling;
+  TimePoint createdAt{};
+};
+
 struct TokenRecord {
   std::string name;
   std::string role;
@@ -204,6 +224,19 @@ class Store {
   // NOT_FOUND when there is no such token.
   virtual Result<TokenRecord> revokeToken(const std::string& name, TimePoint at) = 0;
   virtual Status touchToken(const std::string& name, TimePoint at) = 0;  // last_used_at
+
+  // The warm pool, keyed by container.
+  virtual Status putPooled(const PooledContainer& pooled) = 0;
+  virtual Result<std::vector<PooledContainer>> listPooled() = 0;
+  // Whether it was there (a claim may have taken it first): only a ready
+  // one, or with `anyState` a filling one too.
+  virtual Result<bool> deletePooled(const std::string& container, bool anyState) = 0;
+  // The oldest ready one of `image` at `version` cloned with `limits`,
+  // removed from the pool in the same statement (inside a transaction: the
+  // claim and the deploy's intent commit together); nullopt when none is.
+  virtual Result<std::optional<PooledContainer>> takePooled(const std::string& image,
+                                                            uint32_t version,
+                                                            const ResourceLimits& limits) = 0;
 
   // Router use counters, applied in one transaction.
   virtual Status recordAccess(const std::vector<AccessStats>& stats) = 0;

@@ -35,6 +35,14 @@ class FakeGit : public GitSource {
     return nextMerge;
   }
 
+  Result<std::string> archiveTree(const RepoConfig& repo, const std::string& commit) override {
+    std::lock_guard l(mu_);
+    calls.push_back("archiveTree " + repo.name + " " + commit);
+    if (auto it = fail.find("archiveTree"); it != fail.end()) return it->second;
+    std::string out;
+    for (const auto& [path, content] : files) out += path + "\n";
+    return out;
+  }
   Status exportTree(const RepoConfig& repo, const std::string& commit,
                     const std::string& destDir) override {
     std::lock_guard l(mu_);

@@ -83,6 +83,22 @@ class FakeRuntime : public ContainerRuntime {
     r.out = execOutput;
     return r;
   }
+  Status place(const std::string& name, const std::vector<PlacedFile>& files,
+               const std::vector<std::string>& remove) override {
+    std::lock_guard l(mu_);
+    std::string call = "place " + name;
+    for (const auto& f : files) call += " " + f.path;
+    for (const auto& r : remove) call += " -" + r;
+    calls.push_back(call);
+    if (failOn.count("place " + name)) return internalError("place " + name + ": injected");
+    auto it = containers.find(name);
+    if (it == containers.end() || it->second.state != ContainerState::kRunning) {
+      return failedPrecondition("container " + name + " is not running");
+    }
+    for (const auto& f : files) placed[name][f.path] = f.content;
+    for (const auto& r : remove) placed[name].erase(r);
+    return Status::ok();
+  }
   Status attachData(const std::string& name, const std::vector<DataSnapshot>& snaps,
                     uint64_t maxBytes) override {
     std::lock_guard l(mu_);
@@ -100,8 +116,9 @@ class FakeRuntime : public ContainerRuntime {
   std::optional<uint32_t> mappedRoot(const std::string&) const override { return std::nullopt; }
 
   std::map<std::string, Container> containers;
-  std::map<std::string, std::vector<std::string>> lowers;  // each clone's, as asked
-  std::map<std::string, std::vector<DataSnapshot>> data;   // each clone's attachData
+  std::map<std::string, std::vector<std::string>> lowers;            // each clone's, as asked
+  std::map<std::string, std::vector<DataSnapshot>> data;             // each clone's attachData
+  std::map<std::string, std::map<std::string, std::string>> placed;  // place(): path -> content
   std::vector<std::string> calls;
   std::set<std::string> failOn;
   int execExitCode = 0;

@@ -38,6 +38,34 @@ TEST(Config, DefaultConfigParses) {
   EXPECT_EQ(c->storage.dataPool, "") << "overlay layers unless a pool is set";
 }
 
+TEST(Config, ReadsTheWarmPool) {
+  auto d = parseConfig(defaultConfigToml());
+  ASSERT_TRUE(d.isOk()) << d.status().toString();
+  EXPECT_EQ(d->pool.size, 0u) << "no pool unless asked";
+  auto c = parseConfig(
+      "[pool]\nsize = 2\nmin_free_memory = \"512M\"\nmin_free_disk = \"1G\"\n"
+      "interval = \"500ms\"\n[pool.images]\npython = 1\nbusybox = 0\n");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->pool.size, 2u);
+  EXPECT_EQ(c->pool.sizeOf("python"), 1u);
+  EXPECT_EQ(c->pool.sizeOf("busybox"), 0u);
+  EXPECT_EQ(c->pool.sizeOf("node"), 2u);
+  EXPECT_EQ(c->pool.minFreeMemory, "512M");
+  EXPECT_EQ(c->pool.interval, std::chrono::milliseconds(500));
+  expectRefused({
+      {"[pool]\nsize = -1\n", "pool.size: must be between 0 and 64"},
+      {"[pool]\nsize = 65\n", "pool.size: must be between 0 and 64"},
+      {"[pool]\nsise = 1\n", "pool.sise: unknown key"},
+      {"[pool]\nmin_free_memory = \"lots\"\n", "pool.min_free_memory: \"lots\" is not a size"},
+      {"[pool]\nmin_free_disk = \"5 G\"\n", "pool.min_free_disk"},
+      {"[pool]\ninterval = \"10ms\"\n", "pool.interval: must be at least 100ms"},
+      {"[pool]\nimages = 3\n", "pool.images: must be a table"},
+      {"[pool.images]\n\"Bad Name\" = 1\n", "pool.images.Bad Name"},
+      {"[pool.images]\npython = \"2\"\n", "pool.images.python: must be a whole number"},
+      {"[pool.images]\npython = 100\n", "between 0 and 64"},
+  });
+}
+
 TEST(Config, ReadsTheDataPool) {
   auto c = parseConfig("[storage]\ndata_pool = \"/srv/qabox-data\"\n");
   ASSERT_TRUE(c.isOk()) << c.status().toString();

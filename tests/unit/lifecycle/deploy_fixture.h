@@ -158,6 +158,15 @@ class FlakyStore : public Store {
   Status touchToken(const std::string& name, TimePoint at) override {
     return s_->touchToken(name, at);
   }
+  Status putPooled(const PooledContainer& p) override { return s_->putPooled(p); }
+  Result<std::vector<PooledContainer>> listPooled() override { return s_->listPooled(); }
+  Result<bool> deletePooled(const std::string& container, bool anyState) override {
+    return s_->deletePooled(container, anyState);
+  }
+  Result<std::optional<PooledContainer>> takePooled(const std::string& image, uint32_t version,
+                                                    const ResourceLimits& limits) override {
+    return s_->takePooled(image, version, limits);
+  }
   Status recordAccess(const std::vector<AccessStats>& stats) override {
     return s_->recordAccess(stats);
   }

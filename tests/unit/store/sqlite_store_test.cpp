@@ -27,7 +27,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // Bumped with every migration added to the store.
-constexpr int kSchemaVersion = 9;
+constexpr int kSchemaVersion = 10;
 
 // A plain connection, to look at the file the way an operator's sqlite3 shell would.
 class RawDb {
@@ -496,6 +496,7 @@ TEST_F(SqliteStoreTest, EnvironmentsFromVersionSevenTakeTheDefaultAccess) {
         "ALTER TABLE environments DROP COLUMN phases_json;"
         "ALTER TABLE environments DROP COLUMN target_head;"
         "ALTER TABLE environments DROP COLUMN behind;"
+        "DROP TABLE pool;"
         "PRAGMA user_version = 7;");
   }
   auto store = open();
@@ -520,6 +521,7 @@ TEST_F(SqliteStoreTest, EnvironmentsFromVersionEightAreLevelWithTheirTarget) {
     raw.exec(
         "ALTER TABLE environments DROP COLUMN target_head;"
         "ALTER TABLE environments DROP COLUMN behind;"
+        "DROP TABLE pool;"
         "PRAGMA user_version = 8;");
   }
   auto store = open();
@@ -550,6 +552,7 @@ TEST_F(SqliteStoreTest, DependencyLayersFromVersionSixAreLayersOfKindDeps) {
         "INSERT INTO deps_layers VALUES ('" +
         std::string(64, 'a') +
         "', 'python', 3, 42, 1000, 2000);"
+        "DROP TABLE pool;"
         "PRAGMA user_version = 6;");
   }
   auto store = open();

@@ -672,6 +672,51 @@ TEST_P(StoreContract, LayersRoundTripAreTouchedForwardOnlyAndDeleted) {
   EXPECT_EQ(store_->listLayers()->size(), 1u);
 }
 
+TEST_P(StoreContract, PoolClaimsTheOldestReadyOneThatFitsOnlyOnce) {
+  ResourceLimits small{"256M", 0, 256};
+  PooledContainer a{"qaboxpool-1", "busybox", 2, "10.0.0.2", small, PoolState::kReady, at(1'000)};
+  PooledContainer b{"qaboxpool-2", "busybox", 2, "10.0.0.3", small, PoolState::kReady, at(2'000)};
+  PooledContainer filling{"qaboxpool-3", "busybox",           2,      "10.0.0.4",
+                          small,         PoolState::kFilling, at(500)};
+  PooledContainer old{"qaboxpool-4", "busybox", 1, "10.0.0.5", small, PoolState::kReady, at(100)};
+  for (const auto& p : {a, b, filling, old}) ASSERT_TRUE(store_->putPooled(p).isOk());
+  auto list = store_->listPooled();
+  ASSERT_TRUE(list.isOk());
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_EQ((*list)[0].container, "qaboxpool-4") << "oldest first";
+  EXPECT_EQ((*list)[3].limits, small);
+  // Only another version, other limits, or a filling one: nothing.
+  EXPECT_FALSE(store_->takePooled("busybox", 3, small)->has_value());
+  EXPECT_FALSE(store_->takePooled("busybox", 2, ResourceLimits{"1G", 0, 256})->has_value());
+  EXPECT_FALSE(store_->takePooled("python", 2, small)->has_value());
+  auto first = store_->takePooled("busybox", 2, small);
+  ASSERT_TRUE(first.isOk() && first->has_value()) << first.status().toString();
+  EXPECT_EQ((*first)->container, "qaboxpool-1");
+  EXPECT_EQ((*first)->ip, "10.0.0.2");
+  auto second = store_->takePooled("busybox", 2, small);
+  ASSERT_TRUE(second.isOk() && second->has_value());
+  EXPECT_EQ((*second)->container, "qaboxpool-2");
+  EXPECT_FALSE(store_->takePooled("busybox", 2, small)->has_value()) << "the filling one stays";
+  // A drop after a claim finds nothing; a filling one goes only when asked.
+  EXPECT_FALSE(*store_->deletePooled("qaboxpool-1", false));
+  EXPECT_FALSE(*store_->deletePooled("qaboxpool-3", false));
+  EXPECT_TRUE(*store_->deletePooled("qaboxpool-3", true));
+  EXPECT_TRUE(*store_->deletePooled("qaboxpool-4", false));
+  EXPECT_TRUE(store_->listPooled()->empty());
+}
+
+TEST_P(StoreContract, APoolClaimInsideATransactionThatFailsGoesBack) {
+  PooledContainer a{"qaboxpool-1", "busybox", 1, "10.0.0.2", {}, PoolState::kReady, at(1'000)};
+  ASSERT_TRUE(store_->putPooled(a).isOk());
+  Status s = store_->transaction([&]() -> Status {
+    auto taken = store_->takePooled("busybox", 1, {});
+    EXPECT_TRUE(taken.isOk() && taken->has_value());
+    return resourceExhausted("the deploy's intent could not be written");
+  });
+  EXPECT_FALSE(s.isOk());
+  EXPECT_EQ(store_->listPooled()->size(), 1u);
+}
+
 TEST_P(StoreContract, TokensFoundByHashAndRevokedByPut) {
   TokenRecord jenkins{"jenkins", "deployer", "aa11",       at(1'000),
                       at(9'000), false,      std::nullopt, std::nullopt};
