@@ -491,6 +491,15 @@ std::string formatHostStatus(const v1::HostStatus& s) {
     return humanBytes(part) + " " + what + " of " + humanBytes(total) + " (" +
            std::to_string(part * 100 / total) + "%)";
   };
+  std::map<std::string, std::pair<uint32_t, uint32_t>> pool;  // image -> ready, filling
+  for (const auto& [image, n] : s.pool_ready()) pool[image].first = n;
+  for (const auto& [image, n] : s.pool_filling()) pool[image].second = n;
+  std::string pooled;
+  for (const auto& [image, n] : pool) {
+    pooled += (pooled.empty() ? "" : ", ") + cleanCell(image) + " " + std::to_string(n.first) +
+              " ready" + (n.second > 0 ? " + " + std::to_string(n.second) + " filling" : "");
+  }
+  if (pooled.empty()) pooled = s.pool_size() > 0 ? "empty (filling)" : "off";
   return renderKeyValues({
       {"agent version", orDash(s.version())},
       {"uptime", formatDuration(toMillis(s.uptime()))},
@@ -499,6 +508,7 @@ std::string formatHostStatus(const v1::HostStatus& s) {
       {"by state", orDash(states)},
       {"sleeping", std::to_string(s.sleeping())},
       {"capacity left", std::to_string(s.capacity_left())},
+      {"warm pool", pooled},
       {"addresses left", std::to_string(s.addresses_left())},
       {"disk", ofTotal(s.disk_free_bytes(), s.disk_total_bytes(), "free")},
       {"memory", ofTotal(s.memory_available_bytes(), s.memory_total_bytes(), "available")},

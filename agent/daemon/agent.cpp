@@ -213,6 +213,7 @@ void Agent::startBackground() {
   reaper_->start();
   schedule_ = std::make_unique<LifecycleSchedule>(*envs_);
   schedule_->start();
+  envs_->startPool();
 }
 
 void Agent::stop() {
@@ -220,6 +221,9 @@ void Agent::stop() {
   if (metrics_) metrics_->stopListening();
   if (reaper_) reaper_->stop();
   if (envs_) envs_->beginShutdown();
+  // A fill in progress finishes; ready pooled containers keep running and
+  // are claimed after the next start.
+  if (envs_) envs_->stopPool();
   api_.stopListening();
   // In-flight deploys run to their end (or the journal rolls them back on
   // the next start); containers keep running across agent restarts.

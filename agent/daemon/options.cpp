@@ -29,6 +29,7 @@ LifecycleOptions lifecycleOptions(const Config& config) {
   o.limits = config.limits;
   o.deploy = config.deploy;
   o.storage = config.storage;
+  o.pool = config.pool;
   o.reaper.sleepAfter = config.reaper.sleepAfter;
   o.reaper.wakeTimeout = config.reaper.wakeTimeout;
   o.reaper.maxAge = config.reaper.maxAge;

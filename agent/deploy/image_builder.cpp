@@ -388,6 +388,15 @@ Result<std::vector<ImageVersion>> ImageBuilder::remove(const std::string& name, 
   for (const auto& e : envs) {
     if (e.spec.image == name) used.emplace(e.imageVersion, "environments still use it");
   }
+  QABOX_ASSIGN_OR_RETURN(auto pooled, store_.listPooled());
+  for (const auto& p : pooled) {
+    if (p.image == name) {
+      used.emplace(p.imageVersion,
+                   "the warm pool holds containers of it (set pool.images." + name +
+                       " = 0 and restart the agent, or build a newer version: the pool lets "
+                       "go of a version once it is not current)");
+    }
+  }
   for (const auto& im : images) {
     if (im.parent == name) {
       used.emplace(im.parentVersion,

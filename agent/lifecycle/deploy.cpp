@@ -262,7 +262,13 @@ Status DeployRun::reserve() {
   // Intent first: the lease, the journal entry and (for a new ticket) the
   // row are one transaction, so a crash leaves either all or nothing.
   Environment row = ctx_.env;
-  QABOX_RETURN_IF_ERROR(m_.store_.transaction([&] { return writeIntent(row); }));
+  const std::string named = ctx_.container;
+  if (Status s = m_.store_.transaction([&] { return writeIntent(row); }); !s.isOk()) {
+    ctx_.claimed = false;  // the claim went back with the transaction
+    ctx_.container = named;
+    return s;
+  }
+  if (ctx_.claimed) m_.pokePool();
   if (!ctx_.redeploy) {
     ctx_.env = row;
     m_.publishRoute(ctx_.env);
@@ -285,7 +291,19 @@ Status DeployRun::writeIntent(Environment& row) {
                                "some or raise the limit");
     }
   }
-  QABOX_ASSIGN_OR_RETURN(ctx_.ip, store.leaseAddress(config.network.subnet, ctx_.container));
+  std::optional<PooledContainer> pooled;
+  if (mayClaim()) {
+    QABOX_ASSIGN_OR_RETURN(pooled,
+                           store.takePooled(ctx_.image, ctx_.imageVersion.version, ctx_.limits));
+  }
+  if (pooled) {
+    // Its name and lease are the environment's from now on.
+    ctx_.claimed = true;
+    ctx_.container = pooled->container;
+    ctx_.ip = pooled->ip;
+  } else {
+    QABOX_ASSIGN_OR_RETURN(ctx_.ip, store.leaseAddress(config.network.subnet, ctx_.container));
+  }
   Operation op{0,
                ctx_.ticket.slug,
                ctx_.redeploy ? JournalKind::kRedeploy : JournalKind::kCreate,
@@ -312,6 +330,11 @@ Status DeployRun::writeIntent(Environment& row) {
   }
   row.updatedAt = m_.time_.now();
   return store.putEnvironment(row);
+}
+
+bool DeployRun::mayClaim() const {
+  return m_.config_.pool.sizeOf(ctx_.image) > 0 && ctx_.depsHash.empty() && ctx_.dataHash.empty() &&
+         m_.config_.storage.dataPool.empty();
 }
 
 Status DeployRun::switchOver() {

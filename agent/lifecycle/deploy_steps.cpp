@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/failpoint.h"
+#include "init/contract.h"
 #include "lifecycle/deploy_steps.h"
 #include "lifecycle/services.h"
 #include "store/paths.h"
@@ -108,6 +109,7 @@ bool DeployRun::applies(DeployStep step) const {
     case DeployStep::kDeps: return !ctx_.depsHash.empty();
     case DeployStep::kData: return !ctx_.dataHash.empty();
     case DeployStep::kExport: return ctx_.repo != nullptr;
+    case DeployStep::kStart: return !ctx_.claimed;  // a pooled container runs already
     case DeployStep::kServices: return !ctx_.app.services.empty();
     case DeployStep::kBuild: return !ctx_.app.build.empty();
     case DeployStep::kMigrate: return !ctx_.app.migrate.empty();
@@ -120,9 +122,9 @@ Status DeployRun::runStep(DeployStep step) {
   switch (step) {
     case DeployStep::kDeps: return ensureDeps();
     case DeployStep::kData: return ensureData();
-    case DeployStep::kClone: return clone();
-    case DeployStep::kExport: return exportSource();
-    case DeployStep::kAppFiles: return writeAppFiles();
+    case DeployStep::kClone: return ctx_.claimed ? claimed() : clone();
+    case DeployStep::kExport: return ctx_.claimed ? exportIntoRunning() : exportSource();
+    case DeployStep::kAppFiles: return ctx_.claimed ? placeAppFiles() : writeAppFiles();
     case DeployStep::kStart: return start();
     case DeployStep::kServices: return waitForServices();
     case DeployStep::kBuild:
@@ -156,6 +158,57 @@ Status DeployRun::clone() {
   watch_.start(std::min<milliseconds>(config.limits.diskCheckInterval, std::chrono::seconds(1)));
   ctx_.upper = m_.runtime_.upperDir(container);
   return Status::ok();
+}
+
+Status DeployRun::claimed() {
+  const std::string& container = ctx_.container;
+  // A pooled container that stopped since its last check fails here, and
+  // the rollback takes it with the deploy's other leftovers.
+  QABOX_ASSIGN_OR_RETURN(ContainerState st, m_.runtime_.state(container));
+  if (st != ContainerState::kRunning) {
+    return failedPrecondition("the warm pool's " + container + " is not running");
+  }
+  phase("claim", container + " from the warm pool (" + ctx_.image + " v" +
+                     std::to_string(ctx_.imageVersion.version) + " at " + ctx_.ip + ")");
+  watch_.start(
+      std::min<milliseconds>(m_.config_.limits.diskCheckInterval, std::chrono::seconds(1)));
+  ctx_.upper = m_.runtime_.upperDir(container);
+  return Status::ok();
+}
+
+Status DeployRun::exportIntoRunning() {
+  // Unpacked by the container's own root with the container's own tar:
+  // whatever links the tree holds resolve inside the container, never on
+  // the host. Nothing of the deploy's has run in it yet. /srv/app made
+  // anew: a directory made where the image's was removed is opaque.
+  QABOX_ASSIGN_OR_RETURN(std::string tar, m_.git_->archiveTree(*ctx_.repo, ctx_.merge.commit));
+  ExecSpec ex;
+  ex.argv = {"/bin/sh", "-c",
+             std::string("rm -rf ") + paths::kAppDir + " && mkdir -m 0755 " + paths::kAppDir +
+                 " && exec tar -x -f - -C " + paths::kAppDir};
+  ex.env = {{"PATH", kPath}};
+  ex.stdinData = std::move(tar);
+  ex.timeout = m_.config_.deploy.hookTimeout;
+  QABOX_ASSIGN_OR_RETURN(auto r, m_.runtime_.exec(ctx_.container, ex));
+  if (!r.ok()) return commandFailed("export into " + ctx_.container, r, ex.timeout);
+  if (std::string b = watch_.checkNow(); !b.empty()) return resourceExhausted(b);
+  phase("export", ctx_.merge.commit.substr(0, 12) + " into " + paths::kAppDir);
+  return Status::ok();
+}
+
+Status DeployRun::placeAppFiles() {
+  std::vector<PlacedFile> files;
+  files.push_back({paths::kAppEnvFile, envFileOf(ctx_.appEnv), 0600});
+  if (ctx_.imageManifest.init == kSupervisorInit) {
+    const auto file = superviseFileFor(ctx_.imageManifest, ctx_.app, logMax_);
+    files.push_back({supervise::kSuperviseFile, supervise::toJson(file), 0644});
+  }
+  // Last, and whole (each file is renamed into place): the image's init
+  // starts the app once it sees app.run.
+  files.push_back(
+      {ctx_.hasHooks ? kPendingRunFile : kRunFile, routedCommand(ctx_.app) + "\n", 0740});
+  // qabox-init supervises nothing until the pool's mark goes.
+  return m_.runtime_.place(ctx_.container, files, {supervise::kPooledFile});
 }
 
 Status DeployRun::exportSource() {

@@ -100,8 +100,11 @@ struct DeployContext {
   bool redeploy = false;
   std::string container;  // the new container
   std::string ip;         // its leased address
-  int64_t opId = 0;       // its journal entry
-  Environment env;        // the row that serves until the switch (a redeploy's old one)
+  // The new container is the warm pool's, claimed in the intent's
+  // transaction: cloned and running already, with its lease.
+  bool claimed = false;
+  int64_t opId = 0;  // its journal entry
+  Environment env;   // the row that serves until the switch (a redeploy's old one)
 
   // kClone
   std::string upper;  // the new container's upper dir
@@ -144,6 +147,10 @@ class DeployRun {
   bool unchanged() const;
   Status reserve();
   Status writeIntent(Environment& row);
+  // Whether this deploy may take a pooled container: the pool keeps its
+  // image, and it asks for nothing a pooled one lacks (layers of its own,
+  // a data pool's snapshots, limits but the image's).
+  bool mayClaim() const;
 
   // On the host, into the new container.
   void openLog();
@@ -154,8 +161,11 @@ class DeployRun {
   Status ensureData();
   Status attachDataset();
   Status clone();
+  Status claimed();
   Status exportSource();
+  Status exportIntoRunning();
   Status writeAppFiles();
+  Status placeAppFiles();
   Status start();
   Status waitForServices();
   Status runHook(DeployStep step);

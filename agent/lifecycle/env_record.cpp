@@ -124,7 +124,7 @@ Status checkFields(const Environment& e, const std::string& subnet) {
   auto ticket = parseTicket(e.ticket);
   if (!ticket) return invalidArgument("ticket: " + ticket.status().message());
   if (ticket->slug != e.slug) return invalidArgument("slug: not the slug of " + e.ticket);
-  if (!isContainerOf(e.container, e.slug)) {
+  if (!isContainerOf(e.container, e.slug) && !isPoolContainer(e.container)) {
     return invalidArgument("container: " + e.container + " is not a name given to " + e.slug);
   }
   QABOX_RETURN_IF_ERROR(checkAddress(e, subnet));

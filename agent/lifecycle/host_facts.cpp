@@ -63,6 +63,13 @@ Result<HostFacts> hostFacts(Store& store, const Config& config, const std::strin
   countEnvironments(envs, config, out);
   countAddresses(store, config, out);
   measureDisk(config.stateDir, out);
+  if (auto pooled = store.listPooled()) {
+    for (const auto& p : *pooled) {
+      ++(p.state == PoolState::kReady ? out.poolReady : out.poolFilling)[p.image];
+    }
+  } else {
+    spdlog::warn("host status: reading the pool: {}", pooled.status().toString());
+  }
   std::ifstream in(meminfo);
   if (!in) {
     spdlog::warn("host status: cannot read {}", meminfo);

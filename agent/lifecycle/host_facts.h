@@ -31,6 +31,9 @@ struct HostFacts {
   // From /proc/meminfo; unset when it cannot be read.
   std::optional<uint64_t> memoryTotalBytes;
   std::optional<uint64_t> memoryAvailableBytes;
+  // The warm pool, by image: ready to claim, and being filled.
+  std::map<std::string, uint32_t> poolReady;
+  std::map<std::string, uint32_t> poolFilling;
 };
 
 struct MemoryFacts {

@@ -41,6 +41,9 @@ class Owners {
       if (!op.container.empty()) liveContainers_.insert(op.container);
       if (isBuild(op.kind)) liveBuild_ = true;
     }
+    // The pool's are the agent's as a live operation's are: no row, a
+    // lease, a veth and a binding of their own.
+    for (const auto& p : f.pool) liveContainers_.insert(p.container);
     known_ = rowContainers_;
     known_.insert(f.journalContainers.begin(), f.journalContainers.end());
     for (const auto& [name, c] : f.containers) known_.insert(name);
@@ -266,6 +269,18 @@ void checkBindings(const InvariantFacts& f, const Owners& o, Out& out) {
   }
 }
 
+void checkPool(const InvariantFacts& f, const Owners&, Out& out) {
+  for (const auto& p : f.pool) {
+    if (p.state != PoolState::kReady) continue;
+    auto it = f.containers.find(p.container);
+    if (it == f.containers.end()) {
+      out.push_back({"pool", p.container, "ready in the pool, but its container is gone"});
+    } else if (it->second.hasConfig && it->second.state != ContainerState::kRunning) {
+      out.push_back({"pool", p.container, "ready in the pool, but its container is not running"});
+    }
+  }
+}
+
 void checkRoutes(const InvariantFacts& f, const Owners& o, Out& out) {
   if (!f.routes) return;
   for (const auto& slug : *f.routes) {
@@ -354,6 +369,7 @@ ViolationReport findViolations(const InvariantFacts& facts, size_t cap) {
   checkMounts(facts, owners, out);
   checkVeths(facts, owners, out);
   checkBindings(facts, owners, out);
+  checkPool(facts, owners, out);
   checkRoutes(facts, owners, out);
   checkDirs(facts, owners, out);
   checkCgroups(facts, owners, out);

@@ -32,7 +32,7 @@ class RouteTable;
 //   container qabox-exmp-1: no row owns it
 //   lease 10.44.0.7: owner qabox-x has no row
 struct Violation {
-  std::string kind;  // container, row, lease, overlay, mount, veth, nft, route, logs,
+  std::string kind;  // container, row, lease, overlay, mount, veth, nft, route, logs, pool,
                      // layer, image, work, cgroup, journal
   std::string name;
   std::string what;
@@ -55,6 +55,7 @@ struct InvariantFacts {
   std::set<std::string> journalContainers;  // every container the journal named
   std::vector<ImageVersion> images;
   std::vector<CachedLayer> layers;
+  std::vector<PooledContainer> pool;  // the warm pool's containers
 
   // lxc/<name>: whether it has a config (a defined container) and its state.
   struct Container {

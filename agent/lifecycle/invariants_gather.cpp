@@ -46,6 +46,7 @@ Status gatherStore(Store& store, InvariantFacts& f) {
   f.journalContainers.insert(named.begin(), named.end());
   QABOX_ASSIGN_OR_RETURN(f.images, store.listImages());
   QABOX_ASSIGN_OR_RETURN(f.layers, store.listLayers());
+  QABOX_ASSIGN_OR_RETURN(f.pool, store.listPooled());
   return Status::ok();
 }
 

@@ -61,7 +61,7 @@ EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
       time_(time),
       layers_(std::make_unique<LayerCache>(config_, store_, runtime_, time_)) {}
 
-EnvironmentManager::~EnvironmentManager() = default;
+EnvironmentManager::~EnvironmentManager() { stopPool(); }
 
 Result<std::vector<CachedLayer>> EnvironmentManager::layers() { return store_.listLayers(); }
 

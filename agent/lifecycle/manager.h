@@ -21,6 +21,7 @@
 #include "lifecycle/invariants.h"
 #include "lifecycle/layers.h"
 #include "lifecycle/options.h"
+#include "lifecycle/periodic.h"
 #include "lifecycle/recovery.h"
 #include "proxy/router.h"
 #include "runtime/runtime.h"
@@ -160,6 +161,18 @@ class EnvironmentManager {
   Result<std::vector<std::string>> collectLayers(const std::string& actor);
 
   void beginShutdown() { stopping_ = true; }
+
+  // The warm pool (pool.cpp; config [pool]). startPool() starts its keeper
+  // thread when the config asks for a pool (after recover()); stopPool()
+  // stops it, letting a fill in progress finish. tendPool() is one pass of
+  // its upkeep: a pooled container no deploy may claim (its image version
+  // no longer current, stopped, or the pool keeps none of its image) goes;
+  // below pool.min_free_memory or min_free_disk the newest goes; else one is
+  // filled for the first image short of its size. True when it changed
+  // something.
+  void startPool();
+  void stopPool();
+  bool tendPool();
   // The invariant checker (lifecycle/invariants.h) over this agent's host,
   // with its route table and the calls in flight known.
   struct Checked {
@@ -273,6 +286,17 @@ class EnvironmentManager {
   std::string diskBreach(const std::string& container) const;
   void drain(const std::string& ip, uint16_t port);
   std::string nextContainerName(const std::string& slug, const std::string& current) const;
+  // The pool's parts (pool.cpp): whether the config asks for one; why it
+  // must shrink now ("" when it need not); one container cloned and
+  // started; one gone with its lease, unless a claim took it first (only
+  // ready ones, unless `anyState`); and at start, what a crash or a stop
+  // left (the pool's numbering continues above every name in use).
+  bool poolWanted() const;
+  std::string poolPressure() const;
+  Status fillPool(const std::string& image, uint32_t version);
+  void dropPooled(const PooledContainer& p, bool anyState, const std::string& why);
+  Status recoverPool();
+  void pokePool();
   void event(const std::string& ticket, const std::string& action, const std::string& actor,
              const std::string& outcome, const std::string& detail);
 
@@ -302,6 +326,8 @@ class EnvironmentManager {
   int watching_ = 0;
   std::map<std::string, TimePoint> watched_;
   std::function<Result<std::string>(const std::string&)> nft_;
+  std::atomic<uint64_t> poolSeq_{0};
+  std::unique_ptr<Periodic> pool_;  // tendPool's thread; null without a pool
   // Last: its background builds are waited for before anything they use goes.
   std::unique_ptr<LayerCache> layers_;
 };

@@ -22,6 +22,7 @@ struct LifecycleOptions {
   Config::Limits limits;
   Config::Deploy deploy;
   Config::Storage storage;
+  Config::Pool pool;
   // The reaper section's settings the lifecycle itself follows.
   struct Reaper {
     std::chrono::milliseconds sleepAfter{0};  // 0: environments never sleep

@@ -154,7 +154,9 @@ Status EnvironmentManager::recover() {
   // which guardBridge filled from the rows before: fill it again from the
   // rows that remain.
   if (!ops.empty()) QABOX_RETURN_IF_ERROR(guardBridge());
-  // 2. What exists against what the store says.
+  // 2. The warm pool: what a fill left half-made, or stopped, goes; then
+  //    what exists against what the store says.
+  QABOX_RETURN_IF_ERROR(recoverPool());
   QABOX_ASSIGN_OR_RETURN(auto envs, store_.listEnvironments());
   QABOX_RETURN_IF_ERROR(sweepOrphans(envs, run));
   // 3. Each row against its container.
@@ -198,6 +200,15 @@ Status EnvironmentManager::guardBridge() {
     guard.bindings.push_back(
         {vethName(config_.network.bridge, paths::lxcPath(config_.stateDir), row.container),
          macForAddress(row.ip), row.ip});
+  }
+  // The warm pool's ready ones too: they stay across a restart. A filling
+  // one goes (recoverPool), and may never have had a container.
+  QABOX_ASSIGN_OR_RETURN(auto pooled, store_.listPooled());
+  for (const auto& p : pooled) {
+    if (p.state != PoolState::kReady) continue;
+    guard.bindings.push_back(
+        {vethName(config_.network.bridge, paths::lxcPath(config_.stateDir), p.container),
+         macForAddress(p.ip), p.ip});
   }
   return bridge_.guard(config_.network.bridge, guard);
 }
@@ -279,6 +290,8 @@ Status EnvironmentManager::refuseRecordedOrphans(const std::vector<Environment>&
 Status EnvironmentManager::sweepOrphans(const std::vector<Environment>& envs, recovery::Run& run) {
   std::set<std::string> owned;
   for (const auto& e : envs) owned.insert(e.container);
+  QABOX_ASSIGN_OR_RETURN(auto pooled, store_.listPooled());
+  for (const auto& p : pooled) owned.insert(p.container);
   QABOX_ASSIGN_OR_RETURN(auto listed, runtime_.list());
   std::vector<std::string> containers;
   for (const auto& c : listed) {

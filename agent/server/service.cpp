@@ -102,6 +102,8 @@ void toProto(const HostFacts& f, v1::HostStatus* out) {
   if (f.diskFreeBytes) out->set_disk_free_bytes(*f.diskFreeBytes);
   if (f.memoryTotalBytes) out->set_memory_total_bytes(*f.memoryTotalBytes);
   if (f.memoryAvailableBytes) out->set_memory_available_bytes(*f.memoryAvailableBytes);
+  for (const auto& [image, n] : f.poolReady) (*out->mutable_pool_ready())[image] = n;
+  for (const auto& [image, n] : f.poolFilling) (*out->mutable_pool_filling())[image] = n;
 }
 
 // What a shell would say: the exit code, 124 for a timeout, 128 + a signal.
@@ -672,6 +674,9 @@ grpc::Status QaboxService::GetHostStatus(grpc::ServerContext* ctx, const v1::Get
   resp->set_bridge(c.network.bridge);
   resp->set_subnet(c.network.subnet);
   resp->set_domain(c.routing.domain);
+  uint32_t poolSize = c.pool.size;
+  for (const auto& [image, n] : c.pool.images) poolSize = std::max(poolSize, n);
+  resp->set_pool_size(poolSize);
   if (host_.requestsRouted) resp->set_requests_routed(host_.requestsRouted());
   return grpc::Status::OK;
 }
