@@ -26,6 +26,7 @@ constexpr milliseconds kAttemptTimeout{500};
 // retry soon, then back off so a slow starter is not hammered.
 constexpr milliseconds kFirstRetry{2};
 constexpr milliseconds kMaxRetry{50};
+constexpr milliseconds kCloseWatch{250};
 
 // The app's answer is untrusted: its head, each chunk line or trailer block
 // (which Beast keeps whole in the buffer) and its body are bounded, and the
@@ -238,7 +239,10 @@ Status waitHealthy(const std::string& ip, uint16_t port, const std::string& path
     left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     std::this_thread::sleep_for(std::min(retry, left));
-    retry = std::min(retry * 2, kMaxRetry);
+    // Most apps answer within a few hundred milliseconds of their start:
+    // polled closely until then (a refused connect costs next to nothing),
+    // then less and less often.
+    if (timeout - left >= kCloseWatch) retry = std::min(retry * 2, kMaxRetry);
   }
   return deadlineExceeded(what + ": no 2xx/3xx answer within " + formatDuration(timeout) +
                           " (last: " + last + ")");
