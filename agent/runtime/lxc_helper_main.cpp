@@ -656,8 +656,14 @@ int placeCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_running(c.c))
     return fail(std::string("container ") + a[1] + " is not running");
+  // Only what resolving and owning files needs: the container's mount and
+  // user namespaces (so its root writes, its links resolve inside it). The
+  // code run is placeInside alone, for milliseconds: no cgroup, LSM or
+  // capability set of the container's is needed to contain it.
   lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
   options.env_policy = LXC_ATTACH_CLEAR_ENV;
+  options.namespaces = CLONE_NEWNS | CLONE_NEWUSER;
+  options.attach_flags = LXC_ATTACH_SET_PERSONALITY;
   pid_t pid = -1;
   auto* payload = const_cast<std::vector<qabox::PlaceFrame>*>(&frames);
   if (c.c->attach(c.c, placeInside, payload, &options, &pid) != 0 || pid <= 0) {
@@ -667,8 +673,12 @@ int placeCmd(char** a) {
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return fail(std::string("place: waitpid: ") + std::strerror(errno));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-  return kHelperFailed;  // placeInside said why on stderr
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return kHelperFailed;  // it said why
+  // Wakes an init that waits for what was placed (the busybox image's waits
+  // for USR1 while pooled). An init without a handler never gets it: a
+  // namespace's init only gets the signals it handles.
+  if (pid_t init = c.c->init_pid(c.c); init > 0) kill(init, SIGUSR1);
+  return 0;
 }
 
 }  // namespace

@@ -76,8 +76,9 @@ class ContainerRuntime {
   // mount namespace (never a host path, whatever its files are): each of
   // `files` written atomically (a temporary file beside it, renamed over
   // it; a link in its place is replaced, never followed), in order, then
-  // each of `remove` unlinked (one that is not there is no error). For a
-  // container that runs already: a warm pool's, claimed by a deploy.
+  // each of `remove` unlinked (one that is not there is no error); then its
+  // init gets SIGUSR1 (a waiting one wakes; one without a handler never
+  // sees it). For a container that runs already: a warm pool's, claimed.
   virtual Status place(const std::string& name, const std::vector<PlacedFile>& files,
                        const std::vector<std::string>& remove) = 0;
   // For a cloned, stopped container: each of `snaps`' sources snapshotted
