@@ -24,6 +24,8 @@ Result<Environment> EnvironmentManager::deploy(const DeployInput& in, const Prog
     auto mark = markInFlight(ticket.slug);
     return deployLocked(ticket, in, image, progress);
   }();
+  // The pool refills behind a claim once the deploy is done, never beside it.
+  pokePool();
   // The merge has just fetched the repo: every other environment on it
   // learns how far its target has moved, at the cost of a few local git
   // reads, after the ticket's lock is let go.
@@ -268,7 +270,6 @@ Status DeployRun::reserve() {
     ctx_.container = named;
     return s;
   }
-  if (ctx_.claimed) m_.pokePool();
   if (!ctx_.redeploy) {
     ctx_.env = row;
     m_.publishRoute(ctx_.env);

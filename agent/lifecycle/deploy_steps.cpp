@@ -208,7 +208,9 @@ Status DeployRun::placeAppFiles() {
   files.push_back(
       {ctx_.hasHooks ? kPendingRunFile : kRunFile, routedCommand(ctx_.app) + "\n", 0740});
   // qabox-init supervises nothing until the pool's mark goes.
-  return m_.runtime_.place(ctx_.container, files, {supervise::kPooledFile});
+  QABOX_RETURN_IF_ERROR(m_.runtime_.place(ctx_.container, files, {supervise::kPooledFile}));
+  phase("place", "the app's files into " + ctx_.container);
+  return Status::ok();
 }
 
 Status DeployRun::exportSource() {

@@ -107,6 +107,10 @@ bool EnvironmentManager::tendPool() {
     dropPooled(pooled->back(), false, pressure);
     return true;
   }
+  // Fills wait for a moment without calls in flight: a deploy never shares
+  // the host (the store's connection, the disk, the helpers) with a fill.
+  // The deploy's end pokes the pool.
+  if (!inFlight().empty()) return false;
   for (const auto& [image, version] : current) {
     if (have[image] >= config_.pool.sizeOf(image)) continue;
     if (Status s = fillPool(image, version); !s.isOk()) {
