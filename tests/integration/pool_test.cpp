@@ -10,6 +10,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "harness.h"
+#include "init/contract.h"
+#include "supervised_recipe.h"
 
 namespace qabox::testing {
 namespace {
@@ -231,6 +233,57 @@ TEST_F(LxcPool, ACrashInAClaimOrAFillLeavesNothingBehind) {
   EXPECT_EQ(pooledContainers().size(), 1u);
   EXPECT_EQ(host_->leaseCount(), 1);
   for (const auto& v : host_->violations()) ADD_FAILURE() << v;
+}
+
+// qabox-init as PID 1: a pooled container supervises nothing until a claim
+// removes the pool's mark, then starts its services and app in order.
+TEST(LxcPoolSupervised, QaboxInitWaitsForTheClaimThenStartsEverything) {
+  QABOX_REQUIRE_LXC();
+  TestHost host;
+  const std::string recipes = copySupervisedRecipes(host.stateDir());
+  supervise::SuperviseFile f;
+  supervise::ProcessDef svc, app;
+  svc.name = "svc";
+  svc.stage = supervise::Stage::kService;
+  svc.command = "exec httpd -f -p 8081 -h /srv/app";
+  svc.ready = "wget -q -O /dev/null http://127.0.0.1:8081/";
+  app.name = "app";
+  app.command = "exec httpd -f -p 80 -h /srv/app";
+  f.processes = {svc, app};
+  std::ofstream(recipes + "/supervised/supervise.json") << supervise::toJson(f);
+  TestHost::Options o;
+  o.extraToml =
+      "[pool]\nsize = 0\ninterval = \"200ms\"\nmin_free_memory = \"64M\"\n"
+      "min_free_disk = \"64M\"\n[pool.images]\nsupervised = 1\n";
+  host.writeConfig(o);
+  pointImagesDirAt(host.stateDir(), recipes);
+  host.startDaemon();
+  ASSERT_EQ(host.cli({"image", "build", "supervised"}).exitCode, 0);
+  std::string pooled;
+  for (int i = 0; i < 200 && pooled.empty(); ++i) {
+    for (const auto& c : host.containers()) {
+      if (c.rfind("qaboxpool-", 0) == 0 &&
+          contains(readFile(host.lxcPath() + "/" + c + "/overlay/delta/var/log/qabox/init.log"),
+                   "pooled: waiting")) {
+        pooled = c;
+      }
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(pooled.empty()) << host.logText();
+  // Nothing supervised while pooled.
+  const std::string delta = host.lxcPath() + "/" + pooled + "/overlay/delta";
+  EXPECT_FALSE(fs::exists(delta + "/var/log/qabox/svc.log"));
+  auto r = host.cli({"deploy", "SUP-1", "--image", "supervised"});
+  ASSERT_EQ(r.exitCode, 0) << r.err << host.logText();
+  auto env = host.env("SUP-1");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->container(), pooled);
+  EXPECT_EQ(httpGet(env->ip(), 80, "/").status, 200);
+  EXPECT_EQ(httpGet(env->ip(), 8081, "/").status, 200);
+  const std::string initLog = readFile(delta + "/var/log/qabox/init.log");
+  EXPECT_NE(initLog.find("claimed by a deploy"), std::string::npos) << initLog;
+  for (const auto& v : host.violations()) ADD_FAILURE() << v;
 }
 
 }  // namespace
