@@ -52,6 +52,9 @@ Status HostBridge::ensure(const std::string& name, const std::string& gatewayCid
   if (Status s = netlink::createBridge(name); !s.isOk()) {
     return failedPrecondition("network.bridge " + name + ": cannot create: " + s.message());
   }
+  if (Status s = netlink::pinAddress(name); !s.isOk()) {
+    return failedPrecondition("network.bridge " + name + ": " + s.message());
+  }
   if (Status s = netlink::addAddress(name, gatewayCidr); !s.isOk()) {
     return failedPrecondition("network.bridge " + name + ": cannot add " + gatewayCidr + ": " +
                               s.message());

@@ -1,5 +1,11 @@
 #include "runtime/netlink.h"
 
+#include <unistd.h>
+
+#include <linux/if_ether.h>
+
+#include <sys/ioctl.h>
+
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
@@ -121,6 +127,27 @@ Status createBridge(const std::string& name) {
   mnl_attr_put_strz(req.nlh(), IFLA_INFO_KIND, "bridge");
   mnl_attr_nest_end(req.nlh(), info);
   return transact(req, "creating bridge " + name, {}, {EEXIST});
+}
+
+Status pinAddress(const std::string& name) {
+  const std::string what = "pinning the MAC address of " + name;
+  QABOX_ASSIGN_OR_RETURN(int index, indexOf(name, what));
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return internalError(what + ": socket: " + std::strerror(errno));
+  const int got = ::ioctl(fd, SIOCGIFHWADDR, &ifr);
+  const int err = errno;
+  ::close(fd);
+  if (got != 0) return internalError(what + ": reading it: " + std::strerror(err));
+  // The same address, set: the kernel keeps a set one (addr_assign_type 3)
+  // instead of taking the lowest of its ports' whenever a port comes or goes.
+  Request req(RTM_NEWLINK, NLM_F_ACK);
+  auto* ifi = req.header<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  mnl_attr_put(req.nlh(), IFLA_ADDRESS, ETH_ALEN, ifr.ifr_hwaddr.sa_data);
+  return transact(req, what);
 }
 
 Status addAddress(const std::string& name, const std::string& cidr) {

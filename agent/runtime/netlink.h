@@ -19,6 +19,12 @@ namespace qabox::netlink {
 Status createBridge(const std::string& name);
 // `ip addr add CIDR dev NAME` (IPv4); the address already there is no error.
 Status addAddress(const std::string& name, const std::string& cidr);
+// Sets the interface's MAC address to what it is. A bridge otherwise takes
+// the lowest MAC of its ports and changes it as ports come and go: every
+// container's neighbour entry for the gateway goes stale, and their
+// answers to the host (the router) go to the old address until it is
+// resolved again.
+Status pinAddress(const std::string& name);
 // `ip link set NAME up`.
 Status setUp(const std::string& name);
 // `ip link del NAME`; a missing link is no error.

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "fresh_netns.h"
 
@@ -64,6 +66,40 @@ TEST(Netlink, ABridgeIsMadeAddressedBroughtUpAndDeletedAndEachStepCanBeRepeated)
     c.ok(netlink::deleteLink("qbt0"), "delete");
     c.expect(if_nametoindex("qbt0") == 0, "qbt0 still there after delete");
     c.ok(netlink::deleteLink("qbt0"), "delete again");
+    return c.result();
+  });
+}
+
+std::string macOf(const std::string& name) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  std::string out;
+  if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &req) == 0) {
+    out.assign(req.ifr_hwaddr.sa_data, 6);
+  }
+  if (fd >= 0) close(fd);
+  return out;
+}
+
+// A port with a lower MAC than the bridge's, added and removed, would move
+// the bridge's own MAC twice; a pinned one stays.
+TEST(Netlink, APinnedBridgeKeepsItsMacWhilePortsComeAndGo) {
+  RUN_IN_FRESH_NETNS([] {
+    testing::Checks c;
+    c.ok(netlink::createBridge("qbt2"), "create");
+    c.ok(netlink::pinAddress("qbt2"), "pin");
+    c.ok(netlink::pinAddress("qbt2"), "pin again");
+    const std::string mac = macOf("qbt2");
+    c.expect(mac.size() == 6, "no MAC read");
+    c.expect(std::system("ip link add qbv0 address 00:00:00:00:00:01 type veth peer name qbv1 && "
+                         "ip link set qbv0 master qbt2") == 0,
+             "cannot add a port");
+    c.expect(macOf("qbt2") == mac, "the bridge took its new port's MAC");
+    c.ok(netlink::deleteLink("qbv0"), "remove the port");
+    c.expect(macOf("qbt2") == mac, "the bridge's MAC moved when its port went");
+    c.ok(netlink::deleteLink("qbt2"), "delete");
+    c.expect(!netlink::pinAddress("qbt2").isOk(), "pinning a missing bridge did not fail");
     return c.result();
   });
 }
