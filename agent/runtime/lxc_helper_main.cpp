@@ -44,6 +44,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
@@ -370,12 +371,6 @@ int startCmd(char** a) {
       return fail("starting " + std::string(a[1]) + ": " + error);
     }
   }
-  // A container runs at the normal priority, whatever the thread that
-  // started it ran at (the warm pool fills at the lowest): its processes
-  // inherit ours.
-  sched_param normal{};
-  sched_setscheduler(0, SCHED_OTHER, &normal);
-  setpriority(PRIO_PROCESS, 0, 0);
   c.c->want_daemonize(c.c, true);
   // The monitor must not keep the agent's pipes open.
   c.c->want_close_all_fds(c.c, true);
@@ -639,6 +634,24 @@ int placeInside(void* payload) {
   return 0;
 }
 
+// The parent of `pid` (from /proc/PID/stat), or 0.
+pid_t parentOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  char state = 0;
+  int ppid = 0;
+  if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2) return 0;
+  return ppid;
+}
+
+void normalPriority(pid_t pid) {
+  sched_param normal{};
+  sched_setscheduler(pid, SCHED_OTHER, &normal);
+  setpriority(PRIO_PROCESS, static_cast<id_t>(pid), 0);
+}
+
 int placeCmd(char** a) {
   std::string in;
   char buf[65536];
@@ -677,7 +690,14 @@ int placeCmd(char** a) {
   // Wakes an init that waits for what was placed (the busybox image's waits
   // for USR1 while pooled). An init without a handler never gets it: a
   // namespace's init only gets the signals it handles.
-  if (pid_t init = c.c->init_pid(c.c); init > 0) kill(init, SIGUSR1);
+  if (pid_t init = c.c->init_pid(c.c); init > 0) {
+    // A pooled container started at the pool's lowest priority: its init,
+    // and so what it starts from now on, and its monitor run at the normal
+    // one once it is claimed.
+    normalPriority(init);
+    if (pid_t monitor = parentOf(init); monitor > 1) normalPriority(monitor);
+    kill(init, SIGUSR1);
+  }
   return 0;
 }
 

@@ -127,6 +127,14 @@ TEST_F(LxcPool, AnImageOnlyDeployClaimsThePooledContainer) {
   auto mode = host_->cli({"exec", "EXMP-113", "--", "stat", "-c", "%a %u", "/etc/qabox/app.env"});
   EXPECT_EQ(mode.out, "600 0\n");
   EXPECT_NE(host_->cli({"exec", "EXMP-113", "--", "test", "-e", "/etc/qabox/pooled"}).exitCode, 0);
+  // Filled at the lowest priority, claimed at the normal one: its init and
+  // the app it started (nice, field 19, and policy, field 41, of stat).
+  for (const char* pid : {"1", "$(pidof httpd)"}) {
+    auto stat = host_->cli(
+        {"exec", "EXMP-113", "--", "sh", "-c",
+         std::string("cut -d')' -f2 /proc/") + pid + "/stat | awk '{ print $17, $39 }'"});
+    EXPECT_EQ(stat.out, "0 0\n") << pid << ": " << stat.out << stat.err;
+  }
   // The pool fills again behind the claim, with another container.
   waitForPool(1);
   auto again = pooledContainers();
