@@ -14,25 +14,8 @@ if [ "${1:-}" = "-p" ]; then POOL=1; shift; fi
 N=${1:-10}
 bench_build
 toml=${QABOX_BENCH_TOML:-}
-if [ "$POOL" = 1 ]; then
-  toml+=$'\n[pool]\nsize = '"$N"$'\ninterval = "200ms"\nmin_free_memory = "256M"\nmin_free_disk = "1G"\n'
-fi
+[ "$POOL" = 1 ] && toml+=$(bench_pool_toml "$N")
 bench_start_agent "$toml"
-
-# pool_ready: how many busybox containers the pool holds ready.
-pool_ready() {
-  "${QB[@]}" status -o json | tr -d ' \n' | grep -o '"pool_ready":{[^}]*}' |
-    grep -o '"busybox":[0-9]*' | cut -d: -f2 || echo 0
-}
-# wait_pool N: until the pool holds N ready (not timed: work ahead of time).
-wait_pool() {
-  [ "$POOL" = 1 ] || return 0
-  for _ in $(seq 600); do
-    [ "$(pool_ready)" -ge "$1" ] 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "the pool never held $1 ready" >&2; return 1
-}
 image=$(ls "$STATE/images" | head -1)
 out=$STATE/samples
 mkdir -p "$out" "$STATE/raw"

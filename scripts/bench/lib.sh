@@ -64,6 +64,29 @@ bench_stop_agent() {
   rm -rf "$STATE"
 }
 
+# bench_pool_toml N: the config of a warm pool of N per image, tended often.
+bench_pool_toml() {
+  printf '\n[pool]\nsize = %s\ninterval = "200ms"\nmin_free_memory = "256M"\nmin_free_disk = "1G"\n' "$1"
+}
+
+# pool_ready [IMAGE]: how many containers of IMAGE (busybox) the pool holds ready.
+pool_ready() {
+  "${QB[@]}" status -o json | tr -d ' \n' | grep -o '"pool_ready":{[^}]*}' |
+    grep -o "\"${1:-busybox}\":[0-9]*" | cut -d: -f2 || echo 0
+}
+
+# wait_pool N [IMAGE]: with POOL=1, until the pool holds N ready (not timed:
+# a refill is work done ahead of time). Without, returns at once.
+wait_pool() {
+  [ "${POOL:-0}" = 1 ] || return 0
+  for _ in $(seq 600); do
+    [ "$(pool_ready "${2:-busybox}")" -ge "$1" ] 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "the pool never held $1 ready" >&2
+  return 1
+}
+
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # stats NAME < one number a line (ms): prints p50 p95 min max
