@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <utility>
 
@@ -434,24 +432,15 @@ struct TempFile {
 }  // namespace
 
 Status GitRepos::archive(const RepoConfig& repo, const std::string& treeish,
-                         const std::string& commit, std::string& tarPath) {
+                         const std::string& commit, const std::string& tarPath) {
   QABOX_RETURN_IF_ERROR(checkRepo(repo));
   if (!isCommitId(commit)) {
     return invalidArgument("commit \"" + commit.substr(0, 80) + "\": must be a full commit id");
   }
-  std::error_code ec;
-  std::string work = paths::workDir(stateDir_);
-  fs::create_directories(work, ec);
-  if (ec) return internalError("export: creating " + work + ": " + ec.message());
-  std::string path = work + "/export-XXXXXX";
-  int fd = mkstemp(path.data());
-  if (fd < 0) return internalError("export: creating a file in " + work + ": " + strerror(errno));
-  close(fd);
-  tarPath = path;
   // An archive on disk: no index to write, .gitattributes export-ignore is
   // honoured.
   QABOX_ASSIGN_OR_RETURN(
-      auto ar, git(repo, {"archive", "--format=tar", "-o", path, treeish}, kLocalTimeout));
+      auto ar, git(repo, {"archive", "--format=tar", "-o", tarPath, treeish}, kLocalTimeout));
   if (!ar.ok()) {
     return internalError("repo " + repo.name + ": git archive " + shortSha(commit) + ": " +
                          gitFailure(ar));
@@ -464,7 +453,16 @@ Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
   std::error_code ec;
   fs::create_directories(destDir, ec);
   if (ec) return internalError("export: creating " + destDir + ": " + ec.message());
-  TempFile tar;
+  const std::string work = paths::workDir(stateDir_);
+  fs::create_directories(work, ec);
+  if (ec) return internalError("export: creating " + work + ": " + ec.message());
+  TempFile tar{work + "/export-XXXXXX"};
+  int fd = mkstemp(tar.path.data());
+  if (fd < 0) {
+    tar.path.clear();
+    return internalError("export: creating a file in " + work + ": " + strerror(errno));
+  }
+  close(fd);
   QABOX_RETURN_IF_ERROR(archive(repo, commit, commit, tar.path));
   // GNU tar defers unsafe symlinks until every file is out, so a symlink in
   // the tree can not redirect a later file.
@@ -478,13 +476,9 @@ Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
   return Status::ok();
 }
 
-Result<std::string> GitRepos::archiveTree(const RepoConfig& repo, const std::string& commit) {
-  TempFile tar;
-  QABOX_RETURN_IF_ERROR(archive(repo, commit + "^{tree}", commit, tar.path));
-  std::ifstream in(tar.path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return internalError("export: reading " + tar.path);
-  return bytes;
+Status GitRepos::archiveTree(const RepoConfig& repo, const std::string& commit,
+                             const std::string& tarPath) {
+  return archive(repo, commit + "^{tree}", commit, tarPath);
 }
 
 Result<ProcessResult> GitRepos::catFile(const RepoConfig& repo, const std::string& commit,

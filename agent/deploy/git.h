@@ -76,10 +76,11 @@ class GitSource {
   virtual Status exportTree(const RepoConfig& repo, const std::string& commit,
                             const std::string& destDir) = 0;
 
-  // The tree of `commit` as a tar archive (of its tree: no pax header with
-  // the commit id, which some tars do not know), for extracting inside a
-  // running container.
-  virtual Result<std::string> archiveTree(const RepoConfig& repo, const std::string& commit) = 0;
+  // The tree of `commit` as a tar archive written to `tarPath` (of its
+  // tree: no pax header with the commit id, which some tars do not know),
+  // for extracting inside a running container.
+  virtual Status archiveTree(const RepoConfig& repo, const std::string& commit,
+                             const std::string& tarPath) = 0;
 
   // The content of `path` at `commit`; NOT_FOUND when there is no such file.
   virtual Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
@@ -151,7 +152,8 @@ class GitRepos final : public GitSource {
                       std::string_view target) override;
   Status exportTree(const RepoConfig& repo, const std::string& commit,
                     const std::string& destDir) override;
-  Result<std::string> archiveTree(const RepoConfig& repo, const std::string& commit) override;
+  Status archiveTree(const RepoConfig& repo, const std::string& commit,
+                     const std::string& tarPath) override;
   Result<std::string> objectId(const RepoConfig& repo, const std::string& commit,
                                const std::string& path) override;
   Result<std::string> readFile(const RepoConfig& repo, const std::string& commit,
@@ -198,10 +200,9 @@ class GitRepos final : public GitSource {
 
   RepoState& stateFor(const std::string& repo);
   std::string mirror(const RepoConfig& repo) const;
-  // `git archive` of `treeish` (of `commit`) into a new file of the work
-  // dir, whose path is set in `tarPath` as soon as it exists.
+  // `git archive` of `treeish` (of `commit`) into `tarPath`.
   Status archive(const RepoConfig& repo, const std::string& treeish, const std::string& commit,
-                 std::string& tarPath);
+                 const std::string& tarPath);
   Status ensureMirror(const RepoConfig& repo, RepoState& state);
   // Called with state.mu held; `asked` is state.fetchesStarted read before
   // waiting for it.

@@ -3,6 +3,7 @@
 // the context; a failure ends the run and rollback() (deploy_rollback.cpp)
 // undoes what the steps before it did.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -181,13 +182,23 @@ Status DeployRun::exportIntoRunning() {
   // whatever links the tree holds resolve inside the container, never on
   // the host. Nothing of the deploy's has run in it yet. /srv/app made
   // anew: a directory made where the image's was removed is opaque.
-  QABOX_ASSIGN_OR_RETURN(std::string tar, m_.git_->archiveTree(*ctx_.repo, ctx_.merge.commit));
+  // On disk, never whole in the agent's memory: a tree may be gigabytes.
+  const std::string work = paths::workDir(m_.config_.stateDir);
+  std::error_code ec;
+  fs::create_directories(work, ec);
+  if (ec) return internalError("export: creating " + work + ": " + ec.message());
+  struct Removed {
+    std::string path;
+    ~Removed() { ::unlink(path.c_str()); }
+  } tar{work + "/archive-" + ctx_.container + ".tar"};
+  ::unlink(tar.path.c_str());
+  QABOX_RETURN_IF_ERROR(m_.git_->archiveTree(*ctx_.repo, ctx_.merge.commit, tar.path));
   ExecSpec ex;
   ex.argv = {"/bin/sh", "-c",
              std::string("rm -rf ") + paths::kAppDir + " && mkdir -m 0755 " + paths::kAppDir +
                  " && exec tar -x -f - -C " + paths::kAppDir};
   ex.env = {{"PATH", kPath}};
-  ex.stdinData = std::move(tar);
+  ex.stdinFile = tar.path;
   ex.timeout = m_.config_.deploy.hookTimeout;
   QABOX_ASSIGN_OR_RETURN(auto r, m_.runtime_.exec(ctx_.container, ex));
   if (!r.ok()) return commandFailed("export into " + ctx_.container, r, ex.timeout);

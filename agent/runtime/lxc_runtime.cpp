@@ -296,6 +296,7 @@ Result<ProcessResult> LxcRuntime::exec(const std::string& name, const ExecSpec& 
   p.env = attachEnvironment(spec.env);
   p.argv.insert(p.argv.end(), spec.argv.begin(), spec.argv.end());
   p.stdinData = spec.stdinData;
+  p.stdinFile = spec.stdinFile;
   p.timeout = spec.timeout;
   p.onOutput = spec.onOutput;
   QABOX_FAILPOINT("lxc.exec.before");

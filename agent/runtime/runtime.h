@@ -27,6 +27,7 @@ struct ExecSpec {
   std::map<std::string, std::string> env;  // the whole environment of the command
   std::string cwd = "/";
   std::string stdinData;
+  std::string stdinFile;  // instead of stdinData: stdin read from this host file
   std::chrono::milliseconds timeout{0};
   std::function<void(bool isStderr, std::string_view data)> onOutput;
 };

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -47,12 +48,17 @@ Status openPipes(Pipes& p) {
   return Status::ok();
 }
 
+thread_local bool tIdleSpawns = false;
+
 // posix_spawnp with the pipes as stdio, nothing else inherited, in a process
 // group of its own; the child's pid, or why it could not start.
 Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  int setup = posix_spawn_file_actions_adddup2(&actions, p.inR.fd, 0);
+  int setup = spec.stdinFile.empty()
+                  ? posix_spawn_file_actions_adddup2(&actions, p.inR.fd, 0)
+                  : posix_spawn_file_actions_addopen(&actions, 0, spec.stdinFile.c_str(),
+                                                     O_RDONLY | O_NOFOLLOW, 0);
   if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.outW.fd, 1);
   if (setup == 0) setup = posix_spawn_file_actions_adddup2(&actions, p.errW.fd, 2);
   // Nothing else crosses exec: not a socket, pipe or file of the agent's
@@ -76,8 +82,14 @@ Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP;
+  if (tIdleSpawns) {
+    sched_param idle{};
+    posix_spawnattr_setschedpolicy(&attr, SCHED_IDLE);
+    posix_spawnattr_setschedparam(&attr, &idle);
+    flags |= POSIX_SPAWN_SETSCHEDULER;
+  }
+  posix_spawnattr_setflags(&attr, flags);
 
   std::vector<char*> argv;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -110,7 +122,7 @@ class Pump {
       : spec_(spec), p_(p), result_(result) {}
 
   void run(pid_t pid) {
-    if (spec_.stdinData.empty()) p_.inW.close();
+    if (spec_.stdinData.empty() || !spec_.stdinFile.empty()) p_.inW.close();
     fcntl(p_.inW.fd, F_SETFL, O_NONBLOCK);
     auto deadline = std::chrono::steady_clock::now() + spec_.timeout;
     while (p_.outR.fd >= 0 || p_.errR.fd >= 0) {
@@ -178,6 +190,9 @@ class Pump {
 };
 
 }  // namespace
+
+IdleSpawns::IdleSpawns() : was_(tIdleSpawns) { tIdleSpawns = true; }
+IdleSpawns::~IdleSpawns() { tIdleSpawns = was_; }
 
 std::string lastLines(std::string_view text, size_t lines) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);

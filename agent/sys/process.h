@@ -17,6 +17,9 @@ struct ProcessSpec {
   // Replaces the environment when set; otherwise the child inherits ours.
   std::optional<std::map<std::string, std::string>> env;
   std::string stdinData;
+  // The child's stdin read from this file instead (stdinData unused): what
+  // is too big to hold in memory, such as a tree's archive.
+  std::string stdinFile;
   std::chrono::milliseconds timeout{0};  // 0: none
   size_t maxCapture = 1 << 20;           // keep at most this much of each stream (the tail)
   // Called with each piece of output as it arrives (is_stderr, data).
@@ -46,6 +49,20 @@ class ProcessRunner {
 class RealProcessRunner : public ProcessRunner {
  public:
   Result<ProcessResult> run(const ProcessSpec& spec) override;
+};
+
+// While one lives, what its thread spawns runs at SCHED_IDLE (and what that
+// spawns inherits it): background work such as the warm pool's fills, done
+// without lowering the thread itself, which takes locks others wait for.
+class IdleSpawns {
+ public:
+  IdleSpawns();
+  ~IdleSpawns();
+  IdleSpawns(const IdleSpawns&) = delete;
+  IdleSpawns& operator=(const IdleSpawns&) = delete;
+
+ private:
+  bool was_;
 };
 
 // The last `lines` lines of text, for error messages.

@@ -35,13 +35,14 @@ class FakeGit : public GitSource {
     return nextMerge;
   }
 
-  Result<std::string> archiveTree(const RepoConfig& repo, const std::string& commit) override {
+  Status archiveTree(const RepoConfig& repo, const std::string& commit,
+                     const std::string& tarPath) override {
     std::lock_guard l(mu_);
     calls.push_back("archiveTree " + repo.name + " " + commit);
     if (auto it = fail.find("archiveTree"); it != fail.end()) return it->second;
-    std::string out;
-    for (const auto& [path, content] : files) out += path + "\n";
-    return out;
+    std::ofstream out(tarPath, std::ios::binary);
+    for (const auto& [path, content] : files) out << path << "\n";
+    return out ? Status::ok() : internalError("archive: writing " + tarPath);
   }
   Status exportTree(const RepoConfig& repo, const std::string& commit,
                     const std::string& destDir) override {
