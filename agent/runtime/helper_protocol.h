@@ -2,6 +2,7 @@
 
 // What the agent and qabox-lxc say to each other beyond argv.
 
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -85,17 +86,25 @@ inline std::vector<PlaceFrame> parsePlaceFrames(std::string_view in, std::string
       f.remove = true;
       f.path = std::string(head);
     } else if (kind == 'W') {
-      unsigned mode = 0;
+      // "<mode> <size> <path>": both numbers exact, no sign, no overflow.
+      const char* p = head.data();
+      const char* end = head.data() + head.size();
+      uint32_t mode = 0;
       size_t size = 0;
-      int used = 0;
-      const std::string h(head);
-      if (std::sscanf(h.c_str(), "%o %zu %n", &mode, &size, &used) != 2 || used <= 0 ||
-          mode > 07777 || size > in.size()) {
+      auto m = std::from_chars(p, end, mode, 8);
+      bool ok = m.ec == std::errc() && m.ptr != p && m.ptr < end && *m.ptr == ' ' && mode <= 07777;
+      std::from_chars_result z{};
+      if (ok) {
+        z = std::from_chars(m.ptr + 1, end, size, 10);
+        ok = z.ec == std::errc() && z.ptr != m.ptr + 1 && z.ptr < end && *z.ptr == ' ' &&
+             size <= in.size();
+      }
+      if (!ok) {
         error = "a malformed file frame";
         return {};
       }
       f.mode = mode;
-      f.path = h.substr(static_cast<size_t>(used));
+      f.path = std::string(z.ptr + 1, end);
       f.content = std::string(in.substr(0, size));
       in.remove_prefix(size);
     } else {

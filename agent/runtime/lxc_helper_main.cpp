@@ -673,6 +673,14 @@ int placeCmd(char** a) {
   // user namespaces (so its root writes, its links resolve inside it). The
   // code run is placeInside alone, for milliseconds: no cgroup, LSM or
   // capability set of the container's is needed to contain it.
+  // A pooled container started at the pool's lowest priority: its init and
+  // its monitor run at the normal one before anything is placed, so what
+  // init starts once it sees the files inherits the normal one.
+  const pid_t init = c.c->init_pid(c.c);
+  if (init > 0) {
+    normalPriority(init);
+    if (pid_t monitor = parentOf(init); monitor > 1) normalPriority(monitor);
+  }
   lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
   options.env_policy = LXC_ATTACH_CLEAR_ENV;
   options.namespaces = CLONE_NEWNS | CLONE_NEWUSER;
@@ -690,14 +698,7 @@ int placeCmd(char** a) {
   // Wakes an init that waits for what was placed (the busybox image's waits
   // for USR1 while pooled). An init without a handler never gets it: a
   // namespace's init only gets the signals it handles.
-  if (pid_t init = c.c->init_pid(c.c); init > 0) {
-    // A pooled container started at the pool's lowest priority: its init,
-    // and so what it starts from now on, and its monitor run at the normal
-    // one once it is claimed.
-    normalPriority(init);
-    if (pid_t monitor = parentOf(init); monitor > 1) normalPriority(monitor);
-    kill(init, SIGUSR1);
-  }
+  if (init > 0) kill(init, SIGUSR1);
   return 0;
 }
 

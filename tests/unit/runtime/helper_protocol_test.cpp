@@ -43,8 +43,12 @@ TEST(PlaceFrames, RefusesBadPathsAndFramesWhole) {
            placeWriteHeader("/etc/qabox/", 0644, 0),
            placeRemoveHeader("/"),
            placeRemoveHeader(""),
-           std::string("W 644 10 /a\nshort"),  // fewer bytes than it says
-           std::string("W 99999 0 /a\n"),      // a mode past 07777
+           std::string("W 644 10 /a\nshort"),    // fewer bytes than it says
+           std::string("W 99999 0 /a\n"),        // a mode past 07777
+           std::string("W 40000000644 0 /a\n"),  // one that would wrap to 0644
+           std::string("W -644 0 /a\n"),
+           std::string("W 644 -1 /a\n"),
+           std::string("W 644 99999999999999999999999 /a\n"),
            std::string("W x 0 /a\n"),
            std::string("X /a\n"),
            std::string("W 644 0 /a"),  // no end to its header
