@@ -65,7 +65,8 @@ Result<HostFacts> hostFacts(Store& store, const Config& config, const std::strin
   measureDisk(config.stateDir, out);
   if (auto pooled = store.listPooled()) {
     for (const auto& p : *pooled) {
-      ++(p.state == PoolState::kReady ? out.poolReady : out.poolFilling)[p.image];
+      if (p.state == PoolState::kReady) ++out.poolReady[p.image];
+      if (p.state == PoolState::kFilling) ++out.poolFilling[p.image];
     }
   } else {
     spdlog::warn("host status: reading the pool: {}", pooled.status().toString());

@@ -43,7 +43,11 @@ class Owners {
     }
     // The pool's are the agent's as a live operation's are: no row, a
     // lease, a veth and a binding of their own.
-    for (const auto& p : f.pool) liveContainers_.insert(p.container);
+    // A filling one is only while the agent runs: outside it, what a crash
+    // left (the next start removes it), reported by checkPool.
+    for (const auto& p : f.pool) {
+      if (p.state == PoolState::kReady || f.inAgent) liveContainers_.insert(p.container);
+    }
     known_ = rowContainers_;
     known_.insert(f.journalContainers.begin(), f.journalContainers.end());
     for (const auto& [name, c] : f.containers) known_.insert(name);
@@ -271,11 +275,19 @@ void checkBindings(const InvariantFacts& f, const Owners& o, Out& out) {
 
 void checkPool(const InvariantFacts& f, const Owners&, Out& out) {
   for (const auto& p : f.pool) {
-    if (p.state != PoolState::kReady) continue;
+    if (p.state != PoolState::kReady) {
+      if (!f.inAgent) {
+        out.push_back(
+            {"pool", p.container, "a fill that never finished (the next start removes it)"});
+      }
+      continue;
+    }
     auto it = f.containers.find(p.container);
     if (it == f.containers.end()) {
       out.push_back({"pool", p.container, "ready in the pool, but its container is gone"});
-    } else if (it->second.hasConfig && it->second.state != ContainerState::kRunning) {
+    } else if (!it->second.hasConfig) {
+      out.push_back({"pool", p.container, "ready in the pool, but its container has no config"});
+    } else if (it->second.state != ContainerState::kRunning) {
       out.push_back({"pool", p.container, "ready in the pool, but its container is not running"});
     }
   }

@@ -39,6 +39,9 @@ bool isRegularFile(const std::string& path) {
 }
 
 Status gatherStore(Store& store, InvariantFacts& f) {
+  // The pool first: a claim moves a container from it to a row and the
+  // journal, read after it, so it is seen in one or the other.
+  QABOX_ASSIGN_OR_RETURN(f.pool, store.listPooled());
   QABOX_ASSIGN_OR_RETURN(f.rows, store.listEnvironments());
   QABOX_ASSIGN_OR_RETURN(f.leases, store.listLeases());
   QABOX_ASSIGN_OR_RETURN(f.unfinished, store.unfinishedOperations());
@@ -46,7 +49,6 @@ Status gatherStore(Store& store, InvariantFacts& f) {
   f.journalContainers.insert(named.begin(), named.end());
   QABOX_ASSIGN_OR_RETURN(f.images, store.listImages());
   QABOX_ASSIGN_OR_RETURN(f.layers, store.listLayers());
-  QABOX_ASSIGN_OR_RETURN(f.pool, store.listPooled());
   return Status::ok();
 }
 

@@ -59,7 +59,9 @@ EnvironmentManager::EnvironmentManager(LifecycleOptions options, Store& store,
       routes_(routes),
       health_(std::move(health)),
       time_(time),
-      layers_(std::make_unique<LayerCache>(config_, store_, runtime_, time_)) {}
+      layers_(std::make_unique<LayerCache>(config_, store_, runtime_, time_)) {
+  pool_ = makePoolKeeper();
+}
 
 EnvironmentManager::~EnvironmentManager() { stopPool(); }
 

@@ -288,15 +288,19 @@ class EnvironmentManager {
   std::string nextContainerName(const std::string& slug, const std::string& current) const;
   // The pool's parts (pool.cpp): whether the config asks for one; why it
   // must shrink now ("" when it need not); one container cloned and
-  // started; one gone with its lease, unless a claim took it first (only
-  // ready ones, unless `anyState`); and at start, what a crash or a stop
+  // started; one gone with its lease (false when a claim took it first or
+  // its destroy failed: a dropping one is retried); and at start, what a crash or a stop
   // left (the pool's numbering continues above every name in use).
   bool poolWanted() const;
   std::string poolPressure() const;
+  Result<ResourceLimits> poolLimits(const std::string& image) const;
   Status fillPool(const std::string& image, uint32_t version);
-  void dropPooled(const PooledContainer& p, bool anyState, const std::string& why);
+  bool dropPooled(const PooledContainer& p, const std::string& why);
   Status recoverPool();
   void pokePool();
+  // The pool's thread, made with the manager (never replaced, so any
+  // thread may poke it), started by startPool(); null without a pool.
+  std::unique_ptr<Periodic> makePoolKeeper();
   void event(const std::string& ticket, const std::string& action, const std::string& actor,
              const std::string& outcome, const std::string& detail);
 
@@ -327,7 +331,7 @@ class EnvironmentManager {
   std::map<std::string, TimePoint> watched_;
   std::function<Result<std::string>(const std::string&)> nft_;
   std::atomic<uint64_t> poolSeq_{0};
-  std::unique_ptr<Periodic> pool_;  // tendPool's thread; null without a pool
+  std::unique_ptr<Periodic> pool_;
   // Last: its background builds are waited for before anything they use goes.
   std::unique_ptr<LayerCache> layers_;
 };

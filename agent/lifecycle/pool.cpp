@@ -2,13 +2,6 @@
 // deploy, per image version, which a deploy claims (DeployRun::reserve)
 // instead of cloning. Each is a row of the store's pool table holding its
 // lease, never an environment: no ticket, no route, not listed.
-#include "lifecycle/pool.h"
-
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -24,17 +17,10 @@
 #include "store/paths.h"
 #include "sys/disk_usage.h"
 #include "sys/idshift.h"
+#include "sys/process.h"
 #include "sys/safe_path.h"
 
 namespace qabox {
-
-bool lowerThreadPriority() {
-  sched_param param{};
-  const bool idle = ::sched_setscheduler(0, SCHED_IDLE, &param) == 0;
-  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
-  const bool nice = ::setpriority(PRIO_PROCESS, tid, 19) == 0;
-  return idle && nice;
-}
 
 namespace {
 
@@ -83,36 +69,44 @@ bool EnvironmentManager::tendPool() {
     if (im.current) current[im.name] = im.version;
   }
   // What no deploy may claim goes first, one per pass.
+  std::map<std::string, std::optional<ResourceLimits>> limits;  // image -> what a deploy gets
+  std::map<std::string, uint32_t> kept;                         // image -> claimable so far
   for (const auto& p : *pooled) {
     auto it = current.find(p.image);
     std::string why;
+    if (!limits.count(p.image)) {
+      auto l = poolLimits(p.image);
+      limits[p.image] = l ? std::optional<ResourceLimits>(*l) : std::nullopt;
+    }
     if (it == current.end() || it->second != p.imageVersion) {
       why = "its image version " + p.image + " v" + std::to_string(p.imageVersion) +
             " is no longer current";
-    } else if (config_.pool.sizeOf(p.image) == 0) {
-      why = "the pool keeps none of " + p.image;
+    } else if (kept[p.image] >= config_.pool.sizeOf(p.image)) {
+      why = "the pool keeps " + std::to_string(config_.pool.sizeOf(p.image)) + " of " + p.image;
+    } else if (limits[p.image] && *limits[p.image] != p.limits) {
+      why = "its limits are no longer what a deploy of " + p.image + " gets";
     } else if (p.state == PoolState::kReady) {
       auto st = runtime_.state(p.container);
       if (st && *st != ContainerState::kRunning) why = "it is no longer running";
     }
-    if (why.empty()) continue;
-    dropPooled(p, false, why);
-    return true;
+    if (why.empty()) {
+      ++kept[p.image];
+      continue;
+    }
+    // One that will not go is tried again next pass; the rest go on.
+    if (dropPooled(p, why)) return true;
   }
-  std::map<std::string, uint32_t> have;  // image -> pooled at its current version
-  for (const auto& p : *pooled) ++have[p.image];
   if (std::string pressure = poolPressure(); !pressure.empty()) {
     if (pooled->empty()) return false;
     // The newest goes: the oldest are the next to be claimed.
-    dropPooled(pooled->back(), false, pressure);
-    return true;
+    return dropPooled(pooled->back(), pressure);
   }
   // Fills wait for a moment without calls in flight: a deploy never shares
   // the host (the store's connection, the disk, the helpers) with a fill.
   // The deploy's end pokes the pool.
   if (!inFlight().empty()) return false;
   for (const auto& [image, version] : current) {
-    if (have[image] >= config_.pool.sizeOf(image)) continue;
+    if (kept[image] >= config_.pool.sizeOf(image)) continue;
     if (Status s = fillPool(image, version); !s.isOk()) {
       spdlog::warn("pool: filling with {} v{}: {}", image, version, s.toString());
       return false;  // the next pass, one interval on, tries again
@@ -122,28 +116,39 @@ bool EnvironmentManager::tendPool() {
   return false;
 }
 
-void EnvironmentManager::dropPooled(const PooledContainer& p, bool anyState,
-                                    const std::string& why) {
-  // Out of the table first: a deploy claiming it at the same moment gets it
-  // whole, or not at all.
-  auto deleted = store_.deletePooled(p.container, anyState);
-  if (!deleted || !*deleted) return;
+bool EnvironmentManager::dropPooled(const PooledContainer& p, const std::string& why) {
+  // Marked first, from the state it was read in: a deploy claiming a ready
+  // one at the same moment gets it whole, or not at all. The mark stays
+  // until the container is gone, so a failed destroy is retried and the
+  // checker still knows it for the agent's.
+  auto marked = store_.setPoolState(p.container, p.state, PoolState::kDropping);
+  if (!marked || !*marked) return false;
   spdlog::info("pool: {} goes: {}", p.container, why);
   if (Status d = runtime_.destroy(p.container); !d.isOk()) {
-    // The next start's orphan sweep destroys it (no row, no pool entry).
-    spdlog::warn("pool: destroying {}: {}", p.container, d.toString());
-    return;
+    spdlog::warn("pool: destroying {}: {} (retried)", p.container, d.toString());
+    return false;
   }
-  if (Status r = store_.releaseAddressesOf(p.container); !r.isOk()) {
-    spdlog::warn("pool: releasing the address of {}: {}", p.container, r.toString());
+  Status gone = store_.transaction([&]() -> Status {
+    QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(p.container));
+    return store_.deletePooled(p.container);
+  });
+  if (!gone.isOk()) {
+    spdlog::warn("pool: forgetting {}: {}", p.container, gone.toString());
+    return false;
   }
+  return true;
+}
+
+Result<ResourceLimits> EnvironmentManager::poolLimits(const std::string& image) const {
+  // What a deploy asking for no limits of its own gets: the only ones a
+  // claim matches.
+  QABOX_ASSIGN_OR_RETURN(ImageManifest im, images_.manifest(image));
+  return effectiveLimits({}, {im.memory, im.cpus, im.pids}, image, config_.limits);
 }
 
 Status EnvironmentManager::fillPool(const std::string& image, uint32_t version) {
   QABOX_RETURN_IF_ERROR(refuseWhenDiskFull(config_.stateDir, "pool fill"));
-  QABOX_ASSIGN_OR_RETURN(ImageManifest im, images_.manifest(image));
-  QABOX_ASSIGN_OR_RETURN(ResourceLimits limits,
-                         effectiveLimits({}, {im.memory, im.cpus, im.pids}, image, config_.limits));
+  QABOX_ASSIGN_OR_RETURN(ResourceLimits limits, poolLimits(image));
   QABOX_ASSIGN_OR_RETURN(Subnet subnet, parseSubnet(config_.network.subnet));
   PooledContainer p;
   p.container = poolContainerName(++poolSeq_);
@@ -179,7 +184,9 @@ Status EnvironmentManager::fillPool(const std::string& image, uint32_t version) 
     return store_.putPooled(p);
   }();
   if (!s.isOk()) {
-    dropPooled(p, true, "its fill failed");
+    PooledContainer failed = p;
+    failed.state = PoolState::kFilling;
+    dropPooled(failed, "its fill failed");
     return s;
   }
   spdlog::info("pool: {} ready ({} v{} at {})", p.container, image, version, p.ip);
@@ -205,29 +212,33 @@ Status EnvironmentManager::recoverPool() {
     // A fill the agent did not see through, or a container that stopped
     // while it was down: gone, with its lease. A ready, running one stays.
     std::string why;
-    if (p.state != PoolState::kReady) {
+    if (p.state == PoolState::kFilling) {
       why = "its fill was interrupted by an agent restart";
+    } else if (p.state == PoolState::kDropping) {
+      why = "it was going when the agent stopped";
     } else if (auto st = runtime_.state(p.container); !st || *st != ContainerState::kRunning) {
       why = "it was not running at agent start";
     }
-    if (!why.empty()) dropPooled(p, true, why);
+    if (!why.empty()) dropPooled(p, why);
   }
   return Status::ok();
 }
 
-void EnvironmentManager::startPool() {
-  if (!poolWanted() || pool_) return;
-  pool_ = std::make_unique<Periodic>("pool", config_.pool.interval, [this] {
-    static thread_local const bool lowered = [] {
-      if (lowerThreadPriority()) return true;
-      spdlog::warn("pool: cannot lower its thread's priority; it fills at the normal one");
-      return false;
-    }();
-    (void)lowered;
-    // Until there is nothing left to do, each pass one container.
+std::unique_ptr<Periodic> EnvironmentManager::makePoolKeeper() {
+  if (!poolWanted()) return nullptr;
+  return std::make_unique<Periodic>("pool", config_.pool.interval, [this] {
+    // The clones, starts and destroys it spawns run at SCHED_IDLE (and the
+    // containers it starts, until a claim); the thread itself does not, as
+    // it takes the store's and the runtime's locks that deploys wait for.
+    IdleSpawns idle;
+    // Until there is nothing left to do, one container a pass.
     while (!stopping_ && tendPool()) {
     }
   });
+}
+
+void EnvironmentManager::startPool() {
+  if (!pool_) return;
   pool_->start();
   pool_->poke();  // the first fill at once, not a period on
 }

@@ -26,9 +26,10 @@ constexpr std::array<std::pair<LayerKind, std::string_view>, 2> kLayerKindNames 
     {LayerKind::kData, "data"},
 }};
 
-constexpr std::array<std::pair<PoolState, std::string_view>, 2> kPoolStateNames = {{
+constexpr std::array<std::pair<PoolState, std::string_view>, 3> kPoolStateNames = {{
     {PoolState::kFilling, "filling"},
     {PoolState::kReady, "ready"},
+    {PoolState::kDropping, "dropping"},
 }};
 
 constexpr std::array<std::pair<JournalOutcome, std::string_view>, 4> kOutcomeNames = {{

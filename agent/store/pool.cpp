@@ -55,20 +55,25 @@ Result<std::vector<PooledContainer>> SqliteStore::listPooled() {
   return readRows<PooledContainer>(s, readPooled);
 }
 
-Result<bool> SqliteStore::deletePooled(const std::string& container, bool anyState) {
-  bool deleted = false;
-  const std::string what = "delete pool container " + container;
+Result<bool> SqliteStore::setPoolState(const std::string& container, PoolState from, PoolState to) {
+  bool changed = false;
+  const std::string what =
+      "mark pool container " + container + " " + std::string(poolStateName(to));
   QABOX_RETURN_IF_ERROR(write(what, [&]() -> Status {
-    Stmt s(db_,
-           anyState ? "DELETE FROM pool WHERE container = ?"
-                    : "DELETE FROM pool WHERE container = ? AND state = 'ready'",
-           what);
-    s.bind(1, container);
+    Stmt s(db_, "UPDATE pool SET state = ? WHERE container = ? AND state = ?", what);
+    s.bind(1, std::string(poolStateName(to)))
+        .bind(2, container)
+        .bind(3, std::string(poolStateName(from)));
     QABOX_RETURN_IF_ERROR(s.run());
-    deleted = sqlite3_changes(db_) > 0;
+    changed = sqlite3_changes(db_) > 0;
     return Status::ok();
   }));
-  return deleted;
+  return changed;
+}
+
+Status SqliteStore::deletePooled(const std::string& container) {
+  return writeOne("delete pool container " + container, "DELETE FROM pool WHERE container = ?",
+                  container);
 }
 
 Result<std::optional<PooledContainer>> SqliteStore::takePooled(const std::string& image,

@@ -73,7 +73,8 @@ class SqliteStore final : public Store {
   // pool.cpp
   Status putPooled(const PooledContainer& pooled) override;
   Result<std::vector<PooledContainer>> listPooled() override;
-  Result<bool> deletePooled(const std::string& container, bool anyState) override;
+  Result<bool> setPoolState(const std::string& container, PoolState from, PoolState to) override;
+  Status deletePooled(const std::string& container) override;
   Result<std::optional<PooledContainer>> takePooled(const std::string& image, uint32_t version,
                                                     const ResourceLimits& limits) override;
 

@@ -110,8 +110,9 @@ struct CachedLayer {
 // started and waiting for a deploy to claim it. Never an environment: no
 // row, no route, no ticket until a deploy takes it (lifecycle/pool.cpp).
 enum class PoolState {
-  kFilling,  // "filling": being cloned and started; recovery destroys it
-  kReady,    // "ready": running, claimable
+  kFilling,   // "filling": being cloned and started; recovery destroys it
+  kReady,     // "ready": running, claimable
+  kDropping,  // "dropping": going (its destroy is retried until it is gone)
 };
 std::string_view poolStateName(PoolState state);
 std::optional<PoolState> parsePoolState(std::string_view name);
@@ -228,9 +229,10 @@ class Store {
   // The warm pool, keyed by container.
   virtual Status putPooled(const PooledContainer& pooled) = 0;
   virtual Result<std::vector<PooledContainer>> listPooled() = 0;
-  // Whether it was there (a claim may have taken it first): only a ready
-  // one, or with `anyState` a filling one too.
-  virtual Result<bool> deletePooled(const std::string& container, bool anyState) = 0;
+  // Moves it from `from` to `to`; false when it was not in `from` (a claim
+  // may have taken a ready one first).
+  virtual Result<bool> setPoolState(const std::string& container, PoolState from, PoolState to) = 0;
+  virtual Status deletePooled(const std::string& container) = 0;
   // The oldest ready one of `image` at `version` cloned with `limits`,
   // removed from the pool in the same statement (inside a transaction: the
   // claim and the deploy's intent commit together); nullopt when none is.

@@ -160,9 +160,10 @@ class FlakyStore : public Store {
   }
   Status putPooled(const PooledContainer& p) override { return s_->putPooled(p); }
   Result<std::vector<PooledContainer>> listPooled() override { return s_->listPooled(); }
-  Result<bool> deletePooled(const std::string& container, bool anyState) override {
-    return s_->deletePooled(container, anyState);
+  Result<bool> setPoolState(const std::string& container, PoolState from, PoolState to) override {
+    return s_->setPoolState(container, from, to);
   }
+  Status deletePooled(const std::string& container) override { return s_->deletePooled(container); }
   Result<std::optional<PooledContainer>> takePooled(const std::string& image, uint32_t version,
                                                     const ResourceLimits& limits) override {
     return s_->takePooled(image, version, limits);

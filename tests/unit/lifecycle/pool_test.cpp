@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "init/contract.h"
 #include "unit/lifecycle/deploy_fixture.h"
@@ -169,6 +170,48 @@ TEST_F(PoolTest, ANewImageVersionReplacesThePool) {
   EXPECT_EQ(env->container, p[0].container);
 }
 
+TEST_F(PoolTest, ADestroyThatFailsIsRetriedAndNeverClaimed) {
+  tend();
+  runtime_.failOn.insert("destroy qaboxpool-1");
+  ASSERT_TRUE(store_->putImage({"busybox", 2, Clock::now(), true, ""}).isOk());
+  tend();
+  auto p = pooled();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].state, PoolState::kDropping);
+  EXPECT_EQ(p[1].imageVersion, 2u);
+  EXPECT_EQ(store_->listLeases()->size(), 2u) << "its lease stays until it is gone";
+  runtime_.failOn.clear();
+  tend();
+  p = pooled();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].imageVersion, 2u);
+  EXPECT_EQ(runtime_.containers.count("qaboxpool-1"), 0u);
+  EXPECT_EQ(store_->listLeases()->size(), 1u);
+}
+
+TEST_F(PoolTest, ShrinksToASmallerSizeAndReplacesOnesOfOtherLimits) {
+  config_.pool.size = 3;
+  makeManager();
+  tend();
+  ASSERT_EQ(pooled().size(), 3u);
+  config_.pool.size = 1;
+  makeManager();
+  ASSERT_TRUE(envs_->recover().isOk());  // as at every start: the numbering goes on
+  tend();
+  auto p = pooled();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].container, "qaboxpool-1") << "the oldest stay";
+  // The image's limits changed: what a deploy gets is no longer what it has.
+  ImageManifest m = *images_.manifest("busybox");
+  m.memory = "128M";
+  images_.addRecipe(m);
+  tend();
+  p = pooled();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].container, "qaboxpool-1");
+  EXPECT_EQ(p[0].limits.memory, "128M");
+}
+
 TEST_F(PoolTest, ShrinksWhenMemoryRunsLow) {
   config_.pool.size = 2;
   makeManager();
@@ -221,7 +264,12 @@ TEST_F(PoolTest, RecoveryKeepsReadyOnesAndDropsHalfFilledOnes) {
   p = pooled();
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[1].container, "qaboxpool-10");
-  // And the checker counts them as the agent's.
+  // And the checker counts them as the agent's (each with a config, as a
+  // real clone has).
+  for (const auto& pc : p) {
+    fs::create_directories(dir_ + "/lxc/" + pc.container);
+    std::ofstream(dir_ + "/lxc/" + pc.container + "/config") << "# clone\n";
+  }
   auto checked = envs_->checkInvariants();
   ASSERT_TRUE(checked.isOk());
   for (const auto& v : checked->report.listed) {

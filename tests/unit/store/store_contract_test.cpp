@@ -697,11 +697,15 @@ TEST_P(StoreContract, PoolClaimsTheOldestReadyOneThatFitsOnlyOnce) {
   ASSERT_TRUE(second.isOk() && second->has_value());
   EXPECT_EQ((*second)->container, "qaboxpool-2");
   EXPECT_FALSE(store_->takePooled("busybox", 2, small)->has_value()) << "the filling one stays";
-  // A drop after a claim finds nothing; a filling one goes only when asked.
-  EXPECT_FALSE(*store_->deletePooled("qaboxpool-1", false));
-  EXPECT_FALSE(*store_->deletePooled("qaboxpool-3", false));
-  EXPECT_TRUE(*store_->deletePooled("qaboxpool-3", true));
-  EXPECT_TRUE(*store_->deletePooled("qaboxpool-4", false));
+  // A drop after a claim finds nothing to mark; one marked is never claimed.
+  EXPECT_FALSE(*store_->setPoolState("qaboxpool-1", PoolState::kReady, PoolState::kDropping));
+  EXPECT_FALSE(*store_->setPoolState("qaboxpool-3", PoolState::kReady, PoolState::kDropping));
+  EXPECT_TRUE(*store_->setPoolState("qaboxpool-3", PoolState::kFilling, PoolState::kDropping));
+  EXPECT_TRUE(*store_->setPoolState("qaboxpool-4", PoolState::kReady, PoolState::kDropping));
+  EXPECT_FALSE(store_->takePooled("busybox", 1, small)->has_value());
+  EXPECT_EQ((*store_->listPooled())[0].state, PoolState::kDropping);
+  ASSERT_TRUE(store_->deletePooled("qaboxpool-3").isOk());
+  ASSERT_TRUE(store_->deletePooled("qaboxpool-4").isOk());
   EXPECT_TRUE(store_->listPooled()->empty());
 }
 
