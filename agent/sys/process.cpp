@@ -82,14 +82,8 @@ Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP;
-  if (tIdleSpawns) {
-    sched_param idle{};
-    posix_spawnattr_setschedpolicy(&attr, SCHED_IDLE);
-    posix_spawnattr_setschedparam(&attr, &idle);
-    flags |= POSIX_SPAWN_SETSCHEDULER;
-  }
-  posix_spawnattr_setflags(&attr, flags);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::vector<char*> argv;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -110,6 +104,12 @@ Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     return failedPrecondition("cannot start " + spec.argv[0] + ": " + strerror(rc));
+  }
+  if (tIdleSpawns) {
+    // posix_spawn takes no SCHED_IDLE; set at once, while the child is still
+    // being loaded, before it can have started anything of its own.
+    sched_param idle{};
+    sched_setscheduler(pid, SCHED_IDLE, &idle);
   }
   return pid;
 }

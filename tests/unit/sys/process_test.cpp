@@ -33,6 +33,39 @@ TEST(Process, FeedsStdinAndArgumentsVerbatim) {
   EXPECT_EQ(r->out, std::string(200000, 'a') + "$(rm -rf /) ; `x` 'q'|");
 }
 
+TEST(Process, StdinMayBeAFile) {
+  char path[] = "/tmp/qabox-stdin-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string big(300000, 'b');
+  ASSERT_EQ(write(fd, big.data(), big.size()), static_cast<ssize_t>(big.size()));
+  close(fd);
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  spec.argv = {"wc", "-c"};
+  spec.stdinFile = path;
+  auto r = runner.run(spec);
+  unlink(path);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->out, "300000\n");
+}
+
+// Field 41 of /proc/PID/stat: the scheduling policy (5: SCHED_IDLE).
+TEST(Process, IdleSpawnsRunAtTheIdlePolicyAndOnlyWhileOneLives) {
+  RealProcessRunner runner;
+  ProcessSpec spec;
+  spec.argv = {"sh", "-c", "cut -d')' -f2 /proc/$$/stat | awk '{ print $39 }'"};
+  {
+    IdleSpawns idle;
+    auto r = runner.run(spec);
+    ASSERT_TRUE(r.isOk());
+    EXPECT_EQ(r->out, "5\n");
+  }
+  auto r = runner.run(spec);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->out, "0\n");
+}
+
 TEST(Process, TimeoutKillsTheWholeGroup) {
   RealProcessRunner runner;
   ProcessSpec spec;
