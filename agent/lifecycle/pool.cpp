@@ -227,7 +227,7 @@ Status EnvironmentManager::recoverPool() {
 std::unique_ptr<Periodic> EnvironmentManager::makePoolKeeper() {
   if (!poolWanted()) return nullptr;
   return std::make_unique<Periodic>("pool", config_.pool.interval, [this] {
-    // The clones, starts and destroys it spawns run at SCHED_IDLE (and the
+    // The clones, starts and destroys it spawns run at nice 19 (and the
     // containers it starts, until a claim); the thread itself does not, as
     // it takes the store's and the runtime's locks that deploys wait for.
     IdleSpawns idle;

@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +49,11 @@ Status openPipes(Pipes& p) {
 }
 
 thread_local bool tIdleSpawns = false;
+// Nice 19 rather than SCHED_IDLE: a task at SCHED_IDLE that takes a lock of
+// the kernel's (moving a new container's init into its cgroup takes the one
+// every fork on the host waits for) can sit on it for as long as the host
+// is busy; at nice 19 it still gets its share, a small one.
+constexpr int kIdleNice = 19;
 
 // posix_spawnp with the pipes as stdio, nothing else inherited, in a process
 // group of its own; the child's pid, or why it could not start.
@@ -106,10 +111,9 @@ Result<pid_t> spawn(const ProcessSpec& spec, const Pipes& p) {
     return failedPrecondition("cannot start " + spec.argv[0] + ": " + strerror(rc));
   }
   if (tIdleSpawns) {
-    // posix_spawn takes no SCHED_IDLE; set at once, while the child is still
+    // posix_spawn takes no priority; set at once, while the child is still
     // being loaded, before it can have started anything of its own.
-    sched_param idle{};
-    sched_setscheduler(pid, SCHED_IDLE, &idle);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(pid), kIdleNice);
   }
   return pid;
 }

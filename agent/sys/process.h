@@ -51,7 +51,7 @@ class RealProcessRunner : public ProcessRunner {
   Result<ProcessResult> run(const ProcessSpec& spec) override;
 };
 
-// While one lives, what its thread spawns runs at SCHED_IDLE (and what that
+// While one lives, what its thread spawns runs at nice 19 (and what that
 // spawns inherits it): background work such as the warm pool's fills, done
 // without lowering the thread itself, which takes locks others wait for.
 class IdleSpawns {

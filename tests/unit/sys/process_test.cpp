@@ -50,16 +50,16 @@ TEST(Process, StdinMayBeAFile) {
   EXPECT_EQ(r->out, "300000\n");
 }
 
-// Field 41 of /proc/PID/stat: the scheduling policy (5: SCHED_IDLE).
-TEST(Process, IdleSpawnsRunAtTheIdlePolicyAndOnlyWhileOneLives) {
+// Field 19 of /proc/PID/stat: the nice value.
+TEST(Process, IdleSpawnsRunAtNice19AndOnlyWhileOneLives) {
   RealProcessRunner runner;
   ProcessSpec spec;
-  spec.argv = {"sh", "-c", "cut -d')' -f2 /proc/$$/stat | awk '{ print $39 }'"};
+  spec.argv = {"sh", "-c", "cut -d')' -f2 /proc/$$/stat | awk '{ print $17 }'"};
   {
     IdleSpawns idle;
     auto r = runner.run(spec);
     ASSERT_TRUE(r.isOk());
-    EXPECT_EQ(r->out, "5\n");
+    EXPECT_EQ(r->out, "19\n");
   }
   auto r = runner.run(spec);
   ASSERT_TRUE(r.isOk());
