@@ -166,7 +166,8 @@ class EnvironmentManager {
   // thread when the config asks for a pool (after recover()); stopPool()
   // stops it, letting a fill in progress finish. tendPool() is one pass of
   // its upkeep: a pooled container no deploy may claim (its image version
-  // no longer current, stopped, or the pool keeps none of its image) goes;
+  // no longer current, beyond its image's size, of limits a deploy no
+  // longer gets, or stopped) goes;
   // below pool.min_free_memory or min_free_disk the newest goes; else one is
   // filled for the first image short of its size. True when it changed
   // something.
@@ -289,8 +290,9 @@ class EnvironmentManager {
   // The pool's parts (pool.cpp): whether the config asks for one; why it
   // must shrink now ("" when it need not); one container cloned and
   // started; one gone with its lease (false when a claim took it first or
-  // its destroy failed: a dropping one is retried); and at start, what a crash or a stop
-  // left (the pool's numbering continues above every name in use).
+  // its destroy failed: a dropping one is retried); and at start, what a
+  // crash or a stop left (the pool's numbering continues above every name
+  // in use).
   bool poolWanted() const;
   std::string poolPressure() const;
   Result<ResourceLimits> poolLimits(const std::string& image) const;

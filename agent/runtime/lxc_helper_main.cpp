@@ -589,7 +589,7 @@ int attachCmd(char** a) {
   return kHelperFailed;
 }
 
-// Runs inside the container (its namespaces, its root, its cgroup): every
+// Runs in the container's mount and user namespaces, as its root: every
 // path resolves in the container's own mount namespace, so no file of the
 // host's can be reached, whatever links the container holds.
 int placeInside(void* payload) {
@@ -669,11 +669,7 @@ int placeCmd(char** a) {
   Container c(a[1], a[0]);
   if (!c.c || !c.c->is_running(c.c))
     return fail(std::string("container ") + a[1] + " is not running");
-  // Only what resolving and owning files needs: the container's mount and
-  // user namespaces (so its root writes, its links resolve inside it). The
-  // code run is placeInside alone, for milliseconds: no cgroup, LSM or
-  // capability set of the container's is needed to contain it.
-  // A pooled container started at the pool's lowest priority: its init and
+  // A pooled container started at the pool's lower priority: its init and
   // its monitor run at the normal one before anything is placed, so what
   // init starts once it sees the files inherits the normal one.
   const pid_t init = c.c->init_pid(c.c);
@@ -681,6 +677,10 @@ int placeCmd(char** a) {
     normalPriority(init);
     if (pid_t monitor = parentOf(init); monitor > 1) normalPriority(monitor);
   }
+  // Only what resolving and owning files needs: the container's mount and
+  // user namespaces (so its root writes, its links resolve inside it). The
+  // code run is placeInside alone, for milliseconds: no cgroup, LSM or
+  // capability set of the container's is needed to contain it.
   lxc_attach_options_t options = LXC_ATTACH_OPTIONS_DEFAULT;
   options.env_policy = LXC_ATTACH_CLEAR_ENV;
   options.namespaces = CLONE_NEWNS | CLONE_NEWUSER;

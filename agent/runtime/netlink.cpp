@@ -1,18 +1,15 @@
 #include "runtime/netlink.h"
 
-#include <unistd.h>
-
-#include <linux/if_ether.h>
-
-#include <sys/ioctl.h>
-
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
