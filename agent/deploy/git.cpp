@@ -14,6 +14,7 @@
 #include "core/duration.h"
 #include "core/ticket.h"
 #include "store/paths.h"
+#include "sys/temp_file.h"
 
 namespace qabox {
 namespace fs = std::filesystem;
@@ -419,18 +420,6 @@ Result<Merge> GitRepos::merge(const RepoConfig& repo, std::string_view source,
   return m;
 }
 
-namespace {
-
-// A temporary file in the work dir, removed when it goes.
-struct TempFile {
-  std::string path;
-  ~TempFile() {
-    if (!path.empty()) unlink(path.c_str());
-  }
-};
-
-}  // namespace
-
 Status GitRepos::archive(const RepoConfig& repo, const std::string& treeish,
                          const std::string& commit, const std::string& tarPath) {
   QABOX_RETURN_IF_ERROR(checkRepo(repo));
@@ -453,21 +442,13 @@ Status GitRepos::exportTree(const RepoConfig& repo, const std::string& commit,
   std::error_code ec;
   fs::create_directories(destDir, ec);
   if (ec) return internalError("export: creating " + destDir + ": " + ec.message());
-  const std::string work = paths::workDir(stateDir_);
-  fs::create_directories(work, ec);
-  if (ec) return internalError("export: creating " + work + ": " + ec.message());
-  TempFile tar{work + "/export-XXXXXX"};
-  int fd = mkstemp(tar.path.data());
-  if (fd < 0) {
-    tar.path.clear();
-    return internalError("export: creating a file in " + work + ": " + strerror(errno));
-  }
-  close(fd);
-  QABOX_RETURN_IF_ERROR(archive(repo, commit, commit, tar.path));
+  auto tar = TempFile::create(paths::workDir(stateDir_), "export-");
+  if (!tar) return tar.status().withContext("export");
+  QABOX_RETURN_IF_ERROR(archive(repo, commit, commit, tar->path()));
   // GNU tar defers unsafe symlinks until every file is out, so a symlink in
   // the tree can not redirect a later file.
   ProcessSpec spec;
-  spec.argv = {"tar", "-x", "--no-same-owner", "-C", destDir, "-f", tar.path};
+  spec.argv = {"tar", "-x", "--no-same-owner", "-C", destDir, "-f", tar->path()};
   spec.env = env_;
   spec.timeout = kLocalTimeout;
   auto tr = runner_.run(spec);

@@ -3,7 +3,6 @@
 // the context; a failure ends the run and rollback() (deploy_rollback.cpp)
 // undoes what the steps before it did.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include "sys/idshift.h"
 #include "sys/process.h"
 #include "sys/safe_path.h"
+#include "sys/temp_file.h"
 
 namespace qabox {
 namespace {
@@ -141,7 +141,6 @@ Status DeployRun::clone() {
   const auto& config = m_.config_;
   const std::string& container = ctx_.container;
   const uint32_t version = ctx_.imageVersion.version;
-  NetSpec net{config.network.bridge, cidrOf(ctx_.subnet, ctx_.ip), gatewayOf(ctx_.subnet)};
   QABOX_ASSIGN_OR_RETURN(auto lowers, m_.images_.lowerDirs(ctx_.image, version));
   // The dependency layer lies over the image's, the data layer over it,
   // under the clone's delta; with a data pool the dataset is snapshots of
@@ -149,9 +148,8 @@ Status DeployRun::clone() {
   const bool onPool = !ctx_.dataDir.empty() && !config.storage.dataPool.empty();
   if (!ctx_.depsDir.empty()) lowers.insert(lowers.begin(), ctx_.depsDir);
   if (!ctx_.dataDir.empty() && !onPool) lowers.insert(lowers.begin(), ctx_.dataDir);
-  QABOX_RETURN_IF_ERROR(m_.runtime_.clone(paths::imagesLxcPath(config.stateDir),
-                                          paths::imageContainer(ctx_.image, version), container,
-                                          lowers, net, ctx_.limits));
+  QABOX_RETURN_IF_ERROR(cloneImage(m_.runtime_, config, ctx_.subnet, ctx_.image, version, container,
+                                   ctx_.ip, lowers, ctx_.limits));
   if (onPool) QABOX_RETURN_IF_ERROR(attachDataset());
   phase("clone",
         container + " from " + ctx_.image + " v" + std::to_string(version) + " at " + ctx_.ip);
@@ -183,22 +181,15 @@ Status DeployRun::exportIntoRunning() {
   // the host. Nothing of the deploy's has run in it yet. /srv/app made
   // anew: a directory made where the image's was removed is opaque.
   // On disk, never whole in the agent's memory: a tree may be gigabytes.
-  const std::string work = paths::workDir(m_.config_.stateDir);
-  std::error_code ec;
-  fs::create_directories(work, ec);
-  if (ec) return internalError("export: creating " + work + ": " + ec.message());
-  struct Removed {
-    std::string path;
-    ~Removed() { ::unlink(path.c_str()); }
-  } tar{work + "/archive-" + ctx_.container + ".tar"};
-  ::unlink(tar.path.c_str());
-  QABOX_RETURN_IF_ERROR(m_.git_->archiveTree(*ctx_.repo, ctx_.merge.commit, tar.path));
+  auto tar = TempFile::create(paths::workDir(m_.config_.stateDir), "archive-");
+  if (!tar) return tar.status().withContext("export");
+  QABOX_RETURN_IF_ERROR(m_.git_->archiveTree(*ctx_.repo, ctx_.merge.commit, tar->path()));
   ExecSpec ex;
   ex.argv = {"/bin/sh", "-c",
              std::string("rm -rf ") + paths::kAppDir + " && mkdir -m 0755 " + paths::kAppDir +
                  " && exec tar -x -f - -C " + paths::kAppDir};
   ex.env = {{"PATH", kPath}};
-  ex.stdinFile = tar.path;
+  ex.stdinFile = tar->path();
   ex.timeout = m_.config_.deploy.hookTimeout;
   QABOX_ASSIGN_OR_RETURN(auto r, m_.runtime_.exec(ctx_.container, ex));
   if (!r.ok()) return commandFailed("export into " + ctx_.container, r, ex.timeout);

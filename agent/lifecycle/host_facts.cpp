@@ -57,6 +57,12 @@ MemoryFacts parseMeminfo(std::istream& in) {
   return out;
 }
 
+std::optional<MemoryFacts> readMeminfo(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  return parseMeminfo(in);
+}
+
 Result<HostFacts> hostFacts(Store& store, const Config& config, const std::string& meminfo) {
   HostFacts out;
   QABOX_ASSIGN_OR_RETURN(auto envs, store.listEnvironments());
@@ -71,13 +77,11 @@ Result<HostFacts> hostFacts(Store& store, const Config& config, const std::strin
   } else {
     spdlog::warn("host status: reading the pool: {}", pooled.status().toString());
   }
-  std::ifstream in(meminfo);
-  if (!in) {
-    spdlog::warn("host status: cannot read {}", meminfo);
+  if (auto mem = readMeminfo(meminfo)) {
+    out.memoryTotalBytes = mem->totalBytes;
+    out.memoryAvailableBytes = mem->availableBytes;
   } else {
-    MemoryFacts mem = parseMeminfo(in);
-    out.memoryTotalBytes = mem.totalBytes;
-    out.memoryAvailableBytes = mem.availableBytes;
+    spdlog::warn("host status: cannot read {}", meminfo);
   }
   return out;
 }

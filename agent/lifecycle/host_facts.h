@@ -43,6 +43,8 @@ struct MemoryFacts {
 
 // The MemTotal and MemAvailable lines of a /proc/meminfo text.
 MemoryFacts parseMeminfo(std::istream& in);
+// The same of the file at `path`; nullopt when it cannot be opened.
+std::optional<MemoryFacts> readMeminfo(const std::string& path = "/proc/meminfo");
 
 // Counts from the store and the config, disk of config.stateDir, memory
 // from `meminfo`. Only the environments' list is needed: a store that

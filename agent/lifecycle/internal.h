@@ -13,6 +13,10 @@
 #include "core/clock.h"
 #include "core/environment.h"
 #include "core/status.h"
+#include "lifecycle/options.h"
+#include "runtime/runtime.h"
+#include "store/ipam.h"
+#include "store/paths.h"
 #include "sys/process.h"
 
 namespace qabox {
@@ -106,6 +110,18 @@ class DiskWatch {
   bool stopping_ = false;
   std::string breach_;
 };
+
+// A clone of `image` at `version` named `name`, on the agent's bridge at
+// `ip` of `subnet`: a deploy's, a pooled container's, a layer build's.
+// `lowers` are its read-only layers, topmost first.
+inline Status cloneImage(ContainerRuntime& runtime, const LifecycleOptions& config,
+                         const Subnet& subnet, const std::string& image, uint32_t version,
+                         const std::string& name, const std::string& ip,
+                         const std::vector<std::string>& lowers, const ResourceLimits& limits) {
+  NetSpec net{config.network.bridge, cidrOf(subnet, ip), gatewayOf(subnet)};
+  return runtime.clone(paths::imagesLxcPath(config.stateDir), paths::imageContainer(image, version),
+                       name, lowers, net, limits);
+}
 
 inline std::string describeSource(const DeploySpec& s) {
   if (s.repo.empty()) return "image " + s.image;

@@ -328,10 +328,8 @@ Result<LayerCache::Outcome> LayerCache::build(const Request& r) {
 
 Status LayerCache::runBuild(const Request& r, const std::string& name, const std::string& ip) {
   QABOX_ASSIGN_OR_RETURN(auto subnet, parseSubnet(config_.network.subnet));
-  NetSpec net{config_.network.bridge, cidrOf(subnet, ip), gatewayOf(subnet)};
-  QABOX_RETURN_IF_ERROR(runtime_.clone(paths::imagesLxcPath(config_.stateDir),
-                                       paths::imageContainer(r.image, r.imageVersion), name,
-                                       r.lowers, net, r.limits));
+  QABOX_RETURN_IF_ERROR(
+      cloneImage(runtime_, config_, subnet, r.image, r.imageVersion, name, ip, r.lowers, r.limits));
   QABOX_RETURN_IF_ERROR(r.fill(name));
   QABOX_ASSIGN_OR_RETURN(uint64_t size, takeLayer(r, name));
   if (onPool(r.kind)) QABOX_RETURN_IF_ERROR(makeVolumes(r));

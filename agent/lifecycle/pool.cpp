@@ -4,8 +4,6 @@
 // lease, never an environment: no ticket, no route, not listed.
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-
 #include "core/failpoint.h"
 #include "init/contract.h"
 #include "lifecycle/host_facts.h"
@@ -22,16 +20,6 @@
 
 namespace qabox {
 
-namespace {
-
-std::optional<uint64_t> availableMemory() {
-  std::ifstream in("/proc/meminfo");
-  if (!in) return std::nullopt;
-  return parseMeminfo(in).availableBytes;
-}
-
-}  // namespace
-
 bool EnvironmentManager::poolWanted() const {
   if (config_.pool.size > 0) return true;
   for (const auto& [image, n] : config_.pool.images) {
@@ -44,7 +32,9 @@ std::string EnvironmentManager::poolPressure() const {
   const auto& pool = config_.pool;
   const uint64_t minMemory = parseMemorySize(pool.minFreeMemory).value_or(0);
   const uint64_t minDisk = parseMemorySize(pool.minFreeDisk).value_or(0);
-  if (auto mem = availableMemory(); mem && *mem < minMemory) {
+  std::optional<uint64_t> mem;
+  if (auto facts = readMeminfo()) mem = facts->availableBytes;
+  if (mem && *mem < minMemory) {
     return "memory available " + formatBytes(*mem) + " is below pool.min_free_memory " +
            pool.minFreeMemory;
   }
@@ -165,11 +155,9 @@ Status EnvironmentManager::fillPool(const std::string& image, uint32_t version) 
   }));
   Status s = [&]() -> Status {
     QABOX_ASSIGN_OR_RETURN(auto lowers, images_.lowerDirs(image, version));
-    NetSpec net{config_.network.bridge, cidrOf(subnet, p.ip), gatewayOf(subnet)};
     QABOX_FAILPOINT("pool.clone.before");
-    QABOX_RETURN_IF_ERROR(runtime_.clone(paths::imagesLxcPath(config_.stateDir),
-                                         paths::imageContainer(image, version), p.container, lowers,
-                                         net, limits));
+    QABOX_RETURN_IF_ERROR(
+        cloneImage(runtime_, config_, subnet, image, version, p.container, p.ip, lowers, limits));
     // qabox-init waits while this is there (init/contract.h); a deploy's
     // claim removes it once its files are in.
     const std::string upper = runtime_.upperDir(p.container);
