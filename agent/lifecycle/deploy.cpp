@@ -265,10 +265,17 @@ Status DeployRun::reserve() {
   // row are one transaction, so a crash leaves either all or nothing.
   Environment row = ctx_.env;
   const std::string named = ctx_.container;
-  if (Status s = m_.store_.transaction([&] { return writeIntent(row); }); !s.isOk()) {
+  Status intent = m_.store_.transaction([&] { return writeIntent(row); });
+  if (!intent.isOk() && ctx_.addressShort && m_.poolGivesWay("a deploy needs its address")) {
+    ctx_.claimed = false;
+    ctx_.container = named;
+    row = ctx_.env;
+    intent = m_.store_.transaction([&] { return writeIntent(row); });
+  }
+  if (!intent.isOk()) {
     ctx_.claimed = false;  // the claim went back with the transaction
     ctx_.container = named;
-    return s;
+    return intent;
   }
   if (!ctx_.redeploy) {
     ctx_.env = row;
@@ -303,7 +310,10 @@ Status DeployRun::writeIntent(Environment& row) {
     ctx_.container = pooled->container;
     ctx_.ip = pooled->ip;
   } else {
-    QABOX_ASSIGN_OR_RETURN(ctx_.ip, store.leaseAddress(config.network.subnet, ctx_.container));
+    auto ip = store.leaseAddress(config.network.subnet, ctx_.container);
+    ctx_.addressShort = !ip && ip.status().code() == Code::kResourceExhausted;
+    if (!ip) return ip.status();
+    ctx_.ip = *ip;
   }
   Operation op{0,
                ctx_.ticket.slug,

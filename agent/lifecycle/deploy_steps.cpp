@@ -148,8 +148,16 @@ Status DeployRun::clone() {
   const bool onPool = !ctx_.dataDir.empty() && !config.storage.dataPool.empty();
   if (!ctx_.depsDir.empty()) lowers.insert(lowers.begin(), ctx_.depsDir);
   if (!ctx_.dataDir.empty() && !onPool) lowers.insert(lowers.begin(), ctx_.dataDir);
-  QABOX_RETURN_IF_ERROR(cloneImage(m_.runtime_, config, ctx_.subnet, ctx_.image, version, container,
-                                   ctx_.ip, lowers, ctx_.limits));
+  auto cloneIt = [&] {
+    return cloneImage(m_.runtime_, config, ctx_.subnet, ctx_.image, version, container, ctx_.ip,
+                      lowers, ctx_.limits);
+  };
+  Status cloned = cloneIt();
+  // Every id range taken: pooled containers hold some.
+  if (cloned.code() == Code::kResourceExhausted && m_.poolGivesWay("a deploy needs an id range")) {
+    cloned = cloneIt();
+  }
+  QABOX_RETURN_IF_ERROR(cloned);
   if (onPool) QABOX_RETURN_IF_ERROR(attachDataset());
   phase("clone",
         container + " from " + ctx_.image + " v" + std::to_string(version) + " at " + ctx_.ip);

@@ -103,6 +103,9 @@ struct DeployContext {
   // The new container is the warm pool's, claimed in the intent's
   // transaction: cloned and running already, with its lease.
   bool claimed = false;
+  // The intent failed for want of an address (the warm pool may hold the
+  // last ones).
+  bool addressShort = false;
   int64_t opId = 0;  // its journal entry
   Environment env;   // the row that serves until the switch (a redeploy's old one)
 

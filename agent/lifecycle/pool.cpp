@@ -98,7 +98,11 @@ bool EnvironmentManager::tendPool() {
   for (const auto& [image, version] : current) {
     if (kept[image] >= config_.pool.sizeOf(image)) continue;
     if (Status s = fillPool(image, version); !s.isOk()) {
-      spdlog::warn("pool: filling with {} v{}: {}", image, version, s.toString());
+      // Short of addresses or id ranges, deploys come first: each would
+      // take the fill back (poolGivesWay), so the pool waits quietly.
+      const auto level =
+          s.code() == Code::kResourceExhausted ? spdlog::level::debug : spdlog::level::warn;
+      spdlog::log(level, "pool: filling with {} v{}: {}", image, version, s.toString());
       return false;  // the next pass, one interval on, tries again
     }
     return true;
@@ -127,6 +131,16 @@ bool EnvironmentManager::dropPooled(const PooledContainer& p, const std::string&
     return false;
   }
   return true;
+}
+
+bool EnvironmentManager::poolGivesWay(const std::string& why) {
+  auto pooled = store_.listPooled();
+  if (!pooled) return false;
+  // Ready ones only: a filling one is the keeper's to finish or drop.
+  for (auto p = pooled->rbegin(); p != pooled->rend(); ++p) {
+    if (p->state == PoolState::kReady && dropPooled(*p, why)) return true;
+  }
+  return false;
 }
 
 Result<ResourceLimits> EnvironmentManager::poolLimits(const std::string& image) const {

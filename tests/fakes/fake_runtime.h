@@ -30,6 +30,9 @@ class FakeRuntime : public ContainerRuntime {
     lowers[name] = layers;
     if (failOn.count("clone " + name)) return internalError("clone " + name + ": injected");
     if (containers.count(name)) return internalError("clone " + name + ": already exists");
+    if (idRanges > 0 && containers.size() >= idRanges) {
+      return resourceExhausted("clone " + name + ": all id ranges are taken");
+    }
     containers[name] = {ContainerState::kStopped, image, net};
     // A real clone makes its overlay's upper dir; the agent writes beneath it.
     if (!upperRoot.empty()) {
@@ -121,6 +124,7 @@ class FakeRuntime : public ContainerRuntime {
   std::map<std::string, std::map<std::string, std::string>> placed;  // place(): path -> content
   std::vector<std::string> calls;
   std::set<std::string> failOn;
+  size_t idRanges = 0;  // else a clone past this many containers finds every id range taken
   int execExitCode = 0;
   std::function<void()> duringExec;
   std::string execOutput;

@@ -173,6 +173,36 @@ TEST_F(LxcPool, ARepoDeployUnpacksTheMergeResultInsideTheClaimedContainer) {
   for (const auto& v : host_->violations()) ADD_FAILURE() << v;
 }
 
+TEST_F(LxcPool, ADeployShortOfAnIdRangeTakesThePooledContainers) {
+  // One environment at most: one id range above the images', which the
+  // pool's container holds.
+  ASSERT_EQ(host_->stopDaemon(), 0);
+  options_.maxEnvironments = 1;
+  host_->writeConfig(options_);
+  host_->startDaemon();
+  waitForPool(1);
+  const std::string pooled = pooledContainers().at(0);
+  // Limits of its own: it cannot claim, and needs an id range of its own.
+  auto r = host_->cli({"deploy", "EXMP-9", "--image", "busybox", "--memory", "96M"});
+  ASSERT_EQ(r.exitCode, 0) << r.err << host_->logText();
+  auto env = host_->env("EXMP-9");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->state(), v1::Environment::READY);
+  EXPECT_EQ(env->container(), "qabox-exmp-9");
+  EXPECT_EQ(viaRouter("exmp-9", "/").status, 200);
+  EXPECT_TRUE(pooledContainers().empty());
+  EXPECT_EQ(host_->leaseCount(), 1);
+  EXPECT_NE(host_->logText().find(pooled + " goes: a deploy needs an id range"), std::string::npos)
+      << host_->logText();
+  // The pool waits for a free range rather than failing the next deploy.
+  std::this_thread::sleep_for(600ms);
+  EXPECT_TRUE(pooledContainers().empty());
+  for (const auto& v : host_->violations()) ADD_FAILURE() << v;
+  // Deleted, the range is free again and the pool fills it.
+  ASSERT_EQ(host_->cli({"delete", "EXMP-9"}).exitCode, 0);
+  waitForPool(1);
+}
+
 TEST_F(LxcPool, ARestartKeepsReadyOnesAndANewImageVersionReplacesThem) {
   waitForPool(1);
   const std::string pooled = pooledContainers().at(0);

@@ -32,6 +32,13 @@ class PoolTest : public DeployTest {
     EXPECT_TRUE(p.isOk()) << p.status().toString();
     return p.isOk() ? *p : std::vector<PooledContainer>{};
   }
+  // A deploy no pooled container matches: it clones.
+  Result<Environment> deployWithLimitsOfItsOwn(const std::string& ticket) {
+    DeployInput in;
+    in.ticket = ticket;
+    in.spec.limits.memory = "128M";
+    return deploy(in);
+  }
   size_t count(const std::string& call) const {
     return static_cast<size_t>(std::count(runtime_.calls.begin(), runtime_.calls.end(), call));
   }
@@ -112,10 +119,7 @@ TEST_F(PoolTest, ARepoDeployUnpacksItsTreeInsideTheRunningContainer) {
 
 TEST_F(PoolTest, ADeployAskingOtherLimitsOrWithoutAPoolClonesAsBefore) {
   tend();
-  DeployInput in;
-  in.ticket = "EXMP-1";
-  in.spec.limits.memory = "128M";
-  auto env = deploy(in);
+  auto env = deployWithLimitsOfItsOwn("EXMP-1");
   ASSERT_TRUE(env.isOk()) << env.status().toString();
   EXPECT_EQ(env->container, "qabox-exmp-1");
   EXPECT_EQ(pooled().size(), 1u);  // left for a deploy it fits
@@ -224,6 +228,56 @@ TEST_F(PoolTest, ShrinksWhenMemoryRunsLow) {
   auto leases = store_->listLeases();
   ASSERT_TRUE(leases.isOk());
   EXPECT_TRUE(leases->empty());
+}
+
+TEST_F(PoolTest, ADeployShortOfAnAddressTakesThePoolsAndThePoolWaits) {
+  config_.network.subnet = "10.9.0.0/30";  // one address for containers
+  makeManager();
+  tend();
+  ASSERT_EQ(pooled().size(), 1u);
+  // Limits of its own: it cannot claim, and the pool holds the last address.
+  auto env = deployWithLimitsOfItsOwn("EXMP-1");
+  ASSERT_TRUE(env.isOk()) << env.status().toString();
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_EQ(env->container, "qabox-exmp-1");
+  EXPECT_EQ(env->ip, "10.9.0.2");
+  EXPECT_TRUE(pooled().empty());
+  EXPECT_EQ(runtime_.containers.count("qaboxpool-1"), 0u);
+  // No address for a fill: the pool waits, and takes none from the deploy.
+  EXPECT_FALSE(envs_->tendPool());
+  EXPECT_TRUE(pooled().empty());
+  auto leases = store_->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  ASSERT_EQ(leases->size(), 1u);
+  EXPECT_EQ((*leases)[0].owner, "qabox-exmp-1");
+}
+
+TEST_F(PoolTest, ADeployShortOfAnIdRangeTakesThePools) {
+  tend();
+  ASSERT_EQ(pooled().size(), 1u);
+  runtime_.idRanges = 1;  // the pooled container holds the only one
+  auto env = deployWithLimitsOfItsOwn("EXMP-2");
+  ASSERT_TRUE(env.isOk()) << env.status().toString();
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_EQ(env->container, "qabox-exmp-2");
+  EXPECT_TRUE(pooled().empty());
+  EXPECT_EQ(runtime_.containers.count("qaboxpool-1"), 0u);
+  auto leases = store_->listLeases();
+  ASSERT_TRUE(leases.isOk());
+  EXPECT_EQ(leases->size(), 1u);
+}
+
+TEST_F(PoolTest, ADeployShortOfAnAddressWithAnEmptyPoolFailsNamingTheSubnet) {
+  config_.network.subnet = "10.9.0.0/30";
+  config_.pool.size = 0;
+  makeManager();
+  ASSERT_TRUE(deploy("EXMP-3").isOk());
+  auto r = deploy("EXMP-4");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("network.subnet 10.9.0.0/30: no free address left"),
+            std::string::npos)
+      << r.status().toString();
 }
 
 TEST_F(PoolTest, AFillThatFailsLeavesNothing) {
