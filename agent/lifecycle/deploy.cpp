@@ -263,20 +263,21 @@ Status DeployRun::reserve() {
   }
   // Intent first: the lease, the journal entry and (for a new ticket) the
   // row are one transaction, so a crash leaves either all or nothing.
-  Environment row = ctx_.env;
+  Environment row;
   const std::string named = ctx_.container;
-  Status intent = m_.store_.transaction([&] { return writeIntent(row); });
-  if (!intent.isOk() && ctx_.addressShort && m_.poolGivesWay("a deploy needs its address")) {
-    ctx_.claimed = false;
-    ctx_.container = named;
+  auto intent = [&] {
     row = ctx_.env;
-    intent = m_.store_.transaction([&] { return writeIntent(row); });
-  }
-  if (!intent.isOk()) {
-    ctx_.claimed = false;  // the claim went back with the transaction
-    ctx_.container = named;
-    return intent;
-  }
+    Status s = m_.store_.transaction([&] { return writeIntent(row); });
+    if (!s.isOk()) {
+      ctx_.claimed = false;  // the claim went back with the transaction
+      ctx_.container = named;
+    }
+    return s;
+  };
+  Status s = intent();
+  // The last address may be the warm pool's: one of its containers goes.
+  if (!s.isOk() && ctx_.addressShort && m_.poolGivesWay("a deploy needs its address")) s = intent();
+  QABOX_RETURN_IF_ERROR(s);
   if (!ctx_.redeploy) {
     ctx_.env = row;
     m_.publishRoute(ctx_.env);

@@ -298,6 +298,7 @@ class EnvironmentManager {
   Result<ResourceLimits> poolLimits(const std::string& image) const;
   Status fillPool(const std::string& image, uint32_t version);
   bool dropPooled(const PooledContainer& p, const std::string& why);
+  Status forgetPooled(const std::string& container);  // its entry and lease, in one transaction
   // A deploy short of what pooled containers hold (an address, an id range)
   // has the newest ready one destroyed, its lease released: false when the
   // pool holds none.

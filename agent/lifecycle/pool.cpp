@@ -122,15 +122,18 @@ bool EnvironmentManager::dropPooled(const PooledContainer& p, const std::string&
     spdlog::warn("pool: destroying {}: {} (retried)", p.container, d.toString());
     return false;
   }
-  Status gone = store_.transaction([&]() -> Status {
-    QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(p.container));
-    return store_.deletePooled(p.container);
-  });
-  if (!gone.isOk()) {
+  if (Status gone = forgetPooled(p.container); !gone.isOk()) {
     spdlog::warn("pool: forgetting {}: {}", p.container, gone.toString());
     return false;
   }
   return true;
+}
+
+Status EnvironmentManager::forgetPooled(const std::string& container) {
+  return store_.transaction([&]() -> Status {
+    QABOX_RETURN_IF_ERROR(store_.releaseAddressesOf(container));
+    return store_.deletePooled(container);
+  });
 }
 
 bool EnvironmentManager::poolGivesWay(const std::string& why) {
@@ -186,6 +189,13 @@ Status EnvironmentManager::fillPool(const std::string& image, uint32_t version) 
     return store_.putPooled(p);
   }();
   if (!s.isOk()) {
+    // Short of an id range, the clone made nothing: the lease and the entry
+    // go without a destroy or a word, as every pass would repeat them.
+    auto made = runtime_.state(p.container);
+    if (s.code() == Code::kResourceExhausted && made && *made == ContainerState::kMissing &&
+        forgetPooled(p.container).isOk()) {
+      return s;
+    }
     PooledContainer failed = p;
     failed.state = PoolState::kFilling;
     dropPooled(failed, "its fill failed");

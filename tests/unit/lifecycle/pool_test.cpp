@@ -262,6 +262,12 @@ TEST_F(PoolTest, ADeployShortOfAnIdRangeTakesThePools) {
   EXPECT_EQ(env->container, "qabox-exmp-2");
   EXPECT_TRUE(pooled().empty());
   EXPECT_EQ(runtime_.containers.count("qaboxpool-1"), 0u);
+  // A fill finds no range: it makes nothing, so nothing is destroyed.
+  runtime_.calls.clear();
+  EXPECT_FALSE(envs_->tendPool());
+  EXPECT_EQ(count("clone qaboxpool-2"), 1u);
+  EXPECT_EQ(count("destroy qaboxpool-2"), 0u);
+  EXPECT_TRUE(pooled().empty());
   auto leases = store_->listLeases();
   ASSERT_TRUE(leases.isOk());
   EXPECT_EQ(leases->size(), 1u);
