@@ -14,7 +14,7 @@
 namespace qabox {
 namespace {
 
-std::string quoted(std::string_view s) {
+std::string inQuotes(std::string_view s) {
   std::string out = "\"";
   for (char c : s.substr(0, 80)) {
     out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
@@ -77,7 +77,7 @@ class Reader {
       for (const auto& [k, v] : sub.table_) {
         std::string entry(k.str());
         if (!supervise::validName(entry)) {
-          return invalidArgument(file_ + name(key) + " " + quoted(entry) +
+          return invalidArgument(file_ + name(key) + " " + inQuotes(entry) +
                                  ": a name must match [a-z][a-z0-9_-]{0,31}");
         }
         QABOX_RETURN_IF_ERROR(body(sub, entry));
@@ -120,7 +120,7 @@ class Reader {
     return invalidArgument(file_ + name(key) + ": " + rule);
   }
   Status badValue(std::string_view key, std::string_view value, const std::string& rule) const {
-    return invalidArgument(file_ + name(key) + " " + quoted(value) + ": " + rule);
+    return invalidArgument(file_ + name(key) + " " + inQuotes(value) + ": " + rule);
   }
 
  private:
@@ -295,7 +295,7 @@ Status checkProcessNames(const AppManifest& m, const std::string& file) {
     std::string names;
     for (const auto& [name, command] : m.processes) names += (names.empty() ? "" : ", ") + name;
     return invalidArgument(
-        file + "app.process " + quoted(m.process) + ": names no [processes] entry (" +
+        file + "app.process " + inQuotes(m.process) + ": names no [processes] entry (" +
         (names.empty() ? std::string("there are none") : "there are: " + names) + ")");
   }
   return Status::ok();

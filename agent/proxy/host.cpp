@@ -4,14 +4,6 @@
 
 namespace qabox {
 namespace proxy_internal {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
-  }
-  return true;
-}
-
 namespace {
 
 bool isHostChar(char c) {

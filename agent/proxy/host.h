@@ -3,6 +3,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/ascii.h"
+
 namespace qabox::proxy_internal {
 
 enum class HostError {
@@ -18,15 +20,8 @@ enum class HostError {
   kBadLabel,
 };
 
-// ASCII lower case: host names and slugs are compared and stored this way.
-constexpr char asciiLower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// ASCII case-insensitive equality, for header values and names: the one
-// the proxy uses. (Beast 1.74's iequals reads one byte past its arguments
-// when they differ in case: a fuzzed "GET htTp:// HTTP/1.1" found it.)
-bool iequals(std::string_view a, std::string_view b);
+using qabox::asciiLower;
+using qabox::iequals;
 
 // The rule a HostError breaks, for pages and Status messages.
 std::string_view hostErrorText(HostError e);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/ascii.h"
 #include "core/duration.h"
 #include "core/failpoint.h"
 #include "core/ticket.h"
@@ -33,13 +34,6 @@ std::string toHex(const unsigned char* data, size_t n) {
 std::string_view rpcName(std::string_view fullMethod) {
   auto slash = fullMethod.rfind('/');
   return slash == std::string_view::npos ? fullMethod : fullMethod.substr(slash + 1);
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -162,7 +156,7 @@ Result<TokenRecord> revokeToken(Store& store, AuditLog& audit, const std::string
 std::optional<std::string_view> bearerSecret(std::string_view authorization) {
   constexpr std::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size() ||
-      !equalsIgnoreCase(authorization.substr(0, kScheme.size()), kScheme)) {
+      !iequals(authorization.substr(0, kScheme.size()), kScheme)) {
     return std::nullopt;
   }
   std::string_view secret = authorization.substr(kScheme.size());

@@ -1,5 +1,6 @@
 // SessionCodec: sealing and opening the values a browser holds. Only
 // libsodium and core: the fuzzer over these bytes builds it alone.
+#include "core/ascii.h"
 #include "server/sessions.h"
 
 #include <sodium.h>
@@ -32,13 +33,6 @@ std::optional<std::string> unbase64url(std::string_view text) {
   }
   out.resize(n);
   return out;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 // "q1|k|token|host|issued|expires|nonce": the token names, labels and hex
@@ -132,8 +126,7 @@ std::optional<SessionClaims> SessionCodec::open(std::string_view sealed, Session
     return std::nullopt;
   }
   auto claims = parsePayload(*payload);
-  if (!claims || claims->kind != kind || !equalsIgnoreCase(claims->host, host) ||
-      claims->expiresAt <= now) {
+  if (!claims || claims->kind != kind || !iequals(claims->host, host) || claims->expiresAt <= now) {
     return std::nullopt;
   }
   return claims;
