@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "unit/cli/fake_agent.h"
+#include "unit/contains.h"
 
 namespace qabox::cli {
 namespace {
@@ -27,10 +28,6 @@ struct CliRun {
   std::string out;
   std::string err;
 };
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 size_t lineCount(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 

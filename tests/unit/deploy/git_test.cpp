@@ -13,51 +13,13 @@
 #include <thread>
 
 #include "store/paths.h"
+#include "unit/deploy/passthrough_runner.h"
 
 namespace qabox {
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
-
-// Runs the real thing and remembers every spec; optionally answers some
-// calls itself (a git that "times out") or refuses to run anything.
-class RecordingRunner : public ProcessRunner {
- public:
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    {
-      std::lock_guard lock(mu_);
-      calls_.push_back(spec);
-    }
-    if (refuseAll) return internalError("test: no process may run here");
-    if (fakeFetchTimeout && spec.argv.size() > 2 && spec.argv[2] == "fetch") {
-      ProcessResult r;
-      r.timedOut = true;
-      return r;
-    }
-    return real_.run(spec);
-  }
-  std::vector<ProcessSpec> calls() {
-    std::lock_guard lock(mu_);
-    return calls_;
-  }
-  size_t count(const std::string& subcommand) {
-    std::lock_guard lock(mu_);
-    size_t n = 0;
-    for (const auto& c : calls_) {
-      if (c.argv.size() > 2 && c.argv[2] == subcommand) ++n;
-    }
-    return n;
-  }
-
-  std::atomic<bool> refuseAll{false};
-  std::atomic<bool> fakeFetchTimeout{false};
-
- private:
-  RealProcessRunner real_;
-  std::mutex mu_;
-  std::vector<ProcessSpec> calls_;
-};
 
 class GitTest : public ::testing::Test {
  protected:
@@ -154,7 +116,7 @@ class GitTest : public ::testing::Test {
   std::string root_, state_, remote_, scratch_;
   RepoConfig repo_;
   RealProcessRunner real_;
-  RecordingRunner runner_;
+  testing::PassthroughRunner runner_;
 };
 
 bool exists(const std::string& p) { return fs::exists(p); }
@@ -374,7 +336,7 @@ TEST_F(GitTest, FetchTimeoutIsUnavailableAndSaysSo) {
 }
 
 TEST_F(GitTest, BadInputIsRejectedBeforeAnyProcessRuns) {
-  RecordingRunner refusing;
+  testing::PassthroughRunner refusing;
   refusing.refuseAll = true;
   GitRepos repos(refusing, state_, milliseconds(30'000));
   for (std::string bad : {"-x", "--upload-pack=touch /tmp/pwned", "a..b", "a b", "x~1", "x^", "a:b",
@@ -700,7 +662,7 @@ TEST_F(GitTest, BranchStatesWithoutAMirrorFetchesFirstAndABadRepoFailsEveryAnswe
   ASSERT_EQ(down.size(), 2u);
   for (const auto& r : down) EXPECT_EQ(r.status().code(), Code::kUnavailable);
 
-  RecordingRunner refusing;
+  testing::PassthroughRunner refusing;
   refusing.refuseAll = true;
   GitRepos none(refusing, state_, milliseconds(30'000));
   auto bad = none.branchStates(RepoConfig{"../etc", remote_}, {{"feature/x", "develop", ""}});
@@ -905,7 +867,7 @@ TEST_F(GitTest, TargetStatesCountWhatTheTargetGainedSinceAMerge) {
   EXPECT_EQ(processes, 1u + 2u);
   EXPECT_TRUE(repos.targetStates(repo_, {}).empty());
 
-  RecordingRunner refusing;
+  testing::PassthroughRunner refusing;
   refusing.refuseAll = true;
   GitRepos none(refusing, state_, milliseconds(30'000));
   auto bad = none.targetStates(RepoConfig{"../etc", remote_}, {{"develop", merged}});

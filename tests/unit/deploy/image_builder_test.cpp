@@ -21,6 +21,7 @@
 #include "fakes/fake_images.h"
 #include "store/paths.h"
 #include "sys/idshift.h"
+#include "unit/deploy/passthrough_runner.h"
 #include "unit/store/temp_dir.h"
 
 namespace qabox {
@@ -34,27 +35,6 @@ void writeFile(const std::string& path, const std::string& content, mode_t mode 
   std::ofstream(path) << content;
   ASSERT_EQ(chmod(path.c_str(), mode), 0) << path;
 }
-
-// Runs what it is given, and keeps each spec.
-class RecordingRunner : public ProcessRunner {
- public:
-  Result<ProcessResult> run(const ProcessSpec& spec) override {
-    {
-      std::lock_guard l(mu_);
-      specs.push_back(spec);
-    }
-    return real_.run(spec);
-  }
-  std::string env(size_t i, const std::string& key) {
-    std::lock_guard l(mu_);
-    return specs.at(i).env->at(key);
-  }
-  std::vector<ProcessSpec> specs;
-
- private:
-  std::mutex mu_;
-  RealProcessRunner real_;
-};
 
 class ImageBuilderTest : public ::testing::Test {
  protected:
@@ -97,7 +77,7 @@ class ImageBuilderTest : public ::testing::Test {
   test::TempDir dir_;
   Config config_;
   std::unique_ptr<Store> store_;
-  RecordingRunner runner_;
+  testing::PassthroughRunner runner_;
   fakes::FakeLayerMounter layers_;
   std::string init_;
   std::unique_ptr<ImageBuilder> images_;
@@ -243,7 +223,7 @@ TEST_F(ImageBuilderTest, AnUnchangedRecipeIsCachedAndMakesNoVersion) {
   EXPECT_EQ(again->recipeHash, v1->recipeHash);
   EXPECT_LT(took, std::chrono::milliseconds(500));
   EXPECT_EQ(versionsOf("base"), 1u);
-  EXPECT_EQ(runner_.specs.size(), 1u);  // provision ran once
+  EXPECT_EQ(runner_.calls().size(), 1u);  // provision ran once
 }
 
 TEST_F(ImageBuilderTest, ForceAndAChangedRecipeMakeANewVersion) {
@@ -274,7 +254,7 @@ TEST_F(ImageBuilderTest, AParentWithoutAVersionIsBuiltFirst) {
   auto base = store_->currentImage("base");
   ASSERT_TRUE(base.isOk() && base->has_value());
   EXPECT_EQ((*base)->version, 1u);
-  ASSERT_EQ(runner_.specs.size(), 2u);
+  ASSERT_EQ(runner_.calls().size(), 2u);
   EXPECT_EQ(runner_.env(0, "IMAGE_NAME"), "base");
   EXPECT_EQ(runner_.env(0, "ROOTFS"), dirOf("base", 1) + "/rootfs");
   // The child's provision wrote through the overlay of the parent's layers.
@@ -343,7 +323,7 @@ TEST_F(ImageBuilderTest, AFailedMountLeavesNothing) {
   ASSERT_FALSE(child.isOk());
   EXPECT_THAT(child.status().message(), HasSubstr("overlay: no"));
   EXPECT_FALSE(fs::exists(dirOf("child", 1)));
-  EXPECT_EQ(runner_.specs.size(), 1u);  // only the parent's provision ran
+  EXPECT_EQ(runner_.calls().size(), 1u);  // only the parent's provision ran
 }
 
 TEST_F(ImageBuilderTest, ACycleIsRefusedNamingTheChain) {
@@ -352,7 +332,7 @@ TEST_F(ImageBuilderTest, ACycleIsRefusedNamingTheChain) {
   auto r = images_->build("a", "ops", false);
   ASSERT_FALSE(r.isOk());
   EXPECT_THAT(r.status().message(), HasSubstr("image a: from b from a: a cycle"));
-  EXPECT_TRUE(runner_.specs.empty());
+  EXPECT_TRUE(runner_.calls().empty());
   auto m = images_->manifest("b");
   ASSERT_FALSE(m.isOk());
   EXPECT_THAT(m.status().message(), HasSubstr("image b: from a from b: a cycle"));
@@ -366,7 +346,7 @@ TEST_F(ImageBuilderTest, AMissingParentIsRefusedNamingTheChain) {
   EXPECT_EQ(r.status().code(), Code::kNotFound);
   EXPECT_THAT(r.status().message(),
               HasSubstr("image python: from services from debian: image debian: no recipe"));
-  EXPECT_TRUE(runner_.specs.empty());
+  EXPECT_TRUE(runner_.calls().empty());
 }
 
 TEST_F(ImageBuilderTest, LowerDirsAreTheChainTopmostFirst) {

@@ -11,12 +11,11 @@ namespace qabox::hooks {
 namespace {
 
 using test::Headers;
+using test::kSecret;
 using test::signedHeaders;
 using test::webhookFixture;
 using ::testing::HasSubstr;
 using Kind = HookEvent::Kind;
-
-const std::string kSecret = "s3cret-s3cret-s3cret";
 
 Result<HookEvent> parse(Provider p, const std::string& event, const std::string& body) {
   Headers h = signedHeaders(p, event, body, kSecret, "d-1");

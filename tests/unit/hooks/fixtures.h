@@ -9,6 +9,9 @@
 
 namespace qabox::test {
 
+// The secret the tests' webhooks are signed with.
+inline const std::string kSecret = "s3cret-s3cret-s3cret";
+
 inline std::string webhookFixture(const std::string& name) {
   std::ifstream in(std::string(QABOX_WEBHOOK_FIXTURES) + "/" + name);
   std::stringstream ss;

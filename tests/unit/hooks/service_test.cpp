@@ -13,11 +13,10 @@
 namespace qabox::hooks {
 namespace {
 
+using test::kSecret;
 using test::signedHeaders;
 using test::webhookFixture;
 using ::testing::HasSubstr;
-
-const std::string kSecret = "s3cret-s3cret-s3cret";
 
 class FakeActions : public HookActions {
  public:

@@ -10,16 +10,13 @@
 
 #include "lifecycle/deps.h"
 #include "sys/idshift.h"
+#include "unit/contains.h"
 #include "unit/lifecycle/deploy_fixture.h"
 
 namespace qabox::deploy_test {
 namespace {
 
 using std::chrono::hours;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 DepsInputs inputs() {
   return {"python", 3, "pip install -r requirements.txt", {{"requirements.txt", "flask==3\n"}}};

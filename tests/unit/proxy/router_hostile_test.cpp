@@ -16,6 +16,7 @@
 #include <boost/asio/read_until.hpp>
 
 #include "proxy/route_internal.h"
+#include "unit/contains.h"
 #include "unit/proxy/router_fixture.h"
 
 namespace qabox::testing {
@@ -26,10 +27,6 @@ size_t rssBytes() {
   size_t pages = 0, resident = 0;
   f >> pages >> resident;
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
 }
 
 // Reads the request head, then writes `answer` and, unless `hold`, closes.

@@ -4,14 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/contains.h"
 #include "unit/proxy/router_fixture.h"
 
 namespace qabox::testing {
 namespace {
-
-bool contains(const std::string& s, std::string_view part) {
-  return s.find(part) != std::string::npos;
-}
 
 TEST_F(RouterTest, RoutesByHostToTwoBackends) {
   auto seenA = std::make_shared<Seen>(), seenB = std::make_shared<Seen>();

@@ -2,13 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "runtime/bridge_rules.h"
+#include "unit/contains.h"
 
 namespace qabox {
 namespace {
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 // The text of one chain (up to its closing brace), to check what is in it.
 std::string chain(const std::string& rules, const std::string& table, const std::string& name) {

@@ -16,13 +16,10 @@
 #include <cstring>
 
 #include "fresh_netns.h"
+#include "unit/contains.h"
 
 namespace qabox {
 namespace {
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 bool isUp(const std::string& name) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -12,15 +12,12 @@
 
 #include "fresh_netns.h"
 #include "runtime/bridge_rules.h"
+#include "unit/contains.h"
 
 namespace qabox {
 namespace {
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-BridgeGuard guard() {
+BridgeGuard loadedGuard() {
   BridgeGuard g;
   g.subnet = "10.44.0.0/24";
   g.gateway = "10.44.0.1";
@@ -43,14 +40,14 @@ TEST(Nftables, TheBridgesRulesAreTakenReplacedAndRemoved) {
   RUN_IN_FRESH_NETNS([] {
     testing::Checks c;
     Nftables nft;
-    c.ok(nft.apply(bridgeRuleset("qbt0", guard())), "apply");
+    c.ok(nft.apply(bridgeRuleset("qbt0", loadedGuard())), "apply");
     std::string r = ruleset(nft, c);
     c.expect(contains(r, "table inet qabox_qbt0 {"), "no inet table:\n" + r);
     c.expect(contains(r, "table bridge qabox_qbt0 {"), "no bridge table:\n" + r);
     c.expect(contains(r, "\"q0123456789abcd\" . 02:71:0a:2c:00:02 . 10.44.0.2"), "no binding");
     c.expect(contains(r, "masquerade"), "no NAT with egress:\n" + r);
     // Applied again without egress: replaced, not added to.
-    BridgeGuard closed = guard();
+    BridgeGuard closed = loadedGuard();
     closed.egress = {};
     c.ok(nft.apply(bridgeRuleset("qbt0", closed)), "apply again");
     r = ruleset(nft, c);
@@ -66,7 +63,7 @@ TEST(Nftables, ABindingIsAddedAndRemovedAlone) {
   RUN_IN_FRESH_NETNS([] {
     testing::Checks c;
     Nftables nft;
-    c.ok(nft.apply(bridgeRuleset("qbt0", guard())), "apply");
+    c.ok(nft.apply(bridgeRuleset("qbt0", loadedGuard())), "apply");
     const PortBinding b{"q01234fedcba987", "02:71:0a:2c:00:03", "10.44.0.3"};
     const std::string element = "\"q01234fedcba987\" . 02:71:0a:2c:00:03 . 10.44.0.3";
     c.ok(nft.apply(bindingUpdate("qbt0", b, true)), "add");

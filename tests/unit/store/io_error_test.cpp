@@ -35,8 +35,6 @@ FaultPlan& plan() {
   return p;
 }
 
-TimePoint at(int64_t ms) { return fromUnixMillis(ms); }
-
 Environment row(const std::string& message) {
   Environment e;
   e.ticket = "IO-1";
@@ -46,8 +44,8 @@ Environment row(const std::string& message) {
   e.container = containerNameFor("io-1");
   e.spec.image = "busybox";
   e.message = message;
-  e.createdAt = at(1'700'000'000'000);
-  e.updatedAt = at(1'700'000'000'500);
+  e.createdAt = fromUnixMillis(1'700'000'000'000);
+  e.updatedAt = fromUnixMillis(1'700'000'000'500);
   return e;
 }
 
@@ -86,8 +84,8 @@ std::vector<Case> writes() {
       {"beginOperation", none,
        [](Store& s) {
          return s
-             .beginOperation({0, "io-1", JournalKind::kCreate, "qabox-io-1", "10.44.0.2", at(1),
-                              std::nullopt, JournalOutcome::kUnfinished, ""})
+             .beginOperation({0, "io-1", JournalKind::kCreate, "qabox-io-1", "10.44.0.2",
+                              fromUnixMillis(1), std::nullopt, JournalOutcome::kUnfinished, ""})
              .status();
        },
        [](Store& s) -> Result<Seen> {
@@ -97,8 +95,8 @@ std::vector<Case> writes() {
       {"finishOperation",
        [](Store& s) {
          return s
-             .beginOperation({0, "io-1", JournalKind::kCreate, "qabox-io-1", "10.44.0.2", at(1),
-                              std::nullopt, JournalOutcome::kUnfinished, ""})
+             .beginOperation({0, "io-1", JournalKind::kCreate, "qabox-io-1", "10.44.0.2",
+                              fromUnixMillis(1), std::nullopt, JournalOutcome::kUnfinished, ""})
              .status();
        },
        [](Store& s) { return s.finishOperation(1, JournalOutcome::kOk, "done"); },
@@ -108,12 +106,12 @@ std::vector<Case> writes() {
        }},
       {"addEvent", none,
        [](Store& s) {
-         return s.addEvent({0, at(5), "IO-1", "deploy", "ci", "ok", "x"});
+         return s.addEvent({0, fromUnixMillis(5), "IO-1", "deploy", "ci", "ok", "x"});
        },
        [](Store& s) -> Result<Seen> { return countIs(s.countEvents(), 0); }},
       {"putImage", none,
        [](Store& s) {
-         return s.putImage({"busybox", 1, at(7), true, "small"});
+         return s.putImage({"busybox", 1, fromUnixMillis(7), true, "small"});
        },
        [](Store& s) -> Result<Seen> {
          QABOX_ASSIGN_OR_RETURN(auto images, s.listImages());
@@ -125,7 +123,7 @@ std::vector<Case> writes() {
          t.name = "jenkins";
          t.role = "deployer";
          t.hash = "aa11";
-         t.createdAt = at(1);
+         t.createdAt = fromUnixMillis(1);
          return s.putToken(t);
        },
        [](Store& s) -> Result<Seen> {
