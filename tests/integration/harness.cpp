@@ -430,13 +430,18 @@ void TestHost::startWithBusybox() {
   ASSERT_EQ(r.exitCode, 0) << r.err;
 }
 
-void TestHost::startDaemon() {
+void TestHost::launchDaemon() {
   ASSERT_LT(daemonPid_, 0) << "daemon already running";
   std::string bin = binDir() + "/agent/daemon/qaboxd";
   std::vector<std::string> argv = inNetns(options_.netns, {bin, "--config=" + configPath()});
   int pid = spawnLogged(argv, stateDir_ + "/qaboxd.log", options_.daemonEnv);
   ASSERT_GT(pid, 0) << "cannot start " << bin;
   daemonPid_ = pid;
+}
+
+void TestHost::startDaemon() {
+  launchDaemon();
+  if (::testing::Test::HasFatalFailure()) return;
   for (int i = 0; i < 300; ++i) {
     if (cli({"status", "-o", "json"}).exitCode == 0) return;
     int status = 0;

@@ -239,6 +239,9 @@ class TestHost {
   TestHost& operator=(const TestHost&) = delete;
 
   void startDaemon();  // and waits until the API answers
+  // Starts qaboxd without waiting for its API: for an agent a failpoint may
+  // end before it answers (waitDaemon then reaps it).
+  void launchDaemon();
   // startDaemon(), then the busybox image built: what most tests start from.
   void startWithBusybox();
   void killDaemon();  // SIGKILL, no clean-up by the agent

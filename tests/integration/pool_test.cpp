@@ -260,9 +260,10 @@ TEST_F(LxcPool, ACrashInAClaimOrAFillLeavesNothingBehind) {
   // Dies with a fill started, its container running, not yet ready.
   ASSERT_EQ(host_->cli({"image", "build", "busybox", "--force"}).exitCode, 0);
   ASSERT_EQ(host_->stopDaemon(), 0);
+  // The fill begins at start, so the agent may die before its API answers.
   options_.daemonEnv = {{"QABOX_FAILPOINT", "pool.start.after"}};
   host_->writeConfig(options_);
-  host_->startDaemon();
+  host_->launchDaemon();
   ASSERT_TRUE(host_->waitDaemon(20s).has_value()) << "the failpoint did not end the agent";
   options_.daemonEnv.clear();
   host_->writeConfig(options_);
