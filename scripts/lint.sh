@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The style checks to run before a commit: clang-format over every C++ file
-# we wrote, then clang-tidy's rules from .clang-tidy (a function in agent/
-# fits readability-function-size) over agent/. clang-tidy parses each file
-# with its headers, about ten minutes on two cores, so scripts/test.sh runs
-# only the clang-format half; give files to check only those:
+# The style checks, scripts/test.sh's first step and quick to run before a
+# commit: clang-format over every C++ file we wrote, then clang-tidy's rules
+# from .clang-tidy (a function in agent/ fits readability-function-size)
+# over agent/, about three minutes on two cores; give files to check only
+# those:
 #
 #   scripts/lint.sh                        (everything)
 #   scripts/lint.sh agent/lifecycle/pool.cpp
