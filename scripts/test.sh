@@ -9,12 +9,11 @@
 # Integration tests need root; with CI=true a missing prerequisite fails them
 # instead of skipping.
 #
-# From a cold cache this takes under 50 minutes on two cores (42 measured
-# without clang-tidy, which adds about 3; the packages already installed):
-# the builds are unity builds (CMAKE_UNITY_BUILD, a few sources per
-# compiler run), the sanitizer build compiles the unit tests alone, and the
-# second pass with newuidmap runs the suites whose containers map ids, not
-# all of them.
+# From a cold cache this takes under 50 minutes on two cores (46 measured,
+# the packages already installed): the builds are unity builds
+# (CMAKE_UNITY_BUILD, a few sources per compiler run), the sanitizer build
+# compiles the unit tests alone, and the second pass with newuidmap runs
+# the suites whose containers map ids, not all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
