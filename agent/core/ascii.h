@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace qabox {
@@ -18,6 +19,18 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
     if (asciiLower(a[i]) != asciiLower(b[i])) return false;
   }
   return true;
+}
+
+// Whether `s` begins with `prefix`, in any ASCII case.
+constexpr bool istartsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// `s` in ASCII lower case.
+inline std::string asciiLowered(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = asciiLower(c);
+  return out;
 }
 
 }  // namespace qabox

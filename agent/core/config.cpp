@@ -14,6 +14,7 @@
 #include <sstream>
 #include <utility>
 
+#include "core/ascii.h"
 #include "core/duration.h"
 #include "core/endpoint.h"
 #include "core/environment.h"
@@ -506,9 +507,7 @@ Status checkRepos(const Config& c) {
   std::set<std::string> fullNames;
   for (const auto& r : c.repos) {
     if (r.fullName.empty()) continue;
-    std::string lower = r.fullName;
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (!fullNames.insert(lower).second)
+    if (!fullNames.insert(asciiLowered(r.fullName)).second)
       return invalidArgument("repos.full_name \"" + r.fullName + "\": listed twice");
   }
   auto maxBody = parseMemorySize(c.webhooks.maxBody);
@@ -848,8 +847,7 @@ std::string localHostName(const Config& config) {
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "qabox";
   std::string name(buf);
   name = name.substr(0, name.find('.'));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  name = asciiLowered(name);
   return checkHostName(name, "host").isOk() ? name : "qabox";
 }
 

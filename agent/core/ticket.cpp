@@ -1,4 +1,5 @@
 #include "core/ticket.h"
+#include "core/ascii.h"
 
 #include <cctype>
 
@@ -38,8 +39,7 @@ Result<Ticket> parseTicket(std::string_view text) {
   if (text.back() == '-') return bad("must end with a letter or digit");
   Ticket t;
   t.name = std::string(text);
-  t.slug.reserve(text.size());
-  for (char c : text) t.slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  t.slug = asciiLowered(text);
   if (t.slug == kReservedLabel) {
     return bad("qabox.<domain> is the dashboard's; choose another ticket");
   }

@@ -1,4 +1,5 @@
 #include "hooks/event.h"
+#include "core/ascii.h"
 
 #include <sodium.h>
 
@@ -128,17 +129,12 @@ HookEvent ignored(std::string why) {
   return e;
 }
 
-std::string lowered(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // GitHub/Gitea: the head's repository is not the base's (a fork), or is gone.
 bool headIsFork(const Fields& f) {
   std::string head = f.optString("pull_request.head.repo.full_name");
   std::string base = f.optString("pull_request.base.repo.full_name");
   if (base.empty()) base = f.optString("repository.full_name");
-  return head.empty() || lowered(head) != lowered(base);
+  return head.empty() || !iequals(head, base);
 }
 
 // GitLab: source_project_id against target_project_id under `prefix`; a
@@ -212,9 +208,9 @@ Result<HookEvent> parseIssueComment(const Fields& f) {
   }
   QABOX_RETURN_IF_ERROR(f.string("comment.body", e.body, kMaxCommentBytes));
   e.authorAssociation = f.optString("comment.author_association");
-  const std::string assoc = lowered(e.authorAssociation);
+  const std::string assoc = asciiLowered(e.authorAssociation);
   e.authorTrusted = assoc == "owner" || assoc == "member" || assoc == "collaborator";
-  e.prClosed = lowered(f.optString("issue.state")) == "closed";
+  e.prClosed = asciiLowered(f.optString("issue.state")) == "closed";
   e.kind = HookEvent::Kind::kComment;
   return e;
 }
@@ -265,7 +261,7 @@ Result<HookEvent> parseGitlab(const std::string& event, const json& payload) {
     QABOX_RETURN_IF_ERROR(f.string("object_attributes.note", e.body, kMaxCommentBytes));
     e.fork = gitlabIsFork(f, "merge_request");
     e.authorTrusted = true;  // the note payload says nothing of the author's access
-    std::string state = lowered(f.optString("merge_request.state"));
+    std::string state = asciiLowered(f.optString("merge_request.state"));
     e.prClosed = state == "closed" || state == "merged";
     e.kind = HookEvent::Kind::kComment;
     return e;
@@ -431,7 +427,7 @@ Status verifySignature(Provider p, const HeaderFn& headers, std::string_view bod
       break;
     }
   }
-  for (char& c : given) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  given = asciiLowered(given);
   std::string want = hmacSha256Hex(secret, body);
   if (given.size() != want.size()) return unauthenticated("the signature is not 64 hex digits");
   if (!constantTimeEqual(given, want)) {

@@ -1,4 +1,5 @@
 #include "hooks/service.h"
+#include "core/ascii.h"
 #include "core/short_sha.h"
 
 #include <spdlog/spdlog.h>
@@ -17,20 +18,13 @@ namespace {
 constexpr int kRetryAfterSeconds = 5;
 constexpr int64_t kClockSlackSeconds = 60;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Whether a line of `body`, trimmed, starts with `phrase` (case aside).
 bool startsALine(std::string_view body, std::string_view phrase) {
-  const std::string want = lower(phrase);
   while (!body.empty()) {
     size_t nl = body.find('\n');
     std::string_view line = body.substr(0, nl);
     size_t first = line.find_first_not_of(" \t\r");
-    if (first != std::string_view::npos && lower(line.substr(first)).rfind(want, 0) == 0) {
+    if (first != std::string_view::npos && istartsWith(line.substr(first), phrase)) {
       return true;
     }
     if (nl == std::string_view::npos) break;
@@ -162,7 +156,7 @@ HookAnswer HookService::handleVerified(Provider provider, const HeaderFn& header
   if (!fullName) return refused(422, fullName.status().message());
   const RepoConfig* repo = nullptr;
   for (const RepoConfig* r : matched) {
-    if (lower(r->fullName) == lower(*fullName)) repo = r;
+    if (iequals(r->fullName, *fullName)) repo = r;
   }
   if (repo == nullptr) {
     recordDenied(actor, "signed with the secret of repo " + matched.front()->name +

@@ -155,8 +155,7 @@ Result<TokenRecord> revokeToken(Store& store, AuditLog& audit, const std::string
 
 std::optional<std::string_view> bearerSecret(std::string_view authorization) {
   constexpr std::string_view kScheme = "bearer ";
-  if (authorization.size() <= kScheme.size() ||
-      !iequals(authorization.substr(0, kScheme.size()), kScheme)) {
+  if (authorization.size() <= kScheme.size() || !istartsWith(authorization, kScheme)) {
     return std::nullopt;
   }
   std::string_view secret = authorization.substr(kScheme.size());

@@ -35,10 +35,6 @@ AccessAnswer redirect(std::string location, std::string cookie = {}) {
   return a;
 }
 
-bool iequalsPrefix(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 }  // namespace
 
 std::vector<std::pair<uint32_t, uint32_t>> parseAllowlist(const std::vector<std::string>& cidrs) {
@@ -89,7 +85,7 @@ AccessAnswer PreviewGate::decide(const AccessRequest& req) {
     size_t q = req.target.find('?');
     return redeem(req, q == std::string_view::npos ? "" : req.target.substr(q + 1), now);
   }
-  if (auto secret = bearerSecret(req.authorization); secret && iequalsPrefix(*secret, "qbx_")) {
+  if (auto secret = bearerSecret(req.authorization); secret && istartsWith(*secret, "qbx_")) {
     auto holder = tokens_.bySecret(*secret, now);
     if (holder && mayOpen(holder->role)) return allow();
     return refuse(

@@ -5,8 +5,6 @@
 
 #include <sodium.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <vector>
 

@@ -3,22 +3,17 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/ascii.h"
 #include "web/html.h"
 
 namespace qabox::web {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool matches(const Environment& e, const std::string& needle) {
   if (needle.empty()) return true;
   for (const std::string* f : {&e.ticket, &e.spec.repo, &e.spec.sourceBranch, &e.spec.targetBranch,
                                &e.spec.image, &e.commit, &e.message}) {
-    if (lower(*f).find(needle) != std::string::npos) return true;
+    if (asciiLowered(*f).find(needle) != std::string::npos) return true;
   }
   return false;
 }
@@ -74,7 +69,7 @@ std::string listQueryString(const ListQuery& q) {
 }
 
 std::vector<Environment> applyListQuery(std::vector<Environment> envs, const ListQuery& q) {
-  std::string needle = lower(q.text);
+  std::string needle = asciiLowered(q.text);
   std::erase_if(envs, [&](const Environment& e) {
     return !matches(e, needle) || (!q.state.empty() && stateName(e.state) != q.state);
   });

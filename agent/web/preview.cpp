@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "core/ascii.h"
 #include "core/ticket.h"
 #include "core/url.h"
 #include "web/html.h"
@@ -30,9 +31,7 @@ Result<PreviewTarget> checkPreviewTarget(std::string_view to, std::string_view d
     return bad("the path must start with one / and hold no space, control character or '\\'");
   }
   if (authority.find('@') != std::string_view::npos) return bad("no user info allowed");
-  std::string host;
-  for (char c : authority)
-    host.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  std::string host = asciiLowered(authority);
   std::string_view name = host;
   if (size_t colon = name.rfind(':'); colon != std::string_view::npos) {
     std::string_view port = name.substr(colon + 1);
