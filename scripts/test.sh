@@ -3,9 +3,10 @@
 # function-size rule from .clang-tidy), then builds with warnings as errors
 # and runs every test (ctest): unit tests, also under ASan/UBSan,
 # integration tests on real LXC containers, real git, real SQLite and the
-# real daemon over gRPC, the torture suite in its short form (tests/torture, label
-# torture: crash points, concurrency, soak, a full disk, a lost database),
-# and the Debian package installed, run and purged (LxcPackage).
+# real daemon over gRPC, the torture suite in its short form
+# (tests/torture, label torture: crash points, concurrency, soak, a full
+# disk, a lost database), and the Debian package installed, run and purged
+# (LxcPackage).
 # Integration tests need root; with CI=true a missing prerequisite fails them
 # instead of skipping.
 #
